@@ -1,0 +1,6 @@
+"""``python -m scintilab`` runs the console command."""
+import sys
+
+from scintilab.cli import main
+
+sys.exit(main())
