@@ -1,0 +1,775 @@
+"""Headless batch runs of the notebooks with papermill (``scintilab run PARAMS.yaml``).
+
+A parameter file (YAML, kept in ``papermill_runs/``) lists runs; each names a notebook and
+the parameters papermill injects into it. One run can expand into a grid (models x seeds)::
+
+    description: the quick demo
+    defaults:                 # offered to every run; used where the notebook declares them
+      data_dir: data/synthetic_small
+      preset: quick
+    runs:
+      - name: training
+        notebook: notebooks/03_training.ipynb
+        parameters: {epochs: 4}
+      - name: "ablation-{model}-s{seed}"      # grid values may be used in the name ...
+        notebook: notebooks/03_training.ipynb
+        grid: {model: [inrac, outrac], seed: [0, 1]}
+        depends_on: [training]               # ... else "-model-inrac-seed-0" is appended
+
+Each run executes into ``OUT/<run-name>/``: the executed notebook, ``params.json``,
+``status.json`` (``ok`` / ``failed`` / ``skipped``, timing, error) and, unless turned off,
+``report.html`` (see :mod:`scintilab.reports`). After the batch ``OUT/index.html`` links them.
+
+Rules, and why:
+
+* Unknown parameter names are an error before anything executes: papermill only warns
+  about them, and a misspelt ``epoch: 300`` would silently train with the default.
+  ``defaults`` are the exception: they are shared by notebooks that declare different
+  parameters, so each run takes only the defaults its notebook declares.
+* A run that fails keeps its partial notebook (papermill saves it with the error marked),
+  is marked ``failed``, and the batch goes on. Runs that depend on it are ``skipped``.
+* Re-running skips a run whose ``status.json`` says ``ok`` for the same fingerprint (same
+  parameters and same notebook source) unless ``force``.
+* :func:`run_batch` takes an ``executor`` (anything with ``submit(fn, *args) -> future`` and
+  ``future.result()``: a ``concurrent.futures.ProcessPoolExecutor`` or a
+  ``dask.distributed.Client``). papermill changes the working directory and the kernel
+  inherits environment variables, neither of which is thread-safe: use process-based
+  workers with one thread each.
+
+Strings in parameters may use ``{out}`` (this run's output folder), ``{out_root}`` (the
+batch output folder), ``{name}`` (the run name) and the run's grid keys; paths are given
+relative to the repository root when they lie inside it, so no absolute path is rendered.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import fnmatch
+import hashlib
+import itertools
+import json
+import os
+import re
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from scintilab.errors import InputError
+from scintilab.paths import repo_path, repo_root
+
+#: Environment variable a notebook reads (via ``scintilab.reports.run_output_dir``) to find
+#: the folder its batch run writes to (metrics.json and other small outputs).
+RUN_OUT_ENV = "SCINTILAB_RUN_OUT"
+
+#: Default output folder of batch runs (git-ignored).
+DEFAULT_OUT = "papermill_runs/out"
+
+STATUS_OK, STATUS_FAILED, STATUS_SKIPPED = "ok", "failed", "skipped"
+
+_NAME_BAD = re.compile(r"[^A-Za-z0-9._=-]+")
+_RUN_KEYS = {"name", "notebook", "parameters", "grid", "depends_on", "report_mode", "timeout", "kernel"}
+_FILE_KEYS = {"description", "defaults", "runs", "timeout", "kernel"}
+
+
+@dataclass
+class RunSpec:
+    """One notebook execution, fully expanded (no grid left).
+
+    Attributes:
+        name: folder name under the batch output folder; unique within a batch.
+        notebook: the input notebook, relative to the repo root when inside it.
+        parameters: what papermill injects (already filtered and templated).
+        depends_on: names of runs that must finish ``ok`` first.
+        grid_values: the grid point this run came from (empty for plain runs).
+        report_mode: hide code in the report (None: the batch's setting decides).
+        timeout: per-cell execution timeout in seconds (None: no limit).
+        kernel: kernel name (None: the notebook's own kernelspec).
+        source: the parameter file this run came from (for error messages).
+    """
+
+    name: str
+    notebook: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    grid_values: dict[str, Any] = field(default_factory=dict)
+    report_mode: bool | None = None
+    timeout: int | None = None
+    kernel: str | None = None
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable copy (what executors ship to their workers)."""
+        d = asdict(self)
+        d["depends_on"] = list(self.depends_on)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+        """Inverse of :meth:`to_dict`."""
+        d = dict(d)
+        d["depends_on"] = tuple(d.get("depends_on") or ())
+        return cls(**d)
+
+    def fingerprint(self) -> str:
+        """Hash of what determines the result: notebook source and parameters."""
+        payload = {
+            "notebook": self.notebook,
+            "notebook_source": notebook_source_hash(repo_path(self.notebook)),
+            "parameters": self.parameters,
+        }
+        blob = json.dumps(payload, sort_keys=True, default=str).encode("utf-8")
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass
+class RunOutcome:
+    """What happened to one run in this invocation of the batch."""
+
+    name: str
+    status: str
+    seconds: float = 0.0
+    reason: str = ""
+    out_dir: str = ""
+
+
+@dataclass
+class BatchResult:
+    """The outcome of :func:`run_batch`: one :class:`RunOutcome` per run, in order."""
+
+    outcomes: list[RunOutcome]
+    out_root: Path
+    index: Path | None = None
+
+    def count(self, status: str) -> int:
+        """Number of runs that ended with ``status`` (``ok``/``failed``/``skipped``)."""
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[RunOutcome]:
+        """The runs that failed."""
+        return [o for o in self.outcomes if o.status == STATUS_FAILED]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _display_path(path: Path) -> str:
+    """Repo-relative text for ``path`` when it lies inside the repo, else the absolute path."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(repo_root().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def notebook_source_hash(path: Path) -> str:
+    """Hash of a notebook's cell sources and types (outputs and metadata ignored).
+
+    Args:
+        path: the notebook file.
+
+    Returns:
+        16 hex characters; ``"missing"`` when the file does not exist.
+    """
+    import nbformat
+
+    path = Path(path)
+    if not path.exists():
+        return "missing"
+    nb = nbformat.read(path, as_version=4)
+    h = hashlib.sha256()
+    for cell in nb.cells:
+        h.update(cell.cell_type.encode())
+        h.update(b"\0")
+        h.update(cell.source.encode("utf-8"))
+        h.update(b"\1")
+    return h.hexdigest()[:16]
+
+
+def safe_run_name(name: str) -> str:
+    """A folder-safe run name: letters, digits, ``. _ = -``; other runs of characters -> ``_``."""
+    cleaned = _NAME_BAD.sub("_", str(name)).strip("._")
+    if not cleaned:
+        raise ValueError(f"run name {name!r} has no usable characters")
+    return cleaned
+
+
+def declared_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
+    """Parameters declared in a notebook's ``parameters`` cell (``papermill.inspect_notebook``).
+
+    Raises:
+        InputError: the notebook is missing, unreadable, or has no ``parameters`` cell.
+    """
+    import papermill
+
+    notebook = Path(notebook)
+    if not notebook.exists():
+        raise InputError(notebook, "notebook not found")
+    try:
+        params = papermill.inspect_notebook(str(notebook))
+    except Exception as exc:  # nbformat/JSON errors: name the file
+        raise InputError(notebook, f"cannot read notebook ({exc})") from exc
+    if not params:
+        raise InputError(notebook, "no cell tagged 'parameters' (or it declares nothing)")
+    return params
+
+
+_SIMPLE_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+}
+
+
+def _type_problem(name: str, value: Any, info: dict[str, Any]) -> str | None:
+    """A message when ``value`` clearly does not fit the declared simple type, else None."""
+    declared = (info.get("inferred_type_name") or "").strip()
+    allowed = _SIMPLE_TYPES.get(declared)
+    if allowed is None or value is None:
+        return None  # compound or undeclared type: papermill cannot tell, neither do we
+    if isinstance(value, bool) and declared in {"int", "float"}:
+        return f"parameter {name!r} is declared {declared} but given a bool ({value!r})"
+    if not isinstance(value, allowed):
+        return f"parameter {name!r} is declared {declared} but given {type(value).__name__} ({value!r})"
+    return None
+
+
+def _format_value(value: Any, context: dict[str, Any]) -> Any:
+    """Fill ``{out}``-style placeholders in strings (recursively in lists and dicts)."""
+    if isinstance(value, str) and "{" in value:
+        try:
+            return value.format(**context)
+        except (KeyError, IndexError, ValueError):
+            return value  # not a template (e.g. a literal brace): leave it alone
+    if isinstance(value, list):
+        return [_format_value(v, context) for v in value]
+    if isinstance(value, dict):
+        return {k: _format_value(v, context) for k, v in value.items()}
+    return value
+
+
+# --------------------------------------------------------------------------- spec loading
+
+
+def expand_specs(
+    doc: dict[str, Any],
+    *,
+    out_root: str | Path = DEFAULT_OUT,
+    source: str | Path | None = None,
+    check: bool = True,
+) -> list[RunSpec]:
+    """Expand a parameter-file document into concrete runs and validate them.
+
+    Args:
+        doc: the parsed YAML (``description``, ``defaults``, ``runs``, optional
+            ``timeout``/``kernel`` for all runs).
+        out_root: the batch output folder (fills ``{out}``/``{out_root}`` placeholders).
+        source: where ``doc`` came from, for error messages.
+        check: check parameter names (and simple types) against each notebook.
+
+    Returns:
+        The runs in file order, grids expanded in the order their keys are written.
+
+    Raises:
+        InputError: naming ``source`` and every problem found (unknown keys or parameters,
+            missing notebooks, duplicate names, unknown dependencies, bad grids).
+    """
+    src = Path(source) if source is not None else None
+    problems: list[str] = []
+    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list) or not doc["runs"]:
+        raise InputError(src, "expected a mapping with a non-empty 'runs' list")
+    extra = set(doc) - _FILE_KEYS
+    if extra:
+        problems.append(f"unknown top-level keys {sorted(extra)} (allowed: {sorted(_FILE_KEYS)})")
+    defaults = doc.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise InputError(src, "'defaults' must be a mapping of parameter names to values")
+    out_root_text = _display_path(repo_path(out_root))
+
+    specs: list[RunSpec] = []
+    declared_cache: dict[str, dict[str, dict[str, Any]]] = {}
+    for i, entry in enumerate(doc["runs"]):
+        where = f"runs[{i}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: expected a mapping, got {type(entry).__name__}")
+            continue
+        where = f"run {entry.get('name', i)!r}"
+        bad_keys = set(entry) - _RUN_KEYS
+        if bad_keys:
+            problems.append(f"{where}: unknown keys {sorted(bad_keys)} (allowed: {sorted(_RUN_KEYS)})")
+        if not entry.get("notebook"):
+            problems.append(f"{where}: no 'notebook'")
+            continue
+        nb_path = repo_path(entry["notebook"])
+        nb_text = _display_path(nb_path)
+        base = entry.get("name") or nb_path.stem
+        params = entry.get("parameters") or {}
+        grid = entry.get("grid") or {}
+        if not isinstance(params, dict) or not isinstance(grid, dict):
+            problems.append(f"{where}: 'parameters' and 'grid' must be mappings")
+            continue
+        for key, values in grid.items():
+            if not isinstance(values, list) or not values:
+                problems.append(f"{where}: grid key {key!r} needs a non-empty list of values")
+        if any(not isinstance(v, list) or not v for v in grid.values()):
+            continue
+        overlap = set(grid) & set(params)
+        if overlap:
+            problems.append(f"{where}: {sorted(overlap)} given both in 'parameters' and 'grid'")
+
+        declared: dict[str, dict[str, Any]] | None = None
+        if check:
+            if nb_text not in declared_cache:
+                try:
+                    declared_cache[nb_text] = declared_parameters(nb_path)
+                except InputError as exc:
+                    problems.append(f"{where}: {exc}")
+                    declared_cache[nb_text] = {}
+            declared = declared_cache[nb_text] or None
+            if declared is not None:
+                for key in [*params, *grid]:
+                    if key not in declared:
+                        problems.append(
+                            f"{where}: unknown parameter {key!r} for {nb_text} "
+                            f"(declared: {', '.join(sorted(declared))})"
+                        )
+
+        keys = list(grid)
+        for combo in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
+            gv = dict(zip(keys, combo))
+            if "{" in str(base):
+                try:
+                    raw_name = str(base).format(**gv)
+                except (KeyError, IndexError, ValueError) as exc:
+                    problems.append(f"{where}: name template {base!r} cannot be filled ({exc})")
+                    continue
+            elif gv:
+                raw_name = f"{base}-" + "-".join(f"{k}-{v}" for k, v in gv.items())
+            else:
+                raw_name = str(base)
+            name = safe_run_name(raw_name)
+            out_dir_text = f"{out_root_text}/{name}"
+            context = {"out": out_dir_text, "out_root": out_root_text, "name": name, **gv}
+            merged: dict[str, Any] = {}
+            for key, value in defaults.items():
+                # Defaults are shared across notebooks: only those this notebook declares.
+                if declared is None or key in declared:
+                    merged[key] = value
+            merged.update(params)
+            merged.update(gv)
+            merged = {k: _format_value(v, context) for k, v in merged.items()}
+            if declared:
+                for key, value in merged.items():
+                    if key in declared:
+                        msg = _type_problem(key, value, declared[key])
+                        if msg:
+                            problems.append(f"{where} ({name}): {msg}")
+            deps = entry.get("depends_on") or []
+            if isinstance(deps, str):
+                deps = [deps]
+            specs.append(
+                RunSpec(
+                    name=name,
+                    notebook=nb_text,
+                    parameters=merged,
+                    depends_on=tuple(str(d) for d in deps),
+                    grid_values=gv,
+                    report_mode=entry.get("report_mode"),
+                    timeout=entry.get("timeout", doc.get("timeout")),
+                    kernel=entry.get("kernel", doc.get("kernel")),
+                    source=str(src) if src else None,
+                )
+            )
+
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.name in seen:
+            problems.append(f"duplicate run name {spec.name!r} (give runs distinct names)")
+        seen.add(spec.name)
+    # A dependency may name a run, or the base name of a grid (all of its expansions).
+    for spec in specs:
+        resolved: list[str] = []
+        for dep in spec.depends_on:
+            matches = _match_names(dep, [s.name for s in specs])
+            if not matches:
+                problems.append(f"run {spec.name!r}: depends_on {dep!r} matches no run")
+            if spec.name in matches:
+                problems.append(f"run {spec.name!r} depends on itself")
+            resolved += [m for m in matches if m != spec.name]
+        spec.depends_on = tuple(dict.fromkeys(resolved))
+    order = {s.name: i for i, s in enumerate(specs)}
+    for spec in specs:
+        for dep in spec.depends_on:
+            if order.get(dep, -1) > order[spec.name]:
+                problems.append(f"run {spec.name!r} depends on {dep!r}, which comes later in the file")
+    if problems:
+        raise InputError(src, "invalid parameter file:\n  - " + "\n  - ".join(problems))
+    return specs
+
+
+def _match_names(pattern: str, names: Sequence[str]) -> list[str]:
+    """Runs selected by ``pattern``: exact name, grid base name (``base-...``) or glob."""
+    if pattern in names:
+        return [pattern]
+    hits = [n for n in names if n.startswith(pattern + "-") or fnmatch.fnmatchcase(n, pattern)]
+    return hits
+
+
+def load_specs(path: str | Path, *, out_root: str | Path = DEFAULT_OUT, check: bool = True) -> list[RunSpec]:
+    """Read a YAML parameter file and return its expanded, validated runs.
+
+    Args:
+        path: the YAML file (e.g. ``papermill_runs/quick.yaml``).
+        out_root: the batch output folder (for ``{out}`` placeholders).
+        check: check parameter names against the notebooks.
+
+    Raises:
+        InputError: the file is missing, not YAML, or invalid (see :func:`expand_specs`).
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "parameter file not found")
+    try:
+        with path.open("r", encoding="utf-8") as fh:
+            doc = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise InputError(path, f"not valid YAML ({exc})") from exc
+    return expand_specs(doc, out_root=out_root, source=path, check=check)
+
+
+def select(specs: Sequence[RunSpec], only: Iterable[str] | None) -> list[RunSpec]:
+    """The runs named by ``only`` (exact names, grid base names or globs); all when empty.
+
+    Raises:
+        ValueError: a pattern selects nothing.
+    """
+    only = list(only or [])
+    if not only:
+        return list(specs)
+    names = [s.name for s in specs]
+    chosen: set[str] = set()
+    for pattern in only:
+        hits = _match_names(pattern, names)
+        if not hits:
+            raise ValueError(f"--only {pattern!r} matches no run (runs: {', '.join(names)})")
+        chosen.update(hits)
+    return [s for s in specs if s.name in chosen]
+
+
+# --------------------------------------------------------------------------- execution
+
+
+def read_status(run_dir: Path) -> dict[str, Any] | None:
+    """The ``status.json`` of a run folder, or None when absent or unreadable."""
+    try:
+        return json.loads((Path(run_dir) / "status.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    os.replace(tmp, path)  # atomic, so the index never reads half a file
+
+
+def is_done(spec: RunSpec, out_root: Path) -> bool:
+    """True when the run's folder says ``ok`` for the same fingerprint."""
+    status = read_status(Path(out_root) / spec.name)
+    return bool(status and status.get("status") == STATUS_OK and status.get("fingerprint") == spec.fingerprint())
+
+
+def _error_summary(exc: BaseException) -> dict[str, Any]:
+    """A short description of a failure for status.json (papermill errors carry the cell)."""
+    ename = getattr(exc, "ename", None) or type(exc).__name__
+    evalue = getattr(exc, "evalue", None) or str(exc)
+    out = {"ename": str(ename), "evalue": str(evalue)[:2000]}
+    cell = getattr(exc, "exec_count", None)
+    if cell is not None:
+        out["cell"] = cell
+    return out
+
+
+def execute_run(
+    run: dict[str, Any],
+    out_root: str,
+    report_mode: bool = False,
+    render: bool = True,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Execute one run with papermill and record it; never raises for a notebook failure.
+
+    A module-level function on plain data so process pools and Dask workers can run it.
+
+    Args:
+        run: :meth:`RunSpec.to_dict` of the run.
+        out_root: the batch output folder.
+        report_mode: hide code cells (papermill report mode and in the HTML report).
+        render: also write ``report.html`` next to the executed notebook.
+        progress: show papermill's per-cell progress bar.
+
+    Returns:
+        The run's ``status.json`` content.
+    """
+    import papermill
+
+    spec = RunSpec.from_dict(run)
+    out_dir = repo_path(out_root) / spec.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nb_in = repo_path(spec.notebook)
+    nb_out = out_dir / nb_in.name
+    hide = spec.report_mode if spec.report_mode is not None else report_mode
+    _write_json(out_dir / "params.json", {"notebook": spec.notebook, "parameters": spec.parameters})
+    status: dict[str, Any] = {
+        "name": spec.name,
+        "notebook": spec.notebook,
+        "executed": nb_out.name,
+        "fingerprint": spec.fingerprint(),
+        "parameters": spec.parameters,
+        "grid": spec.grid_values,
+        "report_mode": bool(hide),
+        "status": "running",
+        "started": _now(),
+    }
+    _write_json(out_dir / "status.json", status)
+    # Stale outputs of an earlier attempt would be shown as this run's: clear them.
+    for stale in ("metrics.json", "report.html"):
+        (out_dir / stale).unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    previous = os.environ.get(RUN_OUT_ENV)
+    os.environ[RUN_OUT_ENV] = str(out_dir)  # the kernel inherits it (see module docstring)
+    try:
+        papermill.execute_notebook(
+            str(nb_in),
+            str(nb_out),
+            parameters=spec.parameters,
+            kernel_name=spec.kernel,
+            progress_bar=progress,
+            report_mode=bool(hide),
+            cwd=str(out_dir),
+            execution_timeout=spec.timeout,
+        )
+        status["status"] = STATUS_OK
+    except Exception as exc:  # any failure: keep the partial notebook, record, go on
+        status["status"] = STATUS_FAILED
+        status["error"] = _error_summary(exc)
+        if not getattr(exc, "ename", None):
+            status["error"]["traceback"] = traceback.format_exc(limit=5)[-4000:]
+    finally:
+        if previous is None:
+            os.environ.pop(RUN_OUT_ENV, None)
+        else:
+            os.environ[RUN_OUT_ENV] = previous
+    status["seconds"] = round(time.perf_counter() - t0, 2)
+    status["finished"] = _now()
+    if render and nb_out.exists():
+        try:
+            from scintilab.reports import render_report
+
+            render_report(nb_out, out_dir / "report.html", report_mode=bool(hide))
+            status["report"] = "report.html"
+        except Exception as exc:  # a report that fails to render must not hide the run's result
+            status["report_error"] = f"{type(exc).__name__}: {exc}"[:2000]
+    _write_json(out_dir / "status.json", status)
+    return status
+
+
+def _mark_skipped(spec: RunSpec, out_root: Path, reason: str) -> None:
+    out_dir = Path(out_root) / spec.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(out_dir / "params.json", {"notebook": spec.notebook, "parameters": spec.parameters})
+    _write_json(
+        out_dir / "status.json",
+        {
+            "name": spec.name,
+            "notebook": spec.notebook,
+            "fingerprint": spec.fingerprint(),
+            "parameters": spec.parameters,
+            "grid": spec.grid_values,
+            "status": STATUS_SKIPPED,
+            "reason": reason,
+            "finished": _now(),
+        },
+    )
+
+
+def run_batch(
+    specs: Sequence[RunSpec],
+    out_root: str | Path = DEFAULT_OUT,
+    *,
+    force: bool = False,
+    executor: Any | None = None,
+    report_mode: bool = False,
+    render: bool = True,
+    write_index: bool = True,
+    progress: bool = False,
+    log: Callable[[str], None] | None = print,
+) -> BatchResult:
+    """Execute runs (skipping those already done), record each, and write the index page.
+
+    Without an executor the runs execute one after another in order. With one, every run
+    whose dependencies are finished is submitted together (a "wave"), and the next wave
+    starts when the current one is done, so ``depends_on`` is honoured on any executor.
+
+    Args:
+        specs: the runs (from :func:`load_specs`), possibly narrowed by :func:`select`.
+        out_root: the batch output folder; each run writes to ``out_root/<name>/``.
+        force: execute even runs that are already done.
+        executor: ``submit(fn, *args) -> future`` with ``future.result()`` (process-based).
+        report_mode: hide code cells in reports (a run's own ``report_mode`` wins).
+        render: render ``report.html`` for each executed run.
+        write_index: write ``out_root/index.html`` at the end.
+        progress: papermill's per-cell progress bar.
+        log: where one line per run goes (None: silent).
+
+    Returns:
+        A :class:`BatchResult`; failed runs are listed, never raised.
+    """
+    out_root = repo_path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    say = log or (lambda _msg: None)
+    total = len(specs)
+    outcomes: dict[str, RunOutcome] = {}
+    final: dict[str, str] = {}  # run name -> ok/failed/skipped (for dependency checks)
+    position = {s.name: i + 1 for i, s in enumerate(specs)}
+
+    def dependency_state(spec: RunSpec) -> tuple[bool, str]:
+        """(ready, reason-to-skip). Dependencies outside this batch count by their status.json."""
+        for dep in spec.depends_on:
+            state = final.get(dep)
+            if state is None and dep not in position:
+                st = read_status(out_root / dep)
+                state = st.get("status") if st else None
+                if state is None:
+                    return True, f"dependency {dep!r} has never run"
+            if state is None:
+                return False, ""
+            if state != STATUS_OK:
+                return True, f"dependency {dep!r} {state}"
+        return True, ""
+
+    def finish(spec: RunSpec, status: str, seconds: float, reason: str = "") -> None:
+        final[spec.name] = status
+        outcomes[spec.name] = RunOutcome(spec.name, status, seconds, reason, _display_path(out_root / spec.name))
+        extra = f" ({reason})" if reason else ""
+        say(f"[{position[spec.name]}/{total}] {spec.name}: {status} in {seconds:.1f} s{extra}")
+
+    pending = list(specs)
+    while pending:
+        wave: list[RunSpec] = []
+        for spec in list(pending):
+            ready, skip_reason = dependency_state(spec)
+            if not ready:
+                continue
+            pending.remove(spec)
+            if skip_reason and "never run" not in skip_reason:
+                _mark_skipped(spec, out_root, skip_reason)
+                finish(spec, STATUS_SKIPPED, 0.0, skip_reason)
+            elif not force and is_done(spec, out_root):
+                finish(spec, STATUS_SKIPPED, 0.0, "up to date")
+                final[spec.name] = STATUS_OK  # its earlier result stands for dependants
+            elif skip_reason:
+                _mark_skipped(spec, out_root, skip_reason)
+                finish(spec, STATUS_SKIPPED, 0.0, skip_reason)
+            else:
+                wave.append(spec)
+            if executor is None and wave:
+                break  # sequential: run this one now, then look again
+        if not wave:
+            if pending and all(not dependency_state(s)[0] for s in pending):
+                for spec in pending:  # cannot happen after validation; never hang
+                    _mark_skipped(spec, out_root, "dependencies never finished")
+                    finish(spec, STATUS_SKIPPED, 0.0, "dependencies never finished")
+                pending.clear()
+            continue
+        args = [(s.to_dict(), str(out_root), report_mode, render, progress) for s in wave]
+        if executor is None:
+            for spec, a in zip(wave, args):
+                say(f"[{position[spec.name]}/{total}] {spec.name}: running {spec.notebook}")
+                st = execute_run(*a)
+                finish(spec, st["status"], st.get("seconds", 0.0), _reason(st))
+        else:
+            futures = []
+            for spec, a in zip(wave, args):
+                say(f"[{position[spec.name]}/{total}] {spec.name}: submitted {spec.notebook}")
+                futures.append(executor.submit(execute_run, *a))
+            for spec, fut in zip(wave, futures):
+                try:
+                    st = fut.result()
+                except Exception as exc:  # the worker itself died: record like a failed run
+                    st = {"status": STATUS_FAILED, "error": _error_summary(exc), "seconds": 0.0}
+                    status = read_status(out_root / spec.name) or {}
+                    status.update(st, name=spec.name, notebook=spec.notebook, finished=_now())
+                    _write_json(out_root / spec.name / "status.json", status)
+                finish(spec, st["status"], st.get("seconds", 0.0), _reason(st))
+
+    result = BatchResult([outcomes[s.name] for s in specs], out_root)
+    if write_index:
+        from scintilab.reports import write_index as _write_index
+
+        result.index = _write_index(out_root)
+    return result
+
+
+def _reason(status: dict[str, Any]) -> str:
+    err = status.get("error")
+    if err:
+        return f"{err.get('ename')}: {str(err.get('evalue'))[:200]}"
+    return status.get("report_error", "")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def cli_main(argv: list[str]) -> int:
+    """``scintilab run PARAMS.yaml [--force] [--only NAME] [--out DIR] [--report-mode]``.
+
+    Returns:
+        0 when every run is ok or up to date, 1 when any failed or was skipped for a failed
+        dependency, 2 for an invalid parameter file.
+    """
+    parser = argparse.ArgumentParser(prog="scintilab run", description=__doc__.split("\n")[0])
+    parser.add_argument("params", help="YAML parameter file (e.g. papermill_runs/quick.yaml)")
+    parser.add_argument("--out", default=DEFAULT_OUT, help=f"batch output folder (default {DEFAULT_OUT})")
+    parser.add_argument("--force", action="store_true", help="re-execute runs that are already done")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help="run only this run (name, grid base name or glob); repeatable")
+    parser.add_argument("--report-mode", action="store_true", help="hide code in the HTML reports")
+    parser.add_argument("--no-report", action="store_true", help="do not render HTML reports")
+    parser.add_argument("--list", action="store_true", help="list the expanded runs and exit")
+    parser.add_argument("--progress", action="store_true", help="show papermill's per-cell progress")
+    args = parser.parse_args(argv)
+    try:
+        specs = load_specs(args.params, out_root=args.out)
+        specs = select(specs, args.only)
+    except (InputError, ValueError) as exc:
+        print(f"scintilab run: {exc}", file=sys.stderr)
+        return 2
+    if args.list:
+        for s in specs:
+            deps = f"  after {', '.join(s.depends_on)}" if s.depends_on else ""
+            print(f"{s.name:40s} {s.notebook}  {json.dumps(s.parameters, default=str)}{deps}")
+        return 0
+    t0 = time.perf_counter()
+    result = run_batch(specs, args.out, force=args.force, report_mode=args.report_mode,
+                       render=not args.no_report, progress=args.progress)
+    wall = time.perf_counter() - t0
+    print(
+        f"scintilab run: {result.count(STATUS_OK)} ok, {result.count(STATUS_FAILED)} failed, "
+        f"{result.count(STATUS_SKIPPED)} skipped in {wall:.0f} s"
+    )
+    if result.index is not None:
+        print(f"scintilab run: open {_display_path(result.index)}")
+    bad = [o for o in result.outcomes if o.status == STATUS_FAILED
+           or (o.status == STATUS_SKIPPED and o.reason != "up to date")]
+    return 1 if bad else 0

@@ -1,0 +1,806 @@
+"""Read and write whole-body bone scans as DICOM (pydicom 3).
+
+A whole-body study arrives in one of two layouts:
+
+* ``multiframe``: one NM Image Storage file with two frames, one per detector/view. The
+  view of each frame is named by DetectorVector (0054,0020) pointing into
+  DetectorInformationSequence (0054,0022), whose items carry ViewCodeSequence
+  (0054,0220); vendors that skip this name the frames in the per-frame functional groups,
+  in a private tag, or in SeriesDescription (0008,103E) / ImageComments (0020,4000)
+  ("ANT/POST", frame order).
+* ``pair``: two single-frame files whose ViewCodeSequence, ImageID (0054,0400),
+  SeriesDescription, ImageComments, a private tag or, failing all, the file name says
+  ANT or POST.
+
+:func:`write_study` produces both layouts (the synthetic generator and the tests use it),
+with every supported way of naming the views. :func:`read_file` reads one file into its
+views plus the header facts ingest needs; :func:`read_study` turns the files of one study
+into a :class:`~scintilab.study.Study`.
+
+Input files are only ever opened for reading (``pydicom.dcmread`` opens them ``"rb"``).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+
+from scintilab.errors import InputError
+from scintilab.pseudonym import patient_key as _patient_key
+from scintilab.pseudonym import study_key as _study_key
+from scintilab.study import VIEWS, Study
+
+#: NM Image Storage SOP class.
+NM_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.20")
+#: Secondary Capture Image Storage (older systems store whole-body views this way).
+SECONDARY_CAPTURE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.7")
+#: Modalities accepted as a bone scan; anything else is skipped with a reason.
+ACCEPTED_MODALITIES = ("NM",)
+#: Modalities a Secondary Capture bone scan may carry (OT = "other").
+ACCEPTED_SC_MODALITIES = ("NM", "OT")
+
+#: SNOMED CT codes of CID 26 "Nuclear Medicine Projection" used in ViewCodeSequence.
+VIEW_CODES: dict[str, tuple[str, str, str]] = {
+    "ANT": ("399321004", "SCT", "Anterior projection"),
+    "POST": ("399001007", "SCT", "Posterior projection"),
+}
+# Older files use the retired SNOMED-RT codes for the same projections.
+_CODE_TO_VIEW = {
+    "399321004": "ANT", "399348003": "ANT", "R-10B1E": "ANT", "G-A10B": "ANT",
+    "399001007": "POST", "399380008": "POST", "R-10B1F": "POST", "G-A118": "POST",
+}
+# Words that name a view in free text (descriptions, file names); matched as whole tokens.
+_VIEW_WORDS = {
+    "ANT": "ANT", "ANTERIOR": "ANT", "ANTERIEUR": "ANT", "AP": "ANT",
+    "POST": "POST", "POSTERIOR": "POST", "POS": "POST", "PA": "POST",
+}
+#: The view naming styles :func:`write_study` can produce (tests exercise each).
+VIEW_NAMINGS: dict[str, tuple[str, ...]] = {
+    "multiframe": ("standard", "frame_label", "private", "series_description", "image_comments", "none"),
+    "pair": ("standard", "image_id", "series_description", "image_comments", "private", "filename", "none"),
+}
+#: Private creator used by :func:`write_study` for the "private" naming (a made-up vendor).
+PRIVATE_CREATOR = "ACME NM VIEWS 1.0"
+
+# Transfer syntaxes pydicom decodes without any plugin.
+_NATIVE_SYNTAXES = {
+    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.5",
+}
+
+
+# --------------------------------------------------------------------------------------
+# Writer
+# --------------------------------------------------------------------------------------
+
+
+def _uid(*parts: Any) -> UID:
+    """A UID derived only from ``parts``, so the same inputs always give the same UID."""
+    return generate_uid(entropy_srcs=[str(p) for p in parts])
+
+
+def _da(value: _dt.date | str | None) -> str | None:
+    """A DICOM DA string (YYYYMMDD) from a date, an ISO string or a DA string."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, _dt.date):
+        return value.strftime("%Y%m%d")
+    text = str(value).strip()
+    if re.fullmatch(r"\d{8}", text):
+        return text
+    return _dt.date.fromisoformat(text).strftime("%Y%m%d")
+
+
+def _code_item(view: str) -> Dataset:
+    value, scheme, meaning = VIEW_CODES[view]
+    item = Dataset()
+    item.CodeValue = value
+    item.CodingSchemeDesignator = scheme
+    item.CodeMeaning = meaning
+    return item
+
+
+def _pixels(image: np.ndarray, name: str, signed: bool) -> np.ndarray:
+    """Validate one view array and return it as the stored integer type."""
+    arr = np.asarray(image)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (rows, columns) array, got shape {arr.shape}")
+    if signed:
+        if arr.min(initial=0) < -32768 or arr.max(initial=0) > 32767:
+            raise ValueError(f"{name} does not fit int16")
+        return arr.astype("<i2")
+    if arr.min(initial=0) < 0 or arr.max(initial=0) > 65535:
+        raise ValueError(f"{name} does not fit uint16")
+    return arr.astype("<u2")
+
+
+def write_study(
+    out_dir: Path,
+    anterior: np.ndarray,
+    posterior: np.ndarray | None,
+    *,
+    stem: str,
+    layout: str = "multiframe",
+    patient_id: str,
+    patient_name: str,
+    study_id: str,
+    study_uid: str | None = None,
+    study_date: _dt.date | str | None = None,
+    pixel_spacing: tuple[float, float] = (2.3, 2.3),
+    birth_date: str | None = None,
+    sex: str | None = None,
+    age: int | None = None,
+    manufacturer: str = "scintilab",
+    accession_number: str | None = None,
+    view_naming: str = "standard",
+    frame_order: tuple[str, str] = ("ANT", "POST"),
+    sop_class: str = "nm",
+    signed: bool = False,
+    lossy: bool = False,
+    modality: str = "NM",
+    series_number: int = 1,
+    compress: str | None = None,
+    include_pixels: bool = True,
+    file_stems: dict[str, str] | None = None,
+) -> list[Path]:
+    """Write one whole-body study as DICOM, in either layout.
+
+    The output depends only on the arguments (UIDs come from
+    ``generate_uid(entropy_srcs=...)`` and no timestamps are written), so the same
+    inputs give the same bytes.
+
+    Args:
+        out_dir: folder to write into (created if missing).
+        anterior: ANT view, (rows, columns) counts that fit uint16 (int16 if ``signed``).
+        posterior: POST view as stored (not flipped), same shape, or None for a one-view study.
+        stem: file name stem: ``<stem>.dcm`` (multiframe) or ``<stem>_ANT.dcm`` /
+            ``<stem>_POST.dcm`` (pair).
+        layout: ``"multiframe"`` (one NM file, NumberOfFrames 2) or ``"pair"``.
+        patient_id: PatientID (0010,0020).
+        patient_name: PatientName (0010,0010).
+        study_id: StudyID (0020,0010), the id a hospital label sheet uses.
+        study_uid: StudyInstanceUID (0020,000D); derived from patient/study id if None.
+        study_date: StudyDate (0008,0020) as a date, ``YYYY-MM-DD`` or ``YYYYMMDD``.
+        pixel_spacing: PixelSpacing (0028,0030) as (row, column) mm.
+        birth_date: PatientBirthDate (0010,0030), ``YYYYMMDD`` or ISO.
+        sex: PatientSex (0010,0040): ``M``, ``F`` or ``O``.
+        age: PatientAge (0010,1010) in years.
+        manufacturer: Manufacturer (0008,0070).
+        accession_number: AccessionNumber (0008,0050).
+        view_naming: how the views are named, one of :data:`VIEW_NAMINGS` for the layout:
+            ``standard`` (DetectorInformationSequence (0054,0022) items with
+            ViewCodeSequence (0054,0220)), ``frame_label`` (multiframe: FrameLabel
+            (0020,9453) in PerFrameFunctionalGroupsSequence), ``image_id`` (pair: ImageID
+            (0054,0400)), ``series_description`` / ``image_comments`` (multiframe: the
+            frame order, e.g. ``"WB ANT/POST"``), ``private`` (a vendor private tag only),
+            ``filename`` (pair: the file name only) or ``none`` (nothing names the views;
+            pair files are then called ``<stem>_1.dcm`` / ``<stem>_2.dcm``).
+        frame_order: view of frame 1 and frame 2 (multiframe), to test that readers use
+            the names rather than the order.
+        sop_class: ``"nm"`` (NM Image Storage) or ``"sc"`` (Secondary Capture; pair only).
+        signed: store PixelRepresentation (0028,0103) 1 (int16), as some older systems do.
+        lossy: mark LossyImageCompression (0028,2110) "01" (a lossy copy; with ``signed``
+            the arrays may hold small negative values).
+        modality: Modality (0008,0060); anything but NM makes a wrong-modality file.
+        series_number: SeriesNumber (0020,0011); also enters the series/instance UIDs.
+        compress: None, or ``"rle"`` to store RLE Lossless (pydicom encodes it natively).
+        include_pixels: False writes a file without PixelData (a bad-input case).
+        file_stems: optional explicit file stems per view for the pair layout.
+
+    Returns:
+        The files written.
+
+    Raises:
+        ValueError: on an unknown layout/naming or arrays that do not fit.
+    """
+    out_dir = Path(out_dir)
+    if layout not in VIEW_NAMINGS:
+        raise ValueError(f"layout must be 'multiframe' or 'pair', got {layout!r}")
+    if view_naming not in VIEW_NAMINGS[layout]:
+        raise ValueError(f"view_naming {view_naming!r} not supported for {layout}: {VIEW_NAMINGS[layout]}")
+    if sop_class not in ("nm", "sc"):
+        raise ValueError(f"sop_class must be 'nm' or 'sc', got {sop_class!r}")
+    if sop_class == "sc" and layout != "pair":
+        raise ValueError("Secondary Capture studies are written in the pair layout")
+    if sorted(frame_order) != sorted(VIEWS):
+        raise ValueError(f"frame_order must hold ANT and POST once each, got {frame_order}")
+    images: dict[str, np.ndarray] = {"ANT": _pixels(anterior, "anterior", signed)}
+    if posterior is not None:
+        images["POST"] = _pixels(posterior, "posterior", signed)
+        if images["POST"].shape != images["ANT"].shape:
+            raise ValueError("anterior and posterior must have the same shape")
+    if study_uid is None:
+        study_uid = _uid("study", patient_id, study_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    common = dict(
+        patient_id=patient_id, patient_name=patient_name, study_id=study_id, study_uid=study_uid,
+        study_date=_da(study_date), birth_date=_da(birth_date), sex=sex, age=age,
+        manufacturer=manufacturer, accession_number=accession_number, pixel_spacing=pixel_spacing,
+        sop_class=sop_class, signed=signed, lossy=lossy, modality=modality,
+        series_number=series_number, compress=compress, include_pixels=include_pixels,
+    )
+    written: list[Path] = []
+    if layout == "multiframe":
+        views = [v for v in frame_order if v in images]
+        path = out_dir / f"{stem}.dcm"
+        ds = _dataset(views=views, frames=[images[v] for v in views], naming=view_naming,
+                      instance_number=1, tag=f"{stem}", **common)
+        _save(ds, path, compress)
+        written.append(path)
+    else:
+        for number, view in enumerate(v for v in VIEWS if v in images):
+            name = (file_stems or {}).get(view) or (
+                f"{stem}_{number + 1}" if view_naming == "none" else f"{stem}_{view}"
+            )
+            path = out_dir / f"{name}.dcm"
+            ds = _dataset(views=[view], frames=[images[view]], naming=view_naming,
+                          instance_number=number + 1, tag=f"{stem}/{view}", **common)
+            _save(ds, path, compress)
+            written.append(path)
+    return written
+
+
+def _save(ds: Dataset, path: Path, compress: str | None) -> None:
+    if compress == "rle" and "PixelData" in ds:
+        from pydicom.uid import RLELossless
+
+        ds.compress(RLELossless, encoding_plugin="pydicom")
+    elif compress not in (None, "rle"):
+        raise ValueError(f"compress must be None or 'rle', got {compress!r}")
+    ds.save_as(path, enforce_file_format=True)
+
+
+def _dataset(
+    *, views: list[str], frames: list[np.ndarray], naming: str, instance_number: int, tag: str,
+    patient_id: str, patient_name: str, study_id: str, study_uid: str, study_date: str | None,
+    birth_date: str | None, sex: str | None, age: int | None, manufacturer: str,
+    accession_number: str | None, pixel_spacing: tuple[float, float], sop_class: str, signed: bool,
+    lossy: bool, modality: str, series_number: int, compress: str | None, include_pixels: bool,
+) -> Dataset:
+    """Build one NM (or Secondary Capture) dataset holding ``frames`` named ``views``."""
+    is_nm = sop_class == "nm"
+    sop_uid_class = NM_IMAGE_STORAGE if is_nm else SECONDARY_CAPTURE_STORAGE
+    series_uid = _uid("series", study_uid, series_number, tag if naming == "none" else "", lossy, sop_class)
+    sop_uid = _uid("instance", study_uid, series_number, tag, lossy, sop_class, signed, compress)
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_uid_class
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID = sop_uid_class
+    ds.SOPInstanceUID = sop_uid
+    ds.Modality = modality
+    ds.Manufacturer = manufacturer
+    ds.PatientName = patient_name
+    ds.PatientID = patient_id
+    if birth_date:
+        ds.PatientBirthDate = birth_date
+    if sex:
+        ds.PatientSex = sex
+    if age is not None:
+        ds.PatientAge = f"{int(age):03d}Y"
+    ds.StudyInstanceUID = study_uid
+    ds.StudyID = study_id
+    if study_date:
+        ds.StudyDate = study_date
+        ds.SeriesDate = study_date
+        ds.ContentDate = study_date
+    if accession_number:
+        ds.AccessionNumber = accession_number
+    ds.SeriesInstanceUID = series_uid
+    ds.SeriesNumber = series_number
+    ds.InstanceNumber = instance_number
+    ds.BodyPartExamined = "WHOLEBODY"
+
+    rows, cols = frames[0].shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = int(rows)
+    ds.Columns = int(cols)
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1 if signed else 0
+    ds.PixelSpacing = [f"{float(pixel_spacing[0]):.6g}", f"{float(pixel_spacing[1]):.6g}"]
+    if lossy:
+        ds.LossyImageCompression = "01"
+        ds.LossyImageCompressionRatio = "8"
+        ds.LossyImageCompressionMethod = "ISO_10918_1"
+    else:
+        ds.LossyImageCompression = "00"
+
+    if is_nm:
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "WHOLE BODY", "EMISSION"]
+        # NM Multi-frame module: frames are indexed by detector (one detector per view).
+        ds.NumberOfFrames = len(frames)
+        ds.FrameIncrementPointer = [pydicom.tag.Tag("EnergyWindowVector"), pydicom.tag.Tag("DetectorVector")]
+        ds.EnergyWindowVector = [1] * len(frames)
+        ds.NumberOfEnergyWindows = 1
+        window = Dataset()
+        rng_item = Dataset()
+        rng_item.EnergyWindowLowerLimit = "126"
+        rng_item.EnergyWindowUpperLimit = "154"
+        window.EnergyWindowRangeSequence = DicomSequence([rng_item])
+        window.EnergyWindowName = "Tc99m"
+        ds.EnergyWindowInformationSequence = DicomSequence([window])
+        radio = Dataset()
+        radio.Radiopharmaceutical = "Tc-99m MDP"
+        nuclide = Dataset()
+        nuclide.CodeValue = "C-163A8"
+        nuclide.CodingSchemeDesignator = "SRT"
+        nuclide.CodeMeaning = "^99m^Technetium"
+        radio.RadionuclideCodeSequence = DicomSequence([nuclide])
+        ds.RadiopharmaceuticalInformationSequence = DicomSequence([radio])
+        ds.DetectorVector = list(range(1, len(frames) + 1))
+        ds.NumberOfDetectors = len(frames)
+        items = []
+        for view in views:
+            item = Dataset()
+            if naming == "standard":
+                item.ViewCodeSequence = DicomSequence([_code_item(view)])
+            items.append(item)
+        ds.DetectorInformationSequence = DicomSequence(items)
+        ds.WholeBodyTechnique = "1PS"  # one pass, both heads at once
+    else:
+        ds.ImageType = ["DERIVED", "SECONDARY"]
+        ds.ConversionType = "WSD"
+
+    if naming == "frame_label":
+        groups = []
+        for view in views:
+            content = Dataset()
+            content.FrameLabel = view
+            group = Dataset()
+            group.FrameContentSequence = DicomSequence([content])
+            groups.append(group)
+        ds.PerFrameFunctionalGroupsSequence = DicomSequence(groups)
+    elif naming == "image_id":
+        ds.ImageID = views[0]
+    elif naming == "series_description":
+        ds.SeriesDescription = "WB " + "/".join(views)
+    elif naming == "image_comments":
+        ds.ImageComments = "Whole body " + "/".join(views)
+    elif naming == "private":
+        block = ds.private_block(0x0009, PRIVATE_CREATOR, create=True)
+        block.add_new(0x10, "CS", list(views) if len(views) > 1 else views[0])
+    if naming in ("standard", "frame_label", "private", "filename", "image_id", "none"):
+        # A neutral description, as most vendors write, that names no view.
+        ds.SeriesDescription = "WB Bone Scan"
+
+    if include_pixels:
+        stack = np.stack(frames).astype("<i2" if signed else "<u2")
+        ds.PixelData = stack.tobytes()
+    return ds
+
+
+# --------------------------------------------------------------------------------------
+# Reader
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class DicomFile:
+    """One image file read for ingest: its views plus the header facts ingest needs.
+
+    The raw identifiers (``patient_id``, ``study_id``, ``study_uid``) stay inside ingest:
+    they are used to group files and join label sheets, and are never written out.
+
+    Attributes:
+        path: the file.
+        views: view name -> uint16 (rows, columns) array as stored.
+        frames: view name -> frame index in the file (0-based).
+        patient_id: PatientID (0010,0020) (raw; never output).
+        study_uid: StudyInstanceUID (0020,000D) (raw; never output).
+        study_id: StudyID (0020,0010) (raw; never output).
+        study_date: StudyDate (0008,0020).
+        pixel_spacing: (row, column) mm.
+        lossy: True when LossyImageCompression (0028,2110) is "01" or the transfer syntax is lossy.
+        flags: plain-words findings about this file (signed pixels converted, values clipped...).
+        meta: acquisition facts (manufacturer, sop class, transfer syntax, naming source).
+    """
+
+    path: Path
+    views: dict[str, np.ndarray]
+    frames: dict[str, int]
+    patient_id: str
+    study_uid: str
+    study_id: str
+    study_date: _dt.date | None
+    pixel_spacing: tuple[float, float]
+    lossy: bool = False
+    flags: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _tokens(text: str) -> list[str]:
+    return [t for t in re.split(r"[^A-Z0-9]+", str(text).upper()) if t]
+
+
+def views_named_in(text: str) -> list[str]:
+    """Views named in free text, in order of appearance (``"WB ANT/POST"`` -> [ANT, POST])."""
+    found: list[str] = []
+    for token in _tokens(text):
+        view = _VIEW_WORDS.get(token)
+        if view is not None and view not in found:
+            found.append(view)
+    return found
+
+
+def _view_from_code(item: Dataset) -> str | None:
+    """The view a ViewCodeSequence item names, by code value or meaning."""
+    value = str(item.get("CodeValue", "")).strip()
+    if value in _CODE_TO_VIEW:
+        return _CODE_TO_VIEW[value]
+    named = views_named_in(str(item.get("CodeMeaning", "")))
+    return named[0] if len(named) == 1 else None
+
+
+def _views_from_codes(ds: Dataset, n_frames: int) -> list[str] | None:
+    """Per-frame views from DetectorVector -> DetectorInformationSequence -> ViewCodeSequence."""
+    det_seq = ds.get("DetectorInformationSequence")
+    if det_seq:
+        det_views: list[str | None] = []
+        for item in det_seq:
+            codes = item.get("ViewCodeSequence")
+            det_views.append(_view_from_code(codes[0]) if codes else None)
+        vector = ds.get("DetectorVector")
+        if vector is None:
+            vector = list(range(1, n_frames + 1)) if len(det_seq) == n_frames else [1] * n_frames
+        vector = [int(v) for v in (vector if isinstance(vector, (list, pydicom.multival.MultiValue)) else [vector])]
+        if len(vector) == n_frames and all(1 <= v <= len(det_views) for v in vector):
+            views = [det_views[v - 1] for v in vector]
+            if all(views):
+                return views  # type: ignore[return-value]
+    codes = ds.get("ViewCodeSequence")
+    if codes and n_frames == 1:
+        view = _view_from_code(codes[0])
+        if view:
+            return [view]
+    return None
+
+
+def _views_from_frame_labels(ds: Dataset, n_frames: int) -> list[str] | None:
+    groups = ds.get("PerFrameFunctionalGroupsSequence")
+    if not groups or len(groups) != n_frames:
+        return None
+    views = []
+    for group in groups:
+        texts = []
+        for content in group.get("FrameContentSequence", []):
+            texts += [str(content.get("FrameLabel", "")), str(content.get("FrameComments", ""))]
+        named = views_named_in(" ".join(texts))
+        if len(named) != 1:
+            return None
+        views.append(named[0])
+    return views
+
+
+def _views_from_private(ds: Dataset, n_frames: int) -> list[str] | None:
+    """A view name stored only in a vendor private tag: a string element whose values are
+    exactly view words, one per frame."""
+    for elem in ds.iterall():
+        if not elem.tag.is_private or elem.VR not in ("CS", "LO", "SH", "ST", "LT", "UT", "UC"):
+            continue
+        values = elem.value if isinstance(elem.value, (list, pydicom.multival.MultiValue)) else [elem.value]
+        words = [str(v).strip().upper() for v in values]
+        if words and all(w in _VIEW_WORDS for w in words):
+            if len(words) == n_frames:
+                return [_VIEW_WORDS[w] for w in words]
+            if n_frames > 1 and len(words) == 1:
+                order = views_named_in(words[0])
+                if len(order) == n_frames:
+                    return order
+    return None
+
+
+def _views_from_text(texts: list[str], n_frames: int) -> tuple[list[str], str] | None:
+    for source, text in texts:
+        named = views_named_in(text)
+        if len(named) == n_frames:
+            return named, source
+    return None
+
+
+def _identify_views(ds: Dataset, path: Path, n_frames: int) -> tuple[list[str], str]:
+    """Name every frame, trying the sources in order of trust; returns (views, source)."""
+    attempts = [
+        ("ViewCodeSequence", _views_from_codes(ds, n_frames)),
+        ("FrameLabel", _views_from_frame_labels(ds, n_frames)),
+    ]
+    for source, views in attempts:
+        if views:
+            return views, source
+    texts = [
+        ("ImageID", str(ds.get("ImageID", "") or "")),
+        ("SeriesDescription", str(ds.get("SeriesDescription", "") or "")),
+        ("ImageComments", str(ds.get("ImageComments", "") or "")),
+    ]
+    found = _views_from_text(texts, n_frames)
+    if found:
+        return found
+    private = _views_from_private(ds, n_frames)
+    if private:
+        return private, "private tag"
+    if n_frames == 1:
+        named = views_named_in(path.stem)
+        if len(named) == 1:
+            return named, "file name"
+    what = "the two frames" if n_frames > 1 else "the view"
+    raise InputError(
+        path,
+        f"cannot tell the views apart: nothing names {what} ANT or POST "
+        "(no ViewCodeSequence in DetectorInformationSequence, no frame label, ImageID, "
+        "SeriesDescription, ImageComments or private tag naming them"
+        + (", nor the file name)" if n_frames == 1 else ")"),
+    )
+
+
+def _plugin_hint(ts: UID) -> str:
+    name = ts.name
+    if "2000" in name or "HTJ2K" in name or "High-Throughput" in name:
+        return "install pylibjpeg and pylibjpeg-openjpeg (or python-gdcm)"
+    if "JPEG" in name:
+        return "install pylibjpeg and pylibjpeg-libjpeg (or python-gdcm)"
+    return "install python-gdcm or pylibjpeg with a matching plugin"
+
+
+def _decode(ds: Dataset, path: Path) -> np.ndarray:
+    """Decode the pixel data, turning every failure into an InputError with a clear reason."""
+    ts = UID(str(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)))
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:  # pydicom raises several types; all mean "cannot decode"
+        if ts.is_compressed and str(ts) not in _NATIVE_SYNTAXES:
+            raise InputError(
+                path,
+                f"pixel data is compressed as {ts.name} ({ts}) and no decoder is available: "
+                f"{_plugin_hint(ts)}",
+            ) from exc
+        text = str(exc)
+        if "less than expected" in text or "truncat" in text.lower() or "shorter" in text:
+            raise InputError(path, f"truncated file: pixel data shorter than Rows x Columns x frames ({text})") from exc
+        raise InputError(path, f"cannot decode pixel data: {text}") from exc
+    return arr
+
+
+def _to_uint16(arr: np.ndarray, ds: Dataset, path: Path, flags: list[str]) -> np.ndarray:
+    """Bring decoded pixels to uint16 counts, flagging every conversion."""
+    if arr.dtype == np.uint16:
+        return arr
+    if arr.dtype.kind == "f":
+        raise InputError(path, f"floating-point pixel data ({arr.dtype}) is not raw counts")
+    if arr.dtype.kind not in "iu":
+        raise InputError(path, f"unsupported pixel data type {arr.dtype}")
+    lo = int(arr.min()) if arr.size else 0
+    hi = int(arr.max()) if arr.size else 0
+    if hi > 65535:
+        raise InputError(path, f"pixel values up to {hi} do not fit 16-bit counts")
+    if lo < 0:
+        flags.append(f"negative pixel values (min {lo}) clipped at 0"
+                     + (" (lossy copy)" if str(ds.get("LossyImageCompression", "")) == "01" else ""))
+        arr = np.clip(arr, 0, None)
+    elif arr.dtype.kind == "i":
+        flags.append("signed pixel data (PixelRepresentation 1) converted to unsigned")
+    else:
+        flags.append(f"{arr.dtype.itemsize * 8}-bit pixel data widened to 16-bit")
+    return arr.astype(np.uint16)
+
+
+def _parse_date(value: Any) -> _dt.date | None:
+    text = str(value or "").strip()
+    if not re.fullmatch(r"\d{8}", text):
+        return None
+    try:
+        return _dt.datetime.strptime(text, "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def _spacing(ds: Dataset) -> tuple[float, float] | None:
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
+        value = ds.get(keyword)
+        if value is not None and len(value) == 2:
+            try:
+                return float(value[0]), float(value[1])
+            except (TypeError, ValueError):
+                continue
+    return None
+
+
+def _open(path: Path, *, pixels: bool = True) -> Dataset:
+    """dcmread with every failure mapped to an InputError (file opened read-only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=not pixels)
+    except InvalidDicomError as exc:
+        raise InputError(path, "not a DICOM file (no DICM preamble/marker)") from exc
+    except (EOFError, OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        # pydicom raises these on headers cut short mid-element.
+        raise InputError(path, f"truncated or corrupt DICOM header: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - anything else pydicom throws is a bad file too
+        raise InputError(path, f"unreadable DICOM: {type(exc).__name__}: {exc}") from exc
+
+
+def check_header(ds: Dataset, path: Path) -> None:
+    """Reject what is not a whole-body NM image: wrong modality, reports, no pixels.
+
+    Raises:
+        InputError: naming the file and the reason.
+    """
+    sop = str(ds.get("SOPClassUID", ""))
+    modality = str(ds.get("Modality", "")).upper()
+    if sop.startswith("1.2.840.10008.5.1.4.1.1.88") or modality == "SR":
+        raise InputError(path, f"structured report (Modality {modality or '?'}), not an image: skipped")
+    if sop == str(SECONDARY_CAPTURE_STORAGE) or sop.startswith("1.2.840.10008.5.1.4.1.1.7."):
+        if modality not in ACCEPTED_SC_MODALITIES:
+            raise InputError(path, f"wrong modality {modality or '(none)'} for a bone scan (Secondary Capture)")
+    elif modality not in ACCEPTED_MODALITIES:
+        raise InputError(path, f"wrong modality {modality or '(none)'}: expected NM (bone scintigraphy)")
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise InputError(path, "no pixel data (PixelData (7FE0,0010) missing)")
+    if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+        raise InputError(path, "floating-point pixel data is not raw counts")
+    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+        raise InputError(path, f"{ds.get('SamplesPerPixel')} samples per pixel (a colour screenshot?), expected 1")
+
+
+def read_file(path: Path) -> DicomFile:
+    """Read one DICOM file into its named views and header facts.
+
+    Args:
+        path: a DICOM file (opened read-only).
+
+    Returns:
+        A :class:`DicomFile`.
+
+    Raises:
+        InputError: not DICOM, truncated, wrong modality, no pixel data, undecodable
+            compression, views that cannot be told apart, or non-count pixel data.
+    """
+    path = Path(path)
+    ds = _open(path)
+    check_header(ds, path)
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    views, source = _identify_views(ds, path, n_frames)
+    if len(set(views)) != len(views):
+        raise InputError(path, f"cannot tell the views apart: frames named {'/'.join(views)}")
+    flags: list[str] = []
+    arr = _decode(ds, path)
+    arr = _to_uint16(arr, ds, path, flags)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[0] != n_frames:
+        raise InputError(path, f"pixel array of shape {arr.shape} does not match NumberOfFrames {n_frames}")
+    spacing = _spacing(ds)
+    if spacing is None:
+        flags.append("no PixelSpacing: assumed 2.3 mm")
+        spacing = (2.3, 2.3)
+    ts = UID(str(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)))
+    lossy = str(ds.get("LossyImageCompression", "")).strip() == "01" or (ts.is_compressed and not ts.is_deflated
+                                                                        and "Lossless" not in ts.name
+                                                                        and str(ts) not in _NATIVE_SYNTAXES)
+    patient_id = str(ds.get("PatientID", "") or "").strip()
+    study_uid = str(ds.get("StudyInstanceUID", "") or "").strip()
+    if not study_uid:
+        raise InputError(path, "no StudyInstanceUID (0020,000D): cannot tell which study the file belongs to")
+    return DicomFile(
+        path=path,
+        views={v: np.ascontiguousarray(arr[i]) for i, v in enumerate(views)},
+        frames={v: i for i, v in enumerate(views)},
+        patient_id=patient_id,
+        study_uid=study_uid,
+        study_id=str(ds.get("StudyID", "") or "").strip(),
+        study_date=_parse_date(ds.get("StudyDate")),
+        pixel_spacing=spacing,
+        lossy=lossy,
+        flags=flags,
+        meta={
+            "manufacturer": str(ds.get("Manufacturer", "") or ""),
+            "sop_class": str(ds.get("SOPClassUID", "")),
+            "transfer_syntax": str(ts),
+            "view_source": source,
+            "n_frames": n_frames,
+            "series_number": ds.get("SeriesNumber"),
+            "instance_number": ds.get("InstanceNumber"),
+        },
+    )
+
+
+def read_views(path: Path) -> dict[str, np.ndarray]:
+    """The views stored in one DICOM file, as uint16 (rows, columns) arrays as stored.
+
+    Args:
+        path: a multi-frame (two views) or single-frame (one view) DICOM file.
+
+    Returns:
+        ``{"ANT": array, "POST": array}`` or the one view the file holds.
+
+    Raises:
+        InputError: naming the file and the reason it cannot be read as a bone scan.
+    """
+    return read_file(path).views
+
+
+def study_from_files(files: list[DicomFile], *, key: str | None = None) -> Study:
+    """Assemble one :class:`Study` from the files read for it (one or two files).
+
+    Raises:
+        InputError: the files mix patients or studies, or name the same view twice.
+    """
+    if not files:
+        raise InputError(None, "no files for the study")
+    first = files[0]
+    if len({f.patient_id for f in files}) > 1:
+        raise InputError(first.path, "files of one study carry two different patients (PatientID differs)")
+    if len({f.study_uid for f in files}) > 1:
+        raise InputError(first.path, "files belong to different studies (StudyInstanceUID differs)")
+    views: dict[str, np.ndarray] = {}
+    flags: list[str] = []
+    for f in files:
+        for view, img in f.views.items():
+            if view in views:
+                raise InputError(f.path, f"view {view} given twice")
+            views[view] = img
+        flags += f.flags
+    missing = [v for v in VIEWS if v not in views]
+    if missing:
+        flags.append(f"one view only ({'/'.join(v for v in VIEWS if v in views)}; {missing[0]} missing)")
+    if len({img.shape for img in views.values()}) > 1:
+        flags.append("views differ in matrix size")
+    ant, post = views.get("ANT"), views.get("POST")
+    any_img = ant if ant is not None else post
+    layout = "multiframe" if len(files) == 1 and first.meta.get("n_frames", 1) > 1 else (
+        "pair" if len(files) > 1 else "single")
+    return Study(
+        study_key=_study_key(first.study_uid, key),
+        patient_key=_patient_key(first.patient_id, key),
+        anterior=ant,
+        posterior=post,
+        pixel_spacing=first.pixel_spacing,
+        study_date=first.study_date,
+        source_paths=[f.path for f in files],
+        flags=flags,
+        meta={
+            "matrix": tuple(int(s) for s in any_img.shape),
+            "counts_ant": int(ant.sum(dtype=np.int64)) if ant is not None else None,
+            "counts_post": int(post.sum(dtype=np.int64)) if post is not None else None,
+            "manufacturer": first.meta.get("manufacturer", ""),
+            "layout": layout,
+            "view_source": first.meta.get("view_source"),
+            "transfer_syntax": first.meta.get("transfer_syntax"),
+            "lossy": any(f.lossy for f in files),
+        },
+    )
+
+
+def read_study(paths: list[Path], *, key: str | None = None) -> Study:
+    """Read one study: a multi-frame file or two single-frame files.
+
+    Args:
+        paths: the study's files (one multi-frame file, or ANT and POST files).
+        key: pseudonym key (see :mod:`scintilab.pseudonym`); default from the environment.
+
+    Returns:
+        A :class:`Study` with pseudonymous keys; a one-view study is flagged.
+
+    Raises:
+        InputError: a file cannot be read, or the files do not form one study of one patient.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [Path(paths)]
+    return study_from_files([read_file(Path(p)) for p in paths], key=key)

@@ -1,0 +1,750 @@
+"""Score predictions: the paper's metrics, by class and macro, with patient-bootstrap CIs.
+
+Guo et al. 2022 report accuracy, precision, recall, specificity, F-1 and AUC (their Eqs.
+6-10), macro-averaged over the three classes (Table 4), per class (Fig. 8), and for the
+two-class task "metastatic vs not" (Table 8, Fig. 10). This module computes all of them
+from a table of per-image predictions (a run directory's ``predictions.csv``), adds what a
+clinician-researcher needs to trust the numbers on a small test set, namely
+confidence intervals from a bootstrap that resamples *patients* (images of one patient
+are not independent: views, augmented copies) and a calibration curve with its expected
+calibration error, and builds the figures (ROC, confusion matrix, per-class bars,
+calibration).
+
+Conventions: ``y_true`` holds class indices into ``classes``; ``proba`` is an (N, K)
+array of class probabilities; the prediction is ``argmax(proba)`` unless given. Metrics
+that are undefined on the data (a class absent from the test set) are NaN, never a guess.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from scintilab.study import CLASSES
+from scintilab.utils import as_rng
+
+#: The two-class task of the paper's Table 8: ADMet and nADMet merged into "Met".
+TWO_CLASSES: tuple[str, ...] = ("NoMet", "Met")
+#: Macro metrics in the order of the paper's tables (Table 4 / Table 8 columns).
+MACRO_METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "specificity", "f1", "auc")
+#: Per-class metrics (the paper's Fig. 8).
+CLASS_METRICS: tuple[str, ...] = ("precision", "recall", "specificity", "f1", "auc")
+#: Column headers as the paper prints them.
+PAPER_NAMES: dict[str, str] = {
+    "accuracy": "Accuracy",
+    "precision": "Precision",
+    "recall": "Recall",
+    "specificity": "Specificity",
+    "f1": "F-1 score",
+    "auc": "AUC",
+    "ece": "ECE",
+}
+
+
+# --------------------------------------------------------------------------- basics
+def _as_arrays(y_true: Sequence[int] | np.ndarray, proba: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    y = np.asarray(y_true).astype(int).ravel()
+    if proba is None:
+        return y, None
+    p = np.asarray(proba, dtype=float)
+    if p.ndim != 2 or p.shape[0] != y.shape[0]:
+        raise ValueError(f"proba must be (N, K) with N={y.shape[0]}; got shape {p.shape}")
+    return y, p
+
+
+def confusion_matrix(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts ``cm[i, j]`` of images of true class ``i`` predicted as class ``j``.
+
+    Args:
+        y_true: true class indices.
+        y_pred: predicted class indices.
+        num_classes: K; the matrix is K x K even when a class never occurs.
+
+    Returns:
+        int64 array (K, K), rows = truth, columns = prediction (scikit-learn's layout).
+    """
+    y = np.asarray(y_true, dtype=int).ravel()
+    p = np.asarray(y_pred, dtype=int).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"y_true and y_pred differ in length: {y.shape[0]} vs {p.shape[0]}")
+    # bincount on the flat index is the fast path used inside the bootstrap loop.
+    return np.bincount(y * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    # scikit-learn's zero_division=0: a class never predicted has precision 0, not NaN,
+    # so macro averages stay comparable with sklearn and with the paper.
+    num = np.asarray(num, dtype=float)
+    den = np.asarray(den, dtype=float)
+    out = np.zeros_like(num)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def per_class_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """One-vs-rest precision, recall, specificity, F-1 and support from a confusion matrix.
+
+    For class k: TP = cm[k,k], FP = column k minus TP, FN = row k minus TP,
+    TN = everything else (the paper's Eqs. 7-10 applied one class against the rest).
+
+    Args:
+        cm: (K, K) counts, rows = truth, columns = prediction.
+
+    Returns:
+        dict of arrays of length K: ``precision``, ``recall``, ``specificity``, ``f1``,
+        ``support`` (true images per class), ``tp``, ``fp``, ``fn``, ``tn``.
+        A ratio with a zero denominator is 0 (scikit-learn's ``zero_division=0``).
+    """
+    cm = np.asarray(cm, dtype=float)
+    tp = np.diag(cm)
+    fp = cm.sum(axis=0) - tp
+    fn = cm.sum(axis=1) - tp
+    tn = cm.sum() - tp - fp - fn
+    precision = _safe_div(tp, tp + fp)
+    recall = _safe_div(tp, tp + fn)
+    specificity = _safe_div(tn, tn + fp)
+    f1 = _safe_div(2 * tp, 2 * tp + fp + fn)  # = 2PR/(P+R), and 0 where both are 0
+    return {
+        "precision": precision,
+        "recall": recall,
+        "specificity": specificity,
+        "f1": f1,
+        "support": tp + fn,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+    }
+
+
+def binary_auc(y_binary: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve via the Mann-Whitney rank statistic (ties count half).
+
+    Identical to ``sklearn.metrics.roc_auc_score`` for binary labels, but a few times
+    faster, which matters inside a 1000-replicate bootstrap.
+
+    Args:
+        y_binary: 1 for positives, 0 for negatives.
+        score: higher = more likely positive.
+
+    Returns:
+        The AUC, or NaN when only one class is present.
+    """
+    y = np.asarray(y_binary).astype(bool).ravel()
+    s = np.asarray(score, dtype=float).ravel()
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(s)  # average ranks: tied scores count one half, as in sklearn
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def auc_per_class(y_true: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """One-vs-rest AUC for each class (NaN for a class absent or alone in ``y_true``)."""
+    y, p = _as_arrays(y_true, proba)
+    assert p is not None
+    return np.array([binary_auc(y == k, p[:, k]) for k in range(p.shape[1])])
+
+
+def classification_metrics(
+    y_true: Sequence[int] | np.ndarray,
+    proba: np.ndarray | None = None,
+    *,
+    y_pred: Sequence[int] | np.ndarray | None = None,
+    classes: Sequence[str] = CLASSES,
+) -> dict[str, Any]:
+    """All of the paper's metrics, macro-averaged and per class.
+
+    Macro averages are unweighted means over classes, as scikit-learn's
+    ``average="macro"``; macro F-1 is the mean of the per-class F-1 scores. For two
+    classes (``len(classes) == 2``) precision, recall, specificity and F-1 are those of the
+    positive class (index 1, "Met"), as the paper's Table 8 reports them, and AUC is the
+    binary AUC of ``proba[:, 1]``; the per-class entries still hold both classes.
+
+    Args:
+        y_true: true class indices.
+        proba: (N, K) class probabilities; needed for AUC, and for the prediction when
+            ``y_pred`` is not given.
+        y_pred: predicted class indices (default ``argmax(proba)``).
+        classes: class names, K of them.
+
+    Returns:
+        dict with ``accuracy``, ``precision``, ``recall``, ``specificity``, ``f1``,
+        ``auc`` (floats), ``per_class`` (dict metric -> {class: value}), ``confusion``
+        (K x K list), ``n`` (number of images), ``classes``.
+    """
+    y, p = _as_arrays(y_true, proba)
+    k = len(classes)
+    if y_pred is None:
+        if p is None:
+            raise ValueError("give proba or y_pred")
+        pred = p.argmax(axis=1)
+    else:
+        pred = np.asarray(y_pred, dtype=int).ravel()
+    if p is not None and p.shape[1] != k:
+        raise ValueError(f"proba has {p.shape[1]} columns but {k} classes were named")
+    cm = confusion_matrix(y, pred, k)
+    pc = per_class_from_confusion(cm)
+    aucs = auc_per_class(y, p) if p is not None else np.full(k, np.nan)
+    out: dict[str, Any] = {"n": int(y.size), "classes": list(classes)}
+    out["accuracy"] = float(np.trace(cm) / cm.sum()) if cm.sum() else float("nan")
+    if k == 2:
+        for m in ("precision", "recall", "specificity", "f1"):
+            out[m] = float(pc[m][1])
+        out["auc"] = float(aucs[1])
+    else:
+        for m in ("precision", "recall", "specificity", "f1"):
+            out[m] = float(pc[m].mean())
+        # sklearn's roc_auc_score(multi_class="ovr", average="macro") is the plain mean of
+        # the one-vs-rest AUCs; it refuses when a class is missing, we return NaN instead.
+        out["auc"] = float(aucs.mean()) if np.all(np.isfinite(aucs)) else float("nan")
+    per_class: dict[str, dict[str, float]] = {}
+    for m in CLASS_METRICS:
+        vals = aucs if m == "auc" else pc[m]
+        per_class[m] = {c: float(v) for c, v in zip(classes, vals)}
+    per_class["support"] = {c: int(v) for c, v in zip(classes, pc["support"])}
+    out["per_class"] = per_class
+    out["confusion"] = cm.tolist()
+    return out
+
+
+# --------------------------------------------------------------------------- two-class mode
+def merge_labels(y_true: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Map 3-class labels (NoMet, ADMet, nADMet) to 2-class (NoMet=0, Met=1)."""
+    return (np.asarray(y_true, dtype=int) > 0).astype(int)
+
+
+def two_class(
+    y_true: Sequence[int] | np.ndarray, proba: np.ndarray, method: str = "sum", threshold: float = 0.5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Turn 3-class predictions into the metastatic-vs-not task (the paper's Table 8).
+
+    Two ways, which differ when NoMet is the single most likely class but the two
+    metastatic classes together outweigh it:
+
+    * ``"merge"``: take the 3-class decision (argmax) and merge ADMet and nADMet.
+    * ``"sum"``: P(Met) = P(ADMet) + P(nADMet); predict Met when it exceeds ``threshold``.
+
+    Both use P(Met) as the score for the AUC. A model trained with two classes
+    (``proba`` with 2 columns) passes through unchanged (labels already merged).
+
+    Args:
+        y_true: true labels, 3-class (or already 2-class when ``proba`` has 2 columns).
+        proba: (N, 3) or (N, 2) probabilities.
+        method: ``"sum"`` or ``"merge"``.
+        threshold: decision threshold on P(Met) for ``"sum"``.
+
+    Returns:
+        ``(y2, proba2, pred2)``: merged labels, (N, 2) probabilities [P(NoMet), P(Met)],
+        and the two-class predictions.
+    """
+    y, p = _as_arrays(y_true, proba)
+    assert p is not None
+    if p.shape[1] == 2:
+        y2 = (y > 0).astype(int)  # accepts 3-class labels too
+        return y2, p, (p[:, 1] > threshold).astype(int)
+    if p.shape[1] != 3:
+        raise ValueError(f"two_class expects 2 or 3 probability columns, got {p.shape[1]}")
+    y2 = merge_labels(y)
+    p_met = p[:, 1] + p[:, 2]
+    p2 = np.stack([1.0 - p_met, p_met], axis=1)
+    if method == "sum":
+        pred2 = (p_met > threshold).astype(int)
+    elif method == "merge":
+        pred2 = (p.argmax(axis=1) > 0).astype(int)
+    else:
+        raise ValueError(f"unknown two-class method {method!r}; use 'sum' or 'merge'")
+    return y2, p2, pred2
+
+
+# --------------------------------------------------------------------------- curves
+def roc_curves(y_true: Sequence[int] | np.ndarray, proba: np.ndarray, classes: Sequence[str] = CLASSES) -> dict[str, dict[str, Any]]:
+    """One-vs-rest ROC curve of each class (the paper's Fig. 6).
+
+    Returns:
+        ``{class: {"fpr": list, "tpr": list, "auc": float}}``; for two classes only the
+        positive class (index 1) is returned. Classes absent from ``y_true`` are skipped.
+    """
+    from sklearn.metrics import roc_curve
+
+    y, p = _as_arrays(y_true, proba)
+    assert p is not None
+    out: dict[str, dict[str, Any]] = {}
+    ks = [1] if len(classes) == 2 else range(len(classes))
+    for k in ks:
+        pos = y == k
+        if pos.all() or not pos.any():
+            continue
+        fpr, tpr, _ = roc_curve(pos, p[:, k])
+        out[classes[k]] = {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "auc": binary_auc(pos, p[:, k])}
+    return out
+
+
+def _calibration_bins(y: np.ndarray, p: np.ndarray, n_bins: int, y_pred: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    # NumPy only: the ECE runs once per bootstrap replicate, where pandas would dominate.
+    pred = p.argmax(axis=1) if y_pred is None else np.asarray(y_pred, dtype=int)
+    conf = p[np.arange(len(y)), pred]
+    correct = (pred == y).astype(float)
+    # right-closed bins so that a confidence of exactly 1.0 lands in the last bin
+    idx = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
+    count = np.bincount(idx, minlength=n_bins)
+    conf_sum = np.bincount(idx, weights=conf, minlength=n_bins)
+    corr_sum = np.bincount(idx, weights=correct, minlength=n_bins)
+    return count, conf_sum, corr_sum
+
+
+def calibration_curve(
+    y_true: Sequence[int] | np.ndarray, proba: np.ndarray, n_bins: int = 10, y_pred: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Top-label reliability table: confidence of the predicted class vs how often it is right.
+
+    Args:
+        y_true: true class indices.
+        proba: (N, K) probabilities.
+        n_bins: equal-width confidence bins on [0, 1] (right-closed).
+        y_pred: predictions (default argmax); the confidence is ``proba[i, y_pred[i]]``.
+
+    Returns:
+        DataFrame, one row per non-empty bin: ``bin_low``, ``bin_high``, ``confidence``
+        (mean), ``accuracy`` (fraction correct), ``count``.
+    """
+    y, p = _as_arrays(y_true, proba)
+    assert p is not None
+    count, conf_sum, corr_sum = _calibration_bins(y, p, n_bins, y_pred)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    keep = count > 0
+    return pd.DataFrame(
+        {
+            "bin_low": edges[:-1][keep],
+            "bin_high": edges[1:][keep],
+            "confidence": conf_sum[keep] / count[keep],
+            "accuracy": corr_sum[keep] / count[keep],
+            "count": count[keep].astype(int),
+        }
+    )
+
+
+def expected_calibration_error(
+    y_true: Sequence[int] | np.ndarray, proba: np.ndarray, n_bins: int = 10, y_pred: np.ndarray | None = None
+) -> float:
+    """ECE = sum over bins of (bin share) x |accuracy - confidence| (Guo et al. 2017).
+
+    0 for a perfectly calibrated model; the top-label form, on ``n_bins`` equal bins.
+    """
+    y, p = _as_arrays(y_true, proba)
+    assert p is not None
+    if y.size == 0:
+        return float("nan")
+    count, conf_sum, corr_sum = _calibration_bins(y, p, n_bins, y_pred)
+    return float(np.abs(corr_sum - conf_sum).sum() / count.sum())
+
+
+# --------------------------------------------------------------------------- bootstrap
+def _flat_metrics(y: np.ndarray, p: np.ndarray, pred: np.ndarray, classes: Sequence[str], n_bins: int) -> dict[str, float]:
+    m = classification_metrics(y, p, y_pred=pred, classes=classes)
+    flat = {k: m[k] for k in MACRO_METRICS}
+    for metric in CLASS_METRICS:
+        for c, v in m["per_class"][metric].items():
+            flat[f"{metric}[{c}]"] = v
+    flat["ece"] = expected_calibration_error(y, p, n_bins=n_bins, y_pred=pred)
+    return flat
+
+
+def bootstrap_metrics(
+    y_true: Sequence[int] | np.ndarray,
+    proba: np.ndarray,
+    groups: Sequence[str] | np.ndarray | None = None,
+    *,
+    y_pred: np.ndarray | None = None,
+    classes: Sequence[str] = CLASSES,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    rng: np.random.Generator | int | None = 0,
+    n_bins: int = 10,
+) -> pd.DataFrame:
+    """Point estimates and percentile bootstrap CIs for every metric, resampling patients.
+
+    Each replicate draws as many patients as the test set holds, with replacement, and
+    takes *all* images of every drawn patient (a patient drawn twice counts twice). That
+    keeps the dependence between images of one patient (two views, augmented copies, a
+    fused image) inside each replicate, so the interval is not falsely narrow.
+
+    Args:
+        y_true: true class indices.
+        proba: (N, K) probabilities.
+        groups: patient key per image (default: every image its own patient).
+        y_pred: predictions (default argmax of ``proba``), resampled alongside.
+        classes: class names.
+        n_boot: number of replicates.
+        alpha: 1 - confidence level (0.05 gives 95 % intervals).
+        rng: randomness (a seed by default, so a report's intervals are reproducible).
+        n_bins: calibration bins for the ECE.
+
+    Returns:
+        DataFrame indexed by metric name (macro ones, ``metric[class]`` per class, ``ece``)
+        with columns ``estimate``, ``low``, ``high``, ``n_valid`` (replicates where the
+        metric was defined, e.g. a class present).
+    """
+    y, p = _as_arrays(y_true, proba)
+    assert p is not None
+    pred = p.argmax(axis=1) if y_pred is None else np.asarray(y_pred, dtype=int)
+    g = np.arange(len(y)).astype(str) if groups is None else np.asarray(groups).astype(str)
+    if g.shape[0] != y.shape[0]:
+        raise ValueError(f"groups has {g.shape[0]} entries for {y.shape[0]} images")
+    point = _flat_metrics(y, p, pred, classes, n_bins)
+    uniq, inverse = np.unique(g, return_inverse=True)
+    members = [np.flatnonzero(inverse == i) for i in range(len(uniq))]
+    gen = as_rng(rng)
+    names = list(point)
+    reps = np.full((n_boot, len(names)), np.nan)
+    for b in range(n_boot):
+        drawn = gen.integers(0, len(uniq), size=len(uniq))
+        idx = np.concatenate([members[i] for i in drawn])
+        vals = _flat_metrics(y[idx], p[idx], pred[idx], classes, n_bins)
+        reps[b] = [vals[n] for n in names]
+    rows = []
+    for j, name in enumerate(names):
+        col = reps[:, j]
+        col = col[np.isfinite(col)]
+        low, high = (np.quantile(col, [alpha / 2, 1 - alpha / 2]) if col.size else (np.nan, np.nan))
+        rows.append({"metric": name, "estimate": point[name], "low": float(low), "high": float(high), "n_valid": int(col.size)})
+    return pd.DataFrame(rows).set_index("metric")
+
+
+# --------------------------------------------------------------------------- predictions tables
+def probability_columns(df: pd.DataFrame) -> list[str]:
+    """The ``p_<class>`` columns of a predictions table, in model-output order."""
+    cols = [c for c in df.columns if c.startswith("p_")]
+    if not cols:
+        raise ValueError("predictions table has no p_<class> probability columns")
+    return cols
+
+
+def aggregate_by_study(df: pd.DataFrame) -> pd.DataFrame:
+    """Average class probabilities over all images of a study (views, augmented copies).
+
+    The paper scores single images; a clinician reads a study. This gives one row per
+    study (first row's metadata, mean probabilities, re-taken argmax prediction).
+    """
+    pcols = probability_columns(df)
+    meta = df.groupby("study_key", sort=False).first()
+    probs = df.groupby("study_key", sort=False)[pcols].mean()
+    out = meta.drop(columns=pcols).join(probs).reset_index()
+    classes = [c[2:] for c in pcols]
+    out["pred"] = np.asarray(classes)[out[pcols].to_numpy().argmax(axis=1)]
+    out["kind"] = "study"
+    out["aug"] = "mean"
+    return out
+
+
+def arrays_from_predictions(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """``(y_true, proba, patient_keys, classes)`` from a predictions table.
+
+    The table needs ``true`` (class name), ``patient_key`` and ``p_<class>`` columns.
+    """
+    pcols = probability_columns(df)
+    classes = [c[2:] for c in pcols]
+    lookup = {c: i for i, c in enumerate(classes)}
+    unknown = sorted(set(df["true"]) - set(lookup))
+    if unknown and len(classes) == 2:
+        # a 2-class model scored against 3-class names: merge ADMet/nADMet into Met
+        y = np.array([0 if t == classes[0] else 1 for t in df["true"]])
+    elif unknown:
+        raise ValueError(f"labels {unknown} are not among the model's classes {classes}")
+    else:
+        y = df["true"].map(lookup).to_numpy()
+    return y.astype(int), df[pcols].to_numpy(dtype=float), df["patient_key"].astype(str).to_numpy(), classes
+
+
+def evaluate_predictions(
+    df: pd.DataFrame,
+    *,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    rng: np.random.Generator | int | None = 0,
+    n_bins: int = 10,
+    two_class_threshold: float = 0.5,
+) -> dict[str, Any]:
+    """Every metric, with CIs, from a predictions table (rows = images or studies).
+
+    Args:
+        df: predictions with ``true``, ``patient_key`` and ``p_<class>`` columns.
+        n_boot: bootstrap replicates (0 skips the intervals).
+        alpha: 1 - confidence level.
+        rng: bootstrap randomness.
+        n_bins: calibration bins.
+        two_class_threshold: threshold on P(Met) for the summed-probability two-class mode.
+
+    Returns:
+        JSON-ready dict: ``classes``, ``n_images``, ``n_patients``, ``metrics`` (macro point
+        estimates + ``per_class`` + ``confusion``), ``ci`` ({metric: [low, high]}),
+        ``roc``, ``calibration`` (records), ``ece``, and ``two_class`` with entries
+        ``sum`` and ``merge`` (3-class models) or ``model`` (2-class models), each holding
+        ``metrics`` and ``ci``.
+    """
+    y, p, groups, classes = arrays_from_predictions(df)
+    out: dict[str, Any] = {
+        "classes": classes,
+        "n_images": int(len(y)),
+        "n_patients": int(len(np.unique(groups))),
+        "alpha": alpha,
+        "n_boot": n_boot,
+    }
+    out["metrics"] = classification_metrics(y, p, classes=classes)
+    out["ece"] = expected_calibration_error(y, p, n_bins=n_bins)
+    out["roc"] = roc_curves(y, p, classes)
+    out["calibration"] = calibration_curve(y, p, n_bins=n_bins).to_dict(orient="records")
+    out["ci"] = _ci_dict(y, p, groups, None, classes, n_boot, alpha, rng, n_bins)
+    modes = ["model"] if len(classes) == 2 else ["sum", "merge"]
+    out["two_class"] = {}
+    for mode in modes:
+        y2, p2, pred2 = two_class(y, p, method="sum" if mode == "model" else mode, threshold=two_class_threshold)
+        entry = {"metrics": classification_metrics(y2, p2, y_pred=pred2, classes=TWO_CLASSES)}
+        entry["ece"] = expected_calibration_error(y2, p2, n_bins=n_bins, y_pred=pred2)
+        entry["roc"] = roc_curves(y2, p2, TWO_CLASSES)
+        entry["ci"] = _ci_dict(y2, p2, groups, pred2, TWO_CLASSES, n_boot, alpha, rng, n_bins)
+        out["two_class"][mode] = entry
+    return out
+
+
+def _ci_dict(y, p, groups, pred, classes, n_boot, alpha, rng, n_bins) -> dict[str, list[float]]:
+    if n_boot <= 0:
+        return {}
+    table = bootstrap_metrics(y, p, groups, y_pred=pred, classes=classes, n_boot=n_boot, alpha=alpha, rng=rng, n_bins=n_bins)
+    return {name: [row.low, row.high] for name, row in table.iterrows()}
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    split: str = "test",
+    per: str = "image",
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    rng: np.random.Generator | int | None = 0,
+    write: bool = False,
+) -> dict[str, Any]:
+    """Score a run directory's ``predictions.csv`` (never re-trains).
+
+    Args:
+        run_dir: a folder written by :func:`scintilab.training.train`.
+        split: which rows to score (``"test"``; ``"all"`` for every row).
+        per: ``"image"`` (the paper's unit) or ``"study"`` (probabilities averaged per study).
+        n_boot: bootstrap replicates for the CIs.
+        alpha: 1 - confidence level.
+        rng: bootstrap randomness.
+        write: also write the result to ``metrics.json`` in the run directory.
+
+    Returns:
+        The dict of :func:`evaluate_predictions`, plus ``run`` (the run's name), ``split``
+        and ``per``.
+
+    Raises:
+        InputError: the folder holds no readable predictions table.
+    """
+    from scintilab.runs import load_predictions
+
+    run_dir = Path(run_dir)
+    df = load_predictions(run_dir)
+    if split != "all" and "split" in df.columns:
+        df = df[df["split"] == split]
+    if df.empty:
+        from scintilab.errors import InputError
+
+        raise InputError(run_dir / "predictions.csv", f"no rows for split {split!r}")
+    if per == "study":
+        df = aggregate_by_study(df)
+    elif per != "image":
+        raise ValueError(f"per must be 'image' or 'study', not {per!r}")
+    result = evaluate_predictions(df, n_boot=n_boot, alpha=alpha, rng=rng)
+    result.update({"run": run_dir.name, "split": split, "per": per})
+    if write:
+        (run_dir / "metrics.json").write_text(json.dumps(_jsonable(result), indent=1))
+    return result
+
+
+def _jsonable(obj: Any) -> Any:
+    """NaN -> None and NumPy scalars -> Python, so json.dumps writes valid JSON."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return None if not math.isfinite(float(obj)) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    return obj
+
+
+# --------------------------------------------------------------------------- tables
+def _fmt(value: float, ci: Sequence[float] | None, digits: int) -> str:
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    s = f"{value:.{digits}f}"
+    if ci is not None and len(ci) == 2 and ci[0] is not None and np.isfinite(ci[0]):
+        s += f" ({ci[0]:.{digits - 1}f}-{ci[1]:.{digits - 1}f})"
+    return s
+
+
+def metrics_table(
+    results: Mapping[str, Mapping[str, Any]],
+    *,
+    metrics: Sequence[str] = MACRO_METRICS,
+    two_class: str | None = None,
+    with_ci: bool = True,
+    digits: int = 4,
+) -> pd.DataFrame:
+    """The paper's Table 4 layout: one row per classifier (run), one column per metric.
+
+    Args:
+        results: ``{row name: evaluate_run/evaluate_predictions result}``.
+        metrics: columns, in order (``ece`` allowed).
+        two_class: ``None`` for the multiclass metrics, else ``"sum"``, ``"merge"`` or
+            ``"model"`` for the Table 8 layout.
+        with_ci: append "(low-high)" to each cell.
+        digits: decimals of the estimate (the paper prints 4).
+
+    Returns:
+        DataFrame of strings, index "Classifier", columns named as in the paper.
+    """
+    rows = {}
+    for name, res in results.items():
+        src = res
+        if two_class is not None:
+            entry = res["two_class"]
+            src = entry[two_class] if two_class in entry else next(iter(entry.values()))
+        m, ci = src["metrics"], src.get("ci", {})
+        cells = {}
+        for k in metrics:
+            val = src.get("ece") if k == "ece" else m.get(k)
+            cells[PAPER_NAMES.get(k, k)] = _fmt(np.nan if val is None else val, ci.get(k) if with_ci else None, digits)
+        rows[name] = cells
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "Classifier"
+    return table
+
+
+def per_class_table(result: Mapping[str, Any], *, with_ci: bool = True, digits: int = 4) -> pd.DataFrame:
+    """The paper's Fig. 8 as a table: one row per class, one column per metric."""
+    m, ci = result["metrics"], result.get("ci", {})
+    rows = {}
+    for c in m["classes"]:
+        rows[c] = {
+            PAPER_NAMES[k]: _fmt(m["per_class"][k][c], ci.get(f"{k}[{c}]") if with_ci else None, digits)
+            for k in CLASS_METRICS
+        }
+        rows[c]["Images"] = str(m["per_class"]["support"][c])
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "Class"
+    return table
+
+
+# --------------------------------------------------------------------------- figures (plotly)
+def roc_figure(roc: Mapping[str, Mapping[str, Any]], title: str = "ROC (one vs rest)"):
+    """Plotly ROC curves, one per class, AUC in the legend (the paper's Fig. 6)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for name, c in roc.items():
+        fig.add_trace(go.Scatter(x=c["fpr"], y=c["tpr"], mode="lines", name=f"{name} (AUC {c['auc']:.3f})"))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash", "color": "grey"}, name="chance"))
+    fig.update_layout(
+        title=title, xaxis_title="False positive rate (1 - specificity)", yaxis_title="True positive rate (recall)",
+        width=520, height=460, xaxis={"range": [0, 1]}, yaxis={"range": [0, 1.02]},
+    )
+    return fig
+
+
+def confusion_figure(cm: Sequence[Sequence[int]], classes: Sequence[str], title: str = "Confusion matrix", normalize: bool = False):
+    """Plotly heat map of a confusion matrix (rows = truth), counts written in each cell."""
+    import plotly.graph_objects as go
+
+    cm = np.asarray(cm, dtype=float)
+    z = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
+    text = [[(f"{int(cm[i, j])}<br>{z[i, j]:.0%}" if normalize else f"{int(cm[i, j])}") for j in range(cm.shape[1])] for i in range(cm.shape[0])]
+    fig = go.Figure(
+        go.Heatmap(z=z, x=list(classes), y=list(classes), text=text, texttemplate="%{text}", colorscale="Blues", showscale=False)
+    )
+    fig.update_layout(title=title, xaxis_title="Predicted", yaxis_title="True", width=440, height=420, yaxis={"autorange": "reversed"})
+    return fig
+
+
+def per_class_figure(result: Mapping[str, Any], title: str = "Per-class scores"):
+    """Grouped bars of precision/recall/specificity/F-1/AUC per class with CI whiskers (Fig. 8)."""
+    import plotly.graph_objects as go
+
+    m, ci = result["metrics"], result.get("ci", {})
+    fig = go.Figure()
+    for k in CLASS_METRICS:
+        vals = [m["per_class"][k][c] for c in m["classes"]]
+        lows = [ci.get(f"{k}[{c}]", [None, None])[0] for c in m["classes"]]
+        highs = [ci.get(f"{k}[{c}]", [None, None])[1] for c in m["classes"]]
+        err = None
+        if all(v is not None and np.isfinite(v) for v in lows + highs):
+            err = {"type": "data", "symmetric": False, "array": [h - v for h, v in zip(highs, vals)], "arrayminus": [v - lo for v, lo in zip(vals, lows)]}
+        fig.add_trace(go.Bar(name=PAPER_NAMES[k], x=m["classes"], y=vals, error_y=err))
+    fig.update_layout(title=title, barmode="group", yaxis={"range": [0, 1.05], "title": "score"}, width=640, height=420)
+    return fig
+
+
+def calibration_figure(result: Mapping[str, Any], title: str = "Calibration (top label)"):
+    """Reliability diagram: accuracy vs confidence per bin, point size = images, ECE in title."""
+    import plotly.graph_objects as go
+
+    table = pd.DataFrame(result["calibration"])
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash", "color": "grey"}, name="perfect"))
+    if not table.empty:
+        size = 8 + 30 * np.sqrt(table["count"] / table["count"].max())
+        fig.add_trace(
+            go.Scatter(
+                x=table["confidence"], y=table["accuracy"], mode="lines+markers", marker={"size": size},
+                name="model", text=[f"{n} images" for n in table["count"]],
+            )
+        )
+    ece = result.get("ece")
+    fig.update_layout(
+        title=f"{title}: ECE {ece:.3f}" if ece is not None and np.isfinite(ece) else title,
+        xaxis_title="confidence of predicted class", yaxis_title="fraction correct",
+        xaxis={"range": [0, 1]}, yaxis={"range": [0, 1.02]}, width=480, height=440,
+    )
+    return fig
+
+
+# --------------------------------------------------------------------------- CLI
+def cli_main(argv: list[str]) -> int:
+    """``scintilab evaluate RUN_DIR [RUN_DIR ...]``: metrics with CIs for each run."""
+    parser = argparse.ArgumentParser(prog="scintilab evaluate", description="Score run directories (Table 4 layout, 95% CIs by patient).")
+    parser.add_argument("runs", nargs="+", help="run directories written by 'scintilab train'")
+    parser.add_argument("--per", choices=["image", "study"], default="image", help="scoring unit")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (resampling patients)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--two-class", choices=["sum", "merge"], default=None, help="also print the two-class table (Table 8)")
+    parser.add_argument("--write", action="store_true", help="(re)write metrics.json in each run directory")
+    args = parser.parse_args(argv)
+    from scintilab.errors import InputError
+
+    results, failed = {}, []
+    for r in args.runs:
+        try:
+            results[Path(r).name] = evaluate_run(r, per=args.per, n_boot=args.n_boot, rng=args.seed, write=args.write)
+        except InputError as exc:  # one bad run folder does not stop the others
+            failed.append((r, exc.problem))
+    if results:
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(metrics_table(results))
+            if args.two_class:
+                print(metrics_table(results, two_class=args.two_class))
+    for r, why in failed:
+        print(f"skipped {r}: {why}")
+    return 0 if results else 1

@@ -1,0 +1,917 @@
+"""Per-lesion features, shape class, body region and ADMet-vs-nADMet statistics.
+
+Every annotated lesion (a LabelMe polygon over the DICOM pixels of one view) becomes one
+row of a tidy table:
+
+* geometry from the rasterised polygon (``skimage.measure.regionprops``): area in pixels
+  and mm^2, equivalent diameter, eccentricity, solidity, orientation, axis lengths;
+* counts (max / mean / total) in the view it was drawn on, in the other view (the polygon
+  carried over through the fusion alignment, mirrored for POST) and in the fused image;
+  the anterior/posterior ratio (a depth cue: bone near the front is brighter in ANT) and a
+  background-corrected contrast against a ring around the lesion;
+* the shape class: the annotated label when there is one, else a geometric rule
+  (:func:`classify_shape`), with the rule's agreement against annotations measurable
+  (:func:`shape_agreement`);
+* the body region from a landmark atlas fitted to the study (:mod:`scintilab.atlas`).
+
+Then per-class distributions (the paper's Fig. 12: shape, body region, uptake intensity
+with :data:`~scintilab.anatomy.UPTAKE_BINS`) and tests of difference between ADMet and
+nADMet: chi-square with Cramer's V for categories, Mann-Whitney U with the rank-biserial
+correlation for continuous values.
+
+This module never imports Keras.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage as ndi
+from scipy import stats
+
+from scintilab.anatomy import REGIONS, UPTAKE_BINS, region_of
+from scintilab.errors import InputError
+from scintilab.study import SHAPE_CLASSES, Shape, Study
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from matplotlib.figure import Figure
+
+    from scintilab.atlas import Atlas
+
+#: Classes compared by the statistics (the paper's two metastatic subclasses).
+MET_CLASSES: tuple[str, str] = ("ADMet", "nADMet")
+
+#: Continuous lesion features compared between classes by Mann-Whitney U.
+CONTINUOUS_FEATURES: tuple[str, ...] = (
+    "area_mm2", "equiv_diameter_mm", "eccentricity", "solidity", "max_drawn",
+    "mean_drawn", "contrast", "ap_ratio",
+)
+
+#: Label strings of the uptake bins, e.g. ``"[50, 100)"``.
+UPTAKE_BIN_LABELS: tuple[str, ...] = tuple(
+    f"[{a:g}, {'inf' if math.isinf(b) else f'{b:g}'})" for a, b in zip(UPTAKE_BINS[:-1], UPTAKE_BINS[1:])
+)
+
+
+# ---------------------------------------------------------------------------------------
+# Labels and masks
+# ---------------------------------------------------------------------------------------
+def parse_label(label: str, attributes: dict[str, Any] | None = None) -> tuple[str, str | None, str | None]:
+    """Split a LabelMe label ``kind:shape:region`` (e.g. ``lesion:patchy:ribs``).
+
+    Shape and region may also come from the shape's ``attributes``/``flags``.
+
+    Args:
+        label: the label string.
+        attributes: the shape's extra LabelMe fields.
+
+    Returns:
+        ``(kind, shape, region)``; shape/region are None when not given or unknown.
+    """
+    parts = [p.strip() for p in str(label).split(":")]
+    kind = parts[0].lower() if parts else ""
+    shape = parts[1].lower() if len(parts) > 1 and parts[1] else None
+    region = parts[2].lower() if len(parts) > 2 and parts[2] else None
+    attrs = dict(attributes or {})
+    for src in (attrs, attrs.get("flags") or {}, attrs.get("attributes") or {}):
+        if isinstance(src, dict):
+            if shape is None and isinstance(src.get("shape"), str):
+                shape = src["shape"].lower()
+            if region is None and isinstance(src.get("region"), str):
+                region = src["region"].lower()
+            for k, v in src.items():  # LabelMe flags: {"patchy": true, ...}
+                if v is True and shape is None and k in SHAPE_CLASSES:
+                    shape = k
+                if v is True and region is None and k in REGIONS:
+                    region = k
+    if shape not in SHAPE_CLASSES:
+        shape = None
+    if region not in REGIONS:
+        region = None
+    return kind, shape, region
+
+
+def shape_mask(shape: Shape, image_shape: tuple[int, int]) -> np.ndarray:
+    """Rasterise one LabelMe shape onto the image grid.
+
+    Args:
+        shape: a polygon, rectangle, circle or point (points as (x=col, y=row)).
+        image_shape: (rows, columns) of the view.
+
+    Returns:
+        Boolean mask; pixels whose centre lies inside the shape (a point gives one pixel).
+
+    Raises:
+        InputError: the shape has too few points or falls outside the image.
+    """
+    from skimage.draw import disk, polygon
+
+    pts = np.asarray(shape.points, dtype=float).reshape(-1, 2)
+    h, w = image_shape
+    mask = np.zeros((h, w), dtype=bool)
+    kind = (shape.shape_type or "polygon").lower()
+    if kind == "polygon" or kind == "linestrip":
+        if len(pts) < 3:
+            raise InputError(None, f"polygon {shape.label!r} has {len(pts)} points (needs 3)")
+        rr, cc = polygon(pts[:, 1], pts[:, 0], shape=(h, w))
+        mask[rr, cc] = True
+    elif kind == "rectangle":
+        if len(pts) < 2:
+            raise InputError(None, f"rectangle {shape.label!r} needs 2 points")
+        (x0, y0), (x1, y1) = pts[0], pts[1]
+        r0, r1 = sorted((y0, y1))
+        c0, c1 = sorted((x0, x1))
+        mask[max(int(math.ceil(r0)), 0): min(int(math.floor(r1)) + 1, h),
+             max(int(math.ceil(c0)), 0): min(int(math.floor(c1)) + 1, w)] = True
+    elif kind == "circle":
+        if len(pts) < 2:
+            raise InputError(None, f"circle {shape.label!r} needs centre and rim points")
+        (xc, yc), (xr, yr) = pts[0], pts[1]
+        rr, cc = disk((yc, xc), float(np.hypot(xr - xc, yr - yc)), shape=(h, w))
+        mask[rr, cc] = True
+    elif kind == "point":
+        r, c = int(round(pts[0, 1])), int(round(pts[0, 0]))
+        if 0 <= r < h and 0 <= c < w:
+            mask[r, c] = True
+    else:
+        raise InputError(None, f"unsupported LabelMe shape_type {shape.shape_type!r}")
+    if not mask.any():
+        # Tiny polygons can miss every pixel centre: keep the pixel under their centroid.
+        r, c = int(round(pts[:, 1].mean())), int(round(pts[:, 0].mean()))
+        if 0 <= r < h and 0 <= c < w:
+            mask[r, c] = True
+        else:
+            raise InputError(None, f"shape {shape.label!r} lies outside the {h}x{w} image")
+    return mask
+
+
+# ---------------------------------------------------------------------------------------
+# Features
+# ---------------------------------------------------------------------------------------
+def geometry_features(mask: np.ndarray, spacing: tuple[float, float] = (2.3, 2.3)) -> dict[str, float]:
+    """Shape descriptors of a lesion mask (largest connected part).
+
+    Args:
+        mask: boolean lesion mask.
+        spacing: (row, column) pixel size in mm.
+
+    Returns:
+        ``area_px``, ``area_mm2``, ``equiv_diameter_mm`` (diameter of the disk of equal
+        area), ``eccentricity`` (0 disk .. 1 line), ``solidity`` (area / convex area),
+        ``orientation_deg`` (angle of the major axis from the image's row axis, -90..90,
+        skimage's convention), ``major_axis_mm``, ``minor_axis_mm``, ``centroid_row``,
+        ``centroid_col``.
+    """
+    from skimage.measure import label, regionprops
+
+    mask = np.asarray(mask, bool)
+    px_area = float(spacing[0] * spacing[1])
+    if not mask.any():
+        raise ValueError("empty lesion mask")
+    props = regionprops(label(mask, connectivity=2))
+    # The whole polygon is the lesion; several parts (a mottled outline drawn as one
+    # polygon stays one part) are summarised by area and the biggest part's shape.
+    area_px = float(mask.sum())
+    big = max(props, key=lambda p: p.area)
+    # Moments in pixel units assume square pixels; scale axes by the mean spacing.
+    s = float(np.sqrt(px_area))
+    return {
+        "area_px": area_px,
+        "area_mm2": area_px * px_area,
+        "equiv_diameter_mm": float(2.0 * np.sqrt(area_px * px_area / np.pi)),
+        "eccentricity": float(big.eccentricity),
+        "solidity": float(area_px / sum(p.area_convex for p in props)) if len(props) > 1 else float(big.solidity),
+        "orientation_deg": float(np.degrees(big.orientation)),
+        "major_axis_mm": float(big.axis_major_length * s),
+        "minor_axis_mm": float(big.axis_minor_length * s),
+        "centroid_row": float(np.mean(np.nonzero(mask)[0])),
+        "centroid_col": float(np.mean(np.nonzero(mask)[1])),
+    }
+
+
+def ring_mask(mask: np.ndarray, *, gap: int = 1, width: int = 3) -> np.ndarray:
+    """Background ring around a mask: ``width`` pixels, ``gap`` pixels away from it."""
+    mask = np.asarray(mask, bool)
+    inner = ndi.binary_dilation(mask, iterations=gap) if gap > 0 else mask
+    outer = ndi.binary_dilation(mask, iterations=gap + width)
+    return outer & ~inner
+
+
+def intensity_features(image: np.ndarray, mask: np.ndarray, *, prefix: str = "",
+                       gap: int = 1, width: int = 3) -> dict[str, float]:
+    """Counts inside a mask and its background-corrected contrast.
+
+    Args:
+        image: counts.
+        mask: boolean lesion mask, same shape.
+        prefix: appended to each key (e.g. ``"_ant"``).
+        gap: pixels between the lesion and its background ring.
+        width: ring width in pixels.
+
+    Returns:
+        ``max``, ``mean``, ``total``, ``background`` (median of the ring: robust to a
+        neighbouring hot bone) and ``contrast`` = (mean - background) / background
+        (NaN when the background is zero), each key followed by ``prefix``.
+    """
+    img = np.asarray(image, dtype=float)
+    mask = np.asarray(mask, bool)
+    vals = img[mask]
+    ring = ring_mask(mask, gap=gap, width=width)
+    bg = float(np.median(img[ring])) if ring.any() else float("nan")
+    mean = float(vals.mean()) if vals.size else float("nan")
+    contrast = (mean - bg) / bg if bg and np.isfinite(bg) and bg > 0 else float("nan")
+    return {
+        f"max{prefix}": float(vals.max()) if vals.size else float("nan"),
+        f"mean{prefix}": mean,
+        f"total{prefix}": float(vals.sum()),
+        f"background{prefix}": bg,
+        f"contrast{prefix}": float(contrast),
+    }
+
+
+def map_mask(mask: np.ndarray, from_view: str, shift: tuple[float, float]) -> np.ndarray:
+    """Carry a mask from one view to the other through the fusion alignment.
+
+    :mod:`scintilab.fusion` aligns the flipped posterior to the anterior with
+    ``aligned[r, c] = flipped[r - dr, c - dc]`` (``shift = (dr, dc)``). So an ANT pixel
+    (r, c) sits at (r - dr, c - dc) of the flipped posterior, i.e. at column
+    ``W - 1 - (c - dc)`` of the stored posterior; the inverse holds for POST -> ANT.
+
+    Args:
+        mask: boolean mask in the stored frame of ``from_view``.
+        from_view: ``ANT`` or ``POST``.
+        shift: the fusion shift (rows, cols).
+
+    Returns:
+        Boolean mask in the stored frame of the other view.
+    """
+    from scintilab.fusion import shift_image
+
+    m = np.asarray(mask, dtype=np.float32)
+    dr, dc = float(shift[0]), float(shift[1])
+    if from_view.upper() == "ANT":
+        flipped = shift_image(m, -dr, -dc)  # ANT frame -> flipped-posterior frame
+        return flipped[:, ::-1] >= 0.5
+    aligned = shift_image(m[:, ::-1], dr, dc)  # stored POST -> flipped -> ANT frame
+    return aligned >= 0.5
+
+
+def to_ant_frame(mask: np.ndarray, view: str, shift: tuple[float, float]) -> np.ndarray:
+    """The mask in the anterior (and fused image's) frame."""
+    return np.asarray(mask, bool) if view.upper() == "ANT" else map_mask(mask, "POST", shift)
+
+
+def classify_shape(features: dict[str, float] | pd.Series) -> str:
+    """Shape class from geometry alone (used when a lesion carries no annotated shape).
+
+    The rule, in order (thresholds in mm and dimensionless; see the module doc):
+
+    * ``punctate``: small, equivalent diameter under 11 mm (a few pixels at 2.3 mm);
+    * ``strip``: elongated, major/minor axis ratio of at least 2.6 (eccentricity >= 0.92);
+    * ``mottled``: irregular, solidity under 0.80, or speckled counts inside
+      (coefficient of variation of the background-corrected counts above 0.55);
+    * ``flake``: a large compact sheet, equivalent diameter of 30 mm or more;
+    * ``patchy``: everything else (a medium, roughly round patch).
+
+    Args:
+        features: a lesion's features (a dict or a table row).
+
+    Returns:
+        One of :data:`~scintilab.study.SHAPE_CLASSES`.
+    """
+    d = float(features.get("equiv_diameter_mm", np.nan))
+    ecc = float(features.get("eccentricity", 0.0))
+    sol = float(features.get("solidity", 1.0))
+    cv = float(features.get("cv_drawn", 0.0) or 0.0)
+    if d < 11.0:
+        return "punctate"
+    if ecc >= 0.92:
+        return "strip"
+    if sol < 0.80 or cv > 0.55:
+        return "mottled"
+    if d >= 30.0:
+        return "flake"
+    return "patchy"
+
+
+# ---------------------------------------------------------------------------------------
+# One study -> lesion rows
+# ---------------------------------------------------------------------------------------
+def _fusion_of(study: Study, method: str) -> Any:
+    if study.anterior is None or study.posterior is None:
+        return None
+    from scintilab.fusion import fuse_study
+
+    return fuse_study(study, method=method)
+
+
+def study_lesions(study: Study, *, fusion_method: str = "add", atlas_view: str = "ANT",
+                  kinds: Iterable[str] = ("lesion",)) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Feature rows for every lesion annotated on one study.
+
+    Args:
+        study: the study (both views when available; one view works, with NaN for the
+            other view's columns).
+        fusion_method: aggregation for the fused-image counts (``add`` = the paper).
+        atlas_view: view the body atlas is fitted to when both exist (``ANT``: the patient
+            faces the camera, so left/right and front bones read naturally).
+        kinds: label kinds to keep (``lesion``; add ``benign`` to study benign findings).
+
+    Returns:
+        ``(rows, skipped)``: one dict per lesion, and ``(study_key:shape_index, reason)``
+        for shapes that could not be used.
+    """
+    from scintilab.atlas import fit_atlas
+
+    kinds = {k.lower() for k in kinds}
+    rows: list[dict[str, Any]] = []
+    skipped: list[tuple[str, str]] = []
+    spacing = tuple(float(s) for s in (study.pixel_spacing or (2.3, 2.3)))
+    fusion = None
+    try:
+        fusion = _fusion_of(study, fusion_method)
+    except InputError as err:
+        skipped.append((study.study_key, f"fusion failed: {err.problem}"))
+    shift = tuple(fusion.shift) if fusion is not None else (0.0, 0.0)
+    if fusion is not None and abs(float(getattr(fusion, "scale", 1.0)) - 1.0) > 1e-6:
+        skipped.append((study.study_key, "fusion rescaled the posterior; counts mapped by shift only"))
+
+    # The atlas is fitted once per view; lesions drawn on POST use the POST atlas directly.
+    atlases: dict[str, Atlas] = {}
+
+    def atlas_for(view: str) -> Atlas | None:
+        if view not in atlases:
+            img = study.view(view)
+            if img is None:
+                return None
+            try:
+                atlases[view] = fit_atlas(img, view=view, spacing=spacing)  # type: ignore[arg-type]
+            except ValueError as err:
+                skipped.append((study.study_key, f"atlas on {view} failed: {err}"))
+                return None
+        return atlases[view]
+
+    n_lesion = 0
+    for i, shp in enumerate(study.shapes):
+        kind, ann_shape, ann_region = parse_label(shp.label, shp.attributes)
+        if kind not in kinds:
+            continue
+        view = (shp.view or "ANT").upper()
+        img = study.view(view)
+        key = f"{study.study_key}:{i}"
+        if img is None:
+            skipped.append((key, f"drawn on {view}, which the study lacks"))
+            continue
+        try:
+            mask = shape_mask(shp, img.shape)
+        except InputError as err:
+            skipped.append((key, err.problem))
+            continue
+        row: dict[str, Any] = {
+            "study_key": study.study_key,
+            "patient_key": study.patient_key,
+            "label": study.label,
+            "lesion_index": n_lesion,
+            "kind": kind,
+            "view": view,
+            "shape_annotated": ann_shape,
+            "region_annotated": ann_region,
+        }
+        n_lesion += 1
+        row.update(geometry_features(mask, spacing))
+        other = "POST" if view == "ANT" else "ANT"
+        masks = {view: mask}
+        if study.view(other) is not None:
+            masks[other] = map_mask(mask, view, shift)
+        ant_mask = to_ant_frame(mask, view, shift)
+        for v in ("ANT", "POST"):
+            suf = "_" + v.lower()
+            im = study.view(v)
+            if im is None or v not in masks or not masks[v].any():
+                row.update({f"{k}{suf}": np.nan for k in ("max", "mean", "total", "background", "contrast")})
+            else:
+                row.update(intensity_features(im, masks[v], prefix=suf))
+        if fusion is not None and ant_mask.any():
+            row.update(intensity_features(fusion.image, ant_mask, prefix="_fused"))
+        else:
+            row.update({f"{k}_fused": np.nan for k in ("max", "mean", "total", "background", "contrast")})
+        drawn = "_" + view.lower()
+        row["max_drawn"] = row[f"max{drawn}"]
+        row["mean_drawn"] = row[f"mean{drawn}"]
+        row["contrast"] = row[f"contrast{drawn}"]
+        vals = np.asarray(img, float)[mask] - (row[f"background{drawn}"] if np.isfinite(row[f"background{drawn}"]) else 0.0)
+        row["cv_drawn"] = float(np.std(vals) / np.mean(vals)) if vals.size > 1 and np.mean(vals) > 0 else 0.0
+        # Means (not totals) so the ratio does not depend on a mask clipped at the edge.
+        ma, mp = row.get("mean_ant", np.nan), row.get("mean_post", np.nan)
+        row["ap_ratio"] = float(ma / mp) if np.isfinite(ma) and np.isfinite(mp) and mp > 0 else np.nan
+        row["shape_rule"] = classify_shape(row)
+        row["shape"] = ann_shape or row["shape_rule"]
+        atl = atlas_for(view)
+        if atl is not None:
+            bone = atl.assign_bone(mask, row["ap_ratio"])
+            row["bone_atlas"] = bone
+            row["region_atlas"] = None if bone is None else region_of(bone)
+        else:
+            row["bone_atlas"] = row["region_atlas"] = None
+        row["region"] = ann_region or row["region_atlas"]
+        ac = np.nonzero(ant_mask)
+        row["ant_row"] = float(ac[0].mean()) if ac[0].size else row["centroid_row"]
+        row["ant_col"] = float(ac[1].mean()) if ac[1].size else row["centroid_col"]
+        row["shift_rows"], row["shift_cols"] = float(shift[0]), float(shift[1])
+        rows.append(row)
+    return rows, skipped
+
+
+def lesion_table(cohort: Sequence[Study] | Iterable[Study], *, fusion_method: str = "add",
+                 kinds: Iterable[str] = ("lesion",), progress: bool = False) -> pd.DataFrame:
+    """Tidy per-lesion table for a cohort (one row per annotated lesion).
+
+    Studies that fail are skipped and listed in ``table.attrs["skipped"]`` as
+    ``(key, reason)``; ``table.attrs["studies"]`` holds one row per study (key, patient,
+    label, lesion count), so that lesion counts per patient include studies without any.
+
+    Args:
+        cohort: studies, e.g. ``scintilab.ingest.load_cohort(manifest)``.
+        fusion_method: aggregation for the fused-image counts.
+        kinds: label kinds kept (``lesion``; add ``benign`` for benign findings).
+        progress: show a tqdm bar.
+
+    Returns:
+        The table (columns in :func:`study_lesions`); empty with the same attrs when no
+        lesion was found.
+    """
+    rows: list[dict[str, Any]] = []
+    skipped: list[tuple[str, str]] = []
+    studies: list[dict[str, Any]] = []
+    it: Iterable[Any] = cohort
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(cohort, desc="lesions", unit="study")
+    iterator = iter(it)
+    index = 0
+    while True:
+        # A lazy cohort reads pixels on access: a bad file raises there, per item.
+        try:
+            study = next(iterator)
+        except StopIteration:
+            break
+        except InputError as err:
+            skipped.append((str(err.path) if err.path else f"item {index}", err.problem))
+            index += 1
+            continue
+        index += 1
+        try:
+            r, s = study_lesions(study, fusion_method=fusion_method, kinds=kinds)
+        except InputError as err:
+            skipped.append((study.study_key, err.problem))
+            continue
+        rows.extend(r)
+        skipped.extend(s)
+        studies.append({"study_key": study.study_key, "patient_key": study.patient_key,
+                        "label": study.label, "n_lesions": len(r)})
+    df = pd.DataFrame(rows)
+    df.attrs["skipped"] = skipped
+    df.attrs["studies"] = pd.DataFrame(studies, columns=["study_key", "patient_key", "label", "n_lesions"])
+    return df
+
+
+# ---------------------------------------------------------------------------------------
+# Agreement
+# ---------------------------------------------------------------------------------------
+def shape_agreement(table: pd.DataFrame, predicted: str = "shape_rule",
+                    reference: str = "shape_annotated") -> tuple[pd.DataFrame, float]:
+    """Confusion matrix and accuracy of a shape prediction against annotations.
+
+    Args:
+        table: the lesion table.
+        predicted: column with predicted classes.
+        reference: column with annotated classes (rows without one are ignored).
+
+    Returns:
+        ``(confusion, accuracy)``: rows = reference, columns = predicted, over
+        :data:`SHAPE_CLASSES`; accuracy NaN when nothing is annotated.
+    """
+    sel = table[reference].notna() & table[predicted].notna() if len(table) else []
+    sub = table[sel] if len(table) else table
+    cm = pd.crosstab(pd.Categorical(sub[reference] if len(sub) else [], categories=SHAPE_CLASSES),
+                     pd.Categorical(sub[predicted] if len(sub) else [], categories=SHAPE_CLASSES),
+                     rownames=["annotated"], colnames=["predicted"], dropna=False)
+    acc = float((sub[reference] == sub[predicted]).mean()) if len(sub) else float("nan")
+    return cm, acc
+
+
+def fit_shape_classifier(table: pd.DataFrame, *, features: Sequence[str] = (
+        "equiv_diameter_mm", "eccentricity", "solidity", "cv_drawn", "contrast"),
+        max_depth: int = 4, folds: int = 5, rng: int = 0) -> tuple[Any, pd.Series, float]:
+    """A small decision tree for shape from geometry, scored by patient-grouped CV.
+
+    Args:
+        table: lesion table with ``shape_annotated``.
+        features: columns used.
+        max_depth: tree depth (kept small so a clinician can read it).
+        folds: cross-validation folds (grouped by patient so one patient's lesions never
+            straddle train and test).
+        rng: random state.
+
+    Returns:
+        ``(tree fitted on all annotated lesions, out-of-fold predictions, CV accuracy)``.
+    """
+    from sklearn.model_selection import GroupKFold, cross_val_predict
+    from sklearn.tree import DecisionTreeClassifier
+
+    sub = table[table["shape_annotated"].notna()]
+    if sub.empty:
+        raise ValueError("no annotated shapes to learn from")
+    X = sub[list(features)].astype(float).fillna(0.0).to_numpy()
+    y = sub["shape_annotated"].to_numpy()
+    tree = DecisionTreeClassifier(max_depth=max_depth, random_state=rng, min_samples_leaf=3)
+    n_groups = sub["patient_key"].nunique()
+    k = min(folds, n_groups)
+    if k >= 2:
+        pred = cross_val_predict(tree, X, y, groups=sub["patient_key"], cv=GroupKFold(n_splits=k))
+    else:
+        pred = tree.fit(X, y).predict(X)
+    tree.fit(X, y)
+    oof = pd.Series(pred, index=sub.index, name="shape_tree")
+    return tree, oof, float(np.mean(pred == y))
+
+
+def load_truth(truth_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """Synthetic ground truth, keyed by pseudonymous study key.
+
+    Args:
+        truth_dir: the cohort's ``truth/`` folder (``<study_id>.json`` files).
+
+    Returns:
+        study_key -> the truth record (with ``lesions``).
+    """
+    from scintilab.pseudonym import study_key as make_study_key
+
+    out: dict[str, dict[str, Any]] = {}
+    for p in sorted(Path(truth_dir).glob("*.json")):
+        try:
+            rec = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise InputError(p, f"unreadable truth file ({err})") from None
+        uid = rec.get("study_uid") or rec.get("StudyInstanceUID")
+        if uid:
+            out[make_study_key(str(uid))] = rec
+    return out
+
+
+def attach_truth(table: pd.DataFrame, truth: dict[str, dict[str, Any]], *,
+                 max_dist_px: float = 12.0) -> pd.DataFrame:
+    """Add ``region_truth``/``bone_truth``/``shape_truth`` by nearest truth lesion centre.
+
+    Truth centres (``center_rc``) are in the anterior frame; each lesion's anterior-frame
+    centroid is matched to the nearest unused truth lesion of its study.
+
+    Args:
+        table: lesion table.
+        truth: from :func:`load_truth`.
+        max_dist_px: beyond this distance a lesion stays unmatched (NaN truth).
+
+    Returns:
+        A copy of the table with the truth columns.
+    """
+    df = table.copy()
+    for col in ("region_truth", "bone_truth", "shape_truth", "truth_dist_px"):
+        df[col] = None if col != "truth_dist_px" else np.nan
+    if df.empty:
+        return df
+    for skey, idx in df.groupby("study_key").groups.items():
+        rec = truth.get(skey)
+        if not rec:
+            continue
+        les = rec.get("lesions") or []
+        if not les:
+            continue
+        centres = np.array([l.get("center_rc", [np.nan, np.nan]) for l in les], float)
+        used: set[int] = set()
+        for i in idx:
+            p = np.array([df.at[i, "ant_row"], df.at[i, "ant_col"]], float)
+            d = np.hypot(*(centres - p).T)
+            for j in np.argsort(d):
+                if int(j) not in used and d[j] <= max_dist_px:
+                    used.add(int(j))
+                    t = les[int(j)]
+                    bone = t.get("bone")
+                    df.at[i, "bone_truth"] = bone
+                    df.at[i, "region_truth"] = t.get("region") or (region_of(bone) if bone else None)
+                    df.at[i, "shape_truth"] = t.get("shape")
+                    df.at[i, "truth_dist_px"] = float(d[j])
+                    break
+    return df
+
+
+def region_agreement(table: pd.DataFrame, predicted: str = "region_atlas",
+                     reference: str = "region_truth") -> tuple[float, int, pd.DataFrame]:
+    """Share of lesions whose predicted region equals the reference region.
+
+    Returns:
+        ``(agreement, n, confusion)`` over lesions that have a reference region.
+    """
+    if table.empty or reference not in table:
+        return float("nan"), 0, pd.DataFrame()
+    sub = table[table[reference].notna()]
+    cm = pd.crosstab(pd.Categorical(sub[reference], categories=REGIONS),
+                     pd.Categorical(sub[predicted].fillna("none"), categories=REGIONS + ("none",)),
+                     rownames=["truth"], colnames=["atlas"], dropna=False)
+    if sub.empty:
+        return float("nan"), 0, cm
+    return float((sub[predicted] == sub[reference]).mean()), int(len(sub)), cm
+
+
+# ---------------------------------------------------------------------------------------
+# Statistics
+# ---------------------------------------------------------------------------------------
+def uptake_bins(values: Sequence[float] | pd.Series) -> pd.Categorical:
+    """Bin uptake values with the paper's bins (:data:`~scintilab.anatomy.UPTAKE_BINS`)."""
+    return pd.cut(pd.Series(values, dtype=float), bins=list(UPTAKE_BINS), right=False,
+                  labels=list(UPTAKE_BIN_LABELS))
+
+
+def study_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """Lesions per study (zero-lesion studies included when the table knows them)."""
+    studies = table.attrs.get("studies")
+    if isinstance(studies, pd.DataFrame) and not studies.empty:
+        return studies.copy()
+    if table.empty:
+        return pd.DataFrame(columns=["study_key", "patient_key", "label", "n_lesions"])
+    g = table.groupby(["study_key", "patient_key", "label"], dropna=False).size()
+    return g.rename("n_lesions").reset_index()
+
+
+def class_distributions(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES,
+                        uptake: str = "max_drawn") -> dict[str, pd.DataFrame]:
+    """Per-class distributions: the data behind the paper's Fig. 12 and lesion counts.
+
+    Args:
+        table: lesion table.
+        classes: classes to describe.
+        uptake: column binned for the uptake histogram.
+
+    Returns:
+        ``{"shape", "region", "uptake"}``: long tables (``label``, category, ``n``,
+        ``percent`` within class), and ``"per_study"``: lesion-count summary per class.
+    """
+    out: dict[str, pd.DataFrame] = {}
+    sub = table[table["label"].isin(classes)] if not table.empty else table
+    cats = {"shape": SHAPE_CLASSES, "region": REGIONS, "uptake": UPTAKE_BIN_LABELS}
+    for name, levels in cats.items():
+        recs = []
+        for cls in classes:
+            part = sub[sub["label"] == cls] if not sub.empty else sub
+            col = uptake_bins(part[uptake]) if (name == "uptake" and not part.empty) else (
+                part[name] if not part.empty else pd.Series([], dtype=object))
+            counts = pd.Series(col).value_counts()
+            total = int(counts.sum())
+            for lev in levels:
+                n = int(counts.get(lev, 0))
+                recs.append({"label": cls, name: lev, "n": n,
+                             "percent": 100.0 * n / total if total else 0.0})
+        out[name] = pd.DataFrame(recs)
+    sc = study_counts(table)
+    sc = sc[sc["label"].isin(classes)]
+    out["per_study"] = (sc.groupby("label")["n_lesions"]
+                        .agg(studies="count", mean="mean", median="median", min="min", max="max")
+                        .reindex(list(classes)).reset_index())
+    return out
+
+
+def cramers_v(table: np.ndarray | pd.DataFrame) -> tuple[float, float, float, int]:
+    """Chi-square test of independence with Cramer's V.
+
+    Empty rows/columns are dropped first (they carry no information and make expected
+    frequencies zero).
+
+    Args:
+        table: contingency table (groups x categories).
+
+    Returns:
+        ``(chi2, p, V, dof)``; NaNs when the table has fewer than 2 non-empty rows or
+        columns.
+    """
+    t = np.asarray(table, dtype=float)
+    t = t[t.sum(axis=1) > 0][:, t.sum(axis=0) > 0] if t.size else t
+    if t.ndim != 2 or min(t.shape) < 2:
+        return float("nan"), float("nan"), float("nan"), 0
+    chi2, p, dof, _ = stats.chi2_contingency(t, correction=False)
+    n = t.sum()
+    v = math.sqrt(chi2 / (n * (min(t.shape) - 1)))
+    return float(chi2), float(p), float(v), int(dof)
+
+
+def mann_whitney(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+    """Two-sided Mann-Whitney U test with the rank-biserial correlation.
+
+    Args:
+        a: values of the first group (NaNs dropped).
+        b: values of the second group.
+
+    Returns:
+        ``(U of a, p, r)`` with ``r = 2 U / (n_a n_b) - 1``: +1 when every ``a`` exceeds
+        every ``b``, -1 the other way round, 0 for no shift.
+    """
+    x = np.asarray(a, float)
+    y = np.asarray(b, float)
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    if x.size == 0 or y.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    res = stats.mannwhitneyu(x, y, alternative="two-sided")
+    r = 2.0 * float(res.statistic) / (x.size * y.size) - 1.0
+    return float(res.statistic), float(res.pvalue), r
+
+
+def compare_classes(table: pd.DataFrame, *, classes: tuple[str, str] = MET_CLASSES,
+                    continuous: Sequence[str] = CONTINUOUS_FEATURES,
+                    uptake: str = "max_drawn") -> pd.DataFrame:
+    """Tests of difference between two classes (ADMet vs nADMet by default).
+
+    Categories (shape, region, uptake bin) by chi-square with Cramer's V; continuous
+    lesion features and lesions per study by Mann-Whitney U with the rank-biserial
+    correlation (positive: larger in the first class). Lesions of one patient are not
+    independent, so read p-values as descriptive.
+
+    Args:
+        table: lesion table.
+        classes: the two classes compared.
+        continuous: continuous columns tested.
+        uptake: column binned for the uptake-bin test.
+
+    Returns:
+        One row per variable: ``variable, test, statistic, p, effect, effect_size,
+        n_<class a>, n_<class b>, median_<a>, median_<b>``.
+    """
+    a, b = classes
+    rows: list[dict[str, Any]] = []
+    sub = table[table["label"].isin(classes)] if not table.empty else table
+    for var in ("shape", "region", "uptake_bin"):
+        if sub.empty:
+            break
+        col = uptake_bins(sub[uptake]).astype(object) if var == "uptake_bin" else sub[var]
+        ct = pd.crosstab(sub["label"], pd.Series(col.to_numpy(), index=sub.index))
+        ct = ct.reindex(list(classes), fill_value=0)
+        chi2, p, v, dof = cramers_v(ct.to_numpy())
+        rows.append({"variable": var, "test": f"chi-square (dof {dof})", "statistic": chi2, "p": p,
+                     "effect": "Cramer's V", "effect_size": v,
+                     f"n_{a}": int(ct.loc[a].sum()), f"n_{b}": int(ct.loc[b].sum()),
+                     f"median_{a}": np.nan, f"median_{b}": np.nan})
+    sc = study_counts(table)
+    pairs = [("lesions_per_study", sc[sc["label"] == a]["n_lesions"], sc[sc["label"] == b]["n_lesions"])]
+    for var in continuous:
+        if not sub.empty and var in sub:
+            pairs.append((var, sub[sub["label"] == a][var], sub[sub["label"] == b][var]))
+    for var, xa, xb in pairs:
+        u, p, r = mann_whitney(xa, xb)
+        xa_f = pd.to_numeric(xa, errors="coerce").dropna()
+        xb_f = pd.to_numeric(xb, errors="coerce").dropna()
+        rows.append({"variable": var, "test": "Mann-Whitney U", "statistic": u, "p": p,
+                     "effect": "rank-biserial r", "effect_size": r,
+                     f"n_{a}": int(xa_f.size), f"n_{b}": int(xb_f.size),
+                     f"median_{a}": float(xa_f.median()) if xa_f.size else np.nan,
+                     f"median_{b}": float(xb_f.median()) if xb_f.size else np.nan})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------
+# Figures (the paper's Fig. 12)
+# ---------------------------------------------------------------------------------------
+_PANELS = (("shape", "a  shape"), ("region", "b  body region"), ("uptake", "c  uptake intensity (counts)"))
+_CLASS_COLOURS = {"NoMet": "#7f7f7f", "ADMet": "#d62728", "nADMet": "#1f77b4"}
+
+
+def fig12_static(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES,
+                 uptake: str = "max_drawn") -> "Figure":
+    """Seaborn version of the paper's Fig. 12: shape, region and uptake per class.
+
+    Bars give the percentage of each class's lesions (classes differ in size).
+
+    Args:
+        table: lesion table.
+        classes: classes drawn side by side.
+        uptake: column binned for panel c.
+
+    Returns:
+        A matplotlib Figure with three panels.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    dist = class_distributions(table, classes=classes, uptake=uptake)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [5, 10, 7]})
+    palette = {c: _CLASS_COLOURS.get(c, "#333333") for c in classes}
+    for ax, (name, title) in zip(axes, _PANELS):
+        d = dist[name]
+        sns.barplot(data=d, x=name, y="percent", hue="label", hue_order=list(classes),
+                    palette=palette, ax=ax)
+        ax.set_title(title, loc="left", fontsize=11)
+        ax.set_xlabel("")
+        ax.set_ylabel("% of the class's lesions" if name == "shape" else "")
+        ax.tick_params(axis="x", rotation=40, labelsize=8)
+        for lab in ax.get_xticklabels():
+            lab.set_ha("right")
+        if ax.get_legend() is not None and name != "shape":
+            ax.get_legend().remove()
+    n = {c: int((table["label"] == c).sum()) if not table.empty else 0 for c in classes}
+    fig.suptitle("Metastatic lesions by class: " + ", ".join(f"{c} n={n[c]}" for c in classes), fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def fig12_plotly(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES,
+                 uptake: str = "max_drawn") -> Any:
+    """Interactive plotly version of :func:`fig12_static` (hover shows counts)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    dist = class_distributions(table, classes=classes, uptake=uptake)
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in _PANELS],
+                        column_widths=[0.22, 0.45, 0.33])
+    for col, (name, _) in enumerate(_PANELS, start=1):
+        d = dist[name]
+        for cls in classes:
+            part = d[d["label"] == cls]
+            fig.add_trace(go.Bar(x=part[name], y=part["percent"], name=cls, legendgroup=cls,
+                                 showlegend=(col == 1), marker_color=_CLASS_COLOURS.get(cls),
+                                 customdata=part["n"],
+                                 hovertemplate="%{x}<br>%{y:.1f}% (n=%{customdata})<extra>" + cls + "</extra>"),
+                          row=1, col=col)
+    fig.update_layout(barmode="group", height=420, width=1200,
+                      title="Metastatic lesions by class (percent of each class's lesions)")
+    fig.update_yaxes(title_text="%", row=1, col=1)
+    return fig
+
+
+def per_study_figure(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES) -> "Figure":
+    """Lesions per study, one box+strip per class."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sc = study_counts(table)
+    sc = sc[sc["label"].isin(classes)]
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    if not sc.empty:
+        palette = {c: _CLASS_COLOURS.get(c, "#333333") for c in classes}
+        sns.boxplot(data=sc, x="label", y="n_lesions", hue="label", order=list(classes),
+                    palette=palette, ax=ax, fliersize=0, legend=False)
+        sns.stripplot(data=sc, x="label", y="n_lesions", order=list(classes), color="k",
+                      size=3, ax=ax, jitter=0.2)
+    ax.set_xlabel("")
+    ax.set_ylabel("lesions per study")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------
+def cli_main(argv: list[str]) -> int:
+    """``scintilab lesions MANIFEST --out lesions.csv``: write the per-lesion table."""
+    ap = argparse.ArgumentParser(prog="scintilab lesions", description=__doc__.splitlines()[0])
+    ap.add_argument("manifest", help="study manifest written by 'scintilab ingest'")
+    ap.add_argument("--out", default="lesions.csv", help="CSV to write (default lesions.csv)")
+    ap.add_argument("--fusion", default="add", help="aggregation for fused counts (add, mean, max, geometric)")
+    ap.add_argument("--truth", default=None, help="synthetic truth folder: adds truth columns and agreement")
+    ap.add_argument("--benign", action="store_true", help="also tabulate benign findings")
+    ap.add_argument("--stats", default=None, help="also write ADMet vs nADMet tests to this CSV")
+    args = ap.parse_args(argv)
+
+    from scintilab.ingest import load_cohort
+
+    manifest = Path(args.manifest)
+    if not manifest.is_file():
+        print(f"scintilab lesions: {manifest}: no such manifest", file=sys.stderr)
+        return 2
+    try:
+        cohort = load_cohort(manifest)
+    except InputError as err:
+        print(f"scintilab lesions: {err}", file=sys.stderr)
+        return 2
+    kinds = ("lesion", "benign") if args.benign else ("lesion",)
+    table = lesion_table(cohort, fusion_method=args.fusion, kinds=kinds, progress=True)
+    if args.truth:
+        table = attach_truth(table, load_truth(args.truth))
+        agree, n, _ = region_agreement(table)
+        print(f"region agreement with truth: {agree:.1%} of {n} lesions")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    print(f"{len(table)} lesions from {len(study_counts(table))} studies -> {out}")
+    if not table.empty and table["shape_annotated"].notna().any():
+        _, acc = shape_agreement(table)
+        print(f"shape rule agreement with annotations: {acc:.1%}")
+    if args.stats:
+        compare_classes(table).to_csv(args.stats, index=False)
+        print(f"class tests -> {args.stats}")
+    for key, reason in table.attrs.get("skipped", []):
+        print(f"skipped {key}: {reason}", file=sys.stderr)
+    return 0

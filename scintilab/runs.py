@@ -1,0 +1,252 @@
+"""Run directories: what a training run leaves behind, and how later notebooks read it.
+
+Layout of one run folder (written by :func:`scintilab.training.train`)::
+
+    RUN_DIR/
+      config.json       {"config": TrainConfig, "fingerprint", "data_fingerprint",
+                         "versions": {python, numpy, keras, backend, ...}, "status":
+                         "running" | "complete", "classes", "n_train", "n_test", timings}
+      model.keras       the trained model (Keras 3 format)
+      history.csv       one row per epoch: epoch, loss, accuracy, [val_loss, ...], lr
+      predictions.csv   one row per image: study_key, patient_key, kind (ANT / POST /
+                        fused), aug, split, true, p_<class>..., pred, correct
+      metrics.json      scintilab.evaluation.evaluate_run(...) of the test split
+      checkpoint/       last epoch's model + state while training (removed when complete)
+
+Only pseudonymous keys are written; notebooks compare runs by reading these folders,
+never by re-training. :func:`find_or_train` reuses a finished run whose configuration
+fingerprint matches.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from scintilab.errors import InputError
+from scintilab.presets import TrainConfig
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.csv"
+PREDICTIONS_FILE = "predictions.csv"
+METRICS_FILE = "metrics.json"
+CHECKPOINT_DIR = "checkpoint"
+
+
+@dataclass
+class Run:
+    """A run directory as read back from disk.
+
+    Attributes:
+        path: the folder.
+        config: the :class:`TrainConfig` it was trained with.
+        info: the whole ``config.json`` (fingerprints, versions, status, counts, timings).
+        history: per-epoch history (empty if none yet).
+        predictions: per-image predictions (empty if none yet).
+        metrics: ``metrics.json`` (empty dict if not written).
+    """
+
+    path: Path
+    config: TrainConfig
+    info: dict[str, Any]
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The folder name."""
+        return self.path.name
+
+    @property
+    def complete(self) -> bool:
+        """True when training finished and every file was written."""
+        return self.info.get("status") == "complete" and all(
+            (self.path / f).exists() for f in (MODEL_FILE, HISTORY_FILE, PREDICTIONS_FILE, METRICS_FILE)
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        """The configuration + data fingerprint recorded for this run."""
+        return str(self.info.get("fingerprint", ""))
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names in model-output order."""
+        return list(self.info.get("classes") or self.config.classes)
+
+    def load_model(self):
+        """The trained Keras model (imports Keras and the custom layers on demand)."""
+        import keras
+
+        import scintilab.models  # noqa: F401  (registers custom layers for deserialisation)
+
+        path = self.path / MODEL_FILE
+        if not path.exists():
+            raise InputError(path, "run has no saved model")
+        return keras.saving.load_model(path, compile=False)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of what shaped a run's numbers (recorded in ``config.json``)."""
+    import numpy
+
+    import scintilab
+
+    out = {"python": platform.python_version(), "platform": platform.platform(), "scintilab": scintilab.__version__, "numpy": numpy.__version__, "pandas": pd.__version__}
+    for mod in ("keras", "tensorflow", "jax", "torch", "sklearn", "pydicom"):
+        m = sys.modules.get(mod)
+        if m is not None:
+            out[mod] = getattr(m, "__version__", "?")
+    if "keras" in sys.modules:
+        out["keras_backend"] = sys.modules["keras"].backend.backend()
+    return out
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (a crash never leaves half a config behind)."""
+    from scintilab.evaluation import _jsonable
+
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(_jsonable(obj), indent=1))
+    os.replace(tmp, path)
+
+
+def read_info(run_dir: str | Path) -> dict[str, Any]:
+    """The parsed ``config.json`` of a run folder.
+
+    Raises:
+        InputError: missing or unreadable.
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, "not a run directory (no config.json)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"unreadable run config ({exc})") from exc
+
+
+def load_predictions(run_dir: str | Path) -> pd.DataFrame:
+    """The per-image predictions table of a run.
+
+    Raises:
+        InputError: missing, unreadable, or lacking the needed columns.
+    """
+    path = Path(run_dir) / PREDICTIONS_FILE
+    if not path.exists():
+        raise InputError(path, "run has no predictions (did training finish?)")
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"unreadable predictions table ({exc})") from exc
+    needed = {"study_key", "patient_key", "true"}
+    missing = sorted(needed - set(df.columns))
+    if missing or not any(c.startswith("p_") for c in df.columns):
+        raise InputError(path, f"predictions table lacks columns {missing or ['p_<class>']}")
+    return df
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Read a run folder (config, history, predictions, metrics; the model on demand).
+
+    Args:
+        run_dir: a folder written by :func:`scintilab.training.train`.
+
+    Returns:
+        A :class:`Run`; missing history/predictions/metrics come back empty.
+
+    Raises:
+        InputError: not a run directory.
+    """
+    run_dir = Path(run_dir)
+    info = read_info(run_dir)
+    config = TrainConfig.from_dict(info.get("config", {}))
+    hist_path = run_dir / HISTORY_FILE
+    history = pd.read_csv(hist_path) if hist_path.exists() else pd.DataFrame()
+    predictions = load_predictions(run_dir) if (run_dir / PREDICTIONS_FILE).exists() else pd.DataFrame()
+    metrics_path = run_dir / METRICS_FILE
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    return Run(run_dir, config, info, history, predictions, metrics)
+
+
+def list_runs(runs_root: str | Path) -> pd.DataFrame:
+    """One row per run folder under ``runs_root``: name, model, preset, status, key metrics.
+
+    Folders that are not runs are skipped silently; unreadable runs appear with their
+    problem in ``status``.
+    """
+    rows = []
+    root = Path(runs_root)
+    for cfg in sorted(root.glob(f"*/{CONFIG_FILE}")):
+        try:
+            run = load_run(cfg.parent)
+        except InputError as exc:
+            rows.append({"run": cfg.parent.name, "status": f"unreadable: {exc.problem}"})
+            continue
+        m = run.metrics.get("metrics", {})
+        rows.append(
+            {
+                "run": run.name,
+                "model": run.config.model,
+                "preset": run.config.preset,
+                "dataset": run.config.dataset,
+                "classes": run.config.num_classes,
+                "epochs": len(run.history),
+                "status": run.info.get("status", "?"),
+                "fingerprint": run.fingerprint,
+                "accuracy": m.get("accuracy"),
+                "f1": m.get("f1"),
+                "auc": m.get("auc"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def find_run(config: TrainConfig, runs_root: str | Path, data_fingerprint: str | None = None) -> Path | None:
+    """A completed run under ``runs_root`` with the same fingerprint as ``config``, or None."""
+    want = config.fingerprint(data_fingerprint)
+    root = Path(runs_root)
+    for cfg in sorted(root.glob(f"*/{CONFIG_FILE}")):
+        try:
+            run = load_run(cfg.parent)
+        except InputError:
+            continue
+        if run.fingerprint == want and run.complete:
+            return run.path
+    return None
+
+
+def run_name(config: TrainConfig, data_fingerprint: str | None = None) -> str:
+    """Default folder name: ``<model>-<preset>-<dataset>-<classes>c-<fingerprint[:8]>``."""
+    return f"{config.model}-{config.preset}-{config.dataset}-{config.num_classes}c-{config.fingerprint(data_fingerprint)[:8]}"
+
+
+def find_or_train(config: TrainConfig, runs_root: str | Path, **train_kwargs: Any):
+    """Reuse a finished run with the same fingerprint, else train one into ``runs_root``.
+
+    Args:
+        config: what to run.
+        runs_root: folder holding run folders.
+        **train_kwargs: passed to :func:`scintilab.training.train` (``studies``,
+            ``dataset``, ``verbose``, ``callbacks``, ...).
+
+    Returns:
+        The :class:`scintilab.training.RunResult` (``reused`` tells which happened).
+    """
+    from scintilab.training import RunResult, dataset_fingerprint, train
+
+    dataset = train_kwargs.get("dataset")
+    data_fp = dataset_fingerprint(dataset) if dataset is not None else None
+    found = find_run(config, runs_root, data_fp)
+    if found is not None:
+        return RunResult.from_run(load_run(found), reused=True)
+    out = Path(runs_root) / run_name(config, data_fp)
+    return train(config, out, **train_kwargs)
