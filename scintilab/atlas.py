@@ -45,10 +45,10 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 #: Canonical height (fraction of vertex-to-sole) of each landmark in the template.
 CANONICAL_V: dict[str, float] = {
     "top": 0.0,
-    "neck": 0.125,
-    "shoulder": 0.180,
-    "bladder": 0.525,
-    "knee": 0.735,
+    "neck": 0.142,
+    "shoulder": 0.169,
+    "bladder": 0.562,
+    "knee": 0.719,
     "sole": 1.0,
 }
 
@@ -60,43 +60,45 @@ BACK_BONES: frozenset[str] = frozenset(
 )
 
 # Template: bone -> list of primitives in (u, v); u in chest half-widths (arms included),
-# v in fractions of height. ("box", u0, u1, v0, v1) or ("ellipse", cu, cv, ru, rv).
+# v in fractions of vertex-to-sole height. ("box", u0, u1, v0, v1), ("ellipse", cu, cv, ru,
+# rv) or ("trap", v0, v1, half-width at v0, half-width at v1) for a central trapezoid.
 # Every primitive is mirrored to both sides of the midline (a box with u0 = 0 is central).
-# The numbers are adult proportions (head ~1/8 of height, shoulders at ~0.18, iliac crest
-# ~0.46, knee joint ~0.735, biacromial width ~0.8 of the width with arms at the sides);
-# tune them against a labelled cohort with :func:`template_agreement`.
+# The numbers are adult proportions: head ~1/8 of height, shoulder line at ~0.17, iliac
+# crest ~0.45, knee ~0.72, ribcage about 0.6 of the width with the arms at the sides; they
+# were checked against the synthetic phantom's labelled bone maps with
+# :func:`template_agreement` (see notebook 08).
 TEMPLATE: dict[str, list[tuple[Any, ...]]] = {
-    "skull": [("ellipse", 0.0, 0.060, 0.27, 0.062)],
-    "mandible": [("box", 0.0, 0.19, 0.098, 0.126)],
-    "cervical_spine": [("box", 0.0, 0.055, 0.110, 0.180)],
-    "thoracic_spine": [("box", 0.0, 0.065, 0.180, 0.385)],
-    "lumbar_spine": [("box", 0.0, 0.075, 0.385, 0.490)],
-    "sacrum": [("box", 0.0, 0.10, 0.490, 0.545)],
-    "ribs": [("ellipse", 0.0, 0.300, 0.56, 0.115)],
-    "sternum": [("box", 0.0, 0.055, 0.190, 0.320)],
-    "clavicles": [("box", 0.04, 0.56, 0.170, 0.200)],
-    "scapulae": [("ellipse", 0.46, 0.245, 0.13, 0.06)],
-    "humeri": [("box", 0.62, 0.98, 0.175, 0.370)],
-    "forearms": [("box", 0.64, 1.02, 0.370, 0.520)],
-    "hands": [("box", 0.64, 1.05, 0.520, 0.620)],
-    "pelvis": [("ellipse", 0.25, 0.505, 0.22, 0.06), ("box", 0.0, 0.20, 0.535, 0.575)],
-    "femora": [("box", 0.10, 0.40, 0.545, 0.735)],
-    "tibiae_fibulae": [("box", 0.06, 0.34, 0.735, 0.955)],
-    "feet": [("box", 0.04, 0.38, 0.955, 1.01)],
+    "skull": [("ellipse", 0.0, 0.062, 0.33, 0.064)],
+    "mandible": [("box", 0.0, 0.22, 0.104, 0.142)],
+    "cervical_spine": [("box", 0.0, 0.065, 0.118, 0.172)],
+    "thoracic_spine": [("box", 0.0, 0.075, 0.172, 0.380)],
+    "lumbar_spine": [("box", 0.0, 0.095, 0.380, 0.478)],
+    "sacrum": [("trap", 0.478, 0.545, 0.15, 0.04)],
+    "ribs": [("ellipse", 0.0, 0.295, 0.60, 0.125), ("ellipse", 0.0, 0.355, 0.52, 0.062)],
+    "sternum": [("box", 0.0, 0.10, 0.172, 0.290)],
+    "clavicles": [("box", 0.06, 0.76, 0.154, 0.188)],
+    "scapulae": [("ellipse", 0.53, 0.235, 0.14, 0.065)],
+    "humeri": [("box", 0.56, 1.25, 0.165, 0.372)],
+    "forearms": [("box", 0.58, 1.25, 0.372, 0.515)],
+    "hands": [("box", 0.52, 1.30, 0.515, 0.590)],
+    "pelvis": [("ellipse", 0.34, 0.490, 0.30, 0.050), ("box", 0.0, 0.46, 0.525, 0.588)],
+    "femora": [("box", 0.08, 0.64, 0.550, 0.726)],
+    "tibiae_fibulae": [("box", 0.05, 0.58, 0.726, 0.948)],
+    "feet": [("box", 0.02, 0.64, 0.948, 1.02)],
 }
 
 #: Drawing order (later wins) per view: the bone nearer the camera ends on top.
 _ORDER_COMMON: tuple[str, ...] = (
     "ribs",
-    "pelvis",
     "humeri",
     "forearms",
     "hands",
     "femora",
     "tibiae_fibulae",
     "feet",
-    "skull",
+    "pelvis",
     "mandible",
+    "skull",
     "cervical_spine",
     "lumbar_spine",
     "sacrum",
@@ -347,6 +349,10 @@ def _inside(prims: list[tuple[Any, ...]], u: np.ndarray, v: np.ndarray) -> np.nd
         if p[0] == "box":
             _, u0, u1, v0, v1 = p
             out |= (au >= u0) & (au <= u1) & (v >= v0) & (v <= v1)
+        elif p[0] == "trap":
+            _, v0, v1, h0, h1 = p
+            t = np.clip((v - v0) / max(v1 - v0, 1e-9), 0.0, 1.0)
+            out |= (v >= v0) & (v <= v1) & (au <= h0 + (h1 - h0) * t)
         elif p[0] == "ellipse":
             _, cu, cv, ru, rv = p
             out |= ((au - cu) / ru) ** 2 + ((v - cv) / rv) ** 2 <= 1.0
@@ -501,8 +507,8 @@ def _landmarks(img: np.ndarray, body: np.ndarray, spacing: tuple[float, float]) 
             found["bladder"] = True
 
     # Knees: the joint uptake peak of the legs, between thigh and shin.
-    k0 = clamp_row(bladder + 0.35 * (sole - bladder))
-    k1 = clamp_row(bladder + 0.65 * (sole - bladder))
+    k0 = clamp_row(bladder + 0.25 * (sole - bladder))
+    k1 = clamp_row(bladder + 0.60 * (sole - bladder))
     knee = top + CANONICAL_V["knee"] * height
     found["knee"] = False
     if k1 > k0 + 2:

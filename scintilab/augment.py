@@ -390,3 +390,22 @@ def load_augmentation_config(path: str | Path) -> dict[str, Any]:
     cfg["t_t"] = int(cfg.get("t_t", DEFAULT_T_T))
     cfg.setdefault("mode", "both")
     return cfg
+
+
+def retention_grid(images: list[np.ndarray], r_values: list[float], t_values: list[int]) -> np.ndarray:
+    """Worst-case fraction of counts kept in the field, over images, for each (r_T, t_T).
+
+    Args:
+        images: count images in anterior orientation.
+        r_values: rotation limits (degrees).
+        t_values: translation limits (pixels).
+
+    Returns:
+        (len(r_values), len(t_values)) array: the minimum over images of
+        :func:`count_retention`.
+    """
+    out = np.ones((len(r_values), len(t_values)), dtype=np.float64)
+    for i, r in enumerate(r_values):
+        for j, t in enumerate(t_values):
+            out[i, j] = min((count_retention(img, r, t) for img in images), default=1.0)
+    return out

@@ -389,6 +389,12 @@ def expand_specs(
                 )
             )
 
+    if check and declared_cache and defaults:
+        # A default no notebook of the file declares is a typo, not a shared setting.
+        known = set().union(*(set(d) for d in declared_cache.values()))
+        unused = sorted(set(defaults) - known)
+        if unused:
+            problems.append(f"defaults {unused} are declared by none of the notebooks of this file")
     seen: set[str] = set()
     for spec in specs:
         if spec.name in seen:

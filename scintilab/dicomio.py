@@ -691,9 +691,9 @@ def read_file(path: Path) -> DicomFile:
         flags.append("no PixelSpacing: assumed 2.3 mm")
         spacing = (2.3, 2.3)
     ts = UID(str(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)))
-    lossy = str(ds.get("LossyImageCompression", "")).strip() == "01" or (ts.is_compressed and not ts.is_deflated
-                                                                        and "Lossless" not in ts.name
-                                                                        and str(ts) not in _NATIVE_SYNTAXES)
+    # A lossy copy says so in LossyImageCompression (0028,2110) or by its transfer syntax.
+    lossy_syntax = ts.is_compressed and str(ts) not in _NATIVE_SYNTAXES and "Lossless" not in ts.name
+    lossy = str(ds.get("LossyImageCompression", "")).strip() == "01" or lossy_syntax
     patient_id = str(ds.get("PatientID", "") or "").strip()
     study_uid = str(ds.get("StudyInstanceUID", "") or "").strip()
     if not study_uid:

@@ -146,9 +146,12 @@ def apply_fault(
         new = _map_views(study, lambda v: _shift_image(v, dr, dc))
         meta["fault_detail"] = f"shifted by {dr} rows, {dc} columns"
     elif kind == "cropped_copy":
+        # Cropped to (most of) the margins around the body, as an export "to the patient".
         rows, cols = study.shape_hw
-        t = int(rng.integers(rows // 64, rows // 16 + 1))
-        b = int(rng.integers(rows // 64, rows // 16 + 1))
+        ref = ant if ant is not None else post
+        top, bottom = _body_rows(ref)
+        t = int(rng.integers(0, max(1, top) + 1))
+        b = int(rng.integers(0, max(1, rows - 1 - bottom) + 1))
         lr = int(rng.integers(0, cols // 16 + 1))
         new = _map_views(study, lambda v: v[t: rows - b, lr: cols - lr].copy())
         meta["fault_detail"] = f"cropped {t} rows top, {b} bottom, {lr} columns each side"
@@ -187,7 +190,7 @@ def apply_fault(
         dr, dc = int(rng.integers(-10, 11)), int(rng.integers(-3, 4))
 
         def reacq(v: np.ndarray) -> np.ndarray:
-            lam = ndi.gaussian_filter(v.astype(np.float64), 1.5) * scale
+            lam = ndi.gaussian_filter(v.astype(np.float64), 0.8) * scale
             return _u16(rng.poisson(np.clip(_shift_image(lam, dr, dc), 0, None)))
 
         new = _map_views(study, reacq)

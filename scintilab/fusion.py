@@ -526,3 +526,37 @@ def synthetic_pair(
     else:
         ant, post = np.rint(ant_mean), np.rint(post_mean)
     return (np.clip(ant, 0, 65535).astype(np.uint16), np.clip(post, 0, 65535).astype(np.uint16))
+
+
+def alignment_table(studies: Any, limit: int | None = None, **kw: Any) -> tuple[Any, list[tuple[str, str]]]:
+    """Align every study of a cohort and tabulate the diagnostics (a batch: bad studies skipped).
+
+    Args:
+        studies: a sequence of :class:`~scintilab.study.Study` (lazy is fine).
+        limit: only the first ``limit`` studies (None or 0 = all).
+        **kw: passed to :func:`fuse` (threshold, threshold_fraction, smooth, scale).
+
+    Returns:
+        (DataFrame with one row per fused study: study_key, label, shift_rows, shift_cols,
+        scale, overlap, ceil/floor/left/right of both views; list of (study_key, reason)
+        for the studies skipped).
+    """
+    import pandas as pd  # lazy: only the table needs pandas
+
+    rows: list[dict[str, Any]] = []
+    skipped: list[tuple[str, str]] = []
+    n = len(studies) if not limit else min(int(limit), len(studies))
+    for i in range(n):
+        s = studies[i]
+        try:
+            r = fuse_study(s, **kw)
+        except InputError as err:
+            skipped.append((s.study_key, err.problem))
+            continue
+        rows.append({
+            "study_key": s.study_key, "label": s.label, "shift_rows": r.shift[0], "shift_cols": r.shift[1],
+            "scale": r.scale, "overlap": round(r.overlap, 4),
+            **{f"ant_{k}": v for k, v in zip(("ceil", "floor", "left", "right"), r.points_ant.as_tuple())},
+            **{f"post_{k}": v for k, v in zip(("ceil", "floor", "left", "right"), r.points_post.as_tuple())},
+        })
+    return pd.DataFrame(rows), skipped

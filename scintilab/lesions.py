@@ -43,14 +43,13 @@ from scintilab.study import SHAPE_CLASSES, Shape, Study
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.figure import Figure
 
-    from scintilab.atlas import Atlas
 
 #: Classes compared by the statistics (the paper's two metastatic subclasses).
 MET_CLASSES: tuple[str, str] = ("ADMet", "nADMet")
 
 #: Continuous lesion features compared between classes by Mann-Whitney U.
 CONTINUOUS_FEATURES: tuple[str, ...] = (
-    "area_mm2", "equiv_diameter_mm", "eccentricity", "solidity", "max_drawn",
+    "area_mm2", "equiv_diameter_mm", "eccentricity", "solidity", "uptake",
     "mean_drawn", "contrast", "ap_ratio",
 )
 
@@ -312,16 +311,64 @@ def _fusion_of(study: Study, method: str) -> Any:
     return fuse_study(study, method=method)
 
 
-def study_lesions(study: Study, *, fusion_method: str = "add", atlas_view: str = "ANT",
+def _pair_views(items: list[dict[str, Any]], tol_px: float = 3.0) -> list[list[dict[str, Any]]]:
+    """Group annotations of the same lesion drawn on both views (greedy).
+
+    Each item holds ``view``, ``label`` and ``ant_mask`` (its mask in the anterior frame).
+    A POST shape joins the ANT shape with the same label that it overlaps most; without
+    overlap (small outlines, an alignment off by a pixel or two), the nearest one whose
+    centroid lies within its equivalent radius plus ``tol_px``. Each ANT shape takes at
+    most one partner.
+    """
+    ants = [it for it in items if it["view"] == "ANT"]
+    posts = [it for it in items if it["view"] == "POST"]
+    groups = [[a] for a in ants]
+    free = set(range(len(ants)))
+    cent = [np.argwhere(a["ant_mask"]).mean(axis=0) if a["ant_mask"].any() else None for a in ants]
+    for p in posts:
+        best, best_key = None, None
+        # Try the fusion alignment first, then the plain mirror: a sweep thrown off by a
+        # hot spot must not split one lesion into two rows.
+        for pm in (p["ant_mask"], p.get("ant_mask_mirror")):
+            if pm is None or not pm.any():
+                continue
+            pc = np.argwhere(pm).mean(axis=0)
+            for j in free:
+                am = ants[j]["ant_mask"]
+                if ants[j]["label"] != p["label"] or cent[j] is None:
+                    continue
+                iou = float(np.logical_and(am, pm).sum()) / float(np.logical_or(am, pm).sum())
+                d = float(np.hypot(*(cent[j] - pc)))
+                reach = max(np.sqrt(am.sum() / np.pi), np.sqrt(pm.sum() / np.pi)) + tol_px
+                if iou >= 0.2 or d <= reach:
+                    key = (iou, -d)
+                    if best_key is None or key > best_key:
+                        best, best_key = j, key
+        if best is None:
+            groups.append([p])
+        else:
+            groups[best].append(p)
+            free.discard(best)
+    return groups
+
+
+def _nan_intensity(suffix: str) -> dict[str, float]:
+    return {f"{k}{suffix}": np.nan for k in ("max", "mean", "total", "background", "contrast")}
+
+
+def study_lesions(study: Study, *, fusion_method: str = "add",
                   kinds: Iterable[str] = ("lesion",)) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Feature rows for every lesion annotated on one study.
+
+    A lesion outlined on both views (the same label, overlapping once the POST outline is
+    carried into the anterior frame) is one row, each view counted inside its own
+    outline; a lesion outlined on one view is counted in the other view inside the
+    outline carried over through the fusion alignment (mirrored for POST).
 
     Args:
         study: the study (both views when available; one view works, with NaN for the
             other view's columns).
         fusion_method: aggregation for the fused-image counts (``add`` = the paper).
-        atlas_view: view the body atlas is fitted to when both exist (``ANT``: the patient
-            faces the camera, so left/right and front bones read naturally).
         kinds: label kinds to keep (``lesion``; add ``benign`` to study benign findings).
 
     Returns:
@@ -329,6 +376,7 @@ def study_lesions(study: Study, *, fusion_method: str = "add", atlas_view: str =
         for shapes that could not be used.
     """
     from scintilab.atlas import fit_atlas
+    from scintilab.fusion import aggregate
 
     kinds = {k.lower() for k in kinds}
     rows: list[dict[str, Any]] = []
@@ -342,23 +390,14 @@ def study_lesions(study: Study, *, fusion_method: str = "add", atlas_view: str =
     shift = tuple(fusion.shift) if fusion is not None else (0.0, 0.0)
     if fusion is not None and abs(float(getattr(fusion, "scale", 1.0)) - 1.0) > 1e-6:
         skipped.append((study.study_key, "fusion rescaled the posterior; counts mapped by shift only"))
+    # The conjugate-view (geometric) mean cancels depth: the uptake of a lesion wherever it
+    # sits, read as its peak above the ring background after a light smoothing (a single
+    # noisy pixel would bias a raw maximum upwards by ~2 sqrt(counts)).
+    geo = None
+    if fusion is not None:
+        geo = ndi.gaussian_filter(aggregate(fusion.anterior, fusion.posterior_flipped_aligned, "geometric"), 0.7)
 
-    # The atlas is fitted once per view; lesions drawn on POST use the POST atlas directly.
-    atlases: dict[str, Atlas] = {}
-
-    def atlas_for(view: str) -> Atlas | None:
-        if view not in atlases:
-            img = study.view(view)
-            if img is None:
-                return None
-            try:
-                atlases[view] = fit_atlas(img, view=view, spacing=spacing)  # type: ignore[arg-type]
-            except ValueError as err:
-                skipped.append((study.study_key, f"atlas on {view} failed: {err}"))
-                return None
-        return atlases[view]
-
-    n_lesion = 0
+    items: list[dict[str, Any]] = []
     for i, shp in enumerate(study.shapes):
         kind, ann_shape, ann_region = parse_label(shp.label, shp.attributes)
         if kind not in kinds:
@@ -374,52 +413,79 @@ def study_lesions(study: Study, *, fusion_method: str = "add", atlas_view: str =
         except InputError as err:
             skipped.append((key, err.problem))
             continue
+        items.append({"index": i, "kind": kind, "view": view, "shape": ann_shape, "region": ann_region,
+                      "label": shp.label.strip().lower(),
+                      "mask": mask, "ant_mask": to_ant_frame(mask, view, shift),
+                      "ant_mask_mirror": to_ant_frame(mask, view, (0.0, 0.0)) if view == "POST" else None})
+
+    atlases: dict[str, Any] = {}
+
+    def atlas_for(view: str) -> Any:
+        if view not in atlases:
+            img = study.view(view)
+            atlases[view] = None
+            if img is not None:
+                try:
+                    atlases[view] = fit_atlas(img, view=view, spacing=spacing)  # type: ignore[arg-type]
+                except ValueError as err:
+                    skipped.append((study.study_key, f"atlas on {view} failed: {err}"))
+        return atlases[view]
+
+    for n_lesion, group in enumerate(_pair_views(items)):
+        first = group[0]
+        by_view = {it["view"]: it for it in group}
+        ann_shape = next((it["shape"] for it in group if it["shape"]), None)
+        ann_region = next((it["region"] for it in group if it["region"]), None)
+        view = first["view"]
         row: dict[str, Any] = {
             "study_key": study.study_key,
             "patient_key": study.patient_key,
             "label": study.label,
             "lesion_index": n_lesion,
-            "kind": kind,
-            "view": view,
+            "kind": first["kind"],
+            "view": "+".join(sorted(by_view, key=lambda v: v != "ANT")),
             "shape_annotated": ann_shape,
             "region_annotated": ann_region,
         }
-        n_lesion += 1
-        row.update(geometry_features(mask, spacing))
+        row.update(geometry_features(first["mask"], spacing))
+        masks = {v: it["mask"] for v, it in by_view.items()}
         other = "POST" if view == "ANT" else "ANT"
-        masks = {view: mask}
-        if study.view(other) is not None:
-            masks[other] = map_mask(mask, view, shift)
-        ant_mask = to_ant_frame(mask, view, shift)
+        if other not in masks and study.view(other) is not None:
+            masks[other] = map_mask(first["mask"], view, shift)
+        ant_mask = first["ant_mask"]
         for v in ("ANT", "POST"):
             suf = "_" + v.lower()
             im = study.view(v)
             if im is None or v not in masks or not masks[v].any():
-                row.update({f"{k}{suf}": np.nan for k in ("max", "mean", "total", "background", "contrast")})
+                row.update(_nan_intensity(suf))
             else:
                 row.update(intensity_features(im, masks[v], prefix=suf))
         if fusion is not None and ant_mask.any():
             row.update(intensity_features(fusion.image, ant_mask, prefix="_fused"))
+            g = intensity_features(geo, ant_mask, prefix="_geo")
+            row["uptake"] = max(g["max_geo"] - (g["background_geo"] if np.isfinite(g["background_geo"]) else 0.0), 0.0)
         else:
-            row.update({f"{k}_fused": np.nan for k in ("max", "mean", "total", "background", "contrast")})
+            row.update(_nan_intensity("_fused"))
+            row["uptake"] = np.nan
         drawn = "_" + view.lower()
         row["max_drawn"] = row[f"max{drawn}"]
         row["mean_drawn"] = row[f"mean{drawn}"]
         row["contrast"] = row[f"contrast{drawn}"]
-        vals = np.asarray(img, float)[mask] - (row[f"background{drawn}"] if np.isfinite(row[f"background{drawn}"]) else 0.0)
+        if not np.isfinite(row["uptake"]):
+            # One view only: the drawn view's peak above its ring stands in for the uptake.
+            bg = row[f"background{drawn}"]
+            row["uptake"] = max(row["max_drawn"] - (bg if np.isfinite(bg) else 0.0), 0.0)
+        img = np.asarray(study.view(view), float)
+        bg = row[f"background{drawn}"]
+        vals = img[first["mask"]] - (bg if np.isfinite(bg) else 0.0)
         row["cv_drawn"] = float(np.std(vals) / np.mean(vals)) if vals.size > 1 and np.mean(vals) > 0 else 0.0
-        # Means (not totals) so the ratio does not depend on a mask clipped at the edge.
-        ma, mp = row.get("mean_ant", np.nan), row.get("mean_post", np.nan)
-        row["ap_ratio"] = float(ma / mp) if np.isfinite(ma) and np.isfinite(mp) and mp > 0 else np.nan
+        row["ap_ratio"] = _ap_ratio(row)
         row["shape_rule"] = classify_shape(row)
         row["shape"] = ann_shape or row["shape_rule"]
         atl = atlas_for(view)
-        if atl is not None:
-            bone = atl.assign_bone(mask, row["ap_ratio"])
-            row["bone_atlas"] = bone
-            row["region_atlas"] = None if bone is None else region_of(bone)
-        else:
-            row["bone_atlas"] = row["region_atlas"] = None
+        bone = atl.assign_bone(first["mask"], row["ap_ratio"]) if atl is not None else None
+        row["bone_atlas"] = bone
+        row["region_atlas"] = None if bone is None else region_of(bone)
         row["region"] = ann_region or row["region_atlas"]
         ac = np.nonzero(ant_mask)
         row["ant_row"] = float(ac[0].mean()) if ac[0].size else row["centroid_row"]
@@ -427,6 +493,22 @@ def study_lesions(study: Study, *, fusion_method: str = "add", atlas_view: str =
         row["shift_rows"], row["shift_cols"] = float(shift[0]), float(shift[1])
         rows.append(row)
     return rows, skipped
+
+
+def _ap_ratio(row: dict[str, Any]) -> float:
+    """Anterior over posterior lesion counts: the depth cue (> 1: nearer the front).
+
+    The lesion's own counts above its ring background in each view when both are
+    positive (the bone beneath, e.g. the spine behind the sternum, would otherwise
+    dilute the ratio); the plain mean ratio otherwise.
+    """
+    ma, mp = row.get("mean_ant", np.nan), row.get("mean_post", np.nan)
+    ba, bp = row.get("background_ant", np.nan), row.get("background_post", np.nan)
+    if not (np.isfinite(ma) and np.isfinite(mp)):
+        return float("nan")
+    if np.isfinite(ba) and np.isfinite(bp) and ma - ba > 0 and mp - bp > 0:
+        return float((ma - ba) / (mp - bp))
+    return float(ma / mp) if mp > 0 else float("nan")
 
 
 def lesion_table(cohort: Sequence[Study] | Iterable[Study], *, fusion_method: str = "add",
@@ -450,24 +532,28 @@ def lesion_table(cohort: Sequence[Study] | Iterable[Study], *, fusion_method: st
     rows: list[dict[str, Any]] = []
     skipped: list[tuple[str, str]] = []
     studies: list[dict[str, Any]] = []
-    it: Iterable[Any] = cohort
+    # A lazy cohort reads pixels on access, so a bad file raises there: index a sequence
+    # item by item (an exception inside a generator would end the whole iteration).
+    if hasattr(cohort, "__len__") and hasattr(cohort, "__getitem__"):
+        n_items = len(cohort)  # type: ignore[arg-type]
+
+        def get(i: int) -> Study:
+            return cohort[i]  # type: ignore[index]
+    else:
+        items = list(cohort)
+        n_items = len(items)
+        get = items.__getitem__
+    indices: Iterable[int] = range(n_items)
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(cohort, desc="lesions", unit="study")
-    iterator = iter(it)
-    index = 0
-    while True:
-        # A lazy cohort reads pixels on access: a bad file raises there, per item.
+        indices = tqdm(indices, desc="lesions", unit="study")
+    for index in indices:
         try:
-            study = next(iterator)
-        except StopIteration:
-            break
+            study = get(index)
         except InputError as err:
-            skipped.append((str(err.path) if err.path else f"item {index}", err.problem))
-            index += 1
+            skipped.append((err.path.name if err.path else f"item {index}", err.problem))
             continue
-        index += 1
         try:
             r, s = study_lesions(study, fusion_method=fusion_method, kinds=kinds)
         except InputError as err:
@@ -651,7 +737,7 @@ def study_counts(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def class_distributions(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES,
-                        uptake: str = "max_drawn") -> dict[str, pd.DataFrame]:
+                        uptake: str = "uptake") -> dict[str, pd.DataFrame]:
     """Per-class distributions: the data behind the paper's Fig. 12 and lesion counts.
 
     Args:
@@ -733,7 +819,7 @@ def mann_whitney(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, 
 
 def compare_classes(table: pd.DataFrame, *, classes: tuple[str, str] = MET_CLASSES,
                     continuous: Sequence[str] = CONTINUOUS_FEATURES,
-                    uptake: str = "max_drawn") -> pd.DataFrame:
+                    uptake: str = "uptake") -> pd.DataFrame:
     """Tests of difference between two classes (ADMet vs nADMet by default).
 
     Categories (shape, region, uptake bin) by chi-square with Cramer's V; continuous
@@ -790,7 +876,7 @@ _CLASS_COLOURS = {"NoMet": "#7f7f7f", "ADMet": "#d62728", "nADMet": "#1f77b4"}
 
 
 def fig12_static(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES,
-                 uptake: str = "max_drawn") -> "Figure":
+                 uptake: str = "uptake") -> "Figure":
     """Seaborn version of the paper's Fig. 12: shape, region and uptake per class.
 
     Bars give the percentage of each class's lesions (classes differ in size).
@@ -828,7 +914,7 @@ def fig12_static(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES,
 
 
 def fig12_plotly(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES,
-                 uptake: str = "max_drawn") -> Any:
+                 uptake: str = "uptake") -> Any:
     """Interactive plotly version of :func:`fig12_static` (hover shows counts)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots

@@ -20,7 +20,7 @@ from scintilab.errors import InputError
 from scintilab.study import CLASSES
 
 #: Fields that do not change what a run computes, left out of the fingerprint.
-_NOT_IN_FINGERPRINT = frozenset({"preset", "data", "verbose", "n_boot"})
+_NOT_IN_FINGERPRINT = frozenset({"preset", "data", "verbose", "n_boot", "save_test_images"})
 
 
 @dataclass
@@ -48,12 +48,15 @@ class TrainConfig:
         augment_online: also augment randomly during training (on top of D2/D3's copies).
         class_weights: ``None``, ``"balanced"`` or ``{class name: weight}``.
         early_stopping: patience in epochs; 0 switches early stopping off.
+        min_delta: smallest decrease of the monitored loss that counts as improvement.
         mixed_precision: train in float16 with float32 master weights (GPU only helps).
         jit_compile: Keras ``jit_compile`` (``"auto"``, True, False).
         deterministic: ask the backend for deterministic kernels (same seed, same history).
         split_groups: optional CSV (``patient_key,group`` or ``study_key,group``) whose
             groups must not straddle the split, e.g. the audit's same-patient suspects.
         predict_train: also write predictions for training images (overfitting checks).
+        save_test_images: keep the test images (float16) in the run folder, so
+            explanations and galleries need only the run folder.
         n_boot: bootstrap replicates for the CIs in ``metrics.json``.
         verbose: Keras verbosity (2 = one line per epoch).
     """
@@ -77,11 +80,13 @@ class TrainConfig:
     augment_online: bool = False
     class_weights: str | dict[str, float] | None = None
     early_stopping: int = 0
+    min_delta: float = 1e-4
     mixed_precision: bool = False
     jit_compile: bool | str = "auto"
     deterministic: bool = True
     split_groups: str | None = None
     predict_train: bool = False
+    save_test_images: bool = True
     n_boot: int = 1000
     verbose: int = 2
 

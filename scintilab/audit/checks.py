@@ -11,14 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.registration import phase_cross_correlation
 from skimage.transform import resize
 
 from scintilab.audit.signature import StudyFeatures, ViewFeatures
 from scintilab.study import Study
 
-#: Residual (noise-level) correlation above which two images are one acquisition.
-DUP_RESIDUAL = 0.45
+#: Noise ratio below which two images are one acquisition (two acquisitions give ~1).
+DUP_NOISE_RATIO = 0.3
 #: Coarse signature similarity a pair needs before it is compared in full.
 CANDIDATE_SIM = 0.9
 
@@ -45,6 +44,17 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     b = b - b.mean()
     d = float(np.sqrt((a * a).sum() * (b * b).sum()))
     return float((a * b).sum() / d) if d > 0 else 0.0
+
+
+def _robust_low(x: np.ndarray) -> tuple[float, float]:
+    """Median and a sigma from the values below it only (the other tail holds outliers)."""
+    x = np.asarray(x, np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return float("nan"), float("nan")
+    med = float(np.median(x))
+    low = med - x[x <= med]
+    return med, 1.4826 * float(np.median(low)) if low.size else 0.0
 
 
 def _robust(x: np.ndarray) -> tuple[float, float]:
@@ -109,10 +119,10 @@ def study_checks(feats: list[StudyFeatures]) -> list[Finding]:
     logc = np.array([np.log10(max(v.counts, 1.0)) for f in ok for v in f.views])
     med_c, sig_c = _robust(logc)
     q10, q90 = (np.percentile(logc, [10, 90]) if logc.size else (med_c, med_c))
-    # Low: a factor 2.5 below the lower of (10th percentile, half the median), or 4 robust
-    # sigmas, whichever is further: a tenth of the counts lands below, normal spread does not.
-    low_thr = min(q10, med_c - np.log10(2)) - max(np.log10(2.5), 4 * sig_c - (med_c - q10))
-    high_thr = max(q90, med_c + np.log10(2)) + max(np.log10(2.5), 4 * sig_c - (q90 - med_c))
+    # Low: a factor 2.5 below the lower of (10th percentile, half the median); high alike.
+    # A tenth of the counts lands below it; the usual 1-4 M spread of a cohort does not.
+    low_thr = min(q10, med_c - np.log10(2)) - np.log10(2.5)
+    high_thr = max(q90, med_c + np.log10(2)) + np.log10(2.5)
 
     whole = [f for f in ok if f.shape[0] / max(1, f.shape[1]) > 0.6 * med_aspect
              and f.shape[0] * f.spacing[0] > 0.6 * med_fov]
@@ -179,6 +189,7 @@ def study_checks(feats: list[StudyFeatures]) -> list[Finding]:
                                "; ".join(cut_reasons)))
             continue  # orientation checks assume the whole body
 
+        upside = False
         if ref_prof is not None:
             for nm, vv in live:
                 c_up = _corr(vv.row_profile, ref_prof)
@@ -187,6 +198,9 @@ def study_checks(feats: list[StudyFeatures]) -> list[Finding]:
                     out.append(Finding("head_down", k, "", c_dn - c_up,
                                        f"{nm}: uptake along the body matches the cohort upside down "
                                        f"(r={c_dn:.2f} flipped vs {c_up:.2f} upright): head at the bottom"))
+                    upside = True
+        if upside:
+            continue  # the view checks below assume an upright body
 
         if _both(f) and len(live) == 2:
             if ref_d is not None:
@@ -227,51 +241,78 @@ def _common_scale(a: np.ndarray, sa: tuple[float, float], b: np.ndarray,
     return down(a, tr / sa[0], tc / sa[1]), down(b, tr / sb[0], tc / sb[1])
 
 
-def _highpass(x: np.ndarray) -> np.ndarray:
-    return x - ndi.gaussian_filter(x, 2.0)
+def _profile_shift(x: np.ndarray, y: np.ndarray) -> int:
+    """Integer shift ``d`` that best maps profile ``y`` onto ``x`` (``x[i] ~ y[i - d]``)."""
+    from scipy.signal import correlate
+
+    x = np.sqrt(np.clip(x, 0, None))
+    y = np.sqrt(np.clip(y, 0, None))
+    c = correlate(x - x.mean(), y - y.mean(), mode="full", method="fft")
+    return int(np.argmax(c)) - (len(y) - 1)
+
+
+def _overlap(a: np.ndarray, b: np.ndarray, dr: int, dc: int) -> tuple[np.ndarray, np.ndarray]:
+    """The parts of ``a`` and ``b`` that meet when ``b`` is moved by (dr, dc)."""
+    r0, r1 = max(0, dr), min(a.shape[0], b.shape[0] + dr)
+    c0, c1 = max(0, dc), min(a.shape[1], b.shape[1] + dc)
+    if r1 <= r0 or c1 <= c0:
+        return a[:0, :0], b[:0, :0]
+    return a[r0:r1, c0:c1], b[r0 - dr: r1 - dr, c0 - dc: c1 - dc]
+
+
+def _noise_ratio(a: np.ndarray, b: np.ndarray) -> float:
+    s = float(a.sum() / max(b.sum(), 1e-9))
+    den = float((a + s * s * b).sum())
+    return float(((a - s * b) ** 2).sum() / den) if den > 0 else float("inf")
 
 
 def match_views(a: np.ndarray, sa: tuple[float, float], b: np.ndarray,
                 sb: tuple[float, float]) -> tuple[float, float, tuple[int, int]]:
-    """Compare two views in full: align them, then correlate fine detail.
+    """Compare two views in full: align them, then measure what is left over.
 
-    The fine (high-pass) detail of a scintigram is mostly Poisson noise, which one
-    acquisition shares with every copy of itself (shifted, cropped, rescaled, requantised,
-    lossy) but not with another acquisition of the same body. So the residual correlation
-    separates "same acquisition" from "same patient".
+    Counts are Poisson: two acquisitions of the same body differ pixel by pixel by about
+    the counts themselves (variance = mean), while copies of one acquisition (shifted,
+    cropped, re-exported, rescaled, requantised, lossy) differ only by rounding and
+    compression error. So after alignment and a fitted scale ``s``, the noise ratio
+    ``sum((a - s b)^2) / sum(a + s^2 b)`` is about 1 or more for two acquisitions and
+    near 0 for two copies of one. Alignment comes from the row and column profiles
+    (cheap 1-D correlations), refined by trying the neighbouring shifts.
 
     Returns:
-        ``(residual_r, smooth_r, shift)``: correlation of high-pass detail and of the
-        smoothed images inside the body after alignment, and the (row, col) shift found.
+        ``(noise_ratio, smooth_r, shift)``: the ratio, the correlation of the two images
+        in 4x4-pixel blocks where they overlap, and the (row, col) shift of ``b``.
     """
     a, b = _common_scale(a, sa, b, sb)
-    R, C = max(a.shape[0], b.shape[0]), max(a.shape[1], b.shape[1])
-    pa = np.zeros((R, C))
-    pb = np.zeros((R, C))
-    pa[: a.shape[0], : a.shape[1]] = a
-    pb[: b.shape[0], : b.shape[1]] = b
-    shift, _, _ = phase_cross_correlation(np.sqrt(pa), np.sqrt(pb), normalization=None)
-    dr, dc = int(round(shift[0])), int(round(shift[1]))
-    pb = np.roll(pb, (dr, dc), axis=(0, 1))
-    sm_a, sm_b = ndi.gaussian_filter(pa, 2.0), ndi.gaussian_filter(pb, 2.0)
-    level = 0.05 * max(np.percentile(sm_a, 99), 1e-9)
-    body = (sm_a > level) & (sm_b > 0.05 * max(np.percentile(sm_b, 99), 1e-9))
-    # Keep away from the wrap-around of np.roll.
-    if dr > 0:
-        body[:dr] = False
-    elif dr < 0:
-        body[dr:] = False
-    if dc > 0:
-        body[:, :dc] = False
-    elif dc < 0:
-        body[:, dc:] = False
-    if body.sum() < 50:
-        return 0.0, 0.0, (dr, dc)
-    return (_corr(_highpass(pa)[body], _highpass(pb)[body]), _corr(sm_a[body], sm_b[body]), (dr, dc))
+    dr = _profile_shift(a.sum(axis=1), b.sum(axis=1))
+    dc = _profile_shift(a.sum(axis=0), b.sum(axis=0))
+    oa, ob = _overlap(a, b, dr, dc)
+    best = (_noise_ratio(oa, ob) if oa.size >= 64 else float("inf"), dr, dc)
+    # Profiles align copies exactly; only when they do not, try the neighbouring shifts.
+    for ddr, ddc in ([] if best[0] <= DUP_NOISE_RATIO else
+                     [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]):
+        if True:
+            oa, ob = _overlap(a, b, dr + ddr, dc + ddc)
+            if oa.size < 64:
+                continue
+            r = _noise_ratio(oa, ob)
+            if r < best[0]:
+                best = (r, dr + ddr, dc + ddc)
+    ratio, dr, dc = best
+    oa, ob = _overlap(a, b, dr, dc)
+    if oa.size < 64:
+        return float("inf"), 0.0, (dr, dc)
+    r4, c4 = oa.shape[0] // 4 * 4, oa.shape[1] // 4 * 4
+    ba = oa[:r4, :c4].reshape(r4 // 4, 4, c4 // 4, 4).sum(axis=(1, 3))
+    bb = ob[:r4, :c4].reshape(r4 // 4, 4, c4 // 4, 4).sum(axis=(1, 3))
+    return ratio, _corr(np.sqrt(ba), np.sqrt(bb)), (dr, dc)
 
 
 def match_studies(a: Study, b: Study) -> tuple[float, float]:
-    """Residual and smooth correlation of two studies, averaged over shared views."""
+    """Noise ratio (see :func:`match_views`) and smooth correlation over shared views.
+
+    The noise ratio is the smaller of the views' (one clean view suffices to call two
+    studies one acquisition, e.g. when the other view was re-exported differently).
+    """
     res, smo = [], []
     for va, vb in ((a.anterior, b.anterior), (a.posterior, b.posterior)):
         if va is None or vb is None or va.max() == 0 or vb.max() == 0:
@@ -280,5 +321,5 @@ def match_studies(a: Study, b: Study) -> tuple[float, float]:
         res.append(r)
         smo.append(s)
     if not res:
-        return 0.0, 0.0
-    return float(np.mean(res)), float(np.mean(smo))
+        return float("inf"), 0.0
+    return float(np.min(res)), float(np.mean(smo))

@@ -61,7 +61,7 @@ def attention_maps_model(model: keras.Model, kind: str = "spatial") -> keras.Mod
         outputs[layer.name] = out[index]
     if not outputs:
         raise ValueError(f"model {model.name!r} has no attention (CBAM) layers")
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_attention_{kind}")
+    return keras.Model(model.input, outputs, name=f"{model.name}_attention_{kind}")
 
 
 def last_conv_layer_name(model: keras.Model) -> str:
@@ -92,7 +92,7 @@ def feature_model(model: keras.Model) -> keras.Model:
     from one forward pass with weights shared with ``model``.
     """
     features = model.get_layer(last_conv_layer_name(model)).output
-    return keras.Model(model.inputs, [features, model.outputs[0]], name=f"{model.name}_features")
+    return keras.Model(model.input, [features, model.output], name=f"{model.name}_features")
 
 
 def weight_layer_depth(model: keras.Model) -> int:

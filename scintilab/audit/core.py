@@ -1,0 +1,594 @@
+"""The cohort audit: one table of everything wrong with a cohort, and leak-proof groups.
+
+``audit(manifest)`` reads every study once, reduces it to features
+(:mod:`scintilab.audit.signature`), runs the per-study checks and the duplicate search
+(:mod:`scintilab.audit.checks`), merges ingest's own findings, drops what a reviewer
+dismissed, and with a split names every duplicate or same-patient pair across it.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, NamedTuple, Sequence
+
+import numpy as np
+import pandas as pd
+
+from scintilab.audit import checks as C
+from scintilab.audit.signature import (StudyFeatures, nearest_neighbours, shape_vector,
+                                       signature_vector, study_features)
+from scintilab.errors import InputError
+from scintilab.pseudonym import pseudonymize
+from scintilab.study import Study
+
+log = logging.getLogger(__name__)
+
+FLAG_COLUMNS = ["kind", "study_a", "study_b", "score", "detail"]
+REVIEW_COLUMNS = ["kind", "study_a", "study_b", "decision", "note"]
+#: Pair findings that tie two studies to one patient (they must share a split side).
+PAIR_KINDS: tuple[str, ...] = ("exact_duplicate", "near_duplicate", "same_patient")
+#: Display order of kinds (the table is sorted by it, then by score).
+KIND_ORDER: tuple[str, ...] = (
+    "split_leak", "exact_duplicate", "near_duplicate", "same_patient", "swapped_views",
+    "mirrored_view", "head_down", "partial_sweep", "spot_view", "empty_frame", "saturation",
+    "counts_outlier", "unreadable", "ingest_skipped", "ingest_flag",
+)
+KIND_WORDS: dict[str, str] = {
+    "split_leak": "pair across the split",
+    "exact_duplicate": "exact duplicate (same pixels, other id)",
+    "near_duplicate": "near duplicate (same acquisition, altered copy)",
+    "same_patient": "same patient under two ids (suspect, review)",
+    "swapped_views": "ANT/POST labelled the wrong way round",
+    "mirrored_view": "a view stored mirrored",
+    "head_down": "head-down image",
+    "partial_sweep": "partial sweep (body cut off)",
+    "spot_view": "spot view among whole-body studies",
+    "empty_frame": "empty frame",
+    "saturation": "saturated counts",
+    "counts_outlier": "counts far outside the cohort's range",
+    "unreadable": "study could not be read",
+    "ingest_skipped": "file skipped by ingest",
+    "ingest_flag": "ingest flag",
+}
+
+
+@dataclass
+class AuditResult:
+    """What :func:`audit` found.
+
+    Attributes:
+        flags: the findings table (:data:`FLAG_COLUMNS`), dismissed findings removed.
+        dismissed: findings a review dismissed (same columns plus ``note``).
+        manifest: the manifest audited (or one built from the studies given).
+        features: per-study features (for the data card and figures).
+        out: the output folder, when written.
+    """
+
+    flags: pd.DataFrame
+    dismissed: pd.DataFrame
+    manifest: pd.DataFrame
+    features: list[StudyFeatures] = field(default_factory=list, repr=False)
+    out: Path | None = None
+
+    def kinds(self) -> pd.Series:
+        """Number of findings per kind."""
+        return self.flags["kind"].value_counts()
+
+    def flagged_studies(self) -> set[str]:
+        """Every study key named in a finding."""
+        keys = set(self.flags["study_a"]) | set(self.flags["study_b"])
+        keys.discard("")
+        return keys
+
+
+# ------------------------------------------------------------------ loading the cohort
+
+
+class _Cache:
+    """A small LRU of studies, so verifying candidate pairs re-reads few files."""
+
+    def __init__(self, cohort: Sequence[Study], size: int = 64) -> None:
+        self.cohort = cohort
+        self.size = size
+        self.items: OrderedDict[int, Study] = OrderedDict()
+
+    def __getitem__(self, i: int) -> Study:
+        if i in self.items:
+            self.items.move_to_end(i)
+            return self.items[i]
+        s = self.cohort[i]
+        self.items[i] = s
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return s
+
+
+def _manifest_from_studies(studies: Sequence[Study]) -> pd.DataFrame:
+    rows = []
+    for s in studies:
+        hw = s.shape_hw if s.views else (0, 0)
+        rows.append({
+            "study_key": s.study_key, "patient_key": s.patient_key,
+            "study_date": "" if s.study_date is None else str(s.study_date),
+            "label": s.label or "", "views": "+".join(s.views), "rows": hw[0], "cols": hw[1],
+            "spacing_row": s.pixel_spacing[0], "spacing_col": s.pixel_spacing[1],
+            "counts_ant": float(s.anterior.sum()) if s.anterior is not None else np.nan,
+            "counts_post": float(s.posterior.sum()) if s.posterior is not None else np.nan,
+            "manufacturer": s.meta.get("manufacturer", ""), "status": "ok",
+            "flags": "; ".join(s.flags),
+        })
+    return pd.DataFrame(rows)
+
+
+def _resolve(manifest: Any) -> tuple[pd.DataFrame, Sequence[Study], Path | None]:
+    """Manifest table, a lazy study sequence, and the manifest's folder."""
+    if isinstance(manifest, AuditResult):
+        manifest = manifest.manifest
+    if isinstance(manifest, (list, tuple)) and (not manifest or isinstance(manifest[0], Study)):
+        return _manifest_from_studies(manifest), list(manifest), None
+    from scintilab.ingest import load_cohort  # ingest owns reading the files
+
+    if isinstance(manifest, pd.DataFrame):
+        return manifest.reset_index(drop=True), load_cohort(manifest), None
+    path = Path(manifest)
+    if not path.is_file():
+        raise InputError(path, "manifest not found")
+    try:
+        df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except Exception as exc:  # pandas raises several kinds for a broken CSV
+        raise InputError(path, f"cannot read the manifest as CSV ({exc.__class__.__name__})") from exc
+    if "study_key" not in df.columns:
+        raise InputError(path, "not a scintilab manifest: no study_key column")
+    return df, load_cohort(path), path.parent
+
+
+def _clean_reason(reason: str) -> str:
+    """Drop a leading file path from a reason (``"<path>: problem"``): paths are never shown."""
+    reason = str(reason)
+    if ": " in reason and ("/" in reason.split(": ", 1)[0] or "\\" in reason.split(": ", 1)[0]):
+        return reason.split(": ", 1)[1]
+    return reason
+
+
+def ingest_findings(manifest: pd.DataFrame, folder: Path | None = None,
+                    skipped: Iterable[tuple[str, str]] | None = None) -> list[C.Finding]:
+    """Ingest's own findings as audit rows: non-ok rows, manifest flags, skipped files.
+
+    Skipped files come from ``skipped`` or a ``skipped.csv`` (columns ``path, reason``)
+    beside the manifest; they have no study key, so they are named by a pseudonymous file
+    key ``F-...`` (the path itself is never shown).
+    """
+    out: list[C.Finding] = []
+    for _, row in manifest.iterrows():
+        key = str(row.get("study_key", ""))
+        status = str(row.get("status", "ok") or "ok")
+        flags = row.get("flags", "")
+        flags = "" if not isinstance(flags, str) else flags
+        if status != "ok":
+            out.append(C.Finding("ingest_flag", key, "", 1.0, f"status {status}" + (f": {flags}" if flags else "")))
+            continue
+        for fl in [x.strip() for x in flags.replace("|", ";").split(";") if x.strip()]:
+            out.append(C.Finding("ingest_flag", key, "", 0.5, fl))
+    rows = list(skipped or [])
+    if not rows and folder is not None:
+        for name in ("skipped.csv", "ingest_skipped.csv"):
+            p = folder / name
+            if p.is_file():
+                sk = pd.read_csv(p, keep_default_na=False)
+                rows = list(zip(sk.iloc[:, 0].astype(str), sk.iloc[:, 1].astype(str)))
+                break
+    for path, reason in rows:
+        out.append(C.Finding("ingest_skipped", pseudonymize(str(path), "F"), "", 1.0, _clean_reason(reason)))
+    return out
+
+
+# --------------------------------------------------------------------------- review
+
+
+def read_review(review: str | Path | pd.DataFrame | None) -> pd.DataFrame:
+    """A review table (:data:`REVIEW_COLUMNS`); empty when ``review`` is None or missing."""
+    if review is None:
+        return pd.DataFrame(columns=REVIEW_COLUMNS)
+    if isinstance(review, pd.DataFrame):
+        df = review.copy()
+    else:
+        p = Path(review)
+        if not p.is_file():
+            return pd.DataFrame(columns=REVIEW_COLUMNS)
+        df = pd.read_csv(p, keep_default_na=False, dtype=str)
+        missing = {"kind", "study_a", "decision"} - set(df.columns)
+        if missing:
+            raise InputError(p, f"review CSV lacks columns {sorted(missing)}")
+    for c in REVIEW_COLUMNS:
+        if c not in df.columns:
+            df[c] = ""
+    return df[REVIEW_COLUMNS].fillna("").astype(str)
+
+
+def _pair_id(kind: str, a: str, b: str) -> tuple[str, str, str]:
+    a, b = str(a or ""), str(b or "")
+    return (kind, *sorted((a, b))) if b else (kind, a, "")
+
+
+def dismissed_ids(review: pd.DataFrame) -> set[tuple[str, str, str]]:
+    """The findings a review dismissed (the latest decision per finding wins)."""
+    latest: dict[tuple[str, str, str], str] = {}
+    for _, r in review.iterrows():
+        latest[_pair_id(r["kind"], r["study_a"], r["study_b"])] = str(r["decision"]).strip().lower()
+    return {k for k, d in latest.items() if d in {"dismiss", "dismissed", "reject", "no"}}
+
+
+def record_decision(review_csv: str | Path, kind: str, study_a: str, study_b: str,
+                    decision: str, note: str = "") -> pd.DataFrame:
+    """Append one decision (``accept`` or ``dismiss``) to a review CSV; returns the table."""
+    decision = decision.strip().lower()
+    if decision not in {"accept", "dismiss"}:
+        raise ValueError(f"decision must be 'accept' or 'dismiss', not {decision!r}")
+    p = Path(review_csv)
+    df = read_review(p)
+    df = pd.concat([df, pd.DataFrame([{"kind": kind, "study_a": study_a, "study_b": study_b or "",
+                                       "decision": decision, "note": note}])], ignore_index=True)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(p, index=False)
+    return df
+
+
+def _flags_table(flags: Any) -> pd.DataFrame:
+    if isinstance(flags, AuditResult):
+        return flags.flags
+    if isinstance(flags, pd.DataFrame):
+        df = flags
+    else:
+        p = Path(flags)
+        if not p.is_file():
+            raise InputError(p, "flags table not found")
+        df = pd.read_csv(p, keep_default_na=False, dtype={"study_a": str, "study_b": str})
+    df = df.copy()
+    df["study_b"] = df["study_b"].fillna("").astype(str)
+    return df
+
+
+# ------------------------------------------------------------------ split groups / leaks
+
+
+def split_groups(manifest_or_cohort: Any, flags_df: Any, review: Any = None) -> pd.Series:
+    """Leak-proof split groups: a patient plus every study tied to it by a pair finding.
+
+    Union-find over studies: studies of one patient key, exact and near duplicates and
+    same-patient suspects are merged (transitively), unless a review dismissed the pair.
+    Give the result to ``datasets.patient_split(..., groups=)`` / ``kfold_splits``.
+
+    Args:
+        manifest_or_cohort: manifest path or DataFrame (``study_key, patient_key``), a
+            list of :class:`Study`, or an :class:`AuditResult`.
+        flags_df: the audit's flags (DataFrame, path to flags.csv, or AuditResult).
+        review: review CSV/DataFrame; dismissed pairs are not merged.
+
+    Returns:
+        Series indexed by study key (manifest order) with a group id ``G-...`` per study.
+    """
+    if isinstance(manifest_or_cohort, AuditResult):
+        man = manifest_or_cohort.manifest
+    elif isinstance(manifest_or_cohort, (list, tuple)) and manifest_or_cohort and isinstance(manifest_or_cohort[0], Study):
+        man = pd.DataFrame({"study_key": [s.study_key for s in manifest_or_cohort],
+                            "patient_key": [s.patient_key for s in manifest_or_cohort]})
+    elif isinstance(manifest_or_cohort, pd.DataFrame):
+        man = manifest_or_cohort
+    else:
+        man = pd.read_csv(manifest_or_cohort, keep_default_na=False)
+    keys = [str(k) for k in man["study_key"]]
+    pats = [str(p) for p in man["patient_key"]] if "patient_key" in man else keys
+    parent = {k: k for k in keys}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    first: dict[str, str] = {}
+    for k, p in zip(keys, pats):
+        if p in first:
+            union(first[p], k)
+        else:
+            first[p] = k
+    flags = _flags_table(flags_df)
+    gone = dismissed_ids(read_review(review))
+    for _, r in flags[flags["kind"].isin(PAIR_KINDS)].iterrows():
+        a, b = str(r["study_a"]), str(r["study_b"])
+        if a in parent and b in parent and _pair_id(r["kind"], a, b) not in gone:
+            union(a, b)
+    # Name a group after the smallest patient key in it: stable and pseudonymous.
+    members: dict[str, list[str]] = {}
+    for k, p in zip(keys, pats):
+        members.setdefault(find(k), []).append(p)
+    name = {root: "G-" + min(ps).split("-", 1)[-1] for root, ps in members.items()}
+    return pd.Series([name[find(k)] for k in keys], index=pd.Index(keys, name="study_key"), name="group")
+
+
+class StraddlingPair(NamedTuple):
+    """A duplicate or same-patient pair whose studies lie on different sides of a split."""
+
+    kind: str
+    study_a: str
+    study_b: str
+    side_a: str
+    side_b: str
+    score: float
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.study_a} ({self.side_a}) and {self.study_b} ({self.side_b})"
+
+
+def _split_sides(split_df: Any) -> dict[str, str]:
+    if isinstance(split_df, (str, Path)):
+        p = Path(split_df)
+        if not p.is_file():
+            raise InputError(p, "split CSV not found")
+        split_df = pd.read_csv(p, keep_default_na=False, dtype=str)
+        if "study_key" not in split_df.columns:
+            raise InputError(p, "split CSV lacks a study_key column")
+    if isinstance(split_df, pd.Series):
+        return {str(k): str(v) for k, v in split_df.items()}
+    col = next((c for c in ("split", "subset", "side", "fold") if c in split_df.columns), None)
+    if col is None or "study_key" not in split_df.columns:
+        raise ValueError("a split table needs columns study_key and split (or subset/fold)")
+    sides: dict[str, str] = {}
+    for k, s in zip(split_df["study_key"].astype(str), split_df[col].astype(str)):
+        sides.setdefault(k, s)  # augmented copies share their study's side; keep the first
+    return sides
+
+
+def check_split(split_df: Any, flags_df: Any, review: Any = None) -> list[StraddlingPair]:
+    """Every duplicate or same-patient pair whose two studies are on different sides.
+
+    Args:
+        split_df: DataFrame with ``study_key`` and ``split`` (or ``subset``/``fold``),
+            a Series study_key -> side, or a path to such a CSV. Studies missing from
+            the split are ignored (they are in neither side).
+        flags_df: the audit's flags (DataFrame, flags.csv path, or AuditResult).
+        review: review CSV/DataFrame; dismissed pairs are not reported.
+
+    Returns:
+        The straddling pairs (empty when the split cannot leak through known pairs).
+    """
+    sides = _split_sides(split_df)
+    flags = _flags_table(flags_df)
+    gone = dismissed_ids(read_review(review))
+    out: list[StraddlingPair] = []
+    for _, r in flags[flags["kind"].isin(PAIR_KINDS)].iterrows():
+        a, b = str(r["study_a"]), str(r["study_b"])
+        if a in sides and b in sides and sides[a] != sides[b] and _pair_id(r["kind"], a, b) not in gone:
+            out.append(StraddlingPair(str(r["kind"]), a, b, sides[a], sides[b], float(r["score"])))
+    return out
+
+
+class LeakageError(ValueError):
+    """A split puts a duplicate or same-patient pair on both sides."""
+
+
+def refuse_leaky_split(split_df: Any, flags_df: Any, *, go_on: bool = False,
+                       review: Any = None) -> list[StraddlingPair]:
+    """Raise :class:`LeakageError` naming the pairs across a split, unless ``go_on``.
+
+    Training calls this before fitting. With ``go_on=True`` the pairs are logged as a
+    warning and returned instead.
+    """
+    pairs = check_split(split_df, flags_df, review)
+    if pairs and not go_on:
+        names = "; ".join(str(p) for p in pairs[:10]) + (f"; and {len(pairs) - 10} more" if len(pairs) > 10 else "")
+        raise LeakageError(f"{len(pairs)} duplicate/same-patient pair(s) straddle the split: {names}. "
+                           "Regroup with scintilab.audit.split_groups, dismiss false flags in the review "
+                           "CSV, or pass the option to go on anyway.")
+    for p in pairs:
+        log.warning("split leak accepted: %s", p)
+    return pairs
+
+
+# --------------------------------------------------------------------------- the audit
+
+
+def _pair_findings(feats: list[StudyFeatures], idx_of: list[int], cache: _Cache,
+                   k: int, known_same: set[tuple[str, str]]) -> list[C.Finding]:
+    """Exact duplicates by hash; near duplicates and same-patient suspects by signature."""
+    out: list[C.Finding] = []
+    ok = [f for f in feats if f.error is None and f.views]
+    by_hash: dict[str, list[StudyFeatures]] = {}
+    for f in ok:
+        by_hash.setdefault(f.pixel_hash, []).append(f)
+    exact: set[frozenset[str]] = set()
+    for group in by_hash.values():
+        for j in range(1, len(group)):
+            a, b = group[0], group[j]
+            exact.add(frozenset((a.study_key, b.study_key)))
+            out.append(C.Finding("exact_duplicate", a.study_key, b.study_key, 1.0,
+                                 "identical pixels in both views under another study id"))
+    if len(ok) < 2:
+        return out
+    x = np.stack([signature_vector(f) for f in ok])
+    nn, sim = nearest_neighbours(x, k=k)
+    shp = np.stack([shape_vector(f) for f in ok])
+    # "Beyond chance": each study's best match among the cohort gives the chance level.
+    # Dissimilarities spread multiplicatively, so the chance level lives in log(1 - r).
+    top1 = np.log10(np.clip(1.0 - sim[:, 0], 1e-6, None))
+    # Sigma from the similar side only: faulty studies make the other tail long.
+    med1, sig1 = C._robust_low(top1)
+    sig1 = max(sig1, 0.05)
+    # Chance level for outlines: each body's nearest other outline, in mm RMS.
+    d_all = np.sqrt(np.maximum(0.0, (shp ** 2).sum(1)[:, None] + (shp ** 2).sum(1)[None] - 2 * shp @ shp.T)
+                    / shp.shape[1]) if len(ok) <= 4096 else None
+    if d_all is not None:
+        np.fill_diagonal(d_all, np.inf)
+        med_shape = float(np.median(d_all.min(axis=1)))
+    else:  # large cohorts: a random sample of rows sets the chance level
+        rs = np.random.default_rng(0).choice(len(ok), 2048, replace=False)
+        dd = np.sqrt(np.maximum(0.0, (shp[rs] ** 2).sum(1)[:, None] + (shp ** 2).sum(1)[None]
+                                - 2 * shp[rs] @ shp.T) / shp.shape[1])
+        dd[np.arange(len(rs)), rs] = np.inf
+        med_shape = float(np.median(dd.min(axis=1)))
+    seen: set[frozenset[str]] = set()
+    pos = {f.study_key: i for i, f in enumerate(ok)}
+    for i in range(len(ok)):
+        for j, s in zip(nn[i], sim[i]):
+            a, b = ok[i], ok[int(j)]
+            pair = frozenset((a.study_key, b.study_key))
+            if s < C.CANDIDATE_SIM or pair in seen or pair in exact:
+                continue
+            seen.add(pair)
+            sa, sb = cache[idx_of[pos[a.study_key]]], cache[idx_of[pos[b.study_key]]]
+            resid, smooth = C.match_studies(sa, sb)
+            if resid <= C.DUP_NOISE_RATIO:
+                out.append(C.Finding("near_duplicate", a.study_key, b.study_key, float(1 - resid),
+                                     f"same acquisition: pixel differences {resid:.2f} of Poisson noise after "
+                                     f"alignment (two acquisitions give about 1; signature r={s:.3f}); "
+                                     f"(signature r={s:.3f}); {_how(a, b)}"))
+                continue
+            if tuple(sorted(pair)) in known_same:
+                continue  # one patient key already: not a suspect, just a second visit
+            z = (med1 - np.log10(max(1.0 - s, 1e-6))) / sig1
+            d_shape = float(np.sqrt(np.mean((shp[i] - shp[int(j)]) ** 2)))
+            if z >= 3.0 and smooth > 0.95 and d_shape <= 1.5 * med_shape:
+                out.append(C.Finding("same_patient", a.study_key, b.study_key, float(min(1.0, z / 10)),
+                                     f"different acquisitions (pixel differences {resid:.1f} of Poisson noise) "
+                                     f"of bodies alike beyond chance: signature r={s:.4f}, {z:.1f} sigma above "
+                                     f"the cohort's best matches; outline differs {d_shape:.0f} mm RMS "
+                                     f"(nearest other body typically {med_shape:.0f} mm): review, never merged silently"))
+    return out
+
+
+def _how(a: StudyFeatures, b: StudyFeatures) -> str:
+    if a.shape != b.shape:
+        return f"matrix {a.shape[0]}x{a.shape[1]} vs {b.shape[0]}x{b.shape[1]}"
+    ca = sum(v.counts for v in a.views)
+    cb = sum(v.counts for v in b.views)
+    if cb > 0 and abs(ca / cb - 1) > 0.05:
+        return f"intensity scaled x{ca / cb:.2f}"
+    return "same matrix, other id"
+
+
+def audit(manifest: Any, *, split: Any = None, out: str | Path | None = None, review: Any = None,
+          skipped: Iterable[tuple[str, str]] | None = None, neighbours: int = 5,
+          progress: bool = False) -> AuditResult:
+    """Audit a cohort: duplicates, same-patient suspects, mislabelled views, unusable scans.
+
+    Args:
+        manifest: ingest's manifest (CSV path or DataFrame), or a list of :class:`Study`.
+        split: optional split (CSV path or DataFrame ``study_key, split``): pairs across it
+            are reported as ``split_leak``.
+        out: folder for ``flags.csv``, ``datacard.md`` and ``datacard.html``.
+        review: review CSV (``kind, study_a, study_b, decision, note``): dismissed
+            findings leave the table (kept in :attr:`AuditResult.dismissed`).
+        skipped: ingest's skipped files ``(path, reason)`` (else ``skipped.csv`` beside
+            the manifest is read when present).
+        neighbours: nearest neighbours per study compared in full.
+        progress: show a progress bar.
+
+    Returns:
+        The :class:`AuditResult`.
+    """
+    man, cohort, folder = _resolve(manifest)
+    findings: list[C.Finding] = []
+    feats: list[StudyFeatures] = []
+    idx_of: list[int] = []
+    it: Iterable[int] = range(len(cohort))
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc="audit", unit="study")
+    for i in it:
+        try:
+            s = cohort[i]
+            if not s.views:
+                raise InputError(None, "no view could be read")
+            f = study_features(s)
+        except (InputError, OSError, ValueError) as exc:
+            key = str(man.iloc[i]["study_key"]) if i < len(man) and "study_key" in man else f"#{i}"
+            findings.append(C.Finding("unreadable", key, "", 1.0, _clean_reason(str(exc))))
+            continue
+        feats.append(f)
+        idx_of.append(i)
+    known_same: set[tuple[str, str]] = set()
+    by_pat: dict[str, list[str]] = {}
+    for f in feats:
+        by_pat.setdefault(f.patient_key, []).append(f.study_key)
+    for ks in by_pat.values():
+        known_same |= {tuple(sorted((a, b))) for a in ks for b in ks if a != b}
+
+    # Pair search on whole-body studies only: an empty or spot frame has no signature.
+    per_study = C.study_checks(feats)
+    unusable = {x.study_a for x in per_study if x.kind in ("empty_frame", "spot_view")}
+    cache = _Cache(cohort)
+    usable = [(f, i) for f, i in zip(feats, idx_of) if f.study_key not in unusable]
+    findings += _pair_findings([f for f, _ in usable], [i for _, i in usable], cache, neighbours, known_same)
+    findings += per_study
+    findings += ingest_findings(man, folder, skipped)
+
+    flags = pd.DataFrame([x.as_dict() for x in findings], columns=FLAG_COLUMNS)
+    flags["study_b"] = flags["study_b"].fillna("").astype(str)
+    flags = flags.drop_duplicates(subset=["kind", "study_a", "study_b", "detail"])
+    rv = read_review(review)
+    gone = dismissed_ids(rv)
+    is_gone = flags.apply(lambda r: _pair_id(r["kind"], r["study_a"], r["study_b"]) in gone, axis=1) \
+        if len(flags) else pd.Series([], dtype=bool)
+    dismissed = flags[is_gone.astype(bool)].copy()
+    flags = flags[~is_gone.astype(bool)].copy()
+    if split is not None:
+        leaks = check_split(split, flags)
+        flags = pd.concat([flags, pd.DataFrame([
+            {"kind": "split_leak", "study_a": p.study_a, "study_b": p.study_b, "score": p.score,
+             "detail": f"{p.kind.replace('_', ' ')} pair across the split: {p.side_a} and {p.side_b}"}
+            for p in leaks], columns=FLAG_COLUMNS)], ignore_index=True)
+    order = {k: n for n, k in enumerate(KIND_ORDER)}
+    flags = flags.assign(_o=flags["kind"].map(order).fillna(len(order)))
+    flags = flags.sort_values(["_o", "score"], ascending=[True, False]).drop(columns="_o").reset_index(drop=True)
+    result = AuditResult(flags, dismissed.reset_index(drop=True), man, feats)
+    if out is not None:
+        write_outputs(result, out)
+    return result
+
+
+def write_outputs(result: AuditResult, out: str | Path) -> Path:
+    """Write ``flags.csv``, ``datacard.md`` and ``datacard.html`` into ``out``."""
+    from scintilab.audit.datacard import write_datacard
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    result.flags.to_csv(out / "flags.csv", index=False)
+    write_datacard(result, out)
+    result.out = out
+    return out
+
+
+def cli_main(argv: list[str]) -> int:
+    """``scintilab audit MANIFEST [--split SPLIT_CSV] [--review REVIEW_CSV] --out DIR``."""
+    ap = argparse.ArgumentParser(prog="scintilab audit", description=(
+        "Find duplicates, same-patient suspects, mislabelled views and unusable scans; "
+        "write DIR/flags.csv and a data card DIR/datacard.html (.md)."))
+    ap.add_argument("manifest", help="manifest CSV written by 'scintilab ingest'")
+    ap.add_argument("--split", help="split CSV (study_key, split): report pairs across it")
+    ap.add_argument("--review", help="review CSV of accepted/dismissed flags")
+    ap.add_argument("--out", required=True, help="output folder")
+    ap.add_argument("--neighbours", type=int, default=5, help="nearest neighbours compared in full per study")
+    ap.add_argument("--fail-on-leak", action="store_true", help="exit 1 when a pair straddles the split")
+    args = ap.parse_args(argv)
+    try:
+        res = audit(args.manifest, split=args.split, out=args.out, review=args.review,
+                    neighbours=args.neighbours, progress=True)
+    except InputError as exc:
+        print(f"scintilab audit: {exc}")
+        return 2
+    counts = res.kinds()
+    print(f"{len(res.manifest)} studies audited; {len(res.flags)} findings"
+          + ("" if counts.empty else ": " + ", ".join(f"{k} {n}" for k, n in counts.items())))
+    print(f"wrote {res.out / 'flags.csv'} and {res.out / 'datacard.html'}")
+    if args.fail_on_leak and (res.flags["kind"] == "split_leak").any():
+        return 1
+    return 0

@@ -1,0 +1,391 @@
+"""One synthetic patient (anatomy, lesions, visits) and the rendering of one study.
+
+``generate_patient`` draws everything that stays the same between visits (habitus,
+metastases and when each appears, benign findings); ``render_study`` turns one visit into
+the two views a camera stores: counts with Poisson noise, the posterior view mirrored and
+shifted by a few pixels, plus the ground truth.
+
+Counts: the normal body (skeleton, soft tissue, kidneys) is scaled so that the anterior
+view holds 0.8-1.9 million counts less the bladder's share; the bladder, metastases,
+benign hot spots, the injection site and any urine contamination are added in counts on
+top. Everything is blurred once for the camera (7 mm FWHM) and then Poisson sampled.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.ndimage import binary_dilation, gaussian_filter
+from skimage.measure import approximate_polygon, find_contours
+
+from scintilab.anatomy import BONE_MASS_FRACTION, BONES
+from scintilab.study import CLASSES, Shape
+from scintilab.synth.lesions import (
+    Finding,
+    blurred_peak,
+    finding_field,
+    finding_mask,
+    sample_benign,
+    sample_lesions,
+    visit_dynamics,
+)
+from scintilab.synth.phantom import (
+    BONE_IDS,
+    MU_PER_CM,
+    PAPER_MATRIX,
+    Anatomy,
+    Phantom,
+    random_anatomy,
+    render_phantom,
+)
+from scintilab.utils import as_rng
+
+#: Camera resolution (FWHM, mm) of a LEHR collimator at whole-body distance.
+CAMERA_FWHM_MM: float = 7.0
+#: Mean background outside the body (counts per pixel, at the paper's pixel size).
+BACKGROUND: float = 0.03
+
+_SURNAMES = ("WANG", "LI", "ZHANG", "LIU", "CHEN", "YANG", "ZHAO", "HUANG", "ZHOU", "WU", "XU", "SUN",
+             "MA", "ZHU", "HU", "GUO", "HE", "GAO", "LIN", "LUO")
+_GIVEN = ("WEI", "FANG", "NA", "MIN", "JING", "LEI", "JUN", "YAN", "TAO", "MING", "CHAO", "XIU", "HUA",
+          "PING", "GANG", "HONG", "LING", "QIANG", "YONG", "JIE")
+
+
+@dataclass
+class SynthPatient:
+    """Everything about one synthetic patient that does not change between visits.
+
+    Attributes:
+        index: 1-based case number (``case_0001``).
+        patient_id / patient_name: raw identity as a hospital would store it (synthetic).
+        sex / age / birth_date: demographics (age at baseline).
+        label: ``NoMet``, ``ADMet`` or ``nADMet``.
+        anatomy: body habitus.
+        lesions: metastases over all visits (``first_visit`` says when each appears).
+        benign: benign skeletal findings (persist over visits).
+        visit_dates: StudyDate of each visit.
+        matrix: (rows, cols).
+        missing_view: ``"ANT"``/``"POST"`` for a study whose view was not recorded, else None.
+        seed: the patient's own seed (visits derive their noise from it).
+    """
+
+    index: int
+    patient_id: str
+    patient_name: str
+    sex: str
+    age: int
+    birth_date: _dt.date
+    label: str
+    anatomy: Anatomy
+    lesions: list[Finding]
+    benign: list[Finding]
+    visit_dates: list[_dt.date]
+    matrix: tuple[int, int]
+    missing_view: str | None = None
+    seed: int = 0
+    _phantom: Phantom | None = field(default=None, repr=False)
+
+    @property
+    def visits(self) -> int:
+        """Number of visits generated for this patient."""
+        return len(self.visit_dates)
+
+    @property
+    def phantom(self) -> Phantom:
+        """The normal phantom (rendered once, cached)."""
+        if self._phantom is None:
+            self._phantom = render_phantom(self.anatomy, self.matrix)
+        return self._phantom
+
+
+@dataclass
+class SynthStudy:
+    """One rendered visit: stored views, annotations and ground truth.
+
+    Attributes:
+        anterior: ANT view, uint16 as stored (None if not recorded).
+        posterior: POST view, uint16 as stored (mirrored and shifted; None if not recorded).
+        shapes: LabelMe shapes for both views (stored coordinates of each view).
+        lesions: truth records of the metastases present at this visit.
+        benign: truth records of benign findings (skeletal and not).
+        bone_maps: uint8 bone-group id per pixel, ANT orientation (:data:`BONE_IDS`).
+        lesion_maps: uint8 lesion number per pixel (``L07`` -> 7), ANT orientation.
+        benign_maps: uint8 benign-finding number per pixel, ANT orientation.
+        body_map: bool body outline, ANT orientation.
+        true_bsi: Bone Scan Index of this visit (percent).
+        involved_fraction: per bone group, lesion pixels / bone pixels.
+        shift_rc: (rows, cols) the stored POST is shifted by after mirroring.
+        visit / study_date / counts: acquisition facts.
+    """
+
+    anterior: np.ndarray | None
+    posterior: np.ndarray | None
+    shapes: list[Shape]
+    lesions: list[dict[str, Any]]
+    benign: list[dict[str, Any]]
+    bone_maps: np.ndarray
+    lesion_maps: np.ndarray
+    benign_maps: np.ndarray
+    body_map: np.ndarray
+    true_bsi: float
+    involved_fraction: dict[str, float]
+    shift_rc: tuple[int, int]
+    visit: int
+    study_date: _dt.date
+    counts: dict[str, int]
+
+
+def patient_identity(index: int, seed: int) -> tuple[str, str]:
+    """Raw (PatientID, PatientName) of synthetic patient ``index`` (hospital-looking)."""
+    rng = np.random.default_rng([seed, index, 991])
+    pid = f"LC{2014 + (index * 7) % 6}{index:05d}"
+    name = f"{_SURNAMES[rng.integers(len(_SURNAMES))]}^{_GIVEN[rng.integers(len(_GIVEN))]}"
+    return pid, name
+
+
+def generate_patient(rng: np.random.Generator | int | None, label: str, *, index: int = 1,
+                     matrix: tuple[int, int] = PAPER_MATRIX, visits: int = 1, seed: int = 0,
+                     missing_view: str | None = None) -> SynthPatient:
+    """Draw one patient: demographics, habitus, metastases (per visit) and benign findings.
+
+    Args:
+        rng: random generator or seed.
+        label: ``NoMet``, ``ADMet`` or ``nADMet``.
+        index: case number (enters the raw ids).
+        matrix: (rows, cols) of the images.
+        visits: number of visits (1 = a single baseline study).
+        seed: cohort seed (enters the raw ids).
+        missing_view: ``"ANT"`` or ``"POST"`` to leave that view unrecorded.
+
+    Returns:
+        The :class:`SynthPatient` (its phantom is rendered lazily and cached).
+
+    Raises:
+        ValueError: on an unknown label or a visit count below 1.
+    """
+    if label not in CLASSES:
+        raise ValueError(f"label must be one of {CLASSES}, got {label!r}")
+    if visits < 1:
+        raise ValueError(f"visits must be >= 1, got {visits}")
+    rng = as_rng(rng)
+    # Lung-cancer cohorts are mostly men in their sixties (cf. the paper's Fig. 5).
+    sex = "M" if rng.random() < 0.68 else "F"
+    age = int(np.clip(round(rng.normal(61 if sex == "M" else 58, 9.5)), 32, 88))
+    baseline = _dt.date(2014, 1, 1) + _dt.timedelta(days=int(rng.integers(0, 6 * 365 - 400)))
+    dates = [baseline]
+    for _ in range(visits - 1):
+        dates.append(dates[-1] + _dt.timedelta(days=int(rng.integers(56, 120))))
+    birth = baseline - _dt.timedelta(days=int(age * 365.25 + rng.integers(0, 365)))
+    an = random_anatomy(rng, sex=sex, age=age)
+    pid, name = patient_identity(index, seed)
+    pat = SynthPatient(index=index, patient_id=pid, patient_name=name, sex=sex, age=age, birth_date=birth,
+                       label=label, anatomy=an, lesions=[], benign=[], visit_dates=dates, matrix=tuple(matrix),
+                       missing_view=missing_view, seed=int(rng.integers(2**31)))
+    ph = pat.phantom
+    lesions = sample_lesions(rng, ph, label)
+    pat.lesions = visit_dynamics(rng, lesions, label, visits, ph)
+    pat.benign = sample_benign(rng, ph, age)
+    return pat
+
+
+def _polygon(mask: np.ndarray, corner: tuple[int, int]) -> np.ndarray:
+    """(N, 2) (x, y) polygon around a finding's mask, as a reader would draw it."""
+    m = np.pad(binary_dilation(mask), 1)
+    contours = find_contours(m.astype(np.float32), 0.5)
+    if not contours:
+        r, c = np.argwhere(mask)[0]
+        contours = [np.array([[r - 1, c - 1], [r - 1, c + 1], [r + 1, c + 1], [r + 1, c - 1]], float) + 1]
+    cont = max(contours, key=len)
+    cont = approximate_polygon(cont, tolerance=0.6)
+    if len(cont) > 3 and np.allclose(cont[0], cont[-1]):
+        cont = cont[:-1]
+    rows = cont[:, 0] - 1 + corner[0]
+    cols = cont[:, 1] - 1 + corner[1]
+    return np.stack([cols, rows], axis=1)
+
+
+def _truth_record(f: Finding, visit: int, peaks: tuple[float, float], n_px: int, px_mm: float
+                  ) -> dict[str, Any]:
+    rec = {
+        "id": f.id,
+        "kind": f.kind,
+        "bone": f.bone,
+        "region": f.region,
+        "shape": f.shape,
+        "center_rc": [round(f.center_rc[0], 2), round(f.center_rc[1], 2)],
+        "radius_px": round(f.size_mm / px_mm, 2),
+        "size_mm": round(f.size_mm, 2),
+        "uptake": round(f.uptake * (f.visit_gain[visit] if f.visit_gain else 1.0), 2),
+        "peak_ant": round(peaks[0], 2),
+        "peak_post": round(peaks[1], 2),
+        "depth_ant_cm": round(f.depth_ant_cm, 2),
+        "depth_post_cm": round(f.depth_post_cm, 2),
+        "lytic_rim": f.lytic_rim,
+        "first_visit": f.first_visit,
+        "new_since_baseline": f.first_visit > 0,
+        "new": f.first_visit == visit and visit > 0,
+        "flare": bool(f.flare[visit]) if f.flare else False,
+        "pixels": int(n_px),
+    }
+    return rec
+
+
+def render_study(patient: SynthPatient, rng: np.random.Generator | int | None = None, *, visit: int = 0,
+                 fwhm_mm: float = CAMERA_FWHM_MM) -> SynthStudy:
+    """Render one visit of ``patient`` as the camera would store it.
+
+    Args:
+        patient: from :func:`generate_patient`.
+        rng: random generator or seed for this visit's noise, injection site, sweep shift;
+            None derives it from the patient's seed and the visit (reproducible).
+        visit: 0-based visit number.
+        fwhm_mm: camera resolution.
+
+    Returns:
+        The :class:`SynthStudy`.
+
+    Raises:
+        ValueError: if ``visit`` is outside the patient's visits.
+    """
+    if not 0 <= visit < patient.visits:
+        raise ValueError(f"visit {visit} outside 0..{patient.visits - 1}")
+    rng = as_rng(np.random.default_rng([patient.seed, visit, 17]) if rng is None else rng)
+    ph = patient.phantom
+    an = patient.anatomy
+    H, W = patient.matrix
+    sr, sc = ph.spacing
+    area = sr * sc / 2.3**2
+    sigma = fwhm_mm / 2.3548 / (0.5 * (sr + sc))
+
+    # normal body: skeleton + soft tissue (slab of thickness T seen through itself) + kidneys
+    tissue_gain = 0.019 * float(rng.uniform(0.75, 1.3))  # soft-tissue retention varies (renal function)
+    T = ph.tissue_cm
+    soft = tissue_gain * (1.0 - np.exp(-MU_PER_CM * T)) / MU_PER_CM
+    ant = ph.act_ant + soft + ph.organ_act_ant
+    post = ph.act_post + soft + ph.organ_act_post
+    total = float(rng.uniform(0.85e6, 1.9e6))
+    bl_frac = an.bladder_fraction * float(rng.uniform(0.7, 1.3))
+    scale = total * (1.0 - bl_frac) / float(ant.sum())
+    ant = ant * scale
+    post = post * scale
+
+    # bladder: a few percent of the counts, nearer the front
+    by, bx, brr, brc, bda, bdp = ph.bladder
+    fill = float(rng.uniform(0.75, 1.25))
+    rr = (np.arange(H, dtype=np.float32)[:, None] - by) / (brr * fill)
+    cc = (np.arange(W, dtype=np.float32)[None, :] - bx) / (brc * fill)
+    r0, r1 = max(int(by - 3 * brr), 0), min(int(by + 3 * brr) + 1, H)
+    bl = np.zeros((H, W), np.float32)
+    bl[r0:r1] = np.clip(1.3 - np.sqrt(rr[r0:r1] ** 2 + cc ** 2), 0, 0.3)
+    bl /= bl.sum() or 1.0
+    ant += bl * (bl_frac * total)
+    post += bl * (bl_frac * total) * math.exp(-MU_PER_CM * (bdp - bda))
+
+    # metastases present at this visit, and benign skeletal findings
+    lesion_map = np.zeros((H, W), np.uint8)
+    benign_map = np.zeros((H, W), np.uint8)
+    truth_les: list[dict[str, Any]] = []
+    truth_ben: list[dict[str, Any]] = []
+    masks: list[tuple[Finding, np.ndarray, tuple[int, int]]] = []
+
+    def paint(f: Finding, peaks: tuple[float, float], target: np.ndarray, num: int) -> int:
+        got = finding_field(f, ph.spacing, (H, W))
+        if got is None:
+            return 0
+        fld, (a, c) = got
+        h, w = fld.shape
+        if f.bone is not None:  # a bone lesion lives in its bone (edge softened by one pixel)
+            on = ph.bone_map[a:a + h, c:c + w] == BONE_IDS[f.bone]
+            fld = fld * (0.35 + 0.65 * on) * binary_dilation(on)
+        fld = fld / blurred_peak(fld, sigma)
+        ant[a:a + h, c:c + w] += peaks[0] * fld
+        post[a:a + h, c:c + w] += peaks[1] * fld
+        m = finding_mask(f, fld, (a, c), ph.bone_map)
+        view = target[a:a + h, c:c + w]
+        view[m & (view == 0)] = num
+        masks.append((f, m, (a, c)))
+        return int(m.sum())
+
+    for f in patient.lesions:
+        if f.first_visit > visit:
+            continue
+        peaks = f.view_peaks(visit)
+        n = paint(f, peaks, lesion_map, int(f.id[1:]))
+        truth_les.append(_truth_record(f, visit, peaks, n, 0.5 * (sr + sc)))
+
+    extra: list[Finding] = list(patient.benign)
+    # injection site: antecubital fossa mostly, else wrist or back of the hand; new each visit
+    site = str(rng.choice(["elbow", "elbow", "elbow", "wrist", "hand"]))
+    side = str(rng.choice(["R", "L"]))
+    ir, ic = ph.landmarks[f"{site}_{side}"]
+    jitter = rng.normal(0, 4.0 / sr, 2)
+    extra.append(Finding(id=f"B{len(patient.benign) + 1:02d}", kind="benign", shape="injection_site",
+                         bone=None, region="upper_limbs", center_rc=(float(ir + jitter[0]), float(ic + jitter[1])),
+                         size_mm=float(rng.uniform(4, 9)), angle=0.0,
+                         uptake=float(rng.lognormal(math.log(600), 0.6)) * area, depth_ant_cm=1.5,
+                         depth_post_cm=5.5, shape_seed=int(rng.integers(2**31))))
+    if rng.random() < 0.12:  # urine on skin or clothing near the pelvis / upper thighs
+        pr, pc = ph.landmarks["bladder"]
+        front = rng.random() < 0.6
+        extra.append(Finding(id=f"B{len(extra) + 1:02d}", kind="benign", shape="urine_contamination",
+                             bone=None, region="pelvis",
+                             center_rc=(float(pr + rng.uniform(10, 120) / sr),
+                                        float(pc + rng.normal(0, 45) / sc)),
+                             size_mm=float(rng.uniform(4, 12)), angle=0.0,
+                             uptake=float(rng.lognormal(math.log(150), 0.6)) * area,
+                             depth_ant_cm=0.5 if front else 18.0, depth_post_cm=18.0 if front else 0.5,
+                             shape_seed=int(rng.integers(2**31))))
+    for f in extra:
+        peaks = f.view_peaks(0)
+        n = paint(f, peaks, benign_map, int(f.id[1:]))
+        truth_ben.append(_truth_record(f, 0, peaks, n, 0.5 * (sr + sc)))
+
+    # camera blur, background, Poisson; the posterior view is mirrored and shifted
+    bg = BACKGROUND * area
+    ant = gaussian_filter(ant, sigma, mode="constant") + bg
+    post = gaussian_filter(post, sigma, mode="constant")[:, ::-1]
+    # sweep misalignment of up to ~14 mm along and ~9 mm across the bed (+-6 / +-4 px at 2.3 mm)
+    mr, mc = max(1, round(14.0 / sr)), max(1, round(9.0 / sc))
+    dr, dc = int(rng.integers(-mr, mr + 1)), int(rng.integers(-mc, mc + 1))
+    shifted = np.zeros_like(post)
+    shifted[max(dr, 0):H + min(dr, 0), max(dc, 0):W + min(dc, 0)] = \
+        post[max(-dr, 0):H + min(-dr, 0), max(-dc, 0):W + min(-dc, 0)]
+    post = shifted + bg
+    a_img = np.minimum(rng.poisson(ant), 65535).astype(np.uint16)
+    p_img = np.minimum(rng.poisson(post), 65535).astype(np.uint16)
+
+    # annotations: every finding on both views, in each view's stored coordinates
+    shapes: list[Shape] = []
+    for f, m, corner in masks:
+        poly = _polygon(m, corner)
+        label = f"lesion:{f.shape}:{f.region}" if f.kind == "lesion" else f"benign:{f.shape}:{f.region}"
+        attrs = {"kind": f.kind, "shape": f.shape, "region": f.region, "bone": f.bone, "id": f.id}
+        post_poly = np.stack([W - 1 - poly[:, 0] + dc, poly[:, 1] + dr], axis=1)
+        for view, pts in (("ANT", poly), ("POST", post_poly)):
+            if patient.missing_view == view:
+                continue
+            shapes.append(Shape(label=label, points=np.round(pts, 2), shape_type="polygon", view=view,
+                                attributes=dict(attrs)))
+
+    # true BSI: per bone, lesion pixels / bone pixels (ANT projection maps), weighted by mass share
+    involved: dict[str, float] = {}
+    bsi = 0.0
+    bone_counts = np.bincount(ph.bone_map.ravel(), minlength=len(BONES) + 1)
+    les_counts = np.bincount(ph.bone_map[lesion_map > 0], minlength=len(BONES) + 1)
+    for b in BONES:
+        i = BONE_IDS[b]
+        frac = float(les_counts[i]) / float(bone_counts[i]) if bone_counts[i] else 0.0
+        involved[b] = round(frac, 5)
+        bsi += frac * BONE_MASS_FRACTION[b]
+    anterior = None if patient.missing_view == "ANT" else a_img
+    posterior = None if patient.missing_view == "POST" else p_img
+    return SynthStudy(
+        anterior=anterior, posterior=posterior, shapes=shapes, lesions=truth_les, benign=truth_ben,
+        bone_maps=ph.bone_map, lesion_maps=lesion_map, benign_maps=benign_map, body_map=ph.body_mask,
+        true_bsi=round(100.0 * bsi, 4), involved_fraction=involved, shift_rc=(dr, dc), visit=visit,
+        study_date=patient.visit_dates[visit],
+        counts={"ANT": int(a_img.sum(dtype=np.int64)), "POST": int(p_img.sum(dtype=np.int64))},
+    )

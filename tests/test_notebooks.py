@@ -1,0 +1,343 @@
+"""Every notebook in notebooks/: the agreed skeleton, its smoke parameters, and a real run.
+
+For each ``notebooks/*.ipynb`` (nothing is faked for notebooks that do not exist yet):
+
+1. **Skeleton** (fast): a level-1 title first; ``## Parameters`` holding exactly one code
+   cell tagged ``parameters`` whose values are typed literals with a trailing comment;
+   ``## Setup``; at least one work section; ``## Summary`` as the last level-2 heading;
+   committed without outputs; no absolute paths in cells.
+2. **Smoke metadata** (fast): ``metadata["scintilab"] = {"smoke": {...}, "needs": [...]}``;
+   every smoke key is a declared parameter (papermill only warns about unknown names), and
+   every need is a fixture this module provides.
+3. **Run** (slow): the notebook is executed with papermill, smoke parameters injected, then
+   ``pytest --nbval-lax`` re-executes the executed copy and compares the cells tagged
+   ``nbval-check-output`` with the first run's outputs (sanitised by
+   ``tests/nbval_sanitize.cfg``): deterministic summaries must come out the same twice.
+   The executed notebook is also rendered as a report and searched for the identities in
+   the cohort's DICOM headers.
+
+How smoke parameters get their paths. Fixtures named in ``needs``:
+
+* ``cohort_small``: a tiny synthetic cohort (``scintilab synth --size tiny``) + manifest;
+* ``two_visit_cohort``: the same with two visits per patient (``--visits 2``);
+* ``run_dir``: a finished tiny training run (quick preset, 128x32 input, width 8, 1 epoch)
+  on ``cohort_small``.
+
+Declared parameters with these names are filled automatically (smoke values with a
+``{placeholder}`` win; other smoke values for these names are replaced, because a path
+written in a notebook cannot point at a test's temp folder):
+``data_dir`` (the cohort folder of the first cohort fixture needed), ``manifest`` (its
+manifest.csv), ``run_dir``, ``runs_root`` (one folder shared by the session, so notebooks
+that train-or-reuse share runs), ``out_dir``/``output_dir`` (a fresh temp folder).
+Placeholders usable in smoke strings: ``{cohort_small}``, ``{cohort_small_manifest}``,
+``{two_visit_cohort}``, ``{two_visit_cohort_manifest}``, ``{run_dir}``, ``{runs_root}``,
+``{tmp}``.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from scintilab.paths import repo_root
+
+ROOT = repo_root()
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SANITIZE = Path(__file__).with_name("nbval_sanitize.cfg")
+FIXTURES = ("cohort_small", "two_visit_cohort", "run_dir")
+_ABS_PATH = re.compile(r"""["'](/(work|home|tmp|mnt|Users|root|data|srv)/|[A-Za-z]:\\)""")
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("PYTHONHASHSEED", "0")
+
+
+def _ids(paths: list[Path]) -> list[str]:
+    return [p.stem for p in paths]
+
+
+def _read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def _headings(nb: nbformat.NotebookNode) -> list[tuple[int, int, str]]:
+    """(cell index, level, text) of every markdown heading, in order."""
+    out = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            m = re.match(r"^(#{1,6})\s+(.*\S)", line)
+            if m:
+                out.append((i, len(m.group(1)), m.group(2).strip()))
+    return out
+
+
+def skeleton_problems(nb: nbformat.NotebookNode) -> list[str]:
+    """What the notebook lacks of the skeleton in docs/CONVENTIONS.md (empty when fine)."""
+    problems: list[str] = []
+    cells = nb.cells
+    if not cells or cells[0].cell_type != "markdown" or not re.match(r"^#\s+\S", cells[0].source):
+        problems.append("the first cell must be markdown starting with a level-1 title ('# ...')")
+    else:
+        has_text = len(cells[0].source.strip().splitlines()) > 1
+        next_is_text = len(cells) > 1 and cells[1].cell_type == "markdown" and not cells[1].source.lstrip().startswith("#")
+        if not (has_text or next_is_text):
+            problems.append("the title needs a purpose (a sentence under it)")
+    heads = [(i, t) for i, lvl, t in _headings(nb) if lvl == 2]
+    names = [t.lower() for _, t in heads]
+    for required in ("parameters", "setup", "summary"):
+        if required not in names:
+            problems.append(f"missing '## {required.capitalize()}' heading")
+    if names and names[-1] != "summary":
+        problems.append(f"the last '##' heading must be Summary, not {heads[-1][1]!r}")
+    if "parameters" in names and "setup" in names and "summary" in names:
+        ip, is_, iz = names.index("parameters"), names.index("setup"), len(names) - 1
+        if not ip < is_ < iz:
+            problems.append("headings must come in the order Parameters, Setup, ..., Summary")
+        elif iz - is_ < 2:
+            problems.append("no work section ('## ...') between Setup and Summary")
+    tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        problems.append(f"expected exactly one cell tagged 'parameters', found {len(tagged)}")
+    else:
+        idx = tagged[0]
+        if cells[idx].cell_type != "code":
+            problems.append("the 'parameters' cell must be a code cell")
+        section = [t.lower() for i, t in heads if i < idx]
+        if not section or section[-1] != "parameters":
+            problems.append("the 'parameters' cell must sit under '## Parameters'")
+        try:
+            tree = ast.parse(cells[idx].source)
+        except SyntaxError as exc:
+            problems.append(f"the parameters cell does not parse: {exc}")
+            tree = None
+        if tree is not None:
+            for node in tree.body:
+                if not isinstance(node, ast.AnnAssign):
+                    problems.append(f"parameters cell line {node.lineno}: use 'name: type = literal  # comment'")
+                    continue
+                try:
+                    ast.literal_eval(node.value) if node.value is not None else None
+                except ValueError:
+                    problems.append(f"parameter {ast.unparse(node.target)!r}: default must be a literal "
+                                    "(derived values go in the next cell)")
+        nb_params = _inspect(nb) if tree is not None else {}
+        for name, info in nb_params.items():
+            if not (info.get("help") or "").strip():
+                problems.append(f"parameter {name!r} has no trailing '# comment' saying what it is")
+    if not (nb.metadata.get("kernelspec") or {}).get("name"):
+        problems.append("no kernelspec in the notebook metadata (papermill and nbval need one)")
+    for i, cell in enumerate(cells):
+        if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count")):
+            problems.append(f"cell {i} has outputs: commit notebooks without outputs")
+            break
+    for i, cell in enumerate(cells):
+        if _ABS_PATH.search(cell.source):
+            problems.append(f"cell {i} has an absolute path: use paths relative to the repo")
+    return problems
+
+
+def _inspect(nb: nbformat.NotebookNode) -> dict:
+    """papermill.inspect_notebook on an in-memory notebook (it wants a file)."""
+    import tempfile
+
+    import papermill
+
+    nb = nbformat.from_dict(nb)  # a copy: a missing kernelspec is reported, not patched in place
+    nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
+    with tempfile.TemporaryDirectory(prefix="scintilab-inspect-") as d:
+        path = Path(d) / "nb.ipynb"
+        nbformat.write(nb, path)
+        return papermill.inspect_notebook(str(path))
+
+
+def smoke_metadata(nb: nbformat.NotebookNode) -> tuple[dict, list[str]]:
+    meta = nb.metadata.get("scintilab") or {}
+    return dict(meta.get("smoke") or {}), list(meta.get("needs") or [])
+
+
+# --------------------------------------------------------------------------- fast checks
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_skeleton(path: Path) -> None:
+    problems = skeleton_problems(_read(path))
+    assert not problems, f"{path.name}:\n  - " + "\n  - ".join(problems)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_smoke_overrides_name_declared_parameters(path: Path) -> None:
+    import papermill
+
+    nb = _read(path)
+    assert "scintilab" in nb.metadata and "smoke" in nb.metadata["scintilab"], (
+        f"{path.name}: notebook metadata needs scintilab.smoke (see docs/CONVENTIONS.md)")
+    smoke, needs = smoke_metadata(nb)
+    declared = papermill.inspect_notebook(str(path))
+    unknown = sorted(set(smoke) - set(declared))
+    assert not unknown, f"{path.name}: smoke overrides {unknown} are not parameters (declared: {sorted(declared)})"
+    bad_needs = sorted(set(needs) - set(FIXTURES))
+    assert not bad_needs, f"{path.name}: needs {bad_needs} unknown; fixtures are {FIXTURES}"
+
+
+def test_skeleton_check_catches_a_broken_notebook() -> None:
+    """The checker itself can fail: a notebook violating each rule gets each complaint."""
+    nb = nbformat.v4.new_notebook()
+    p1 = nbformat.v4.new_code_cell("epochs = 3\nx: int = 1")
+    p1.metadata["tags"] = ["parameters"]
+    p2 = nbformat.v4.new_code_cell("y: int = 2  # another")
+    p2.metadata["tags"] = ["parameters"]
+    out = nbformat.v4.new_code_cell("print('/work/main/data')", outputs=[nbformat.v4.new_output("stream", text="x")])
+    nb.cells = [nbformat.v4.new_markdown_cell("## No title"), p1, p2, nbformat.v4.new_markdown_cell("## Summary"),
+                nbformat.v4.new_markdown_cell("## Setup"), out]
+    text = "\n".join(skeleton_problems(nb))
+    for expected in ("level-1 title", "missing '## Parameters'", "last '##' heading must be Summary",
+                     "exactly one cell tagged 'parameters'", "has outputs", "absolute path"):
+        assert expected in text, expected
+    assert "no kernelspec" in text
+    good = nbformat.v4.new_notebook()
+    good.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell('preset: str = "quick"  # training preset\nepochs: int = 1  # epochs')
+    params.metadata["tags"] = ["parameters"]
+    good.cells = [nbformat.v4.new_markdown_cell("# Title\nWhat it is for."), nbformat.v4.new_markdown_cell("## Parameters"),
+                  params, nbformat.v4.new_markdown_cell("## Setup"), nbformat.v4.new_code_cell("import scintilab"),
+                  nbformat.v4.new_markdown_cell("## Work"), nbformat.v4.new_code_cell("1 + 1"),
+                  nbformat.v4.new_markdown_cell("## Summary\nDone.")]
+    assert skeleton_problems(good) == []
+    params.source = 'preset = "quick"  # training preset'
+    assert "use 'name: type = literal" in "\n".join(skeleton_problems(good))
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@dataclass(frozen=True)
+class CohortFixture:
+    """A cohort folder made for the notebook tests."""
+
+    data_dir: Path
+    manifest: Path
+
+    @property
+    def dicom_dir(self) -> Path:
+        return self.data_dir / "dicom"
+
+
+def _make_cohort(root: Path, *extra: str) -> CohortFixture:
+    from scintilab.cli import main
+
+    rc = main(["synth", str(root), "--size", "tiny", "--seed", "0", *extra])
+    assert rc == 0, f"scintilab synth failed (rc={rc})"
+    manifest = root / "manifest.csv"
+    main(["ingest", str(root / "dicom"), "--labels", str(root / "labels.csv"),
+          "--annotations", str(root / "annotations"), "--out", str(manifest)])
+    assert manifest.exists(), "scintilab ingest wrote no manifest"
+    return CohortFixture(root, manifest)
+
+
+@pytest.fixture(scope="session")
+def cohort_small(tmp_path_factory) -> CohortFixture:
+    """A tiny synthetic cohort (``--size tiny``) and its manifest."""
+    return _make_cohort(tmp_path_factory.mktemp("cohort_small"))
+
+
+@pytest.fixture(scope="session")
+def two_visit_cohort(tmp_path_factory) -> CohortFixture:
+    """A tiny synthetic cohort with two visits per patient (follow-up), and its manifest."""
+    return _make_cohort(tmp_path_factory.mktemp("two_visit_cohort"), "--visits", "2")
+
+
+@pytest.fixture(scope="session")
+def run_dir(cohort_small: CohortFixture, tmp_path_factory) -> Path:
+    """A finished tiny training run on ``cohort_small`` (quick preset, shrunk to seconds)."""
+    from scintilab.presets import config_from_preset
+    from scintilab.training import train
+
+    config = config_from_preset("quick", data=str(cohort_small.manifest), image_size=(128, 32), epochs=1,
+                                model_options={"width": 8}, n_boot=50, seed=0)
+    result = train(config, tmp_path_factory.mktemp("run") / "run", verbose=0)
+    return Path(result.run_dir)
+
+
+@pytest.fixture(scope="session")
+def runs_root(tmp_path_factory) -> Path:
+    """One runs folder for the session, so notebooks that train-or-reuse share runs."""
+    return tmp_path_factory.mktemp("runs")
+
+
+def smoke_parameters(nb_path: Path, fixtures: dict[str, object], tmp: Path, runs_root_dir: Path) -> dict:
+    """The parameters to inject: the notebook's smoke values plus fixture paths (see module doc)."""
+    import papermill
+
+    nb = _read(nb_path)
+    smoke, needs = smoke_metadata(nb)
+    declared = papermill.inspect_notebook(str(nb_path))
+    places: dict[str, str] = {"tmp": str(tmp), "runs_root": str(runs_root_dir)}
+    auto: dict[str, str] = {"runs_root": str(runs_root_dir), "out_dir": str(tmp / "out"),
+                            "output_dir": str(tmp / "out")}
+    for name in needs:
+        value = fixtures[name]
+        if isinstance(value, CohortFixture):
+            places[name] = str(value.data_dir)
+            places[f"{name}_manifest"] = str(value.manifest)
+            auto.setdefault("data_dir", str(value.data_dir))
+            auto.setdefault("manifest", str(value.manifest))
+        else:
+            places[name] = str(value)
+            auto[name] = str(value)
+    params = {k: v for k, v in auto.items() if k in declared}
+    for key, value in smoke.items():
+        if isinstance(value, str) and "{" in value:
+            params[key] = value.format(**places)
+        elif key not in params:
+            params[key] = value
+    return params
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_runs_under_papermill_and_nbval(path: Path, request, tmp_path: Path, runs_root: Path,
+                                                 monkeypatch) -> None:
+    import papermill
+
+    from scintilab import reports
+
+    nb = _read(path)
+    _, needs = smoke_metadata(nb)
+    fixtures = {name: request.getfixturevalue(name) for name in needs if name in FIXTURES}
+    params = smoke_parameters(path, fixtures, tmp_path, runs_root)
+    cohort = next((f for f in fixtures.values() if isinstance(f, CohortFixture)), None)
+    if cohort is not None:
+        monkeypatch.setenv("SCINTILAB_DATA", str(cohort.data_dir))
+    monkeypatch.setenv(reports.RUN_OUT_ENV, str(tmp_path / "run_out"))
+    executed = tmp_path / path.name
+    papermill.execute_notebook(str(path), str(executed), parameters=params, cwd=str(tmp_path),
+                               progress_bar=False, kernel_name="python3")
+
+    # What is rendered carries none of the identities written into the cohort's headers.
+    html_path = reports.render_report(executed, tmp_path / "report.html", report_mode=True)
+    cohorts = [f for f in fixtures.values() if isinstance(f, CohortFixture)]
+    if cohorts:
+        terms = reports.phi_terms_from_dicom([c.dicom_dir for c in cohorts])
+        leaked = reports.scan_for_phi(html_path.read_text(encoding="utf-8"), terms)
+        assert not leaked, f"{path.name}: the report shows {len(leaked)} patient identifier(s)"
+
+    # nbval-lax re-executes the executed copy: cells tagged nbval-check-output must match.
+    env = dict(os.environ)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-sanitize-with", str(SANITIZE),
+         "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path), str(executed)],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=1800,
+    )
+    assert proc.returncode == 0, f"nbval-lax failed for {path.name}:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
