@@ -490,26 +490,31 @@ def _landmarks(img: np.ndarray, body: np.ndarray, spacing: tuple[float, float]) 
     half_width = float(np.median(ext)) if ext else 0.5 * cols_n
     found["half_width"] = bool(ext)
 
-    # Bladder: hottest blob near the midline in the lower trunk (urine pools there).
-    sm = ndi.gaussian_filter(img, _sigma_px(spacing, 6.0))
-    b0, b1 = clamp_row(top + 0.42 * height), clamp_row(top + 0.62 * height)
+    # Bladder: the blob holding the most counts near the midline in the lower trunk.
+    # Smoothing over ~1 cm integrates counts, so the large bladder outweighs a small hot
+    # metastasis in the lumbar spine or sacrum; a prior on the expected height (from the
+    # vertex and sole) breaks the remaining ties the same way.
+    sm = ndi.gaussian_filter(img, _sigma_px(spacing, 10.0))
+    b0, b1 = clamp_row(top + 0.47 * height), clamp_row(top + 0.64 * height)
     band = sm[b0: b1 + 1].copy()
     cgrid = cols[None, :] - np.array([midline(r) for r in range(b0, b1 + 1)])[:, None]
     band[np.abs(cgrid) > 0.35 * half_width] = 0
+    v_rows = (np.arange(b0, b1 + 1) - top) / height
+    prior = np.exp(-0.5 * ((v_rows - CANONICAL_V["bladder"]) / 0.04) ** 2)
     bladder = prop("bladder")
     found["bladder"] = False
     if band.size and band.max() > 0:
-        br, _ = np.unravel_index(int(np.argmax(band)), band.shape)
+        br, _ = np.unravel_index(int(np.argmax(band * prior[:, None])), band.shape)
         body_med = float(np.median(sm[body])) if body.any() else 0.0
-        # A full bladder is several times brighter than anything else at that level.
-        if band.max() > 4.0 * max(body_med, 1e-6):
+        # A full bladder is several times brighter than the soft tissue around it.
+        if band[br].max() > 4.0 * max(body_med, 1e-6):
             bladder = float(b0 + br)
             found["bladder"] = True
 
-    # Knees: the joint uptake peak of the legs, between thigh and shin.
-    k0 = clamp_row(bladder + 0.25 * (sole - bladder))
-    k1 = clamp_row(bladder + 0.60 * (sole - bladder))
-    knee = top + CANONICAL_V["knee"] * height
+    # Knees: the joint uptake peak of the legs, between thigh and shin. Searched from the
+    # vertex and sole alone, so that a wrong bladder cannot drag it along.
+    k0, k1 = clamp_row(top + 0.62 * height), clamp_row(top + 0.82 * height)
+    knee = prop("knee")
     found["knee"] = False
     if k1 > k0 + 2:
         prof = ndi.gaussian_filter1d((img * body).sum(axis=1), max(1.0, 0.008 * height))[k0: k1 + 1]
@@ -518,10 +523,14 @@ def _landmarks(img: np.ndarray, body: np.ndarray, spacing: tuple[float, float]) 
         if 0 < pk < len(prof) - 1 and prof[pk] > 1.25 * max(prof[0], prof[-1]):
             knee = float(k0 + pk)
             found["knee"] = True
-    if not found["knee"]:
-        # Keep the canonical proportion between bladder and sole.
-        f = (CANONICAL_V["knee"] - CANONICAL_V["bladder"]) / (1 - CANONICAL_V["bladder"])
-        knee = bladder + f * (sole - bladder)
+    # The bladder must sit where the knee says the pelvis is (in the posterior view the
+    # bladder is faint and a hot sacral lesion can win the search); otherwise take the
+    # canonical proportion between vertex and knee.
+    expect = top + (knee - top) * CANONICAL_V["bladder"] / CANONICAL_V["knee"]
+    if found["bladder"] and abs(bladder - expect) > 0.025 * height:
+        found["bladder"] = False
+    if not found["bladder"]:
+        bladder = expect
 
     # Keep the anchors strictly increasing whatever was detected.
     seq = [top, neck, shoulder, bladder, knee, sole]

@@ -369,7 +369,7 @@ def _choose(cands: list[_ViewRec], view: str, flags: list[str]) -> _ViewRec:
         if n_other:
             same = all(c.shape == kept.shape and c.counts == kept.counts for c in cands[1:])
             flags.append(f"{view}: {n_other + 1} images of this view"
-                         + ("(identical); kept one" if same else "; kept the first series, check for mislabelled views"))
+                         + (" (identical), kept one" if same else ", kept the first series: check for mislabelled views"))
     elif kept.lossy:
         flags.append(f"{view}: only a lossy copy")
     return kept
@@ -602,7 +602,7 @@ def read_manifest(path: Path) -> pd.DataFrame:
     return df
 
 
-class Cohort(Sequence):  # type: ignore[type-arg]
+class Cohort(Sequence[Study]):
     """A lazy sequence of :class:`Study` backed by a manifest: pixels are read on access.
 
     ``len(cohort)``, ``cohort[i]`` (a Study), ``cohort[a:b]`` (a smaller Cohort) and

@@ -516,8 +516,9 @@ def lesion_table(cohort: Sequence[Study] | Iterable[Study], *, fusion_method: st
     """Tidy per-lesion table for a cohort (one row per annotated lesion).
 
     Studies that fail are skipped and listed in ``table.attrs["skipped"]`` as
-    ``(key, reason)``; ``table.attrs["studies"]`` holds one row per study (key, patient,
-    label, lesion count), so that lesion counts per patient include studies without any.
+    ``(key, reason)``; ``table.attrs["studies"]`` holds one record per study (key,
+    patient, label, lesion count; :func:`study_counts` makes it a table), so that lesion
+    counts per patient include studies without any.
 
     Args:
         cohort: studies, e.g. ``scintilab.ingest.load_cohort(manifest)``.
@@ -565,7 +566,9 @@ def lesion_table(cohort: Sequence[Study] | Iterable[Study], *, fusion_method: st
                         "label": study.label, "n_lesions": len(r)})
     df = pd.DataFrame(rows)
     df.attrs["skipped"] = skipped
-    df.attrs["studies"] = pd.DataFrame(studies, columns=["study_key", "patient_key", "label", "n_lesions"])
+    # Plain records, not a DataFrame: pandas compares attrs when it combines frames
+    # (groupby, concat), and a DataFrame there makes that comparison raise.
+    df.attrs["studies"] = studies
     return df
 
 
@@ -728,8 +731,8 @@ def uptake_bins(values: Sequence[float] | pd.Series) -> pd.Categorical:
 def study_counts(table: pd.DataFrame) -> pd.DataFrame:
     """Lesions per study (zero-lesion studies included when the table knows them)."""
     studies = table.attrs.get("studies")
-    if isinstance(studies, pd.DataFrame) and not studies.empty:
-        return studies.copy()
+    if studies:
+        return pd.DataFrame(list(studies), columns=["study_key", "patient_key", "label", "n_lesions"])
     if table.empty:
         return pd.DataFrame(columns=["study_key", "patient_key", "label", "n_lesions"])
     g = table.groupby(["study_key", "patient_key", "label"], dropna=False).size()

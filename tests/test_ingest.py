@@ -408,3 +408,14 @@ def test_study_id_shared_by_two_patients_labels_only_the_named_patient(tmp_path)
         tmp_path / "labels.csv", index=False)
     m = ingest(tmp_path / "dicom", tmp_path / "labels.csv", progress=False).manifest.set_index("patient_key")
     assert (m.loc[patient_key("P1"), "label"], m.loc[patient_key("P2"), "label"]) == ("ADMet", "NoMet")
+
+
+def test_two_different_images_named_ant_are_flagged_as_possibly_mislabelled(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    ids = dict(patient_id="P1", patient_name="N^1", study_id="1", study_uid="1.2.826.0.1.3680043.9.7.77")
+    write_study(tmp_path / "d", phantom(HW, [], rng), None, stem="a", layout="pair", **ids)
+    write_study(tmp_path / "d", phantom(HW, [(40, 30, 3)], rng), None, stem="b", layout="pair",
+                series_number=2, **ids)
+    m = ingest(tmp_path / "d", progress=False).manifest
+    assert len(m) == 1 and m.loc[0, "ant_path"].endswith("a_ANT.dcm")
+    assert "mislabelled" in m.loc[0, "flags"] and "one view only" in m.loc[0, "flags"]

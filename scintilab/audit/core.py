@@ -416,26 +416,17 @@ def _pair_findings(feats: list[StudyFeatures], idx_of: list[int], cache: _Cache,
     x = np.stack([signature_vector(f) for f in ok])
     nn, sim = nearest_neighbours(x, k=k)
     shp = np.stack([shape_vector(f) for f in ok])
-    # "Beyond chance": each study's best match among the cohort gives the chance level.
-    # Dissimilarities spread multiplicatively, so the chance level lives in log(1 - r).
-    top1 = np.log10(np.clip(1.0 - sim[:, 0], 1e-6, None))
-    # Sigma from the similar side only: faulty studies make the other tail long.
-    med1, sig1 = C._robust_low(top1)
-    sig1 = max(sig1, 0.05)
     # Chance level for outlines: each body's nearest other outline, in mm RMS.
-    d_all = np.sqrt(np.maximum(0.0, (shp ** 2).sum(1)[:, None] + (shp ** 2).sum(1)[None] - 2 * shp @ shp.T)
-                    / shp.shape[1]) if len(ok) <= 4096 else None
-    if d_all is not None:
-        np.fill_diagonal(d_all, np.inf)
-        med_shape = float(np.median(d_all.min(axis=1)))
-    else:  # large cohorts: a random sample of rows sets the chance level
-        rs = np.random.default_rng(0).choice(len(ok), 2048, replace=False)
-        dd = np.sqrt(np.maximum(0.0, (shp[rs] ** 2).sum(1)[:, None] + (shp ** 2).sum(1)[None]
-                                - 2 * shp[rs] @ shp.T) / shp.shape[1])
-        dd[np.arange(len(rs)), rs] = np.inf
-        med_shape = float(np.median(dd.min(axis=1)))
+    rs = np.arange(len(ok)) if len(ok) <= 4096 else np.random.default_rng(0).choice(len(ok), 2048, replace=False)
+    dd = np.sqrt(np.maximum(0.0, (shp[rs] ** 2).sum(1)[:, None] + (shp ** 2).sum(1)[None]
+                            - 2 * shp[rs] @ shp.T) / shp.shape[1])
+    dd[np.arange(len(rs)), rs] = np.inf
+    med_shape = float(np.median(dd.min(axis=1)))
+
+    # Pass 1: compare candidate pairs in full; copies of one acquisition are duplicates.
     seen: set[frozenset[str]] = set()
-    pos = {f.study_key: i for i, f in enumerate(ok)}
+    tested: list[tuple[int, int, float, float, float]] = []
+    dups: set[frozenset[str]] = set(exact)
     for i in range(len(ok)):
         for j, s in zip(nn[i], sim[i]):
             a, b = ok[i], ok[int(j)]
@@ -443,24 +434,39 @@ def _pair_findings(feats: list[StudyFeatures], idx_of: list[int], cache: _Cache,
             if s < C.CANDIDATE_SIM or pair in seen or pair in exact:
                 continue
             seen.add(pair)
-            sa, sb = cache[idx_of[pos[a.study_key]]], cache[idx_of[pos[b.study_key]]]
-            resid, smooth = C.match_studies(sa, sb)
+            resid, smooth = C.match_studies(cache[idx_of[i]], cache[idx_of[int(j)]])
             if resid <= C.DUP_NOISE_RATIO:
+                dups.add(pair)
                 out.append(C.Finding("near_duplicate", a.study_key, b.study_key, float(1 - resid),
                                      f"same acquisition: pixel differences {resid:.2f} of Poisson noise after "
-                                     f"alignment (two acquisitions give about 1; signature r={s:.3f}); "
-                                     f"(signature r={s:.3f}); {_how(a, b)}"))
-                continue
-            if tuple(sorted(pair)) in known_same:
-                continue  # one patient key already: not a suspect, just a second visit
-            z = (med1 - np.log10(max(1.0 - s, 1e-6))) / sig1
-            d_shape = float(np.sqrt(np.mean((shp[i] - shp[int(j)]) ** 2)))
-            if z >= 3.0 and smooth > 0.95 and d_shape <= 1.5 * med_shape:
-                out.append(C.Finding("same_patient", a.study_key, b.study_key, float(min(1.0, z / 10)),
-                                     f"different acquisitions (pixel differences {resid:.1f} of Poisson noise) "
-                                     f"of bodies alike beyond chance: signature r={s:.4f}, {z:.1f} sigma above "
-                                     f"the cohort's best matches; outline differs {d_shape:.0f} mm RMS "
-                                     f"(nearest other body typically {med_shape:.0f} mm): review, never merged silently"))
+                                     f"alignment (two acquisitions give about 1; signature r={s:.3f}); {_how(a, b)}"))
+            else:
+                tested.append((i, int(j), float(s), resid, smooth))
+
+    # Pass 2, "beyond chance": each study's best match that is neither a copy nor a known
+    # visit of its patient sets the chance level. Dissimilarity spreads multiplicatively,
+    # so the level lives in log10(1 - r).
+    best = np.full(len(ok), np.nan)
+    for i in range(len(ok)):
+        for j, s in zip(nn[i], sim[i]):
+            pair = frozenset((ok[i].study_key, ok[int(j)].study_key))
+            if pair not in dups and tuple(sorted(pair)) not in known_same:
+                best[i] = np.log10(max(1.0 - float(s), 1e-6))
+                break
+    med1, sig1 = C._robust(best)
+    sig1 = max(sig1 if np.isfinite(sig1) else 0.0, 0.05)
+    for i, j, s, resid, smooth in tested:
+        a, b = ok[i], ok[j]
+        if tuple(sorted((a.study_key, b.study_key))) in known_same:
+            continue  # one patient key already: a second visit, not a suspect
+        z = (med1 - np.log10(max(1.0 - s, 1e-6))) / sig1
+        d_shape = float(np.sqrt(np.mean((shp[i] - shp[j]) ** 2)))
+        if z >= 3.0 and smooth > 0.95 and d_shape <= 1.5 * med_shape:
+            out.append(C.Finding("same_patient", a.study_key, b.study_key, float(min(1.0, z / 10)),
+                                 f"different acquisitions (pixel differences {resid:.1f} x Poisson noise) "
+                                 f"of bodies alike beyond chance: signature r={s:.4f}, {z:.1f} sigma closer than "
+                                 f"the cohort's best matches; outlines differ {d_shape:.0f} mm RMS "
+                                 f"(nearest other body typically {med_shape:.0f} mm): review, never merged silently"))
     return out
 
 
