@@ -59,6 +59,10 @@ BACK_BONES: frozenset[str] = frozenset(
     {"thoracic_spine", "lumbar_spine", "cervical_spine", "sacrum", "scapulae"}
 )
 
+#: Bones placed relative to the traced spine line rather than the body midline, so that a
+#: scoliotic curve carries them along.
+SPINE_BONES: frozenset[str] = frozenset({"cervical_spine", "thoracic_spine", "lumbar_spine", "sacrum"})
+
 # Template: bone -> list of primitives in (u, v); u in chest half-widths (arms included),
 # v in fractions of vertex-to-sole height. ("box", u0, u1, v0, v1), ("ellipse", cu, cv, ru,
 # rv) or ("trap", v0, v1, half-width at v0, half-width at v1) for a central trapezoid.
@@ -71,18 +75,18 @@ TEMPLATE: dict[str, list[tuple[Any, ...]]] = {
     "skull": [("ellipse", 0.0, 0.062, 0.33, 0.064)],
     "mandible": [("box", 0.0, 0.22, 0.104, 0.142)],
     "cervical_spine": [("box", 0.0, 0.065, 0.118, 0.172)],
-    "thoracic_spine": [("box", 0.0, 0.075, 0.172, 0.380)],
-    "lumbar_spine": [("box", 0.0, 0.095, 0.380, 0.478)],
-    "sacrum": [("trap", 0.478, 0.545, 0.15, 0.04)],
+    "thoracic_spine": [("box", 0.0, 0.080, 0.172, 0.383)],
+    "lumbar_spine": [("box", 0.0, 0.150, 0.383, 0.485)],
+    "sacrum": [("trap", 0.485, 0.545, 0.15, 0.04)],
     "ribs": [("ellipse", 0.0, 0.295, 0.60, 0.125), ("ellipse", 0.0, 0.355, 0.52, 0.062)],
     "sternum": [("box", 0.0, 0.10, 0.172, 0.290)],
-    "clavicles": [("box", 0.06, 0.76, 0.154, 0.188)],
+    "clavicles": [("box", 0.06, 0.66, 0.154, 0.188)],
     "scapulae": [("ellipse", 0.53, 0.235, 0.14, 0.065)],
     "humeri": [("box", 0.56, 1.25, 0.165, 0.372)],
     "forearms": [("box", 0.58, 1.25, 0.372, 0.515)],
     "hands": [("box", 0.52, 1.30, 0.515, 0.590)],
-    "pelvis": [("ellipse", 0.34, 0.490, 0.30, 0.050), ("box", 0.0, 0.46, 0.525, 0.588)],
-    "femora": [("box", 0.08, 0.64, 0.550, 0.726)],
+    "pelvis": [("ellipse", 0.34, 0.490, 0.30, 0.050), ("box", 0.0, 0.35, 0.525, 0.588)],
+    "femora": [("box", 0.08, 0.64, 0.530, 0.726)],
     "tibiae_fibulae": [("box", 0.05, 0.58, 0.726, 0.948)],
     "feet": [("box", 0.02, 0.64, 0.948, 1.02)],
 }
@@ -124,6 +128,8 @@ class Landmarks:
         midline_b: midline slope (columns per row).
         half_width: half-width of the chest with the arms (pixels).
         found: landmark name -> True when detected, False when it fell back on proportions.
+        spine_rows: rows at which the spine line was traced (empty: spine on the midline).
+        spine_offset: the spine's column offset from the midline at ``spine_rows`` (pixels).
     """
 
     top: float
@@ -136,6 +142,17 @@ class Landmarks:
     midline_b: float
     half_width: float
     found: dict[str, bool] = field(default_factory=dict)
+    spine_rows: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    spine_offset: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def spine(self, row: float | np.ndarray) -> np.ndarray:
+        """Column of the spine line at ``row`` (the midline outside the traced rows)."""
+        row = np.asarray(row, dtype=float)
+        if self.spine_rows.size < 2:
+            return np.asarray(self.midline(row), float)
+        off = np.interp(row, self.spine_rows, self.spine_offset,
+                        left=self.spine_offset[0], right=self.spine_offset[-1])
+        return np.asarray(self.midline(row), float) + off
 
     def midline(self, row: float | np.ndarray) -> float | np.ndarray:
         """Midline column at ``row``."""
@@ -191,17 +208,20 @@ class Atlas:
         v = np.where(row > rows[-1], vs[-1] + (row - rows[-1]) * hi_slope, v)
         return v
 
-    def u_of(self, row: float | np.ndarray, col: float | np.ndarray) -> np.ndarray:
-        """Signed distance from the midline in chest half-widths."""
+    def u_of(self, row: float | np.ndarray, col: float | np.ndarray, *, spine: bool = False) -> np.ndarray:
+        """Signed distance from the midline (or the spine line) in chest half-widths."""
         lm = self.landmarks
-        return (np.asarray(col, float) - lm.midline(np.asarray(row, float))) / max(lm.half_width, 1.0)
+        row = np.asarray(row, float)
+        centre = lm.spine(row) if spine else lm.midline(row)
+        return (np.asarray(col, float) - centre) / max(lm.half_width, 1.0)
 
     # -- lookups -----------------------------------------------------------------------
     def bone_candidates(self, row: float, col: float) -> list[str]:
         """Every template bone whose shape covers (row, col), ignoring overlap order."""
-        u = float(self.u_of(row, col))
-        v = float(self.v_of_row(row))
-        return [b for b in BONES if _inside(TEMPLATE[b], np.array([u]), np.array([v]))[0]]
+        v = np.array([float(self.v_of_row(row))])
+        u = np.array([float(self.u_of(row, col))])
+        us = np.array([float(self.u_of(row, col, spine=True))])
+        return [b for b in BONES if _inside(TEMPLATE[b], us if b in SPINE_BONES else u, v)[0]]
 
     def bone_at(self, row: float, col: float) -> str | None:
         """Fine bone group at a pixel (the one nearest this view's camera), or None."""
@@ -293,10 +313,16 @@ class Atlas:
         cols = (np.arange(shape[1]) + 0.5) * sc - 0.5
         rr, cc = np.meshgrid(rows, cols, indexing="ij")
         u = self.u_of(rr, cc)
+        us = self.u_of(rr, cc, spine=True)
         v = self.v_of_row(rr)
         out = np.zeros(shape, dtype=np.int16)
         for bone in DRAW_ORDER[self.view]:
-            out[_inside(TEMPLATE[bone], u, v)] = BONES.index(bone) + 1
+            out[_inside(TEMPLATE[bone], us if bone in SPINE_BONES else u, v)] = BONES.index(bone) + 1
+        # Bones live inside the body: clip the template to the (slightly grown) outline.
+        body = ndi.binary_dilation(self.body, iterations=2)
+        ri = np.clip(np.round(rows).astype(int), 0, self.shape[0] - 1)
+        ci = np.clip(np.round(cols).astype(int), 0, self.shape[1] - 1)
+        out[~body[np.ix_(ri, ci)]] = 0
         return out
 
     def skeleton_mask(self, image: np.ndarray, *, factor: float = 1.6) -> np.ndarray:
@@ -399,13 +425,16 @@ def body_mask(image: np.ndarray, spacing: tuple[float, float] = (2.3, 2.3)) -> n
 
 
 def fit_atlas(image: np.ndarray, *, view: str = "ANT",
-              spacing: tuple[float, float] = (2.3, 2.3)) -> Atlas:
+              spacing: tuple[float, float] = (2.3, 2.3), other: np.ndarray | None = None) -> Atlas:
     """Fit the landmark-based atlas to one whole-body view.
 
     Args:
         image: one view as stored (counts, rows x columns); POST is not flipped.
         view: ``ANT`` or ``POST`` (decides overlap order; POST is recorded as mirrored).
         spacing: (row, column) pixel spacing in mm, from PixelSpacing (0028,0030).
+        other: optionally the opposite view already in this view's frame (for ANT:
+            ``FusionResult.posterior_flipped_aligned``). The spine lies near the back, so
+            it is traced far more reliably with the posterior counts added.
 
     Returns:
         The fitted :class:`Atlas`. Landmarks that cannot be found fall back on human
@@ -425,6 +454,11 @@ def fit_atlas(image: np.ndarray, *, view: str = "ANT",
     if body.sum() < 20:
         raise ValueError("no body found in the image (is it empty or all background?)")
     lm = _landmarks(img, body, spacing)
+    spine_img = img if other is None else img + np.asarray(other, dtype=float)
+    if spine_img.shape != img.shape:
+        raise ValueError(f"other view shape {spine_img.shape} differs from {img.shape}")
+    lm.spine_rows, lm.spine_offset = _trace_spine(spine_img, lm, spacing)
+    lm.found["spine"] = lm.spine_rows.size > 0
     return Atlas(shape=img.shape, view=view, mirrored=(view == "POST"), spacing=spacing,
                  landmarks=lm, body=body)
 
@@ -540,6 +574,41 @@ def _landmarks(img: np.ndarray, body: np.ndarray, spacing: tuple[float, float]) 
     return Landmarks(top=top, neck=neck, shoulder=shoulder, bladder=bladder, knee=knee,
                      sole=sole, midline_a=float(inter), midline_b=float(slope),
                      half_width=half_width, found=found)
+
+
+def _trace_spine(img: np.ndarray, lm: Landmarks, spacing: tuple[float, float]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Trace the spine as the brightest column near the midline, neck to sacrum.
+
+    Per row, the column of peak (lightly smoothed) counts within 0.18 chest half-widths
+    of the midline; a running median over ~4 % of the height then rejects rows pulled
+    aside by a hot lesion, and the offset is capped at 0.12 half-widths (a scoliosis,
+    not an arm).
+
+    Returns:
+        (rows, offsets from the midline in pixels); empty arrays when too short to trust.
+    """
+    height = lm.sole - lm.top
+    r0 = int(round(lm.top + 0.13 * height))
+    r1 = int(round(lm.top + (lm.bladder - lm.top) * 0.97))
+    r0, r1 = max(r0, 0), min(r1, img.shape[0] - 1)
+    if r1 - r0 < 10:
+        return np.zeros(0), np.zeros(0)
+    sm = ndi.gaussian_filter(img, (_sigma_px(spacing, 6.0)[0], _sigma_px(spacing, 3.0)[1]))
+    rows = np.arange(r0, r1 + 1)
+    win = max(2, int(round(0.18 * lm.half_width)))
+    offs = np.zeros(rows.size)
+    for i, r in enumerate(rows):
+        m = int(round(float(lm.midline(r))))
+        a, b = max(m - win, 0), min(m + win + 1, img.shape[1])
+        if b <= a:
+            continue
+        offs[i] = a + int(np.argmax(sm[r, a:b])) - float(lm.midline(r))
+    k = max(3, int(round(0.04 * height)) | 1)
+    offs = ndi.median_filter(offs, size=k, mode="nearest")
+    offs = ndi.uniform_filter1d(offs, size=k, mode="nearest")
+    cap = 0.12 * lm.half_width
+    return rows.astype(float), np.clip(offs, -cap, cap)
 
 
 def template_agreement(atlas: Atlas, bone_truth: np.ndarray,

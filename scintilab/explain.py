@@ -69,9 +69,14 @@ def _features_and_scores(model: Any, layer_name: str | None) -> Any:
     from scintilab.models import last_conv_layer_name
 
     name = layer_name or last_conv_layer_name(model)
-    feats = model.get_layer(name).output
-    score = model.get_layer(_score_layer(model)).output
-    return keras.Model(model.inputs, [feats, score], name=f"{model.name}_gradcam")
+    # one feature model per (model, layer), kept on the model: its traced gradient
+    # function is then reused by every later call instead of being traced again
+    cache = model.__dict__.setdefault("_scintilab_gradcam_models", {})
+    if name not in cache:
+        feats = model.get_layer(name).output
+        score = model.get_layer(_score_layer(model)).output
+        cache[name] = keras.Model(model.input, [feats, score], name=f"{model.name}_gradcam")
+    return cache[name]
 
 
 def _gradients(fm: Any, x: np.ndarray, class_index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -83,12 +88,22 @@ def _gradients(fm: Any, x: np.ndarray, class_index: np.ndarray) -> tuple[np.ndar
     if backend == "tensorflow":
         import tensorflow as tf
 
-        xt = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
-            feats, scores = fm(xt, training=False)
-            tape.watch(feats)
-            target = tf.reduce_sum(scores * onehot, axis=-1)
-        grads = tape.gradient(target, feats)
+        # Traced once per feature model: eager GradientTape through the CBAM ops has
+        # crashed TF 2.21's oneDNN CPU kernels (heap corruption); the graph path is
+        # also faster for repeated batches.
+        step = getattr(fm, "_scintilab_gradcam_step", None)
+        if step is None:
+
+            @tf.function(reduce_retracing=True)
+            def step(xt, oh):
+                with tf.GradientTape() as tape:
+                    feats, scores = fm(xt, training=False)
+                    tape.watch(feats)
+                    target = tf.reduce_sum(scores * oh, axis=-1)
+                return feats, tape.gradient(target, feats), scores
+
+            fm._scintilab_gradcam_step = step
+        feats, grads, scores = step(tf.constant(x), tf.constant(onehot))
         return feats.numpy(), grads.numpy(), scores.numpy()
     if backend == "jax":
         import jax

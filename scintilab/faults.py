@@ -58,6 +58,8 @@ STUDY_FAULTS: tuple[str, ...] = (
     "spot_view",
 )
 ALL_FAULTS: tuple[str, ...] = PAIR_FAULTS + STUDY_FAULTS
+#: File that marks a folder as a faulty copy made by :func:`faulty_copy` (safe to replace).
+MARKER = "PLANTED_FAULTS.txt"
 
 #: The audit finding kind that should report each planted fault.
 EXPECTED_KIND: dict[str, str] = {
@@ -187,7 +189,10 @@ def apply_fault(
         # other counts, another bed position, new Poisson noise. A stand-in for a second
         # visit filed under a new patient id (a generator's second visit is better).
         scale = float(rng.uniform(0.7, 1.4))
-        dr, dc = int(rng.integers(-10, 11)), int(rng.integers(-3, 4))
+        ref = ant if ant is not None else post
+        top, bottom = _body_rows(ref)
+        dr = int(rng.integers(-min(10, top // 2), min(10, (ref.shape[0] - 1 - bottom) // 2) + 1))
+        dc = int(rng.integers(-3, 4))
 
         def reacq(v: np.ndarray) -> np.ndarray:
             lam = ndi.gaussian_filter(v.astype(np.float64), 0.8) * scale
@@ -452,3 +457,81 @@ def plant_faults_on_disk(
             w = csv.DictWriter(fh, fieldnames=["patient_id", "study_id", "label"])
             w.writerows(labels_rows)
     return pd.DataFrame(truth, columns=["kind", "study_a", "study_b", "expected", "detail"])
+
+
+def faulty_copy(
+    cohort_dir: str | Path,
+    out_dir: str | Path,
+    per_kind: int = 1,
+    kinds: Sequence[str] | None = None,
+    rng: np.random.Generator | int | None = 0,
+) -> tuple[Path, pd.DataFrame]:
+    """A copy of an ingested cohort with faults planted, ingested again (for demos).
+
+    Kinds are planted in :data:`ALL_FAULTS` order until the cohort runs out of studies, so
+    a tiny cohort gets the first few kinds.
+
+    Args:
+        cohort_dir: a cohort folder holding ``manifest.csv`` (read only).
+        out_dir: the faulty copy; its manifest is ``out_dir/manifest.csv``. Must be new or
+            an earlier faulty copy (which is replaced); any other folder is refused.
+        per_kind: faults of each kind.
+        kinds: fault kinds (default all that fit).
+        rng: randomness.
+
+    Returns:
+        ``(manifest path of the copy, truth table)``.
+    """
+    from scintilab.ingest import ingest, read_manifest
+
+    cohort_dir, out_dir = Path(cohort_dir), Path(out_dir)
+    if out_dir.exists() and (out_dir / MARKER).exists():
+        shutil.rmtree(out_dir)  # an earlier faulty copy made here: safe to replace
+    man = read_manifest(cohort_dir / "manifest.csv")
+    usable = int((man["status"] == "ok").sum()) if "status" in man else len(man)
+    kinds = list(kinds or ALL_FAULTS)[: max(0, usable // max(1, per_kind))]
+    truth = plant_faults_on_disk(cohort_dir, out_dir, cohort_dir / "manifest.csv", kinds, per_kind, rng)
+    (out_dir / MARKER).write_text("A copy of a cohort with faults planted by scintilab.faults (a demo).\n")
+    truth.to_csv(out_dir / "planted_faults.csv", index=False)
+    ann = out_dir / "annotations"
+    labels = out_dir / "labels.csv"
+    ingest(out_dir / "dicom", labels if labels.exists() else None, ann if ann.exists() else None,
+           out_dir / "manifest.csv")
+    return out_dir / "manifest.csv", truth
+
+
+def score_detection(flags: pd.DataFrame, truth: pd.DataFrame, all_studies: Sequence[str]) -> tuple[pd.DataFrame, float]:
+    """How many planted faults the audit found, per kind, and how many clean studies it flagged.
+
+    A planted fault counts as found when a finding of its expected kind names the faulty
+    study (and, for a copy, its original). Clean studies are those the truth table does
+    not name.
+
+    Args:
+        flags: the audit's flags table.
+        truth: the truth table from :func:`plant_faults` / :func:`plant_faults_on_disk`.
+        all_studies: every study key in the audited cohort.
+
+    Returns:
+        ``(table, clean_rate)``: per fault kind ``planted, found, rate``; and the share of
+        clean studies named in any finding.
+    """
+    f = flags.copy()
+    f["study_b"] = f["study_b"].fillna("").astype(str)
+    pairs = {(k, frozenset((a, b))) for k, a, b in zip(f["kind"], f["study_a"], f["study_b"]) if b}
+    singles = {(k, a) for k, a, b in zip(f["kind"], f["study_a"], f["study_b"]) if not b}
+    rows = []
+    for kind, grp in truth.groupby("kind", sort=False):
+        found = 0
+        for _, t in grp.iterrows():
+            b = str(t["study_b"] or "")
+            found += int((t["expected"], frozenset((t["study_a"], b))) in pairs if b
+                         else (t["expected"], t["study_a"]) in singles)
+        rows.append({"fault": kind, "expected finding": grp["expected"].iloc[0], "planted": len(grp),
+                     "found": found, "rate": found / len(grp)})
+    named = set(truth["study_a"]) | set(truth["study_b"]) - {""}
+    clean = [k for k in all_studies if k not in named]
+    flagged = (set(f["study_a"]) | set(f["study_b"])) - {""}
+    rate = sum(k in flagged for k in clean) / max(1, len(clean))
+    table = pd.DataFrame(rows, columns=["fault", "expected finding", "planted", "found", "rate"])
+    return table, rate

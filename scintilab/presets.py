@@ -50,7 +50,11 @@ class TrainConfig:
         early_stopping: patience in epochs; 0 switches early stopping off.
         min_delta: smallest decrease of the monitored loss that counts as improvement.
         mixed_precision: train in float16 with float32 master weights (GPU only helps).
-        jit_compile: Keras ``jit_compile`` (``"auto"``, True, False).
+        jit_compile: Keras ``jit_compile`` (``"auto"``, True, False). XLA pays off on a
+            GPU over many epochs; on a CPU its compile time (about a minute for inrac)
+            exceeds a short run, so ``quick`` switches it off.
+        run_eagerly: run Keras eagerly (no graph tracing): slower per step, but starts at
+            once, which wins for tiny models and a handful of steps (tests, debugging).
         deterministic: ask the backend for deterministic kernels (same seed, same history).
         split_groups: optional CSV (``patient_key,group`` or ``study_key,group``) whose
             groups must not straddle the split, e.g. the audit's same-patient suspects.
@@ -83,6 +87,7 @@ class TrainConfig:
     min_delta: float = 1e-4
     mixed_precision: bool = False
     jit_compile: bool | str = "auto"
+    run_eagerly: bool = False
     deterministic: bool = True
     split_groups: str | None = None
     predict_train: bool = False
@@ -200,6 +205,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "r_t": 3.0,
         "t_t": 3.0,
         "n_boot": 1000,
+        "jit_compile": False,
     },
 }
 

@@ -439,6 +439,7 @@ def train(
     history_rows: list[dict[str, Any]] = []
     if action == "resume":
         model = keras.saving.load_model(run_dir / runs_mod.CHECKPOINT_DIR / CKPT_MODEL, compile=True)
+        model.run_eagerly = config.run_eagerly
         hist_path = run_dir / runs_mod.HISTORY_FILE
         if hist_path.exists():
             # a crash between history and checkpoint writes can leave an extra row
@@ -454,7 +455,8 @@ def train(
             optimizer=_make_optimizer(config),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
-            jit_compile=config.jit_compile,
+            jit_compile=False if config.run_eagerly else config.jit_compile,
+            run_eagerly=config.run_eagerly,
         )
 
     validation = (x[val_idx], y[val_idx]) if len(val_idx) else None

@@ -99,7 +99,7 @@ def show_views(study: Study, shapes: bool = True, *, percentile: float = 99.0, c
         ax.set_ylim(hi, lo)
         ax.set_title(f"{view} ({int(img.sum()) / 1e6:.2f} M counts)", fontsize=9)
     fig.suptitle(title if title is not None else f"{study.study_key}  {study.label or 'unlabelled'}", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     return fig
 
 
@@ -244,3 +244,60 @@ def benign_findings(studies: Sequence[Study], *, max_items: int = 18, view: str 
             if by_kind[k] and len(out) < max_items:
                 out.append(by_kind[k].pop(0))
     return out
+
+
+def annotation_table(studies: Sequence[Study], view: str = "ANT") -> pd.DataFrame:
+    """One row per annotated finding on ``view``: study_key, label (class), kind, shape, region.
+
+    Labels of the form ``lesion:<shape>:<region>`` / ``benign:<kind>:<region>`` are split;
+    anything else is kept whole in ``shape``.
+    """
+    rows = []
+    for st in studies:
+        for s in st.shapes_for(view):
+            parts = s.label.split(":")
+            kind = parts[0] if len(parts) == 3 else "other"
+            rows.append({"study_key": st.study_key, "label": st.label, "kind": kind,
+                         "shape": parts[1] if len(parts) == 3 else s.label,
+                         "region": parts[2] if len(parts) == 3 else ""})
+    return pd.DataFrame(rows, columns=["study_key", "label", "kind", "shape", "region"])
+
+
+def plot_lesion_mix(table: pd.DataFrame):
+    """Lesions per study, shape mix and region mix of the metastatic classes (from annotations).
+
+    Args:
+        table: :func:`annotation_table` output.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    les = table[table["kind"] == "lesion"]
+    classes = [c for c in CLASSES if c != "NoMet"]
+    fig, axes = _figure(1, 3, figsize=(12, 3.4), gridspec_kw={"width_ratios": [1, 1.4, 2]})
+    per_study = les.groupby(["label", "study_key"]).size()
+    data = [per_study.get(c, pd.Series(dtype=float)).to_numpy() for c in classes]
+    axes[0].boxplot(data, tick_labels=classes)
+    axes[0].set_title("lesions per study", fontsize=10)
+    for ax, col in zip(axes[1:], ("shape", "region")):
+        mix = pd.crosstab(les[col], les["label"], normalize="columns").reindex(columns=classes).fillna(0)
+        mix.plot.barh(ax=ax, color=[CLASS_COLORS[c] for c in classes], width=0.8)
+        ax.set_title(f"{col} mix (share of each class's lesions)", fontsize=10)
+        ax.set_ylabel("")
+        ax.legend(fontsize=8, frameon=False)
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def cohort_summary(manifest: pd.DataFrame) -> str:
+    """A short, deterministic text summary of a manifest (classes, views, annotated lesions)."""
+    views = manifest["views"].fillna("").astype(str).map(lambda v: len([x for x in v.split("+") if x]))
+    lines = [f"studies: {len(manifest)}, patients: {manifest['patient_key'].nunique()}, images: {int(views.sum())}"]
+    for c in CLASSES:
+        sel = manifest["label"] == c
+        lines.append(f"  {c:<7} studies {int(sel.sum()):4d}  images {int(views[sel].sum()):4d}  "
+                     f"annotated lesions {int(manifest.loc[sel, 'lesion_count'].fillna(0).sum()):5d}")
+    one_view = int((views == 1).sum())
+    lines.append(f"studies with one view only: {one_view}")
+    return "\n".join(lines)

@@ -149,18 +149,39 @@ def test_map_mask_mirrors_and_shifts():
 
 
 # -- shape rule -----------------------------------------------------------------------
-def test_classify_shape_on_drawn_shapes():
-    sp = (2.3, 2.3)
-    small = _disk_mask((40, 40), (20, 20), 1)
-    assert L.classify_shape(L.geometry_features(small, sp)) == "punctate"
-    medium = _disk_mask((40, 40), (20, 20), 4)
-    assert L.classify_shape(L.geometry_features(medium, sp)) == "patchy"
-    big = _disk_mask((60, 60), (30, 30), 9)
-    assert L.classify_shape(L.geometry_features(big, sp)) == "flake"
-    ragged = _disk_mask((60, 60), (30, 30), 8) & ~_disk_mask((60, 60), (30, 30), 4)
-    ragged[30:, 30:] = False  # three quarters of a ring: irregular, not elongated
-    assert L.classify_shape(L.geometry_features(ragged, sp)) == "mottled"
-    assert set(SHAPE_CLASSES) >= {L.classify_shape(L.geometry_features(x, sp)) for x in (small, big)}
+def _drawn_lesion(mask: np.ndarray, value: float, background: float = 20.0) -> dict[str, float]:
+    img = np.full(mask.shape, background)
+    img[mask] = value
+    return {**L.geometry_features(mask, (2.3, 2.3)), **L.intensity_features(img, mask)}
+
+
+def test_classify_shape_on_drawn_lesions():
+    z = (80, 80)
+    assert L.classify_shape(_drawn_lesion(_disk_mask(z, (40, 40), 3), 150)) == "punctate"  # d ~ 14 mm
+    strip = np.zeros(z, bool)
+    strip[30:34, 20:50] = True  # 4 x 30 px: d ~ 28 mm, eccentricity ~ 1
+    assert L.classify_shape(_drawn_lesion(strip, 80)) == "strip"
+    assert L.classify_shape(_drawn_lesion(_disk_mask(z, (40, 40), 8), 150)) == "flake"  # flat, contrast 6.5
+    assert L.classify_shape(_drawn_lesion(_disk_mask(z, (40, 40), 6), 60)) == "mottled"  # faint, d ~ 28 mm
+    assert L.classify_shape(_drawn_lesion(_disk_mask(z, (40, 40), 9), 60)) == "patchy"  # faint, d ~ 41 mm
+    # the thresholds are parameters
+    f = _drawn_lesion(_disk_mask(z, (40, 40), 3), 150)
+    assert L.classify_shape(f, {"punctate_max_diameter_mm": 5.0}) != "punctate"
+
+
+def test_texture_features_tell_a_flat_sheet_from_spots():
+    z = (60, 60)
+    flat = _disk_mask(z, (30, 30), 10)
+    img = np.full(z, 10.0)
+    img[flat] = 100.0
+    t_flat = L.texture_features(img, flat, 10.0)
+    spots = np.full(z, 10.0)
+    for r, c in ((24, 24), (24, 36), (36, 24), (36, 36)):
+        spots[_disk_mask(z, (r, c), 2)] = 100.0
+    t_spots = L.texture_features(spots, flat, 10.0)
+    assert t_flat["flatness"] > 0.9 and t_flat["n_peaks"] <= 2
+    assert t_spots["n_peaks"] == 4 and t_spots["flatness"] < 0.5
+    assert t_spots["cv_drawn"] > t_flat["cv_drawn"]
 
 
 def test_shape_agreement_counts_and_accuracy():

@@ -16,6 +16,7 @@ from typing import Any, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from scintilab.audit import checks as C
 from scintilab.audit.signature import (StudyFeatures, nearest_neighbours, shape_vector,
@@ -129,20 +130,20 @@ def _resolve(manifest: Any) -> tuple[pd.DataFrame, Sequence[Study], Path | None]
         manifest = manifest.manifest
     if isinstance(manifest, (list, tuple)) and (not manifest or isinstance(manifest[0], Study)):
         return _manifest_from_studies(manifest), list(manifest), None
-    from scintilab.ingest import load_cohort  # ingest owns reading the files
+    from scintilab.ingest import load_cohort, read_manifest  # ingest owns reading files
 
     if isinstance(manifest, pd.DataFrame):
-        return manifest.reset_index(drop=True), load_cohort(manifest), None
+        return manifest.reset_index(drop=True), load_cohort(manifest, with_shapes=False), None
     path = Path(manifest)
     if not path.is_file():
         raise InputError(path, "manifest not found")
     try:
-        df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        df = read_manifest(path)
+    except InputError:
+        raise
     except Exception as exc:  # pandas raises several kinds for a broken CSV
         raise InputError(path, f"cannot read the manifest as CSV ({exc.__class__.__name__})") from exc
-    if "study_key" not in df.columns:
-        raise InputError(path, "not a scintilab manifest: no study_key column")
-    return df, load_cohort(path), path.parent
+    return df, load_cohort(df, with_shapes=False, root=path.parent), path.parent
 
 
 def _clean_reason(reason: str) -> str:
@@ -170,7 +171,7 @@ def ingest_findings(manifest: pd.DataFrame, folder: Path | None = None,
         if status != "ok":
             out.append(C.Finding("ingest_flag", key, "", 1.0, f"status {status}" + (f": {flags}" if flags else "")))
             continue
-        for fl in [x.strip() for x in flags.replace("|", ";").split(";") if x.strip()]:
+        for fl in [x.strip() for x in flags.split(";") if x.strip()]:
             out.append(C.Finding("ingest_flag", key, "", 0.5, fl))
     rows = list(skipped or [])
     if not rows and folder is not None:
@@ -312,6 +313,16 @@ def split_groups(manifest_or_cohort: Any, flags_df: Any, review: Any = None) -> 
         members.setdefault(find(k), []).append(p)
     name = {root: "G-" + min(ps).split("-", 1)[-1] for root, ps in members.items()}
     return pd.Series([name[find(k)] for k in keys], index=pd.Index(keys, name="study_key"), name="group")
+
+
+def merged_groups(groups: pd.Series) -> pd.DataFrame:
+    """The split groups holding more than one study: ``group, studies, n_studies``."""
+    sizes = groups.groupby(groups).size()
+    big = sizes[sizes > 1].index
+    rows = [{"group": g, "studies": ", ".join(sorted(groups.index[groups == g])),
+             "n_studies": int(sizes[g])} for g in big]
+    return pd.DataFrame(rows, columns=["group", "studies", "n_studies"]).sort_values(
+        ["n_studies", "group"], ascending=[False, True]).reset_index(drop=True)
 
 
 class StraddlingPair(NamedTuple):
@@ -509,6 +520,8 @@ def audit(manifest: Any, *, split: Any = None, out: str | Path | None = None, re
         from tqdm.auto import tqdm
 
         it = tqdm(it, desc="audit", unit="study")
+    # Small matrix products (thumbnails) run faster on one BLAS thread than on many.
+    limiter = threadpool_limits(1, "blas")
     for i in it:
         try:
             s = cohort[i]
@@ -534,6 +547,7 @@ def audit(manifest: Any, *, split: Any = None, out: str | Path | None = None, re
     cache = _Cache(cohort)
     usable = [(f, i) for f, i in zip(feats, idx_of) if f.study_key not in unusable]
     findings += _pair_findings([f for f, _ in usable], [i for _, i in usable], cache, neighbours, known_same)
+    limiter.restore_original_limits()
     findings += per_study
     findings += ingest_findings(man, folder, skipped)
 

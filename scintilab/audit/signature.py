@@ -12,6 +12,7 @@ full-resolution comparison except for the few candidate pairs.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -279,9 +280,12 @@ def nearest_neighbours(x: np.ndarray, k: int = 5, block: int = 1024) -> tuple[np
     sim = np.full((n, k), -np.inf, np.float32)
     if n < 2:
         return idx[:, :0], sim[:, :0]
+    from threadpoolctl import threadpool_limits
+
     for s in range(0, n, block):
         e = min(n, s + block)
-        m = x[s:e] @ x.T
+        with threadpool_limits(os.cpu_count() or 1):  # the one big product: every core
+            m = x[s:e] @ x.T
         m[np.arange(e - s), np.arange(s, e)] = -np.inf  # not its own neighbour
         part = np.argpartition(-m, k - 1, axis=1)[:, :k]
         vals = np.take_along_axis(m, part, axis=1)

@@ -227,7 +227,7 @@ class Canvas:
     def line(self, pts_mm: list[tuple[float, float]], width_mm: float, bone: str | None, act: float,
              depths: list[tuple[float, float]] | tuple[float, float], *, tissue: float | None = None,
              tube: bool = True) -> None:
-        """A thick polyline, drawn segment by segment (depth may change along it).
+        """A thick polyline (depth may change along it).
 
         Args:
             pts_mm: (x, y) vertices in patient mm.
@@ -238,33 +238,49 @@ class Canvas:
             tissue: if given, max-accumulate this soft-tissue thickness (cm) instead.
             tube: shade across the width like a cylinder (bones), else flat.
         """
-        px = [self.to_px(x, y) for x, y in pts_mm]
+        P = np.array([self.to_px(x, y) for x, y in pts_mm], np.float32)
         hw = 0.5 * width_mm / self.px_mm
-        per_vertex = isinstance(depths, list)
-        for i in range(len(px) - 1):
-            (r0, c0), (r1, c1) = px[i], px[i + 1]
-            box = self._bbox(min(r0, r1), max(r0, r1), min(c0, c1), max(c0, c1), hw + 1.5)
-            if box is None:
-                continue
-            rr = np.arange(box[0], box[1], dtype=np.float32)[:, None]
-            cc = np.arange(box[2], box[3], dtype=np.float32)[None, :]
-            dr, dc = r1 - r0, c1 - c0
-            L2 = dr * dr + dc * dc or 1e-6
-            t = np.clip(((rr - r0) * dr + (cc - c0) * dc) / L2, 0.0, 1.0)
-            dist = np.hypot(rr - (r0 + t * dr), cc - (c0 + t * dc))
-            cov = np.clip(hw + 0.5 - dist, 0.0, 1.0)
-            if tissue is not None:
-                view = self.tissue[box[0]:box[1], box[2]:box[3]]
-                np.maximum(view, tissue * cov, out=view)
-                continue
-            if tube:
-                cov = cov * (0.55 + 0.45 * np.sqrt(np.clip(1.0 - (dist / (hw + 0.5)) ** 2, 0.0, 1.0)))
-            if per_vertex:
-                da = 0.5 * (depths[i][0] + depths[i + 1][0])
-                dp = 0.5 * (depths[i][1] + depths[i + 1][1])
-            else:
-                da, dp = depths  # type: ignore[misc]
-            self._emit(box, cov, bone, act, da, dp, math.atan2(dr, dc))
+        box = self._bbox(P[:, 0].min(), P[:, 0].max(), P[:, 1].min(), P[:, 1].max(), hw + 1.5)
+        if box is None:
+            return
+        # distance to the nearest segment (all segments at once), so joints are not drawn twice
+        rr = np.arange(box[0], box[1], dtype=np.float32)[None, :, None]
+        cc = np.arange(box[2], box[3], dtype=np.float32)[None, None, :]
+        r0, c0 = P[:-1, 0, None, None], P[:-1, 1, None, None]
+        dr, dc = (P[1:, 0] - P[:-1, 0])[:, None, None], (P[1:, 1] - P[:-1, 1])[:, None, None]
+        L2 = np.maximum(dr * dr + dc * dc, 1e-6)
+        t = np.clip(((rr - r0) * dr + (cc - c0) * dc) / L2, 0.0, 1.0)
+        d2 = (rr - (r0 + t * dr)) ** 2 + (cc - (c0 + t * dc)) ** 2
+        k = np.argmin(d2, axis=0)
+        dist = np.sqrt(np.take_along_axis(d2, k[None], axis=0)[0])
+        cov = np.clip(hw + 0.5 - dist, 0.0, 1.0)
+        if tissue is not None:
+            view = self.tissue[box[0]:box[1], box[2]:box[3]]
+            np.maximum(view, tissue * cov, out=view)
+            return
+        if tube:  # thicker through the middle of a cylinder than at its edges
+            cov = cov * (0.55 + 0.45 * np.sqrt(np.clip(1.0 - (dist / (hw + 0.5)) ** 2, 0.0, 1.0)))
+        if isinstance(depths, list):  # depth interpolated along the polyline
+            D = np.asarray(depths, np.float32)
+            tk = np.take_along_axis(t, k[None], axis=0)[0]
+            da = D[k, 0] + tk * (D[k + 1, 0] - D[k, 0])
+            dp = D[k, 1] + tk * (D[k + 1, 1] - D[k, 1])
+            seg_depth = 0.5 * (D[:-1] + D[1:])
+        else:
+            da, dp = depths  # type: ignore[misc]
+            seg_depth = np.tile(np.asarray(depths, np.float32), (len(P) - 1, 1))
+        angles = np.arctan2(dr[:, 0, 0], dc[:, 0, 0])
+        a, b, c, d = box
+        self.act_a[a:b, c:d] += act * np.exp(-MU_PER_CM * da) * cov
+        self.act_p[a:b, c:d] += act * np.exp(-MU_PER_CM * dp) * cov
+        if bone is not None:
+            base = len(self.prims)
+            for i in range(len(P) - 1):
+                self.prims.append(PrimInfo(bone, float(angles[i]), float(seg_depth[i, 0]), float(seg_depth[i, 1])))
+            bm = self.bone[a:b, c:d]
+            sel = (cov >= 0.45) & (bm == 0)
+            bm[sel] = BONE_IDS[bone]
+            self.prim[a:b, c:d][sel] = (base + k[sel]).astype(np.int16)
 
     def ellipse(self, x: float, y: float, ax_mm: float, ay_mm: float, bone: str | None, act: float,
                 depths: tuple[float, float], *, angle_deg: float = 0.0, ring_mm: float | None = None,

@@ -1,0 +1,68 @@
+"""Figures for the audit: a finding's studies side by side (plotly)."""
+from __future__ import annotations
+
+import textwrap
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from scintilab.study import Study
+
+
+def _display(img: np.ndarray | None) -> np.ndarray:
+    """Square-root counts clipped at the 99.5th percentile: bone detail without the bladder."""
+    if img is None:
+        return np.zeros((8, 4))
+    x = np.sqrt(img.astype(np.float32))
+    hi = float(np.percentile(x, 99.5)) or 1.0
+    return np.clip(x / hi, 0, 1)
+
+
+def flag_figure(flag: Mapping[str, Any], lookup: Callable[[str], Study]) -> Any:
+    """The studies of one finding, ANT and POST as stored, side by side.
+
+    Args:
+        flag: a row of the flags table (``kind, study_a, study_b, score, detail``).
+        lookup: study key -> :class:`Study` (e.g. ``Cohort.by_key``).
+
+    Returns:
+        A plotly Figure: 2 panels for a one-study finding, 4 for a pair. Titles carry
+        pseudonymous keys only.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    keys = [str(flag["study_a"])] + ([str(flag["study_b"])] if str(flag.get("study_b") or "") else [])
+    studies = []
+    for k in keys:
+        try:
+            studies.append(lookup(k))
+        except (KeyError, IndexError):
+            studies.append(None)
+    titles = [f"{k} {v}" for k in keys for v in ("ANT", "POST")]
+    fig = make_subplots(rows=1, cols=2 * len(keys), subplot_titles=titles, horizontal_spacing=0.02)
+    for i, s in enumerate(studies):
+        for j, view in enumerate(("ANT", "POST")):
+            img = None if s is None else s.view(view)
+            fig.add_trace(go.Heatmap(z=_display(img), colorscale="Greys", showscale=False,
+                                     hovertemplate=f"{keys[i]} {view}<br>row %{{y}} col %{{x}}<extra></extra>"),
+                          row=1, col=2 * i + j + 1)
+    fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor="x", constrain="domain")
+    for n in range(2, 2 * len(keys) + 1):
+        fig.update_yaxes(scaleanchor=f"x{n}", row=1, col=n)
+    fig.update_xaxes(showticklabels=False, constrain="domain")
+    detail = "<br>".join(textwrap.wrap(str(flag.get("detail", "")), 110))
+    fig.update_layout(
+        title=dict(text=f"<b>{flag['kind']}</b> (score {float(flag.get('score', 0)):.2f})<br>"
+                        f"<span style='font-size:11px'>{detail}</span>", x=0.01),
+        height=560, width=260 * len(keys) * 2 + 40, margin=dict(l=10, r=10, t=110, b=10))
+    for ann in fig.layout.annotations:
+        ann.font.size = 10
+    return fig
+
+
+def pair_figures(flags: Any, lookup: Callable[[str], Study], n: int = 4,
+                 kinds: tuple[str, ...] = ("exact_duplicate", "near_duplicate", "same_patient", "split_leak")) -> list:
+    """Figures of the first ``n`` pair findings (highest score first within each kind)."""
+    rows = flags[flags["kind"].isin(kinds) & (flags["study_b"].fillna("").astype(str) != "")]
+    return [flag_figure(r, lookup) for _, r in rows.head(n).iterrows()]

@@ -1,0 +1,146 @@
+"""Bone Scan Index: the percentage of skeletal mass involved by tumour, per bone and in total.
+
+BSI (Imbriaco et al. 1998) = sum over bone groups b of (fraction of b involved) x (b's
+share of skeletal mass). Here, on one study's :class:`~scintilab.hotspots.Detection`:
+
+* the bone groups are the atlas's (:data:`scintilab.anatomy.BONES`), drawn in the
+  anterior frame; each group's *pixels* are its skeleton pixels (bone-like uptake in
+  either view within the group), so soft tissue inside a template box does not dilute it;
+* the involved pixels are the union of the metastatic hot spots' masks (probability at
+  least ``threshold``) over both views, counted on the group they fall on;
+* the shares are :data:`scintilab.anatomy.BONE_MASS_FRACTION` (Spiers 1968, as for BSI).
+
+Like the commercial tools, the result also counts hot spots per bone group (all, and
+those called metastatic). This module never imports Keras.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from scintilab.anatomy import BONE_MASS_FRACTION, BONES
+from scintilab.hotspots import METASTATIC_P, Detection
+
+
+@dataclass
+class BSIResult:
+    """Bone Scan Index of one study.
+
+    Attributes:
+        study_key: pseudonymous study id.
+        bsi: total BSI in percent of skeletal mass.
+        per_bone: bone -> {"bsi", "involved_fraction", "bone_px", "involved_px",
+            "hotspots", "hotspots_metastatic"}.
+        hotspots_total / hotspots_metastatic: counts over the study.
+        threshold: the probability at which a hot spot counted as metastatic.
+    """
+
+    study_key: str
+    bsi: float
+    per_bone: dict[str, dict[str, float]] = field(default_factory=dict)
+    hotspots_total: int = 0
+    hotspots_metastatic: int = 0
+    threshold: float = METASTATIC_P
+
+    def row(self) -> dict[str, Any]:
+        """A flat row: totals, then ``bsi_<bone>`` and ``hotspots_<bone>`` per bone group."""
+        out: dict[str, Any] = {"bsi": round(self.bsi, 4), "hotspots_total": self.hotspots_total,
+                               "hotspots_metastatic": self.hotspots_metastatic}
+        for b in BONES:
+            out[f"bsi_{b}"] = round(self.per_bone[b]["bsi"], 4)
+        for b in BONES:
+            out[f"hotspots_{b}"] = int(self.per_bone[b]["hotspots"])
+        for b in BONES:
+            out[f"metastatic_{b}"] = int(self.per_bone[b]["hotspots_metastatic"])
+        return out
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per bone group (the region table of a report)."""
+        return [{"bone": b, "mass_share_pct": round(100 * BONE_MASS_FRACTION[b], 2), **{
+            k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.per_bone[b].items()}}
+            for b in BONES]
+
+
+def involvement_mask(det: Detection, threshold: float = METASTATIC_P) -> np.ndarray:
+    """Union of the metastatic hot spots' masks in the detection's frame."""
+    out = np.zeros(det.shape, bool)
+    for h in det.hotspots:
+        if h.p_metastatic >= threshold and h.bone is not None:
+            out |= h.full_mask(det.shape)
+    return out
+
+
+def compute_bsi(det: Detection, threshold: float = METASTATIC_P) -> BSIResult:
+    """Bone Scan Index of one detection (see the module docstring).
+
+    Args:
+        det: from :func:`scintilab.hotspots.detect_hotspots`.
+        threshold: probability at which a hot spot counts as metastatic.
+
+    Returns:
+        A :class:`BSIResult`.
+    """
+    bmap = det.bone_map()
+    skel = det.skeleton_union()
+    inv = involvement_mask(det, threshold)
+    bone_px = np.bincount(bmap[skel | inv].ravel(), minlength=len(BONES) + 1)
+    inv_px = np.bincount(bmap[inv].ravel(), minlength=len(BONES) + 1)
+    per: dict[str, dict[str, float]] = {}
+    total = 0.0
+    for i, b in enumerate(BONES, start=1):
+        frac = float(inv_px[i]) / float(bone_px[i]) if bone_px[i] else 0.0
+        frac = min(frac, 1.0)
+        val = 100.0 * frac * BONE_MASS_FRACTION[b]
+        total += val
+        hs = [h for h in det.hotspots if h.bone == b]
+        per[b] = {"bsi": val, "involved_fraction": frac, "bone_px": int(bone_px[i]), "involved_px": int(inv_px[i]),
+                  "hotspots": len(hs), "hotspots_metastatic": sum(1 for h in hs if h.p_metastatic >= threshold)}
+    return BSIResult(study_key=det.study_key, bsi=total, per_bone=per, hotspots_total=len(det.hotspots),
+                     hotspots_metastatic=sum(1 for h in det.hotspots if h.p_metastatic >= threshold),
+                     threshold=threshold)
+
+
+def repeatability(values: Any) -> dict[str, float]:
+    """Spread of repeated BSI measurements of one study (fresh noise each time).
+
+    Args:
+        values: BSI values (percent) of the same study measured several times.
+
+    Returns:
+        {"n", "mean", "sd" (BSI points), "cv" (sd / mean), "range"}.
+    """
+    v = np.asarray(list(values), float)
+    if v.size < 2:
+        return {"n": int(v.size), "mean": float(v.mean()) if v.size else float("nan"), "sd": float("nan"),
+                "cv": float("nan"), "range": float("nan")}
+    mean = float(v.mean())
+    sd = float(v.std(ddof=1))
+    return {"n": int(v.size), "mean": mean, "sd": sd, "cv": sd / mean if mean > 0 else float("nan"),
+            "range": float(v.max() - v.min())}
+
+
+def bland_altman(measured: Any, truth: Any) -> dict[str, float]:
+    """Agreement of measured and true BSI: bias and 95 % limits of agreement, Pearson r.
+
+    Args:
+        measured: measured values.
+        truth: true values, same length.
+
+    Returns:
+        {"n", "pearson_r", "bias", "sd", "loa_low", "loa_high"} (BSI points).
+    """
+    m = np.asarray(list(measured), float)
+    t = np.asarray(list(truth), float)
+    if m.shape != t.shape or m.size < 3:
+        raise ValueError("need at least three paired values of equal length")
+    d = m - t
+    bias = float(d.mean())
+    sd = float(d.std(ddof=1))
+    r = float(np.corrcoef(m, t)[0, 1]) if m.std() > 0 and t.std() > 0 else float("nan")
+    return {"n": int(m.size), "pearson_r": r, "bias": bias, "sd": sd, "loa_low": bias - 1.96 * sd,
+            "loa_high": bias + 1.96 * sd}
+
+
+__all__ = ["BSIResult", "bland_altman", "compute_bsi", "involvement_mask", "repeatability"]

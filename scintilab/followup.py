@@ -1,0 +1,269 @@
+"""Follow-up: compare each later study of a patient with the baseline (PCWG3 "2+2").
+
+For one patient (pseudonymous key), studies are ordered by StudyDate; the first is the
+baseline. Each later study is registered to the baseline (a translation found by phase
+correlation of the anterior views: the bed, the sweep start and the patient move between
+visits), its hot spots are moved into the baseline's frame and matched:
+
+* **new**: a metastatic hot spot of the follow-up with no hot spot of any probability at
+  that place in the baseline (so a lesion just under the call threshold at baseline is not
+  counted as new);
+* **resolved**: a metastatic hot spot of the baseline with no hot spot left at that place;
+* **grown**: matched, and its area grew by more than 25 % or its normalised uptake by more
+  than 25 %.
+
+PCWG3 status per follow-up visit (Scher et al. 2016, bone scan "2+2" rule;
+:func:`pcwg3_statuses`), one of ``none``, ``unconfirmed``, ``confirmed``:
+
+* first follow-up (the first post-treatment scan): >= 2 new lesions versus baseline gives
+  ``unconfirmed`` (could be a healing flare), else ``none``;
+* a later scan after an ``unconfirmed`` first follow-up: >= 2 *additional* new lesions
+  versus the first follow-up, at least 6 weeks (42 days) after it, gives ``confirmed``;
+  otherwise the first follow-up's finding was not confirmed and the status is ``none``;
+* any later scan otherwise: >= 2 new lesions versus the first follow-up gives
+  ``confirmed`` (after the first reassessment PCWG3 asks for no confirmatory scan);
+* once ``confirmed``, later visits stay ``confirmed``.
+
+This module never imports Keras.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from scintilab.hotspots import METASTATIC_P, Detection, Hotspot
+
+#: Relative growth (area or normalised uptake) that makes a matched lesion "grown".
+GROWTH: float = 0.25
+#: Fewest new lesions for PCWG3 progression, and fewest additional ones to confirm it.
+PCWG3_MIN_NEW: int = 2
+#: Fewest days between the first follow-up and the confirmatory scan.
+PCWG3_CONFIRM_DAYS: int = 42
+PCWG3_STATUSES: tuple[str, ...] = ("none", "unconfirmed", "confirmed")
+
+
+@dataclass
+class Comparison:
+    """A follow-up study compared with an earlier one.
+
+    Attributes:
+        reference_key / study_key: pseudonymous keys of the earlier and the later study.
+        shift: (rows, cols) that moves follow-up pixels onto the reference frame.
+        new: follow-up hot spots that are new (metastatic, no counterpart).
+        resolved: reference hot spots (metastatic) with no counterpart left.
+        grown: (reference, follow-up) matched pairs that grew.
+        matched: all (reference, follow-up) matched pairs.
+    """
+
+    reference_key: str
+    study_key: str
+    shift: tuple[float, float]
+    new: list[Hotspot] = field(default_factory=list)
+    resolved: list[Hotspot] = field(default_factory=list)
+    grown: list[tuple[Hotspot, Hotspot]] = field(default_factory=list)
+    matched: list[tuple[Hotspot, Hotspot]] = field(default_factory=list)
+
+
+def register(reference: np.ndarray, moving: np.ndarray, smooth_px: float = 2.0) -> tuple[float, float]:
+    """Translation (rows, cols) that moves ``moving`` onto ``reference`` (phase correlation).
+
+    Both images are smoothed and square-root compressed first, so the bladder and the
+    injection site (which change between visits) do not dominate the correlation.
+
+    Raises:
+        ValueError: the two images differ in shape.
+    """
+    from skimage.registration import phase_cross_correlation
+
+    a = np.asarray(reference, np.float32)
+    b = np.asarray(moving, np.float32)
+    if a.shape != b.shape:
+        raise ValueError(f"cannot register images of shapes {a.shape} and {b.shape}")
+    fa = np.sqrt(np.clip(ndi.gaussian_filter(a, smooth_px), 0, None))
+    fb = np.sqrt(np.clip(ndi.gaussian_filter(b, smooth_px), 0, None))
+    # clip the brightest 1 % (bladder, injection) to the 99th percentile
+    fa = np.minimum(fa, np.percentile(fa, 99))
+    fb = np.minimum(fb, np.percentile(fb, 99))
+    shift, _, _ = phase_cross_correlation(fa, fb, upsample_factor=1, normalization=None)
+    return float(shift[0]), float(shift[1])
+
+
+def _radius(h: Hotspot) -> float:
+    return math.sqrt(max(h.area_px, 1) / math.pi)
+
+
+def match(reference: Sequence[Hotspot], followup: Sequence[Hotspot], shift: tuple[float, float],
+          tol_px: float = 5.0) -> list[tuple[Hotspot, Hotspot]]:
+    """Greedy nearest-first matching of hot spots after moving the follow-up by ``shift``.
+
+    Two hot spots match when their centres are within ``max(tol_px, 0.7 x (r1 + r2))``
+    (r = radius of a disc of the hot spot's area).
+    """
+    pairs: list[tuple[float, int, int]] = []
+    for i, a in enumerate(reference):
+        for j, b in enumerate(followup):
+            d = math.hypot(a.row - (b.row + shift[0]), a.col - (b.col + shift[1]))
+            if d <= max(tol_px, 0.7 * (_radius(a) + _radius(b))):
+                pairs.append((d, i, j))
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    out: list[tuple[Hotspot, Hotspot]] = []
+    for _, i, j in sorted(pairs):
+        if i in used_a or j in used_b:
+            continue
+        used_a.add(i)
+        used_b.add(j)
+        out.append((reference[i], followup[j]))
+    return out
+
+
+def compare(reference: Detection, followup: Detection, *, threshold: float = METASTATIC_P,
+            shift: tuple[float, float] | None = None, tol_mm: float = 12.0) -> Comparison:
+    """Compare a follow-up detection with an earlier one (see the module docstring).
+
+    Args:
+        reference: the earlier study's detection (usually the baseline).
+        followup: the later study's detection.
+        threshold: probability at which a hot spot counts as metastatic.
+        shift: follow-up-to-reference translation; None registers the two studies.
+        tol_mm: matching tolerance for small hot spots.
+
+    Returns:
+        A :class:`Comparison`.
+    """
+    if shift is None:
+        view = "ANT" if "ANT" in reference.images and "ANT" in followup.images else None
+        if view is None or reference.shape != followup.shape:
+            shift = (0.0, 0.0)
+        else:
+            shift = register(reference.images[view], followup.images[view])
+    tol = tol_mm / (0.5 * (reference.spacing[0] + reference.spacing[1]))
+    pairs = match(reference.hotspots, followup.hotspots, shift, tol)
+    matched_ref = {id(a) for a, _ in pairs}
+    matched_fu = {id(b) for _, b in pairs}
+    new = [h for h in followup.hotspots if h.p_metastatic >= threshold and id(h) not in matched_fu]
+    resolved = [h for h in reference.hotspots if h.p_metastatic >= threshold and id(h) not in matched_ref]
+    grown = [(a, b) for a, b in pairs if b.p_metastatic >= threshold and (
+        b.area_px > (1 + GROWTH) * a.area_px or b.normalized_uptake > (1 + GROWTH) * a.normalized_uptake)]
+    return Comparison(reference_key=reference.study_key, study_key=followup.study_key, shift=shift, new=new,
+                      resolved=resolved, grown=grown, matched=pairs)
+
+
+def pcwg3_statuses(days: Sequence[float], new_vs_baseline: Sequence[int],
+                   new_vs_first: Sequence[int | None]) -> list[str]:
+    """PCWG3 bone-scan status of each follow-up visit (see the module docstring).
+
+    Args:
+        days: days since baseline of each follow-up visit, in order (the first is the
+            first post-treatment scan).
+        new_vs_baseline: new lesions of each visit versus the baseline.
+        new_vs_first: new lesions of each visit versus the first follow-up (None or
+            ignored for the first follow-up itself).
+
+    Returns:
+        One of :data:`PCWG3_STATUSES` per follow-up visit.
+    """
+    out: list[str] = []
+    first_flag = False
+    confirmed = False
+    pending = False  # the first follow-up flagged, its confirmatory scan not yet seen
+    for k, (d, nb) in enumerate(zip(days, new_vs_baseline)):
+        if confirmed:
+            out.append("confirmed")
+            continue
+        if k == 0:
+            first_flag = nb >= PCWG3_MIN_NEW
+            pending = first_flag
+            out.append("unconfirmed" if first_flag else "none")
+            continue
+        nf = new_vs_first[k] if k < len(new_vs_first) and new_vs_first[k] is not None else 0
+        if pending:
+            pending = False
+            if nf >= PCWG3_MIN_NEW and d - days[0] >= PCWG3_CONFIRM_DAYS:
+                confirmed = True
+                out.append("confirmed")
+            else:
+                out.append("none")
+            continue
+        if nf >= PCWG3_MIN_NEW:
+            confirmed = True
+            out.append("confirmed")
+        else:
+            out.append("none")
+    return out
+
+
+@dataclass
+class PatientFollowup:
+    """All follow-up comparisons of one patient.
+
+    Attributes:
+        patient_key: pseudonymous patient id.
+        baseline_key: the baseline study.
+        rows: one dict per follow-up study (the columns of ``followup.csv``).
+        comparisons: study_key -> comparison with the baseline.
+    """
+
+    patient_key: str
+    baseline_key: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    comparisons: dict[str, Comparison] = field(default_factory=dict)
+
+
+def follow_patient(detections: Sequence[Detection], dates: Sequence[Any], bsi: Sequence[float], *,
+                   threshold: float = METASTATIC_P) -> PatientFollowup:
+    """Compare every later study of one patient with the baseline and grade PCWG3.
+
+    Args:
+        detections: the patient's detections, in date order (the first is the baseline).
+        dates: their study dates (``datetime.date`` or None), same order.
+        bsi: their BSI values (percent), same order.
+        threshold: probability at which a hot spot counts as metastatic.
+
+    Returns:
+        A :class:`PatientFollowup` (no rows for a single study).
+    """
+    if not detections:
+        raise ValueError("no studies")
+    base = detections[0]
+    out = PatientFollowup(patient_key=base.patient_key, baseline_key=base.study_key)
+    if len(detections) < 2:
+        return out
+    days: list[float] = []
+    vs_base: list[int] = []
+    vs_first: list[int | None] = [None]
+    comps: list[Comparison] = []
+    first_shift_to_base: tuple[float, float] | None = None
+    for k, det in enumerate(detections[1:], start=1):
+        comp = compare(base, det, threshold=threshold)
+        comps.append(comp)
+        d0, dk = dates[0], dates[k]
+        days.append(float((dk - d0).days) if d0 is not None and dk is not None else float("nan"))
+        vs_base.append(len(comp.new))
+        if k == 1:
+            first_shift_to_base = comp.shift
+        else:
+            # versus the first follow-up: register to it directly
+            c1 = compare(detections[1], det, threshold=threshold)
+            vs_first.append(len(c1.new))
+    status = pcwg3_statuses(days, vs_base, vs_first)
+    for k, (det, comp) in enumerate(zip(detections[1:], comps), start=1):
+        out.comparisons[det.study_key] = comp
+        out.rows.append({
+            "patient_key": base.patient_key, "baseline_study_key": base.study_key, "study_key": det.study_key,
+            "days": None if not np.isfinite(days[k - 1]) else int(days[k - 1]), "new_lesions": len(comp.new),
+            "resolved_lesions": len(comp.resolved), "grown_lesions": len(comp.grown),
+            "new_vs_first_followup": vs_first[k - 1] if k > 1 else None,
+            "bsi_change": round(float(bsi[k]) - float(bsi[0]), 4), "pcwg3": status[k - 1],
+            "shift_rows": round(comp.shift[0], 1), "shift_cols": round(comp.shift[1], 1),
+        })
+    del first_shift_to_base
+    return out
+
+
+__all__ = ["Comparison", "GROWTH", "PCWG3_STATUSES", "PatientFollowup", "compare", "follow_patient", "match",
+           "pcwg3_statuses", "register"]

@@ -1,0 +1,817 @@
+"""Hot-spot detection on whole-body bone scans, normalised to the patient's own bone.
+
+What happens to one study (:func:`detect_hotspots`):
+
+1. **Common frame.** The posterior view is flipped and aligned to the anterior one with
+   the fusion module's critical points (:func:`scintilab.fusion.align_views`), so both
+   views share the stored anterior image's pixel grid. A study with only a posterior view
+   uses the flipped posterior as its frame.
+2. **Skeleton and regions.** The lesion-statistics atlas (:func:`scintilab.atlas.fit_atlas`)
+   is fitted once, on the anterior view; the posterior view reuses its landmarks with the
+   posterior drawing order (bones nearer the back drawn on top). Each view gets its
+   skeleton mask (:meth:`~scintilab.atlas.Atlas.skeleton_mask`).
+3. **Region-wise reference.** Per view and per bone group, the median smoothed count of
+   the skeleton pixels of that bone: the patient's own healthy bone (metastases cover a
+   small part of each bone, so the median stays on healthy bone). Each pixel's
+   *normalised uptake* is its smoothed count over the reference of the bone under it (off
+   the skeleton: of the nearest bone). A dim scan and a bright scan read the same.
+4. **Hot spots.** Connected areas whose normalised uptake exceeds ``threshold`` (default
+   1.6) in either view; the two views' hot spots are matched by position (the same lesion
+   seen from both sides becomes one ``ANT+POST`` hot spot). Per hot spot: bone group, area,
+   peak and mean counts, normalised uptake, anterior/posterior count ratio (depth cue:
+   above 1 nearer the front) and a probability of being metastatic.
+5. **Probability.** Without a trained model (:func:`rule_probability`): a logistic
+   function of the normalised uptake, damped by documented rules for what usually is not a
+   metastasis (see :data:`RULES`). A :class:`HotspotModel` trained on annotated cohorts
+   (:func:`train_hotspot_model`) replaces the rules when given.
+
+Positions (``row``, ``col``) are pixels of the stored anterior image. This module never
+imports Keras.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from scintilab.anatomy import BONES, region_of
+from scintilab.atlas import Atlas, fit_atlas
+from scintilab.errors import InputError
+from scintilab.study import Study
+
+#: Default detection threshold: smoothed counts over the bone's own reference.
+DEFAULT_THRESHOLD: float = 1.6
+#: Normalised uptake at which the uptake term of the rule probability is one half.
+UPTAKE_MIDPOINT: float = 2.6
+#: Steepness of the uptake term (per unit of log normalised uptake).
+UPTAKE_SLOPE: float = 5.0
+#: Local contrast (see :func:`local_contrast`) at which the focality term is one half.
+CONTRAST_MIDPOINT: float = 1.7
+#: Steepness of the focality term.
+CONTRAST_SLOPE: float = 8.0
+#: A hot spot is called metastatic at or above this probability.
+METASTATIC_P: float = 0.5
+#: Smallest hot spot kept (pixels at 2.3 mm; scaled with the pixel area).
+MIN_AREA_PX: int = 3
+
+#: The default rules: kind -> (factor applied to the probability, what it stands for).
+RULES: dict[str, tuple[float, str]] = {
+    "bladder": (0.02, "inside or touching the bladder blob: urine, not bone"),
+    "soft_tissue": (0.10, "centre off the atlas skeleton (kidney, soft tissue, contamination)"),
+    "injection_site": (0.05, "forearm, hand or elbow: the usual injection sites (synthetic metastases never sit there)"),
+    "contamination": (0.10, "below the bladder and far more intense in one view than the other (surface urine)"),
+    "knee_joint": (0.15, "at the knee joint line (degenerative joint disease; the paper's main false positive)"),
+    "shoulder_joint": (0.40, "humeral head at the shoulder joint (arthritis); 0.1 when both shoulders light up"),
+    "symmetric_joint": (0.10, "a mirror-image hot spot on the other side at the same height (joint disease)"),
+    "feet": (0.15, "feet: degenerative uptake is the rule there"),
+    "rib_fracture_line": (0.10, "small foci lined up on consecutive ribs (healed fractures)"),
+    "lumbar_facet": (0.45, "small focus at the lateral edge of a lumbar vertebra (osteophyte / facet arthritis)"),
+}
+
+
+@dataclass
+class Hotspot:
+    """One hot spot, in the stored anterior image's frame.
+
+    Attributes:
+        id: number within its study (1, 2, ...), by decreasing peak.
+        view: ``ANT``, ``POST`` or ``ANT+POST`` (seen in both views).
+        row / col: intensity-weighted centre (pixels of the stored anterior image).
+        bone: fine bone group (:data:`scintilab.anatomy.BONES`) under it, None off the skeleton.
+        area_px: pixels in its mask.
+        peak_counts: highest smoothed count (in the view where it is brightest).
+        mean_counts: mean raw count over the mask in that view.
+        normalized_uptake: peak over the bone's reference (the larger of the two views).
+        ap_ratio: anterior over posterior counts summed over the mask (NaN with one view).
+        kind: the default rule that fired (a key of :data:`RULES`), ``""`` when none.
+        p_metastatic: probability of being a metastasis (rules or a trained model).
+        bbox: (row0, col0) of ``mask`` in the image.
+        mask: boolean mask inside its bounding box.
+        features: the numbers a learned model uses (see :data:`FEATURES`).
+        contrast: peak over the same place on the other side (off the midline) or over the
+            bone a few centimetres above and below (on the midline); see :func:`local_contrast`.
+        best_view: the view in which it is brightest relative to its bone.
+        peak_rc: (row, col) of its peak in that view.
+    """
+
+    id: int
+    view: str
+    row: float
+    col: float
+    bone: str | None
+    area_px: int
+    peak_counts: float
+    mean_counts: float
+    normalized_uptake: float
+    ap_ratio: float
+    kind: str = ""
+    p_metastatic: float = 0.0
+    bbox: tuple[int, int] = (0, 0)
+    mask: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool), repr=False)
+    features: dict[str, float] = field(default_factory=dict, repr=False)
+    contrast: float = float("nan")
+    best_view: str = "ANT"
+    peak_rc: tuple[int, int] = (0, 0)
+
+    @property
+    def region(self) -> str | None:
+        """Coarse region (:data:`scintilab.anatomy.REGIONS`) of :attr:`bone`."""
+        return None if self.bone is None else region_of(self.bone)
+
+    @property
+    def metastatic(self) -> bool:
+        """True when :attr:`p_metastatic` reaches :data:`METASTATIC_P`."""
+        return self.p_metastatic >= METASTATIC_P
+
+    def full_mask(self, shape: tuple[int, int]) -> np.ndarray:
+        """The hot spot's mask in an image of ``shape``."""
+        out = np.zeros(shape, bool)
+        r0, c0 = self.bbox
+        h, w = self.mask.shape
+        out[r0:r0 + h, c0:c0 + w] = self.mask
+        return out
+
+    def as_row(self) -> dict[str, Any]:
+        """Table row (no pixels)."""
+        return {
+            "id": self.id, "view": self.view, "row": round(self.row, 1), "col": round(self.col, 1),
+            "region": self.bone or "soft_tissue", "area_px": int(self.area_px),
+            "peak_counts": round(self.peak_counts, 1), "mean_counts": round(self.mean_counts, 1),
+            "normalized_uptake": round(self.normalized_uptake, 3),
+            "ap_ratio": None if not np.isfinite(self.ap_ratio) else round(self.ap_ratio, 3),
+            "kind": self.kind, "p_metastatic": round(self.p_metastatic, 4),
+        }
+
+
+@dataclass
+class Detection:
+    """Everything :func:`detect_hotspots` found for one study.
+
+    Attributes:
+        study_key / patient_key: pseudonymous ids.
+        frame: ``ANT`` (the stored anterior grid) or ``POST`` (flipped posterior; no ANT).
+        images: view -> float32 image in the frame (the posterior flipped and aligned).
+        atlas: view -> fitted atlas (both share landmarks).
+        skeleton: view -> boolean skeleton mask.
+        references: view -> {bone: reference counts}.
+        hotspots: the hot spots, by decreasing peak.
+        shift: (rows, cols) applied to the flipped posterior (0, 0 without both views).
+        spacing: (row, col) pixel spacing in mm.
+        bladder: boolean bladder blob (found on the anterior view, where it is brightest).
+    """
+
+    study_key: str
+    patient_key: str
+    frame: str
+    images: dict[str, np.ndarray]
+    atlas: dict[str, Atlas]
+    skeleton: dict[str, np.ndarray]
+    references: dict[str, dict[str, float]]
+    hotspots: list[Hotspot]
+    shift: tuple[float, float] = (0.0, 0.0)
+    spacing: tuple[float, float] = (2.3, 2.3)
+    bladder: np.ndarray | None = field(default=None, repr=False)
+    smoothed: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _bladder_zone: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, cols) of the frame."""
+        return next(iter(self.images.values())).shape  # type: ignore[return-value]
+
+    def bone_map(self) -> np.ndarray:
+        """Bone map of the frame (anterior drawing order when the anterior view exists)."""
+        return self.atlas["ANT" if "ANT" in self.atlas else "POST"].bone_map()
+
+    def skeleton_union(self) -> np.ndarray:
+        """Pixels that are skeleton in either view."""
+        out = np.zeros(self.shape, bool)
+        for m in self.skeleton.values():
+            out |= m
+        return out
+
+    def metastatic(self, threshold: float = METASTATIC_P) -> list[Hotspot]:
+        """Hot spots whose probability reaches ``threshold``."""
+        return [h for h in self.hotspots if h.p_metastatic >= threshold]
+
+    def table(self) -> list[dict[str, Any]]:
+        """Hot spots as table rows (with the study key)."""
+        return [{"study_key": self.study_key, **h.as_row()} for h in self.hotspots]
+
+
+# --------------------------------------------------------------------------------- detection
+
+
+def _sigma(spacing: tuple[float, float], mm: float) -> tuple[float, float]:
+    return (mm / max(spacing[0], 1e-6), mm / max(spacing[1], 1e-6))
+
+
+def _frame_images(study: Study) -> tuple[str, dict[str, np.ndarray], tuple[float, float]]:
+    """Both views in one pixel grid (see the module docstring, step 1)."""
+    from scintilab.fusion import align_views, flip_posterior
+
+    ant, post = study.anterior, study.posterior
+    if ant is None and post is None:
+        raise InputError(study.study_key, "study holds no view")
+    if ant is not None and post is not None:
+        if ant.shape != post.shape:
+            raise InputError(study.study_key, f"ANT {ant.shape} and POST {post.shape} differ in matrix size")
+        res = align_views(ant, post)
+        return "ANT", {"ANT": res.anterior, "POST": res.posterior_flipped_aligned}, res.shift
+    if ant is not None:
+        return "ANT", {"ANT": np.asarray(ant, np.float32)}, (0.0, 0.0)
+    return "POST", {"POST": flip_posterior(np.asarray(post, np.float32))}, (0.0, 0.0)
+
+
+def _view_atlas(base: Atlas, view: str) -> Atlas:
+    """The same landmarks drawn in ``view``'s overlap order (the frame is shared)."""
+    if base.view == view:
+        return base
+    return Atlas(shape=base.shape, view=view, mirrored=False, spacing=base.spacing,
+                 landmarks=base.landmarks, body=base.body)
+
+
+def bone_references(smoothed: np.ndarray, skeleton: np.ndarray, bone_map: np.ndarray,
+                    min_pixels: int = 12) -> dict[str, float]:
+    """Median smoothed count of each bone group's skeleton pixels (its healthy level).
+
+    Bones with fewer than ``min_pixels`` skeleton pixels get the whole skeleton's median.
+
+    Args:
+        smoothed: the smoothed view.
+        skeleton: boolean skeleton mask.
+        bone_map: atlas bone map (0 none, i + 1 = ``BONES[i]``).
+        min_pixels: fewest pixels for a bone's own reference.
+
+    Returns:
+        {bone: reference counts}, every bone of :data:`BONES` present.
+    """
+    sel = skeleton & (bone_map > 0)
+    overall = float(np.median(smoothed[sel])) if sel.sum() >= min_pixels else float(
+        np.percentile(smoothed, 95))
+    overall = max(overall, 1e-3)
+    refs: dict[str, float] = {}
+    for i, b in enumerate(BONES):
+        vals = smoothed[sel & (bone_map == i + 1)]
+        refs[b] = max(float(np.median(vals)), 1e-3) if vals.size >= min_pixels else overall
+    return refs
+
+
+def reference_image(refs: dict[str, float], bone_map: np.ndarray) -> np.ndarray:
+    """Each pixel's reference: its bone's, or off the skeleton the nearest bone's."""
+    lut = np.array([np.nan] + [refs[b] for b in BONES], np.float32)
+    if not (bone_map > 0).any():
+        return np.full(bone_map.shape, float(np.nanmedian(lut[1:])), np.float32)
+    _, (ir, ic) = ndi.distance_transform_edt(bone_map == 0, return_indices=True)
+    return lut[bone_map[ir, ic]]
+
+
+def _segment(view: str, img: np.ndarray, sm: np.ndarray, ref: np.ndarray, threshold: float,
+             min_area: int) -> list[dict[str, Any]]:
+    """Connected areas above ``threshold`` x reference; one record per area."""
+    norm = sm / np.maximum(ref, 1e-3)
+    hot = norm >= threshold
+    lab, n = ndi.label(hot)
+    out: list[dict[str, Any]] = []
+    if n == 0:
+        return out
+    slices = ndi.find_objects(lab)
+    for k, sl in enumerate(slices, start=1):
+        if sl is None:
+            continue
+        comp = lab[sl] == k
+        area = int(comp.sum())
+        if area < min_area:
+            continue
+        s = np.where(comp, sm[sl], -np.inf)
+        pr, pc = np.unravel_index(int(np.argmax(s)), s.shape)
+        peak = float(sm[sl][pr, pc])
+        base = float(ref[sl][pr, pc])
+        # The hot spot's extent: where its excess over the bone keeps >= 30 % of its peak
+        # excess (the truth convention of the synthetic generator), inside the component.
+        mask = comp & (sm[sl] - ref[sl] >= 0.3 * (peak - base))
+        lab2, _ = ndi.label(mask)
+        mask = lab2 == lab2[pr, pc] if lab2[pr, pc] else comp
+        w = np.clip(sm[sl] - ref[sl], 0, None) * mask
+        rr, cc = np.nonzero(mask)
+        wt = w[rr, cc]
+        if wt.sum() <= 0:
+            wt = np.ones_like(wt, dtype=float)
+        out.append({
+            "view": view, "row": float((rr * wt).sum() / wt.sum() + sl[0].start),
+            "col": float((cc * wt).sum() / wt.sum() + sl[1].start), "bbox": (sl[0].start, sl[1].start),
+            "mask": mask, "peak": peak, "mean": float(img[sl][mask].mean()), "norm": peak / max(base, 1e-3),
+            "peak_rc": (pr + sl[0].start, pc + sl[1].start),
+        })
+    return out
+
+
+def _union(a: dict[str, Any], b: dict[str, Any]) -> tuple[tuple[int, int], np.ndarray]:
+    r0 = min(a["bbox"][0], b["bbox"][0])
+    c0 = min(a["bbox"][1], b["bbox"][1])
+    r1 = max(a["bbox"][0] + a["mask"].shape[0], b["bbox"][0] + b["mask"].shape[0])
+    c1 = max(a["bbox"][1] + a["mask"].shape[1], b["bbox"][1] + b["mask"].shape[1])
+    m = np.zeros((r1 - r0, c1 - c0), bool)
+    for x in (a, b):
+        h, w = x["mask"].shape
+        m[x["bbox"][0] - r0: x["bbox"][0] - r0 + h, x["bbox"][1] - c0: x["bbox"][1] - c0 + w] |= x["mask"]
+    return (r0, c0), m
+
+
+def _match_views(ant: list[dict[str, Any]], post: list[dict[str, Any]], tol_px: float
+                 ) -> list[tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+    """Pair anterior and posterior hot spots by distance (greedy, nearest first)."""
+    pairs: list[tuple[float, int, int]] = []
+    for i, a in enumerate(ant):
+        ra = math.sqrt(a["mask"].sum() / math.pi)
+        for j, p in enumerate(post):
+            rp = math.sqrt(p["mask"].sum() / math.pi)
+            d = math.hypot(a["row"] - p["row"], a["col"] - p["col"])
+            if d <= max(tol_px, 0.6 * (ra + rp)):
+                pairs.append((d, i, j))
+    used_a: set[int] = set()
+    used_p: set[int] = set()
+    out: list[tuple[dict[str, Any] | None, dict[str, Any] | None]] = []
+    for _, i, j in sorted(pairs):
+        if i in used_a or j in used_p:
+            continue
+        used_a.add(i)
+        used_p.add(j)
+        out.append((ant[i], post[j]))
+    out += [(a, None) for i, a in enumerate(ant) if i not in used_a]
+    out += [(None, p) for j, p in enumerate(post) if j not in used_p]
+    return out
+
+
+def detect_hotspots(study: Study, *, threshold: float = DEFAULT_THRESHOLD, model: "HotspotModel | None" = None,
+                    smooth_mm: float = 2.5, match_mm: float = 12.0) -> Detection:
+    """Find the hot spots of one study (see the module docstring).
+
+    Args:
+        study: the study (either or both views).
+        threshold: smoothed counts over the bone's reference that make a pixel hot.
+        model: a trained :class:`HotspotModel`; None applies the default rules.
+        smooth_mm: Gaussian smoothing (sigma, mm) before thresholding, against Poisson noise.
+        match_mm: largest distance between an anterior and a posterior hot spot taken for
+            the same lesion (besides overlap of their extents).
+
+    Returns:
+        A :class:`Detection`.
+
+    Raises:
+        InputError: no view, mismatched views, or no body to fit the atlas to (named by the
+            study's pseudonymous key).
+    """
+    frame, images, shift = _frame_images(study)
+    spacing = tuple(float(s) for s in study.pixel_spacing)
+    base_view = "ANT" if "ANT" in images else "POST"
+    try:
+        base = fit_atlas(images[base_view], view=base_view, spacing=spacing)
+    except ValueError as err:
+        raise InputError(study.study_key, f"cannot fit the skeleton atlas: {err}") from None
+    atlases: dict[str, Atlas] = {v: _view_atlas(base, v) for v in images}
+    area_scale = spacing[0] * spacing[1] / 2.3**2
+    min_area = max(2, int(round(MIN_AREA_PX / area_scale)))
+    skeleton: dict[str, np.ndarray] = {}
+    refs: dict[str, dict[str, float]] = {}
+    found: dict[str, list[dict[str, Any]]] = {}
+    smoothed: dict[str, np.ndarray] = {}
+    bladder = _bladder(atlases, images)
+    for v, img in images.items():
+        sm = ndi.gaussian_filter(img, _sigma(spacing, smooth_mm))
+        smoothed[v] = sm
+        sk = _skeleton(atlases[v], img, bladder)
+        skeleton[v] = sk
+        bmap = atlases[v].bone_map()
+        refs[v] = bone_references(sm, sk, bmap)
+        found[v] = _segment(v, img, sm, reference_image(refs[v], bmap), threshold, min_area)
+    tol = match_mm / (0.5 * (spacing[0] + spacing[1]))
+    pairs = _match_views(found.get("ANT", []), found.get("POST", []), tol)
+    bmap = atlases[base_view].bone_map()
+    hotspots: list[Hotspot] = []
+    for a, p in pairs:
+        if a is not None and p is not None:
+            bbox, mask = _union(a, p)
+            best = a if a["norm"] >= p["norm"] else p
+            view = "ANT+POST"
+        else:
+            best = a if a is not None else p
+            bbox, mask = best["bbox"], best["mask"]
+            view = best["view"]
+        h, w = mask.shape
+        sl = (slice(bbox[0], bbox[0] + h), slice(bbox[1], bbox[1] + w))
+        sums = {v: float(images[v][sl][mask].sum()) for v in images}
+        ap = sums["ANT"] / sums["POST"] if len(sums) == 2 and sums.get("POST", 0) > 0 else float("nan")
+        atlas = atlases[best["view"]]
+        ap_arg = ap if np.isfinite(ap) else None
+        bone = atlas.assign_bone(_full(mask, bbox, bmap.shape), ap_arg)
+        # Off the skeleton (no template bone within ~5 mm of the peak): no bone.
+        pr, pc = best["peak_rc"]
+        near = bmap[max(pr - 2, 0): pr + 3, max(pc - 2, 0): pc + 3]
+        if not (near > 0).any():
+            bone = None
+        hotspots.append(Hotspot(
+            id=0, view=view, row=best["row"], col=best["col"], bone=bone, area_px=int(mask.sum()),
+            peak_counts=best["peak"], mean_counts=best["mean"], normalized_uptake=float(best["norm"]),
+            ap_ratio=float(ap), bbox=(int(bbox[0]), int(bbox[1])), mask=mask, best_view=best["view"],
+            peak_rc=(int(pr), int(pc)),
+        ))
+    hotspots.sort(key=lambda x: -x.peak_counts)
+    for i, hs in enumerate(hotspots, start=1):
+        hs.id = i
+    det = Detection(study_key=study.study_key, patient_key=study.patient_key, frame=frame, images=images,
+                    atlas=atlases, skeleton=skeleton, references=refs, hotspots=hotspots, shift=shift,
+                    spacing=spacing, bladder=bladder, smoothed=smoothed)
+    apply_rules(det)
+    if model is not None:
+        model.apply(det)
+    return det
+
+
+def _bladder(atlases: dict[str, Atlas], images: dict[str, np.ndarray]) -> np.ndarray:
+    """The bladder blob, from the anterior view when there is one.
+
+    The bladder lies in front, so the anterior view shows it far above its surroundings;
+    in the posterior view it can be dim enough that "half its peak" spreads over the
+    whole trunk, so the posterior view is used only when it is the only one.
+    """
+    view = "ANT" if "ANT" in images else "POST"
+    mask = atlases[view].bladder_mask(images[view])
+    # A blob over ~4 % of the frame is not a bladder but a failed threshold: ignore it.
+    if mask.sum() > 0.04 * mask.size:
+        return np.zeros(mask.shape, bool)
+    return mask
+
+
+def _skeleton(atlas: Atlas, image: np.ndarray, bladder: np.ndarray, factor: float = 1.6) -> np.ndarray:
+    """Skeleton mask of one view, leaving out the shared bladder blob.
+
+    The same criterion as :meth:`scintilab.atlas.Atlas.skeleton_mask` (bone-like uptake
+    near the template skeleton) but with the bladder found once for both views (see
+    :func:`_bladder`).
+    """
+    img = np.asarray(image, dtype=float)
+    sm = ndi.gaussian_filter(img, _sigma(atlas.spacing, 2.5))
+    body_vals = sm[atlas.body]
+    level = float(np.median(body_vals)) if body_vals.size else 0.0
+    near = ndi.binary_dilation(atlas.bone_map() > 0, iterations=max(1, int(round(6.0 / atlas.spacing[1]))))
+    return (sm > factor * max(level, 1e-6)) & atlas.body & near & ~bladder
+
+
+def _full(mask: np.ndarray, bbox: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+    out = np.zeros(shape, bool)
+    h, w = mask.shape
+    out[bbox[0]:bbox[0] + h, bbox[1]:bbox[1] + w] = mask
+    return out
+
+
+# --------------------------------------------------------------------------------- rules
+
+
+def uptake_probability(normalized_uptake: float) -> float:
+    """The uptake term: logistic in log normalised uptake, one half at :data:`UPTAKE_MIDPOINT`."""
+    x = UPTAKE_SLOPE * (math.log(max(normalized_uptake, 1e-6)) - math.log(UPTAKE_MIDPOINT))
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def _canon(det: Detection, hs: Hotspot) -> tuple[float, float]:
+    """(u, v) atlas coordinates of a hot spot (u in chest half-widths, v in body heights)."""
+    atlas = det.atlas["ANT" if "ANT" in det.atlas else "POST"]
+    return float(atlas.u_of(hs.row, hs.col)), float(atlas.v_of_row(hs.row))
+
+
+def rule_kind(det: Detection, hs: Hotspot) -> str:
+    """The default rule (a key of :data:`RULES`) that explains ``hs`` as benign, or ``""``.
+
+    The rules look only at position, size and depth (never at the class label):
+
+    * ``bladder``: the hot spot touches the bladder blob the atlas found.
+    * ``soft_tissue``: no template bone within ~5 mm of its peak (kidneys, soft tissue).
+    * ``injection_site``: forearms, hands, or the distal humerus (elbow).
+    * ``contamination``: below the bladder landmark, off the axial skeleton, and more than
+      6x brighter in one view than in the other (a source on the skin).
+    * ``knee_joint``: on a femur or tibia within 3 % of body height of the knee landmark.
+    * ``symmetric_joint``: a humeral head / hip / knee hot spot with a mirror-image partner.
+    * ``shoulder_joint``: humeral head at the shoulder.
+    * ``feet``: on the feet.
+    * ``rib_fracture_line``: a small rib focus with another small rib focus 4-30 px above
+      or below it in the same column (+-4 px): foci lined up on consecutive ribs.
+    * ``lumbar_facet``: a small lumbar focus at the lateral edge of the vertebral column.
+    """
+    atlas = det.atlas["ANT" if "ANT" in det.atlas else "POST"]
+    lm = atlas.landmarks
+    u, v = _canon(det, hs)
+    shape = det.shape
+    full = hs.full_mask(shape)
+    if det.bladder is not None and det.bladder.any():
+        if det._bladder_zone is None:
+            det._bladder_zone = ndi.binary_dilation(det.bladder, iterations=2)
+        if (det._bladder_zone & full).any():
+            return "bladder"
+    if hs.bone is None:
+        below = hs.row > lm.bladder
+        if below and np.isfinite(hs.ap_ratio) and (hs.ap_ratio > 6 or hs.ap_ratio < 1 / 6):
+            return "contamination"
+        if abs(u) > 0.5 and v > 0.3:
+            return "injection_site"
+        return "soft_tissue"
+    small = hs.area_px <= 60 * (2.3**2 / (det.spacing[0] * det.spacing[1]))
+    if hs.bone in ("forearms", "hands"):
+        return "injection_site"
+    if hs.bone == "humeri" and v > 0.32:
+        return "injection_site"
+    if (hs.row > lm.bladder and hs.bone in ("femora", "tibiae_fibulae", "pelvis") and np.isfinite(hs.ap_ratio)
+            and (hs.ap_ratio > 6 or hs.ap_ratio < 1 / 6)):
+        return "contamination"
+    partner = _mirror_partner(det, hs, u, v)
+    knee_v = float(atlas.v_of_row(lm.knee))
+    if hs.bone in ("femora", "tibiae_fibulae") and abs(v - knee_v) < 0.03:
+        return "symmetric_joint" if partner else "knee_joint"
+    if hs.bone == "humeri" and v < 0.215:
+        return "symmetric_joint" if partner else "shoulder_joint"
+    if hs.bone == "feet":
+        return "feet"
+    if hs.bone == "ribs" and small:
+        for other in det.hotspots:
+            if other is hs or other.bone != "ribs":
+                continue
+            if other.area_px <= 60 * (2.3**2 / (det.spacing[0] * det.spacing[1])) and \
+                    abs(other.col - hs.col) <= 4 and 4 <= abs(other.row - hs.row) <= 30:
+                return "rib_fracture_line"
+    if hs.bone == "lumbar_spine" and hs.area_px <= 30 * (2.3**2 / (det.spacing[0] * det.spacing[1])):
+        spine_half = 0.095 * max(lm.half_width, 1.0)
+        if abs(hs.col - float(lm.midline(hs.row))) > 0.55 * spine_half:
+            return "lumbar_facet"
+    return ""
+
+
+def _mirror_partner(det: Detection, hs: Hotspot, u: float, v: float) -> bool:
+    for other in det.hotspots:
+        if other is hs or other.bone != hs.bone:
+            continue
+        ou, ov = _canon(det, other)
+        if ou * u < 0 and abs(abs(ou) - abs(u)) < 0.12 and abs(ov - v) < 0.02:
+            return True
+    return False
+
+
+def local_contrast(det: Detection, hs: Hotspot) -> float:
+    """How much the hot spot stands out from the same anatomy nearby.
+
+    Normal bright anatomy (sacroiliac joints, scapular tips, iliac crests, knees, the
+    manubrium) is symmetric or continuous; a metastasis is focal. So:
+
+    * off the midline (beyond the vertebral column): peak over the brightest smoothed
+      count at the mirror-image place on the other side (a window of about +-1 cm);
+    * on the midline: peak over the median of the row maxima of the column 3-9 cm above
+      and below (the neighbouring vertebrae or sternum).
+
+    Returns:
+        The ratio (1 = no different from its surroundings); NaN when it cannot be measured.
+    """
+    atlas = det.atlas[hs.best_view]
+    lm = atlas.landmarks
+    sm = det.smoothed.get(hs.best_view)
+    if sm is None:
+        return float("nan")
+    rows, cols = sm.shape
+    r, c = hs.peak_rc
+    peak = float(sm[r, c])
+    mid = _row_midline(atlas.body, r)
+    if mid is None:
+        mid = float(lm.midline(r))
+    px = 0.5 * (det.spacing[0] + det.spacing[1])
+    spine_half = max(0.095 * lm.half_width, 10.0 / px)
+    win_r = max(2, int(round(10.0 / det.spacing[0])))
+    win_c = max(2, int(round(10.0 / det.spacing[1])))
+    if abs(c - mid) > spine_half:
+        mc = int(round(2 * mid - c))
+        if not 0 <= mc < cols:
+            return float("nan")
+        box = sm[max(r - win_r, 0): r + win_r + 1, max(mc - win_c, 0): mc + win_c + 1]
+        return peak / max(float(box.max()), 1e-3) if box.size else float("nan")
+    near, far = int(round(30.0 / det.spacing[0])), int(round(90.0 / det.spacing[0]))
+    band = np.r_[max(r - far, 0): max(r - near, 0), min(r + near, rows): min(r + far, rows)]
+    if band.size < 3:
+        return float("nan")
+    strip = sm[band, max(c - win_c, 0): c + win_c + 1]
+    return peak / max(float(np.median(strip.max(axis=1))), 1e-3)
+
+
+def _row_midline(body: np.ndarray, row: int, half: int = 8) -> float | None:
+    """Centre column of the body outline around ``row`` (the local midline).
+
+    Measured per row rather than taken from the atlas's straight midline, because a
+    straight line fitted to the head and trunk can drift by centimetres at the legs.
+    """
+    band = body[max(row - half, 0): row + half + 1]
+    if not band.any():
+        return None
+    cols = np.nonzero(band)[1]
+    return 0.5 * (float(cols.min()) + float(cols.max()))
+
+
+def contrast_probability(contrast: float) -> float:
+    """The focality term: logistic in log contrast, one half at :data:`CONTRAST_MIDPOINT`."""
+    if not np.isfinite(contrast):
+        return 1.0
+    x = CONTRAST_SLOPE * (math.log(max(contrast, 1e-6)) - math.log(CONTRAST_MIDPOINT))
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def rule_probability(det: Detection, hs: Hotspot) -> tuple[float, str]:
+    """Default probability of metastasis: the uptake term times the focality term
+    (:func:`local_contrast`) times the factor of the rule that fired (see :data:`RULES`
+    and :func:`rule_kind`)."""
+    kind = rule_kind(det, hs)
+    hs.contrast = local_contrast(det, hs)
+    p = uptake_probability(hs.normalized_uptake) * contrast_probability(hs.contrast)
+    if kind:
+        p *= RULES[kind][0]
+    return float(p), kind
+
+
+def apply_rules(det: Detection) -> None:
+    """Set ``kind``, ``p_metastatic`` and ``features`` of every hot spot (in place)."""
+    for hs in det.hotspots:
+        hs.p_metastatic, hs.kind = rule_probability(det, hs)
+    for hs in det.hotspots:
+        hs.features = hotspot_features(det, hs)
+
+
+# --------------------------------------------------------------------------------- learned model
+
+#: Features of a hot spot seen by :class:`HotspotModel`.
+FEATURES: tuple[str, ...] = (
+    "log_uptake", "log_contrast", "log_area", "log_ap", "both_views", "on_skeleton", "u_abs", "v",
+    "rule_benign", "rule_p", *(f"rule_{k}" for k in RULES),
+)
+
+
+def hotspot_features(det: Detection, hs: Hotspot) -> dict[str, float]:
+    """Numbers describing a hot spot for a learned classifier (see :data:`FEATURES`)."""
+    u, v = _canon(det, hs)
+    f = {
+        "log_uptake": math.log(max(hs.normalized_uptake, 1e-3)),
+        "log_contrast": math.log(hs.contrast) if np.isfinite(hs.contrast) and hs.contrast > 0 else 0.0,
+        "log_area": math.log(max(hs.area_px, 1)),
+        "log_ap": math.log(hs.ap_ratio) if np.isfinite(hs.ap_ratio) and hs.ap_ratio > 0 else 0.0,
+        "both_views": float(hs.view == "ANT+POST"),
+        "on_skeleton": float(hs.bone is not None),
+        "u_abs": abs(u), "v": v,
+        "rule_benign": float(bool(hs.kind)),
+        "rule_p": hs.p_metastatic,
+    }
+    for k in RULES:
+        f[f"rule_{k}"] = float(hs.kind == k)
+    return f
+
+
+@dataclass
+class HotspotModel:
+    """A logistic-regression hot-spot classifier, stored as plain JSON (no pickle).
+
+    Attributes:
+        features: feature names (:data:`FEATURES`).
+        mean / scale: standardisation.
+        coef / intercept: the fitted logistic regression.
+        info: how it was trained (cohort size, positives, ...).
+    """
+
+    features: list[str]
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def predict(self, rows: Sequence[dict[str, float]]) -> np.ndarray:
+        """Probability of metastasis for feature dicts."""
+        if not rows:
+            return np.zeros(0)
+        x = np.array([[r.get(k, 0.0) for k in self.features] for r in rows], float)
+        z = (x - np.array(self.mean)) / np.array(self.scale)
+        return 1.0 / (1.0 + np.exp(-(z @ np.array(self.coef) + self.intercept)))
+
+    def apply(self, det: Detection) -> None:
+        """Replace the rule probabilities of ``det``'s hot spots (in place)."""
+        p = self.predict([h.features for h in det.hotspots])
+        for h, pi in zip(det.hotspots, p):
+            h.p_metastatic = float(pi)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model as JSON."""
+        path = Path(path)
+        path.write_text(json.dumps({"type": "scintilab-hotspot-logreg", **self.__dict__}, indent=1) + "\n",
+                        encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "HotspotModel":
+        """Read a model written by :meth:`save`.
+
+        Raises:
+            InputError: not such a model file.
+        """
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise InputError(path, f"cannot read hotspot model: {err}") from None
+        if not isinstance(data, dict) or data.get("type") != "scintilab-hotspot-logreg":
+            raise InputError(path, "not a scintilab hotspot model (expected type scintilab-hotspot-logreg)")
+        try:
+            return cls(features=list(data["features"]), mean=list(data["mean"]), scale=list(data["scale"]),
+                       coef=list(data["coef"]), intercept=float(data["intercept"]), info=dict(data.get("info", {})))
+        except KeyError as err:
+            raise InputError(path, f"hotspot model lacks {err}") from None
+
+
+def annotation_labels(det: Detection, study: Study, dilate_px: int = 2) -> list[int]:
+    """1 for each hot spot overlapping an annotated lesion (``lesion...`` shapes), else 0.
+
+    Shapes of the anterior view are used as drawn; posterior shapes are flipped and moved
+    by the alignment shift into the frame.
+    """
+    from skimage.draw import polygon as draw_polygon
+
+    shape = det.shape
+    les = np.zeros(shape, bool)
+    _, w = shape
+    for s in study.shapes:
+        if not s.label.lower().startswith("lesion"):
+            continue
+        pts = np.asarray(s.points, float)
+        if s.view == "POST":
+            if det.frame == "ANT":
+                pts = np.stack([w - 1 - pts[:, 0] + det.shift[1], pts[:, 1] + det.shift[0]], axis=1)
+            else:
+                pts = np.stack([w - 1 - pts[:, 0], pts[:, 1]], axis=1)
+        elif det.frame != "ANT":
+            continue
+        if s.shape_type == "circle" and len(pts) >= 2:
+            rad = float(np.hypot(*(pts[1] - pts[0])))
+            rr, cc = np.mgrid[0:shape[0], 0:shape[1]]
+            les |= (rr - pts[0, 1]) ** 2 + (cc - pts[0, 0]) ** 2 <= rad**2
+            continue
+        if s.shape_type == "rectangle" and len(pts) >= 2:
+            (x0, y0), (x1, y1) = pts[0], pts[1]
+            pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+        if len(pts) < 3:
+            continue
+        rr, cc = draw_polygon(pts[:, 1], pts[:, 0], shape)
+        les[rr, cc] = True
+    if dilate_px:
+        les = ndi.binary_dilation(les, iterations=dilate_px)
+    return [int((h.full_mask(shape) & les).any()) for h in det.hotspots]
+
+
+def train_hotspot_model(detections: Iterable[Detection], labels: Iterable[Sequence[int]], *,
+                        C: float = 1.0) -> HotspotModel:
+    """Fit a :class:`HotspotModel` on hot spots with known truth (e.g. LabelMe lesions).
+
+    Args:
+        detections: detections (default rules applied, so rule features are filled).
+        labels: per detection, one 0/1 per hot spot (:func:`annotation_labels`).
+        C: inverse regularisation strength.
+
+    Returns:
+        The fitted model.
+
+    Raises:
+        ValueError: fewer than two classes among the hot spots.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    rows: list[dict[str, float]] = []
+    y: list[int] = []
+    for det, lab in zip(detections, labels):
+        lab = list(lab)
+        if len(lab) != len(det.hotspots):
+            raise ValueError(f"{det.study_key}: {len(lab)} labels for {len(det.hotspots)} hot spots")
+        rows += [h.features for h in det.hotspots]
+        y += lab
+    if len(set(y)) < 2:
+        raise ValueError("training needs both metastatic and benign hot spots")
+    feats = list(FEATURES)
+    x = np.array([[r.get(k, 0.0) for k in feats] for r in rows], float)
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    clf = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
+    clf.fit((x - mean) / scale, np.array(y))
+    return HotspotModel(features=feats, mean=mean.tolist(), scale=scale.tolist(), coef=clf.coef_[0].tolist(),
+                        intercept=float(clf.intercept_[0]),
+                        info={"hotspots": len(y), "positives": int(sum(y)), "C": C})
+
+
+__all__ = [
+    "DEFAULT_THRESHOLD", "Detection", "FEATURES", "Hotspot", "HotspotModel", "METASTATIC_P", "RULES",
+    "annotation_labels", "apply_rules", "bone_references", "detect_hotspots", "hotspot_features",
+    "reference_image", "rule_kind", "rule_probability", "train_hotspot_model", "uptake_probability",
+]

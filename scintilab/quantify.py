@@ -1,0 +1,829 @@
+"""Quantification of a cohort: hot spots, Bone Scan Index, follow-up, per-study reports.
+
+``scintilab quantify MANIFEST --out DIR [--hotspot-model PATH] [--classifier RUN_DIR]``
+(and :func:`quantify_cohort`) writes, keyed by the manifest's own study key:
+
+* ``DIR/studies.csv``: ``study_key, patient_key, label, study_date, bsi, hotspots_total,
+  hotspots_metastatic``, then ``bsi_<bone>``, ``hotspots_<bone>`` and ``metastatic_<bone>``
+  per bone group, and ``p_<class>`` when a classifier run is given;
+* ``DIR/hotspots.csv``: ``study_key, view, row, col, region, area_px, peak_counts,
+  normalized_uptake, p_metastatic`` (+ ``id, mean_counts, ap_ratio, kind``); ``row``/``col``
+  are pixels of the study's stored anterior image (posterior hot spots mapped into it);
+* ``DIR/followup.csv``: ``patient_key, baseline_study_key, study_key, days, new_lesions,
+  resolved_lesions, bsi_change, pcwg3`` (+ grown lesions, registration shift);
+* ``DIR/reports/<study_key>.html``: one self-contained page per study;
+* ``DIR/failed.csv``: studies that could not be quantified, with the reason.
+
+Studies are processed patient by patient (date order), so a follow-up is compared with
+its baseline while both are in memory and the cohort never is. A study that fails is
+named (by its pseudonymous key) with the reason, and the rest go on.
+
+Nothing rendered carries patient identity: reports show pseudonymous keys, dates as days
+since baseline, and no source paths.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import io
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from scintilab.anatomy import BONE_MASS_FRACTION, BONES
+from scintilab.bsi import BSIResult, compute_bsi
+from scintilab.errors import InputError
+from scintilab.followup import Comparison, PatientFollowup, follow_patient
+from scintilab.hotspots import METASTATIC_P, Detection, HotspotModel, detect_hotspots
+from scintilab.study import Study
+
+#: Columns of hotspots.csv, in order.
+HOTSPOT_COLUMNS: tuple[str, ...] = ("study_key", "view", "row", "col", "region", "area_px", "peak_counts",
+                                    "normalized_uptake", "p_metastatic", "id", "mean_counts", "ap_ratio", "kind")
+#: Columns of followup.csv, in order.
+FOLLOWUP_COLUMNS: tuple[str, ...] = ("patient_key", "baseline_study_key", "study_key", "days", "new_lesions",
+                                     "resolved_lesions", "bsi_change", "pcwg3", "grown_lesions",
+                                     "new_vs_first_followup", "shift_rows", "shift_cols")
+
+
+@dataclass
+class StudyQuant:
+    """Quantification of one study.
+
+    Attributes:
+        study: the study record (pixels included).
+        detection: its hot spots.
+        bsi: its Bone Scan Index.
+        probabilities: class -> probability from a classifier run (None without one).
+        gradcam: Grad-CAM heat map on the classifier's input (None without one).
+        classifier_input: the image the classifier saw (for the Grad-CAM overlay).
+    """
+
+    study: Study
+    detection: Detection
+    bsi: BSIResult
+    probabilities: dict[str, float] | None = None
+    gradcam: np.ndarray | None = None
+    classifier_input: np.ndarray | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The study's row of ``studies.csv``."""
+        st = self.study
+        out: dict[str, Any] = {"study_key": st.study_key, "patient_key": st.patient_key, "label": st.label or "",
+                               "study_date": st.study_date.isoformat() if st.study_date else ""}
+        out.update(self.bsi.row())
+        for k, v in (self.probabilities or {}).items():
+            out[f"p_{k}"] = round(float(v), 4)
+        return out
+
+
+@dataclass
+class QuantifyResult:
+    """What :func:`quantify_cohort` produced.
+
+    Attributes:
+        studies / hotspots / followup: the three tables.
+        failed: (study_key, reason) of studies that could not be quantified.
+        out_dir: where the tables and reports were written (None when not written).
+        reports: the report pages written.
+    """
+
+    studies: pd.DataFrame
+    hotspots: pd.DataFrame
+    followup: pd.DataFrame
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    out_dir: Path | None = None
+    reports: list[Path] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------- classifier
+
+
+class Classifier:
+    """A trained run directory used to add class probabilities and Grad-CAM to reports.
+
+    The study is prepared as the run's dataset prepared its images: the views fused by
+    addition for ``D3``, else each view in anterior orientation (probabilities averaged);
+    then :func:`scintilab.datasets.preprocess` to the run's input size.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        from scintilab.runs import load_run
+
+        self.run = load_run(run_dir)
+        self.model = self.run.load_model()
+        self.classes = list(self.run.classes)
+        self.image_size = tuple(self.run.config.image_size)
+        self.fused = self.run.config.dataset == "D3"
+
+    def inputs(self, study: Study) -> np.ndarray:
+        """(N, rows, cols) model inputs of one study."""
+        from scintilab.datasets import oriented_views, preprocess
+        from scintilab.fusion import fuse_study
+
+        if self.fused and study.anterior is not None and study.posterior is not None:
+            imgs = [fuse_study(study, method="add").image]
+        else:
+            imgs = [img for _, img in oriented_views(study)]
+        return np.stack([preprocess(i, self.image_size) for i in imgs])
+
+    def __call__(self, study: Study) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+        """(class probabilities, Grad-CAM of the predicted class, the input image)."""
+        from scintilab.explain import grad_cam
+
+        x = self.inputs(study)
+        proba = np.asarray(self.model.predict(x[..., None], verbose=0)).mean(axis=0)
+        cam = grad_cam(self.model, x[:1], int(np.argmax(proba)))[0]
+        return {c: float(p) for c, p in zip(self.classes, proba)}, cam, x[0]
+
+
+# --------------------------------------------------------------------------------- per patient
+
+
+def quantify_study(study: Study, *, model: HotspotModel | None = None, threshold: float = METASTATIC_P,
+                   classifier: Classifier | None = None) -> StudyQuant:
+    """Hot spots, BSI and (optionally) class probabilities of one study.
+
+    Raises:
+        InputError: the study cannot be quantified (named by its pseudonymous key).
+    """
+    det = detect_hotspots(study, model=model)
+    res = compute_bsi(det, threshold)
+    sq = StudyQuant(study=study, detection=det, bsi=res)
+    if classifier is not None:
+        sq.probabilities, sq.gradcam, sq.classifier_input = classifier(study)
+    return sq
+
+
+def quantify_patient(studies: Sequence[Study], *, model: HotspotModel | None = None,
+                     threshold: float = METASTATIC_P, classifier: Classifier | None = None
+                     ) -> tuple[list[StudyQuant], PatientFollowup | None, list[tuple[str, str]]]:
+    """Quantify one patient's studies and compare the later ones with the baseline.
+
+    Args:
+        studies: the patient's studies (any order; sorted by date here, undated last).
+        model / threshold / classifier: see :func:`quantify_study`.
+
+    Returns:
+        (quantified studies in date order, follow-up or None for a single study,
+        failures as (study_key, reason)).
+    """
+    order = sorted(studies, key=lambda s: (s.study_date is None, s.study_date or 0, s.study_key))
+    done: list[StudyQuant] = []
+    failed: list[tuple[str, str]] = []
+    for st in order:
+        try:
+            done.append(quantify_study(st, model=model, threshold=threshold, classifier=classifier))
+        except (InputError, ValueError) as err:
+            failed.append((st.study_key, getattr(err, "problem", str(err))))
+    fu = None
+    if len(done) >= 2:
+        fu = follow_patient([d.detection for d in done], [d.study.study_date for d in done],
+                            [d.bsi.bsi for d in done], threshold=threshold)
+    return done, fu, failed
+
+
+def _iter_patients(manifest: pd.DataFrame) -> list[list[int]]:
+    groups: dict[str, list[int]] = {}
+    for i, key in enumerate(manifest["patient_key"].astype(str)):
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def quantify_cohort(manifest: str | Path | pd.DataFrame, out_dir: str | Path | None = None, *,
+                    hotspot_model: str | Path | HotspotModel | None = None,
+                    classifier: str | Path | Classifier | None = None, threshold: float = METASTATIC_P,
+                    reports: bool = True, progress: bool = True, limit: int | None = None,
+                    hook: Callable[[list[StudyQuant], PatientFollowup | None], None] | None = None
+                    ) -> QuantifyResult:
+    """Quantify every study of a manifest (see the module docstring).
+
+    Args:
+        manifest: manifest CSV (or its DataFrame) written by :func:`scintilab.ingest.ingest`.
+        out_dir: folder for the tables and reports; None writes nothing.
+        hotspot_model: a trained hot-spot model (JSON path or object); None = default rules.
+        classifier: a training run directory (or :class:`Classifier`) for class
+            probabilities and Grad-CAM on the reports.
+        threshold: probability at which a hot spot counts as metastatic.
+        reports: write one HTML report per study (needs ``out_dir``).
+        progress: a progress bar over studies.
+        limit: quantify only the first ``limit`` patients (a quick look).
+        hook: called after each patient with its quantified studies and follow-up (used by
+            the validation to compare with ground truth while the pixels are in memory).
+
+    Returns:
+        A :class:`QuantifyResult`.
+    """
+    from scintilab.ingest import load_cohort
+
+    cohort = load_cohort(manifest)
+    model = HotspotModel.load(hotspot_model) if isinstance(hotspot_model, (str, Path)) else hotspot_model
+    clf = Classifier(classifier) if isinstance(classifier, (str, Path)) else classifier
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        (out / "reports").mkdir(parents=True, exist_ok=True)
+    groups = _iter_patients(cohort.manifest)
+    if limit is not None:
+        groups = groups[:limit]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(len(g) for g in groups), desc="quantify", unit="study", file=sys.stderr)
+    study_rows: list[dict[str, Any]] = []
+    hot_rows: list[dict[str, Any]] = []
+    fu_rows: list[dict[str, Any]] = []
+    failed: list[tuple[str, str]] = []
+    pages: list[Path] = []
+    for idx in groups:
+        studies: list[Study] = []
+        for i in idx:
+            key = str(cohort.manifest.iloc[i]["study_key"])
+            try:
+                studies.append(cohort[i])
+            except (InputError, ValueError, OSError) as err:
+                failed.append((key, getattr(err, "problem", None) or f"cannot read: {type(err).__name__}"))
+                if bar:
+                    bar.update(1)
+        done, fu, bad = quantify_patient(studies, model=model, threshold=threshold, classifier=clf)
+        failed += bad
+        for sq in done:
+            study_rows.append(sq.row())
+            hot_rows += sq.detection.table()
+        if fu is not None:
+            fu_rows += fu.rows
+        if out is not None and reports:
+            base = done[0] if done else None
+            for sq in done:
+                comp = fu.comparisons.get(sq.study.study_key) if fu is not None else None
+                row = next((r for r in (fu.rows if fu else []) if r["study_key"] == sq.study.study_key), None)
+                try:
+                    pages.append(write_report(sq, out / "reports" / f"{sq.study.study_key}.html",
+                                              baseline=base if comp is not None else None, comparison=comp,
+                                              followup_row=row, threshold=threshold))
+                except (ValueError, RuntimeError) as err:  # a figure that cannot be drawn
+                    failed.append((sq.study.study_key, f"report not written: {err}"))
+        if hook is not None:
+            hook(done, fu)
+        if bar:
+            bar.update(len(done) + len(bad))
+        del done, studies
+    if bar:
+        bar.close()
+    studies_df = pd.DataFrame(study_rows)
+    hot_df = pd.DataFrame(hot_rows, columns=list(HOTSPOT_COLUMNS)) if hot_rows else pd.DataFrame(
+        columns=list(HOTSPOT_COLUMNS))
+    if hot_rows:
+        hot_df = pd.DataFrame(hot_rows)[list(HOTSPOT_COLUMNS)]
+    fu_df = pd.DataFrame(fu_rows, columns=list(FOLLOWUP_COLUMNS)) if fu_rows else pd.DataFrame(
+        columns=list(FOLLOWUP_COLUMNS))
+    if out is not None:
+        studies_df.to_csv(out / "studies.csv", index=False)
+        hot_df.to_csv(out / "hotspots.csv", index=False)
+        fu_df.to_csv(out / "followup.csv", index=False)
+        pd.DataFrame(failed, columns=["study_key", "reason"]).to_csv(out / "failed.csv", index=False)
+    return QuantifyResult(studies=studies_df, hotspots=hot_df, followup=fu_df, failed=failed, out_dir=out,
+                          reports=pages)
+
+
+# --------------------------------------------------------------------------------- figures
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _crop_rows(det: Detection) -> tuple[int, int]:
+    """Rows holding the body (whole-body matrices are mostly empty below the feet)."""
+    body = np.zeros(det.shape, bool)
+    for a in det.atlas.values():
+        body |= a.body
+    rows = np.flatnonzero(body.any(axis=1))
+    if rows.size == 0:
+        return 0, det.shape[0]
+    pad = 10
+    return max(int(rows[0]) - pad, 0), min(int(rows[-1]) + pad, det.shape[0])
+
+
+def draw_views(det: Detection, *, ax: Any = None, hotspots: bool = True, regions: bool = False,
+               highlight: Sequence[Any] = (), threshold: float = METASTATIC_P, title_prefix: str = "") -> Any:
+    """Both views side by side (posterior flipped into the anterior frame), hot spots marked.
+
+    Hot spots are circles coloured by probability of metastasis (blue 0 ... red 1); the
+    ones called metastatic are drawn thicker; ``highlight`` (e.g. new lesions) get a
+    yellow square. ``regions`` overlays the atlas bone groups.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+    import matplotlib
+    from matplotlib.colors import ListedColormap
+
+    views = list(det.images)
+    r0, r1 = _crop_rows(det)
+    if ax is None:
+        h = (r1 - r0) / max(det.shape[1], 1)
+        fig, axes = plt.subplots(1, len(views), figsize=(2.6 * len(views) + 0.6, min(2.6 * h, 11)))
+        axes = np.atleast_1d(axes)
+    else:
+        axes = np.atleast_1d(ax)
+        fig = axes[0].figure
+    cmap = matplotlib.colormaps["coolwarm"]
+    hl = {id(x) for x in highlight}
+    for a, v in zip(axes, views):
+        img = det.images[v][r0:r1]
+        vmax = float(np.percentile(img[img > 0], 99.5)) if (img > 0).any() else 1.0
+        a.imshow(img, cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
+        if regions:
+            bmap = det.atlas[v].bone_map()[r0:r1]
+            a.imshow(np.ma.masked_equal(bmap, 0), cmap=ListedColormap(plt.cm.tab20.colors[:17]), vmin=1,
+                     vmax=len(BONES), alpha=0.3, interpolation="nearest")
+        if hotspots:
+            for hs in det.hotspots:
+                rad = max(3.0, float(np.sqrt(hs.area_px / np.pi)) + 2)
+                col = cmap(hs.p_metastatic)
+                a.add_patch(plt.Circle((hs.col, hs.row - r0), rad, fill=False, color=col,
+                                       lw=1.6 if hs.p_metastatic >= threshold else 0.6))
+                if id(hs) in hl:
+                    a.add_patch(plt.Rectangle((hs.col - rad - 2, hs.row - r0 - rad - 2), 2 * rad + 4, 2 * rad + 4,
+                                              fill=False, color="gold", lw=1.8))
+        a.set_title(f"{title_prefix}{'POST (flipped)' if v == 'POST' else v}", fontsize=8)
+        a.set_xticks([])
+        a.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def _table_html(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for r in rows:
+        cells = []
+        for c in columns:
+            v = r.get(c, "")
+            if isinstance(v, float):
+                v = f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+            cells.append(f"<td>{html.escape(str(v))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def report_html(sq: StudyQuant, *, baseline: StudyQuant | None = None, comparison: Comparison | None = None,
+                followup_row: dict[str, Any] | None = None, threshold: float = METASTATIC_P) -> str:
+    """One study's report as a self-contained HTML page (pseudonymous ids only).
+
+    Args:
+        sq: the quantified study.
+        baseline: the patient's baseline (for a follow-up study).
+        comparison: the follow-up comparison with the baseline.
+        followup_row: the study's row of ``followup.csv`` (days, counts, PCWG3).
+        threshold: probability at which a hot spot counts as metastatic.
+    """
+    from scintilab.reports import html_page
+
+    st = sq.study
+    det = sq.detection
+    parts = [f"<h1>Bone scan quantification: study {html.escape(st.study_key)}</h1>",
+             f"<p class='muted'>patient {html.escape(st.patient_key)} &middot; label "
+             f"{html.escape(st.label or 'unknown')} &middot; views {html.escape(', '.join(st.views))}</p>"]
+    bsi = sq.bsi
+    parts.append(
+        f"<h2>Bone Scan Index</h2><p><b>BSI {bsi.bsi:.2f} %</b> of skeletal mass &middot; hot spots "
+        f"{bsi.hotspots_total} &middot; called metastatic (p &ge; {threshold:.2f}) {bsi.hotspots_metastatic}</p>")
+    if sq.probabilities:
+        probs = " &middot; ".join(f"{html.escape(k)} {v:.2f}" for k, v in sq.probabilities.items())
+        parts.append(f"<h2>Classifier</h2><p>{probs}</p>")
+    parts.append("<h2>Views</h2><p class='muted'>circles: hot spots coloured by probability of "
+                 "metastasis (blue low, red high; thick = called metastatic)</p>")
+    parts.append(f"<img alt='views with hot spots' src='data:image/png;base64,{_png(draw_views(det, threshold=threshold))}'>")
+    if sq.gradcam is not None and sq.classifier_input is not None:
+        import matplotlib.pyplot as plt
+
+        from scintilab.explain import overlay
+
+        fig, ax = plt.subplots(figsize=(2.4, 6))
+        ax.imshow(overlay(sq.classifier_input, sq.gradcam))
+        ax.set_axis_off()
+        ax.set_title("Grad-CAM (predicted class)", fontsize=8)
+        parts.append(f"<img alt='Grad-CAM' src='data:image/png;base64,{_png(fig)}'>")
+    if comparison is not None and baseline is not None:
+        days = followup_row.get("days") if followup_row else None
+        parts.append("<h2>Follow-up</h2>")
+        if followup_row:
+            parts.append(
+                f"<p>{'' if days is None else f'{days} days after baseline &middot; '}new lesions "
+                f"<b>{followup_row['new_lesions']}</b> &middot; resolved {followup_row['resolved_lesions']} "
+                f"&middot; grown {followup_row['grown_lesions']} &middot; BSI change "
+                f"{followup_row['bsi_change']:+.2f} &middot; PCWG3 <b>{html.escape(str(followup_row['pcwg3']))}</b></p>")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(5.6, 7))
+        _one_view(baseline.detection, axes[0], "baseline", (), threshold)
+        _one_view(det, axes[1], "follow-up (new lesions boxed)", comparison.new, threshold)
+        fig.tight_layout()
+        parts.append(f"<img alt='baseline and follow-up' src='data:image/png;base64,{_png(fig)}'>")
+    parts.append("<h2>Regions</h2>")
+    rows = [r for r in bsi.table() if r["hotspots"] or r["bsi"] > 0] or bsi.table()
+    parts.append(_table_html(rows, ["bone", "mass_share_pct", "involved_fraction", "bsi", "hotspots",
+                                    "hotspots_metastatic"]))
+    parts.append("<h2>Hot spots</h2>")
+    parts.append(_table_html([h.as_row() for h in det.hotspots[:60]],
+                             ["id", "view", "row", "col", "region", "area_px", "peak_counts", "normalized_uptake",
+                              "ap_ratio", "kind", "p_metastatic"]))
+    if len(det.hotspots) > 60:
+        parts.append(f"<p class='muted'>{len(det.hotspots) - 60} more in hotspots.csv</p>")
+    parts.append("<p class='muted'>Research software, not a medical device. Positions in pixels of the "
+                 "stored anterior image. Uptake normalised to the patient's own bone of the same group.</p>")
+    return html_page(f"Quantification {st.study_key}", "\n".join(parts), css="img{max-width:100%;margin:4px}")
+
+
+def _one_view(det: Detection, ax: Any, title: str, highlight: Sequence[Any], threshold: float) -> None:
+    import matplotlib.pyplot as plt
+    import matplotlib
+
+    v = "ANT" if "ANT" in det.images else "POST"
+    r0, r1 = _crop_rows(det)
+    img = det.images[v][r0:r1]
+    vmax = float(np.percentile(img[img > 0], 99.5)) if (img > 0).any() else 1.0
+    ax.imshow(img, cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
+    hl = {id(x) for x in highlight}
+    for hs in det.hotspots:
+        if hs.p_metastatic < threshold and id(hs) not in hl:
+            continue
+        rad = max(3.0, float(np.sqrt(hs.area_px / np.pi)) + 2)
+        ax.add_patch(plt.Circle((hs.col, hs.row - r0), rad, fill=False, color=matplotlib.colormaps["coolwarm"](hs.p_metastatic),
+                                lw=1.2))
+        if id(hs) in hl:
+            ax.add_patch(plt.Rectangle((hs.col - rad - 2, hs.row - r0 - rad - 2), 2 * rad + 4, 2 * rad + 4,
+                                       fill=False, color="gold", lw=2))
+    ax.set_title(f"{title} ({v})", fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def write_report(sq: StudyQuant, path: str | Path, **kw: Any) -> Path:
+    """Write :func:`report_html` to ``path`` and return it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report_html(sq, **kw), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------------- summaries
+
+
+def bsi_by_class(studies: pd.DataFrame) -> pd.DataFrame:
+    """BSI summary (count, median, quartiles, max) per label."""
+    if studies.empty:
+        return pd.DataFrame()
+    g = studies.groupby("label")["bsi"]
+    return pd.DataFrame({"n": g.size(), "median": g.median(), "q1": g.quantile(0.25), "q3": g.quantile(0.75),
+                         "max": g.max()}).round(3)
+
+
+def hotspots_by_region(hotspots: pd.DataFrame, threshold: float = METASTATIC_P) -> pd.DataFrame:
+    """Hot-spot counts per region: all and called metastatic."""
+    if hotspots.empty:
+        return pd.DataFrame(columns=["all", "metastatic"])
+    g = hotspots.groupby("region")
+    out = pd.DataFrame({"all": g.size(), "metastatic": g["p_metastatic"].apply(lambda p: int((p >= threshold).sum()))})
+    return out.sort_values("all", ascending=False)
+
+
+def mass_shares() -> pd.DataFrame:
+    """The skeletal-mass share of each bone group (percent), as used for BSI."""
+    return pd.DataFrame({"bone": list(BONES), "share_pct": [round(100 * BONE_MASS_FRACTION[b], 2) for b in BONES]})
+
+
+# --------------------------------------------------------------------------------- CLI
+
+
+def train_from_manifest(manifest: str | Path, out_path: str | Path, *, limit: int | None = None,
+                        progress: bool = True) -> HotspotModel:
+    """Train a :class:`HotspotModel` from a manifest's LabelMe lesion annotations and save it.
+
+    Each detected hot spot overlapping an annotated ``lesion`` shape is a positive; every
+    other hot spot a negative (benign findings, normal bright anatomy).
+    """
+    from scintilab.hotspots import annotation_labels, train_hotspot_model
+    from scintilab.ingest import load_cohort
+
+    cohort = load_cohort(manifest)
+    n = len(cohort) if limit is None else min(limit, len(cohort))
+    dets, labs = [], []
+    it = range(n)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc="hotspot model", unit="study", file=sys.stderr)
+    for i in it:
+        try:
+            st = cohort[i]
+            det = detect_hotspots(st)
+        except (InputError, ValueError):
+            continue
+        labs.append(annotation_labels(det, st))
+        det.images, det.smoothed = {}, {}  # keep the hot spots, drop the pixels
+        dets.append(det)
+    model = train_hotspot_model(dets, labs)
+    model.save(out_path)
+    return model
+
+
+def cli_main(argv: list[str]) -> int:
+    """``scintilab quantify MANIFEST --out DIR [--hotspot-model PATH] [--classifier RUN_DIR]``."""
+    parser = argparse.ArgumentParser(
+        prog="scintilab quantify",
+        description="Hot spots, Bone Scan Index and follow-up (PCWG3) per study, with one HTML report per "
+                    "study. Writes studies.csv, hotspots.csv, followup.csv, failed.csv and reports/.")
+    parser.add_argument("manifest", type=Path, help="manifest CSV written by 'scintilab ingest'")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--hotspot-model", type=Path, default=None,
+                        help="trained hot-spot classifier (JSON); default: the documented rules")
+    parser.add_argument("--classifier", type=Path, default=None,
+                        help="training run directory: adds class probabilities and Grad-CAM to the reports")
+    parser.add_argument("--train-hotspot-model", type=Path, default=None, metavar="OUT_JSON",
+                        help="first train a hot-spot classifier on this manifest's LabelMe lesions, save it "
+                             "here and use it")
+    parser.add_argument("--threshold", type=float, default=METASTATIC_P,
+                        help="probability at which a hot spot counts as metastatic (default 0.5)")
+    parser.add_argument("--no-reports", action="store_true", help="tables only")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N patients")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        model: Any = args.hotspot_model
+        if args.train_hotspot_model is not None:
+            model = train_from_manifest(args.manifest, args.train_hotspot_model, progress=not args.quiet)
+            print(f"hot-spot model trained on {model.info['hotspots']} hot spots "
+                  f"({model.info['positives']} lesions) -> {args.train_hotspot_model}")
+        res = quantify_cohort(args.manifest, args.out, hotspot_model=model, classifier=args.classifier,
+                              threshold=args.threshold, reports=not args.no_reports, progress=not args.quiet,
+                              limit=args.limit)
+    except InputError as err:
+        print(f"scintilab quantify: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:
+        print(f"scintilab quantify: {err}", file=sys.stderr)
+        return 2
+    print(f"quantified {len(res.studies)} studies, {len(res.hotspots)} hot spots, "
+          f"{len(res.followup)} follow-up comparisons -> {res.out_dir}")
+    if len(res.studies):
+        print(f"BSI median {res.studies['bsi'].median():.2f} % (max {res.studies['bsi'].max():.2f} %)")
+    for key, reason in res.failed:
+        print(f"  failed: {key}: {reason}", file=sys.stderr)
+    return 0 if len(res.studies) or not res.failed else 1
+
+
+__all__ = ["Classifier", "QuantifyResult", "StudyQuant", "bsi_by_class", "cli_main", "draw_views",
+           "hotspots_by_region", "mass_shares", "quantify_cohort", "quantify_patient", "quantify_study",
+           "report_html", "train_from_manifest", "write_report"]
+
+
+# --------------------------------------------------------------------------------- validation
+
+
+def _lesion_contrast(gm: np.ndarray, bone_map: np.ndarray, occupied: np.ndarray, lesion: dict[str, Any],
+                     bone_id: int) -> float:
+    """(bone + lesion uptake) / bone, the bone level taken around the lesion on its own bone.
+
+    ``gm`` is the conjugate-view (geometric) mean, the image in which the generator states
+    a lesion's ``uptake``; the bone level is the median of its bone's pixels within ~4 cm,
+    away from every finding.
+    """
+    r, c = (int(round(v)) for v in lesion["center_rc"])
+    rad = int(max(17, 2 * lesion.get("radius_px", 5)))
+    sl = (slice(max(r - rad, 0), r + rad + 1), slice(max(c - rad, 0), c + rad + 1))
+    sel = (bone_map[sl] == bone_id) & ~occupied[sl]
+    vals = gm[sl][sel]
+    if vals.size < 5:
+        return float("nan")
+    bone = max(float(np.median(vals)), 1e-3)
+    return (bone + float(lesion["uptake"])) / bone
+
+
+def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visits: int = 3, seed: int = 1,
+                           matrix: tuple[int, int] = (1024, 256), repeats: int = 6, progress: bool = True,
+                           limit: int | None = None) -> dict[str, Any]:
+    """Quantify a synthetic cohort and compare everything with the generator's truth.
+
+    Writes the cohort (``n_patients`` x ``visits``) into ``cohort_dir`` when it holds none,
+    ingests it, runs :func:`quantify_cohort` (no reports), and measures: lesion-level
+    sensitivity and false positives per scan (FROC), BSI agreement (Pearson r,
+    Bland-Altman), BSI repeatability under fresh Poisson noise, new-lesion counts and
+    PCWG3 status per follow-up pair.
+
+    Returns:
+        A dict of figures, the FROC table (``froc``), the per-study BSI pairs (``bsi_pairs``),
+        the follow-up pairs (``followup_pairs``), missed lesions and false positives, and
+        ``text``: a printable summary.
+    """
+    from scipy import ndimage as ndi
+
+    from scintilab.bsi import bland_altman, repeatability
+    from scintilab.followup import pcwg3_statuses
+    from scintilab.fusion import flip_posterior
+    from scintilab.ingest import ingest
+    from scintilab.pseudonym import study_key as make_study_key
+    from scintilab.synth.cohort import write_cohort
+    from scintilab.synth.phantom import BONE_IDS
+
+    root = Path(cohort_dir)
+    if not (root / "cohort.json").exists():
+        write_cohort(root, n_patients=n_patients, seed=seed, visits=visits, matrix=matrix, progress=progress)
+    manifest = root / "manifest.csv"
+    if not manifest.exists():
+        ingest(root / "dicom", root / "labels.csv", root / "annotations", manifest, progress=progress)
+    truth: dict[str, tuple[dict[str, Any], Path]] = {}
+    for f in sorted((root / "truth").glob("*.json")):
+        d = json.loads(f.read_text(encoding="utf-8"))
+        truth[make_study_key(d["study_uid"])] = (d, f.with_name(f"{f.stem}_maps.npz"))
+
+    lesion_rows: list[dict[str, Any]] = []
+    hot_rows: list[dict[str, Any]] = []
+    bsi_pairs: list[dict[str, Any]] = []
+    n_scans = 0
+
+    def hook(done: list[StudyQuant], fu: PatientFollowup | None) -> None:
+        nonlocal n_scans
+        for sq in done:
+            if sq.study.study_key not in truth:
+                continue
+            d, maps_path = truth[sq.study.study_key]
+            maps = np.load(maps_path)
+            lmap, bmap_t, benign = maps["lesion"], maps["bone"], maps["benign"]
+            det = sq.detection
+            n_scans += 1
+            bsi_pairs.append({"study_key": sq.study.study_key, "label": d["label"], "visit": d["visit"],
+                              "bsi": sq.bsi.bsi, "true_bsi": float(d["true_bsi"])})
+            if "ANT" in det.images and "POST" in det.images:
+                gm = np.sqrt(np.clip(ndi.gaussian_filter(det.images["ANT"], 1.0), 0, None)
+                             * np.clip(ndi.gaussian_filter(det.images["POST"], 1.0), 0, None))
+            else:
+                gm = ndi.gaussian_filter(next(iter(det.images.values())), 1.0)
+            occupied = ndi.binary_dilation((lmap > 0) | (benign > 0), iterations=2)
+            masks = [h.full_mask(det.shape) for h in det.hotspots]
+            hit_by: dict[int, list[int]] = {}
+            for les in d["lesions"]:
+                k = int(les["id"][1:])
+                zone = ndi.binary_dilation(lmap == k, iterations=2)
+                hits = [j for j, m in enumerate(masks) if (m & zone).any()]
+                hit_by[k] = hits
+                lesion_rows.append({
+                    "study_key": sq.study.study_key, "id": les["id"], "bone": les["bone"], "shape": les["shape"],
+                    "uptake": les["uptake"], "lytic_rim": les["lytic_rim"],
+                    "contrast": _lesion_contrast(gm, bmap_t, occupied, les, BONE_IDS[les["bone"]]),
+                    "max_p": max((det.hotspots[j].p_metastatic for j in hits), default=0.0),
+                })
+            on_lesion = {j for hits in hit_by.values() for j in hits}
+            for j, h in enumerate(det.hotspots):
+                benign_here = int(np.bincount(benign[masks[j]], minlength=2)[1:].argmax() + 1) \
+                    if (benign[masks[j]] > 0).any() else 0
+                kind_truth = ""
+                if benign_here:
+                    kind_truth = next((b["shape"] for b in d["benign"] if int(b["id"][1:]) == benign_here), "benign")
+                hot_rows.append({"study_key": sq.study.study_key, "p": h.p_metastatic, "lesion": j in on_lesion,
+                                 "truth_benign": kind_truth, "rule": h.kind, "region": h.bone or "soft_tissue",
+                                 "normalized_uptake": h.normalized_uptake})
+
+    t0 = __import__("time").perf_counter()
+    res = quantify_cohort(manifest, None, reports=False, progress=progress, hook=hook, limit=limit)
+    seconds = __import__("time").perf_counter() - t0
+    les = pd.DataFrame(lesion_rows)
+    hot = pd.DataFrame(hot_rows)
+    bright = les[les["contrast"] >= 2.0] if len(les) else les
+    thresholds = np.r_[np.linspace(0.02, 0.98, 49)]
+    froc = []
+    for t in thresholds:
+        fp = int(((hot["p"] >= t) & ~hot["lesion"]).sum()) if len(hot) else 0
+        froc.append({"threshold": round(float(t), 3), "fp_per_scan": fp / max(n_scans, 1),
+                     "sensitivity_bright": float((bright["max_p"] >= t).mean()) if len(bright) else float("nan"),
+                     "sensitivity_all": float((les["max_p"] >= t).mean()) if len(les) else float("nan")})
+    froc_df = pd.DataFrame(froc)
+    ok = froc_df[froc_df["fp_per_scan"] <= 1.0]
+    best = ok.sort_values(["sensitivity_bright", "threshold"], ascending=[False, True]).iloc[0] if len(ok) else None
+    op = froc_df.iloc[(froc_df["threshold"] - METASTATIC_P).abs().argmin()]
+    bp = pd.DataFrame(bsi_pairs)
+    ba = bland_altman(bp["bsi"], bp["true_bsi"]) if len(bp) >= 3 else {}
+
+    # follow-up against truth
+    fu_pairs = []
+    truth_by_key = {k: v[0] for k, v in truth.items()}
+    if len(res.followup):
+        for pk, g in res.followup.groupby("patient_key"):
+            g = g.sort_values("days")
+            tl = [truth_by_key[k] for k in g["study_key"]]
+            t_new = [sum(1 for x in t["lesions"] if x["first_visit"] > 0) for t in tl]
+            t_first = [None] + [sum(1 for x in t["lesions"] if x["first_visit"] >= 2) for t in tl[1:]]
+            t_status = pcwg3_statuses(list(g["days"].astype(float)), t_new, t_first)
+            for (_, r), tn, ts in zip(g.iterrows(), t_new, t_status):
+                fu_pairs.append({"patient_key": pk, "study_key": r["study_key"], "new": int(r["new_lesions"]),
+                                 "true_new": tn, "pcwg3": r["pcwg3"], "true_pcwg3": ts,
+                                 "label": truth_by_key[r["study_key"]]["label"]})
+    fp_df = pd.DataFrame(fu_pairs)
+
+    # repeatability: one metastatic study re-rendered with fresh Poisson noise only
+    rep = _repeatability(root, truth_by_key, repeats) if repeats >= 2 else {}
+    rep_stats = repeatability(rep.get("values", [])) if rep else {}
+
+    figures: dict[str, Any] = {
+        "scans": n_scans, "patients": int(res.studies["patient_key"].nunique()) if len(res.studies) else 0,
+        "lesions": int(len(les)), "lesions_bright": int(len(bright)),
+        "seconds": round(seconds, 1), "seconds_per_study": round(seconds / max(n_scans, 1), 2),
+        "operating_threshold": METASTATIC_P,
+        "sensitivity_bright_at_op": float(op["sensitivity_bright"]), "fp_per_scan_at_op": float(op["fp_per_scan"]),
+        "sensitivity_all_at_op": float(op["sensitivity_all"]),
+        "best_sensitivity_bright_at_1fp": None if best is None else float(best["sensitivity_bright"]),
+        "threshold_at_1fp": None if best is None else float(best["threshold"]),
+        "fp_per_scan_at_that_threshold": None if best is None else float(best["fp_per_scan"]),
+        "bsi": ba,
+        "repeatability": {**rep_stats, "study": rep.get("study")},
+        "followup_pairs": int(len(fp_df)),
+        "new_count_exact": float((fp_df["new"] == fp_df["true_new"]).mean()) if len(fp_df) else float("nan"),
+        "pcwg3_right": float((fp_df["pcwg3"] == fp_df["true_pcwg3"]).mean()) if len(fp_df) else float("nan"),
+    }
+    missed = bright[bright["max_p"] < METASTATIC_P] if len(bright) else bright
+    fps = hot[(hot["p"] >= METASTATIC_P) & ~hot["lesion"]] if len(hot) else hot
+    fp_kind = fps.assign(what=np.where(fps["truth_benign"] != "", fps["truth_benign"], "normal anatomy"))
+    lines = [
+        f"scans {figures['scans']} ({figures['patients']} patients), lesions {figures['lesions']} "
+        f"({figures['lesions_bright']} at least twice as bright as the bone under them); "
+        f"{figures['seconds_per_study']} s per study",
+        f"operating point p >= {METASTATIC_P}: sensitivity (bright lesions) {figures['sensitivity_bright_at_op']:.3f}, "
+        f"all lesions {figures['sensitivity_all_at_op']:.3f}, false positives per scan {figures['fp_per_scan_at_op']:.2f}",
+    ]
+    if best is not None:
+        lines.append(f"FROC: at <= 1.0 FP/scan (p >= {best['threshold']:.2f}; {best['fp_per_scan']:.2f} FP/scan) "
+                     f"sensitivity (bright lesions) {best['sensitivity_bright']:.3f}")
+    if ba:
+        lines.append(f"BSI vs true BSI: Pearson r {ba['pearson_r']:.3f}; Bland-Altman bias {ba['bias']:+.3f}, "
+                     f"95% limits {ba['loa_low']:+.3f} .. {ba['loa_high']:+.3f} BSI points (n={ba['n']})")
+    if rep_stats:
+        lines.append(f"repeatability (fresh Poisson noise, n={rep_stats['n']}): BSI {rep_stats['mean']:.3f} "
+                     f"+- SD {rep_stats['sd']:.3f} points (CV {rep_stats['cv']:.2f})")
+    if len(fp_df):
+        lines.append(f"follow-up pairs {len(fp_df)}: new-lesion count exact {figures['new_count_exact']:.3f}; "
+                     f"PCWG3 status right {figures['pcwg3_right']:.3f}")
+    if len(missed):
+        lines.append("missed bright lesions by bone: " + ", ".join(
+            f"{k} {v}" for k, v in missed["bone"].value_counts().items()))
+        lines.append("missed bright lesions by shape: " + ", ".join(
+            f"{k} {v}" for k, v in missed["shape"].value_counts().items()))
+    if len(fp_kind):
+        lines.append("false positives by truth: " + ", ".join(
+            f"{k} {v}" for k, v in fp_kind["what"].value_counts().items()))
+        lines.append("false positives by region: " + ", ".join(
+            f"{k} {v}" for k, v in fp_kind["region"].value_counts().head(8).items()))
+    return {**figures, "froc": froc_df, "bsi_pairs": bp, "followup_table": fp_df, "missed": missed,
+            "false_positives": fp_kind, "lesion_table": les, "text": "\n".join(lines),
+            }
+
+
+def _repeatability(root: Path, truth: dict[str, dict[str, Any]], repeats: int) -> dict[str, Any]:
+    """BSI of one metastatic baseline study re-rendered ``repeats`` times, only the Poisson
+    noise changed (the generator's other draws replayed from the same seed)."""
+    from scintilab.synth.cohort import _study_uid  # noqa: F401  (same cohort conventions)
+    from scintilab.synth.phantom import spacing_for
+    from scintilab.synth.scan import generate_patient, render_study
+
+    meta = json.loads((root / "cohort.json").read_text(encoding="utf-8"))
+    seed, visits = int(meta["seed"]), int(meta["visits"])
+    mat = tuple(meta["matrix"])
+    cands = sorted((t for t in truth.values() if t["label"] != "NoMet" and t["visit"] == 0 and not t["missing_view"]),
+                   key=lambda t: t["case"])
+    if not cands:
+        return {}
+    t = cands[0]
+    index = int(t["case"].split("_")[1])
+    pat = generate_patient(np.random.default_rng([seed, index]), t["label"], index=index, matrix=mat, visits=visits,
+                           seed=seed, missing_view=None)
+
+    class _FreshNoise(np.random.Generator):
+        """Replays the visit's random draws but samples Poisson noise afresh."""
+
+        def __init__(self, base_seed: list[int], noise_seed: int) -> None:
+            super().__init__(np.random.PCG64(base_seed))
+            self._noise = np.random.default_rng(noise_seed)
+
+        def poisson(self, lam: Any = 1.0, size: Any = None) -> Any:  # type: ignore[override]
+            return self._noise.poisson(lam, size)
+
+    values = []
+    for k in range(repeats):
+        st = render_study(pat, _FreshNoise([seed, index, 0, 3], 1000 + k), visit=0)
+        study = Study(study_key=f"S-repeat{k}", patient_key="P-repeat", anterior=st.anterior, posterior=st.posterior,
+                      pixel_spacing=spacing_for(mat))
+        values.append(quantify_study(study).bsi.bsi)
+    return {"values": values, "study": f"{t['label']} baseline (true BSI {t['true_bsi']:.3f})"}
