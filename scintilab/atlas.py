@@ -91,8 +91,12 @@ TEMPLATE: dict[str, list[tuple[Any, ...]]] = {
     "feet": [("box", 0.02, 0.64, 0.948, 1.02)],
 }
 
-#: Drawing order (later wins) per view: the bone nearer the camera ends on top.
+#: Drawing order (later wins) per view. The bone nearer the camera ends on top where
+#: the two differ in depth only by the view (sternum in front of the thoracic spine);
+#: ribs stay on top of the scapulae in both views, as they cover most of the scapular
+#: blade in projection and are by far the commoner metastatic site.
 _ORDER_COMMON: tuple[str, ...] = (
+    "scapulae",
     "ribs",
     "humeri",
     "forearms",
@@ -106,10 +110,11 @@ _ORDER_COMMON: tuple[str, ...] = (
     "cervical_spine",
     "lumbar_spine",
     "sacrum",
+    "clavicles",
 )
 DRAW_ORDER: dict[str, tuple[str, ...]] = {
-    "ANT": ("scapulae",) + _ORDER_COMMON + ("thoracic_spine", "clavicles", "sternum"),
-    "POST": _ORDER_COMMON + ("clavicles", "sternum", "scapulae", "thoracic_spine"),
+    "ANT": _ORDER_COMMON + ("thoracic_spine", "sternum"),
+    "POST": _ORDER_COMMON + ("sternum", "thoracic_spine"),
 }
 
 
@@ -254,6 +259,7 @@ class Atlas:
 
         Where a sternum and a thoracic-spine lesion project onto the same pixels, the
         anterior/posterior count ratio decides: above 1 the lesion is nearer the front.
+        Without it (one view only) the thoracic spine, the commoner metastatic site, wins.
 
         Args:
             mask: boolean lesion mask in this view's pixel grid.
@@ -273,10 +279,14 @@ class Atlas:
             bone = BONES[int(np.bincount(labels).argmax()) - 1]
         else:
             bone = self.nearest_bone(r0, c0)
-        if ap_ratio is not None and np.isfinite(ap_ratio):
+        if bone in ("sternum", "thoracic_spine"):
             cands = self.bone_candidates(r0, c0)
-            if "sternum" in cands and "thoracic_spine" in cands and bone in ("sternum", "thoracic_spine"):
-                bone = "sternum" if ap_ratio > 1.0 else "thoracic_spine"
+            if "sternum" in cands and "thoracic_spine" in cands:
+                if ap_ratio is not None and np.isfinite(ap_ratio):
+                    bone = "sternum" if ap_ratio > 1.0 else "thoracic_spine"
+                else:
+                    # One view only, no depth cue: the spine is by far the commoner site.
+                    bone = "thoracic_spine"
         return bone
 
     def assign_region(self, mask: np.ndarray, ap_ratio: float | None = None) -> str | None:

@@ -48,6 +48,15 @@ PAPER_NAMES: dict[str, str] = {
 }
 
 
+#: Guo et al. 2022's published scores, for side-by-side tables (test split of D3).
+PAPER_TABLE4: dict[str, dict[str, float]] = {
+    "Classifier-inRAC (paper)": {"accuracy": 0.7782, "precision": 0.7799, "recall": 0.7823, "f1": 0.7764, "auc": 0.8364},
+    "Classifier-outRAC (paper)": {"accuracy": 0.6725, "precision": 0.7233, "recall": 0.6831, "f1": 0.6723},
+}
+#: Table 8: two-class (metastatic vs not) scores of Classifier-inRAC.
+PAPER_TABLE8: dict[str, float] = {"accuracy": 0.8310, "precision": 0.8696, "recall": 0.8696, "f1": 0.8696, "auc": 0.8147}
+
+
 # --------------------------------------------------------------------------- basics
 def _as_arrays(y_true: Sequence[int] | np.ndarray, proba: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     y = np.asarray(y_true).astype(int).ravel()
@@ -531,6 +540,7 @@ def evaluate_run(
     alpha: float = 0.05,
     rng: np.random.Generator | int | None = 0,
     write: bool = False,
+    two_class_threshold: float = 0.5,
 ) -> dict[str, Any]:
     """Score a run directory's ``predictions.csv`` (never re-trains).
 
@@ -542,6 +552,7 @@ def evaluate_run(
         alpha: 1 - confidence level.
         rng: bootstrap randomness.
         write: also write the result to ``metrics.json`` in the run directory.
+        two_class_threshold: threshold on P(Met) for the summed-probability two-class mode.
 
     Returns:
         The dict of :func:`evaluate_predictions`, plus ``run`` (the run's name), ``split``
@@ -564,7 +575,7 @@ def evaluate_run(
         df = aggregate_by_study(df)
     elif per != "image":
         raise ValueError(f"per must be 'image' or 'study', not {per!r}")
-    result = evaluate_predictions(df, n_boot=n_boot, alpha=alpha, rng=rng)
+    result = evaluate_predictions(df, n_boot=n_boot, alpha=alpha, rng=rng, two_class_threshold=two_class_threshold)
     result.update({"run": run_dir.name, "split": split, "per": per})
     if write:
         (run_dir / "metrics.json").write_text(json.dumps(_jsonable(result), indent=1))
@@ -584,6 +595,54 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return _jsonable(obj.tolist())
     return obj
+
+
+def threshold_table(result_or_y: Any, p_met: np.ndarray | None = None, thresholds: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> pd.DataFrame:
+    """Sensitivity, specificity, PPV and NPV of "metastatic" at several thresholds on P(Met).
+
+    Clinicians choose an operating point (a screening read wants high sensitivity); the
+    paper reports only the argmax decision.
+
+    Args:
+        result_or_y: merged labels (0 NoMet, 1 Met), or a predictions DataFrame (``true``
+            and ``p_*`` columns; P(Met) = 1 - P(NoMet)).
+        p_met: P(Met) per image when labels are given.
+        thresholds: decision thresholds.
+
+    Returns:
+        DataFrame indexed by threshold.
+    """
+    if isinstance(result_or_y, pd.DataFrame):
+        y = (result_or_y["true"] != "NoMet").to_numpy().astype(int)
+        p_met = 1.0 - result_or_y["p_NoMet"].to_numpy(dtype=float)
+    else:
+        y = np.asarray(result_or_y, dtype=int)
+    assert p_met is not None
+    rows = []
+    for t in thresholds:
+        pred = (p_met > t).astype(int)
+        cm = confusion_matrix(y, pred, 2)
+        tn, fp, fn, tp = cm.ravel()
+        rows.append(
+            {
+                "threshold": t,
+                "sensitivity": tp / (tp + fn) if tp + fn else np.nan,
+                "specificity": tn / (tn + fp) if tn + fp else np.nan,
+                "PPV": tp / (tp + fp) if tp + fp else np.nan,
+                "NPV": tn / (tn + fn) if tn + fn else np.nan,
+                "called metastatic": int(tp + fp),
+            }
+        )
+    return pd.DataFrame(rows).set_index("threshold")
+
+
+def paper_comparison(result: Mapping[str, Any], name: str = "this run", two_class: str | None = None) -> pd.DataFrame:
+    """Our estimates with CIs next to the paper's Table 4 (or Table 8 when ``two_class``)."""
+    ours = metrics_table({name: result}, metrics=("accuracy", "precision", "recall", "f1", "auc"), two_class=two_class)
+    ref = PAPER_TABLE8 if two_class else PAPER_TABLE4["Classifier-inRAC (paper)"]
+    label = "Classifier-inRAC, Table 8 (paper)" if two_class else "Classifier-inRAC, Table 4 (paper)"
+    paper = pd.DataFrame({PAPER_NAMES[k]: [f"{ref[k]:.4f}" if k in ref else "n/a"] for k in ("accuracy", "precision", "recall", "f1", "auc")}, index=[label])
+    return pd.concat([paper, ours])
 
 
 # --------------------------------------------------------------------------- tables

@@ -5,9 +5,9 @@ baseline. Each later study is registered to the baseline (a translation found by
 correlation of the anterior views: the bed, the sweep start and the patient move between
 visits), its hot spots are moved into the baseline's frame and matched:
 
-* **new**: a metastatic hot spot of the follow-up with no hot spot of any probability at
-  that place in the baseline (so a lesion just under the call threshold at baseline is not
-  counted as new);
+* **new**: a metastatic hot spot of the follow-up with no hot spot at that place in the
+  baseline whose probability reached half the call threshold (so a lesion just under the
+  threshold at baseline is not counted as new, and faint noise does not hide a new one);
 * **resolved**: a metastatic hot spot of the baseline with no hot spot left at that place;
 * **grown**: matched, and its area grew by more than 25 % or its normalised uptake by more
   than 25 %.
@@ -142,7 +142,11 @@ def compare(reference: Detection, followup: Detection, *, threshold: float = MET
         else:
             shift = register(reference.images[view], followup.images[view])
     tol = tol_mm / (0.5 * (reference.spacing[0] + reference.spacing[1]))
-    pairs = match(reference.hotspots, followup.hotspots, shift, tol)
+    # Only hot spots that were at least half-way to a call take part: faint noise peaks
+    # at baseline must not hide a lesion that appears at the same place later.
+    floor = 0.5 * threshold
+    pairs = match([h for h in reference.hotspots if h.p_metastatic >= floor],
+                  [h for h in followup.hotspots if h.p_metastatic >= floor], shift, tol)
     matched_ref = {id(a) for a, _ in pairs}
     matched_fu = {id(b) for _, b in pairs}
     new = [h for h in followup.hotspots if h.p_metastatic >= threshold and id(h) not in matched_fu]
@@ -237,16 +241,13 @@ def follow_patient(detections: Sequence[Detection], dates: Sequence[Any], bsi: S
     vs_base: list[int] = []
     vs_first: list[int | None] = [None]
     comps: list[Comparison] = []
-    first_shift_to_base: tuple[float, float] | None = None
     for k, det in enumerate(detections[1:], start=1):
         comp = compare(base, det, threshold=threshold)
         comps.append(comp)
         d0, dk = dates[0], dates[k]
         days.append(float((dk - d0).days) if d0 is not None and dk is not None else float("nan"))
         vs_base.append(len(comp.new))
-        if k == 1:
-            first_shift_to_base = comp.shift
-        else:
+        if k > 1:
             # versus the first follow-up: register to it directly
             c1 = compare(detections[1], det, threshold=threshold)
             vs_first.append(len(c1.new))
@@ -261,7 +262,6 @@ def follow_patient(detections: Sequence[Detection], dates: Sequence[Any], bsi: S
             "bsi_change": round(float(bsi[k]) - float(bsi[0]), 4), "pcwg3": status[k - 1],
             "shift_rows": round(comp.shift[0], 1), "shift_cols": round(comp.shift[1], 1),
         })
-    del first_shift_to_base
     return out
 
 

@@ -238,6 +238,45 @@ def config_from_preset(name: str, **overrides: Any) -> TrainConfig:
     return TrainConfig(**values)
 
 
+def config_with(
+    preset: str = "quick",
+    *,
+    data: str = "",
+    model: str = "",
+    epochs: int = 0,
+    image_size: tuple[int, int] | list[int] | None = None,
+    width: int = 0,
+    seed: int | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """:func:`config_from_preset` with notebook-style "0 or empty = keep the preset's" arguments.
+
+    Args:
+        preset: a key of :data:`PRESETS`.
+        data: manifest path.
+        model: model name ("" keeps the preset's).
+        epochs: epochs (0 keeps the preset's).
+        image_size: (rows, cols) (None or zeros keep the preset's).
+        width: model base width (0 keeps the preset's).
+        seed: the seed (None keeps the preset's).
+        overrides: any other fields, as for :func:`config_from_preset`.
+    """
+    values: dict[str, Any] = dict(overrides or {})
+    if data:
+        values["data"] = data
+    if model:
+        values["model"] = model
+    if epochs:
+        values["epochs"] = int(epochs)
+    if image_size is not None and all(image_size):
+        values["image_size"] = tuple(int(v) for v in image_size)
+    if width:
+        values["model_options"] = {**values.get("model_options", {}), "width": int(width)}
+    if seed is not None:
+        values["seed"] = int(seed)
+    return config_from_preset(preset, **values)
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """Parse ``key=value`` from the command line; the value is read as JSON when it can be.
 

@@ -248,7 +248,10 @@ def quantify_cohort(manifest: str | Path | pd.DataFrame, out_dir: str | Path | N
             try:
                 studies.append(cohort[i])
             except (InputError, ValueError, OSError) as err:
-                failed.append((key, getattr(err, "problem", None) or f"cannot read: {type(err).__name__}"))
+                # the file's name, never its folder (folders of exports can carry names)
+                where = Path(err.path).name if isinstance(err, InputError) and err.path is not None else ""
+                what = getattr(err, "problem", None) or f"cannot read: {type(err).__name__}"
+                failed.append((key, f"{where}: {what}" if where else what))
                 if bar:
                     bar.update(1)
         done, fu, bad = quantify_patient(studies, model=model, threshold=threshold, classifier=clf)
@@ -827,3 +830,94 @@ def _repeatability(root: Path, truth: dict[str, dict[str, Any]], repeats: int) -
                       pixel_spacing=spacing_for(mat))
         values.append(quantify_study(study).bsi.bsi)
     return {"values": values, "study": f"{t['label']} baseline (true BSI {t['true_bsi']:.3f})"}
+
+
+# --------------------------------------------------------------------------------- notebook figures
+
+
+def bsi_over_time(studies: pd.DataFrame) -> pd.DataFrame:
+    """Per patient, days since the first study and BSI, in date order (no calendar dates)."""
+    if studies.empty:
+        return pd.DataFrame(columns=["patient_key", "study_key", "days", "bsi", "label"])
+    df = studies[["patient_key", "study_key", "study_date", "bsi", "label"]].copy()
+    df["date"] = pd.to_datetime(df["study_date"], errors="coerce")
+    df["days"] = (df["date"] - df.groupby("patient_key")["date"].transform("min")).dt.days
+    return df.sort_values(["patient_key", "days"])[["patient_key", "study_key", "days", "bsi", "label"]]
+
+
+def plot_bsi_by_class(studies: pd.DataFrame) -> Any:
+    """Box and points of BSI per label (matplotlib Figure)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    if not studies.empty:
+        order = [c for c in ("NoMet", "ADMet", "nADMet") if c in set(studies["label"])] or None
+        sns.boxplot(data=studies, x="label", y="bsi", order=order, ax=ax, color="0.85", fliersize=0)
+        sns.stripplot(data=studies, x="label", y="bsi", order=order, ax=ax, size=3, color="C3")
+    ax.set_ylabel("BSI (% of skeletal mass)")
+    ax.set_title("Bone Scan Index per class", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_froc(froc: pd.DataFrame, max_fp: float = 1.0) -> Any:
+    """FROC curve: sensitivity against false-positive hot spots per scan."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(froc["fp_per_scan"], froc["sensitivity_bright"], "o-", ms=2, label="lesions >= 2x bone")
+    ax.plot(froc["fp_per_scan"], froc["sensitivity_all"], "s-", ms=2, alpha=0.6, label="all lesions")
+    ax.axvline(max_fp, color="0.5", ls=":")
+    ax.axhline(0.9, color="0.5", ls=":")
+    ax.set_xlabel("false-positive hot spots per scan")
+    ax.set_ylabel("lesion sensitivity")
+    ax.set_xlim(0, max(3.0, max_fp * 1.5))
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7)
+    ax.set_title("FROC against the generator's lesions", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_bland_altman(pairs: pd.DataFrame) -> Any:
+    """Measured vs true BSI, and the Bland-Altman plot of their difference."""
+    import matplotlib.pyplot as plt
+
+    from scintilab.bsi import bland_altman
+
+    fig, ax = plt.subplots(1, 2, figsize=(8, 3.2))
+    if len(pairs) >= 3:
+        ba = bland_altman(pairs["bsi"], pairs["true_bsi"])
+        ax[0].scatter(pairs["true_bsi"], pairs["bsi"], s=8)
+        top = float(max(pairs["true_bsi"].max(), pairs["bsi"].max()))
+        ax[0].plot([0, top], [0, top], color="0.5", ls=":")
+        ax[0].set_xlabel("true BSI (%)")
+        ax[0].set_ylabel("measured BSI (%)")
+        ax[0].set_title(f"r = {ba['pearson_r']:.3f}", fontsize=9)
+        mean = (pairs["bsi"] + pairs["true_bsi"]) / 2
+        ax[1].scatter(mean, pairs["bsi"] - pairs["true_bsi"], s=8)
+        for y, ls in ((ba["bias"], "-"), (ba["loa_low"], "--"), (ba["loa_high"], "--")):
+            ax[1].axhline(y, color="C3", ls=ls, lw=0.8)
+        ax[1].set_xlabel("mean of measured and true BSI (%)")
+        ax[1].set_ylabel("measured - true")
+        ax[1].set_title(f"bias {ba['bias']:+.2f}, limits {ba['loa_low']:+.2f} .. {ba['loa_high']:+.2f}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_bsi_over_time(studies: pd.DataFrame) -> Any:
+    """BSI per patient over days since the first study (one line per patient)."""
+    import matplotlib.pyplot as plt
+
+    df = bsi_over_time(studies)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    colours = {"NoMet": "C0", "ADMet": "C3", "nADMet": "C1"}
+    for _, g in df.groupby("patient_key"):
+        if len(g) > 1:
+            ax.plot(g["days"], g["bsi"], "o-", ms=3, lw=0.8, color=colours.get(str(g["label"].iloc[0]), "0.4"))
+    ax.set_xlabel("days since the first study")
+    ax.set_ylabel("BSI (%)")
+    ax.set_title("BSI over time per patient (blue NoMet, red ADMet, orange nADMet)", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -210,6 +210,54 @@ def list_runs(runs_root: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def resolve_run_dir(run_dir: str | Path = "", runs_root: str | Path = "runs") -> Path:
+    """The run folder a notebook should read: ``run_dir`` if given, else the newest finished
+    run under ``runs_root`` (relative paths are taken from the repo root).
+
+    Raises:
+        InputError: no such run.
+    """
+    from scintilab.paths import repo_path
+
+    if run_dir:
+        path = repo_path(run_dir)
+        read_info(path)  # raises InputError naming the folder when it is not a run
+        return path
+    root = repo_path(runs_root)
+    done = []
+    for cfg in root.glob(f"*/{CONFIG_FILE}"):
+        try:
+            if load_run(cfg.parent).complete:
+                done.append(cfg.parent)
+        except InputError:
+            continue
+    if not done:
+        raise InputError(root, "no finished run here: train one first (notebook 03 or 'scintilab train')")
+    return max(done, key=lambda p: (p / METRICS_FILE).stat().st_mtime)
+
+
+def summary(run: Run) -> pd.DataFrame:
+    """A short, identity-free description of a run for notebooks (one column of values)."""
+    c = run.config
+    rows = {
+        "run": run.name,
+        "model": c.model,
+        "model options": json.dumps(c.model_options),
+        "preset": c.preset,
+        "dataset": c.dataset,
+        "classes": ", ".join(run.classes),
+        "input (rows x cols)": f"{c.image_size[0]} x {c.image_size[1]}",
+        "optimizer": f"{c.optimizer}, lr {c.learning_rate:g}, batch {c.batch_size}",
+        "epochs run / max": f"{run.info.get('epochs_run', len(run.history))} / {c.epochs}",
+        "seed": c.seed,
+        "train images (patients)": f"{run.info.get('n_train')} ({run.info.get('n_train_patients')})",
+        "test images (patients)": f"{run.info.get('n_test')} ({run.info.get('n_test_patients')})",
+        "fingerprint": run.fingerprint,
+        "status": run.info.get("status"),
+    }
+    return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows))
+
+
 def find_run(config: TrainConfig, runs_root: str | Path, data_fingerprint: str | None = None) -> Path | None:
     """A completed run under ``runs_root`` with the same fingerprint as ``config``, or None."""
     want = config.fingerprint(data_fingerprint)
@@ -229,24 +277,26 @@ def run_name(config: TrainConfig, data_fingerprint: str | None = None) -> str:
     return f"{config.model}-{config.preset}-{config.dataset}-{config.num_classes}c-{config.fingerprint(data_fingerprint)[:8]}"
 
 
-def find_or_train(config: TrainConfig, runs_root: str | Path, **train_kwargs: Any):
+def find_or_train(config: TrainConfig, runs_root: str | Path, *, force: bool = False, **train_kwargs: Any):
     """Reuse a finished run with the same fingerprint, else train one into ``runs_root``.
 
     Args:
         config: what to run.
         runs_root: folder holding run folders.
+        force: train again from scratch even when a finished run exists.
         **train_kwargs: passed to :func:`scintilab.training.train` (``studies``,
             ``dataset``, ``verbose``, ``callbacks``, ...).
 
     Returns:
         The :class:`scintilab.training.RunResult` (``reused`` tells which happened).
     """
-    from scintilab.training import RunResult, dataset_fingerprint, train
+    from scintilab.training import RunResult, train
 
-    dataset = train_kwargs.get("dataset")
-    data_fp = dataset_fingerprint(dataset) if dataset is not None else None
-    found = find_run(config, runs_root, data_fp)
+    from scintilab.training import resolve_data_fingerprint
+
+    data_fp = resolve_data_fingerprint(config, train_kwargs.get("studies"), train_kwargs.get("dataset"))
+    found = None if force else find_run(config, runs_root, data_fp)
     if found is not None:
         return RunResult.from_run(load_run(found), reused=True)
     out = Path(runs_root) / run_name(config, data_fp)
-    return train(config, out, **train_kwargs)
+    return train(config, out, resume=not force, **train_kwargs)

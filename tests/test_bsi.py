@@ -1,0 +1,59 @@
+"""Bone Scan Index: arithmetic, agreement statistics, and against the generator's truth."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scintilab.anatomy import BONE_MASS_FRACTION, BONES
+from scintilab.bsi import bland_altman, compute_bsi, repeatability
+from scintilab.hotspots import detect_hotspots
+from scintilab.study import Study
+from scintilab.synth.phantom import spacing_for
+from scintilab.synth.scan import generate_patient, render_study
+
+MATRIX = (512, 128)
+
+
+def _quant(label: str, seed: int):
+    pat = generate_patient(np.random.default_rng([seed, 1]), label, index=1, matrix=MATRIX, seed=seed)
+    st = render_study(pat, np.random.default_rng([seed, 2]))
+    study = Study(study_key=f"S-{seed}", patient_key="P-1", anterior=st.anterior, posterior=st.posterior,
+                  pixel_spacing=spacing_for(MATRIX))
+    det = detect_hotspots(study)
+    return det, compute_bsi(det), st
+
+
+def test_bsi_is_the_mass_weighted_sum_of_involved_fractions() -> None:
+    det, res, _ = _quant("ADMet", 3)
+    total = sum(100 * res.per_bone[b]["involved_fraction"] * BONE_MASS_FRACTION[b] for b in BONES)
+    assert res.bsi == pytest.approx(total)
+    assert res.bsi == pytest.approx(sum(res.per_bone[b]["bsi"] for b in BONES))
+    assert res.hotspots_total == len(det.hotspots)
+    assert res.hotspots_metastatic == sum(res.per_bone[b]["hotspots_metastatic"] for b in BONES) + sum(
+        1 for h in det.hotspots if h.bone is None and h.metastatic)
+    row = res.row()
+    assert {f"bsi_{b}" for b in BONES} <= set(row) and {f"hotspots_{b}" for b in BONES} <= set(row)
+    # raising the call threshold can only lower the BSI
+    assert compute_bsi(det, threshold=0.99).bsi <= res.bsi
+
+
+def test_bsi_tracks_the_true_bsi() -> None:
+    """Metastatic patients score above patients without metastases, near their true BSI."""
+    pairs = [(_quant(lab, s)[1].bsi, _quant(lab, s)[2].true_bsi) for lab, s in
+             (("ADMet", 3), ("nADMet", 7), ("NoMet", 5), ("ADMet", 11))]
+    meas = np.array([p[0] for p in pairs])
+    true = np.array([p[1] for p in pairs])
+    assert meas[2] < min(meas[0], meas[1], meas[3])
+    assert np.all(np.abs(meas - true) < np.maximum(1.0, 0.6 * true))
+
+
+def test_bland_altman_and_repeatability_statistics() -> None:
+    t = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    out = bland_altman(t + 0.5, t)
+    assert out["bias"] == pytest.approx(0.5) and out["sd"] == pytest.approx(0.0) and out["pearson_r"] == pytest.approx(1)
+    noisy = bland_altman(t + np.array([0.1, -0.1, 0.2, -0.2, 0.0]), t)
+    assert noisy["loa_low"] < noisy["bias"] < noisy["loa_high"]
+    rep = repeatability([1.0, 1.2, 0.8])
+    assert rep["sd"] == pytest.approx(0.2) and rep["mean"] == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        bland_altman([1, 2], [1, 2])

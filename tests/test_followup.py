@@ -1,0 +1,73 @@
+"""Follow-up: registration, lesion matching, new-lesion counts and the PCWG3 2+2 rule."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+
+from scintilab.followup import compare, follow_patient, pcwg3_statuses, register
+from scintilab.hotspots import detect_hotspots
+from scintilab.study import Study
+from scintilab.synth.phantom import spacing_for
+from scintilab.synth.scan import generate_patient, render_study
+
+MATRIX = (512, 128)
+
+
+def test_pcwg3_two_plus_two() -> None:
+    # 2 new at the first follow-up, 2 more six weeks later: confirmed
+    assert pcwg3_statuses([60, 120], [2, 4], [None, 2]) == ["unconfirmed", "confirmed"]
+    # 2 new at the first follow-up, none more: a flare, not progression
+    assert pcwg3_statuses([60, 120], [2, 2], [None, 0]) == ["unconfirmed", "none"]
+    # confirmation too early (< 6 weeks)
+    assert pcwg3_statuses([60, 90], [3, 6], [None, 3]) == ["unconfirmed", "none"]
+    # nothing at the first follow-up, 2 new later versus the first follow-up
+    assert pcwg3_statuses([60, 120, 180], [0, 2, 2], [None, 2, 2]) == ["none", "confirmed", "confirmed"]
+    assert pcwg3_statuses([60], [1], [None]) == ["none"]
+
+
+def test_register_recovers_a_translation() -> None:
+    rng = np.random.default_rng(0)
+    img = np.zeros((256, 64))
+    img[40:200, 20:44] = 10
+    img[100:110, 25:30] = 80
+    img = rng.poisson(img).astype(float)
+    moved = np.roll(np.roll(img, 5, axis=0), -3, axis=1)
+    dr, dc = register(img, moved)
+    assert (round(dr), round(dc)) == (-5, 3)
+
+
+def test_new_lesions_of_a_progressing_patient_are_counted() -> None:
+    """Find a progressor in the generator and check new-lesion counts against its truth."""
+    for seed in range(20, 60):
+        pat = generate_patient(np.random.default_rng([seed, 1]), "ADMet", index=1, matrix=MATRIX, visits=2, seed=seed)
+        new = [f for f in pat.lesions if f.first_visit == 1 and f.uptake >= 70]
+        if len(new) >= 2 and all(f.first_visit == 0 or f.uptake >= 50 for f in pat.lesions):
+            break
+    else:  # pragma: no cover - the generator always has progressors
+        raise AssertionError("no progressing patient found")
+    dets, dates = [], []
+    for v in range(2):
+        st = render_study(pat, np.random.default_rng([seed, v, 9]), visit=v)
+        study = Study(study_key=f"S-v{v}", patient_key="P-1", anterior=st.anterior, posterior=st.posterior,
+                      pixel_spacing=spacing_for(MATRIX), study_date=pat.visit_dates[v])
+        dets.append(detect_hotspots(study))
+        dates.append(pat.visit_dates[v])
+    comp = compare(dets[0], dets[1])
+    true_new = sum(1 for f in pat.lesions if f.first_visit == 1)
+    bright_new = sum(1 for f in pat.lesions if f.first_visit == 1 and f.uptake >= 70)
+    assert bright_new - 1 <= len(comp.new) <= true_new + 1, (len(comp.new), bright_new, true_new)
+    fu = follow_patient(dets, dates, [1.0, 2.0])
+    row = fu.rows[0]
+    assert row["days"] == (dates[1] - dates[0]).days and row["bsi_change"] == 1.0
+    assert row["pcwg3"] == ("unconfirmed" if len(comp.new) >= 2 else "none")
+    # a study compared with itself has nothing new and nothing resolved
+    same = compare(dets[0], dets[0])
+    assert not same.new and not same.resolved and same.shift == (0.0, 0.0)
+
+
+def test_single_study_has_no_followup() -> None:
+    pat = generate_patient(np.random.default_rng(1), "NoMet", index=1, matrix=MATRIX)
+    st = render_study(pat, 2)
+    det = detect_hotspots(Study("S-a", "P-a", st.anterior, st.posterior, spacing_for(MATRIX)))
+    assert follow_patient([det], [dt.date(2020, 1, 1)], [0.0]).rows == []

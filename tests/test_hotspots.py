@@ -1,0 +1,133 @@
+"""Hot-spot detection on the synthetic generator's studies, checked against its truth."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from scintilab.errors import InputError
+from scintilab.hotspots import (
+    HotspotModel,
+    annotation_labels,
+    detect_hotspots,
+    rule_kind,
+    train_hotspot_model,
+    uptake_probability,
+)
+from scintilab.study import Study
+from scintilab.synth.phantom import spacing_for
+from scintilab.synth.scan import generate_patient, render_study
+
+MATRIX = (512, 128)
+
+
+def _study(label: str, seed: int, scale: float = 1.0, visits: int = 1, visit: int = 0):
+    pat = generate_patient(np.random.default_rng([seed, 1]), label, index=1, matrix=MATRIX, visits=visits, seed=seed)
+    st = render_study(pat, np.random.default_rng([seed, 2, visit]), visit=visit)
+    ant = st.anterior.astype(float) * scale
+    post = st.posterior.astype(float) * scale
+    study = Study(study_key=f"S-test{seed}", patient_key="P-test", anterior=ant.astype(np.uint16),
+                  posterior=post.astype(np.uint16), pixel_spacing=spacing_for(MATRIX), shapes=st.shapes)
+    return study, st
+
+
+@pytest.fixture(scope="module")
+def metastatic():
+    return _study("ADMet", 3)
+
+
+def test_bright_lesions_are_found_and_called(metastatic) -> None:
+    study, truth = metastatic
+    det = detect_hotspots(study)
+    assert det.hotspots, "no hot spots at all"
+    found = 0
+    big = [les for les in truth.lesions if les["uptake"] >= 60 and les["pixels"] >= 4]
+    assert big, "the generator gave this patient no bright lesion; pick another seed"
+    for les in big:
+        zone = ndi.binary_dilation(truth.lesion_maps == int(les["id"][1:]), iterations=2)
+        if any((h.full_mask(det.shape) & zone).any() and h.metastatic for h in det.hotspots):
+            found += 1
+    assert found / len(big) >= 0.75, f"only {found}/{len(big)} bright lesions called metastatic"
+    for h in det.hotspots:
+        assert 0 <= h.row < det.shape[0] and 0 <= h.col < det.shape[1]
+        assert 0.0 <= h.p_metastatic <= 1.0
+        assert h.view in ("ANT", "POST", "ANT+POST")
+
+
+def test_uptake_is_normalised_to_the_patients_own_bone(metastatic) -> None:
+    """A dim scan (a third of the counts) reads the same normalised uptake."""
+    study, _ = metastatic
+    bright = detect_hotspots(study)
+    dim_study = Study(study_key="S-dim", patient_key="P-test",
+                      anterior=np.random.default_rng(0).binomial(study.anterior, 1 / 3).astype(np.uint16),
+                      posterior=np.random.default_rng(1).binomial(study.posterior, 1 / 3).astype(np.uint16),
+                      pixel_spacing=study.pixel_spacing)
+    dim = detect_hotspots(dim_study)
+    top = [h for h in bright.hotspots if h.metastatic][:3]
+    assert top
+    for h in top:
+        near = min(dim.hotspots, key=lambda d: np.hypot(d.row - h.row, d.col - h.col))
+        assert np.hypot(near.row - h.row, near.col - h.col) < 6
+        assert near.peak_counts < 0.5 * h.peak_counts  # counts really are lower
+        assert abs(np.log(near.normalized_uptake / h.normalized_uptake)) < np.log(1.35)
+
+
+def test_default_rules_damp_benign_confounders() -> None:
+    """Injection site and bladder come out with a low probability, by rule."""
+    study, truth = _study("NoMet", 5)
+    det = detect_hotspots(study)
+    inj = next(b for b in truth.benign if b["shape"] == "injection_site")
+    r, c = inj["center_rc"]
+    near = [h for h in det.hotspots if np.hypot(h.row - r, h.col - c) < 8]
+    assert near, "the injection site was not detected at all"
+    assert all(h.p_metastatic < 0.5 for h in near)
+    assert any(h.kind in ("injection_site", "soft_tissue") for h in near)
+    kinds = {rule_kind(det, h) for h in det.hotspots}
+    assert "bladder" in kinds or det.bladder is None or not det.bladder.any()
+    called = [h for h in det.hotspots if h.metastatic]
+    assert len(called) <= 3, f"{len(called)} metastatic calls on a patient without metastases"
+
+
+def test_uptake_probability_is_monotone() -> None:
+    values = [uptake_probability(x) for x in (1.0, 1.5, 2.0, 3.0, 6.0)]
+    assert values == sorted(values) and values[0] < 0.2 and values[-1] > 0.9
+
+
+def test_learned_model_trains_saves_loads_and_replaces_rules(tmp_path, metastatic) -> None:
+    dets, labs = [], []
+    for seed, label in ((3, "ADMet"), (7, "nADMet"), (5, "NoMet")):
+        study, _ = metastatic if seed == 3 else _study(label, seed)
+        det = detect_hotspots(study)
+        dets.append(det)
+        labs.append(annotation_labels(det, study))
+    assert sum(map(sum, labs)) > 0, "no hot spot matched an annotated lesion"
+    model = train_hotspot_model(dets, labs)
+    path = model.save(tmp_path / "hs.json")
+    back = HotspotModel.load(path)
+    p = back.predict([h.features for h in dets[0].hotspots])
+    assert np.allclose(p, model.predict([h.features for h in dets[0].hotspots]))
+    # on its own training data the model ranks annotated lesions above the rest
+    y = np.concatenate([np.array(lab) for lab in labs])
+    pp = np.concatenate([back.predict([h.features for h in d.hotspots]) for d in dets])
+    assert pp[y == 1].mean() > pp[y == 0].mean() + 0.2
+    det2 = detect_hotspots(metastatic[0], model=back)
+    assert np.allclose([h.p_metastatic for h in det2.hotspots], back.predict([h.features for h in det2.hotspots]))
+
+
+def test_bad_model_file_and_empty_study_are_input_errors(tmp_path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"type": "something else"}')
+    with pytest.raises(InputError, match="bad.json"):
+        HotspotModel.load(bad)
+    empty = Study(study_key="S-empty", patient_key="P-x", anterior=np.zeros((256, 64), np.uint16), posterior=None)
+    with pytest.raises(InputError, match="S-empty"):
+        detect_hotspots(empty)
+
+
+def test_single_view_study_is_quantified(metastatic) -> None:
+    study, _ = metastatic
+    ant_only = Study(study_key="S-ant", patient_key="P-test", anterior=study.anterior, posterior=None,
+                     pixel_spacing=study.pixel_spacing)
+    det = detect_hotspots(ant_only)
+    assert det.frame == "ANT" and det.hotspots
+    assert all(h.view == "ANT" and not np.isfinite(h.ap_ratio) for h in det.hotspots)

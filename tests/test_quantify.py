@@ -1,0 +1,113 @@
+"""``scintilab quantify``: tables, per-study reports (rendered in Chromium), no identity leaks."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from scintilab import reports
+from scintilab.cli import main
+from scintilab.quantify import FOLLOWUP_COLUMNS, HOTSPOT_COLUMNS, quantify_cohort
+
+PLANTED_NAME = "Plantedname^Secret"  # same planted values as tests/conftest.py
+PLANTED_ID = "PIDSECRET"
+
+
+@pytest.fixture(scope="module")
+def two_visits(tmp_path_factory) -> Path:
+    """A 3-patient synthetic cohort, two visits each, small matrix, with planted identities."""
+    import pydicom
+
+    root = tmp_path_factory.mktemp("quant")
+    assert main(["synth", str(root), "--patients", "3", "--size", "tiny", "--seed", "2", "--visits", "2",
+                 "--matrix", "512x128", "--quiet"]) == 0
+    # plant a recognisable name and id (the generator's are random-looking already)
+    for i, f in enumerate(sorted((root / "dicom").rglob("*.dcm"))):
+        ds = pydicom.dcmread(f)
+        old = str(ds.PatientID)
+        ds.PatientName = f"{PLANTED_NAME}{old[-2:]}"
+        ds.PatientID = f"{PLANTED_ID}{old}"
+        ds.save_as(f)
+    labels = (root / "labels.csv").read_text()
+    labels = re.sub(r"^(LC\d+)", lambda m: f"{PLANTED_ID}{m.group(1)}", labels, flags=re.M)
+    (root / "labels.csv").write_text(labels)
+    assert main(["ingest", str(root / "dicom"), "--labels", str(root / "labels.csv"), "--annotations",
+                 str(root / "annotations"), "--out", str(root / "manifest.csv")]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def quantified(two_visits: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("qout")
+    assert main(["quantify", str(two_visits / "manifest.csv"), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_tables_have_the_agreed_columns(quantified: Path, two_visits: Path) -> None:
+    man = pd.read_csv(two_visits / "manifest.csv")
+    studies = pd.read_csv(quantified / "studies.csv")
+    assert set(studies["study_key"]) == set(man["study_key"])
+    for col in ("study_key", "patient_key", "bsi", "hotspots_total", "hotspots_metastatic", "bsi_ribs",
+                "hotspots_ribs"):
+        assert col in studies.columns
+    assert (studies["bsi"] >= 0).all() and (studies["bsi"] < 100).all()
+    hot = pd.read_csv(quantified / "hotspots.csv")
+    assert list(hot.columns) == list(HOTSPOT_COLUMNS)
+    assert set(hot["study_key"]) <= set(man["study_key"])
+    assert hot["p_metastatic"].between(0, 1).all()
+    assert (hot["row"] >= 0).all() and (hot["row"] < man["rows"].max()).all()
+    fu = pd.read_csv(quantified / "followup.csv")
+    assert list(fu.columns) == list(FOLLOWUP_COLUMNS)
+    assert len(fu) == man["patient_key"].nunique()  # one follow-up per patient
+    assert set(fu["pcwg3"]) <= {"none", "unconfirmed", "confirmed"}
+    assert (fu["days"] > 0).all()
+
+
+def test_reports_carry_no_identity(quantified: Path, two_visits: Path) -> None:
+    pages = sorted((quantified / "reports").glob("*.html"))
+    assert len(pages) == len(pd.read_csv(quantified / "studies.csv"))
+    terms = reports.phi_terms_from_dicom([two_visits / "dicom"])
+    assert any(PLANTED_ID in t for t in terms) and any("Plantedname" in t for t in terms)
+    hits = reports.check_reports(pages, terms)
+    assert not hits, f"identity in reports: {hits}"
+    for p in pages:
+        text = p.read_text()
+        assert str(two_visits) not in text and "case_0" not in text and ".dcm" not in text
+        assert "Bone Scan Index" in text and "data:image/png;base64" in text
+
+
+def test_followup_report_shows_baseline_and_followup(quantified: Path) -> None:
+    fu = pd.read_csv(quantified / "followup.csv")
+    page = (quantified / "reports" / f"{fu['study_key'].iloc[0]}.html").read_text()
+    assert "Follow-up" in page and "PCWG3" in page and "baseline and follow-up" in page
+
+
+def test_report_renders_in_headless_chromium(quantified: Path, tmp_path: Path) -> None:
+    if reports.find_chromium() is None:
+        pytest.skip("no chromium on PATH: cannot check that reports render (apt-get install chromium)")
+    page = sorted((quantified / "reports").glob("*.html"))[0]
+    shot = tmp_path / "report.png"
+    dom = reports.chromium_render(page, screenshot=shot, window=(1100, 1400))
+    assert "Bone Scan Index" in dom and "<img" in dom
+    assert shot.exists() and shot.stat().st_size > 20_000  # a real picture, not a blank page
+
+
+def test_a_broken_study_is_reported_and_the_rest_go_on(two_visits: Path, tmp_path: Path) -> None:
+    man = pd.read_csv(two_visits / "manifest.csv", dtype=str, keep_default_na=False)
+    man.loc[0, "ant_path"] = "dicom/missing.dcm"
+    man.loc[0, "post_path"] = "dicom/missing.dcm"
+    path = two_visits / "manifest_broken.csv"
+    man.to_csv(path, index=False)
+    res = quantify_cohort(path, tmp_path / "out", reports=False, progress=False)
+    assert [k for k, _ in res.failed] == [man.loc[0, "study_key"]]
+    assert len(res.studies) == len(man) - 1
+    failed = pd.read_csv(tmp_path / "out" / "failed.csv")
+    assert failed["study_key"].tolist() == [man.loc[0, "study_key"]]
+    assert "missing.dcm" in failed["reason"].iloc[0] or "cannot read" in failed["reason"].iloc[0]
+
+
+def test_cli_rejects_a_missing_manifest(tmp_path: Path, capsys) -> None:
+    assert main(["quantify", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o")]) == 2
+    assert "nope.csv" in capsys.readouterr().err

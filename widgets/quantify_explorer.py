@@ -1,0 +1,102 @@
+"""Explorers for quantification: a per-study report viewer and a follow-up explorer.
+
+``ReportViewer(manifest, studies)``: pick a study, toggle hot spots and atlas regions.
+``FollowupExplorer(manifest, followup, studies)``: pick a follow-up pair and see baseline |
+follow-up with new lesions boxed, beside the patient's BSI over time. Detections are
+recomputed for the studies shown (about a second each), so nothing large is kept.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
+
+from scintilab.followup import compare
+from scintilab.hotspots import detect_hotspots
+from scintilab.ingest import load_cohort
+from scintilab.quantify import _one_view, bsi_over_time, draw_views
+
+
+class ReportViewer:
+    """Pick a study; show both views with hot spots (by probability) and/or regions."""
+
+    def __init__(self, manifest: str | Path, studies: pd.DataFrame) -> None:
+        self.cohort = load_cohort(manifest, with_shapes=False)
+        keys = list(studies["study_key"])
+        labels = dict(zip(studies["study_key"], studies.get("label", pd.Series([""] * len(studies)))))
+        self.study = W.Dropdown(options=[(f"{k} ({labels.get(k, '')})", k) for k in keys], description="study")
+        self.hot = W.Checkbox(value=True, description="hot spots")
+        self.reg = W.Checkbox(value=False, description="regions")
+        self.out = W.Output()
+        self._cache: dict[str, Any] = {}
+        for w in (self.study, self.hot, self.reg):
+            w.observe(lambda _: self.draw(), names="value")
+        self.widget = W.VBox([W.HBox([self.study, self.hot, self.reg]), self.out])
+
+    def detection(self, key: str) -> Any:
+        """The (cached) detection of one study."""
+        if key not in self._cache:
+            self._cache = {key: detect_hotspots(self.cohort.by_key(key))}
+        return self._cache[key]
+
+    def draw(self) -> None:
+        """Redraw for the current choices."""
+        if self.study.value is None:
+            return
+        with self.out:
+            self.out.clear_output(wait=True)
+            fig = draw_views(self.detection(self.study.value), hotspots=self.hot.value, regions=self.reg.value)
+            plt.show(fig)
+
+    def show(self) -> "ReportViewer":
+        """Display the explorer and draw the first study."""
+        display(self.widget)
+        self.draw()
+        return self
+
+
+class FollowupExplorer:
+    """Pick a follow-up pair; show baseline | follow-up (new lesions boxed) and BSI over time."""
+
+    def __init__(self, manifest: str | Path, followup: pd.DataFrame, studies: pd.DataFrame) -> None:
+        self.cohort = load_cohort(manifest, with_shapes=False)
+        self.followup = followup.reset_index(drop=True)
+        self.studies = studies
+        opts = [(f"{r.patient_key}: +{r.days} d, {r.new_lesions} new, {r.pcwg3}", i)
+                for i, r in self.followup.iterrows()]
+        self.pair = W.Dropdown(options=opts, description="follow-up")
+        self.out = W.Output()
+        self.pair.observe(lambda _: self.draw(), names="value")
+        self.widget = W.VBox([self.pair, self.out])
+
+    def draw(self) -> None:
+        """Redraw for the chosen pair."""
+        if self.pair.value is None:
+            return
+        row = self.followup.iloc[int(self.pair.value)]
+        base = detect_hotspots(self.cohort.by_key(row["baseline_study_key"]))
+        fu = detect_hotspots(self.cohort.by_key(row["study_key"]))
+        comp = compare(base, fu)
+        with self.out:
+            self.out.clear_output(wait=True)
+            fig, ax = plt.subplots(1, 3, figsize=(10, 5), gridspec_kw={"width_ratios": [1, 1, 1.6]})
+            _one_view(base, ax[0], "baseline", (), 0.5)
+            _one_view(fu, ax[1], f"+{row['days']} d, new boxed", comp.new, 0.5)
+            t = bsi_over_time(self.studies)
+            t = t[t["patient_key"] == row["patient_key"]]
+            ax[2].plot(t["days"], t["bsi"], "o-")
+            ax[2].set_xlabel("days since the first study")
+            ax[2].set_ylabel("BSI (%)")
+            ax[2].set_title(f"PCWG3: {row['pcwg3']}", fontsize=9)
+            fig.tight_layout()
+            plt.show(fig)
+
+    def show(self) -> "FollowupExplorer":
+        """Display the explorer and draw the first pair."""
+        display(self.widget)
+        self.draw()
+        return self
