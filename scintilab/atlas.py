@@ -550,8 +550,8 @@ def _landmarks(img: np.ndarray, body: np.ndarray, spacing: tuple[float, float]) 
     if band.size and band.max() > 0:
         br, _ = np.unravel_index(int(np.argmax(band * prior[:, None])), band.shape)
         body_med = float(np.median(sm[body])) if body.any() else 0.0
-        # A full bladder is several times brighter than the soft tissue around it.
-        if band[br].max() > 4.0 * max(body_med, 1e-6):
+        # A full bladder is several times brighter than the body's typical level.
+        if band[br].max() > 3.0 * max(body_med, 1e-6):
             bladder = float(b0 + br)
             found["bladder"] = True
 

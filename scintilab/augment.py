@@ -217,87 +217,128 @@ def count_retention(image: np.ndarray, r_t: float, t_t: int) -> float:
     return worst
 
 
-def max_safe_rotation(mask: np.ndarray, limit: float = 15.0, step: float = 0.25, max_points: int = 4000) -> float:
+def max_safe_rotation(mask: np.ndarray, limit: float = 15.0, step: float = 0.25) -> float:
     """Largest angle (degrees, both directions) that keeps every uptake pixel in the field.
+
+    A rotation moves a set out of the field exactly when it moves a vertex of its convex
+    hull out, and those vertices are among the leftmost and rightmost pixels of each row,
+    so only those (at most 2 x rows points) are rotated.
 
     Args:
         mask: boolean (rows, cols) uptake mask.
         limit: the largest angle tried.
         step: angle resolution.
-        max_points: uptake pixels are subsampled to this many (the extremes are kept).
 
     Returns:
         The angle, a multiple of ``step`` in [0, limit].
     """
     h, w = mask.shape
-    pts = np.argwhere(mask).astype(np.float64)
-    if len(pts) == 0:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if len(rows) == 0:
         return float(limit)
-    if len(pts) > max_points:
-        # keep the points farthest from the centre: they leave the field first
-        cr, cc = (h - 1) / 2.0, (w - 1) / 2.0
-        d = (pts[:, 0] - cr) ** 2 + (pts[:, 1] - cc) ** 2
-        pts = pts[np.argsort(d)[-max_points:]]
+    sub = mask[rows]
+    left = sub.argmax(axis=1)
+    right = w - 1 - sub[:, ::-1].argmax(axis=1)
+    y = np.concatenate([rows, rows]).astype(np.float64)
+    x = np.concatenate([left, right]).astype(np.float64)
     cr, cc = (h - 1) / 2.0, (w - 1) / 2.0
-    y, x = pts[:, 0] - cr, pts[:, 1] - cc
-    angles = np.arange(step, limit + step / 2, step)
+    y, x = y - cr, x - cc
     safe = 0.0
-    for a in angles:
-        ok = True
-        for sgn in (1.0, -1.0):
-            t = np.deg2rad(a * sgn)
-            ry = y * np.cos(t) - x * np.sin(t) + cr
-            rx = y * np.sin(t) + x * np.cos(t) + cc
-            if ry.min() < 0 or rx.min() < 0 or ry.max() > h - 1 or rx.max() > w - 1:
-                ok = False
-                break
-        if not ok:
+    for a in np.arange(step, limit + step / 2, step):
+        t = np.deg2rad(a) * np.array([1.0, -1.0])[:, None]
+        # same convention as rotate(): positive turns anticlockwise as displayed
+        ry = y[None] * np.cos(t) - x[None] * np.sin(t) + cr
+        rx = y[None] * np.sin(t) + x[None] * np.cos(t) + cc
+        if ry.min() < -0.5 or rx.min() < -0.5 or ry.max() > h - 0.5 or rx.max() > w - 0.5:
             break
         safe = float(a)
     return safe
 
 
+def translation_retention(image: np.ndarray, t: int) -> float:
+    """Worst-case fraction of counts kept by a translation of ``t`` pixels along either axis.
+
+    Exact and cheap: a shift by t drops the t border rows or columns on the far side, so the
+    loss is read from the row and column sums.
+
+    Args:
+        image: (rows, cols) counts.
+        t: translation in pixels (>= 0).
+
+    Returns:
+        The smallest kept fraction over the four directions.
+    """
+    img = np.asarray(image, dtype=np.float64)
+    total = img.sum()
+    if total <= 0 or t <= 0:
+        return 1.0
+    rs, cs = img.sum(axis=1), img.sum(axis=0)
+    lost = max(rs[:t].sum(), rs[-t:].sum(), cs[:t].sum(), cs[-t:].sum())
+    return float(1.0 - lost / total)
+
+
 def suggest_limits(
     images: list[np.ndarray] | np.ndarray,
     *,
+    keep: float = 0.995,
     percentile: float = 5.0,
+    r_max: float = 15.0,
+    t_max: int = 30,
     threshold_fraction: float = DEFAULT_THRESHOLD_FRACTION,
     smooth: int = DEFAULT_SMOOTH,
 ) -> dict[str, Any]:
-    """Data-driven r_T and t_T: how far the uptake can move before it leaves the field.
+    """Data-driven r_T and t_T from the distribution of uptake in the field.
 
-    For each image, the margins between its critical points and the field border give the
-    largest safe translation, and :func:`max_safe_rotation` the largest safe rotation; the
-    suggestion is a low percentile of each over the cohort (so a few scans with the body at
-    the very edge do not force zero).
+    Per image: the largest translation (pixels, any axis, either sign) and the largest
+    rotation (0.5 degree steps, either direction) that keep at least ``keep`` of the image's
+    counts in the field. The suggestion is a low ``percentile`` of each over the images, so
+    a few scans lying at the very edge do not force zero. The geometric limits (margin of the
+    critical points to the border; rotation keeping every uptake pixel in) are returned per
+    image as well: on whole-body views with the arms at the field's edge they are often 0,
+    which is why the count criterion is the one suggested.
 
     Args:
         images: (rows, cols) count images in anterior orientation.
-        percentile: percentile over images of the per-image safe limits.
-        threshold_fraction: uptake threshold as for :func:`scintilab.fusion.critical_points`.
-        smooth: box-filter side for the sweep.
+        keep: fraction of counts that must stay in the field.
+        percentile: percentile over images of the per-image limits.
+        r_max: largest rotation considered (degrees).
+        t_max: largest translation considered (pixels).
+        threshold_fraction: uptake threshold for the geometric diagnostics.
+        smooth: box-filter side for the geometric diagnostics.
 
     Returns:
-        ``{"r_t": float, "t_t": int, "per_image": [{"margin_px", "safe_rotation"}...]}``.
+        ``{"r_t": float, "t_t": int, "keep": keep, "per_image": [{"t_keep", "r_keep",
+        "margin_px", "safe_rotation"}, ...]}``.
     """
     per: list[dict[str, float]] = []
     for img in images:
-        sm = smooth_image(img, smooth)
-        body = sm[sm > 0]
-        if body.size == 0:
+        img = np.asarray(img, dtype=np.float32)
+        if not (img > 0).any():
             continue
-        thr = threshold_fraction * float(np.percentile(body, 99.0))
+        t_keep = 0
+        for t in range(1, int(t_max) + 1):
+            if translation_retention(img, t) < keep:
+                break
+            t_keep = t
+        r_keep = 0.0
+        for r in np.arange(0.5, r_max + 0.25, 0.5):
+            kept = min(float(rotate(img, sgn * r).sum()) for sgn in (1, -1)) / float(img.sum())
+            if kept < keep:
+                break
+            r_keep = float(r)
+        sm = smooth_image(img, smooth)
+        thr = threshold_fraction * float(np.percentile(sm[sm > 0], 99.0))
         pts = critical_points(sm, thr, smooth=0)
         h, w = sm.shape
         margin = min(pts.ceil, h - 1 - pts.floor, pts.left, w - 1 - pts.right)
-        per.append({"margin_px": float(margin), "safe_rotation": max_safe_rotation(sm > thr)})
+        per.append({"t_keep": float(t_keep), "r_keep": r_keep, "margin_px": float(margin),
+                    "safe_rotation": max_safe_rotation(sm > thr, limit=r_max)})
     if not per:
-        return {"r_t": DEFAULT_R_T, "t_t": DEFAULT_T_T, "per_image": []}
-    margins = np.array([p["margin_px"] for p in per])
-    rots = np.array([p["safe_rotation"] for p in per])
+        return {"r_t": DEFAULT_R_T, "t_t": DEFAULT_T_T, "keep": keep, "per_image": []}
     return {
-        "r_t": float(np.percentile(rots, percentile)),
-        "t_t": int(np.floor(np.percentile(margins, percentile))),
+        "r_t": float(np.percentile([p["r_keep"] for p in per], percentile)),
+        "t_t": int(np.floor(np.percentile([p["t_keep"] for p in per], percentile))),
+        "keep": keep,
         "per_image": per,
     }
 

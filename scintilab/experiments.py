@@ -78,9 +78,9 @@ EXPERIMENTS: dict[str, Experiment] = {
     "table6": Experiment(
         "table6", "Table 6: effect of the residual connection and the attention module (D3)",
         (Row("plain", {"model": "plain", "dataset": "D3"}, {"Residual": "×", "Attention": "×"}),
-         Row("attention", {"model": "attention", "dataset": "D3"}, {"Residual": "×", "Attention": "✓"}),
-         Row("residual", {"model": "residual", "dataset": "D3"}, {"Residual": "✓", "Attention": "×"}),
-         Row("inrac", _INRAC, {"Residual": "✓", "Attention": "✓"})),
+         Row("attention only", {"model": "attention", "dataset": "D3"}, {"Residual": "×", "Attention": "✓"}),
+         Row("residual only", {"model": "residual", "dataset": "D3"}, {"Residual": "✓", "Attention": "×"}),
+         Row("Classifier-inRAC", _INRAC, {"Residual": "✓", "Attention": "✓"})),
     ),
     "table7": Experiment(
         "table7", "Table 7 / Fig. 9: network depth (D3)",
@@ -103,8 +103,8 @@ _INRAC_PAPER = (0.7782, 0.7799, 0.7823, 0.7764)
 PAPER_TABLES: dict[str, dict[str, tuple[float, ...]]] = {
     "table4": {"Classifier-inRAC": _INRAC_PAPER, "Classifier-outRAC": (0.6725, 0.7233, 0.6831, 0.6723)},
     "table5": {"D1": (0.6150, 0.6324, 0.6227, 0.6058), "D2": (0.6968, 0.7001, 0.7024, 0.6930), "D3": _INRAC_PAPER},
-    "table6": {"plain": (0.6937, 0.7032, 0.7000, 0.6940), "attention": (0.7042, 0.7416, 0.7047, 0.7031),
-               "residual": (0.7500, 0.7614, 0.7532, 0.7497), "inrac": _INRAC_PAPER},
+    "table6": {"plain": (0.6937, 0.7032, 0.7000, 0.6940), "attention only": (0.7042, 0.7416, 0.7047, 0.7031),
+               "residual only": (0.7500, 0.7614, 0.7532, 0.7497), "Classifier-inRAC": _INRAC_PAPER},
     "table7": {"Classifier-18": (_NAN,) * 4, "Classifier-34": (_NAN,) * 4, "Classifier-inRAC": _INRAC_PAPER},
     "table10": {"Inception v1": (0.5387, 0.6003, 0.5490, 0.5415), "VGG 11": (0.7324, 0.7309, 0.7333, 0.7309),
                 "Classifier-inRAC": _INRAC_PAPER},
@@ -346,7 +346,9 @@ def comparison_table(
         cells["seeds"] = n
         rows.append(cells)
     if not rows:
-        return pd.DataFrame()
+        # Not run (the tables/models parameters left it out): say so instead of an empty frame.
+        return pd.DataFrame({"note": [f"{exp.title}: no run; add {table!r} to the tables parameter "
+                                      "(and its models) to rebuild it"]})
     out = pd.DataFrame(rows).set_index("")
     out.index.name = "Dataset" if table == "table5" else "Classifier"
     return out
@@ -405,6 +407,9 @@ def comparison_figure(result: ExperimentResult, table: str, *, metrics: Sequence
             fig.add_scatter(x=labels, y=paper, mode="markers", name=f"{METRIC_NAMES.get(name, name)} (paper)",
                             marker={"symbol": "diamond", "size": 10, "color": color, "line": {"width": 1, "color": "black"}},
                             offsetgroup=str(k))
+    if not labels:
+        fig.add_annotation(text="not run (see the tables and models parameters)", showarrow=False,
+                           x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 16})
     fig.update_layout(title=title or exp.title, barmode="group", scattermode="group", yaxis_title="score (test split)",
                       yaxis_range=[0, 1.05], legend={"orientation": "h", "y": -0.2}, height=460,
                       template="plotly_white")
@@ -428,3 +433,90 @@ def runs_table(result: ExperimentResult) -> pd.DataFrame:
         return df
     return (df.drop_duplicates(["table", "row", "seed"])[["table", "row", "seed", "run", "reused", "seconds"]]
             .reset_index(drop=True))
+
+
+# --------------------------------------------------------------------------- notebook helpers
+
+
+def overrides_from(*, epochs: int = 0, image_size: Sequence[int] = (), width: int = 0, n_boot: int | None = None,
+                   **more: Any) -> dict[str, Any]:
+    """TrainConfig overrides from notebook parameters, where 0 / empty means "keep the preset's".
+
+    Args:
+        epochs: training epochs (0: the preset's).
+        image_size: network input ``[rows, cols]`` (empty: the preset's).
+        width: network base width (0: the preset's; 64 is the published network).
+        n_boot: bootstrap replicates for the CIs (None: the preset's).
+        **more: further TrainConfig fields, passed through when not None.
+
+    Returns:
+        The overrides for :func:`plan`.
+    """
+    out: dict[str, Any] = {k: v for k, v in more.items() if v is not None}
+    if epochs:
+        out["epochs"] = int(epochs)
+    if image_size:
+        if len(image_size) != 2:
+            raise ValueError(f"image_size must be [rows, cols], got {list(image_size)}")
+        out["image_size"] = (int(image_size[0]), int(image_size[1]))
+    if width:
+        out["model_options"] = {"width": int(width)}
+    if n_boot is not None:
+        out["n_boot"] = int(n_boot)
+    return out
+
+
+def plan_frame(planned: Sequence[PlannedRun], runs_root: str | Path | None = None) -> pd.DataFrame:
+    """What an experiment will run: one line per (table, row, seed) with its fingerprint.
+
+    With ``runs_root``, a ``status`` column says whether a finished run will be reused.
+    """
+    rows = []
+    cache: dict[str, str] = {}
+    for p in planned:
+        fp = p.config.fingerprint()
+        row = {"table": p.table, "row": p.row.label, "seed": p.seed, "model": p.config.model,
+               "dataset": p.config.dataset, "input": "x".join(map(str, p.config.image_size)),
+               "epochs": p.config.epochs, "fingerprint": fp}
+        if runs_root is not None:
+            if fp not in cache:
+                from scintilab.runs import find_run
+
+                cache[fp] = "reuse" if find_run(p.config, runs_root) is not None else "train"
+            row["status"] = cache[fp]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def agreement_frame(result: ExperimentResult, metric: str = "accuracy") -> pd.DataFrame:
+    """Per table: which row is best here and in the paper, and the rank correlation."""
+    rows = []
+    for table in dict.fromkeys(p.table for p in result.planned):
+        a = ranking_agreement(result, table, metric)
+        rows.append({"table": table, "rows compared": a["rows"], "best here": a["ours_best"],
+                     "best in paper": a["paper_best"], "Spearman rho": a["spearman"]})
+    return pd.DataFrame(rows)
+
+
+def describe(result: ExperimentResult, metric: str = "accuracy") -> str:
+    """A few plain sentences on the result, for the notebook summary."""
+    lines = []
+    name = METRIC_NAMES.get(metric, metric).lower()
+    for table in dict.fromkeys(p.table for p in result.planned):
+        summary = summarize(result, table)
+        part = summary[summary["metric"] == metric]
+        if part.empty:
+            lines.append(f"{experiment(table).title}: no finished run.")
+            continue
+        best = part.loc[part["value"].idxmax()] if part["value"].notna().any() else part.iloc[0]
+        a = ranking_agreement(result, table, metric)
+        text = (f"{experiment(table).title}: best {name} here is {best['row']} "
+                f"({best['value']:.3f}, 95% CI {best['low']:.3f}-{best['high']:.3f})")
+        if a["paper_best"]:
+            text += f"; in the paper {a['paper_best']}"
+        if math.isfinite(a["spearman"]):
+            text += f"; rank agreement with the paper (Spearman) {a['spearman']:.2f}"
+        lines.append(text + ".")
+    if result.failures:
+        lines.append(f"{len(result.failures)} run(s) failed: " + "; ".join(f"{w} ({why})" for w, why in result.failures))
+    return "\n".join(lines)

@@ -497,6 +497,8 @@ def study_lesions(study: Study, *, fusion_method: str = "add",
             "view": "+".join(sorted(by_view, key=lambda v: v != "ANT")),
             "shape_annotated": ann_shape,
             "region_annotated": ann_region,
+            # positions in study.shapes, so a figure can outline the lesion again
+            "shape_indices": ";".join(str(it["index"]) for it in group),
         }
         row.update(geometry_features(first["mask"], spacing))
         masks = {v: it["mask"] for v, it in by_view.items()}
@@ -1020,6 +1022,93 @@ def per_study_figure(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSE
     ax.set_ylabel("lesions per study")
     fig.tight_layout()
     return fig
+
+
+def lesion_figure(study: Study, rows: pd.DataFrame | None = None, *, view: str = "ANT",
+                  show_atlas: bool = True, columns: Sequence[str] = (
+                      "shape", "region", "area_mm2", "uptake", "ap_ratio", "contrast")) -> "Figure":
+    """One study's lesions outlined on a view, numbered, with their features beside.
+
+    Args:
+        study: the study.
+        rows: its rows of the lesion table (computed with :func:`study_lesions` if None).
+        view: ``ANT`` or ``POST`` (as stored; POST is not flipped).
+        show_atlas: tint the body regions of the fitted atlas underneath.
+        columns: features listed in the side table.
+
+    Returns:
+        A matplotlib Figure titled with the pseudonymous study key and class only.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from skimage.measure import find_contours
+
+    from scintilab.atlas import _BONE_COLOURS, fit_atlas
+
+    view = view.upper()
+    img = study.view(view)
+    if img is None:
+        raise ValueError(f"study {study.study_key} has no {view} view")
+    if rows is None:
+        rows = pd.DataFrame(study_lesions(study)[0])
+    rows = rows[rows["study_key"] == study.study_key] if len(rows) and "study_key" in rows else rows.iloc[0:0]
+    h, w = img.shape
+    fig, (ax, axt) = plt.subplots(1, 2, figsize=(10, 8.5), gridspec_kw={"width_ratios": [1.0, 1.5]})
+    vmax = float(np.percentile(img, 99.7)) or 1.0
+    ax.imshow(img, cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
+    try:
+        atl = fit_atlas(img, view=view, spacing=study.pixel_spacing)
+    except ValueError:
+        atl = None  # no body found: show the image alone, uncropped
+    if atl is not None:
+        body_rows = np.flatnonzero(atl.body.any(axis=1))
+        pad = max(2, int(0.02 * h))
+        ax.set_ylim(min(body_rows[-1] + pad, h - 0.5), max(body_rows[0] - pad, -0.5))  # crop to the body
+        if show_atlas:
+            ax.imshow(np.ma.masked_equal(atl.region_map(), 0) - 1, cmap=ListedColormap(_BONE_COLOURS[: len(REGIONS)]),
+                      vmin=0, vmax=len(REGIONS) - 1, alpha=0.22, interpolation="nearest")
+    cells = []
+    for _, r in rows.iterrows():
+        # "3;7" from a fresh table, 3 or 3.0 once a CSV round trip has parsed it
+        idx = [int(float(i)) for i in str(r.get("shape_indices", "")).split(";") if i not in ("", "nan")]
+        mine = [study.shapes[i] for i in idx if i < len(study.shapes) and study.shapes[i].view == view]
+        if mine:
+            mask = shape_mask(mine[0], img.shape)
+            style = "-"
+        elif idx and idx[0] < len(study.shapes):
+            src = study.shapes[idx[0]]
+            mask = map_mask(shape_mask(src, img.shape), src.view, (r.get("shift_rows", 0.0), r.get("shift_cols", 0.0)))
+            style = "--"  # carried over from the other view
+        else:
+            continue
+        for cont in find_contours(np.pad(mask, 1).astype(float), 0.5):
+            ax.plot(cont[:, 1] - 1, cont[:, 0] - 1, style, color="#d62728", lw=0.9)
+        rr, cc = np.nonzero(mask)
+        if rr.size:
+            ax.text(cc.max() + 2, rr.min(), str(int(r["lesion_index"]) + 1), color="#d62728", fontsize=7,
+                    va="top", ha="left")
+        cells.append([str(int(r["lesion_index"]) + 1)] + [_fmt(r.get(c)) for c in columns])
+    ax.set_title(f"{study.study_key} ({study.label or 'unlabelled'}), {view}", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    axt.axis("off")
+    if cells:
+        tab = axt.table(cellText=cells, colLabels=["#"] + list(columns), loc="upper center", cellLoc="center")
+        tab.auto_set_font_size(False)
+        tab.set_fontsize(7)
+        tab.scale(1.0, 1.2)
+    else:
+        axt.text(0.5, 0.9, "no lesions annotated", ha="center", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "-"
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+    return str(v)
 
 
 # ---------------------------------------------------------------------------------------

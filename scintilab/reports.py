@@ -7,7 +7,9 @@ What a report guarantees, and how:
   ``Plotly.newPlot`` and plotly.js is embedded **once per page**; the template's CDN
   scripts (require.js, MathJax, Mermaid, widget manager) are left out. Notebooks call
   :func:`setup_plotly` so figures are stored as JSON (small notebooks, no require.js).
-* **Code hidden in report mode** (``exclude_input``), for clinicians.
+* **Code hidden in report mode** (``exclude_input``), for clinicians; stderr streams
+  (library warnings, progress bars) are left out there too, and the run's parameters are
+  shown as text.
 * **No absolute paths**: notebook text and outputs pass through :func:`sanitize_text`
   before rendering (repo paths shown relative, any other absolute path hidden whole),
   because folder names of hospital exports often carry patient names.
@@ -359,6 +361,7 @@ def render_report(
     sanitize_notebook(nb, extra_roots)
     if report_mode:
         _show_parameters(nb)
+        _drop_stderr(nb)
     n_figs = convert_plotly_outputs(nb)
     if title is None:
         title = _first_heading(nb) or notebook.stem
@@ -376,6 +379,17 @@ def render_report(
     html_out.parent.mkdir(parents=True, exist_ok=True)
     html_out.write_text(body, encoding="utf-8")
     return html_out
+
+
+def _drop_stderr(nb: Any) -> None:
+    """Remove stderr streams (library warnings, progress bars): noise for a clinical reader.
+
+    Errors stay: a failed cell's error output is not a stream.
+    """
+    for cell in nb.cells:
+        if cell.get("outputs"):
+            cell["outputs"] = [o for o in cell["outputs"]
+                               if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
 
 
 def _show_parameters(nb: Any) -> None:

@@ -20,6 +20,7 @@ from scintilab.augment import (
     save_augmentation_config,
     suggest_limits,
     translate,
+    translation_retention,
     uptake_histogram,
 )
 from scintilab.fusion import synthetic_pair
@@ -108,8 +109,20 @@ def test_count_retention_and_safe_limits() -> None:
     mask = np.zeros((100, 100), bool)
     mask[10:90, 2:98] = True  # fills the field: a small turn pushes its corners out
     assert max_safe_rotation(mask) < max_safe_rotation(np.pad(np.ones((10, 10), bool), 45))
-    lim = suggest_limits([a, a[:, ::-1]])
+    lim = suggest_limits([a, a[:, ::-1]], keep=0.99)
     assert lim["t_t"] >= 0 and 0 <= lim["r_t"] <= 15 and len(lim["per_image"]) == 2
+    # the suggestion honours its own criterion, and a stricter one never allows more
+    assert translation_retention(a, lim["t_t"]) >= 0.99
+    assert count_retention(a, lim["r_t"], 0) >= 0.99 - 1e-3
+    strict = suggest_limits([a], keep=0.9999)
+    assert strict["t_t"] <= lim["t_t"] and strict["r_t"] <= lim["r_t"]
+
+
+def test_translation_retention_is_exact() -> None:
+    a, _ = synthetic_pair((256, 64), rng=0)
+    for t in (1, 3, 12):
+        worst = min(float(translate(a, dx, dy).sum()) for dx, dy in ((t, 0), (-t, 0), (0, t), (0, -t)))
+        assert translation_retention(a, t) == pytest.approx(worst / float(a.sum()), rel=1e-9)
 
 
 def test_uptake_histogram_is_a_density() -> None:

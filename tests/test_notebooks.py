@@ -129,6 +129,12 @@ def skeleton_problems(nb: nbformat.NotebookNode) -> list[str]:
                     problems.append(f"parameter {ast.unparse(node.target)!r}: default must be a literal "
                                     "(derived values go in the next cell)")
         nb_params = _inspect(nb) if tree is not None else {}
+        assigned = [ast.unparse(n.target) for n in (tree.body if tree is not None else []) if isinstance(n, ast.AnnAssign)]
+        for name in assigned:
+            if name not in nb_params:
+                # papermill's line parser drops a parameter whose trailing comment holds '='
+                problems.append(f"parameter {name!r} is invisible to papermill.inspect_notebook "
+                                "(an '=' in its comment?)")
         for name, info in nb_params.items():
             if not (info.get("help") or "").strip():
                 problems.append(f"parameter {name!r} has no trailing '# comment' saying what it is")
@@ -211,6 +217,8 @@ def test_skeleton_check_catches_a_broken_notebook() -> None:
                   nbformat.v4.new_markdown_cell("## Work"), nbformat.v4.new_code_cell("1 + 1"),
                   nbformat.v4.new_markdown_cell("## Summary\nDone.")]
     assert skeleton_problems(good) == []
+    params.source = 'preset: str = "quick"  # training preset (empty = default)'
+    assert "invisible to papermill" in "\n".join(skeleton_problems(good))
     params.source = 'preset = "quick"  # training preset'
     assert "use 'name: type = literal" in "\n".join(skeleton_problems(good))
 
@@ -255,21 +263,24 @@ def two_visit_cohort(tmp_path_factory) -> CohortFixture:
 
 
 @pytest.fixture(scope="session")
-def run_dir(cohort_small: CohortFixture, tmp_path_factory) -> Path:
-    """A finished tiny training run on ``cohort_small`` (quick preset, shrunk to seconds)."""
-    from scintilab.presets import config_from_preset
-    from scintilab.training import train
-
-    config = config_from_preset("quick", data=str(cohort_small.manifest), image_size=(128, 32), epochs=1,
-                                model_options={"width": 8}, n_boot=50, seed=0)
-    result = train(config, tmp_path_factory.mktemp("run") / "run", verbose=0)
-    return Path(result.run_dir)
-
-
-@pytest.fixture(scope="session")
 def runs_root(tmp_path_factory) -> Path:
     """One runs folder for the session, so notebooks that train-or-reuse share runs."""
     return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="session")
+def run_dir(cohort_small: CohortFixture, runs_root: Path) -> Path:
+    """A finished tiny training run on ``cohort_small`` (quick preset shrunk to 1 epoch at 128x32).
+
+    It goes into ``runs_root`` with the configuration the smoke runs of 05/06 plan for
+    Classifier-inRAC, so those notebooks reuse it instead of training again.
+    """
+    from scintilab.presets import config_from_preset
+    from scintilab.runs import find_or_train
+
+    config = config_from_preset("quick", data=str(cohort_small.manifest), image_size=(128, 32), epochs=1,
+                                model_options={"width": 16}, n_boot=50, seed=0, model="inrac", dataset="D3")
+    return Path(find_or_train(config, runs_root, verbose=0).run_dir)
 
 
 def smoke_parameters(nb_path: Path, fixtures: dict[str, object], tmp: Path, runs_root_dir: Path) -> dict:

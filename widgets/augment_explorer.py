@@ -27,7 +27,7 @@ def _show(output: widgets.Output, *figs: go.Figure) -> None:
         return
     if get_ipython() is None:
         return
-    output.clear_output(wait=True)
+    output.outputs = ()  # reset state directly: clear_output(wait=True) stalls kernels with no front end
     with output:
         for f in figs:
             display(f)
@@ -49,11 +49,14 @@ class AugmentExplorer:
         n_copies: initial number of copies in the grid.
         seed: initial seed.
         extra: more fields stored in the JSON (e.g. the data-driven suggestion).
+        render_on_init: draw into the output area at once. Off by default: headless runs
+            (papermill/nbclient) stall on large figures sent into an Output widget, so the
+            first drawing waits for the first change; show ``.grid_figure`` in a cell.
     """
 
     def __init__(self, images: Sequence[tuple[str, np.ndarray]], out_dir: str | Path = "augmentation",
                  r_t: float = DEFAULT_R_T, t_t: int = DEFAULT_T_T, n_copies: int = 5, seed: int = 0,
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, Any] | None = None, render_on_init: bool = False) -> None:
         if not images:
             raise ValueError("no images to augment")
         self.images = list(images)
@@ -75,6 +78,7 @@ class AugmentExplorer:
         for w in (self.image, self.r_t, self.t_t, self.n_copies, self.seed):
             w.observe(lambda _c: self.update(), names="value")
         self.save.on_click(lambda _b: self.write())
+        self._render = render_on_init
         self.widget = widgets.VBox([
             widgets.HBox([self.image, self.r_t, self.t_t]),
             widgets.HBox([self.n_copies, self.seed, self.save]),
@@ -82,6 +86,7 @@ class AugmentExplorer:
             self.output,
         ])
         self.update()
+        self._render = True
 
     def values(self) -> dict[str, Any]:
         """The limits currently chosen: ``{"r_t": float, "t_t": int}``."""
@@ -97,7 +102,8 @@ class AugmentExplorer:
         kept = count_retention(img, v["r_t"], v["t_t"])
         self.info.value = (f"r_T {v['r_t']:.1f}°, t_T {v['t_t']} px: at the extremes {100 * kept:.2f} % of this image's "
                            f"counts stay in the field")
-        _show(self.output, self.grid_figure, self.hist_figure)
+        if self._render:
+            _show(self.output, self.grid_figure, self.hist_figure)
 
     def write(self) -> Path:
         """Write ``augmentation.json`` with the current limits (the save button does this)."""

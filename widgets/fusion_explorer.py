@@ -27,7 +27,7 @@ def _show(output: widgets.Output, fig: go.Figure) -> None:
         return
     if get_ipython() is None:
         return
-    output.clear_output(wait=True)
+    output.outputs = ()  # reset state directly: clear_output(wait=True) stalls kernels with no front end
     with output:
         display(fig)
 
@@ -45,9 +45,12 @@ class FusionExplorer:
             only the selected study's pixels are read).
         start: index of the first study shown.
         max_rows: display budget per panel (block averaging).
+        render_on_init: draw into the output area at once. Off by default: headless runs
+            (papermill/nbclient) stall on large figures sent into an Output widget, so the
+            first drawing waits for the first change; show ``.figure`` in a cell.
     """
 
-    def __init__(self, studies: Sequence[Study], start: int = 0, max_rows: int = 384) -> None:
+    def __init__(self, studies: Sequence[Study], start: int = 0, max_rows: int = 384, render_on_init: bool = False) -> None:
         self.studies = studies
         self.max_rows = max_rows
         n = len(studies)
@@ -74,7 +77,9 @@ class FusionExplorer:
             self.info,
             self.output,
         ])
+        self._render = render_on_init
         self.update()
+        self._render = True
 
     def _on_change(self, _change: Any) -> None:
         self.update()
@@ -93,7 +98,8 @@ class FusionExplorer:
             self.error = err.problem
             self.info.value = f"<b>{s.study_key}</b> ({s.label}): cannot fuse: {err.problem}"
             self.figure = go.Figure(layout=dict(title=f"{s.study_key}: {err.problem}"))
-            _show(self.output, self.figure)
+            if self._render:
+                _show(self.output, self.figure)
             return self.figure
         r = self.result
         methods = list(METHODS) if self.compare.value else [self.method.value]
@@ -102,7 +108,8 @@ class FusionExplorer:
             f"<b>{s.study_key}</b> patient {s.patient_key}, label {s.label}: shift rows {r.shift[0]:+.1f}, "
             f"cols {r.shift[1]:+.1f}; overlap {r.overlap:.2f}; thresholds {r.threshold_ant:.1f} / {r.threshold_post:.1f} counts"
         )
-        _show(self.output, self.figure)
+        if self._render:
+            _show(self.output, self.figure)
         return self.figure
 
 
