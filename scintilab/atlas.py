@@ -13,13 +13,20 @@ How it is fitted, from the image alone:
    to the chest width), bladder (hottest blob low in the trunk, near the midline), knees
    (the joint uptake peak of the legs) and soles (last body row).
 3. Column landmarks: the midline (a straight line through the body's row centroids, so a
-   slightly tilted patient is followed) and the half-width of the chest with the arms.
+   slightly tilted patient is followed), the half-width of the chest with the arms, and
+   the spine line (the brightest column near the midline, neck to sacrum, smoothed), so
+   that the vertebrae follow a scoliotic curve.
 
 Each image row is then mapped to a canonical height coordinate ``v`` (0 at the vertex,
 1 at the soles) piecewise linearly between the landmarks, and each column to ``u``: the
 signed distance from the midline in units of the chest half-width. A hand-made template
-of bone shapes in (u, v) -- human proportions, both sides -- is evaluated on that grid.
-So the atlas scales to the patient's height and width and to any matrix size.
+of bone shapes in (u, v) -- human proportions, both sides -- is evaluated on that grid
+(the vertebrae relative to the spine line) and clipped to the body outline. So the atlas
+scales to the patient's height and width and to any matrix size.
+
+On the synthetic cohort (120 patients, 1024 x 256) the region under each lesion agrees
+with the generator's ground truth for about 95 % of lesions with both views (about 92 %
+from one view alone); see notebook 08.
 
 Where two bones overlap in projection (sternum over the thoracic spine, anterior ribs
 over the scapulae) the view decides which is drawn on top (the one nearer that camera),
@@ -51,13 +58,6 @@ CANONICAL_V: dict[str, float] = {
     "knee": 0.719,
     "sole": 1.0,
 }
-
-#: Bones nearer the anterior camera (drawn on top in ANT, chosen when ANT dominates).
-FRONT_BONES: frozenset[str] = frozenset({"sternum", "clavicles", "mandible", "ribs"})
-#: Bones nearer the posterior camera.
-BACK_BONES: frozenset[str] = frozenset(
-    {"thoracic_spine", "lumbar_spine", "cervical_spine", "sacrum", "scapulae"}
-)
 
 #: Bones placed relative to the traced spine line rather than the body midline, so that a
 #: scoliotic curve carries them along.
@@ -473,6 +473,59 @@ def fit_atlas(image: np.ndarray, *, view: str = "ANT",
                  landmarks=lm, body=body)
 
 
+def other_view_in_frame(fusion: Any, view: str) -> np.ndarray | None:
+    """The opposite view brought into ``view``'s stored frame through a fusion result.
+
+    Args:
+        fusion: a :class:`scintilab.fusion.FusionResult` (or None).
+        view: ``ANT`` (returns the flipped, aligned posterior) or ``POST`` (returns the
+            anterior shifted back and mirrored into the stored posterior's frame).
+
+    Returns:
+        The image, or None without a fusion.
+    """
+    if fusion is None:
+        return None
+    if view.upper() == "ANT":
+        return fusion.posterior_flipped_aligned
+    from scintilab.fusion import shift_image
+
+    dr, dc = fusion.shift
+    return shift_image(fusion.anterior, -dr, -dc)[:, ::-1]
+
+
+def fit_study_atlas(study: Any, view: str = "ANT", *, fusion: Any = None) -> Atlas:
+    """Fit the atlas to one view of a :class:`~scintilab.study.Study`, using both views.
+
+    With both views present the other view (through the fusion alignment) helps trace
+    the spine; with one view the atlas is fitted to it alone.
+
+    Args:
+        study: the study.
+        view: ``ANT`` or ``POST``.
+        fusion: a fusion result of the study to reuse (computed when needed and None).
+
+    Returns:
+        The fitted atlas.
+
+    Raises:
+        ValueError: the study lacks the view, or the view holds no body.
+    """
+    view = view.upper()
+    img = study.view(view)
+    if img is None:
+        raise ValueError(f"study {study.study_key} has no {view} view")
+    if fusion is None and study.anterior is not None and study.posterior is not None:
+        from scintilab.errors import InputError
+        from scintilab.fusion import fuse_study
+
+        try:
+            fusion = fuse_study(study)
+        except InputError:
+            fusion = None  # views that cannot be aligned: fit on this view alone
+    return fit_atlas(img, view=view, spacing=study.pixel_spacing, other=other_view_in_frame(fusion, view))
+
+
 def _landmarks(img: np.ndarray, body: np.ndarray, spacing: tuple[float, float]) -> Landmarks:
     rows_n, cols_n = img.shape
     width = body.sum(axis=1).astype(float)
@@ -695,6 +748,10 @@ def draw_atlas(image: np.ndarray, atlas: Atlas, *, level: str = "region",
         ax.text(atlas.shape[1] - 1, r, key, fontsize=6, ha="right", va="bottom")
     rr = np.array([0, atlas.shape[0] - 1], float)
     ax.plot(lm.midline(rr), rr, color="k", lw=0.5, ls=":")
+    if lm.spine_rows.size:
+        ax.plot(lm.spine(lm.spine_rows), lm.spine_rows, color="k", lw=0.6)
+    pad = 0.03 * (lm.sole - lm.top)
+    ax.set_ylim(min(lm.sole + pad, atlas.shape[0] - 0.5), max(lm.top - pad, -0.5))  # the body only
     present = sorted(set(np.unique(lab)) - {0})
     ax.legend(handles=[Patch(color=_BONE_COLOURS[i - 1], label=names[i - 1]) for i in present],
               loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=6, frameon=False)

@@ -359,7 +359,10 @@ def uptake_histogram(images: list[np.ndarray], bins: np.ndarray | int = 50, uppe
         vals = np.zeros(1, dtype=np.float32)
     if np.isscalar(bins):
         hi = float(np.percentile(vals, 99.9)) if upper is None else float(upper)
-        bins = np.linspace(0.0, max(hi, 1.0), int(bins) + 1)
+        # whole-count bin widths centred on integers: counts are integers, and bins of
+        # fractional width would alternately catch one or two of them (a comb artefact)
+        step = max(1, int(np.ceil(hi / int(bins))))
+        bins = np.arange(0.5, max(hi, 1.0) + step, step)
     dens, edges = np.histogram(vals, bins=bins, density=True)
     return dens, edges
 

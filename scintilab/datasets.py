@@ -239,7 +239,59 @@ def _n_views(study: Study) -> int:
         return len([v for v in views.replace("+", ",").replace(";", ",").replace(" ", ",").split(",") if v])
     if isinstance(views, (list, tuple)):
         return len(views)
-    return 2
+    return len(study.views)  # in-memory study: looking at its arrays costs nothing
+
+
+@dataclass
+class _Record:
+    """What selection needs of a study, without its pixels."""
+
+    index: int
+    study_key: str
+    patient_key: str
+    label: str | None
+    n_views: int
+    ident: list[Any]
+    study: Study | None = None  # held for in-memory sequences only
+
+
+def _records(studies: Sequence[Study], skipped: list[tuple[str, str]]) -> list[_Record]:
+    """Keys, labels and view counts of every study.
+
+    A lazy :class:`scintilab.ingest.Cohort` (anything with a ``manifest`` DataFrame) is read
+    from its manifest, so pixels are loaded once, in the build loop, one study at a time;
+    other sequences are iterated (a study that fails to load is skipped and reported).
+    """
+    manifest = getattr(studies, "manifest", None)
+    out: list[_Record] = []
+    if isinstance(manifest, pd.DataFrame) and len(manifest) == len(studies):
+        for i, (_, row) in enumerate(manifest.iterrows()):
+            label = row.get("label")
+            label = None if label is None or (isinstance(label, float) and math.isnan(label)) else str(label)
+            views = str(row.get("views") or "")
+            n_views = len([v for v in views.replace("+", ",").split(",") if v.strip()]) or 2
+            ident = [str(row.get(k)) for k in ("study_key", "patient_key", "label", "views", "rows", "cols",
+                                                 "counts_ant", "counts_post", "ant_path", "post_path")]
+            root = getattr(studies, "root", None)
+            for k in ("ant_path", "post_path"):
+                v = row.get(k)
+                if isinstance(v, str) and v:
+                    p = Path(v) if Path(v).is_absolute() or root is None else Path(root) / v
+                    try:
+                        st = os.stat(p)
+                        ident.append((st.st_size, st.st_mtime_ns))
+                    except OSError:
+                        ident.append(None)
+            out.append(_Record(i, str(row["study_key"]), str(row["patient_key"]), label, n_views, ident))
+        return out
+    for i in range(len(studies)):
+        try:
+            s = studies[i]
+        except InputError as err:
+            skipped.append((f"study #{i}", err.problem))
+            continue
+        out.append(_Record(i, s.study_key, s.patient_key, s.label, _n_views(s), _study_identity(s), study=s))
+    return out
 
 
 def _resolve_keep(nomet_keep: int | float | None, n_nomet_images: int) -> int:
@@ -302,16 +354,15 @@ def build_dataset(
     sel_seed, aug_seed, dist_seed = (int(x) for x in base.integers(0, 2**31 - 1, size=3))
 
     skipped: list[tuple[str, str]] = []
-    usable: list[Study] = []
-    for s in studies:
-        if s.label not in CLASSES:
-            skipped.append((s.study_key, f"no usable label ({s.label!r})"))
-            continue
-        usable.append(s)
+    records = _records(studies, skipped)
+    usable = [r for r in records if r.label in CLASSES]
+    for r in records:
+        if r.label not in CLASSES:
+            skipped.append((r.study_key, f"no usable label ({r.label!r})"))
 
     # D1 selection: NoMet sampled down by study; the count is in images (views), as the paper.
-    nomet = [s for s in usable if s.label == "NoMet"]
-    n_nomet_images = sum(_n_views(s) for s in nomet)
+    nomet = [r for r in usable if r.label == "NoMet"]
+    n_nomet_images = sum(r.n_views for r in nomet)
     keep_images = _resolve_keep(nomet_keep, n_nomet_images)
     order = as_rng(sel_seed).permutation(len(nomet))
     kept_nomet: set[str] = set()
@@ -320,8 +371,8 @@ def build_dataset(
         if acc >= keep_images:
             break
         kept_nomet.add(nomet[i].study_key)
-        acc += _n_views(nomet[i])
-    selected = [s for s in usable if s.label != "NoMet" or s.study_key in kept_nomet]
+        acc += nomet[i].n_views
+    selected = [r for r in usable if r.label != "NoMet" or r.study_key in kept_nomet]
     if not selected:
         raise ValueError("no labelled study to build a dataset from")
 
@@ -330,7 +381,7 @@ def build_dataset(
     if name in ("D2", "D3"):
         dist = as_rng(dist_seed)
         for c in CLASSES:
-            idx = [i for i, s in enumerate(selected) if s.label == c]
+            idx = [i for i, r in enumerate(selected) if r.label == c]
             copies[idx] = _copies_per_study(len(idx), float(mult.get(c, 1.0)), dist)
 
     params = {
@@ -342,8 +393,8 @@ def build_dataset(
     cache_base = None
     if cache_dir is not None and seed_for_key != "generator":
         h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
-        for s in studies:
-            h.update(json.dumps(_study_identity(s), default=str).encode())
+        for r in records:
+            h.update(json.dumps(r.ident, default=str).encode())
         fingerprint = h.hexdigest()[:16]
         cache_base = Path(cache_dir) / f"{name}-{fingerprint}"
         cached = _load_cache(cache_base)
@@ -376,15 +427,16 @@ def build_dataset(
         iterator = tqdm(iterator, desc=f"building {name}", unit="study", file=sys.stdout, leave=False)
     n = 0
     for i in iterator:
-        s = selected[i]
+        rec = selected[i]
         try:
-            ant, post = s.anterior, s.posterior  # lazy studies read pixels here, once
+            s = rec.study if rec.study is not None else studies[rec.index]  # lazy cohorts read pixels here, once
+            ant, post = s.anterior, s.posterior
             if ant is None and post is None:
-                raise InputError(s.study_key, "holds no view")
+                raise InputError(rec.study_key, "holds no view")
             sources: list[tuple[str, np.ndarray]] = []
             if name == "D3":
                 if ant is None or post is None:
-                    raise InputError(s.study_key, "D3 needs both views; only one present")
+                    raise InputError(rec.study_key, "D3 needs both views; only one present")
                 sources.append(("fused", fuse(ant, post, method=method).image))
             else:
                 if ant is not None:
@@ -392,7 +444,8 @@ def build_dataset(
                 if post is not None:
                     sources.append(("POST", flip_posterior(post)))
         except (InputError, ValueError) as err:
-            skipped.append((s.study_key, str(err.problem if isinstance(err, InputError) else err)))
+            # a bad file is reported by its study key only (paths may carry identity)
+            skipped.append((rec.study_key, str(err.problem if isinstance(err, InputError) else err)))
             continue
         # one Generator per study, from the dataset seed and the study's position: D2 and
         # D3 built with the same seed draw the same parameters for the same copy
@@ -402,9 +455,9 @@ def build_dataset(
             for kind, img in sources:
                 out = img if p is None else apply_params(img, p)
                 images[n] = preprocess(out, (h_out, w_out))
-                labels.append(CLASSES.index(s.label))
-                pkeys.append(s.patient_key)
-                skeys.append(s.study_key)
+                labels.append(CLASSES.index(rec.label))
+                pkeys.append(rec.patient_key)
+                skeys.append(rec.study_key)
                 kinds.append(kind)
                 augs.append(params_str(p))
                 n += 1

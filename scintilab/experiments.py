@@ -460,7 +460,7 @@ def overrides_from(*, epochs: int = 0, image_size: Sequence[int] = (), width: in
             raise ValueError(f"image_size must be [rows, cols], got {list(image_size)}")
         out["image_size"] = (int(image_size[0]), int(image_size[1]))
     if width:
-        out["model_options"] = {"width": int(width)}
+        out["model_options"] = {**dict(out.get("model_options") or {}), "width": int(width)}
     if n_boot is not None:
         out["n_boot"] = int(n_boot)
     return out

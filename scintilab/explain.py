@@ -18,6 +18,7 @@ but less class-specific map.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,14 @@ import numpy as np
 import pandas as pd
 
 from scintilab.errors import InputError
+
+
+# TensorFlow 2.21's oneDNN CPU kernels corrupt the heap (segfault, "double free") when a
+# training graph is retraced for a smaller last batch at small inputs: seen with inrac
+# and the plain residual model at 128 x 32, batch 8, 15 images. TensorFlow reads this
+# switch once, when it is first imported, so it is set here before anything imports it;
+# an explicit TF_ENABLE_ONEDNN_OPTS=1 in the environment still wins.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
 # --------------------------------------------------------------------------- maps
@@ -365,16 +374,18 @@ def gallery_figure(
     ncols = max(1, min(ncols, n))
     nrows = max(1, int(np.ceil(n / ncols)))
     h, w = images.shape[1:3]
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * panel_height * w / h * 1.35 + 0.5, nrows * panel_height), squeeze=False)
+    # panels at least 2.1 in wide, so the three title lines fit over a 1:4 whole-body image
+    panel_w = max(2.1, panel_height * w / h * 1.35)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * panel_w, nrows * (panel_height + 0.6)), squeeze=False)
     pcols = [c for c in rows.columns if c.startswith("p_")]
     for ax in axes.ravel():
         ax.axis("off")
     for i, (ax, (_, row)) in enumerate(zip(axes.ravel(), rows.iterrows())):
         shown = overlay(images[i], heats[i]) if heats is not None else images[i]
         ax.imshow(shown, cmap=None if heats is not None else "gray_r", aspect="equal")
-        probs = " ".join(f"{c[2:]}:{row[c]:.2f}" for c in pcols)
+        probs = "P " + " / ".join(f"{row[c]:.2f}" for c in pcols) + f"  ({'/'.join(c[2:] for c in pcols)})"
         head = f"{titles[i]}\n" if titles is not None else ""
-        ax.set_title(f"{head}{row['study_key']}\ntrue {row['true']} / pred {row['pred']}\n{probs}", fontsize=7)
+        ax.set_title(f"{head}{row['study_key']}: true {row['true']}, pred {row['pred']}\n{probs}", fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -413,7 +424,8 @@ def explain_run(
     for name, frame in found.items():
         if groups is not None and name not in groups:
             continue
-        chosen.append(frame.head(per_group).assign(group=name))
+        # one image per study: augmented copies of one study would fill a group otherwise
+        chosen.append(frame.drop_duplicates("study_key").head(per_group).assign(group=name))
     if not chosen:
         raise ValueError(f"{run_dir}: no test cases in the requested groups")
     sel = pd.concat(chosen)
@@ -432,3 +444,38 @@ def explain_run(
             raise ValueError(f"method must be 'gradcam', 'attention' or 'none', not {method!r}")
     fig = gallery_figure(imgs, heats, sel, titles=list(sel["group"]))
     return fig, sel.reset_index(drop=True), heats if heats is not None else np.zeros_like(imgs)
+
+
+def case_figure(image: np.ndarray, heat: np.ndarray | None, row: pd.Series | dict[str, Any], *, method: str = "Grad-CAM"):
+    """One test case: the image, the heat-map overlay and the class probabilities.
+
+    Args:
+        image: (H, W) model input.
+        heat: (H, W) map in [0, 1], or None for no overlay.
+        row: the case's predictions row (``study_key``, ``true``, ``pred``, ``p_*``).
+        method: name of the map, for the panel title.
+
+    Returns:
+        ``matplotlib.figure.Figure`` (pseudonymous study key only).
+    """
+    import matplotlib.pyplot as plt
+
+    row = pd.Series(row)
+    pcols = [c for c in row.index if str(c).startswith("p_")]
+    fig, axes = plt.subplots(1, 3, figsize=(8, 5.5), gridspec_kw={"width_ratios": [1, 1, 1.4]})
+    lo, hi = np.percentile(image, [1, 99.5])
+    axes[0].imshow(np.clip((image - lo) / (hi - lo if hi > lo else 1), 0, 1) ** 0.5, cmap="gray")
+    axes[0].set_title("image", fontsize=9)
+    axes[1].imshow(overlay(image, heat) if heat is not None else np.zeros((*image.shape, 3)))
+    axes[1].set_title(method if heat is not None else "(no map)", fontsize=9)
+    for ax in axes[:2]:
+        ax.axis("off")
+    names = [c[2:] for c in pcols]
+    colours = ["tab:green" if n == row["true"] else "tab:grey" for n in names]
+    axes[2].barh(names, [float(row[c]) for c in pcols], color=colours)
+    axes[2].set_xlim(0, 1)
+    axes[2].invert_yaxis()
+    axes[2].set_xlabel("probability (green = true class)")
+    fig.suptitle(f"{row['study_key']}: true {row['true']}, predicted {row['pred']}", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -5,9 +5,12 @@ baseline. Each later study is registered to the baseline (a translation found by
 correlation of the anterior views: the bed, the sweep start and the patient move between
 visits), its hot spots are moved into the baseline's frame and matched:
 
-* **new**: a metastatic hot spot of the follow-up with no hot spot at that place in the
-  baseline whose probability reached half the call threshold (so a lesion just under the
-  threshold at baseline is not counted as new, and faint noise does not hide a new one);
+* **new**: a metastatic hot spot of the follow-up with no baseline hot spot (of any
+  probability) at that place, or whose baseline counterpart was not called metastatic and
+  was less than half as intense (normalised uptake; :data:`APPEARED_RATIO`): a lesion
+  just under the call threshold at baseline that brightens (healing flare, growth) is not
+  new, while a lesion appearing on bone that showed only faint or joint uptake before is.
+  "At that place" is a distance gate scaled to the two hot spots' sizes (see :func:`match`);
 * **resolved**: a metastatic hot spot of the baseline with no hot spot left at that place;
 * **grown**: matched, and its area grew by more than 25 % or its normalised uptake by more
   than 25 %.
@@ -39,6 +42,9 @@ from scintilab.hotspots import METASTATIC_P, Detection, Hotspot
 
 #: Relative growth (area or normalised uptake) that makes a matched lesion "grown".
 GROWTH: float = 0.25
+#: A follow-up hot spot at least this many times as intense (normalised uptake) as an
+#: uncalled baseline hot spot at the same place is a new lesion there.
+APPEARED_RATIO: float = 2.0
 #: Fewest new lesions for PCWG3 progression, and fewest additional ones to confirm it.
 PCWG3_MIN_NEW: int = 2
 #: Fewest days between the first follow-up and the confirmatory scan.
@@ -142,11 +148,13 @@ def compare(reference: Detection, followup: Detection, *, threshold: float = MET
         else:
             shift = register(reference.images[view], followup.images[view])
     tol = tol_mm / (0.5 * (reference.spacing[0] + reference.spacing[1]))
-    # Only hot spots that were at least half-way to a call take part: faint noise peaks
-    # at baseline must not hide a lesion that appears at the same place later.
-    floor = 0.5 * threshold
-    pairs = match([h for h in reference.hotspots if h.p_metastatic >= floor],
-                  [h for h in followup.hotspots if h.p_metastatic >= floor], shift, tol)
+    # Every baseline hot spot takes part, whatever its probability: a lesion just under
+    # the call threshold at baseline that crosses it later (a flare) is not new. A faint
+    # baseline peak does not hide a lesion that appears on it: see APPEARED_RATIO.
+    pairs = match(list(reference.hotspots), list(followup.hotspots), shift, tol)
+    appeared = {id(b) for a, b in pairs if a.p_metastatic < threshold and b.p_metastatic >= threshold
+                and b.normalized_uptake >= APPEARED_RATIO * a.normalized_uptake}
+    pairs = [(a, b) for a, b in pairs if id(b) not in appeared]
     matched_ref = {id(a) for a, _ in pairs}
     matched_fu = {id(b) for _, b in pairs}
     new = [h for h in followup.hotspots if h.p_metastatic >= threshold and id(h) not in matched_fu]

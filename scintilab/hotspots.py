@@ -59,17 +59,29 @@ METASTATIC_P: float = 0.5
 #: Smallest hot spot kept (pixels at 2.3 mm; scaled with the pixel area).
 MIN_AREA_PX: int = 3
 
+#: The bladder rule needs the hot spot brighter in front than behind (A/P ratio) by this.
+BLADDER_MIN_AP: float = 1.5
+#: Without a bladder blob: a midline hot spot at the bladder landmark this large (pixels at 2.3 mm).
+BLADDER_MIN_AREA_PX: int = 300
+#: Injection-site rule on the humerus: only lateral to the chest wall (|u| in chest half-widths).
+ARM_MIN_U: float = 0.7
+#: Joint rules: a hot spot this many times brighter than the mirror-image place is focal.
+SYMMETRIC_MAX_CONTRAST: float = 4.0
+#: Rib-fracture line: neighbouring foci within this factor of each other's normalised uptake.
+FRACTURE_MAX_RATIO: float = 1.6
+
 #: The default rules: kind -> (factor applied to the probability, what it stands for).
 RULES: dict[str, tuple[float, str]] = {
-    "bladder": (0.02, "inside or touching the bladder blob: urine, not bone"),
+    "bladder": (0.02, "touching the bladder blob and brighter in front (the bladder lies anteriorly): urine, not bone"),
     "soft_tissue": (0.10, "centre off the atlas skeleton (kidney, soft tissue, contamination)"),
-    "injection_site": (0.05, "forearm, hand or elbow: the usual injection sites (synthetic metastases never sit there)"),
-    "contamination": (0.10, "below the bladder and far more intense in one view than the other (surface urine)"),
+    "injection_site": (0.05, "forearm, hand or elbow lateral to the chest wall: the usual injection sites"),
+    "contamination": (0.10, "below the bladder and over 4x more intense in one view than the other (surface urine)"),
     "knee_joint": (0.15, "at the knee joint line (degenerative joint disease; the paper's main false positive)"),
     "shoulder_joint": (0.40, "humeral head at the shoulder joint (arthritis); 0.1 when both shoulders light up"),
-    "symmetric_joint": (0.10, "a mirror-image hot spot on the other side at the same height (joint disease)"),
+    "symmetric_joint": (0.10, "a mirror-image hot spot of comparable intensity on the other side (joint disease)"),
     "feet": (0.15, "feet: degenerative uptake is the rule there"),
-    "rib_fracture_line": (0.10, "small foci lined up on consecutive ribs (healed fractures)"),
+    "rib_fracture_line": (0.10, "small foci of similar intensity lined up on consecutive ribs (healed fractures)"),
+    "symmetric_anatomy": (0.30, "rib or scapular focus with a mirror-image focus of similar intensity (normal anatomy)"),
     "lumbar_facet": (0.45, "small focus at the lateral edge of a lumbar vertebra (osteophyte / facet arthritis)"),
 }
 
@@ -490,18 +502,35 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
 
     The rules look only at position, size and depth (never at the class label):
 
-    * ``bladder``: the hot spot touches the bladder blob the atlas found.
+    * ``bladder``: the hot spot touches the bladder blob the atlas found and is brighter
+      in front (A/P ratio above :data:`BLADDER_MIN_AP`; the bladder lies anteriorly, a
+      pubic or sacroiliac bone lesion next to it does not). The atlas's bladder blob can
+      spread over the neighbouring pelvis, hence the depth check.
     * ``soft_tissue``: no template bone within ~5 mm of its peak (kidneys, soft tissue).
-    * ``injection_site``: forearms, hands, or the distal humerus (elbow).
+    * ``injection_site``: forearms, hands, or the distal humerus (elbow) lateral to the
+      chest wall (``|u|`` above :data:`ARM_MIN_U`): a lateral rib lesion that the atlas
+      gives to the humerus is not an injection.
     * ``contamination``: below the bladder landmark, off the axial skeleton, and more than
-      6x brighter in one view than in the other (a source on the skin).
+      4x brighter in one view than in the other (a source on the skin; the bones below the
+      bladder lie mid-depth).
     * ``knee_joint``: on a femur or tibia within 3 % of body height of the knee landmark.
-    * ``symmetric_joint``: a humeral head / hip / knee hot spot with a mirror-image partner.
-    * ``shoulder_joint``: humeral head at the shoulder.
+    * ``symmetric_joint``: a humeral head / knee hot spot with a mirror-image partner and
+      a mirror-image place of comparable brightness (:func:`local_contrast` below
+      :data:`SYMMETRIC_MAX_CONTRAST`): joint disease is bilateral and similar.
+    * ``shoulder_joint``: humeral head at the shoulder, not far brighter than the other
+      shoulder (a focus many times the other side is a lesion, not arthritis).
     * ``feet``: on the feet.
-    * ``rib_fracture_line``: a small rib focus with another small rib focus 4-30 px above
-      or below it in the same column (+-4 px): foci lined up on consecutive ribs.
+    * ``rib_fracture_line``: a small rib focus with another small rib focus of similar
+      normalised uptake (within a factor :data:`FRACTURE_MAX_RATIO`) 4-30 px above or below
+      it in the same column (+-4 px): healed fractures in a line share their intensity.
+    * ``symmetric_anatomy``: a rib or scapular focus with a mirror-image focus of similar
+      normalised uptake (:func:`comparable_pair`): normal bilateral anatomy.
     * ``lumbar_facet``: a small lumbar focus at the lateral edge of the vertebral column.
+
+    When the atlas found no bladder blob, a large front-heavy midline hot spot at the
+    bladder landmark is called ``bladder`` too.
+
+    :attr:`Hotspot.contrast` must be set (:func:`rule_probability` does so first).
     """
     atlas = det.atlas["ANT" if "ANT" in det.atlas else "POST"]
     lm = atlas.landmarks
@@ -511,11 +540,17 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
     if det.bladder is not None and det.bladder.any():
         if det._bladder_zone is None:
             det._bladder_zone = ndi.binary_dilation(det.bladder, iterations=2)
-        if (det._bladder_zone & full).any():
+        if (det._bladder_zone & full).any() and not (np.isfinite(hs.ap_ratio) and hs.ap_ratio < BLADDER_MIN_AP):
             return "bladder"
+    elif (hs.area_px >= BLADDER_MIN_AREA_PX * (2.3**2 / (det.spacing[0] * det.spacing[1])) and abs(u) < 0.3
+          and abs(v - float(atlas.v_of_row(lm.bladder))) < 0.04 and np.isfinite(hs.ap_ratio)
+          and hs.ap_ratio >= BLADDER_MIN_AP):
+        # No bladder blob (the atlas's threshold failed): a large, front-heavy hot spot on
+        # the midline at the bladder landmark is the bladder.
+        return "bladder"
     if hs.bone is None:
         below = hs.row > lm.bladder
-        if below and np.isfinite(hs.ap_ratio) and (hs.ap_ratio > 6 or hs.ap_ratio < 1 / 6):
+        if below and np.isfinite(hs.ap_ratio) and (hs.ap_ratio > 4 or hs.ap_ratio < 1 / 4):
             return "contamination"
         if abs(u) > 0.5 and v > 0.3:
             return "injection_site"
@@ -523,16 +558,17 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
     small = hs.area_px <= 60 * (2.3**2 / (det.spacing[0] * det.spacing[1]))
     if hs.bone in ("forearms", "hands"):
         return "injection_site"
-    if hs.bone == "humeri" and v > 0.32:
+    if hs.bone == "humeri" and v > 0.32 and abs(u) > ARM_MIN_U:
         return "injection_site"
     if (hs.row > lm.bladder and hs.bone in ("femora", "tibiae_fibulae", "pelvis") and np.isfinite(hs.ap_ratio)
-            and (hs.ap_ratio > 6 or hs.ap_ratio < 1 / 6)):
+            and (hs.ap_ratio > 4 or hs.ap_ratio < 1 / 4)):
         return "contamination"
-    partner = _mirror_partner(det, hs, u, v)
+    comparable = not (np.isfinite(hs.contrast) and hs.contrast >= SYMMETRIC_MAX_CONTRAST)
+    partner = comparable and _mirror_partner(det, hs, u, v)
     knee_v = float(atlas.v_of_row(lm.knee))
     if hs.bone in ("femora", "tibiae_fibulae") and abs(v - knee_v) < 0.03:
         return "symmetric_joint" if partner else "knee_joint"
-    if hs.bone == "humeri" and v < 0.215:
+    if hs.bone == "humeri" and v < 0.215 and comparable:
         return "symmetric_joint" if partner else "shoulder_joint"
     if hs.bone == "feet":
         return "feet"
@@ -540,14 +576,34 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
         for other in det.hotspots:
             if other is hs or other.bone != "ribs":
                 continue
+            ratio = max(other.normalized_uptake, 1e-3) / max(hs.normalized_uptake, 1e-3)
             if other.area_px <= 60 * (2.3**2 / (det.spacing[0] * det.spacing[1])) and \
-                    abs(other.col - hs.col) <= 4 and 4 <= abs(other.row - hs.row) <= 30:
+                    abs(other.col - hs.col) <= 4 and 4 <= abs(other.row - hs.row) <= 30 and \
+                    1 / FRACTURE_MAX_RATIO <= ratio <= FRACTURE_MAX_RATIO:
                 return "rib_fracture_line"
+    if hs.bone in ("ribs", "scapulae") and comparable_pair(det, hs, u, v):
+        return "symmetric_anatomy"
     if hs.bone == "lumbar_spine" and hs.area_px <= 30 * (2.3**2 / (det.spacing[0] * det.spacing[1])):
         spine_half = 0.095 * max(lm.half_width, 1.0)
         if abs(hs.col - float(lm.midline(hs.row))) > 0.55 * spine_half:
             return "lumbar_facet"
     return ""
+
+
+def comparable_pair(det: Detection, hs: Hotspot, u: float, v: float) -> bool:
+    """True when a hot spot on the same bone group mirrors ``hs`` across the midline (same
+    height within 2 % of body height, same distance from the midline within 0.12 chest
+    half-widths) with a normal uptake within :data:`FRACTURE_MAX_RATIO` of it: normal
+    bilateral anatomy (rib ends, scapular tips) rather than a metastasis."""
+    for other in det.hotspots:
+        if other is hs or other.bone != hs.bone:
+            continue
+        ou, ov = _canon(det, other)
+        ratio = max(other.normalized_uptake, 1e-3) / max(hs.normalized_uptake, 1e-3)
+        if ou * u < 0 and abs(abs(ou) - abs(u)) < 0.12 and abs(ov - v) < 0.02 and \
+                1 / FRACTURE_MAX_RATIO <= ratio <= FRACTURE_MAX_RATIO:
+            return True
+    return False
 
 
 def _mirror_partner(det: Detection, hs: Hotspot, u: float, v: float) -> bool:
@@ -628,8 +684,8 @@ def rule_probability(det: Detection, hs: Hotspot) -> tuple[float, str]:
     """Default probability of metastasis: the uptake term times the focality term
     (:func:`local_contrast`) times the factor of the rule that fired (see :data:`RULES`
     and :func:`rule_kind`)."""
-    kind = rule_kind(det, hs)
     hs.contrast = local_contrast(det, hs)
+    kind = rule_kind(det, hs)
     p = uptake_probability(hs.normalized_uptake) * contrast_probability(hs.contrast)
     if kind:
         p *= RULES[kind][0]

@@ -8,7 +8,9 @@ row of a tidy table:
 * counts (max / mean / total) in the view it was drawn on, in the other view (the polygon
   carried over through the fusion alignment, mirrored for POST) and in the fused image;
   the anterior/posterior ratio (a depth cue: bone near the front is brighter in ANT) and a
-  background-corrected contrast against a ring around the lesion;
+  background-corrected contrast against a ring around the lesion; the uptake (peak above
+  the ring in the conjugate-view mean, per 2.3 mm pixel) binned as in the paper;
+* a lesion outlined on both views (the synthetic cohort and many readers do) is one row;
 * the shape class: the annotated label when there is one, else a geometric rule
   (:func:`classify_shape`), with the rule's agreement against annotations measurable
   (:func:`shape_agreement`);
@@ -52,6 +54,9 @@ CONTINUOUS_FEATURES: tuple[str, ...] = (
     "area_mm2", "equiv_diameter_mm", "eccentricity", "solidity", "uptake",
     "mean_drawn", "contrast", "ap_ratio",
 )
+
+#: Pixel size (mm) the uptake is quoted for: the paper's 256 x 1024 matrix at 2.3 mm.
+REFERENCE_PIXEL_MM: float = 2.3
 
 #: Label strings of the uptake bins, e.g. ``"[50, 100)"``.
 UPTAKE_BIN_LABELS: tuple[str, ...] = tuple(
@@ -423,9 +428,19 @@ def study_lesions(study: Study, *, fusion_method: str = "add",
 
     Returns:
         ``(rows, skipped)``: one dict per lesion, and ``(study_key:shape_index, reason)``
-        for shapes that could not be used.
+        for shapes that could not be used. Row keys: ``study_key, patient_key, label,
+        lesion_index, kind, view`` (``ANT``, ``POST`` or ``ANT+POST``: where it was
+        outlined), ``shape_annotated, region_annotated, shape_indices`` (positions in
+        ``study.shapes``); geometry (:func:`geometry_features`); ``max/mean/total/
+        background/contrast`` with suffixes ``_ant``, ``_post``, ``_fused`` (and the
+        drawn view's as ``max_drawn, mean_drawn, contrast``); texture
+        (:func:`texture_features`); ``uptake_raw`` (net peak in the conjugate-view mean,
+        image counts), ``uptake`` (the same per 2.3 mm pixel), ``ap_ratio``;
+        ``shape_rule, shape`` (annotated, else rule); ``bone_atlas, region_atlas,
+        region`` (annotated, else atlas); ``ant_row, ant_col`` (centroid in the anterior
+        frame); ``shift_rows, shift_cols`` (the fusion alignment used).
     """
-    from scintilab.atlas import fit_atlas
+    from scintilab.atlas import fit_atlas, other_view_in_frame
     from scintilab.fusion import aggregate
 
     kinds = {k.lower() for k in kinds}
@@ -477,7 +492,7 @@ def study_lesions(study: Study, *, fusion_method: str = "add",
             if img is not None:
                 try:
                     atlases[view] = fit_atlas(img, view=view, spacing=spacing,  # type: ignore[arg-type]
-                                              other=_other_view_in_frame(fusion, view))
+                                              other=other_view_in_frame(fusion, view))
                 except ValueError as err:
                     skipped.append((study.study_key, f"atlas on {view} failed: {err}"))
         return atlases[view]
@@ -516,18 +531,21 @@ def study_lesions(study: Study, *, fusion_method: str = "add",
         if fusion is not None and ant_mask.any():
             row.update(intensity_features(fusion.image, ant_mask, prefix="_fused"))
             g = intensity_features(geo, ant_mask, prefix="_geo")
-            row["uptake"] = max(g["max_geo"] - (g["background_geo"] if np.isfinite(g["background_geo"]) else 0.0), 0.0)
+            row["uptake_raw"] = max(g["max_geo"] - (g["background_geo"] if np.isfinite(g["background_geo"]) else 0.0), 0.0)
         else:
             row.update(_nan_intensity("_fused"))
-            row["uptake"] = np.nan
+            row["uptake_raw"] = np.nan
         drawn = "_" + view.lower()
         row["max_drawn"] = row[f"max{drawn}"]
         row["mean_drawn"] = row[f"mean{drawn}"]
         row["contrast"] = row[f"contrast{drawn}"]
-        if not np.isfinite(row["uptake"]):
+        if not np.isfinite(row["uptake_raw"]):
             # One view only: the drawn view's peak above its ring stands in for the uptake.
             bg = row[f"background{drawn}"]
-            row["uptake"] = max(row["max_drawn"] - (bg if np.isfinite(bg) else 0.0), 0.0)
+            row["uptake_raw"] = max(row["max_drawn"] - (bg if np.isfinite(bg) else 0.0), 0.0)
+        # Counts per pixel grow with the pixel's area: quote the uptake per reference
+        # pixel (the paper's 2.3 mm) so that its bins mean the same at every matrix.
+        row["uptake"] = row["uptake_raw"] * REFERENCE_PIXEL_MM**2 / (spacing[0] * spacing[1])
         img = np.asarray(study.view(view), float)
         bg = row[f"background{drawn}"]
         row.update(texture_features(img, first["mask"], bg))
@@ -545,18 +563,6 @@ def study_lesions(study: Study, *, fusion_method: str = "add",
         row["shift_rows"], row["shift_cols"] = float(shift[0]), float(shift[1])
         rows.append(row)
     return rows, skipped
-
-
-def _other_view_in_frame(fusion: Any, view: str) -> np.ndarray | None:
-    """The opposite view brought into ``view``'s stored frame (None without a fusion)."""
-    if fusion is None:
-        return None
-    if view == "ANT":
-        return fusion.posterior_flipped_aligned
-    from scintilab.fusion import shift_image
-
-    dr, dc = fusion.shift
-    return shift_image(fusion.anterior, -dr, -dc)[:, ::-1]
 
 
 def _ap_ratio(row: dict[str, Any]) -> float:
@@ -722,7 +728,7 @@ def load_truth(truth_dir: str | Path) -> dict[str, dict[str, Any]]:
 
 def attach_truth(table: pd.DataFrame, truth: dict[str, dict[str, Any]], *,
                  max_dist_px: float = 12.0) -> pd.DataFrame:
-    """Add ``region_truth``/``bone_truth``/``shape_truth`` by nearest truth lesion centre.
+    """Add ``region_truth``/``bone_truth``/``shape_truth``/``uptake_truth`` by nearest centre.
 
     Truth centres (``center_rc``) are in the anterior frame; each lesion's anterior-frame
     centroid is matched to the nearest unused truth lesion of its study.
@@ -736,8 +742,10 @@ def attach_truth(table: pd.DataFrame, truth: dict[str, dict[str, Any]], *,
         A copy of the table with the truth columns.
     """
     df = table.copy()
-    for col in ("region_truth", "bone_truth", "shape_truth", "truth_dist_px"):
-        df[col] = None if col != "truth_dist_px" else np.nan
+    for col in ("region_truth", "bone_truth", "shape_truth"):
+        df[col] = None
+    df["uptake_truth"] = np.nan
+    df["truth_dist_px"] = np.nan
     if df.empty:
         return df
     for skey, idx in df.groupby("study_key").groups.items():
@@ -760,9 +768,31 @@ def attach_truth(table: pd.DataFrame, truth: dict[str, dict[str, Any]], *,
                     df.at[i, "bone_truth"] = bone
                     df.at[i, "region_truth"] = t.get("region") or (region_of(bone) if bone else None)
                     df.at[i, "shape_truth"] = t.get("shape")
+                    if t.get("uptake") is not None:
+                        # truth is in the image's own counts: quote it per reference pixel too
+                        px_area = df.at[i, "area_mm2"] / df.at[i, "area_px"] if "area_px" in df else 1.0
+                        df.at[i, "uptake_truth"] = float(t["uptake"]) * REFERENCE_PIXEL_MM**2 / px_area
                     df.at[i, "truth_dist_px"] = float(d[j])
                     break
     return df
+
+
+def uptake_agreement(table: pd.DataFrame) -> dict[str, float]:
+    """How the measured uptake follows the generator's true uptake.
+
+    Returns:
+        ``n``, ``spearman`` (rank correlation), ``median_ratio`` (measured / true) over
+        lesions with both values; NaNs when there are fewer than 3.
+    """
+    if table.empty or "uptake_truth" not in table:
+        return {"n": 0, "spearman": float("nan"), "median_ratio": float("nan")}
+    sub = table[["uptake", "uptake_truth"]].astype(float).dropna()
+    sub = sub[sub["uptake_truth"] > 0]
+    if len(sub) < 3:
+        return {"n": int(len(sub)), "spearman": float("nan"), "median_ratio": float("nan")}
+    rho = stats.spearmanr(sub["uptake"], sub["uptake_truth"]).statistic
+    return {"n": int(len(sub)), "spearman": float(rho),
+            "median_ratio": float(np.median(sub["uptake"] / sub["uptake_truth"]))}
 
 
 def region_agreement(table: pd.DataFrame, predicted: str = "region_atlas",
@@ -935,6 +965,46 @@ def compare_classes(table: pd.DataFrame, *, classes: tuple[str, str] = MET_CLASS
     return pd.DataFrame(rows)
 
 
+def describe_differences(tests: pd.DataFrame, table: pd.DataFrame, *, classes: tuple[str, str] = MET_CLASSES,
+                         top: int = 3, alpha: float = 0.05, uptake: str = "uptake") -> list[str]:
+    """Plain-words lines for the strongest class differences (smallest p first).
+
+    Args:
+        tests: :func:`compare_classes` output.
+        table: the lesion table it came from.
+        classes: the two classes compared.
+        top: how many variables to describe.
+        alpha: significance level quoted.
+        uptake: column binned for the uptake-bin variable.
+
+    Returns:
+        One sentence per variable, e.g. ``"shape: punctate is 34% of ADMet lesions vs 16%
+        of nADMet (chi-square p = 0.01, Cramer's V = 0.31; significant at 0.05)"``.
+    """
+    a, b = classes
+    out: list[str] = []
+    if tests.empty:
+        return out
+    sub = table[table["label"].isin(classes)] if not table.empty else table
+    for _, t in tests.dropna(subset=["p"]).sort_values("p").head(top).iterrows():
+        verdict = f"significant at {alpha:g}" if t["p"] < alpha else f"not significant at {alpha:g}"
+        var = t["variable"]
+        if t["test"].startswith("chi-square"):
+            col = uptake_bins(sub[uptake]).astype(object) if var == "uptake_bin" else sub[var]
+            share = pd.crosstab(pd.Series(col.to_numpy(), index=sub.index), sub["label"], normalize="columns")
+            share = share.reindex(columns=list(classes), fill_value=0.0)
+            diff = (share[a] - share[b]).abs()
+            cat = diff.idxmax()
+            out.append(f"{var}: {cat} is {100 * share.loc[cat, a]:.0f}% of {a} lesions vs "
+                       f"{100 * share.loc[cat, b]:.0f}% of {b} (chi-square p = {t['p']:.2g}, "
+                       f"Cramer's V = {t['effect_size']:.2f}; {verdict})")
+        else:
+            out.append(f"{var}: median {t[f'median_{a}']:.3g} ({a}, n={int(t[f'n_{a}'])}) vs "
+                       f"{t[f'median_{b}']:.3g} ({b}, n={int(t[f'n_{b}'])}) (Mann-Whitney p = {t['p']:.2g}, "
+                       f"rank-biserial r = {t['effect_size']:+.2f}; {verdict})")
+    return out
+
+
 # ---------------------------------------------------------------------------------------
 # Figures (the paper's Fig. 12)
 # ---------------------------------------------------------------------------------------
@@ -1043,7 +1113,7 @@ def lesion_figure(study: Study, rows: pd.DataFrame | None = None, *, view: str =
     from matplotlib.colors import ListedColormap
     from skimage.measure import find_contours
 
-    from scintilab.atlas import _BONE_COLOURS, fit_atlas
+    from scintilab.atlas import _BONE_COLOURS, fit_study_atlas
 
     view = view.upper()
     img = study.view(view)
@@ -1057,7 +1127,7 @@ def lesion_figure(study: Study, rows: pd.DataFrame | None = None, *, view: str =
     vmax = float(np.percentile(img, 99.7)) or 1.0
     ax.imshow(img, cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
     try:
-        atl = fit_atlas(img, view=view, spacing=study.pixel_spacing)
+        atl = fit_study_atlas(study, view)
     except ValueError:
         atl = None  # no body found: show the image alone, uncropped
     if atl is not None:

@@ -14,9 +14,10 @@ the figures), and what this module therefore does:
   it would be emulated and slower, so it is only chosen when those flags are present. On
   a GPU, ``mixed_float16`` (with loss scaling, which Keras adds) or ``mixed_bfloat16`` on
   cards that support it (compute capability >= 8).
-* **Threads**: TensorFlow's defaults (inter-op = intra-op = cores) oversubscribe a small
-  machine; one inter-op thread and ``cores`` intra-op threads keep a single step's
-  convolutions on every core without two ops fighting over them.
+* **Threads**: setting one inter-op and ``cores`` intra-op threads
+  (:func:`configure_threads`) made no reliable difference on the 2-core machine (within
+  the noise of a shared CPU), so training leaves TensorFlow's defaults; the function is
+  here for larger machines where inter-op oversubscription shows.
 * **Channels-last** is Keras' default layout and oneDNN's preferred one on CPU, so
   nothing is converted; the models are written channels-last throughout.
 
@@ -30,6 +31,8 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 #: CPU flags that mean native bfloat16 arithmetic (dot products) in hardware.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -236,3 +239,97 @@ def speed_settings(mixed_precision: bool | str | None = "auto", jit_compile: boo
         cpu_bf16=cpu_has_bf16(),
         cpu=cpu_model(),
     )
+
+
+def _single_parent(layer: Any) -> Any:
+    """The layer whose output feeds ``layer`` (None when it has several inputs)."""
+    inp = layer.input
+    if isinstance(inp, (list, tuple)):
+        return None
+    return inp._keras_history.operation
+
+
+_FOLDED_BN: Any = None
+
+
+def _folded_bn_class() -> type:
+    """The pass-through layer that replaces a folded batch norm (built on first use)."""
+    global _FOLDED_BN
+    if _FOLDED_BN is None:
+        import keras
+
+        @keras.saving.register_keras_serializable(package="scintilab")
+        class FoldedBatchNorm(keras.layers.Identity):
+            """Identity left where a batch norm was folded into its convolution.
+
+            Accepts the ``mask``/``training`` arguments a BatchNormalization call site
+            passes, so the cloned graph calls it as it called the batch norm.
+            """
+
+            def call(self, inputs: Any, mask: Any = None, training: Any = None) -> Any:  # noqa: ARG002
+                return inputs
+
+            def compute_output_shape(self, input_shape: Any) -> Any:
+                return input_shape
+
+            def compute_output_spec(self, inputs: Any, mask: Any = None, training: Any = None) -> Any:  # noqa: ARG002
+                return keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
+
+        _FOLDED_BN = FoldedBatchNorm
+    return _FOLDED_BN
+
+
+def fold_batchnorm(model: Any) -> Any:
+    """An inference copy of ``model`` with every Conv2D -> BatchNormalization pair folded.
+
+    At inference a batch norm is a per-channel affine map, so it can be folded into the
+    preceding convolution's kernel and bias (``W' = W * s``, ``b' = (b - mean) * s + beta``
+    with ``s = gamma / sqrt(var + eps)``). Keras computes batch norm as separate
+    element-wise passes over each feature map (in float32 even under a bfloat16 policy,
+    so with two casts around it); folded, the network does one pass less per
+    convolution. The result predicts the same probabilities up to float rounding and is
+    for inference only (it has no batch norm left to train).
+
+    Args:
+        model: a functional Keras model (e.g. a trained inRAC).
+
+    Returns:
+        A new functional model with the same input/output names; BN layers become
+        pass-through ``FoldedBatchNorm`` layers of the same name, so layer lookups by name keep working.
+    """
+    import keras
+
+    pairs: dict[str, Any] = {}  # conv name -> its BN
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.axis in (-1, [-1], 3, [3]):
+            parent = _single_parent(layer)
+            if isinstance(parent, keras.layers.Conv2D) and len(parent._outbound_nodes) == 1:
+                pairs[parent.name] = layer
+    folded_bn = {bn.name for bn in pairs.values()}
+
+    def clone(layer: Any) -> Any:
+        config = layer.get_config()
+        if layer.name in folded_bn:
+            return _folded_bn_class()(name=layer.name, dtype=layer.dtype_policy)
+        if layer.name in pairs:
+            config["use_bias"] = True
+        return layer.__class__.from_config(config)
+
+    folded = keras.models.clone_model(model, clone_function=clone)
+    for src in model.layers:
+        dst = folded.get_layer(src.name)
+        if src.name in folded_bn or not src.weights:
+            continue
+        if src.name not in pairs:
+            dst.set_weights(src.get_weights())
+            continue
+        bn = pairs[src.name]
+        kernel = keras.ops.convert_to_numpy(src.kernel).astype(np.float64)
+        bias = keras.ops.convert_to_numpy(src.bias).astype(np.float64) if src.use_bias else 0.0
+        mean = keras.ops.convert_to_numpy(bn.moving_mean).astype(np.float64)
+        var = keras.ops.convert_to_numpy(bn.moving_variance).astype(np.float64)
+        gamma = keras.ops.convert_to_numpy(bn.gamma).astype(np.float64) if bn.scale else 1.0
+        beta = keras.ops.convert_to_numpy(bn.beta).astype(np.float64) if bn.center else 0.0
+        scale = gamma / np.sqrt(var + bn.epsilon)
+        dst.set_weights([(kernel * scale).astype(np.float32), ((bias - mean) * scale + beta).astype(np.float32)])
+    return folded

@@ -624,10 +624,37 @@ def phi_terms_from_dicom(paths: Iterable[str | os.PathLike[str]]) -> set[str]:
     return {t for t in terms if t}
 
 
+_STYLE_BLOCK = re.compile(r"<style\b.*?</style>", re.S | re.I)
+_SCRIPT_BLOCK = re.compile(r"<script\b[^>]*>(.*?)</script>", re.S | re.I)
+_DATA_URI = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]+")
+
+
+def searchable_text(page: str) -> str:
+    """What of an HTML page can show an identifier: text, attributes and figure data.
+
+    Left out: CSS, embedded library code (plotly.js) and base64 images, where short names
+    match by chance (``wang`` occurs in base64). Figure scripts are kept: a name in a
+    plotly hover label is shown to the reader.
+    """
+    page = _STYLE_BLOCK.sub(" ", page)
+    page = _SCRIPT_BLOCK.sub(lambda m: " " if len(m.group(1)) > 200_000 else m.group(0), page)
+    page = _DATA_URI.sub(" ", page)
+    return html.unescape(page)
+
+
 def scan_for_phi(text: str, terms: Iterable[str]) -> list[str]:
-    """The identifiers from ``terms`` found in ``text`` (case-insensitive), sorted."""
-    lower = text.lower()
-    return sorted({t for t in terms if t and t.lower() in lower})
+    """The identifiers from ``terms`` found in ``text``, sorted.
+
+    Matching is case-insensitive and on whole words (``Ann`` does not match ``annotation``);
+    HTML pages are first reduced to :func:`searchable_text`.
+    """
+    if "<html" in text[:2000].lower() or "<!doctype" in text[:200].lower():
+        text = searchable_text(text)
+    found = set()
+    for t in terms:
+        if t and re.search(r"(?<![A-Za-z0-9])" + re.escape(t) + r"(?![A-Za-z0-9])", text, re.I):
+            found.add(t)
+    return sorted(found)
 
 
 def check_reports(paths: Iterable[str | os.PathLike[str]], terms: Iterable[str]) -> dict[str, list[str]]:

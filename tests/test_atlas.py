@@ -188,3 +188,18 @@ def test_draw_atlas_figure(one_study):
     fig2 = draw_atlas(study.anterior, atlas, level="bone")
     assert "femora" in [t.get_text() for t in fig2.axes[0].get_legend().get_texts()]
     plt.close("all")
+
+
+def test_cli_reports_agreement_with_truth(synth_cohort: Path, tmp_path: Path, capsys):
+    import pandas as pd
+
+    from scintilab.cli import main
+
+    out = tmp_path / "lesions.csv"
+    assert main(["lesions", str(synth_cohort / "manifest.csv"), "--out", str(out),
+                 "--truth", str(synth_cohort / "truth")]) == 0
+    printed = capsys.readouterr().out
+    assert "region agreement with truth" in printed
+    df = pd.read_csv(out)
+    assert {"region_truth", "uptake_truth", "region_atlas"} <= set(df.columns)
+    assert (df["region_truth"] == df["region_atlas"]).mean() >= 0.9

@@ -114,10 +114,9 @@ def test_case_groups_follow_fig11() -> None:
     assert "nADMet called ADMet" not in g
 
 
-def test_explain_run_gallery(tmp_path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A finished 1-epoch run of a width-4 inrac on 24 blob images (NoMet vs nADMet)."""
     from scintilab.datasets import ImageSet
     from scintilab.presets import config_from_preset
     from scintilab.training import train
@@ -128,11 +127,44 @@ def test_explain_run_gallery(tmp_path: Path) -> None:
                   aug=np.array(["orig"] * 24))
     cfg = config_from_preset("quick", image_size=(64, 32), model_options={"width": 4}, epochs=1, batch_size=8,
                              n_boot=20, verbose=0, run_eagerly=True)
-    res = train(cfg, tmp_path / "run", dataset=ds)
+    return train(cfg, tmp_path_factory.mktemp("run") / "run", dataset=ds)
+
+
+def test_explain_run_gallery(tiny_run) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    res = tiny_run
     fig, chosen, heats = explain.explain_run(res.run_dir, per_group=1)
     assert len(chosen) == len(heats) >= 1 and heats.shape[1:] == (64, 32)
+    assert chosen.groupby("group")["study_key"].nunique().eq(chosen.groupby("group").size()).all()
     texts = " ".join(ax.get_title() for ax in fig.axes)
     assert "S-" in texts and "P-" not in texts
     assert set(chosen["group"]) <= set(explain.case_groups(res.predictions))
     fig2, _, att = explain.explain_run(res.run_dir, per_group=1, method="attention", model=res.model)
     assert att.max() <= 1.0
+
+
+def test_predictions_explorer_widget(tiny_run) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from scintilab_widgets.predictions_explorer import PredictionsExplorer
+
+    ex = PredictionsExplorer(tiny_run.run_dir, model=tiny_run.model)
+    assert ex.row is not None and ex.figure is not None
+    n_all = len(ex.test)
+    assert ex.group.options[0] == f"all test images ({n_all})"
+    first = ex.row["study_key"]
+    assert first in ex.figure.texts[0].get_text() if ex.figure.texts else first in ex.figure._suptitle.get_text()
+    # pick another group: the case list follows and the figure shows that group's case
+    if len(ex.group.options) > 1:
+        ex.group.value = ex.group.options[1]
+        name = ex.group.value.rsplit(" (", 1)[0]
+        assert ex.row["study_key"] in set(ex.groups[name]["study_key"])
+    ex.method.value = "none"
+    assert ex.heat(int(ex.case.value), "none") is None
+    ex.method.value = "CBAM attention"
+    heat = ex.heat(int(ex.case.value), "attention")
+    assert heat.shape == (64, 32) and heat.max() == pytest.approx(1.0)
+    assert len(ex.widget.children) == 3

@@ -363,3 +363,51 @@ def test_cli_writes_the_csv_without_identity(tmp_manifest, tmp_path):
     assert len(df) > 0 and {"study_key", "shape", "region", "uptake"} <= set(df.columns)
     assert pd.read_csv(stats_csv)["variable"].tolist()[:3] == ["shape", "region", "uptake_bin"]
     assert main(["lesions", str(tmp_path / "nope.csv"), "--out", str(out)]) == 2
+
+
+def test_lesion_figure_and_explorer_without_a_kernel(tmp_manifest):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scintilab.ingest import load_cohort
+    from scintilab_widgets.lesion_explorer import LesionExplorer
+
+    cohort = load_cohort(tmp_manifest(3, labels=["ADMet", "nADMet", "NoMet"]))
+    table = L.lesion_table(cohort)
+    ex = LesionExplorer(cohort, table)
+    first = ex.study.value
+    n_first = int((table["study_key"] == first).sum())
+    assert n_first == table.groupby("study_key").size().max()  # busiest study shown first
+    ax = ex.figure.axes[0]
+    assert first in ax.get_title() and "ANT" in ax.get_title()
+    numbers = sorted(t.get_text() for t in ax.texts)
+    assert numbers == sorted(str(i + 1) for i in range(n_first))
+    assert len(ax.images) == 2  # image + atlas tint
+    ex.atlas.value = False
+    assert len(ex.figure.axes[0].images) == 1
+    ex.view.value = "POST"
+    assert "POST" in ex.figure.axes[0].get_title()
+    other = [v for _, v in ex.study.options if v != first][0]
+    ex.study.value = other
+    assert other in ex.figure.axes[0].get_title()
+    assert len(ex.rows) == int((table["study_key"] == other).sum())
+    # the side table lists every lesion's features
+    cells = ex.figure.axes[1].tables[0].get_celld() if ex.rows.shape[0] else {}
+    assert len({r for r, _ in cells} - {0}) == len(ex.rows)
+    plt.close("all")
+
+
+def test_a_bad_study_is_skipped_and_reported(tmp_manifest):
+    from scintilab.ingest import load_cohort
+
+    manifest = tmp_manifest(3, labels=["ADMet", "nADMet", "ADMet"])
+    cohort = load_cohort(manifest)
+    bad_path = manifest.parent / str(cohort.manifest.loc[1, "ant_path"])
+    bad_path.write_bytes(b"not a DICOM file at all")  # the test's own copy, not an input
+    table = L.lesion_table(cohort)
+    assert len(L.study_counts(table)) == 2
+    skipped = table.attrs["skipped"]
+    assert len(skipped) == 1 and skipped[0][0] == bad_path.name
+    assert str(manifest.parent) not in str(skipped)  # names the file, not where it lives

@@ -84,7 +84,8 @@ class LesionExplorer:
         study = self._lookup(key)
         view = self.view.value if study.view(self.view.value) is not None else study.views[0]
         self.rows = self.table[self.table["study_key"] == key] if len(self.table) else self.table
-        if self.figure is not None:
-            plt.close(self.figure)
         self.figure = lesion_figure(study, self.rows, view=view, show_atlas=self.atlas.value)
         _show(self.output, self.figure)
+        # Shown in the output area already: closing keeps the inline backend from
+        # drawing it a second time under the cell (the object stays readable).
+        plt.close(self.figure)

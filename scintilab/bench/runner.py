@@ -1,0 +1,393 @@
+"""Benchmark sections: measure, print a markdown table, and write it into BENCHMARKS.md.
+
+Each section is a function returning markdown. :func:`write_section` replaces the text
+between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in BENCHMARKS.md (appending
+the section when it is new), so sections can be re-measured one at a time and the rest
+of the file, including hand-written notes, stays as it is.
+
+Model speed is measured **interleaved**: every contender (Keras float32, Keras bfloat16,
+PyTorch float32/bfloat16 at each thread count, ONNX Runtime) runs one measurement per
+round, round after round, and the best round counts. Whatever else runs on the machine
+then slows all contenders alike, and the best round is the least disturbed one. The
+matmul ceiling is measured in the same run, before and after the contenders.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from scintilab.performance import cpu_flags, cpu_has_bf16, cpu_model
+
+#: Flags worth printing beside CPU figures (the rest of /proc/cpuinfo is noise here).
+SHOWN_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
+
+
+def machine_line() -> str:
+    """One markdown line: CPU model, cores, relevant flags, library versions."""
+    flags = cpu_flags()
+    shown = [f for f in SHOWN_FLAGS if f in flags]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    versions = [f"Python {platform.python_version()}"]
+    for mod in ("tensorflow", "keras", "torch", "onnxruntime"):
+        try:
+            versions.append(f"{mod} {__import__(mod).__version__}")
+        except ImportError:
+            pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"CPU: {cpu_model()}, {cores} cores, flags {' '.join(shown) or '-'}; {', '.join(versions)}; "
+            f"load average at start {load:.1f}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+
+
+# --------------------------------------------------------------------------- contenders
+@dataclass
+class Contender:
+    """One thing whose images/s is measured: a name, a mode and a step function.
+
+    ``step()`` runs one batch; the first call is an untimed warm-up (tracing, oneDNN
+    primitive creation).
+    """
+
+    name: str
+    mode: str  # "train" or "infer"
+    precision: str  # "float32" or "bfloat16"
+    step: Callable[[], Any]
+    batch: int
+    rates: list[float] = field(default_factory=list)
+    warm: bool = False
+
+    def measure(self, steps: int) -> float:
+        """Time ``steps`` calls (after the warm-up on first use) and record images/s."""
+        if not self.warm:
+            self.step()
+            self.warm = True
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            self.step()
+        rate = self.batch * steps / (time.perf_counter() - t0)
+        self.rates.append(rate)
+        return rate
+
+    @property
+    def best(self) -> float:
+        """The best round (the least disturbed by other work on the machine)."""
+        return max(self.rates) if self.rates else float("nan")
+
+
+def keras_contenders(size: tuple[int, int], batch: int, precision: str, *, fold: bool = True,
+                     num_classes: int = 3, seed: int = 0) -> list[Contender]:
+    """Keras inRAC training and inference steps on one preloaded batch.
+
+    A preloaded batch (``train_on_batch``/``predict_on_batch``) measures the model, not
+    the input pipeline, which has its own section.
+
+    Args:
+        size: (rows, cols).
+        batch: images per step.
+        precision: ``"float32"`` or ``"bfloat16"`` (the ``mixed_bfloat16`` policy).
+        fold: also time inference of the batch-norm-folded copy
+            (:func:`scintilab.performance.fold_batchnorm`).
+        num_classes: classes of the head.
+        seed: seed of weights and data.
+    """
+    import keras
+
+    from scintilab.models import build_model
+    from scintilab.performance import fold_batchnorm
+
+    keras.utils.set_random_seed(seed)
+    policy = "mixed_bfloat16" if precision == "bfloat16" else "float32"
+    model = build_model("inrac", input_shape=(*size, 1), num_classes=num_classes, dtype_policy=policy)
+    # jit_compile "auto" is what scintilab uses: off on CPU (see scintilab.performance).
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch, *size, 1), dtype=np.float32)
+    y = rng.integers(0, num_classes, batch)
+    out = [
+        Contender("keras", "train", precision, lambda: model.train_on_batch(x, y), batch),
+        Contender("keras", "infer", precision, lambda: model.predict_on_batch(x), batch),
+    ]
+    if fold:
+        folded = fold_batchnorm(model)
+        out.append(Contender("keras+fold", "infer", precision, lambda: folded.predict_on_batch(x), batch))
+    return out
+
+
+def torch_contenders(size: tuple[int, int], batch: int, precision: str, threads: int,
+                     num_classes: int = 3, seed: int = 0) -> list[Contender]:
+    """PyTorch inRAC (channels-last, autocast bf16 when asked) at ``threads`` threads."""
+    import torch
+    import torch.nn.functional as F
+
+    from scintilab.bench.torch_reference import InRAC
+
+    torch.manual_seed(seed)
+    net = InRAC(num_classes).to(memory_format=torch.channels_last)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, 1, *size, generator=gen).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, num_classes, (batch,), generator=gen)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    bf16 = precision == "bfloat16"
+
+    def train() -> None:
+        torch.set_num_threads(threads)
+        net.train()
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+
+    def infer() -> None:
+        torch.set_num_threads(threads)
+        net.eval()
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            torch.softmax(net(x), dim=1)
+
+    name = f"torch/{threads}t"
+    return [Contender(name, "train", precision, train, batch), Contender(name, "infer", precision, infer, batch)]
+
+
+def onnx_contender(size: tuple[int, int], batch: int, workdir: Path, num_classes: int = 3, seed: int = 0) -> list[Contender]:
+    """ONNX Runtime inference of the exported float32 inRAC (empty without onnxruntime/tf2onnx)."""
+    try:
+        import onnxruntime  # noqa: F401
+        import tf2onnx  # noqa: F401
+    except ImportError:
+        return []
+    from scintilab.export import OnnxScorer, export_onnx
+    from scintilab.models import build_model
+
+    model = build_model("inrac", input_shape=(*size, 1), num_classes=num_classes)
+    path = export_onnx(model, workdir / f"inrac_{size[0]}x{size[1]}.onnx")
+    scorer = OnnxScorer(path)
+    x = np.random.default_rng(seed).random((batch, *size, 1), dtype=np.float32)
+    return [Contender("onnxruntime", "infer", "float32", lambda: scorer.predict(x, batch), batch)]
+
+
+def train_flops_per_image(forward_flops: float) -> float:
+    """Training FLOPs of one image: forward + backward (about twice the forward)."""
+    return 3.0 * forward_flops
+
+
+def model_speed(size: tuple[int, int] = (1024, 256), batch: int = 8, steps: int = 2, rounds: int = 2,
+                precisions: tuple[str, ...] = ("float32", "bfloat16"), torch_threads: tuple[int, ...] = (1, 2),
+                onnx: bool = True, log: Callable[[str], None] = print) -> tuple[str, dict[str, Any]]:
+    """Interleaved images/s of Keras vs PyTorch (vs ONNX Runtime), beside the matmul ceiling.
+
+    Returns:
+        (markdown, raw figures as a dict).
+    """
+    import keras
+
+    from scintilab.bench.ceiling import measure_ceiling
+    from scintilab.models import build_model, forward_macs
+
+    if "bfloat16" in precisions and not cpu_has_bf16():
+        log("CPU has no bfloat16 instructions: measuring float32 only")
+        precisions = tuple(p for p in precisions if p != "bfloat16")
+    fwd = 2.0 * forward_macs(build_model("inrac", input_shape=(*size, 1), num_classes=3))
+    keras.backend.clear_session()
+    ceilings = {p: measure_ceiling(p).gflops for p in precisions}
+    contenders: list[Contender] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for p in precisions:
+            contenders += keras_contenders(size, batch, p)
+        try:
+            import torch  # noqa: F401
+
+            for p in precisions:
+                for t in torch_threads:
+                    contenders += torch_contenders(size, batch, p, t)
+        except ImportError:
+            log("PyTorch not installed (the 'bench' extra): no reference figures")
+        if onnx:
+            contenders += onnx_contender(size, batch, Path(tmp))
+        for r in range(rounds):
+            for c in contenders:
+                rate = c.measure(steps)
+                log(f"round {r + 1}/{rounds} {c.name:12s} {c.mode:5s} {c.precision:8s} {rate:7.2f} img/s")
+    # the ceiling again after the contenders: the better of the two is the machine's
+    for p in precisions:
+        ceilings[p] = max(ceilings[p], measure_ceiling(p).gflops)
+
+    rows = []
+    raw: dict[str, Any] = {"size": list(size), "batch": batch, "steps": steps, "rounds": rounds,
+                           "forward_gflops": fwd / 1e9, "ceiling_gflops": ceilings, "results": []}
+    for c in contenders:
+        per_image = train_flops_per_image(fwd) if c.mode == "train" else fwd
+        frac = per_image * c.best / 1e9 / ceilings[c.precision]
+        raw["results"].append({"name": c.name, "mode": c.mode, "precision": c.precision, "best": c.best, "rounds": c.rates, "fraction": frac})
+        rows.append(f"| {size[0]}x{size[1]} | {c.mode} | {c.precision} | {c.name} | {c.best:.2f} | "
+                    f"{' / '.join(f'{v:.2f}' for v in c.rates)} | {100 * frac:.1f}% |")
+    ratio_lines = []
+    for mode in ("train", "infer"):
+        for p in precisions:
+            ours = [r["best"] for r in raw["results"] if r["mode"] == mode and r["precision"] == p and r["name"].startswith("keras")]
+            ref = [r["best"] for r in raw["results"] if r["mode"] == mode and r["precision"] == p and r["name"].startswith("torch")]
+            if ours and ref:
+                ratio_lines.append(f"| {mode} | {p} | {max(ours):.2f} | {max(ref):.2f} | {max(ours) / max(ref):.2f} |")
+    best_torch_any = {m: max((r["best"] for r in raw["results"] if r["mode"] == m and r["name"].startswith("torch")), default=float("nan")) for m in ("train", "infer")}
+    best_ours_any = {m: max((r["best"] for r in raw["results"] if r["mode"] == m and r["name"].startswith("keras")), default=float("nan")) for m in ("train", "infer")}
+    raw["ratio_best_config"] = {m: best_ours_any[m] / best_torch_any[m] for m in ("train", "infer")}
+    ceil_txt = ", ".join(f"{p} {v:.0f} GFLOP/s" for p, v in ceilings.items())
+    md = "\n".join([
+        f"Input {size[0]}x{size[1]}x1, batch {batch}, {steps} timed steps per round after one warm-up, "
+        f"{rounds} interleaved rounds (best round counts). Forward {fwd / 1e9:.1f} GFLOP/image "
+        f"(training counted as 3x forward). Matmul ceiling (2048^2, best of TF/PyTorch, same run): {ceil_txt}.",
+        "",
+        "| size | step | precision | engine | best img/s | rounds | of ceiling |",
+        "|---|---|---|---|---:|---|---:|",
+        *rows,
+        "",
+        "scintilab (best Keras engine) vs the PyTorch reference (best thread count), same precision:",
+        "",
+        "| step | precision | scintilab img/s | PyTorch img/s | ratio |",
+        "|---|---|---:|---:|---:|",
+        *ratio_lines,
+        "",
+        f"Best configuration against best configuration: training {raw['ratio_best_config']['train']:.2f}x, "
+        f"inference {raw['ratio_best_config']['infer']:.2f}x the PyTorch reference.",
+    ])
+    return md, raw
+
+
+# --------------------------------------------------------------------------- input pipeline
+def input_pipeline(size: tuple[int, int] = (1024, 256), n: int = 96, batch: int = 8, augment: bool = True) -> str:
+    """Images/s the input pipeline delivers with no model: ScanSequence over a float32 memmap.
+
+    Args:
+        size: image (rows, cols).
+        n: images in the memmap (written to a temporary file, as the dataset cache is).
+        batch: batch size.
+        augment: also time the online augmentation layers (rotation + translation).
+    """
+    from scintilab.datasets import ScanSequence
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "images.npy"
+        mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, *size))
+        mm[:] = np.random.default_rng(0).random((n, *size), dtype=np.float32)
+        mm.flush()
+        del mm
+        images = np.load(path, mmap_mode="r")
+        labels = np.zeros(n, dtype=np.int64)
+        variants: list[tuple[str, Any]] = [("memmap -> batch", None)]
+        if augment:
+            from scintilab.augment import augmentation_layers
+
+            variants.append(("memmap -> batch -> rotate+translate", augmentation_layers(3.0, 3, size, seed=0)))
+        for name, layer in variants:
+            seq = ScanSequence(images, labels, batch_size=batch, shuffle=True, seed=0, augment=layer)
+            seq[0]  # warm-up (layer tracing)
+            t0 = time.perf_counter()
+            count = 0
+            for i in range(len(seq)):
+                count += len(seq[i][0])
+            rows.append(f"| {size[0]}x{size[1]} | {name} | {batch} | {count / (time.perf_counter() - t0):.1f} |")
+    return "\n".join(["| size | pipeline | batch | images/s |", "|---|---|---:|---:|", *rows])
+
+
+# --------------------------------------------------------------------------- peak memory
+def _rss_child(size: tuple[int, int], batch: int, precision: str) -> None:
+    """In a child process: build, compile and run two training steps; print peak RSS."""
+    import keras
+
+    from scintilab.models import build_model
+
+    policy = "mixed_bfloat16" if precision == "bfloat16" else "float32"
+    model = build_model("inrac", input_shape=(*size, 1), num_classes=3, dtype_policy=policy)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, *size, 1), dtype=np.float32)
+    y = rng.integers(0, 3, batch)
+    t0 = time.perf_counter()
+    model.train_on_batch(x, y)
+    t1 = time.perf_counter()
+    model.train_on_batch(x, y)
+    t2 = time.perf_counter()
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    print(json.dumps({"peak_rss_mib": peak_mib, "first_step_s": t1 - t0, "step_s": t2 - t1}))
+
+
+def peak_memory(size: tuple[int, int] = (1024, 256), batch: int = 32, precisions: tuple[str, ...] = ("float32", "bfloat16"),
+                timeout: int = 280) -> str:
+    """Peak resident memory of a training step at ``batch`` (each precision in a fresh process)."""
+    rows = []
+    for p in precisions:
+        if p == "bfloat16" and not cpu_has_bf16():
+            continue
+        code = f"from scintilab.bench.runner import _rss_child; _rss_child({tuple(size)!r}, {batch}, {p!r})"
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        try:
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
+            rec = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append(f"| {size[0]}x{size[1]} | {batch} | {p} | {rec['peak_rss_mib'] / 1024:.2f} | {rec['step_s']:.1f} |")
+        except (subprocess.TimeoutExpired, IndexError, ValueError) as exc:
+            rows.append(f"| {size[0]}x{size[1]} | {batch} | {p} | failed ({type(exc).__name__}) | - |")
+    return "\n".join(["| size | batch | precision | peak RSS GiB | step s |", "|---|---:|---|---:|---:|", *rows])
+
+
+# --------------------------------------------------------------------------- other scripts
+#: Other engineers' benchmark scripts and the small arguments they run with here.
+SCRIPTS: dict[str, list[str]] = {
+    "synth": ["benchmarks/bench_synth.py", "--patients", "40"],
+    "ingest": ["benchmarks/bench_ingest.py", "--n", "100"],
+    "fusion": ["benchmarks/bench_fusion.py", "--studies", "60"],
+    "models": ["benchmarks/bench_models.py", "--no-speed"],
+    "audit": ["benchmarks/bench_audit.py"],
+}
+
+
+def run_script(name: str, root: Path, timeout: int = 290) -> str:
+    """Run one benchmark script and return its output as a fenced block (or why it failed)."""
+    cmd = SCRIPTS[name]
+    script = root / cmd[0]
+    if not script.exists():
+        return f"`{cmd[0]}` is not in the repository yet."
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    t0 = time.perf_counter()
+    try:
+        out = subprocess.run([sys.executable, *cmd], cwd=root, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return f"`{' '.join(cmd)}` ran past {timeout} s and was stopped."
+    text = out.stdout.strip() or out.stderr.strip()[-2000:]
+    status = "" if out.returncode == 0 else f" (exit status {out.returncode})"
+    return f"`python {' '.join(cmd)}`{status}, {time.perf_counter() - t0:.0f} s wall:\n\n```\n{text}\n```"
+
+
+# --------------------------------------------------------------------------- BENCHMARKS.md
+def write_section(path: str | Path, name: str, title: str, body: str) -> Path:
+    """Replace (or append) the section ``name`` of a markdown file.
+
+    Args:
+        path: BENCHMARKS.md.
+        name: marker name (``<!-- bench:NAME -->``).
+        title: the section's heading text (written as ``## title``).
+        body: markdown below the heading.
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    block = f"<!-- bench:{name} -->\n## {title}\n\n{body.strip()}\n<!-- /bench:{name} -->"
+    pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _m: block, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
+    return path
