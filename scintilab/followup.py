@@ -7,7 +7,8 @@ visits), its hot spots are moved into the baseline's frame and matched:
 
 * **new**: a metastatic hot spot of the follow-up with no baseline hot spot (of any
   probability) at that place, or whose baseline counterpart was not called metastatic and
-  was less than half as intense (normalised uptake; :data:`APPEARED_RATIO`): a lesion
+  had a small fraction of its excess uptake over the bone (normalised uptake minus one;
+  :data:`APPEARED_RATIO`): a lesion
   just under the call threshold at baseline that brightens (healing flare, growth) is not
   new, while a lesion appearing on bone that showed only faint or joint uptake before is.
   "At that place" is a distance gate scaled to the two hot spots' sizes (see :func:`match`);
@@ -42,9 +43,10 @@ from scintilab.hotspots import METASTATIC_P, Detection, Hotspot
 
 #: Relative growth (area or normalised uptake) that makes a matched lesion "grown".
 GROWTH: float = 0.25
-#: A follow-up hot spot at least this many times as intense (normalised uptake) as an
-#: uncalled baseline hot spot at the same place is a new lesion there.
-APPEARED_RATIO: float = 2.0
+#: A follow-up hot spot with at least this many times the excess uptake over bone
+#: (normalised uptake - 1) of an uncalled baseline hot spot at the same place is a new
+#: lesion there. A healing flare brightens a lesion by 30-70 %, far less than this.
+APPEARED_RATIO: float = 2.5
 #: Fewest new lesions for PCWG3 progression, and fewest additional ones to confirm it.
 PCWG3_MIN_NEW: int = 2
 #: Fewest days between the first follow-up and the confirmatory scan.
@@ -153,7 +155,7 @@ def compare(reference: Detection, followup: Detection, *, threshold: float = MET
     # baseline peak does not hide a lesion that appears on it: see APPEARED_RATIO.
     pairs = match(list(reference.hotspots), list(followup.hotspots), shift, tol)
     appeared = {id(b) for a, b in pairs if a.p_metastatic < threshold and b.p_metastatic >= threshold
-                and b.normalized_uptake >= APPEARED_RATIO * a.normalized_uptake}
+                and b.normalized_uptake - 1 >= APPEARED_RATIO * max(a.normalized_uptake - 1, 1e-3)}
     pairs = [(a, b) for a, b in pairs if id(b) not in appeared]
     matched_ref = {id(a) for a, _ in pairs}
     matched_fu = {id(b) for _, b in pairs}

@@ -60,8 +60,9 @@ METASTATIC_P: float = 0.5
 MIN_AREA_PX: int = 3
 
 #: The bladder rule needs the hot spot brighter in front than behind (A/P ratio) by this.
-BLADDER_MIN_AP: float = 1.5
-#: Without a bladder blob: a midline hot spot at the bladder landmark this large (pixels at 2.3 mm).
+BLADDER_MIN_AP: float = 1.2
+#: A hot spot this large (pixels at 2.3 mm) touching the bladder blob is bladder whatever its
+#: depth; without a blob, a front-heavy midline one at the bladder landmark is.
 BLADDER_MIN_AREA_PX: int = 300
 #: Injection-site rule on the humerus: only lateral to the chest wall (|u| in chest half-widths).
 ARM_MIN_U: float = 0.7
@@ -504,8 +505,9 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
 
     * ``bladder``: the hot spot touches the bladder blob the atlas found and is brighter
       in front (A/P ratio above :data:`BLADDER_MIN_AP`; the bladder lies anteriorly, a
-      pubic or sacroiliac bone lesion next to it does not). The atlas's bladder blob can
-      spread over the neighbouring pelvis, hence the depth check.
+      pelvic bone lesion next to it does not) or is as large as a bladder
+      (:data:`BLADDER_MIN_AREA_PX`). The atlas's bladder blob can spread over the
+      neighbouring pelvis, hence the checks.
     * ``soft_tissue``: no template bone within ~5 mm of its peak (kidneys, soft tissue).
     * ``injection_site``: forearms, hands, or the distal humerus (elbow) lateral to the
       chest wall (``|u|`` above :data:`ARM_MIN_U`): a lateral rib lesion that the atlas
@@ -540,7 +542,8 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
     if det.bladder is not None and det.bladder.any():
         if det._bladder_zone is None:
             det._bladder_zone = ndi.binary_dilation(det.bladder, iterations=2)
-        if (det._bladder_zone & full).any() and not (np.isfinite(hs.ap_ratio) and hs.ap_ratio < BLADDER_MIN_AP):
+        big = hs.area_px >= BLADDER_MIN_AREA_PX * (2.3**2 / (det.spacing[0] * det.spacing[1]))
+        if (det._bladder_zone & full).any() and (big or not (np.isfinite(hs.ap_ratio) and hs.ap_ratio < BLADDER_MIN_AP)):
             return "bladder"
     elif (hs.area_px >= BLADDER_MIN_AREA_PX * (2.3**2 / (det.spacing[0] * det.spacing[1])) and abs(u) < 0.3
           and abs(v - float(atlas.v_of_row(lm.bladder))) < 0.04 and np.isfinite(hs.ap_ratio)
