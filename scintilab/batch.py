@@ -754,6 +754,9 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--no-report", action="store_true", help="do not render HTML reports")
     parser.add_argument("--list", action="store_true", help="list the expanded runs and exit")
     parser.add_argument("--progress", action="store_true", help="show papermill's per-cell progress")
+    parser.add_argument("--dask", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help="dispatch runs to Dask distributed: a 2-worker LocalCluster, or a scheduler ADDRESS")
+    parser.add_argument("--workers", type=int, default=2, help="LocalCluster workers with --dask (default 2)")
     args = parser.parse_args(argv)
     try:
         specs = load_specs(args.params, out_root=args.out)
@@ -767,8 +770,14 @@ def cli_main(argv: list[str]) -> int:
             print(f"{s.name:40s} {s.notebook}  {json.dumps(s.parameters, default=str)}{deps}")
         return 0
     t0 = time.perf_counter()
-    result = run_batch(specs, args.out, force=args.force, report_mode=args.report_mode,
-                       render=not args.no_report, progress=args.progress)
+    options = dict(force=args.force, report_mode=args.report_mode, render=not args.no_report, progress=args.progress)
+    if args.dask:
+        from scintilab import distributed  # Dask dispatch, same failure handling (issue 11)
+
+        address = None if args.dask == "local" else args.dask
+        result = distributed.run_batch(specs, args.out, address=address, n_workers=args.workers, **options)
+    else:
+        result = run_batch(specs, args.out, **options)
     wall = time.perf_counter() - t0
     print(
         f"scintilab run: {result.count(STATUS_OK)} ok, {result.count(STATUS_FAILED)} failed, "

@@ -383,9 +383,9 @@ def gallery_figure(
     for i, (ax, (_, row)) in enumerate(zip(axes.ravel(), rows.iterrows())):
         shown = overlay(images[i], heats[i]) if heats is not None else images[i]
         ax.imshow(shown, cmap=None if heats is not None else "gray_r", aspect="equal")
-        probs = "P " + " / ".join(f"{row[c]:.2f}" for c in pcols) + f"  ({'/'.join(c[2:] for c in pcols)})"
+        probs = "P " + " / ".join(f"{row[c]:.2f}" for c in pcols)  # in class order (see the notebook text)
         head = f"{titles[i]}\n" if titles is not None else ""
-        ax.set_title(f"{head}{row['study_key']}: true {row['true']}, pred {row['pred']}\n{probs}", fontsize=7)
+        ax.set_title(f"{head}{row['study_key']}\ntrue {row['true']} -> pred {row['pred']}\n{probs}", fontsize=7)
     fig.tight_layout()
     return fig
 

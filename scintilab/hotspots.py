@@ -628,11 +628,16 @@ def local_contrast(det: Detection, hs: Hotspot) -> float:
     * off the midline (beyond the vertebral column): peak over the brightest smoothed
       count at the mirror-image place on the other side (a window of about +-1 cm);
     * on the midline: peak over the median of the row maxima of the column 3-9 cm above
-      and below (the neighbouring vertebrae or sternum).
+      and below (the neighbouring vertebrae or sternum);
+    * not measured on the skull and mandible (nothing like them beside, above or below).
 
     Returns:
         The ratio (1 = no different from its surroundings); NaN when it cannot be measured.
     """
+    if hs.bone in ("skull", "mandible"):
+        # The skull is one plate over the head's midline and has nothing like it above or
+        # below: no like-for-like neighbour, so the normalised uptake alone decides.
+        return float("nan")
     atlas = det.atlas[hs.best_view]
     lm = atlas.landmarks
     sm = det.smoothed.get(hs.best_view)

@@ -592,7 +592,7 @@ def cli_main(argv: list[str]) -> int:
 
 __all__ = ["Classifier", "QuantifyResult", "StudyQuant", "bsi_by_class", "cli_main", "draw_views",
            "hotspots_by_region", "mass_shares", "quantify_cohort", "quantify_patient", "quantify_study",
-           "report_html", "train_from_manifest", "write_report"]
+           "report_html", "train_from_manifest", "validation_verdict", "write_report"]
 
 
 # --------------------------------------------------------------------------------- validation
@@ -792,6 +792,57 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
     return {**figures, "froc": froc_df, "bsi_pairs": bp, "followup_table": fp_df, "missed": missed,
             "false_positives": fp_kind, "lesion_table": les, "text": "\n".join(lines),
             }
+
+
+#: The acceptance bars of issue 13: figure -> (lowest acceptable value, what it is).
+VALIDATION_BARS: dict[str, tuple[float, str]] = {
+    "sensitivity_bright_at_op": (0.90, "lesion-level sensitivity (lesions >= 2x their bone) at the operating point"),
+    "best_sensitivity_bright_at_1fp": (0.90, "best sensitivity at <= 1.0 false-positive hot spot per scan (FROC)"),
+    "bsi_pearson_r": (0.95, "BSI against the true BSI, Pearson r"),
+    "new_count_exact": (0.85, "new-lesion count exact, share of follow-up pairs"),
+    "pcwg3_right": (0.95, "PCWG3 status right, share of follow-up pairs"),
+}
+
+
+def validation_verdict(figures: dict[str, Any]) -> str:
+    """The validation figures against the issue's bars, as Markdown (for notebook 09).
+
+    Every number is read from ``figures`` (what :func:`validate_against_truth` measured on
+    this run), nothing is written in by hand; the false-positive rate at the operating
+    point, the Bland-Altman limits and the repeatability SD are stated alongside.
+
+    Args:
+        figures: the dict returned by :func:`validate_against_truth`.
+
+    Returns:
+        A Markdown bullet list, one line per bar, each saying "meets" or "misses".
+    """
+    vals = dict(figures)
+    vals["bsi_pearson_r"] = (figures.get("bsi") or {}).get("pearson_r", float("nan"))
+    lines = [f"Measured on this run: {figures.get('scans', 0)} scans of {figures.get('patients', 0)} patients, "
+             f"{figures.get('followup_pairs', 0)} follow-up pairs, operating point p >= "
+             f"{figures.get('operating_threshold', METASTATIC_P)}.", ""]
+    for key, (bar, what) in VALIDATION_BARS.items():
+        v = vals.get(key)
+        ok = v is not None and np.isfinite(v) and v >= bar
+        extra = ""
+        if key == "sensitivity_bright_at_op":
+            fp = figures.get("fp_per_scan_at_op", float("nan"))
+            ok = ok and fp <= 1.0
+            extra = f" at {fp:.2f} false positives per scan"
+        elif key == "best_sensitivity_bright_at_1fp" and figures.get("threshold_at_1fp") is not None:
+            extra = f" (p >= {figures['threshold_at_1fp']:.2f}, {figures['fp_per_scan_at_that_threshold']:.2f} FP/scan)"
+        elif key == "bsi_pearson_r" and figures.get("bsi"):
+            ba = figures["bsi"]
+            extra = (f"; Bland-Altman bias {ba['bias']:+.3f}, 95 % limits {ba['loa_low']:+.3f} .. "
+                     f"{ba['loa_high']:+.3f} BSI points")
+        shown = "n/a" if v is None or not np.isfinite(v) else f"{v:.3f}"
+        lines.append(f"- {what}: **{shown}**{extra} (bar >= {bar:.2f}: {'meets' if ok else 'misses'})")
+    rep = figures.get("repeatability") or {}
+    if rep.get("n"):
+        lines.append(f"- repeatability, {rep['n']} re-simulations with fresh Poisson noise: SD "
+                     f"**{rep['sd']:.3f}** BSI points at a mean BSI of {rep['mean']:.3f}")
+    return "\n".join(lines)
 
 
 def _repeatability(root: Path, truth: dict[str, dict[str, Any]], repeats: int) -> dict[str, Any]:

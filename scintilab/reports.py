@@ -765,10 +765,8 @@ def cli_main(argv: list[str]) -> int:
             for run_dir in sorted(p.parent for p in target.glob("*/status.json")):
                 st = _read_json(run_dir / "status.json") or {}
                 executed = st.get("executed")
-                if not executed or not (run_dir / executed).exists():
-                    continue
                 html_path = run_dir / "report.html"
-                if not args.no_render:
+                if not args.no_render and executed and (run_dir / executed).exists():
                     try:
                         render_report(run_dir / executed, html_path,
                                       report_mode=bool(st.get("report_mode", report_mode)))
@@ -786,8 +784,8 @@ def cli_main(argv: list[str]) -> int:
     if args.phi_check:
         terms = phi_terms_from_dicom(args.phi_check)
         pages = list(reports)
-        if target.is_dir() and (target / "index.html").exists():
-            pages.append(target / "index.html")
+        if target.is_dir():
+            pages.append(write_index(target))  # the index shows parameters and errors: check it too
         hits = check_reports(pages, terms)
         if target.is_dir():
             (target / "phi_check.json").write_text(json.dumps(

@@ -374,6 +374,7 @@ def train(
     verbose: int | None = None,
     callbacks: Sequence[Any] = (),
     cache_dir: str | os.PathLike[str] | None = None,
+    distribution: str | None = None,
 ) -> RunResult:
     """Train ``config`` and write a complete run directory in ``out_dir``.
 
@@ -389,6 +390,9 @@ def train(
         verbose: Keras verbosity (default ``config.verbose``; 2 = one line per epoch).
         callbacks: extra Keras callbacks (e.g. :func:`live_curves_callback`).
         cache_dir: dataset cache folder (see :func:`load_image_set`).
+        distribution: data-parallel training, ``"mirrored"`` or ``"multiworker"``
+            (see :mod:`scintilab.distributed`); default ``config.distribution`` when the
+            config has that field, else one device.
 
     Returns:
         The :class:`RunResult`.
@@ -444,28 +448,38 @@ def train(
     }
     runs_mod.write_json(run_dir / runs_mod.CONFIG_FILE, info)
 
+    # Speed settings (scintilab.performance): mixed_precision True/"auto" picks bfloat16
+    # on a CPU with bf16 instructions and float16/bfloat16 on a GPU. The model is built
+    # (or reloaded) inside the data-parallel scope when a distribution is asked for.
+    from scintilab.distributed import distribution_scope
+    from scintilab.performance import resolve_precision
+
+    policy = resolve_precision(config.mixed_precision)
+    distribution = distribution or getattr(config, "distribution", None)
+    info["speed"] = {"dtype_policy": policy, "distribution": distribution or "none"}
     history_rows: list[dict[str, Any]] = []
-    if action == "resume":
-        model = keras.saving.load_model(run_dir / runs_mod.CHECKPOINT_DIR / CKPT_MODEL, compile=True)
-        model.run_eagerly = config.run_eagerly
-        hist_path = run_dir / runs_mod.HISTORY_FILE
-        if hist_path.exists():
-            # a crash between history and checkpoint writes can leave an extra row
-            history_rows = [r for r in pd.read_csv(hist_path).to_dict(orient="records") if r["epoch"] <= start_epoch]
-        if verbose:
-            print(f"resuming {run_dir.name} from epoch {start_epoch}/{config.epochs}")
-    else:
-        options = dict(config.model_options)
-        if config.mixed_precision:
-            options["dtype_policy"] = "mixed_float16"
-        model = build_model(config.model, input_shape=config.input_shape, num_classes=config.num_classes, **options)
-        model.compile(
-            optimizer=_make_optimizer(config),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-            jit_compile=False if config.run_eagerly else config.jit_compile,
-            run_eagerly=config.run_eagerly,
-        )
+    with distribution_scope(distribution):
+        if action == "resume":
+            model = keras.saving.load_model(run_dir / runs_mod.CHECKPOINT_DIR / CKPT_MODEL, compile=True)
+            model.run_eagerly = config.run_eagerly
+            hist_path = run_dir / runs_mod.HISTORY_FILE
+            if hist_path.exists():
+                # a crash between history and checkpoint writes can leave an extra row
+                history_rows = [r for r in pd.read_csv(hist_path).to_dict(orient="records") if r["epoch"] <= start_epoch]
+            if verbose:
+                print(f"resuming {run_dir.name} from epoch {start_epoch}/{config.epochs}")
+        else:
+            options = dict(config.model_options)
+            if policy != "float32":
+                options["dtype_policy"] = policy
+            model = build_model(config.model, input_shape=config.input_shape, num_classes=config.num_classes, **options)
+            model.compile(
+                optimizer=_make_optimizer(config),
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+                jit_compile=False if config.run_eagerly else config.jit_compile,
+                run_eagerly=config.run_eagerly,
+            )
 
     validation = (x[val_idx], y[val_idx]) if len(val_idx) else None
     es_monitor = "val_loss" if validation is not None else "loss"
@@ -482,17 +496,18 @@ def train(
             layer = augmentation_layers(config.r_t, int(round(config.t_t)), tuple(config.image_size), seed=config.seed + start_epoch)
             fit_x = ScanSequence(images, y, batch_size=config.batch_size, shuffle=True, seed=config.seed + start_epoch, augment=layer, indices=train_idx)
             fit_kwargs = {}
-        hist = model.fit(
-            fit_x,
-            y[train_idx] if not config.augment_online else None,
-            epochs=config.epochs,
-            initial_epoch=start_epoch,
-            validation_data=validation,
-            class_weight=class_weight_dict(config, y[train_idx]),
-            callbacks=cbs,
-            verbose=verbose,
-            **fit_kwargs,
-        )
+        with distribution_scope(distribution):  # JAX's Keras distribution shards the batches during fit
+            hist = model.fit(
+                fit_x,
+                y[train_idx] if not config.augment_online else None,
+                epochs=config.epochs,
+                initial_epoch=start_epoch,
+                validation_data=validation,
+                class_weight=class_weight_dict(config, y[train_idx]),
+                callbacks=cbs,
+                verbose=verbose,
+                **fit_kwargs,
+            )
         stopped_early = len(hist.epoch) and (hist.epoch[-1] + 1) < config.epochs
 
     model.save(run_dir / runs_mod.MODEL_FILE)

@@ -281,7 +281,8 @@ def test_audit_explorer_records_decisions(faulty, faulty_audit, tmp_path: Path) 
     cohort = load_cohort(manifest, with_shapes=False)
     ex = AuditExplorer(res.flags, cohort.by_key, tmp_path / "review.csv")
     first = ex.current
-    assert len(ex.figure.data) == (4 if first["study_b"] else 2)
+    assert len(ex.figure.axes) == (4 if first["study_b"] else 2)
+    assert ex.image.value[:4] == b"\x89PNG"
     ex.note.value = "checked"
     ex.dismiss.click()
     assert ex.finding.value == 1
@@ -290,7 +291,7 @@ def test_audit_explorer_records_decisions(faulty, faulty_audit, tmp_path: Path) 
         [first["kind"], first["study_a"], "dismiss", "checked"]
     single = int(res.flags.index[res.flags["study_b"] == ""][0])
     ex.finding.value = single
-    assert len(ex.figure.data) == 2 and ex.status.value == "no decision yet"
+    assert len(ex.figure.axes) == 2 and ex.status.value == "no decision yet"
     ex.accept.click()
     ex.finding.value = single
     assert "accept" in ex.status.value

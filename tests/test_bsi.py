@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
 from scintilab.anatomy import BONE_MASS_FRACTION, BONES
-from scintilab.bsi import bland_altman, compute_bsi, repeatability
+from scintilab.bsi import bland_altman, compute_bsi, lesion_extent, repeatability
 from scintilab.hotspots import detect_hotspots
 from scintilab.study import Study
 from scintilab.synth.phantom import spacing_for
@@ -57,3 +58,19 @@ def test_bland_altman_and_repeatability_statistics() -> None:
     assert rep["sd"] == pytest.approx(0.2) and rep["mean"] == pytest.approx(1.0)
     with pytest.raises(ValueError):
         bland_altman([1, 2], [1, 2])
+
+
+def test_bsi_extent_is_the_hot_spot_around_its_peak() -> None:
+    """Each metastatic hot spot's BSI extent holds its peak, stays near its mask, and a
+    higher level (a tighter extent) can only shrink it."""
+    det, res, _ = _quant("ADMet", 3)
+    called = [h for h in det.hotspots if h.metastatic and h.bone is not None]
+    assert called
+    for h in called:
+        ext = lesion_extent(det, h)
+        assert ext[h.peak_rc]
+        near = ndi.binary_dilation(h.full_mask(det.shape), iterations=3)
+        assert not (ext & ~near).any()
+        tight = lesion_extent(det, h, level=0.8)
+        assert tight.sum() <= ext.sum() and not (tight & ~ext).any()
+    assert res.bsi > 0

@@ -6,7 +6,7 @@ import datetime as dt
 import numpy as np
 
 from scintilab.followup import compare, follow_patient, pcwg3_statuses, register
-from scintilab.hotspots import detect_hotspots
+from scintilab.hotspots import Detection, Hotspot, detect_hotspots
 from scintilab.study import Study
 from scintilab.synth.phantom import spacing_for
 from scintilab.synth.scan import generate_patient, render_study
@@ -71,3 +71,30 @@ def test_single_study_has_no_followup() -> None:
     st = render_study(pat, 2)
     det = detect_hotspots(Study("S-a", "P-a", st.anterior, st.posterior, spacing_for(MATRIX)))
     assert follow_patient([det], [dt.date(2020, 1, 1)], [0.0]).rows == []
+
+
+def _det(key: str, spots: list[Hotspot]) -> Detection:
+    """A detection holding only hand-made hot spots (compared with a given shift)."""
+    return Detection(study_key=key, patient_key="P-1", frame="ANT", images={"ANT": np.zeros((64, 32), np.float32)},
+                     atlas={}, skeleton={}, references={}, hotspots=spots)
+
+
+def _hs(r: float, c: float, p: float, nu: float, area: int = 20) -> Hotspot:
+    return Hotspot(id=0, view="ANT+POST", row=r, col=c, bone="ribs", area_px=area, peak_counts=10 * nu,
+                   mean_counts=8 * nu, normalized_uptake=nu, ap_ratio=1.0, p_metastatic=p)
+
+
+def test_new_means_nothing_there_before_or_a_lesion_appearing_on_faint_uptake() -> None:
+    base = _det("S-0", [_hs(10, 10, 0.1, 1.5), _hs(30, 10, 0.3, 2.0), _hs(50, 20, 0.9, 5.0)])
+    fu = _det("S-1", [
+        _hs(10.5, 10, 0.9, 5.0),   # appeared on faint uptake (excess 0.5 -> 4.0): new
+        _hs(30, 10.5, 0.7, 2.6),   # a sub-threshold lesion brightening (flare, excess x1.6): not new
+        _hs(50, 20, 0.95, 6.0),    # the known lesion: matched, not new
+        _hs(20, 25, 0.8, 4.0),     # nothing there at baseline: new
+    ])
+    comp = compare(base, fu, shift=(0.0, 0.0))
+    assert sorted((h.row, h.col) for h in comp.new) == [(10.5, 10), (20, 25)]
+    assert not comp.resolved
+    # a shift that moves the follow-up away from everything makes every call new
+    far = compare(base, fu, shift=(0.0, 200.0))
+    assert len(far.new) == 4 and len(far.resolved) == 1

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
+from scintilab.anatomy import BONES
 from scintilab.errors import InputError
 from scintilab.hotspots import (
+    Hotspot,
     HotspotModel,
     annotation_labels,
     detect_hotspots,
@@ -131,3 +133,38 @@ def test_single_view_study_is_quantified(metastatic) -> None:
     det = detect_hotspots(ant_only)
     assert det.frame == "ANT" and det.hotspots
     assert all(h.view == "ANT" and not np.isfinite(h.ap_ratio) for h in det.hotspots)
+
+
+def _spot(r: int, c: int, nu: float) -> Hotspot:
+    """A small hand-made rib hot spot (2 x 5 pixels) for the rule tests."""
+    return Hotspot(id=0, view="ANT+POST", row=float(r), col=float(c), bone="ribs", area_px=10, peak_counts=100.0,
+                   mean_counts=80.0, normalized_uptake=nu, ap_ratio=1.0, bbox=(r - 1, c - 2),
+                   mask=np.ones((2, 5), bool), contrast=float("nan"), peak_rc=(r, c))
+
+
+def test_rib_rules_need_a_partner_of_similar_intensity(metastatic) -> None:
+    """Mirror-image or lined-up rib foci are benign only when they share their intensity:
+    a focus three times brighter than its partner is a lesion, not normal anatomy."""
+    det = detect_hotspots(metastatic[0])
+    lm = det.atlas["ANT"].landmarks
+    bmap = det.bone_map()
+    rib = BONES.index("ribs") + 1
+    found = None
+    for r, c in zip(*np.nonzero(bmap == rib)):
+        mid = float(lm.midline(r))
+        mc = int(round(2 * mid - c))
+        if c < mid - 25 and 0 <= mc < bmap.shape[1] and bmap[r, mc] == rib and r + 12 < bmap.shape[0]:
+            found = (int(r), int(c), mc)
+            break
+    assert found is not None, "the atlas drew no ribs on both sides"
+    r, c, mc = found
+    a, mirror = _spot(r, c, 4.0), _spot(r, mc, 4.4)
+    det.hotspots = [a, mirror]
+    assert rule_kind(det, a) == "symmetric_anatomy"
+    mirror.normalized_uptake = 12.0
+    assert rule_kind(det, a) == ""
+    below = _spot(r + 10, c, 4.2)
+    det.hotspots = [a, below]
+    assert rule_kind(det, a) == "rib_fracture_line"
+    below.normalized_uptake = 12.0
+    assert rule_kind(det, a) == ""

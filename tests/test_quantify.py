@@ -9,7 +9,13 @@ import pytest
 
 from scintilab import reports
 from scintilab.cli import main
-from scintilab.quantify import FOLLOWUP_COLUMNS, HOTSPOT_COLUMNS, quantify_cohort
+from scintilab.quantify import (
+    FOLLOWUP_COLUMNS,
+    HOTSPOT_COLUMNS,
+    VALIDATION_BARS,
+    quantify_cohort,
+    validation_verdict,
+)
 
 PLANTED_NAME = "Plantedname^Secret"  # same planted values as tests/conftest.py
 PLANTED_ID = "PIDSECRET"
@@ -111,3 +117,23 @@ def test_a_broken_study_is_reported_and_the_rest_go_on(two_visits: Path, tmp_pat
 def test_cli_rejects_a_missing_manifest(tmp_path: Path, capsys) -> None:
     assert main(["quantify", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o")]) == 2
     assert "nope.csv" in capsys.readouterr().err
+
+
+def test_validation_verdict_reads_every_figure_from_the_run() -> None:
+    """The notebook's summary states the measured figures against the bars: change a
+    figure and the sentence (and its verdict) changes with it."""
+    figs = {"scans": 12, "patients": 4, "followup_pairs": 8, "operating_threshold": 0.5,
+            "sensitivity_bright_at_op": 0.93, "fp_per_scan_at_op": 0.4, "best_sensitivity_bright_at_1fp": 0.95,
+            "threshold_at_1fp": 0.3, "fp_per_scan_at_that_threshold": 0.9,
+            "bsi": {"pearson_r": 0.961, "bias": 0.05, "loa_low": -0.4, "loa_high": 0.5},
+            "new_count_exact": 0.875, "pcwg3_right": 0.9, "repeatability": {"n": 3, "sd": 0.021, "mean": 1.2}}
+    text = validation_verdict(figs)
+    lines = {k: next(ln for ln in text.splitlines() if what in ln) for k, (_, what) in VALIDATION_BARS.items()}
+    assert "0.930" in lines["sensitivity_bright_at_op"] and "0.40 false positives" in lines["sensitivity_bright_at_op"]
+    assert lines["sensitivity_bright_at_op"].endswith("meets)")
+    assert "0.961" in lines["bsi_pearson_r"] and "-0.400 .. +0.500" in lines["bsi_pearson_r"]
+    assert lines["pcwg3_right"].endswith("misses)") and lines["new_count_exact"].endswith("meets)")
+    assert "0.021" in text and "12 scans of 4 patients" in text
+    # too many false positives: the sensitivity no longer meets the bar
+    worse = validation_verdict({**figs, "fp_per_scan_at_op": 1.4})
+    assert next(ln for ln in worse.splitlines() if "operating point" in ln and "sensitivity" in ln).endswith("misses)")

@@ -199,3 +199,15 @@ def test_no_patient_identity_in_rendered_html(planted_cohort: Path, tmp_path: Pa
     assert PLANTED_NAME in reports.scan_for_phi(pages[(True, True)].read_text(encoding="utf-8"), terms)
     hits = reports.check_reports([pages[(False, True)], pages[(True, True)]], terms)
     assert list(hits) == [str(pages[(True, True)])]
+    # `scintilab report OUT --phi-check DICOM_DIR`: names the leaking run, never the identifier.
+    out_root = tmp_path / "batch"
+    for name, page in (("clean-run", pages[(False, True)]), ("leaky-run", pages[(True, True)])):
+        (out_root / name).mkdir(parents=True)
+        (out_root / name / "report.html").write_bytes(page.read_bytes())
+        (out_root / name / "status.json").write_text(json.dumps({"status": "ok", "notebook": "phi.ipynb"}))
+    assert reports.cli_main([str(out_root), "--no-render", "--phi-check", str(planted_cohort / "dicom")]) == 1
+    record = json.loads((out_root / "phi_check.json").read_text())
+    assert set(record["hits"]) == {"leaky-run"} and record["reports"] == 3  # two reports and the index
+    assert PLANTED_ID not in json.dumps(record) and "Planted" not in json.dumps(record)
+    index = (out_root / "index.html").read_text()
+    assert "Identity check" in index and "1 report(s) with identifiers" in index

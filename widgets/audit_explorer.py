@@ -1,7 +1,8 @@
 """Review the audit's findings one by one: look, then accept or dismiss.
 
 ``AuditExplorer(flags, lookup, review_csv).widget`` shows a dropdown of findings, the
-studies of the chosen one side by side (:func:`scintilab.audit.figures.flag_figure`), a
+studies of the chosen one side by side (:func:`scintilab.audit.figures.flag_figure_static`,
+shown as a PNG: light enough for headless runs and rendered reports), a
 note box and *accept* / *dismiss* buttons. Each decision is appended to the review CSV
 (:func:`scintilab.audit.record_decision`); later audits drop dismissed findings and
 :func:`scintilab.audit.split_groups` stops merging dismissed pairs.
@@ -15,21 +16,8 @@ import ipywidgets as widgets
 import pandas as pd
 
 from scintilab.audit import read_review, record_decision
-from scintilab.audit.figures import flag_figure
+from scintilab.audit.figures import figure_png, flag_figure_static
 from scintilab.study import Study
-
-
-def _show(output: widgets.Output, fig: Any) -> None:
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:  # pragma: no cover
-        return
-    if get_ipython() is None:
-        return
-    output.clear_output(wait=True)
-    with output:
-        display(fig)
 
 
 def _label(i: int, row: pd.Series) -> str:
@@ -41,8 +29,9 @@ class AuditExplorer:
     """Step through findings; accept or dismiss each into a review CSV.
 
     Controls: ``finding`` (Dropdown over the flags), ``note`` (Text), ``accept`` and
-    ``dismiss`` (Buttons), ``status`` (HTML: the decision recorded so far for the finding).
-    ``figure`` holds the current plotly figure.
+    ``dismiss`` (Buttons), ``status`` (HTML: the decision recorded so far for the finding),
+    ``image`` (the studies side by side, PNG). ``figure`` holds the current matplotlib
+    figure (closed once drawn into ``image``).
 
     Args:
         flags: the audit's flags table (or a filtered part of it).
@@ -65,7 +54,7 @@ class AuditExplorer:
         self.dismiss = widgets.Button(description="dismiss", button_style="success",
                                       tooltip="false alarm: drop it from later audits and splits")
         self.status = widgets.HTML()
-        self.output = widgets.Output()
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="900px"))
         self.figure: Any = None
         self.finding.observe(lambda _: self.refresh(), names="value")
         self.accept.on_click(lambda _: self.decide("accept"))
@@ -94,12 +83,13 @@ class AuditExplorer:
         row = self.current
         if row is None:
             self.figure = None
+            self.image.value = b""
             self.status.value = "<i>nothing to review</i>"
             return
-        self.figure = flag_figure(row, self.lookup)
+        self.figure = flag_figure_static(row, self.lookup)
+        self.image.value = figure_png(self.figure)
         d = self.decision()
         self.status.value = f"decision so far: <b>{d}</b>" if d else "no decision yet"
-        _show(self.output, self.figure)
 
     def decide(self, decision: str) -> None:
         """Record ``accept`` or ``dismiss`` for the current finding and move to the next."""
@@ -119,4 +109,4 @@ class AuditExplorer:
     def widget(self) -> widgets.VBox:
         """The explorer to display."""
         return widgets.VBox([self.finding, widgets.HBox([self.accept, self.dismiss, self.status]),
-                             self.note, self.output])
+                             self.note, self.image])

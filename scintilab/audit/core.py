@@ -12,7 +12,8 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -124,12 +125,15 @@ def _manifest_from_studies(studies: Sequence[Study]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _resolve(manifest: Any) -> tuple[pd.DataFrame, Sequence[Study], Path | None]:
+def _resolve(manifest: Any) -> tuple[pd.DataFrame | None, Sequence[Study], Path | None]:
     """Manifest table, a lazy study sequence, and the manifest's folder."""
     if isinstance(manifest, AuditResult):
         manifest = manifest.manifest
-    if isinstance(manifest, (list, tuple)) and (not manifest or isinstance(manifest[0], Study)):
-        return _manifest_from_studies(manifest), list(manifest), None
+    if isinstance(getattr(manifest, "manifest", None), pd.DataFrame) and isinstance(manifest, Sequence):
+        return manifest.manifest.reset_index(drop=True), manifest, None  # an ingest.Cohort
+    if isinstance(manifest, Sequence) and not isinstance(manifest, (str, bytes)):
+        if len(manifest) == 0 or isinstance(manifest[0], Study):
+            return None, manifest, None  # studies in memory: the manifest is built while reading
     from scintilab.ingest import load_cohort, read_manifest  # ingest owns reading files
 
     if isinstance(manifest, pd.DataFrame):
@@ -522,18 +526,23 @@ def audit(manifest: Any, *, split: Any = None, out: str | Path | None = None, re
         it = tqdm(it, desc="audit", unit="study")
     # Small matrix products (thumbnails) run faster on one BLAS thread than on many.
     limiter = threadpool_limits(1, "blas")
+    built: list[dict] = []
     for i in it:
         try:
             s = cohort[i]
+            if man is None:
+                built.append(_manifest_from_studies([s]).iloc[0].to_dict())
             if not s.views:
                 raise InputError(None, "no view could be read")
             f = study_features(s)
         except (InputError, OSError, ValueError) as exc:
-            key = str(man.iloc[i]["study_key"]) if i < len(man) and "study_key" in man else f"#{i}"
+            key = str(man.iloc[i]["study_key"]) if man is not None and i < len(man) else f"#{i}"
             findings.append(C.Finding("unreadable", key, "", 1.0, _clean_reason(str(exc))))
             continue
         feats.append(f)
         idx_of.append(i)
+    if man is None:
+        man = pd.DataFrame(built)
     known_same: set[tuple[str, str]] = set()
     by_pat: dict[str, list[str]] = {}
     for f in feats:

@@ -87,9 +87,6 @@ def summary_tables(result: "AuditResult") -> dict[str, pd.DataFrame]:
 
 def counts_figure(result: "AuditResult") -> Any:
     """Histogram of counts per view (log scale), with flagged studies marked."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     m = result.manifest

@@ -73,7 +73,56 @@ def flag_figure(flag: Mapping[str, Any], lookup: Callable[[str], Study]) -> Any:
 
 
 def pair_figures(flags: Any, lookup: Callable[[str], Study], n: int = 4,
-                 kinds: tuple[str, ...] = ("exact_duplicate", "near_duplicate", "same_patient", "split_leak")) -> list:
-    """Figures of the first ``n`` pair findings (highest score first within each kind)."""
+                 kinds: tuple[str, ...] = ("exact_duplicate", "near_duplicate", "same_patient", "split_leak"),
+                 static: bool = True) -> list:
+    """Figures of the first ``n`` pair findings of each kind in ``kinds``, in table order.
+
+    Args:
+        flags: the audit's flags table.
+        lookup: study key -> :class:`Study`.
+        n: at most this many figures per kind.
+        kinds: which pair findings to show.
+        static: matplotlib figures (render in every exported report) or plotly (interactive).
+    """
+    make = flag_figure_static if static else flag_figure
     rows = flags[flags["kind"].isin(kinds) & (flags["study_b"].fillna("").astype(str) != "")]
-    return [flag_figure(r, lookup) for _, r in rows.head(n).iterrows()]
+    rows = rows.groupby("kind", sort=False).head(n)
+    return [make(r, lookup) for _, r in rows.iterrows()]
+
+
+def flag_figure_static(flag: Mapping[str, Any], lookup: Callable[[str], Study]) -> Any:
+    """Matplotlib version of :func:`flag_figure` (for PNG images and static reports).
+
+    Returns:
+        A matplotlib Figure with one axis per view shown (2 or 4).
+    """
+    import matplotlib.pyplot as plt
+
+    keys = [str(flag["study_a"])] + ([str(flag["study_b"])] if str(flag.get("study_b") or "") else [])
+    fig, axes = plt.subplots(1, 2 * len(keys), figsize=(2.2 * 2 * len(keys), 6.2), dpi=80)
+    for i, k in enumerate(keys):
+        try:
+            s = lookup(k)
+        except (KeyError, IndexError):
+            s = None
+        for j, view in enumerate(("ANT", "POST")):
+            ax = axes[2 * i + j]
+            ax.imshow(_display(None if s is None else s.view(view)), cmap="gray_r", vmin=0, vmax=255)
+            ax.set_title(f"{k}\n{view}", fontsize=8)
+            ax.set_axis_off()
+    fig.suptitle(f"{flag['kind']} (score {float(flag.get('score', 0)):.2f})\n"
+                 + "\n".join(textwrap.wrap(str(flag.get("detail", "")), 30 * len(keys))), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def figure_png(fig: Any) -> bytes:
+    """PNG bytes of a matplotlib figure (the figure is closed)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,236 @@
+"""More than one device, more than one machine: data-parallel training and Dask batch grids.
+
+Two independent things live here, each built on the framework's own machinery rather
+than on anything home-made:
+
+* **Data-parallel training** selected by a name (``TrainConfig.distribution`` or
+  ``train(..., distribution=...)``):
+
+  ==================  ======================================================================
+  ``None``/"none"     one device (the default)
+  ``"mirrored"``      synchronous data parallelism over the local devices: on TensorFlow
+                      ``tf.distribute.MirroredStrategy`` (all GPUs, or the logical CPU
+                      devices of :func:`split_cpu`); on JAX Keras 3's
+                      ``keras.distribution.DataParallel`` over ``jax.devices()``
+  ``"multiworker"``   TensorFlow's ``MultiWorkerMirroredStrategy`` (the cluster comes from
+                      the ``TF_CONFIG`` environment variable, as TensorFlow documents)
+  ==================  ======================================================================
+
+  The batch size stays the *global* batch (split across replicas), so a config trains
+  the same number of images per step whatever the device count. Batch norm statistics
+  are per replica (Keras' default), as in most published multi-GPU ResNet training.
+
+* **Batch grids of papermill runs on Dask distributed**: :class:`DaskExecutor` gives
+  :func:`scintilab.batch.run_batch` a ``submit``/``result`` interface over a
+  ``dask.distributed`` client, a two-worker ``LocalCluster`` by default or an existing
+  scheduler (``tcp://host:8786``) for a real cluster. :func:`run_batch` here is the
+  local runner with that executor, so failures are handled exactly as locally: a failing
+  notebook is kept and marked ``failed``, its dependants ``skipped``, the batch goes on.
+  Workers are processes with one thread each, because papermill changes the working
+  directory and environment (see :mod:`scintilab.batch`).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+#: Accepted distribution names.
+DISTRIBUTIONS = ("none", "mirrored", "multiworker")
+
+_STRATEGIES: dict[str, Any] = {}
+
+
+def split_cpu(n: int = 2) -> list[Any]:
+    """Split the host CPU into ``n`` logical TensorFlow devices (to test data parallelism).
+
+    Must be called before TensorFlow runs anything (it fixes the device list at start-up).
+
+    Returns:
+        The logical CPU devices.
+
+    Raises:
+        RuntimeError: TensorFlow was already initialised.
+    """
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
+    return tf.config.list_logical_devices("CPU")
+
+
+def _normalise(name: str | None) -> str:
+    name = "none" if name in (None, "", False) else str(name).lower()
+    if name not in DISTRIBUTIONS:
+        raise ValueError(f"distribution must be one of {DISTRIBUTIONS} (or None), got {name!r}")
+    return name
+
+
+def tf_strategy(name: str | None) -> Any:
+    """The ``tf.distribute`` strategy for a distribution name (TensorFlow backend).
+
+    ``"mirrored"`` uses every GPU when there are any, else every logical CPU device (a
+    single CPU device gives a one-replica strategy, harmless but pointless).
+    """
+    import tensorflow as tf
+
+    name = _normalise(name)
+    if name == "none":
+        return tf.distribute.get_strategy()  # the default (no-op) strategy
+    # One strategy object per name: a model built under a strategy must be trained under
+    # the same object (TensorFlow refuses to mix two), and train() enters it twice.
+    if name in _STRATEGIES:
+        return _STRATEGIES[name]
+    if name == "multiworker":
+        _STRATEGIES[name] = tf.distribute.MultiWorkerMirroredStrategy()
+        return _STRATEGIES[name]
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+    # On CPUs there is no NCCL; the reduction of the per-replica gradients is a plain
+    # all-reduce on the host.
+    cross = None if gpus else tf.distribute.ReductionToOneDevice()
+    _STRATEGIES[name] = tf.distribute.MirroredStrategy(devices=devices, cross_device_ops=cross)
+    return _STRATEGIES[name]
+
+
+def jax_distribution(name: str | None) -> Any:
+    """The Keras 3 distribution (JAX backend) for a name: ``DataParallel`` or None."""
+    import keras
+
+    name = _normalise(name)
+    if name == "none":
+        return None
+    if name == "multiworker":
+        # Keras' JAX distribution spans every process that jax.distributed.initialize()
+        # joined; the devices list below is then global.
+        keras.distribution.initialize()
+    return keras.distribution.DataParallel(devices=keras.distribution.list_devices())
+
+
+def replicas(name: str | None) -> int:
+    """How many replicas a distribution name gives on this machine and backend."""
+    import keras
+
+    if _normalise(name) == "none":
+        return 1
+    if keras.backend.backend() == "tensorflow":
+        return int(tf_strategy(name).num_replicas_in_sync)
+    if keras.backend.backend() == "jax":
+        return len(keras.distribution.list_devices())
+    return 1
+
+
+@contextlib.contextmanager
+def distribution_scope(name: str | None) -> Iterator[Any]:
+    """Build and compile models inside this context to train them data-parallel.
+
+    Args:
+        name: a name from :data:`DISTRIBUTIONS` (None: nothing changes).
+
+    Yields:
+        The TF strategy, the Keras distribution (JAX), or None.
+
+    Raises:
+        ValueError: an unknown name, or a distribution the backend cannot do (the
+            PyTorch backend has no Keras distribution API).
+    """
+    import keras
+
+    name = _normalise(name)
+    if name == "none":
+        yield None
+        return
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        strategy = tf_strategy(name)
+        with strategy.scope():
+            yield strategy
+    elif backend == "jax":
+        previous = keras.distribution.distribution()
+        dist = jax_distribution(name)
+        keras.distribution.set_distribution(dist)
+        try:
+            yield dist
+        finally:
+            keras.distribution.set_distribution(previous)
+    else:
+        raise ValueError(f"distribution {name!r} is not available on the {backend} backend (use tensorflow or jax)")
+
+
+# --------------------------------------------------------------------------- Dask batch grids
+class DaskExecutor:
+    """``submit(fn, *args) -> future`` over Dask distributed, for :func:`scintilab.batch.run_batch`.
+
+    Args:
+        address: a running scheduler (``"tcp://host:8786"``); None starts a LocalCluster.
+        n_workers: worker processes of the LocalCluster.
+        threads_per_worker: threads per worker (1: papermill is not thread-safe).
+        **cluster_options: passed to ``LocalCluster`` (e.g. ``memory_limit``).
+
+    Use as a context manager (or call :meth:`close`) so a LocalCluster is shut down.
+    """
+
+    def __init__(self, address: str | None = None, n_workers: int = 2, threads_per_worker: int = 1, **cluster_options: Any) -> None:
+        from dask.distributed import Client, LocalCluster
+
+        self.cluster = None
+        if address is None:
+            self.cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=threads_per_worker,
+                processes=True,
+                dashboard_address=None,  # no web server: nothing to reach from outside
+                **cluster_options,
+            )
+            self.client = Client(self.cluster)
+        else:
+            self.client = Client(address)
+
+    def submit(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` on a worker; ``pure=False`` so re-runs are never deduplicated."""
+        return self.client.submit(fn, *args, pure=False)
+
+    @property
+    def n_workers(self) -> int:
+        """Workers currently connected."""
+        return len(self.client.scheduler_info().get("workers", {}))
+
+    def close(self) -> None:
+        """Close the client (and the LocalCluster, when this executor started it)."""
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def __enter__(self) -> "DaskExecutor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def run_batch(specs: Sequence[Any], out_root: str | os.PathLike[str] | None = None, *, executor: Any = None,
+              address: str | None = None, n_workers: int = 2, **options: Any) -> Any:
+    """:func:`scintilab.batch.run_batch` with the runs dispatched to Dask distributed.
+
+    Args:
+        specs: runs from :func:`scintilab.batch.load_specs` (or built directly).
+        out_root: the batch output folder (default: :data:`scintilab.batch.DEFAULT_OUT`).
+        executor: an executor to use (and leave open); None starts a :class:`DaskExecutor`
+            for this batch (a LocalCluster of ``n_workers``, or the scheduler ``address``)
+            and closes it afterwards.
+        address: scheduler address for the executor started here.
+        n_workers: LocalCluster workers for the executor started here.
+        **options: any other :func:`scintilab.batch.run_batch` option (``force``,
+            ``render``, ``write_index``, ``log``, ...).
+
+    Returns:
+        The :class:`scintilab.batch.BatchResult` (failed runs listed, never raised).
+    """
+    from scintilab import batch
+
+    out_root = batch.DEFAULT_OUT if out_root is None else out_root
+    if executor is not None:
+        return batch.run_batch(specs, out_root, executor=executor, **options)
+    with DaskExecutor(address=address, n_workers=n_workers) as ex:
+        return batch.run_batch(specs, out_root, executor=ex, **options)
