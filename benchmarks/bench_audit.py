@@ -33,6 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from scipy import ndimage as ndi
 
+from scintilab.faults import _shift_image
 from scintilab.pseudonym import patient_key, study_key
 from scintilab.study import Study
 
@@ -102,7 +103,7 @@ class SimulatedCohort(Sequence):
             views = [s.anterior, s.posterior]
             spacing = s.pixel_spacing
             if kind == "shifted":
-                views = [np.roll(v, (5, 2), axis=(0, 1)) for v in views]
+                views = [_shift_image(v, 5, 2) for v in views]  # zero fill, as a bed offset
             elif kind == "rescaled":
                 views = [np.round(v * 2.5).astype(np.uint16) for v in views]
             elif kind == "half_matrix":

@@ -272,6 +272,12 @@ def _folded_bn_class() -> type:
             def compute_output_shape(self, input_shape: Any) -> Any:
                 return input_shape
 
+            def get_config(self) -> dict[str, Any]:
+                # Keras' automatic config capture does not see through the lazy class
+                # definition; the layer has no arguments beyond the base ones.
+                return {"name": self.name, "trainable": self.trainable,
+                        "dtype": keras.saving.serialize_keras_object(self.dtype_policy)}
+
             def compute_output_spec(self, inputs: Any, mask: Any = None, training: Any = None) -> Any:  # noqa: ARG002
                 return keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
 

@@ -47,7 +47,7 @@ def test_mirrored_strategy_on_two_logical_cpus_trains_a_run(tmp_path: Path) -> N
         keys = np.array([f"P{{i // 2}}" for i in range(n)])
         ds = ImageSet(images=images, labels=labels, patient_keys=keys, study_keys=np.array([f"S{{i}}" for i in range(n)]),
                       kinds=np.array(["ANT"] * n), aug=np.array(["orig"] * n))
-        cfg = config_from_preset("quick", image_size=(64, 16), model_options={{"width": 4}}, epochs=2, batch_size=4,
+        cfg = config_from_preset("quick", image_size=(64, 16), model_options={{"width": 4, "blocks": [1, 1, 1, 1]}}, epochs=2, batch_size=4,
                                  n_boot=10, save_test_images=False)
         result = train(cfg, {str(tmp_path / "run")!r}, dataset=ds, verbose=0, distribution="mirrored")
         model = result.model
@@ -82,7 +82,7 @@ def test_keras_distribution_api_on_two_jax_cpu_devices() -> None:
         from scintilab.distributed import distribution_scope, replicas
         from scintilab.models import build_model
         with distribution_scope("mirrored") as dist:
-            model = build_model("inrac", input_shape=(64, 16, 1), num_classes=3, width=4)
+            model = build_model("inrac", input_shape=(64, 16, 1), num_classes=3, width=4, blocks=(1, 1, 1, 1))
             model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
             x = np.random.default_rng(0).random((8, 64, 16, 1), dtype=np.float32)
             y = np.arange(8) % 3

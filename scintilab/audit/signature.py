@@ -31,22 +31,41 @@ PROFILE_LEN: int = 64
 WINDOW_MM: tuple[float, float] = (2000.0, 640.0)
 
 
-def _mm_window(img: np.ndarray, spacing: tuple[float, float], top: int, centre: float) -> np.ndarray:
-    """Counts in a fixed window in millimetres below the vertex, centred on the body.
+def _span_matrix(n_in: int, n_out: int, start: float, length: float) -> np.ndarray:
+    """(n_out, n_in) weights averaging ``n_out`` equal cells of ``[start, start + length)``.
 
-    Anchoring at the head and at the count-weighted centre, with a size in mm rather than
-    the body box, keeps the window still when a copy loses margins, a few centimetres of
-    feet or arms, or is re-exported at another matrix size.
+    Sub-pixel ``start`` and ``length`` (in input pixels); pixels outside ``[0, n_in)`` count
+    as zero, so a window reaching past the image edge sees empty background.
     """
-    h = int(round(WINDOW_MM[0] / spacing[0]))
-    w = int(round(WINDOW_MM[1] / spacing[1]))
-    r0, c0 = int(top), int(round(centre - w / 2))
-    out = np.zeros((h, w), np.float32)
-    rs, re_ = max(0, r0), min(img.shape[0], r0 + h)
-    cs, ce = max(0, c0), min(img.shape[1], c0 + w)
-    if re_ > rs and ce > cs:
-        out[rs - r0: re_ - r0, cs - c0: ce - c0] = img[rs:re_, cs:ce]
-    return area_resize(out, THUMB).astype(np.float32)
+    edges = start + np.linspace(0.0, length, n_out + 1)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    px = np.arange(n_in)[None, :]
+    w = np.clip(np.minimum(hi, px + 1) - np.maximum(lo, px), 0.0, None)
+    return (w / (hi - lo)).astype(np.float32)
+
+
+def _mm_window(img: np.ndarray, spacing: tuple[float, float], top: float, centre: float) -> np.ndarray:
+    """Mean counts in a fixed window in millimetres below the vertex, centred on the body.
+
+    Anchoring at the vertex and at the count-weighted centre (both to a fraction of a
+    pixel), with a size in mm rather than the body box, keeps the window still when a
+    copy loses margins, a few centimetres of feet or arms, or is re-exported at another
+    matrix size.
+    """
+    h = WINDOW_MM[0] / spacing[0]
+    w = WINDOW_MM[1] / spacing[1]
+    R = _span_matrix(img.shape[0], THUMB[0], top, h)
+    Cm = _span_matrix(img.shape[1], THUMB[1], centre - w / 2, w)
+    return (R @ img.astype(np.float32) @ Cm.T).astype(np.float32)
+
+
+def _vertex(img: np.ndarray) -> float:
+    """Sub-pixel row of the vertex: where the cumulative row counts pass 0.1 %."""
+    rc = np.cumsum(img.sum(axis=1, dtype=np.float64))
+    if rc[-1] <= 0:
+        return 0.0
+    x = np.concatenate([[0.0], rc]) / rc[-1]
+    return float(np.interp(0.001, x, np.arange(len(x), dtype=np.float64)))
 
 
 @dataclass
@@ -206,7 +225,7 @@ def view_features(img: np.ndarray, spacing: tuple[float, float]) -> ViewFeatures
     extent = float(((rc < 0.998 * rc[-1]).sum() - (rc < 0.002 * rc[-1]).sum()) * spacing[0])
     colsum = f.sum(axis=0)
     centre = float((colsum * np.arange(f.shape[1])).sum() / max(colsum.sum(), 1e-9))
-    tmm = _unit_sum(np.sqrt(np.clip(_mm_window(f, spacing, t, centre), 0, None)))
+    tmm = _unit_sum(np.sqrt(np.clip(_mm_window(f, spacing, _vertex(f) - 40.0 / spacing[0], centre), 0, None)))
     return ViewFeatures(float(f.sum()), mx, int((f == mx).sum()), int((f > 0).sum()), box, edge,
                         thumb, fine, frame, prof, wprof, extent, tmm)
 
