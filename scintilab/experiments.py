@@ -512,7 +512,7 @@ def describe(result: ExperimentResult, metric: str = "accuracy") -> str:
         a = ranking_agreement(result, table, metric)
         text = (f"{experiment(table).title}: best {name} here is {best['row']} "
                 f"({best['value']:.3f}, 95% CI {best['low']:.3f}-{best['high']:.3f})")
-        if a["paper_best"]:
+        if a["rows"] >= 2:  # with one row the paper has nothing to rank it against
             text += f"; in the paper {a['paper_best']}"
         if math.isfinite(a["spearman"]):
             text += f"; rank agreement with the paper (Spearman) {a['spearman']:.2f}"

@@ -7,6 +7,8 @@ recomputed for the studies shown (about a second each), so nothing large is kept
 """
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,24 @@ import pandas as pd
 from IPython.display import display
 
 from scintilab.followup import compare
-from scintilab.hotspots import detect_hotspots
+from scintilab.hotspots import METASTATIC_P, detect_hotspots
 from scintilab.ingest import load_cohort
 from scintilab.quantify import _one_view, bsi_over_time, draw_views
+
+
+def _render(out: W.Output, fig: Any) -> None:
+    """Put ``fig`` into ``out`` as a PNG by setting the widget's outputs, then close it.
+
+    Setting ``Output.outputs`` is a plain widget-state update. Capturing with ``with out:``
+    instead routes display messages through the kernel's output hooks, which under
+    papermill (ipykernel 7) now and then left the cell hanging, so no capture is used.
+    """
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    png = base64.b64encode(buf.getvalue()).decode("ascii")
+    out.outputs = ({"output_type": "display_data", "metadata": {},
+                    "data": {"image/png": png, "text/plain": "<figure>"}},)
 
 
 class ReportViewer:
@@ -47,10 +64,8 @@ class ReportViewer:
         """Redraw for the current choices."""
         if self.study.value is None:
             return
-        with self.out:
-            self.out.clear_output(wait=True)
-            fig = draw_views(self.detection(self.study.value), hotspots=self.hot.value, regions=self.reg.value)
-            plt.show(fig)
+        _render(self.out, draw_views(self.detection(self.study.value), hotspots=self.hot.value,
+                                     regions=self.reg.value))
 
     def show(self) -> "ReportViewer":
         """Display the explorer and draw the first study."""
@@ -81,19 +96,17 @@ class FollowupExplorer:
         base = detect_hotspots(self.cohort.by_key(row["baseline_study_key"]))
         fu = detect_hotspots(self.cohort.by_key(row["study_key"]))
         comp = compare(base, fu)
-        with self.out:
-            self.out.clear_output(wait=True)
-            fig, ax = plt.subplots(1, 3, figsize=(10, 5), gridspec_kw={"width_ratios": [1, 1, 1.6]})
-            _one_view(base, ax[0], "baseline", (), 0.5)
-            _one_view(fu, ax[1], f"+{row['days']} d, new boxed", comp.new, 0.5)
-            t = bsi_over_time(self.studies)
-            t = t[t["patient_key"] == row["patient_key"]]
-            ax[2].plot(t["days"], t["bsi"], "o-")
-            ax[2].set_xlabel("days since the first study")
-            ax[2].set_ylabel("BSI (%)")
-            ax[2].set_title(f"PCWG3: {row['pcwg3']}", fontsize=9)
-            fig.tight_layout()
-            plt.show(fig)
+        fig, ax = plt.subplots(1, 3, figsize=(10, 5), gridspec_kw={"width_ratios": [1, 1, 1.6]})
+        _one_view(base, ax[0], "baseline", (), METASTATIC_P)
+        _one_view(fu, ax[1], f"+{row['days']} d, new boxed", comp.new, METASTATIC_P)
+        t = bsi_over_time(self.studies)
+        t = t[t["patient_key"] == row["patient_key"]]
+        ax[2].plot(t["days"], t["bsi"], "o-")
+        ax[2].set_xlabel("days since the first study")
+        ax[2].set_ylabel("BSI (%)")
+        ax[2].set_title(f"PCWG3: {row['pcwg3']}", fontsize=9)
+        fig.tight_layout()
+        _render(self.out, fig)
 
     def show(self) -> "FollowupExplorer":
         """Display the explorer and draw the first pair."""
