@@ -5,7 +5,9 @@ share of skeletal mass). Here, on one study's :class:`~scintilab.hotspots.Detect
 
 * the bone groups are the atlas's (:data:`scintilab.anatomy.BONES`), drawn in the
   anterior frame; each group's *pixels* are its skeleton pixels (bone-like uptake in
-  either view within the group), so soft tissue inside a template box does not dilute it;
+  either view within the group), so soft tissue inside a template box does not dilute it
+  (except the skull, :data:`TEMPLATE_DENOMINATOR`, whose dim calvarium the skeleton
+  mask misses: its whole template counts);
 * the involved pixels are the union of the metastatic hot spots' extents (probability at
   least ``threshold``), counted on the group they fall on. A hot spot's extent
   (:func:`lesion_extent`) is re-segmented in the view where it is brightest: the pixels
@@ -30,6 +32,14 @@ from scintilab.anatomy import BONE_MASS_FRACTION, BONES
 from scipy import ndimage as ndi
 
 from scintilab.hotspots import METASTATIC_P, Detection, Hotspot, reference_image
+
+#: Bone groups whose BSI denominator is the atlas template's full area (when larger than
+#: its skeleton pixels). The skull is a thin plate seen en face: much of the calvarium
+#: stays below the skeleton mask's bone-like threshold, so its skeleton pixels were half
+#: its true projected area on the seed-1 tuning cohort (median 0.50; the template: 1.2)
+#: and every skull lesion counted double. Other groups' skeleton pixels are closer to the
+#: truth than their template boxes (which hold soft tissue).
+TEMPLATE_DENOMINATOR: tuple[str, ...] = ("skull",)
 
 #: Fraction of a hot spot's peak excess over bone that bounds its extent for the BSI.
 EXTENT_LEVEL: float = 0.4
@@ -129,6 +139,10 @@ def compute_bsi(det: Detection, threshold: float = METASTATIC_P) -> BSIResult:
     skel = det.skeleton_union()
     inv = involvement_mask(det, threshold)
     bone_px = np.bincount(bmap[skel | inv].ravel(), minlength=len(BONES) + 1)
+    template_px = np.bincount(bmap.ravel(), minlength=len(BONES) + 1)
+    for b in TEMPLATE_DENOMINATOR:
+        i = BONES.index(b) + 1
+        bone_px[i] = max(bone_px[i], template_px[i])
     inv_px = np.bincount(bmap[inv].ravel(), minlength=len(BONES) + 1)
     per: dict[str, dict[str, float]] = {}
     total = 0.0

@@ -711,6 +711,7 @@ def read_file(path: Path) -> DicomFile:
         flags=flags,
         meta={
             "manufacturer": str(ds.get("Manufacturer", "") or ""),
+            "model": str(ds.get("ManufacturerModelName", "") or ""),  # scanner model (0008,1090)
             "sop_class": str(ds.get("SOPClassUID", "")),
             "transfer_syntax": str(ts),
             "view_source": source,

@@ -710,11 +710,45 @@ def apply_rules(det: Detection) -> None:
 
 # --------------------------------------------------------------------------------- learned model
 
-#: Features of a hot spot seen by :class:`HotspotModel`.
+#: Features of a hot spot seen by :class:`HotspotModel`: intensity (normalised uptake,
+#: local contrast, peak over mean), size and shape (area, elongation), depth (A/P ratio,
+#: seen in both views), position (atlas u/v, distance from the spinal midline, bone
+#: one-hot), symmetry (uptake over the mirror-image partner on the same bone, when there
+#: is one), crowding (other hot spots on the same bone) and the default rules' verdict.
 FEATURES: tuple[str, ...] = (
     "log_uptake", "log_contrast", "log_area", "log_ap", "both_views", "on_skeleton", "u_abs", "v",
     "rule_benign", "rule_p", *(f"rule_{k}" for k in RULES),
+    "log_peak_mean", "elongation", "midline_dist", "has_partner", "log_partner_ratio", "log_n_same_bone",
+    *(f"bone_{b}" for b in BONES),
 )
+
+
+def _partner_ratio(det: Detection, hs: Hotspot, u: float, v: float) -> float:
+    """Normalised uptake of ``hs`` over that of its closest mirror-image partner on the same
+    bone (same height within 3 % of body height, same distance from the midline within 0.15
+    chest half-widths); NaN without one. Near 1: symmetric (joint disease, anatomy)."""
+    best, best_d = float("nan"), float("inf")
+    for other in det.hotspots:
+        if other is hs or other.bone != hs.bone or hs.bone is None:
+            continue
+        ou, ov = _canon(det, other)
+        if ou * u >= 0:
+            continue
+        d = abs(abs(ou) - abs(u)) / 0.15 + abs(ov - v) / 0.03
+        if d < 2.0 and d < best_d:
+            best_d = d
+            best = max(hs.normalized_uptake, 1e-3) / max(other.normalized_uptake, 1e-3)
+    return best
+
+
+def _elongation(mask: np.ndarray) -> float:
+    """Square root of the ratio of the mask's principal second moments (1 = round)."""
+    rr, cc = np.nonzero(mask)
+    if rr.size < 3:
+        return 1.0
+    cov = np.cov(np.stack([rr, cc]).astype(float)) + np.eye(2) * 1e-3
+    ev = np.linalg.eigvalsh(cov)
+    return float(math.sqrt(max(ev[1], 1e-6) / max(ev[0], 1e-6)))
 
 
 def hotspot_features(det: Detection, hs: Hotspot) -> dict[str, float]:
@@ -733,6 +767,20 @@ def hotspot_features(det: Detection, hs: Hotspot) -> dict[str, float]:
     }
     for k in RULES:
         f[f"rule_{k}"] = float(hs.kind == k)
+    lm = det.atlas["ANT" if "ANT" in det.atlas else "POST"].landmarks
+    spine_half = max(0.095 * float(lm.half_width), 1.0)
+    ratio = _partner_ratio(det, hs, u, v)
+    f.update({
+        "log_peak_mean": math.log(max(hs.peak_counts, 1e-3) / max(hs.mean_counts, 1e-3)),
+        "elongation": _elongation(hs.mask),
+        # in vertebral half-widths: facet / osteophyte foci sit at the column's edge
+        "midline_dist": min(abs(hs.col - float(lm.midline(hs.row))) / spine_half, 20.0),
+        "has_partner": float(np.isfinite(ratio)),
+        "log_partner_ratio": math.log(ratio) if np.isfinite(ratio) else 0.0,
+        "log_n_same_bone": math.log1p(sum(1 for o in det.hotspots if o is not hs and o.bone == hs.bone)),
+    })
+    for b in BONES:
+        f[f"bone_{b}"] = float(hs.bone == b)
     return f
 
 
@@ -835,47 +883,122 @@ def annotation_labels(det: Detection, study: Study, dilate_px: int = 2) -> list[
     return [int((h.full_mask(shape) & les).any()) for h in det.hotspots]
 
 
+#: Largest false-positive hot spots per scan allowed, out of fold on the training cohort,
+#: when :func:`train_hotspot_model` picks the operating threshold: half the issue's bar of
+#: 1.0, leaving room for a fresh cohort to differ from the training one.
+TRAIN_MAX_FP_PER_SCAN: float = 0.5
+
+
+def _fit_logreg(x: np.ndarray, y: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Standardise ``x`` and fit an L2 logistic regression: (mean, scale, coef, intercept)."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    clf = LogisticRegression(C=C, max_iter=3000)
+    clf.fit((x - mean) / scale, y)
+    return mean, scale, clf.coef_[0], float(clf.intercept_[0])
+
+
+def choose_threshold(p: np.ndarray, y: np.ndarray, n_scans: int, max_fp_per_scan: float = TRAIN_MAX_FP_PER_SCAN
+                     ) -> tuple[float, float, float]:
+    """The lowest probability threshold whose false positives per scan stay within
+    ``max_fp_per_scan`` (so the most lesions are called within that budget).
+
+    Args:
+        p: (out-of-fold) probabilities of the training hot spots.
+        y: their 0/1 annotation labels.
+        n_scans: scans they come from.
+        max_fp_per_scan: the false-positive budget.
+
+    Returns:
+        (threshold, false positives per scan, share of annotated hot spots called) at it.
+    """
+    best = (0.5, float("nan"), float("nan"))
+    for t in np.round(np.arange(0.01, 0.96, 0.01), 2):
+        fp = float(((p >= t) & (y == 0)).sum()) / max(n_scans, 1)
+        if fp <= max_fp_per_scan:
+            return float(t), fp, float(((p >= t) & (y == 1)).sum()) / max(int(y.sum()), 1)
+    return best
+
+
 def train_hotspot_model(detections: Iterable[Detection], labels: Iterable[Sequence[int]], *,
-                        C: float = 1.0) -> HotspotModel:
+                        C: float = 1.0, folds: int = 5, max_fp_per_scan: float = TRAIN_MAX_FP_PER_SCAN,
+                        seed: int = 0) -> HotspotModel:
     """Fit a :class:`HotspotModel` on hot spots with known truth (e.g. LabelMe lesions).
+
+    The operating threshold is chosen on the training cohort only: out-of-fold
+    probabilities (``folds`` folds by patient, so no patient's other visits leak into its
+    own prediction) give the lowest threshold whose false positives per scan stay within
+    ``max_fp_per_scan`` (:func:`choose_threshold`). The final model, fitted on every hot
+    spot, has its intercept shifted by minus the log-odds of that threshold, so that the
+    usual cut :data:`METASTATIC_P` (0.5) applies it everywhere downstream (BSI, counts,
+    follow-up) without a separate setting.
 
     Args:
         detections: detections (default rules applied, so rule features are filled).
         labels: per detection, one 0/1 per hot spot (:func:`annotation_labels`).
-        C: inverse regularisation strength.
+        C: inverse L2 regularisation strength.
+        folds: patient-grouped cross-validation folds for the threshold (fewer patients:
+            as many folds as patients; below 2, the threshold stays at 0.5).
+        max_fp_per_scan: false-positive budget for the threshold.
+        seed: shuffles patients into folds.
 
     Returns:
-        The fitted model.
+        The fitted model; ``info`` records the cohort size, positives, the chosen raw
+        threshold and its out-of-fold false positives per scan and share of lesions called.
 
     Raises:
-        ValueError: fewer than two classes among the hot spots.
+        ValueError: fewer than two classes among the hot spots, or labels that do not
+            match a detection's hot spots.
     """
-    from sklearn.linear_model import LogisticRegression
-
     rows: list[dict[str, float]] = []
     y: list[int] = []
+    groups: list[str] = []
+    n_scans = 0
     for det, lab in zip(detections, labels):
         lab = list(lab)
         if len(lab) != len(det.hotspots):
             raise ValueError(f"{det.study_key}: {len(lab)} labels for {len(det.hotspots)} hot spots")
         rows += [h.features for h in det.hotspots]
         y += lab
+        groups += [det.patient_key] * len(lab)
+        n_scans += 1
     if len(set(y)) < 2:
         raise ValueError("training needs both metastatic and benign hot spots")
     feats = list(FEATURES)
     x = np.array([[r.get(k, 0.0) for k in feats] for r in rows], float)
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale < 1e-9] = 1.0
-    clf = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
-    clf.fit((x - mean) / scale, np.array(y))
-    return HotspotModel(features=feats, mean=mean.tolist(), scale=scale.tolist(), coef=clf.coef_[0].tolist(),
-                        intercept=float(clf.intercept_[0]),
-                        info={"hotspots": len(y), "positives": int(sum(y)), "C": C})
+    ya = np.array(y)
+    ga = np.array(groups)
+    pats = np.unique(ga)
+    k = min(folds, len(pats))
+    threshold, fp, called = 0.5, float("nan"), float("nan")
+    if k >= 2:
+        order = np.random.default_rng(seed).permutation(pats)
+        oof = np.full(len(ya), np.nan)
+        for part in np.array_split(order, k):
+            test = np.isin(ga, part)
+            if len(set(ya[~test])) < 2:
+                continue
+            m, s, c, b = _fit_logreg(x[~test], ya[~test], C)
+            oof[test] = 1.0 / (1.0 + np.exp(-(((x[test] - m) / s) @ c + b)))
+        ok = np.isfinite(oof)
+        if ok.any():
+            threshold, fp, called = choose_threshold(oof[ok], ya[ok], n_scans, max_fp_per_scan)
+    mean, scale, coef, intercept = _fit_logreg(x, ya, C)
+    shift = math.log(threshold / (1.0 - threshold))
+    return HotspotModel(features=feats, mean=mean.tolist(), scale=scale.tolist(), coef=coef.tolist(),
+                        intercept=intercept - shift,
+                        info={"hotspots": len(y), "positives": int(sum(y)), "scans": n_scans,
+                              "patients": int(len(pats)), "C": C, "folds": k, "raw_threshold": threshold,
+                              "max_fp_per_scan": max_fp_per_scan,
+                              "cv_fp_per_scan": round(fp, 4) if np.isfinite(fp) else None,
+                              "cv_share_called": round(called, 4) if np.isfinite(called) else None})
 
 
 __all__ = [
     "DEFAULT_THRESHOLD", "Detection", "FEATURES", "Hotspot", "HotspotModel", "METASTATIC_P", "RULES",
-    "annotation_labels", "apply_rules", "bone_references", "detect_hotspots", "hotspot_features",
+    "TRAIN_MAX_FP_PER_SCAN", "annotation_labels", "apply_rules", "bone_references", "choose_threshold", "detect_hotspots", "hotspot_features",
     "reference_image", "rule_kind", "rule_probability", "train_hotspot_model", "uptake_probability",
 ]

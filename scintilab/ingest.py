@@ -47,8 +47,10 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "study_key", "patient_key", "study_date", "label", "views", "layout", "rows", "cols",
     "spacing_row", "spacing_col", "counts_ant", "counts_post", "lesion_count",
     "ant_path", "post_path", "ant_frame", "post_frame", "annotation_ant", "annotation_post",
-    "status", "flags",
+    "status", "flags", "manufacturer", "model",
 )
+#: Skipped items (``path, reason``; paths relative to the scanned folder) beside the manifest.
+SKIPPED_FILE = "skipped.csv"
 #: Separator between flags in the manifest's ``flags`` column.
 FLAG_SEP = "; "
 # Sidecar files that live beside images and are not images themselves: never reported.
@@ -56,7 +58,7 @@ _SIDECAR_SUFFIXES = {".json", ".csv", ".tsv", ".txt", ".md", ".yml", ".yaml", ".
 _LABEL_ALIASES = {c.lower(): c for c in CLASSES}
 _LABEL_ALIASES.update({"no_met": "NoMet", "no met": "NoMet", "ad_met": "ADMet", "nad_met": "nADMet"})
 _STR_COLUMNS = ("study_key", "patient_key", "study_date", "label", "views", "layout", "ant_path",
-                "post_path", "annotation_ant", "annotation_post", "status", "flags")
+                "post_path", "annotation_ant", "annotation_post", "status", "flags", "manufacturer", "model")
 
 
 @dataclass
@@ -85,6 +87,8 @@ class _FileRec:
     layout: str
     views: dict[str, _ViewRec]
     spacing_known: bool = True
+    manufacturer: str = ""  # Manufacturer (0008,0070); empty for PNG/TIFF
+    model: str = ""  # ManufacturerModelName (0008,1090)
 
 
 @dataclass
@@ -176,6 +180,8 @@ def _dicom_rec(df: DicomFile) -> _FileRec:
         layout="multiframe" if df.meta.get("n_frames", 1) > 1 else "pair",
         views=views,
         spacing_known="no PixelSpacing: assumed 2.3 mm" not in df.flags,
+        manufacturer=str(df.meta.get("manufacturer", "") or ""),
+        model=str(df.meta.get("model", "") or ""),
     )
 
 
@@ -496,6 +502,8 @@ def ingest(
             "spacing": rec0.spacing,
             "layout": layout,
             "flags": flags,
+            "manufacturer": next((r.manufacturer for r in recs if r.manufacturer), ""),
+            "model": next((r.model for r in recs if r.model), ""),
         }
 
     labels_by_group: dict[str, str | None] = {}
@@ -562,6 +570,9 @@ def ingest(
             "annotation_post": _relpath(ann_paths["POST"], base),
             "status": "flagged" if flags else "ok",
             "flags": FLAG_SEP.join(f.replace(";", ",") for f in flags),
+            # the scanner of the kept views' file (the data card counts studies per scanner)
+            "manufacturer": info["manufacturer"],
+            "model": info["model"],
         })
     for name, paths in sorted(ann_index.items()):
         for p in paths:
@@ -577,6 +588,10 @@ def ingest(
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         manifest.to_csv(out, index=False)
+        # Always written (header only when nothing was skipped), so a stale list never
+        # survives a re-ingest; the audit reads it from beside the manifest.
+        if (out.parent / SKIPPED_FILE).resolve() not in protected:
+            pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(out.parent / SKIPPED_FILE, index=False)
     return IngestResult(manifest=manifest, skipped=skipped, out=out)
 
 

@@ -20,7 +20,10 @@ from scintilab.errors import InputError
 from scintilab.study import CLASSES
 
 #: Fields that do not change what a run computes, left out of the fingerprint.
-_NOT_IN_FINGERPRINT = frozenset({"preset", "data", "verbose", "n_boot", "save_test_images"})
+# allow_leaks only decides whether a leaky split may run, not what it computes; the audit
+# files are hashed by content into the data fingerprint (training.audit_setup), not by path.
+_NOT_IN_FINGERPRINT = frozenset({"preset", "data", "verbose", "n_boot", "save_test_images",
+                                 "allow_leaks", "audit_flags", "audit_review"})
 
 
 @dataclass
@@ -58,6 +61,17 @@ class TrainConfig:
         deterministic: ask the backend for deterministic kernels (same seed, same history).
         split_groups: optional CSV (``patient_key,group`` or ``study_key,group``) whose
             groups must not straddle the split, e.g. the audit's same-patient suspects.
+        audit_flags: the cohort audit's ``flags.csv`` (``scintilab audit``). Duplicates
+            and same-patient suspects in it are grouped with each other so they land on
+            one side of the split, and the split is checked against it before fitting.
+            None (default) uses ``<manifest folder>/audit/flags.csv`` when that file
+            exists (what ``scintilab audit MANIFEST --out <manifest folder>/audit``
+            writes), so an audited cohort is leak-proof without a setting; ``"off"``
+            trains without the audit; a path must exist.
+        audit_review: the audit's review CSV: pairs a reviewer dismissed are neither
+            grouped nor checked. None uses ``review.csv`` beside the flags when present.
+        allow_leaks: go on (with a warning) when a duplicate/same-patient pair straddles
+            the split, instead of refusing with :class:`scintilab.audit.LeakageError`.
         predict_train: also write predictions for training images (overfitting checks).
         save_test_images: keep the test images (float16) in the run folder, so
             explanations and galleries need only the run folder.
@@ -90,6 +104,9 @@ class TrainConfig:
     run_eagerly: bool = False
     deterministic: bool = True
     split_groups: str | None = None
+    audit_flags: str | None = None
+    audit_review: str | None = None
+    allow_leaks: bool = False
     predict_train: bool = False
     save_test_images: bool = True
     n_boot: int = 1000

@@ -518,7 +518,10 @@ def train_from_manifest(manifest: str | Path, out_path: str | Path, *, limit: in
     """Train a :class:`HotspotModel` from a manifest's LabelMe lesion annotations and save it.
 
     Each detected hot spot overlapping an annotated ``lesion`` shape is a positive; every
-    other hot spot a negative (benign findings, normal bright anatomy).
+    other hot spot a negative (benign findings, normal bright anatomy). The operating
+    threshold is chosen on this manifest only, out of fold by patient
+    (:func:`scintilab.hotspots.train_hotspot_model`), and folded into the model so that
+    p >= 0.5 applies it.
     """
     from scintilab.hotspots import annotation_labels, train_hotspot_model
     from scintilab.ingest import load_cohort
@@ -570,8 +573,10 @@ def cli_main(argv: list[str]) -> int:
         model: Any = args.hotspot_model
         if args.train_hotspot_model is not None:
             model = train_from_manifest(args.manifest, args.train_hotspot_model, progress=not args.quiet)
-            print(f"hot-spot model trained on {model.info['hotspots']} hot spots "
-                  f"({model.info['positives']} lesions) -> {args.train_hotspot_model}")
+            i = model.info
+            print(f"hot-spot model trained on {i['hotspots']} hot spots ({i['positives']} annotated lesions, "
+                  f"{i.get('scans', '?')} scans); operating threshold {i.get('raw_threshold', 0.5):.2f} chosen "
+                  f"out of fold ({i.get('cv_fp_per_scan')} FP/scan) -> {args.train_hotspot_model}")
         res = quantify_cohort(args.manifest, args.out, hotspot_model=model, classifier=args.classifier,
                               threshold=args.threshold, reports=not args.no_reports, progress=not args.quiet,
                               limit=args.limit)
@@ -619,7 +624,8 @@ def _lesion_contrast(gm: np.ndarray, bone_map: np.ndarray, occupied: np.ndarray,
 
 def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visits: int = 3, seed: int = 1,
                            matrix: tuple[int, int] = (1024, 256), repeats: int = 6, progress: bool = True,
-                           limit: int | None = None) -> dict[str, Any]:
+                           limit: int | None = None, hotspot_model: str | Path | HotspotModel | None = None
+                           ) -> dict[str, Any]:
     """Quantify a synthetic cohort and compare everything with the generator's truth.
 
     Writes the cohort (``n_patients`` x ``visits``) into ``cohort_dir`` when it holds none,
@@ -627,6 +633,9 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
     sensitivity and false positives per scan (FROC), BSI agreement (Pearson r,
     Bland-Altman), BSI repeatability under fresh Poisson noise, new-lesion counts and
     PCWG3 status per follow-up pair.
+
+    ``hotspot_model`` (a :class:`HotspotModel` or its JSON) replaces the default rules, as
+    in :func:`quantify_cohort`; it is used for the repeatability re-simulations too.
 
     Returns:
         A dict of figures, the FROC table (``froc``), the per-study BSI pairs (``bsi_pairs``),
@@ -702,7 +711,9 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
                                  "normalized_uptake": h.normalized_uptake})
 
     t0 = __import__("time").perf_counter()
-    res = quantify_cohort(manifest, None, reports=False, progress=progress, hook=hook, limit=limit)
+    model = HotspotModel.load(hotspot_model) if isinstance(hotspot_model, (str, Path)) else hotspot_model
+    res = quantify_cohort(manifest, None, hotspot_model=model, reports=False, progress=progress, hook=hook,
+                          limit=limit)
     seconds = __import__("time").perf_counter() - t0
     les = pd.DataFrame(lesion_rows)
     hot = pd.DataFrame(hot_rows)
@@ -738,7 +749,7 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
     fp_df = pd.DataFrame(fu_pairs)
 
     # repeatability: one metastatic study re-rendered with fresh Poisson noise only
-    rep = _repeatability(root, truth_by_key, repeats) if repeats >= 2 else {}
+    rep = _repeatability(root, truth_by_key, repeats, model) if repeats >= 2 else {}
     rep_stats = repeatability(rep.get("values", [])) if rep else {}
 
     figures: dict[str, Any] = {
@@ -845,7 +856,8 @@ def validation_verdict(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _repeatability(root: Path, truth: dict[str, dict[str, Any]], repeats: int) -> dict[str, Any]:
+def _repeatability(root: Path, truth: dict[str, dict[str, Any]], repeats: int,
+                   model: HotspotModel | None = None) -> dict[str, Any]:
     """BSI of one metastatic baseline study re-rendered ``repeats`` times, only the Poisson
     noise changed (the generator's other draws replayed from the same seed)."""
     from scintilab.synth.cohort import _study_uid  # noqa: F401  (same cohort conventions)
@@ -879,7 +891,7 @@ def _repeatability(root: Path, truth: dict[str, dict[str, Any]], repeats: int) -
         st = render_study(pat, _FreshNoise([seed, index, 0, 3], 1000 + k), visit=0)
         study = Study(study_key=f"S-repeat{k}", patient_key="P-repeat", anterior=st.anterior, posterior=st.posterior,
                       pixel_spacing=spacing_for(mat))
-        values.append(quantify_study(study).bsi.bsi)
+        values.append(quantify_study(study, model=model).bsi.bsi)
     return {"values": values, "study": f"{t['label']} baseline (true BSI {t['true_bsi']:.3f})"}
 
 

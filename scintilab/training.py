@@ -103,16 +103,21 @@ def studies_fingerprint(studies: Sequence[Any]) -> str:
 
 
 def resolve_data_fingerprint(config: TrainConfig, studies: Sequence[Any] | None = None, dataset: Any = None) -> str:
-    """The data fingerprint that goes into a run's fingerprint: dataset > studies > manifest."""
+    """The data fingerprint that goes into a run's fingerprint: dataset > studies > manifest.
+
+    The audit files in use (:func:`audit_files`) are hashed in too: they change the split.
+    """
+    audit_fp = audit_fingerprint(config)
+    tail = f"+audit:{audit_fp}" if audit_fp else ""
     if dataset is not None:
-        return dataset_fingerprint(dataset)
+        return dataset_fingerprint(dataset) + tail
     if studies is not None:
-        return studies_fingerprint(studies)
+        return studies_fingerprint(studies) + tail
     if config.data:
         from scintilab.paths import repo_path
 
-        return manifest_fingerprint(repo_path(config.data))
-    return ""
+        return manifest_fingerprint(repo_path(config.data)) + tail
+    return tail
 
 
 def load_image_set(config: TrainConfig, studies: Sequence[Any] | None = None, *, cache_dir: str | os.PathLike[str] | None = None, progress: bool = False) -> Any:
@@ -177,11 +182,180 @@ def _split_groups(config: TrainConfig, ds: Any) -> np.ndarray | None:
     return np.array([mapping.get(k, f"patient:{p}") for k, p in zip(own, ds.patient_keys)])
 
 
-def split_indices(config: TrainConfig, ds: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(train, validation, test) image indices; patients (or groups) never straddle them."""
+# --------------------------------------------------------------------------- audit (issue 14)
+#: File names ``scintilab audit --out <manifest folder>/audit`` writes; read automatically.
+AUDIT_DIR, AUDIT_FLAGS, AUDIT_REVIEW = "audit", "flags.csv", "review.csv"
+
+
+def audit_files(config: TrainConfig) -> tuple[Path | None, Path | None, str]:
+    """The audit flags and review files training uses, and where the flags came from.
+
+    ``config.audit_flags`` None looks for ``<manifest folder>/audit/flags.csv`` (used when
+    present), ``"off"`` (or ``""``/``"none"``) switches the audit off, a path must exist.
+    ``config.audit_review`` None uses ``review.csv`` beside the flags when present.
+
+    Returns:
+        ``(flags path or None, review path or None, source)`` with source ``"config"``,
+        ``"auto"``, ``"off"`` or ``"none found"``.
+
+    Raises:
+        InputError: a configured flags or review file does not exist.
+    """
+    from scintilab.paths import repo_path
+
+    setting = config.audit_flags
+    if setting is not None and str(setting).strip().lower() in {"", "off", "none", "false"}:
+        return None, None, "off"
+    if setting is None:
+        if not config.data:
+            return None, None, "none found"
+        flags = repo_path(config.data).parent / AUDIT_DIR / AUDIT_FLAGS
+        if not flags.is_file():
+            return None, None, "none found"
+        source = "auto"
+    else:
+        flags = repo_path(setting)
+        if not flags.is_file():
+            raise InputError(flags, "audit flags not found (run 'scintilab audit MANIFEST --out DIR' first, or set audit_flags=off)")
+        source = "config"
+    review: Path | None = None
+    if config.audit_review:
+        review = repo_path(config.audit_review)
+        if not review.is_file():
+            raise InputError(review, "audit review CSV not found")
+    elif (flags.parent / AUDIT_REVIEW).is_file():
+        review = flags.parent / AUDIT_REVIEW
+    return flags, review, source
+
+
+def audit_fingerprint(config: TrainConfig) -> str:
+    """Hash of the audit files' content ("" without an audit): they change the split."""
+    flags, review, _ = audit_files(config)
+    if flags is None:
+        return ""
+    h = hashlib.sha256(flags.read_bytes())
+    if review is not None:
+        h.update(review.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _audit_groups(ds: Any, base: np.ndarray, flags: Path, review: Path | None) -> np.ndarray:
+    """Per-image groups: ``base`` groups merged along the audit's duplicate/same-patient pairs."""
+    from scintilab.audit import split_groups
+
+    keys = np.asarray(ds.study_keys).astype(str)
+    first = {}
+    for k, g in zip(keys, np.asarray(base).astype(str)):
+        first.setdefault(k, g)  # augmented copies share their study's group
+    # The base group plays the patient's part, so split_groups keeps it whole and adds the pairs.
+    table = pd.DataFrame({"study_key": list(first), "patient_key": list(first.values())})
+    merged = split_groups(table, flags, review=review)
+    return merged.reindex(keys).to_numpy(dtype=object)
+
+
+def _fixed_split(ds: Any, split: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices from a hand-made split (``study_key, split`` with train/val/test)."""
+    table = split
+    if isinstance(split, (str, os.PathLike)):
+        try:
+            table = pd.read_csv(split, dtype=str, keep_default_na=False)
+        except (OSError, ValueError) as exc:
+            raise InputError(split, f"cannot read split CSV ({exc})") from exc
+    if isinstance(table, pd.Series):
+        sides = {str(k): str(v) for k, v in table.items()}
+    else:
+        if not {"study_key", "split"} <= set(table.columns):
+            raise InputError(split if isinstance(split, (str, os.PathLike)) else None, "split table needs columns study_key and split")
+        sides = dict(zip(table["study_key"].astype(str), table["split"].astype(str)))
+    sides = {k: {"validation": "val", "valid": "val"}.get(v.strip().lower(), v.strip().lower()) for k, v in sides.items()}
+    keys = np.asarray(ds.study_keys).astype(str)
+    missing = sorted(set(keys) - set(sides))
+    if missing:
+        raise ValueError(f"the split does not place {len(missing)} study(ies), e.g. {missing[:3]}")
+    side = np.array([sides[k] for k in keys])
+    bad = sorted(set(side) - {"train", "val", "test"})
+    if bad:
+        raise ValueError(f"split sides must be train, val or test, got {bad}")
+    return tuple(np.flatnonzero(side == name) for name in ("train", "val", "test"))  # type: ignore[return-value]
+
+
+def _split_fingerprint(split: Any) -> str:
+    table = pd.read_csv(split, dtype=str, keep_default_na=False) if isinstance(split, (str, os.PathLike)) else split
+    table = table.rename("split").reset_index() if isinstance(table, pd.Series) else table
+    text = table.astype(str).sort_values(list(table.columns)).to_csv(index=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def check_leaks(config: TrainConfig, ds: Any, parts: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Check a split against the audit before fitting; refuse a leaky one unless allowed.
+
+    Args:
+        config: supplies the audit files and ``allow_leaks``.
+        ds: the image set (its study keys are matched against the flags).
+        parts: side name -> image indices (``train``, ``val``, ``test``).
+
+    Returns:
+        What goes into ``config.json["audit"]``: whether an audit was applied, the files,
+        and the pairs straddling the split (empty unless ``allow_leaks``).
+
+    Raises:
+        scintilab.audit.LeakageError: a duplicate or same-patient pair straddles the
+            split and ``config.allow_leaks`` is False; the message names the pairs.
+    """
+    import warnings
+
+    flags, review, source = audit_files(config)
+    record: dict[str, Any] = {"applied": flags is not None, "source": source,
+                              "flags": _shown_path(flags, config), "review": _shown_path(review, config),
+                              "allow_leaks": bool(config.allow_leaks), "straddling": []}
+    if flags is None:
+        return record
+    from scintilab.audit import refuse_leaky_split
+
+    keys = np.asarray(ds.study_keys).astype(str)
+    split_df = pd.DataFrame([{"study_key": k, "split": name} for name, idx in parts.items() for k in keys[idx]])
+    pairs = refuse_leaky_split(split_df, flags, go_on=config.allow_leaks, review=review)
+    if pairs:
+        warnings.warn(f"allow_leaks: training goes on with {len(pairs)} duplicate/same-patient pair(s) "
+                      f"across the split: {'; '.join(map(str, pairs))}", UserWarning, stacklevel=3)
+    record["straddling"] = [str(p) for p in pairs]
+    return record
+
+
+def _shown_path(path: Path | None, config: TrainConfig) -> str | None:
+    """A path as recorded in config.json: relative to the manifest folder when inside it."""
+    if path is None:
+        return None
+    if config.data:
+        from scintilab.paths import repo_path
+
+        try:
+            return path.resolve().relative_to(repo_path(config.data).parent.resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.name
+
+
+def split_indices(config: TrainConfig, ds: Any, split: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, validation, test) image indices; patients (or groups) never straddle them.
+
+    Groups are patients, or ``config.split_groups``, merged along the audit's duplicate
+    and same-patient pairs when an audit applies (:func:`audit_files`).
+
+    Args:
+        config: split settings.
+        ds: the image set.
+        split: a hand-made split instead (DataFrame or CSV ``study_key, split`` with
+            sides train/val/test, or a Series study_key -> side); taken as is.
+    """
     from scintilab.datasets import patient_split
 
+    if split is not None:
+        return _fixed_split(ds, split)
     groups = _split_groups(config, ds)
+    flags, review, _ = audit_files(config)
+    if flags is not None:
+        groups = _audit_groups(ds, np.asarray(ds.patient_keys) if groups is None else groups, flags, review)
     train_idx, test_idx = patient_split(ds, test_size=config.test_size, rng=config.seed, groups=groups)
     train_idx, test_idx = np.asarray(train_idx, dtype=int), np.asarray(test_idx, dtype=int)
     val_idx = np.array([], dtype=int)
@@ -375,6 +549,7 @@ def train(
     callbacks: Sequence[Any] = (),
     cache_dir: str | os.PathLike[str] | None = None,
     distribution: str | None = None,
+    split: Any = None,
 ) -> RunResult:
     """Train ``config`` and write a complete run directory in ``out_dir``.
 
@@ -393,12 +568,16 @@ def train(
         distribution: data-parallel training, ``"mirrored"`` or ``"multiworker"``
             (see :mod:`scintilab.distributed`); default ``config.distribution`` when the
             config has that field, else one device.
+        split: a hand-made split (``study_key, split`` with train/val/test, DataFrame or
+            CSV) used instead of drawing one; it is checked against the audit all the same.
 
     Returns:
         The :class:`RunResult`.
 
     Raises:
         InputError: the data cannot be read.
+        scintilab.audit.LeakageError: the audit (``config.audit_flags``) finds a duplicate
+            or same-patient pair across the split and ``config.allow_leaks`` is False.
         ValueError: ``out_dir`` holds a different run (with ``resume=True``), or the
             dataset does not match the configured input size.
     """
@@ -416,7 +595,9 @@ def train(
     set_seed(config.seed)
     _enable_determinism(config)
     ds = dataset if dataset is not None else load_image_set(config, studies, cache_dir=cache_dir, progress=bool(verbose))
-    data_fp = dataset_fingerprint(ds) if dataset is not None else resolve_data_fingerprint(config, studies)
+    data_fp = resolve_data_fingerprint(config, studies, dataset)
+    if split is not None:  # a hand-made split changes the result: a run of another split is not reused
+        data_fp += "+split:" + _split_fingerprint(split)
     fingerprint = config.fingerprint(data_fp)
     action, start_epoch = _prepare_run_dir(config, run_dir, fingerprint, resume)
     if action == "reuse":
@@ -428,7 +609,9 @@ def train(
     if images.shape[1:3] != tuple(config.image_size):
         raise ValueError(f"dataset images are {images.shape[1:3]}, config.image_size is {tuple(config.image_size)}")
     y = _labels_for(config, ds.labels)
-    train_idx, val_idx, test_idx = split_indices(config, ds)
+    train_idx, val_idx, test_idx = split_indices(config, ds, split)
+    # Issue 14: refuse (before anything is fitted) a split with a duplicate across it.
+    audit_record = check_leaks(config, ds, {"train": train_idx, "val": val_idx, "test": test_idx})
     x = images[..., None]  # channels-last, one channel
 
     info: dict[str, Any] = {
@@ -442,6 +625,7 @@ def train(
         "n_test": int(len(test_idx)),
         "n_train_patients": int(len(set(np.asarray(ds.patient_keys)[train_idx]))),
         "n_test_patients": int(len(set(np.asarray(ds.patient_keys)[test_idx]))),
+        "audit": audit_record,
         "versions": runs_mod.package_versions(),
         "status": "running",
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -592,11 +776,20 @@ def cli_main(argv: list[str]) -> int:
         config = config_from_preset(args.preset, **overrides)
     except ValueError as exc:
         parser.error(str(exc))
+    from scintilab.audit import LeakageError
+
     try:
         result = train(config, args.out, resume=not args.fresh, verbose=0 if args.quiet else None)
     except InputError as exc:
         print(f"scintilab train: {exc}")
         return 1
+    except LeakageError as exc:
+        print(f"scintilab train: {exc} (--set allow_leaks=true goes on anyway)")
+        return 1
+    audit_rec = result.info.get("audit") or {}
+    if audit_rec.get("applied"):
+        print(f"audit applied ({audit_rec.get('source')}: {audit_rec.get('flags')}); "
+              f"{len(audit_rec.get('straddling', []))} pair(s) across the split")
     m = result.metrics.get("metrics", {})
     ci = result.metrics.get("ci", {})
     state = "reused finished run" if result.reused else f"trained in {result.wall_s:.0f} s"

@@ -270,6 +270,21 @@ def test_ingest_findings_join_the_table(clean_cohort: Path) -> None:
     assert skipped[0].study_a.startswith("F-") and skipped[0].detail == "not DICOM"
 
 
+def test_skipped_csv_beside_the_manifest_is_read_and_scanners_reported(clean_cohort: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(clean_cohort / "dicom" / "case_0001", src / "case_0001")
+    (src / "case_0001" / "junk.dcm").write_bytes(b"not a dicom file at all")
+    ingest(src, out=tmp_path / "manifest.csv", progress=False)
+    assert "junk.dcm" in (tmp_path / "skipped.csv").read_text()
+    res = audit(tmp_path / "manifest.csv", out=tmp_path / "audit")
+    skipped = res.flags[res.flags["kind"] == "ingest_skipped"]
+    assert len(skipped) == 1 and skipped["study_a"].iloc[0].startswith("F-")
+    assert "junk" not in (tmp_path / "audit" / "flags.csv").read_text()  # the path itself is never shown
+    # The data card counts studies per scanner from the manifest's manufacturer/model columns.
+    md = (tmp_path / "audit" / "datacard.md").read_text()
+    assert "Scanners" in md and "scintilab" in md and "not recorded" not in md
+
+
 # ------------------------------------------------------------------------ widget, notebook
 
 

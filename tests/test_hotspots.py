@@ -11,6 +11,7 @@ from scintilab.hotspots import (
     Hotspot,
     HotspotModel,
     annotation_labels,
+    choose_threshold,
     detect_hotspots,
     rule_kind,
     train_hotspot_model,
@@ -114,6 +115,35 @@ def test_learned_model_trains_saves_loads_and_replaces_rules(tmp_path, metastati
     assert pp[y == 1].mean() > pp[y == 0].mean() + 0.2
     det2 = detect_hotspots(metastatic[0], model=back)
     assert np.allclose([h.p_metastatic for h in det2.hotspots], back.predict([h.features for h in det2.hotspots]))
+
+
+def test_operating_threshold_is_chosen_out_of_fold_and_folded_into_the_model(metastatic) -> None:
+    # choose_threshold: the lowest cut whose false positives per scan stay in the budget
+    p = np.array([0.9, 0.8, 0.35, 0.3, 0.2, 0.1])
+    y = np.array([1, 1, 1, 0, 0, 1])
+    t, fp, called = choose_threshold(p, y, n_scans=2, max_fp_per_scan=0.5)
+    assert t == pytest.approx(0.21) and fp == 0.5 and called == pytest.approx(0.75)
+    t, fp, _ = choose_threshold(p, y, n_scans=2, max_fp_per_scan=0.0)
+    assert t == pytest.approx(0.31) and fp == 0.0
+    # three patients: folds by patient, threshold chosen on them and shifted into the intercept
+    dets, labs = [], []
+    for seed, label in ((3, "ADMet"), (7, "nADMet"), (5, "ADMet")):
+        study, _ = metastatic if seed == 3 else _study(label, seed)
+        study.patient_key = f"P-{seed}"
+        det = detect_hotspots(study)
+        det.patient_key = study.patient_key
+        dets.append(det)
+        labs.append(annotation_labels(det, study))
+    model = train_hotspot_model(dets, labs, folds=3)
+    info = model.info
+    assert info["folds"] == 3 and info["patients"] == 3 and 0 < info["raw_threshold"] < 1
+    # the saved intercept is the fitted one minus logit(threshold): p >= 0.5 <=> raw p >= threshold
+    t = info["raw_threshold"]
+    feats = [h.features for h in dets[0].hotspots]
+    x = np.array([[f.get(k, 0.0) for k in model.features] for f in feats])
+    z = ((x - np.array(model.mean)) / np.array(model.scale)) @ np.array(model.coef) + model.intercept
+    raw = 1 / (1 + np.exp(-(z + np.log(t / (1 - t)))))
+    assert np.array_equal(model.predict(feats) >= 0.5, raw >= t - 1e-12)
 
 
 def test_bad_model_file_and_empty_study_are_input_errors(tmp_path) -> None:

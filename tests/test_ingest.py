@@ -181,6 +181,25 @@ def test_manifest_has_the_convention_columns_and_one_row_per_kept_study(result, 
     assert list(written.columns) == list(MANIFEST_COLUMNS) and len(written) == len(KEPT)
 
 
+def test_skipped_items_are_written_beside_the_manifest(result) -> None:
+    skipped = pd.read_csv(result.out.parent / "skipped.csv", keep_default_na=False)
+    assert list(skipped.columns) == ["path", "reason"]
+    assert list(zip(skipped["path"], skipped["reason"])) == [(str(a), str(b)) for a, b in result.skipped]
+    assert len(skipped) and not any(Path(x).is_absolute() for x in skipped["path"])
+
+
+def test_manifest_records_the_scanner(result, messy, tmp_path) -> None:
+    assert _row(result, messy, "good_mf").manufacturer == "scintilab"  # write_study's Manufacturer (0008,0070)
+    src = next(messy.dicom.rglob("good_mf*.dcm"))
+    ds = pydicom.dcmread(src)
+    ds.Manufacturer, ds.ManufacturerModelName = "Siemens", "Symbia T2"
+    (tmp_path / "in").mkdir()
+    ds.save_as(tmp_path / "in" / src.name)
+    ingest(tmp_path / "in", out=tmp_path / "manifest.csv", progress=False)
+    row = pd.read_csv(tmp_path / "manifest.csv").iloc[0]
+    assert (row.manufacturer, row.model) == ("Siemens", "Symbia T2")
+
+
 def test_clean_studies_are_ok_with_layout_counts_and_spacing(result, messy) -> None:
     row = _row(result, messy, "good_mf")
     a, p = messy.images["good_mf"]
@@ -270,7 +289,8 @@ def test_other_matrix_sizes_are_kept(result, messy, name, hw) -> None:
 
 
 def test_no_identity_reaches_the_manifest_or_the_summary(result, messy) -> None:
-    texts = [result.out.read_text(), result.summary(), repr(result.skipped)]
+    texts = [result.out.read_text(), result.summary(), repr(result.skipped),
+             (result.out.parent / "skipped.csv").read_text()]
     for secret in set(messy.secrets):
         for text in texts:
             assert secret not in text

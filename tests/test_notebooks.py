@@ -193,6 +193,14 @@ def test_smoke_overrides_name_declared_parameters(path: Path) -> None:
     assert not bad_needs, f"{path.name}: needs {bad_needs} unknown; fixtures are {FIXTURES}"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_has_a_checked_summary_cell(path: Path) -> None:
+    """nbval-lax compares only tagged cells: without one, determinism is never checked."""
+    tagged = [c for c in _read(path).cells if "nbval-check-output" in c.get("metadata", {}).get("tags", [])]
+    assert tagged, (f"{path.name}: tag at least one deterministic summary cell 'nbval-check-output' "
+                    "(cell metadata tags), so the test suite checks it comes out the same twice")
+
+
 def test_skeleton_check_catches_a_broken_notebook() -> None:
     """The checker itself can fail: a notebook violating each rule gets each complaint."""
     nb = nbformat.v4.new_notebook()

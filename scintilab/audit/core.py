@@ -119,7 +119,7 @@ def _manifest_from_studies(studies: Sequence[Study]) -> pd.DataFrame:
             "spacing_row": s.pixel_spacing[0], "spacing_col": s.pixel_spacing[1],
             "counts_ant": float(s.anterior.sum()) if s.anterior is not None else np.nan,
             "counts_post": float(s.posterior.sum()) if s.posterior is not None else np.nan,
-            "manufacturer": s.meta.get("manufacturer", ""), "status": "ok",
+            "manufacturer": s.meta.get("manufacturer", ""), "model": s.meta.get("model", ""), "status": "ok",
             "flags": "; ".join(s.flags),
         })
     return pd.DataFrame(rows)
@@ -137,7 +137,9 @@ def _resolve(manifest: Any) -> tuple[pd.DataFrame | None, Sequence[Study], Path 
     from scintilab.ingest import load_cohort, read_manifest  # ingest owns reading files
 
     if isinstance(manifest, pd.DataFrame):
-        return manifest.reset_index(drop=True), load_cohort(manifest, with_shapes=False), None
+        # ingest's in-memory manifest names its folder (attrs["root"]): skipped.csv is there
+        root = manifest.attrs.get("root") or None
+        return manifest.reset_index(drop=True), load_cohort(manifest, with_shapes=False), (Path(root) if root else None)
     path = Path(manifest)
     if not path.is_file():
         raise InputError(path, "manifest not found")
@@ -182,8 +184,16 @@ def ingest_findings(manifest: pd.DataFrame, folder: Path | None = None,
         for name in ("skipped.csv", "ingest_skipped.csv"):
             p = folder / name
             if p.is_file():
-                sk = pd.read_csv(p, keep_default_na=False)
-                rows = list(zip(sk.iloc[:, 0].astype(str), sk.iloc[:, 1].astype(str)))
+                try:
+                    sk = pd.read_csv(p, keep_default_na=False, dtype=str)
+                except (OSError, ValueError) as exc:  # a broken side file must not stop the audit
+                    out.append(C.Finding("ingest_skipped", pseudonymize(name, "F"), "", 0.5,
+                                         f"{name} beside the manifest unreadable ({exc.__class__.__name__})"))
+                    break
+                if {"path", "reason"} <= set(sk.columns):
+                    rows = list(zip(sk["path"], sk["reason"]))
+                elif sk.shape[1] >= 2:
+                    rows = list(zip(sk.iloc[:, 0], sk.iloc[:, 1]))
                 break
     for path, reason in rows:
         out.append(C.Finding("ingest_skipped", pseudonymize(str(path), "F"), "", 1.0, _clean_reason(reason)))

@@ -48,9 +48,14 @@ def summary_tables(result: "AuditResult") -> dict[str, pd.DataFrame]:
     out["Overview"] = pd.DataFrame(overview, columns=["", "number"])
     if "label" in m:
         out["Classes"] = _count_table(m["label"], "label")
-    scanner_col = next((c for c in ("manufacturer", "scanner", "model") if c in m.columns), None)
-    out["Scanners"] = (_count_table(m[scanner_col], "scanner") if scanner_col else
-                       pd.DataFrame({"scanner": ["not recorded in the manifest"], "studies": [len(m)]}))
+    # Ingest records Manufacturer (0008,0070) and ManufacturerModelName (0008,1090): a
+    # scanner is the pair, so two models of one vendor are told apart.
+    scanner_cols = [c for c in ("manufacturer", "model", "scanner") if c in m.columns]
+    if scanner_cols:
+        parts = m[scanner_cols].fillna("").astype(str).apply(lambda r: " ".join(x.strip() for x in r if x.strip()), axis=1)
+        out["Scanners"] = _count_table(parts if len(m) else pd.Series([], dtype=str), "scanner")
+    else:
+        out["Scanners"] = pd.DataFrame({"scanner": ["not recorded in the manifest"], "studies": [len(m)]})
     if {"rows", "cols"} <= set(m.columns):
         mat = m["rows"].astype(str) + " x " + m["cols"].astype(str)
         if {"spacing_row", "spacing_col"} <= set(m.columns):
