@@ -21,7 +21,7 @@ from scintilab.study import CLASSES
 
 #: Fields that do not change what a run computes, left out of the fingerprint.
 # allow_leaks only decides whether a leaky split may run, not what it computes; the audit
-# files are hashed by content into the data fingerprint (training.audit_setup), not by path.
+# files are hashed by content into the data fingerprint (training.audit_fingerprint), not by path.
 _NOT_IN_FINGERPRINT = frozenset({"preset", "data", "verbose", "n_boot", "save_test_images",
                                  "allow_leaks", "audit_flags", "audit_review"})
 
@@ -181,6 +181,11 @@ class TrainConfig:
         """
         if data_fingerprint is None:
             data_fingerprint = manifest_fingerprint(self.data) if self.data else ""
+            from scintilab.training import audit_fingerprint  # lazy: training imports this module
+
+            audit_fp = audit_fingerprint(self)
+            # the same tail training.resolve_data_fingerprint adds, so find_run agrees with train
+            data_fingerprint += f"+audit:{audit_fp}" if audit_fp else ""
         payload = {k: v for k, v in self.to_dict().items() if k not in _NOT_IN_FINGERPRINT}
         payload["data_fingerprint"] = data_fingerprint
         blob = json.dumps(payload, sort_keys=True, default=str).encode("utf-8")

@@ -74,3 +74,17 @@ def test_bsi_extent_is_the_hot_spot_around_its_peak() -> None:
         tight = lesion_extent(det, h, level=0.8)
         assert tight.sum() <= ext.sum() and not (tight & ~ext).any()
     assert res.bsi > 0
+
+
+def test_skull_denominator_is_its_whole_template() -> None:
+    """The skull's BSI denominator is the atlas template's skull area (the skeleton mask
+    misses the dim calvarium), so a skull involvement fraction is not inflated."""
+    from scintilab.bsi import TEMPLATE_DENOMINATOR
+
+    det, res, _ = _quant("ADMet", 3)
+    bmap = det.bone_map()
+    assert "skull" in TEMPLATE_DENOMINATOR
+    skull_id = BONES.index("skull") + 1
+    assert res.per_bone["skull"]["bone_px"] >= int((bmap == skull_id).sum())
+    skel_only = int((bmap[det.skeleton_union()] == skull_id).sum())
+    assert res.per_bone["skull"]["bone_px"] > skel_only, "skeleton mask covered the whole skull template"

@@ -137,3 +137,27 @@ def test_validation_verdict_reads_every_figure_from_the_run() -> None:
     # too many false positives: the sensitivity no longer meets the bar
     worse = validation_verdict({**figs, "fp_per_scan_at_op": 1.4})
     assert next(ln for ln in worse.splitlines() if "operating point" in ln and "sensitivity" in ln).endswith("misses)")
+
+
+def test_cli_trains_a_hotspot_model_on_the_annotations_and_uses_it(two_visits: Path, tmp_path: Path) -> None:
+    """``--train-hotspot-model`` trains on the manifest's LabelMe lesions, saves JSON (no
+    pickle) with the out-of-fold threshold, and quantifies with it."""
+    import json
+
+    from scintilab.hotspots import HotspotModel
+
+    model_path = tmp_path / "hs.json"
+    out = tmp_path / "q"
+    assert main(["quantify", str(two_visits / "manifest.csv"), "--out", str(out), "--train-hotspot-model",
+                 str(model_path), "--no-reports", "--quiet"]) == 0
+    data = json.loads(model_path.read_text())
+    assert data["type"] == "scintilab-hotspot-logreg" and data["info"]["patients"] == 3
+    assert data["info"]["folds"] == 3 and 0 < data["info"]["raw_threshold"] < 1
+    model = HotspotModel.load(model_path)
+    assert "log_partner_ratio" in model.features and "bone_skull" in model.features
+    hot = pd.read_csv(out / "hotspots.csv")
+    assert len(hot) and hot["p_metastatic"].between(0, 1).all()
+    assert main(["quantify", str(two_visits / "manifest.csv"), "--out", str(tmp_path / "q2"), "--hotspot-model",
+                 str(model_path), "--no-reports", "--quiet"]) == 0
+    again = pd.read_csv(tmp_path / "q2" / "hotspots.csv")
+    assert list(again["p_metastatic"]) == list(hot["p_metastatic"])

@@ -18,6 +18,7 @@ from scintilab.audit import LeakageError, audit
 from scintilab.faults import plant_faults_on_disk
 from scintilab.ingest import ingest, load_cohort
 from scintilab.presets import config_from_preset
+from scintilab.runs import find_run
 from scintilab.training import audit_files, cli_main, load_image_set, split_indices, train
 
 from conftest import make_cohort
@@ -82,6 +83,11 @@ def test_audit_groups_keep_the_pair_together_and_cli_trains(audited: dict, tmp_p
     assert info["config"]["allow_leaks"] is True and info["epochs_run"] == 1
     test_keys = set(pd.read_csv(run_dir / "predictions.csv")["study_key"])
     assert (a in test_keys) == (b in test_keys)
+    # The audit files are part of the run's identity: find_run agrees with train, and the
+    # same settings without the audit are another run.
+    same = cfg.replace(audit_flags=str(audited["flags"]), allow_leaks=True, seed=off_leaky[0], verbose=2, n_boot=20)
+    assert find_run(same, tmp_path) == run_dir
+    assert find_run(same.replace(audit_flags="off"), tmp_path) is None
 
 
 def _leaky_split(ds, pair) -> pd.DataFrame:
