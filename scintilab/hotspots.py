@@ -788,9 +788,12 @@ def hotspot_features(det: Detection, hs: Hotspot) -> dict[str, float]:
 class HotspotModel:
     """A logistic-regression hot-spot classifier, stored as plain JSON (no pickle).
 
+    Its operating threshold (chosen on the training cohort, see
+    :func:`train_hotspot_model`) is folded into the intercept, so p >= 0.5 applies it.
+
     Attributes:
         features: feature names (:data:`FEATURES`).
-        mean / scale: standardisation.
+        mean / scale: standardisation (0 / 1 for 0/1 indicator features).
         coef / intercept: the fitted logistic regression.
         info: how it was trained (cohort size, positives, ...).
     """
@@ -896,6 +899,12 @@ def _fit_logreg(x: np.ndarray, y: np.ndarray, C: float) -> tuple[np.ndarray, np.
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale < 1e-9] = 1.0
+    # 0/1 indicators (bone one-hot, rule kinds) stay as they are: standardising a rare one
+    # (a bone with a handful of training hot spots) turns its 1 into a z of 20-40, and a
+    # small coefficient then swamps everything else on a cohort where that bone is common.
+    binary = np.all((x == 0) | (x == 1), axis=0)
+    mean[binary] = 0.0
+    scale[binary] = 1.0
     clf = LogisticRegression(C=C, max_iter=3000)
     clf.fit((x - mean) / scale, y)
     return mean, scale, clf.coef_[0], float(clf.intercept_[0])
