@@ -95,14 +95,9 @@ def _u16(x: np.ndarray) -> np.ndarray:
 
 def _shift_image(img: np.ndarray, dr: int, dc: int) -> np.ndarray:
     """Shift with zero fill (what a bed offset looks like: background enters at an edge)."""
-    out = np.zeros_like(img)
-    rows, cols = img.shape
-    src_r = slice(max(0, -dr), rows - max(0, dr))
-    dst_r = slice(max(0, dr), rows - max(0, -dr))
-    src_c = slice(max(0, -dc), cols - max(0, dc))
-    dst_c = slice(max(0, dc), cols - max(0, -dc))
-    out[dst_r, dst_c] = img[src_r, src_c]
-    return out
+    from scintilab.fusion import shift_image
+
+    return shift_image(img, dr, dc).astype(img.dtype)
 
 
 def _body_rows(img: np.ndarray) -> tuple[int, int]:

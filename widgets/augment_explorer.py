@@ -17,20 +17,7 @@ import plotly.graph_objects as go
 
 from scintilab.augment import DEFAULT_R_T, DEFAULT_T_T, augment_copies, count_retention, save_augmentation_config
 from scintilab.figures_fusion import augment_grid_figure, uptake_distribution_figure
-
-
-def _show(output: widgets.Output, *figs: go.Figure) -> None:
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:  # pragma: no cover
-        return
-    if get_ipython() is None:
-        return
-    output.outputs = ()  # reset state directly: clear_output(wait=True) stalls kernels with no front end
-    with output:
-        for f in figs:
-            display(f)
+from scintilab_widgets._display import show_in
 
 
 class AugmentExplorer:
@@ -103,7 +90,7 @@ class AugmentExplorer:
         self.info.value = (f"r_T {v['r_t']:.1f}°, t_T {v['t_t']} px: at the extremes {100 * kept:.2f} % of this image's "
                            f"counts stay in the field")
         if self._render:
-            _show(self.output, self.grid_figure, self.hist_figure)
+            show_in(self.output, self.grid_figure, self.hist_figure)
 
     def write(self) -> Path:
         """Write ``augmentation.json`` with the current limits (the save button does this)."""

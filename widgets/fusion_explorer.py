@@ -16,20 +16,7 @@ from scintilab.errors import InputError
 from scintilab.figures_fusion import fusion_figure
 from scintilab.fusion import DEFAULT_SMOOTH, DEFAULT_THRESHOLD_FRACTION, METHODS, FusionResult, fuse
 from scintilab.study import Study
-
-
-def _show(output: widgets.Output, fig: go.Figure) -> None:
-    """Render into the Output widget only inside a live kernel (tests have none)."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:  # pragma: no cover - IPython ships with ipywidgets
-        return
-    if get_ipython() is None:
-        return
-    output.outputs = ()  # reset state directly: clear_output(wait=True) stalls kernels with no front end
-    with output:
-        display(fig)
+from scintilab_widgets._display import show_in
 
 
 class FusionExplorer:
@@ -99,7 +86,7 @@ class FusionExplorer:
             self.info.value = f"<b>{s.study_key}</b> ({s.label}): cannot fuse: {err.problem}"
             self.figure = go.Figure(layout=dict(title=f"{s.study_key}: {err.problem}"))
             if self._render:
-                _show(self.output, self.figure)
+                show_in(self.output, self.figure)
             return self.figure
         r = self.result
         methods = list(METHODS) if self.compare.value else [self.method.value]
@@ -109,7 +96,7 @@ class FusionExplorer:
             f"cols {r.shift[1]:+.1f}; overlap {r.overlap:.2f}; thresholds {r.threshold_ant:.1f} / {r.threshold_post:.1f} counts"
         )
         if self._render:
-            _show(self.output, self.figure)
+            show_in(self.output, self.figure)
         return self.figure
 
 

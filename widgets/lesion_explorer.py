@@ -16,22 +16,9 @@ import pandas as pd
 
 from scintilab.lesions import lesion_figure, study_counts
 from scintilab.study import Study
+from scintilab_widgets._display import show_in
 
 __all__ = ["LesionExplorer", "lesion_figure"]
-
-
-def _show(output: widgets.Output, fig: Any) -> None:
-    """Display ``fig`` in ``output`` when a kernel is there; a no-op otherwise (tests)."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:  # pragma: no cover
-        return
-    if get_ipython() is None:
-        return
-    output.clear_output(wait=True)
-    with output:
-        display(fig)
 
 
 class LesionExplorer:
@@ -85,7 +72,7 @@ class LesionExplorer:
         view = self.view.value if study.view(self.view.value) is not None else study.views[0]
         self.rows = self.table[self.table["study_key"] == key] if len(self.table) else self.table
         self.figure = lesion_figure(study, self.rows, view=view, show_atlas=self.atlas.value)
-        _show(self.output, self.figure)
+        show_in(self.output, self.figure)
         # Shown in the output area already: closing keeps the inline backend from
         # drawing it a second time under the cell (the object stays readable).
         plt.close(self.figure)

@@ -18,22 +18,10 @@ import pandas as pd
 
 from scintilab import explain
 from scintilab.runs import load_run
+from scintilab_widgets._display import show_in
 
 ALL = "all test images"
 METHODS = {"Grad-CAM": "gradcam", "CBAM attention": "attention", "none": "none"}
-
-
-def _show(output: widgets.Output, fig: Any) -> None:
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:  # pragma: no cover
-        return
-    if get_ipython() is None:
-        return
-    output.clear_output(wait=True)
-    with output:
-        display(fig)
 
 
 class PredictionsExplorer:
@@ -117,7 +105,7 @@ class PredictionsExplorer:
         if self.figure is not None:
             plt.close(self.figure)
         self.figure = explain.case_figure(self.images[index], self.heat(index, method), self.row, method=self.method.value)
-        _show(self.output, self.figure)
+        show_in(self.output, self.figure)
 
     @property
     def widget(self) -> widgets.VBox:

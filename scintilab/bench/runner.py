@@ -7,7 +7,8 @@ of the file, including hand-written notes, stays as it is.
 
 Model speed is measured **interleaved**: every contender (Keras float32, Keras bfloat16,
 PyTorch float32/bfloat16 at each thread count, ONNX Runtime) runs one measurement per
-round, round after round, and the best round counts. Whatever else runs on the machine
+round, round after round, and the best round counts. Each framework configuration lives
+in its own child process (their thread pools slow each other down when they share one). Whatever else runs on the machine
 then slows all contenders alike, and the best round is the least disturbed one. The
 matmul ceiling is measured in the same run, before and after the contenders.
 """
@@ -66,9 +67,18 @@ class Contender:
     batch: int
     rates: list[float] = field(default_factory=list)
     warm: bool = False
+    remote: bool = False
 
     def measure(self, steps: int) -> float:
-        """Time ``steps`` calls (after the warm-up on first use) and record images/s."""
+        """Time ``steps`` calls (after the warm-up on first use) and record images/s.
+
+        A contender living in a child process (:class:`_Group`) has ``step`` replaced by
+        a function of ``steps`` that measures there and returns images/s.
+        """
+        if self.remote:
+            rate = self.step(steps)
+            self.rates.append(rate)
+            return rate
         if not self.warm:
             self.step()
             self.warm = True
@@ -176,6 +186,70 @@ def onnx_contender(size: tuple[int, int], batch: int, workdir: Path, num_classes
     return [Contender("onnxruntime", "infer", "float32", lambda: scorer.predict(x, batch), batch)]
 
 
+def _contender_worker(conn: Any, kind: str, kwargs: dict[str, Any]) -> None:
+    """Child process: build one group of contenders, then measure on request.
+
+    Each framework gets its own process because their thread pools interfere when they
+    share one: PyTorch's OpenMP and ONNX Runtime's workers spin-wait after every op, and
+    TensorFlow's threads running next to them in the same process were slowed up to 10x.
+    A child blocked on its pipe is idle, so only the contender being measured runs.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        factory = {"keras": keras_contenders, "torch": torch_contenders, "onnx": onnx_contender}[kind]
+        contenders = factory(**kwargs)
+        conn.send([(c.name, c.mode, c.precision, c.batch) for c in contenders])
+    except Exception as exc:  # noqa: BLE001 - report and stop; the parent skips the group
+        conn.send(f"{type(exc).__name__}: {exc}")
+        return
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            return
+        index, steps = msg
+        try:
+            conn.send(float(contenders[index].measure(steps)))
+        except Exception as exc:  # noqa: BLE001
+            conn.send(f"{type(exc).__name__}: {exc}")
+
+
+class _Group:
+    """A child process holding a group of contenders (see :func:`_contender_worker`)."""
+
+    def __init__(self, kind: str, **kwargs: Any) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")  # a clean interpreter: no inherited thread pools
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_contender_worker, args=(child, kind, kwargs), daemon=True)
+        self.proc.start()
+        reply = self.conn.recv()
+        self.error = reply if isinstance(reply, str) else ""
+        self.members = [] if self.error else [
+            Contender(name, mode, precision, self._measurer(i), batch, remote=True)
+            for i, (name, mode, precision, batch) in enumerate(reply)
+        ]
+
+    def _measurer(self, index: int) -> Callable[[int], float]:
+        def run(steps: int) -> float:
+            self.conn.send((index, steps))
+            reply = self.conn.recv()
+            if isinstance(reply, str):
+                raise RuntimeError(reply)
+            return reply
+        return run
+
+    def close(self) -> None:
+        if self.proc.is_alive():
+            try:
+                self.conn.send(None)
+            except OSError:
+                pass
+            self.proc.join(timeout=30)
+            if self.proc.is_alive():
+                self.proc.kill()
+
+
 def train_flops_per_image(forward_flops: float) -> float:
     """Training FLOPs of one image: forward + backward (about twice the forward)."""
     return 3.0 * forward_flops
@@ -201,23 +275,32 @@ def model_speed(size: tuple[int, int] = (1024, 256), batch: int = 8, steps: int 
     keras.backend.clear_session()
     ceilings = {p: measure_ceiling(p).gflops for p in precisions}
     contenders: list[Contender] = []
+    groups: list[_Group] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for p in precisions:
-            contenders += keras_contenders(size, batch, p)
+        specs: list[tuple[str, dict[str, Any]]] = [("keras", {"size": size, "batch": batch, "precision": p}) for p in precisions]
         try:
             import torch  # noqa: F401
 
-            for p in precisions:
-                for t in torch_threads:
-                    contenders += torch_contenders(size, batch, p, t)
+            specs += [("torch", {"size": size, "batch": batch, "precision": p, "threads": t})
+                      for p in precisions for t in torch_threads]
         except ImportError:
             log("PyTorch not installed (the 'bench' extra): no reference figures")
         if onnx:
-            contenders += onnx_contender(size, batch, Path(tmp))
-        for r in range(rounds):
-            for c in contenders:
-                rate = c.measure(steps)
-                log(f"round {r + 1}/{rounds} {c.name:12s} {c.mode:5s} {c.precision:8s} {rate:7.2f} img/s")
+            specs.append(("onnx", {"size": size, "batch": batch, "workdir": Path(tmp)}))
+        try:
+            for kind, kwargs in specs:
+                group = _Group(kind, **kwargs)
+                if group.error:
+                    log(f"{kind} {kwargs.get('precision', '')}: not measured ({group.error})")
+                groups.append(group)
+                contenders += group.members
+            for r in range(rounds):
+                for c in contenders:
+                    rate = c.measure(steps)
+                    log(f"round {r + 1}/{rounds} {c.name:12s} {c.mode:5s} {c.precision:8s} {rate:7.2f} img/s")
+        finally:
+            for group in groups:
+                group.close()
     # the ceiling again after the contenders: the better of the two is the machine's
     for p in precisions:
         ceilings[p] = max(ceilings[p], measure_ceiling(p).gflops)
