@@ -12,9 +12,9 @@ the figures), and what this module therefore does:
   a float32 softmax) speeds up oneDNN's convolutions where the CPU has bfloat16
   instructions (AVX512_BF16 or AMX-BF16, read from ``/proc/cpuinfo``); elsewhere on CPU
   it would be emulated and slower, so it is only chosen when those flags are present.
-  It pays for the full network at paper resolution (training 1.4x); on the small
-  ``quick`` network it was slower and less accurate, so it stays opt-in
-  (``mixed_precision=True``), never the default. On
+  Measured gains were erratic (training 1.4x faster in one run at 1024x256, 15x slower
+  in another; see BENCHMARKS.md), and on the small ``quick`` network it was slower and
+  less accurate, so it stays opt-in (``mixed_precision=True``), never the default. On
   a GPU, ``mixed_float16`` (with loss scaling, which Keras adds) or ``mixed_bfloat16`` on
   cards that support it (compute capability >= 8).
 * **Threads**: setting one inter-op and ``cores`` intra-op threads
@@ -23,7 +23,7 @@ the figures), and what this module therefore does:
   here for larger machines where inter-op oversubscription shows.
 * **Batch-norm folding for inference** (:func:`fold_batchnorm`): Keras computes each
   batch norm as separate passes over the feature map; folded into the convolution it
-  costs nothing (float32 inference 1.18x faster at 1024x256). Used for cohort scoring.
+  costs nothing (float32 inference 1.03-1.18x faster at 1024x256 between runs).
 * **Channels-last** is Keras' default layout and oneDNN's preferred one on CPU, so
   nothing is converted; the models are written channels-last throughout.
 
