@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lesions": ("scintilab.lesions:cli_main", "per-lesion table: shape, region and uptake"),
     "quantify": ("scintilab.quantify:cli_main", "hotspots, Bone Scan Index and follow-up per study"),
     "audit": ("scintilab.audit:cli_main", "find duplicates, same-patient suspects and bad scans"),
+    "export": ("scintilab.export:cli_main", "export a run's model to ONNX and score a cohort with ONNX Runtime"),
     "bench": ("scintilab.bench:cli_main", "benchmarks: print figures and write BENCHMARKS.md"),
 }
 

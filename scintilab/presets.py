@@ -23,7 +23,7 @@ from scintilab.study import CLASSES
 # allow_leaks only decides whether a leaky split may run, not what it computes; the audit
 # files are hashed by content into the data fingerprint (training.audit_fingerprint), not by path.
 _NOT_IN_FINGERPRINT = frozenset({"preset", "data", "verbose", "n_boot", "save_test_images",
-                                 "allow_leaks", "audit_flags", "audit_review"})
+                                 "allow_leaks", "audit_flags", "audit_review", "distribution"})
 
 
 @dataclass
@@ -52,7 +52,12 @@ class TrainConfig:
         class_weights: ``None``, ``"balanced"`` or ``{class name: weight}``.
         early_stopping: patience in epochs; 0 switches early stopping off.
         min_delta: smallest decrease of the monitored loss that counts as improvement.
-        mixed_precision: train in float16 with float32 master weights (GPU only helps).
+        mixed_precision: mixed precision with float32 master weights and softmax:
+            bfloat16 on a CPU with AVX512_BF16/AMX, float16 or bfloat16 on a GPU
+            (:func:`scintilab.performance.resolve_precision`).
+        distribution: data-parallel training, ``"mirrored"`` or ``"multiworker"`` on
+            TensorFlow, Keras ``DataParallel`` on JAX (:mod:`scintilab.distributed`); it
+            changes where a run computes, not what, so it is not in the fingerprint.
         jit_compile: Keras ``jit_compile`` (``"auto"``, True, False). XLA pays off on a
             GPU over many epochs; on a CPU its compile time (about a minute for inrac)
             exceeds a short run, so ``quick`` switches it off.
@@ -107,6 +112,7 @@ class TrainConfig:
     audit_flags: str | None = None
     audit_review: str | None = None
     allow_leaks: bool = False
+    distribution: str | None = None
     predict_train: bool = False
     save_test_images: bool = True
     n_boot: int = 1000
