@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,12 +119,10 @@ def counts_figure(result: "AuditResult") -> Any:
 
 
 def _fig_png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
+    """Base64 PNG of a matplotlib figure, for embedding in the data card."""
+    from scintilab.audit.figures import figure_png
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return base64.b64encode(figure_png(fig)).decode("ascii")
 
 
 def to_markdown(result: "AuditResult") -> str:
