@@ -39,7 +39,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from scintilab.hotspots import METASTATIC_P, Detection, Hotspot
+from scintilab.hotspots import METASTATIC_P, Detection, Hotspot, greedy_pairs
 
 #: Relative growth (area or normalised uptake) that makes a matched lesion "grown".
 GROWTH: float = 0.25
@@ -117,16 +117,7 @@ def match(reference: Sequence[Hotspot], followup: Sequence[Hotspot], shift: tupl
             d = math.hypot(a.row - (b.row + shift[0]), a.col - (b.col + shift[1]))
             if d <= max(tol_px, 0.7 * (_radius(a) + _radius(b))):
                 pairs.append((d, i, j))
-    used_a: set[int] = set()
-    used_b: set[int] = set()
-    out: list[tuple[Hotspot, Hotspot]] = []
-    for _, i, j in sorted(pairs):
-        if i in used_a or j in used_b:
-            continue
-        used_a.add(i)
-        used_b.add(j)
-        out.append((reference[i], followup[j]))
-    return out
+    return [(reference[i], followup[j]) for i, j in greedy_pairs(pairs)]
 
 
 def compare(reference: Detection, followup: Detection, *, threshold: float = METASTATIC_P,

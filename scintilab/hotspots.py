@@ -336,6 +336,23 @@ def _union(a: dict[str, Any], b: dict[str, Any]) -> tuple[tuple[int, int], np.nd
     return (r0, c0), m
 
 
+def greedy_pairs(pairs: Sequence[tuple[float, int, int]]) -> list[tuple[int, int]]:
+    """One-to-one matching: take candidate ``(distance, i, j)`` pairs nearest first.
+
+    Used for ANT/POST hotspot pairing and for baseline/follow-up matching.
+    """
+    used_i: set[int] = set()
+    used_j: set[int] = set()
+    out: list[tuple[int, int]] = []
+    for _, i, j in sorted(pairs):
+        if i in used_i or j in used_j:
+            continue
+        used_i.add(i)
+        used_j.add(j)
+        out.append((i, j))
+    return out
+
+
 def _match_views(ant: list[dict[str, Any]], post: list[dict[str, Any]], tol_px: float
                  ) -> list[tuple[dict[str, Any] | None, dict[str, Any] | None]]:
     """Pair anterior and posterior hot spots by distance (greedy, nearest first)."""
@@ -347,15 +364,10 @@ def _match_views(ant: list[dict[str, Any]], post: list[dict[str, Any]], tol_px: 
             d = math.hypot(a["row"] - p["row"], a["col"] - p["col"])
             if d <= max(tol_px, 0.6 * (ra + rp)):
                 pairs.append((d, i, j))
-    used_a: set[int] = set()
-    used_p: set[int] = set()
-    out: list[tuple[dict[str, Any] | None, dict[str, Any] | None]] = []
-    for _, i, j in sorted(pairs):
-        if i in used_a or j in used_p:
-            continue
-        used_a.add(i)
-        used_p.add(j)
-        out.append((ant[i], post[j]))
+    matched = greedy_pairs(pairs)
+    used_a = {i for i, _ in matched}
+    used_p = {j for _, j in matched}
+    out: list[tuple[dict[str, Any] | None, dict[str, Any] | None]] = [(ant[i], post[j]) for i, j in matched]
     out += [(a, None) for i, a in enumerate(ant) if i not in used_a]
     out += [(None, p) for j, p in enumerate(post) if j not in used_p]
     return out
