@@ -7,7 +7,6 @@ STAMP  := $(VENV)/.installed
 DATA   ?= data/synthetic_small
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
-export TF_ENABLE_ONEDNN_OPTS ?= 0
 export PYTHONHASHSEED ?= 0
 
 .PHONY: venv demo test bench clean

@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import os as _os
 
-# TensorFlow 2.21's oneDNN CPU kernels corrupt the heap (segfault / "double free") when a
-# compiled training step is re-run for a smaller last batch at small inputs; reproduced with
-# inrac and residual at 128x32. Off unless the user sets it, before TensorFlow is imported.
-_os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from scintilab.study import CLASSES, VIEWS, Shape, Study

@@ -760,6 +760,11 @@ def _scan_sequence_class() -> type:
             augment: a Keras layer applied to each batch, or None.
             num_classes: one-hot size, or None for int labels.
             indices: restrict to these image indices (e.g. a split side).
+            equal_batches: every batch has the same size, ``min(batch_size, N)``: the last
+                batch is completed with images drawn (seeded) from the rest of the epoch's
+                order. Training uses this: TensorFlow 2.21's oneDNN kernels corrupted the
+                heap when a training step ran again for a smaller last batch (residual
+                models, small inputs), and one batch shape also means one traced step.
             **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size`` for PyDataset.
         """
 
@@ -773,6 +778,7 @@ def _scan_sequence_class() -> type:
             augment: Any = None,
             num_classes: int | None = None,
             indices: np.ndarray | None = None,
+            equal_batches: bool = False,
             **kwargs: Any,
         ) -> None:
             super().__init__(**kwargs)
@@ -793,15 +799,28 @@ def _scan_sequence_class() -> type:
             self.num_classes = num_classes
             self._rng = np.random.default_rng(seed)
             self._base = np.arange(len(self.labels)) if indices is None else np.asarray(indices, dtype=np.int64)
-            self._order = self._rng.permutation(self._base) if shuffle else self._base.copy()
+            self.equal_batches = bool(equal_batches)
+            self._order = self._epoch_order()
+
+        def _epoch_order(self) -> np.ndarray:
+            """This epoch's image order (padded to whole batches with ``equal_batches``)."""
+            order = self._rng.permutation(self._base) if self.shuffle else self._base.copy()
+            size = min(self.batch_size, len(order))
+            short = -len(order) % size if self.equal_batches and size else 0
+            if short:
+                # fill from images not already in the last batch, so no batch holds an image twice
+                head = order[: len(order) - (size - short)]
+                order = np.concatenate([order, self._rng.choice(head, short, replace=False)])
+            return order
 
         def __len__(self) -> int:
-            return math.ceil(len(self._order) / self.batch_size)
+            return math.ceil(len(self._order) / min(self.batch_size, max(1, len(self._order))))
 
         def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
             if i < 0 or i >= len(self):
                 raise IndexError(f"batch {i} out of range ({len(self)} batches)")
-            idx = self._order[i * self.batch_size : (i + 1) * self.batch_size]
+            size = min(self.batch_size, len(self._order))
+            idx = self._order[i * size : (i + 1) * size]
             # sorted reads are sequential on a memmap; put them back in the shuffled order after
             srt = np.argsort(idx)
             x = np.empty((len(idx), *self.images.shape[1:3]), dtype=np.float32)
@@ -819,7 +838,7 @@ def _scan_sequence_class() -> type:
         def on_epoch_end(self) -> None:
             """Reshuffle for the next epoch (when ``shuffle``)."""
             if self.shuffle:
-                self._order = self._rng.permutation(self._base)
+                self._order = self._epoch_order()
 
     ScanSequence.__module__ = __name__
     ScanSequence.__qualname__ = "ScanSequence"

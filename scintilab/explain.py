@@ -29,12 +29,6 @@ import pandas as pd
 from scintilab.errors import InputError
 
 
-# TensorFlow 2.21's oneDNN CPU kernels corrupt the heap (segfault, "double free") when a
-# training graph is retraced for a smaller last batch at small inputs: seen with inrac
-# and the plain residual model at 128 x 32, batch 8, 15 images. TensorFlow reads this
-# switch once, when it is first imported, so it is set here before anything imports it;
-# an explicit TF_ENABLE_ONEDNN_OPTS=1 in the environment still wins.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
 # --------------------------------------------------------------------------- maps

@@ -11,8 +11,9 @@ What happens to one study (:func:`detect_hotspots`):
    posterior drawing order (bones nearer the back drawn on top). Each view gets its
    skeleton mask (:meth:`~scintilab.atlas.Atlas.skeleton_mask`).
 3. **Region-wise reference.** Per view and per bone group, the median smoothed count of
-   the skeleton pixels of that bone: the patient's own healthy bone (metastases cover a
-   small part of each bone, so the median stays on healthy bone). Each pixel's
+   the skeleton pixels of that bone: the patient's own healthy bone (metastases usually
+   cover a small part of each bone, so the median stays on healthy bone; when they cover
+   much of a vertebral column the median rises with them, see step 5). Each pixel's
    *normalised uptake* is its smoothed count over the reference of the bone under it (off
    the skeleton: of the nearest bone). A dim scan and a bright scan read the same.
 4. **Hot spots.** Connected areas whose normalised uptake exceeds ``threshold`` (default
@@ -21,9 +22,13 @@ What happens to one study (:func:`detect_hotspots`):
    peak and mean counts, normalised uptake, anterior/posterior count ratio (depth cue:
    above 1 nearer the front) and a probability of being metastatic.
 5. **Probability.** Without a trained model (:func:`rule_probability`): a logistic
-   function of the normalised uptake, damped by documented rules for what usually is not a
-   metastasis (see :data:`RULES`). A :class:`HotspotModel` trained on annotated cohorts
-   (:func:`train_hotspot_model`) replaces the rules when given.
+   function of the normalised uptake (on the vertebral column, of the larger of it and the
+   contrast with the neighbouring vertebrae, so a spine full of tumour cannot set its own
+   normal) times a focality term, damped by documented rules for what usually is not a
+   metastasis (see :data:`RULES`; their constants were tuned on a seed-1 synthetic cohort
+   of 100 patients x 3 visits and checked on cohorts of other seeds). A
+   :class:`HotspotModel` trained on annotated cohorts (:func:`train_hotspot_model`)
+   replaces the rules when given.
 
 Positions (``row``, ``col``) are pixels of the stored anterior image. This module never
 imports Keras.
@@ -54,6 +59,14 @@ UPTAKE_SLOPE: float = 5.0
 CONTRAST_MIDPOINT: float = 1.7
 #: Steepness of the focality term.
 CONTRAST_SLOPE: float = 8.0
+#: Bones whose hot spots' uptake term may use the neighbouring vertebrae as the reference
+#: (see :func:`rule_probability`).
+NEIGHBOUR_REFERENCE_BONES: tuple[str, ...] = ("cervical_spine", "thoracic_spine", "lumbar_spine", "sacrum")
+#: ... by at most this factor over the normalised uptake: the most a bone's median rose
+#: above its usual share of the skeleton's median when 40-100 % of it was tumour (1.5-1.7
+#: on the seed-1 tuning cohort). A contrast far above it means the place compared with
+#: holds no bone (the head above the neck), not that the lesion is that bright.
+NEIGHBOUR_MAX_GAIN: float = 1.6
 #: A hot spot is called metastatic at or above this probability.
 METASTATIC_P: float = 0.5
 #: Smallest hot spot kept (pixels at 2.3 mm; scaled with the pixel area).
@@ -70,6 +83,42 @@ ARM_MIN_U: float = 0.7
 SYMMETRIC_MAX_CONTRAST: float = 4.0
 #: Rib-fracture line: neighbouring foci within this factor of each other's normalised uptake.
 FRACTURE_MAX_RATIO: float = 1.6
+#: Symmetric-anatomy rule (rib / scapular foci with a mirror-image partner): only below
+#: this normalised uptake. Normal bilateral foci are moderate (2.7-3.9 times their bone on
+#: the seed-1 tuning cohort, 109 such hot spots); mirror-image metastases on both sides can
+#: be far hotter.
+SYMMETRIC_ANATOMY_MAX_UPTAKE: float = 4.0
+#: Lumbar facet rule: largest focus (pixels at 2.3 mm) and its roundness (square root of the
+#: ratio of principal moments, :func:`_elongation`). Lateral osteophytes are small round
+#: blobs (on the seed-1 tuning cohort of 100 patients their hot spots spanned 6-42 px with
+#: elongation below 1.25, while half of the lumbar metastases' hot spots exceeded 79 px and
+#: strips/flakes are elongated); 30 px let a third of the osteophytes through. Osteophyte
+#: uptake is moderate (normalised uptake at most 7.6 there): a focus above
+#: LUMBAR_FACET_MAX_UPTAKE times its bone is not explained away.
+LUMBAR_FACET_MAX_AREA_PX: int = 40
+LUMBAR_FACET_MAX_ELONGATION: float = 1.35
+LUMBAR_FACET_MAX_UPTAKE: float = 8.0
+#: Pelvic anatomy rule: a pelvic hot spot at least this large (pixels at 2.3 mm) whose
+#: normalised uptake stays below PELVIC_ANATOMY_MAX_UPTAKE. On the seed-1 tuning cohort
+#: (100 patients) such hot spots were the sacroiliac / posterior iliac uptake of normal
+#: scans (9 of its 12 pelvic false positives, each worth 0.3-0.8 BSI points) and never a
+#: metastasis (pelvic metastases that large had a normalised uptake of 3.5 or more).
+PELVIC_ANATOMY_MIN_AREA_PX: int = 150
+PELVIC_ANATOMY_MAX_UPTAKE: float = 3.5
+#: Anterior-thigh rule: the femur lies mid-depth in the thigh, so its own uptake reads about
+#: the same from both sides (femoral metastases of the seed-1 tuning cohort: A/P ratio
+#: 0.88-1.09); a femoral hot spot with an A/P ratio of at least ANTERIOR_THIGH_MIN_AP and a
+#: normalised uptake below ANTERIOR_THIGH_MAX_UPTAKE lies in front of it (all seven such
+#: hot spots called there were normal anatomy).
+ANTERIOR_THIGH_MIN_AP: float = 1.3
+ANTERIOR_THIGH_MAX_UPTAKE: float = 3.5
+#: Facial-bones rule: skull hot spots with an A/P ratio of at least FACIAL_MIN_AP and a
+#: normalised uptake below FACIAL_MAX_UPTAKE. On the seed-1 tuning cohort the skull's normal
+#: hot spots (two per scan, up to 600 px: the face) read A/P 1.8-2.7 (10-90 %) and at most
+#: 2.5 times the skull's median, its metastases A/P 0.84-1.45. The skull carries 16.6 % of
+#: the skeletal mass, so one such hot spot called metastatic adds about 2 BSI points.
+FACIAL_MIN_AP: float = 1.6
+FACIAL_MAX_UPTAKE: float = 3.5
 
 #: The default rules: kind -> (factor applied to the probability, what it stands for).
 RULES: dict[str, tuple[float, str]] = {
@@ -84,6 +133,12 @@ RULES: dict[str, tuple[float, str]] = {
     "rib_fracture_line": (0.10, "small foci of similar intensity lined up on consecutive ribs (healed fractures)"),
     "symmetric_anatomy": (0.30, "rib or scapular focus with a mirror-image focus of similar intensity (normal anatomy)"),
     "lumbar_facet": (0.45, "small focus at the lateral edge of a lumbar vertebra (osteophyte / facet arthritis)"),
+    "facial_bones": (0.1, "skull hot spot of moderate uptake far brighter in front: the facial bones and "
+                          "sinuses, normally bright in the anterior view"),
+    "anterior_thigh": (0.2, "femoral hot spot of moderate uptake far brighter in front than behind: it lies in "
+                            "front of the femur (patella, quadriceps insertion, skin), not in it"),
+    "pelvic_anatomy": (0.2, "large pelvic area of only moderate uptake (sacroiliac joints, posterior ilium, iliac "
+                            "crests): normal anatomy; a metastasis that large is hotter"),
 }
 
 
@@ -521,7 +576,8 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
       (:data:`BLADDER_MIN_AREA_PX`). The atlas's bladder blob can spread over the
       neighbouring pelvis, hence the checks.
     * ``soft_tissue``: no template bone within ~5 mm of its peak (kidneys, soft tissue).
-    * ``injection_site``: forearms, hands, or the distal humerus (elbow) lateral to the
+    * ``injection_site``: forearms and hands (the brightest hot spot there, or one that is
+      not focal: :func:`_injection_like`), or the distal humerus (elbow) lateral to the
       chest wall (``|u|`` above :data:`ARM_MIN_U`): a lateral rib lesion that the atlas
       gives to the humerus is not an injection.
     * ``contamination``: below the bladder landmark, off the axial skeleton, and more than
@@ -537,9 +593,20 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
     * ``rib_fracture_line``: a small rib focus with another small rib focus of similar
       normalised uptake (within a factor :data:`FRACTURE_MAX_RATIO`) 4-30 px above or below
       it in the same column (+-4 px): healed fractures in a line share their intensity.
-    * ``symmetric_anatomy``: a rib or scapular focus with a mirror-image focus of similar
-      normalised uptake (:func:`comparable_pair`): normal bilateral anatomy.
-    * ``lumbar_facet``: a small lumbar focus at the lateral edge of the vertebral column.
+    * ``symmetric_anatomy``: a rib or scapular focus of moderate uptake (below
+      :data:`SYMMETRIC_ANATOMY_MAX_UPTAKE`) with a mirror-image focus of similar normalised
+      uptake (:func:`comparable_pair`): normal bilateral anatomy.
+    * ``facial_bones``: a skull hot spot of moderate uptake much brighter in front
+      (:data:`FACIAL_MIN_AP`, :data:`FACIAL_MAX_UPTAKE`): the face, not the calvarium.
+    * ``anterior_thigh``: a femoral hot spot of moderate uptake much brighter in front
+      (:data:`ANTERIOR_THIGH_MIN_AP`, :data:`ANTERIOR_THIGH_MAX_UPTAKE`): in front of the
+      femur, which lies mid-depth.
+    * ``pelvic_anatomy``: a large pelvic hot spot of moderate normalised uptake
+      (:data:`PELVIC_ANATOMY_MIN_AREA_PX`, :data:`PELVIC_ANATOMY_MAX_UPTAKE`): sacroiliac
+      joints and posterior ilium, brighter than the rest of the pelvis in normal scans.
+    * ``lumbar_facet``: a small round lumbar focus of moderate uptake
+      (:data:`LUMBAR_FACET_MAX_AREA_PX`, :data:`LUMBAR_FACET_MAX_ELONGATION`,
+      :data:`LUMBAR_FACET_MAX_UPTAKE`) at the lateral edge of the vertebral column.
 
     When the atlas found no bladder blob, a large front-heavy midline hot spot at the
     bladder landmark is called ``bladder`` too.
@@ -571,7 +638,7 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
             return "injection_site"
         return "soft_tissue"
     small = hs.area_px <= 60 * (2.3**2 / (det.spacing[0] * det.spacing[1]))
-    if hs.bone in ("forearms", "hands"):
+    if hs.bone in ("forearms", "hands") and _injection_like(det, hs):
         return "injection_site"
     if hs.bone == "humeri" and v > 0.32 and abs(u) > ARM_MIN_U:
         return "injection_site"
@@ -596,13 +663,51 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
                     abs(other.col - hs.col) <= 4 and 4 <= abs(other.row - hs.row) <= 30 and \
                     1 / FRACTURE_MAX_RATIO <= ratio <= FRACTURE_MAX_RATIO:
                 return "rib_fracture_line"
-    if hs.bone in ("ribs", "scapulae") and comparable_pair(det, hs, u, v):
+    if hs.bone in ("ribs", "scapulae") and hs.normalized_uptake < SYMMETRIC_ANATOMY_MAX_UPTAKE and \
+            comparable_pair(det, hs, u, v):
         return "symmetric_anatomy"
-    if hs.bone == "lumbar_spine" and hs.area_px <= 30 * (2.3**2 / (det.spacing[0] * det.spacing[1])):
+    if hs.bone == "skull" and np.isfinite(hs.ap_ratio) and hs.ap_ratio >= FACIAL_MIN_AP and \
+            hs.normalized_uptake < FACIAL_MAX_UPTAKE:
+        return "facial_bones"
+    if hs.bone == "femora" and np.isfinite(hs.ap_ratio) and hs.ap_ratio >= ANTERIOR_THIGH_MIN_AP and \
+            hs.normalized_uptake < ANTERIOR_THIGH_MAX_UPTAKE:
+        return "anterior_thigh"
+    if hs.bone == "pelvis" and hs.normalized_uptake < PELVIC_ANATOMY_MAX_UPTAKE and \
+            hs.area_px >= PELVIC_ANATOMY_MIN_AREA_PX * (2.3**2 / (det.spacing[0] * det.spacing[1])):
+        return "pelvic_anatomy"
+    if hs.bone == "lumbar_spine" and hs.area_px <= LUMBAR_FACET_MAX_AREA_PX * (
+            2.3**2 / (det.spacing[0] * det.spacing[1])) and _elongation(hs.mask) <= LUMBAR_FACET_MAX_ELONGATION \
+            and hs.normalized_uptake <= LUMBAR_FACET_MAX_UPTAKE:
         spine_half = 0.095 * max(lm.half_width, 1.0)
         if abs(hs.col - float(lm.midline(hs.row))) > 0.55 * spine_half:
             return "lumbar_facet"
     return ""
+
+
+def _arm_site(det: Detection, hs: Hotspot) -> bool:
+    """Where an injection can show: a forearm or hand, the distal humerus lateral to the
+    chest wall, or off the skeleton beside the trunk below the shoulders."""
+    u, v = _canon(det, hs)
+    if hs.bone is None:
+        return abs(u) > 0.5 and v > 0.3
+    return hs.bone in ("forearms", "hands") or (hs.bone == "humeri" and v > 0.32 and abs(u) > ARM_MIN_U)
+
+
+def _injection_like(det: Detection, hs: Hotspot) -> bool:
+    """Whether a hot spot the atlas puts on a forearm or hand reads as the injection site.
+
+    With the arms at the sides the hands lie beside the proximal femora and the forearms
+    beside the lower ribs and pelvis, so a lesion there can be given to the hand. There is
+    one injection per scan: the brightest hot spot of the places an injection shows
+    (:func:`_arm_site`) is it, and so is anything on the forearm or hand that is not focal
+    (a wrist or elbow like its mirror image); a second, focal one (:func:`local_contrast`
+    at least :data:`SYMMETRIC_MAX_CONTRAST`) is judged by the other rules like any bone
+    hot spot.
+    """
+    if not (np.isfinite(hs.contrast) and hs.contrast >= SYMMETRIC_MAX_CONTRAST):
+        return True
+    arm = [h for h in det.hotspots if _arm_site(det, h)]
+    return not arm or max(arm, key=lambda h: h.peak_counts) is hs
 
 
 def comparable_pair(det: Detection, hs: Hotspot, u: float, v: float) -> bool:
@@ -703,10 +808,23 @@ def contrast_probability(contrast: float) -> float:
 def rule_probability(det: Detection, hs: Hotspot) -> tuple[float, str]:
     """Default probability of metastasis: the uptake term times the focality term
     (:func:`local_contrast`) times the factor of the rule that fired (see :data:`RULES`
-    and :func:`rule_kind`)."""
+    and :func:`rule_kind`).
+
+    On the vertebral column (:data:`NEIGHBOUR_REFERENCE_BONES`) the uptake term reads the
+    larger of the normalised uptake and the local contrast (the latter capped at
+    :data:`NEIGHBOUR_MAX_GAIN` times the former): a spine full of tumour raises
+    its own median (the region-wise reference) until its lesions look only 1.7-2.3 times
+    "normal", while the vertebrae 3-9 cm above and below still show what normal is. Off
+    the spine the contrast is against the mirror-image side, which normal anatomy and
+    bilateral disease share, so it does not stand in for the reference there (on the
+    seed-1 tuning cohort doing so for the pelvis tripled the false positives).
+    """
     hs.contrast = local_contrast(det, hs)
     kind = rule_kind(det, hs)
-    p = uptake_probability(hs.normalized_uptake) * contrast_probability(hs.contrast)
+    uptake = hs.normalized_uptake
+    if hs.bone in NEIGHBOUR_REFERENCE_BONES and np.isfinite(hs.contrast):
+        uptake = max(uptake, min(hs.contrast, NEIGHBOUR_MAX_GAIN * uptake))
+    p = uptake_probability(uptake) * contrast_probability(hs.contrast)
     if kind:
         p *= RULES[kind][0]
     return float(p), kind

@@ -36,12 +36,6 @@ from scintilab.errors import InputError
 from scintilab.presets import PRESETS, TrainConfig, config_from_preset, manifest_fingerprint, parse_override
 from scintilab.study import CLASSES
 
-# TensorFlow 2.21's oneDNN CPU kernels corrupt the heap (segfault, "double free") when a
-# training graph is retraced for a smaller last batch at small inputs: seen with inrac
-# and the plain residual model at 128 x 32, batch 8, 15 images. TensorFlow reads this
-# switch once, when it is first imported, so it is set here before anything imports it;
-# an explicit TF_ENABLE_ONEDNN_OPTS=1 in the environment still wins.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
 STATE_FILE = "state.json"
@@ -670,27 +664,28 @@ def train(
     cbs = _callbacks(config, run_dir, history_rows, es_monitor) + list(callbacks)
     stopped_early = False
     if start_epoch < config.epochs:
-        fit_x: Any = x[train_idx]
-        fit_kwargs: dict[str, Any] = {"batch_size": config.batch_size, "shuffle": True}
+        from scintilab.datasets import ScanSequence
+
+        layer = None
         if config.augment_online:
             from scintilab.augment import augmentation_layers
-            from scintilab.datasets import ScanSequence
 
             # random rotation/translation per batch on top of the offline copies
             layer = augmentation_layers(config.r_t, int(round(config.t_t)), tuple(config.image_size), seed=config.seed + start_epoch)
-            fit_x = ScanSequence(images, y, batch_size=config.batch_size, shuffle=True, seed=config.seed + start_epoch, augment=layer, indices=train_idx)
-            fit_kwargs = {}
+        # Equal-size batches (the last one completed from the rest of the epoch): one
+        # batch shape, one traced step, and no re-run for a smaller last batch, which
+        # corrupted the heap in TensorFlow 2.21's oneDNN kernels (see ScanSequence).
+        fit_x = ScanSequence(images, y, batch_size=config.batch_size, shuffle=True, seed=config.seed + start_epoch,
+                             augment=layer, indices=train_idx, equal_batches=True)
         with distribution_scope(distribution):  # JAX's Keras distribution shards the batches during fit
             hist = model.fit(
                 fit_x,
-                y[train_idx] if not config.augment_online else None,
                 epochs=config.epochs,
                 initial_epoch=start_epoch,
                 validation_data=validation,
                 class_weight=class_weight_dict(config, y[train_idx]),
                 callbacks=cbs,
                 verbose=verbose,
-                **fit_kwargs,
             )
         stopped_early = len(hist.epoch) and (hist.epoch[-1] + 1) < config.epochs
 

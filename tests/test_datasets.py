@@ -286,3 +286,24 @@ def test_input_pipeline_runs_on_other_keras_backends(backend: str) -> None:
     out = subprocess.run([sys.executable, "-c", _BACKEND_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"backend {backend}" in out.stdout
+
+
+def test_scan_sequence_equal_batches_fill_the_last_batch() -> None:
+    from scintilab.datasets import ScanSequence as seq_cls
+    images = np.arange(12 * 4 * 2, dtype=np.float32).reshape(12, 4, 2)
+    labels = np.arange(12) % 3
+    idx = np.array([0, 2, 3, 5, 6, 7, 9, 10, 11, 1])  # ten images, batch 4: 4 + 4 + (2 filled to 4)
+    seq = seq_cls(images, labels, batch_size=4, seed=0, indices=idx, equal_batches=True)
+    for _epoch in range(3):
+        batches = [seq[i] for i in range(len(seq))]
+        assert len(batches) == 3 and all(len(b[0]) == 4 for b in batches)
+        seen = np.concatenate([b[0][:, 0, 0, 0] for b in batches]) / 8  # first pixel = 8 * index
+        assert set(seen.astype(int)) == set(idx)  # every image of the side, nothing else
+        for b in batches:  # no image twice in one batch
+            assert len(set(b[0][:, 0, 0, 0])) == 4
+            np.testing.assert_array_equal(b[1], labels[(b[0][:, 0, 0, 0] / 8).astype(int)])
+        seq.on_epoch_end()
+    small = seq_cls(images, labels, batch_size=8, seed=0, indices=idx[:3], equal_batches=True)
+    assert len(small) == 1 and len(small[0][0]) == 3  # fewer images than a batch: one batch of all
+    plain = seq_cls(images, labels, batch_size=4, seed=0, indices=idx)
+    assert [len(plain[i][0]) for i in range(len(plain))] == [4, 4, 2]

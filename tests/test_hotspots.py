@@ -188,13 +188,103 @@ def test_rib_rules_need_a_partner_of_similar_intensity(metastatic) -> None:
             break
     assert found is not None, "the atlas drew no ribs on both sides"
     r, c, mc = found
-    a, mirror = _spot(r, c, 4.0), _spot(r, mc, 4.4)
+    a, mirror = _spot(r, c, 3.0), _spot(r, mc, 3.3)
     det.hotspots = [a, mirror]
     assert rule_kind(det, a) == "symmetric_anatomy"
     mirror.normalized_uptake = 12.0
     assert rule_kind(det, a) == ""
-    below = _spot(r + 10, c, 4.2)
+    # mirror-image foci both far hotter than normal anatomy gets: bilateral lesions
+    a.normalized_uptake, mirror.normalized_uptake = 6.0, 6.5
+    assert rule_kind(det, a) == ""
+    a.normalized_uptake = 3.0
+    below = _spot(r + 10, c, 3.2)
     det.hotspots = [a, below]
     assert rule_kind(det, a) == "rib_fracture_line"
     below.normalized_uptake = 12.0
     assert rule_kind(det, a) == ""
+
+
+def test_second_focal_hand_spot_and_elongated_lumbar_spot_are_not_explained_away(metastatic) -> None:
+    """One injection per scan: a second, focal forearm/hand hot spot (e.g. a femoral lesion
+    the atlas gives to the hand lying beside it) is judged like bone; a lumbar focus at the
+    column's edge is an osteophyte only when small and round, not when elongated."""
+    det = detect_hotspots(metastatic[0])
+    bmap = det.bone_map()
+    lm = det.atlas["ANT"].landmarks
+    hands = [rc for rc in np.argwhere(bmap == BONES.index("hands") + 1) if 3 <= rc[1] < bmap.shape[1] - 6]
+    (r1, c1), (r2, c2) = hands[0], hands[-1]
+    inj, other = _spot(int(r1), int(c1), 30.0), _spot(int(r2), int(c2), 5.0)
+    inj.bone, other.bone, inj.peak_counts, other.peak_counts = "hands", "hands", 900.0, 120.0
+    det.hotspots = [inj, other]
+    inj.contrast, other.contrast = 8.0, 6.0
+    assert rule_kind(det, inj) == "injection_site"
+    assert rule_kind(det, other) == ""
+    other.contrast = 1.2  # like the wrist on the other side: normal arm uptake
+    assert rule_kind(det, other) == "injection_site"
+    spine_half = 0.095 * lm.half_width
+    lumbar = [(int(r), int(c)) for r, c in np.argwhere(bmap == BONES.index("lumbar_spine") + 1)
+              if abs(c - float(lm.midline(r))) > 0.8 * spine_half]
+    assert lumbar, "the atlas drew no lumbar column"
+    r, c = lumbar[len(lumbar) // 2]
+    # at this matrix (4.6 mm pixels) the 40-pixel bound at 2.3 mm is 10 pixels
+    round_spot = Hotspot(id=0, view="ANT+POST", row=float(r), col=float(c), bone="lumbar_spine", area_px=9,
+                         peak_counts=100.0, mean_counts=80.0, normalized_uptake=3.0, ap_ratio=0.4, bbox=(r - 1, c - 1),
+                         mask=np.ones((3, 3), bool), contrast=3.0, peak_rc=(r, c))
+    det.hotspots = [round_spot]
+    assert rule_kind(det, round_spot) == "lumbar_facet"
+    long_spot = Hotspot(id=0, view="ANT+POST", row=float(r), col=float(c), bone="lumbar_spine", area_px=9,
+                        peak_counts=100.0, mean_counts=80.0, normalized_uptake=3.0, ap_ratio=0.4, bbox=(r - 4, c),
+                        mask=np.ones((9, 1), bool), contrast=3.0, peak_rc=(r, c))
+    det.hotspots = [long_spot]
+    assert rule_kind(det, long_spot) == ""
+
+
+def _on(det, bone: str, area: int, nu: float, ap: float) -> Hotspot:
+    """A hand-made round hot spot centred on a pixel of ``bone`` in the atlas."""
+    bmap = det.bone_map()
+    pts = [rc for rc in np.argwhere(bmap == BONES.index(bone) + 1)
+           if 3 <= rc[0] < bmap.shape[0] - 3 and 3 <= rc[1] < bmap.shape[1] - 3]
+    r, c = (int(v) for v in pts[len(pts) // 2])
+    return Hotspot(id=0, view="ANT+POST", row=float(r), col=float(c), bone=bone, area_px=area, peak_counts=100.0,
+                   mean_counts=80.0, normalized_uptake=nu, ap_ratio=ap, bbox=(r - 1, c - 1),
+                   mask=np.ones((3, 3), bool), contrast=float("nan"), peak_rc=(r, c))
+
+
+def test_depth_and_size_rules_for_face_thigh_and_pelvis(metastatic) -> None:
+    """Front-heavy moderate skull / femur foci and large moderate pelvic areas are normal
+    anatomy; the same places read as lesions when mid-depth, small or much hotter."""
+    det = detect_hotspots(metastatic[0])
+    scale = 2.3**2 / (det.spacing[0] * det.spacing[1])
+    face, skull_lesion = _on(det, "skull", 40, 2.5, 2.2), _on(det, "skull", 40, 2.5, 1.0)
+    thigh, femur_lesion = _on(det, "femora", 20, 2.8, 1.8), _on(det, "femora", 20, 2.8, 1.0)
+    big = int(200 * scale) + 1
+    sij, pelvic_lesion = _on(det, "pelvis", big, 3.0, 0.4), _on(det, "pelvis", big, 6.0, 0.4)
+    for h in (face, skull_lesion, thigh, femur_lesion, sij, pelvic_lesion):
+        det.hotspots = [h]
+        h.contrast = 3.0
+        kind = rule_kind(det, h)
+        expected = {id(face): "facial_bones", id(thigh): "anterior_thigh", id(sij): "pelvic_anatomy"}.get(id(h), "")
+        assert kind == expected, (h.bone, h.ap_ratio, h.normalized_uptake, kind)
+
+
+def test_spine_uptake_term_uses_the_neighbouring_vertebrae(metastatic) -> None:
+    """On the spine a focus brighter than the vertebrae above and below than its (possibly
+    tumour-raised) bone median reads the neighbours' contrast, capped at NEIGHBOUR_MAX_GAIN
+    times its normalised uptake; off the spine the normalised uptake alone is the term."""
+    import scintilab.hotspots as hmod
+
+    det = detect_hotspots(metastatic[0])
+    spine, pelvis = _on(det, "thoracic_spine", 20, 1.0, 0.4), _on(det, "pelvis", 20, 1.0, 0.8)
+    det.hotspots = [spine, pelvis]
+    con = hmod.local_contrast(det, spine)
+    assert np.isfinite(con) and con > 0
+    nu = con / 1.3  # the neighbours say the focus is brighter than its bone median does
+    spine.normalized_uptake = pelvis.normalized_uptake = nu
+    p_spine, kind = hmod.rule_probability(det, spine)
+    assert kind == ""
+    assert p_spine == pytest.approx(uptake_probability(min(con, hmod.NEIGHBOUR_MAX_GAIN * nu))
+                                    * hmod.contrast_probability(con))
+    assert p_spine > uptake_probability(nu) * hmod.contrast_probability(con)
+    p_pelvis, _ = hmod.rule_probability(det, pelvis)
+    assert p_pelvis == pytest.approx(uptake_probability(nu) * hmod.contrast_probability(pelvis.contrast)
+                                     * (hmod.RULES[pelvis.kind][0] if pelvis.kind else 1.0))

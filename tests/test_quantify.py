@@ -161,3 +161,26 @@ def test_cli_trains_a_hotspot_model_on_the_annotations_and_uses_it(two_visits: P
                  str(model_path), "--no-reports", "--quiet"]) == 0
     again = pd.read_csv(tmp_path / "q2" / "hotspots.csv")
     assert list(again["p_metastatic"]) == list(hot["p_metastatic"])
+
+
+def test_cli_with_a_trained_classifier_adds_probabilities_and_grad_cam(tmp_path: Path) -> None:
+    """``scintilab quantify --classifier RUN_DIR`` with a real (tiny, 1-epoch) training run."""
+    root = tmp_path / "cohort"
+    assert main(["synth", str(root), "--size", "tiny", "--seed", "3", "--matrix", "512x128", "--quiet"]) == 0
+    manifest = root / "manifest.csv"
+    assert main(["ingest", str(root / "dicom"), "--labels", str(root / "labels.csv"), "--annotations",
+                 str(root / "annotations"), "--out", str(manifest)]) == 0
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "quick", "--data", str(manifest), "--model", "inrac", "--out", str(run),
+                 "--set", "image_size=[128,32]", "--set", 'model_options={"width":8}', "--set", "epochs=1",
+                 "--set", "n_boot=20"]) == 0
+    small = pd.read_csv(manifest).head(2)  # two studies are enough to exercise the path
+    small.to_csv(root / "manifest_two.csv", index=False)
+    out = tmp_path / "q"
+    assert main(["quantify", str(root / "manifest_two.csv"), "--out", str(out), "--classifier", str(run),
+                 "--quiet"]) == 0
+    studies = pd.read_csv(out / "studies.csv")
+    probs = studies[["p_NoMet", "p_ADMet", "p_nADMet"]]
+    assert probs.notna().all().all() and ((probs.sum(axis=1) - 1).abs() < 1e-3).all()
+    page = (out / "reports" / f"{studies['study_key'].iloc[0]}.html").read_text()
+    assert "Classifier" in page and "Grad-CAM" in page and "NoMet" in page

@@ -141,8 +141,9 @@ def test_resume_after_interruption(tmp_path: Path) -> None:
 def test_early_stopping_stops(tmp_path: Path) -> None:
     from scintilab.training import train
 
-    # a learning rate of ~0 cannot improve the loss: patience 1 stops after the second epoch
-    cfg = config_from_preset("quick", **{**TINY, "epochs": 6}, early_stopping=1, learning_rate=1e-12)
+    # no epoch can improve the loss by 10 (min_delta): patience 1 stops after the second epoch.
+    # (A near-zero learning rate is not enough: reshuffled batches move the training loss.)
+    cfg = config_from_preset("quick", **{**TINY, "epochs": 6}, early_stopping=1, learning_rate=1e-12, min_delta=10.0)
     res = train(cfg, tmp_path / "es", dataset=blob_set())
     assert len(res.history) == 2 and res.info["stopped_early"]
 

@@ -48,6 +48,8 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--precision", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
     parser.add_argument("--torch-threads", nargs="+", type=int, default=[1, 2], help="PyTorch thread counts tried")
     parser.add_argument("--no-onnx", action="store_true", help="skip ONNX Runtime in the model section")
+    parser.add_argument("--before", action="store_true",
+                        help="model section: also measure the engine before issue 11's changes (oneDNN off, unfused BN)")
     parser.add_argument("--out", default=None, help="BENCHMARKS.md to update (default: the repository's)")
     parser.add_argument("--json", default=None, help="also write the raw model figures to this JSON file")
     parser.add_argument("--no-write", action="store_true", help="print only")
@@ -71,7 +73,7 @@ def cli_main(argv: list[str]) -> int:
         if section == "model":
             for size in sizes:
                 md, raw = runner.model_speed(size, args.batch, args.steps, args.rounds, tuple(args.precision),
-                                             tuple(args.torch_threads), onnx=not args.no_onnx)
+                                             tuple(args.torch_threads), onnx=not args.no_onnx, before=args.before)
                 emit(f"model-{size[0]}x{size[1]}", f"inRAC speed at {size[0]}x{size[1]}: scintilab vs PyTorch", md)
                 if args.json:
                     Path(args.json).write_text(json.dumps(raw, indent=2), encoding="utf-8")

@@ -96,7 +96,7 @@ class Contender:
 
 
 def keras_contenders(size: tuple[int, int], batch: int, precision: str, *, fold: bool = True,
-                     num_classes: int = 3, seed: int = 0) -> list[Contender]:
+                     num_classes: int = 3, seed: int = 0, before: bool = False) -> list[Contender]:
     """Keras inRAC training and inference steps on one preloaded batch.
 
     A preloaded batch (``train_on_batch``/``predict_on_batch``) measures the model, not
@@ -110,11 +110,18 @@ def keras_contenders(size: tuple[int, int], batch: int, precision: str, *, fold:
             (:func:`scintilab.performance.fold_batchnorm`).
         num_classes: classes of the head.
         seed: seed of weights and data.
+        before: measure the engine as it was before issue 11's changes (Keras' own
+            unfused batch norm; the caller also turns oneDNN off for this process), named
+            ``keras-before``.
     """
     import keras
 
+    import scintilab.models.blocks as blocks
     from scintilab.models import build_model
     from scintilab.performance import fold_batchnorm
+
+    if before:
+        blocks.BatchNorm = keras.layers.BatchNormalization  # this child process only
 
     keras.utils.set_random_seed(seed)
     policy = "mixed_bfloat16" if precision == "bfloat16" else "float32"
@@ -124,11 +131,12 @@ def keras_contenders(size: tuple[int, int], batch: int, precision: str, *, fold:
     rng = np.random.default_rng(seed)
     x = rng.random((batch, *size, 1), dtype=np.float32)
     y = rng.integers(0, num_classes, batch)
+    name = "keras-before" if before else "keras"
     out = [
-        Contender("keras", "train", precision, lambda: model.train_on_batch(x, y), batch),
-        Contender("keras", "infer", precision, lambda: model.predict_on_batch(x), batch),
+        Contender(name, "train", precision, lambda: model.train_on_batch(x, y), batch),
+        Contender(name, "infer", precision, lambda: model.predict_on_batch(x), batch),
     ]
-    if fold:
+    if fold and not before:
         folded = fold_batchnorm(model)
         out.append(Contender("keras+fold", "infer", precision, lambda: folded.predict_on_batch(x), batch))
     return out
@@ -195,6 +203,8 @@ def _contender_worker(conn: Any, kind: str, kwargs: dict[str, Any]) -> None:
     A child blocked on its pipe is idle, so only the contender being measured runs.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if kwargs.get("before"):
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"  # read once, when TensorFlow is imported below
     try:
         factory = {"keras": keras_contenders, "torch": torch_contenders, "onnx": onnx_contender}[kind]
         contenders = factory(**kwargs)
@@ -250,6 +260,10 @@ class _Group:
                 self.proc.kill()
 
 
+#: scintilab's engines (``keras-before`` is the pre-issue-11 baseline, not a contender).
+OURS = ("keras", "keras+fold")
+
+
 def train_flops_per_image(forward_flops: float) -> float:
     """Training FLOPs of one image: forward + backward (about twice the forward)."""
     return 3.0 * forward_flops
@@ -257,8 +271,11 @@ def train_flops_per_image(forward_flops: float) -> float:
 
 def model_speed(size: tuple[int, int] = (1024, 256), batch: int = 8, steps: int = 2, rounds: int = 2,
                 precisions: tuple[str, ...] = ("float32", "bfloat16"), torch_threads: tuple[int, ...] = (1, 2),
-                onnx: bool = True, log: Callable[[str], None] = print) -> tuple[str, dict[str, Any]]:
+                onnx: bool = True, before: bool = False, log: Callable[[str], None] = print) -> tuple[str, dict[str, Any]]:
     """Interleaved images/s of Keras vs PyTorch (vs ONNX Runtime), beside the matmul ceiling.
+
+    With ``before``, scintilab's engine as it was before issue 11's changes (oneDNN off,
+    unfused batch norm) is measured too, in the same rounds, as ``keras-before``.
 
     Returns:
         (markdown, raw figures as a dict).
@@ -278,6 +295,9 @@ def model_speed(size: tuple[int, int] = (1024, 256), batch: int = 8, steps: int 
     groups: list[_Group] = []
     with tempfile.TemporaryDirectory() as tmp:
         specs: list[tuple[str, dict[str, Any]]] = [("keras", {"size": size, "batch": batch, "precision": p}) for p in precisions]
+        if before and "float32" in precisions:
+            # float32 only: the old bfloat16 training step ran at ~0.07 img/s (minutes per round)
+            specs += [("keras", {"size": size, "batch": batch, "precision": "float32", "before": True})]
         try:
             import torch  # noqa: F401
 
@@ -317,13 +337,24 @@ def model_speed(size: tuple[int, int] = (1024, 256), batch: int = 8, steps: int 
     ratio_lines = []
     for mode in ("train", "infer"):
         for p in precisions:
-            ours = [r["best"] for r in raw["results"] if r["mode"] == mode and r["precision"] == p and r["name"].startswith("keras")]
+            ours = [r["best"] for r in raw["results"] if r["mode"] == mode and r["precision"] == p and r["name"] in OURS]
             ref = [r["best"] for r in raw["results"] if r["mode"] == mode and r["precision"] == p and r["name"].startswith("torch")]
             if ours and ref:
                 ratio_lines.append(f"| {mode} | {p} | {max(ours):.2f} | {max(ref):.2f} | {max(ours) / max(ref):.2f} |")
     best_torch_any = {m: max((r["best"] for r in raw["results"] if r["mode"] == m and r["name"].startswith("torch")), default=float("nan")) for m in ("train", "infer")}
-    best_ours_any = {m: max((r["best"] for r in raw["results"] if r["mode"] == m and r["name"].startswith("keras")), default=float("nan")) for m in ("train", "infer")}
+    best_ours_any = {m: max((r["best"] for r in raw["results"] if r["mode"] == m and r["name"] in OURS), default=float("nan")) for m in ("train", "infer")}
     raw["ratio_best_config"] = {m: best_ours_any[m] / best_torch_any[m] for m in ("train", "infer")}
+    before_lines = []
+    for mode in ("train", "infer"):
+        for p in precisions:
+            old = [r["best"] for r in raw["results"] if r["mode"] == mode and r["precision"] == p and r["name"] == "keras-before"]
+            new = [r["best"] for r in raw["results"] if r["mode"] == mode and r["precision"] == p and r["name"] in OURS]
+            if old and new:
+                before_lines.append(f"| {mode} | {p} | {max(old):.2f} | {max(new):.2f} | {max(new) / max(old):.2f}x |")
+    if before_lines:
+        before_lines = ["", "Before (oneDNN off, Keras' unfused batch norm) and after (oneDNN on, fused batch norm, "
+                        "BN folding for inference), same rounds:", "",
+                        "| step | precision | before img/s | after img/s | speed-up |", "|---|---|---:|---:|---:|", *before_lines]
     ceil_txt = ", ".join(f"{p} {v:.0f} GFLOP/s" for p, v in ceilings.items())
     md = "\n".join([
         f"Input {size[0]}x{size[1]}x1, batch {batch}, {steps} timed steps per round after one warm-up, "
@@ -342,6 +373,7 @@ def model_speed(size: tuple[int, int] = (1024, 256), batch: int = 8, steps: int 
         "",
         f"Best configuration against best configuration: training {raw['ratio_best_config']['train']:.2f}x, "
         f"inference {raw['ratio_best_config']['infer']:.2f}x the PyTorch reference.",
+        *before_lines,
     ])
     return md, raw
 

@@ -13,6 +13,7 @@ import keras
 from keras import layers
 
 from scintilab.models.cbam import CBAM
+from scintilab.models.norm import BatchNorm
 
 #: Where a CBAM goes in a block.
 PLACEMENTS = ("inside", "outside")
@@ -48,7 +49,7 @@ def conv_bn(
         name=f"{name}_conv{suffix}",
     )(x)
     if batch_norm:
-        x = layers.BatchNormalization(name=f"{name}_bn{suffix}")(x)
+        x = BatchNorm(name=f"{name}_bn{suffix}")(x)
     if relu:
         x = layers.ReLU(name=f"{name}_relu{suffix}")(x)
     return x
@@ -113,7 +114,7 @@ def ra_block(
                 filters, 1, strides=strides, use_bias=False, kernel_initializer="he_normal",
                 name=f"{name}_proj_conv",
             )(x)
-            shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+            shortcut = BatchNorm(name=f"{name}_proj_bn")(shortcut)
         y = layers.Add(name=f"{name}_add")([y, shortcut])
     y = layers.ReLU(name=f"{name}_out")(y)
     if attention and residual and placement == "outside":
