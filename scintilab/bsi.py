@@ -9,7 +9,8 @@ share of skeletal mass). Here, on one study's :class:`~scintilab.hotspots.Detect
   (except the skull, :data:`TEMPLATE_DENOMINATOR`, whose dim calvarium the skeleton
   mask misses: its whole template counts);
 * the involved pixels are the union of the metastatic hot spots' extents (probability at
-  least ``threshold``), counted on the group they fall on. A hot spot's extent
+  least the active classifier's operating threshold, :attr:`Detection.threshold`, the
+  same cut that counts the hot spots), counted on the group they fall on. A hot spot's extent
   (:func:`lesion_extent`) is re-segmented in the view where it is brightest: the pixels
   around it whose smoothed excess over the bone's reference keeps at least
   :data:`EXTENT_LEVEL` of the peak excess, connected to the peak. The level is higher than
@@ -55,7 +56,8 @@ class BSIResult:
         per_bone: bone -> {"bsi", "involved_fraction", "bone_px", "involved_px",
             "hotspots", "hotspots_metastatic"}.
         hotspots_total / hotspots_metastatic: counts over the study.
-        threshold: the probability at which a hot spot counted as metastatic.
+        threshold: the probability at which a hot spot counted as metastatic (the active
+            classifier's operating threshold unless one was given).
     """
 
     study_key: str
@@ -115,26 +117,35 @@ def lesion_extent(det: Detection, hs: Hotspot, refs: dict[str, np.ndarray] | Non
     return lab == lab[pr, pc] if lab[pr, pc] else full
 
 
-def involvement_mask(det: Detection, threshold: float = METASTATIC_P) -> np.ndarray:
-    """Union of the metastatic hot spots' extents (:func:`lesion_extent`) in the frame."""
+def involvement_mask(det: Detection, threshold: float | None = None) -> np.ndarray:
+    """Union of the metastatic hot spots' extents (:func:`lesion_extent`) in the frame.
+
+    Args:
+        det: the detection.
+        threshold: probability at which a hot spot counts; None: the detection's own
+            operating threshold (:attr:`Detection.threshold`).
+    """
+    t = det.call_threshold(threshold)
     out = np.zeros(det.shape, bool)
     refs: dict[str, np.ndarray] = {}
     for h in det.hotspots:
-        if h.p_metastatic >= threshold and h.bone is not None:
+        if h.p_metastatic >= t and h.bone is not None:
             out |= lesion_extent(det, h, refs)
     return out
 
 
-def compute_bsi(det: Detection, threshold: float = METASTATIC_P) -> BSIResult:
+def compute_bsi(det: Detection, threshold: float | None = None) -> BSIResult:
     """Bone Scan Index of one detection (see the module docstring).
 
     Args:
         det: from :func:`scintilab.hotspots.detect_hotspots`.
-        threshold: probability at which a hot spot counts as metastatic.
+        threshold: probability at which a hot spot counts as metastatic; None: the
+            detection's own operating threshold (the rules' or the learned model's).
 
     Returns:
         A :class:`BSIResult`.
     """
+    threshold = det.call_threshold(threshold)
     bmap = det.bone_map()
     skel = det.skeleton_union()
     inv = involvement_mask(det, threshold)

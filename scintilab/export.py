@@ -143,6 +143,7 @@ def score_cohort(
     batch_size: int = 32,
     chunk: int = 256,
     progress: bool = False,
+    fold: bool = True,
 ) -> pd.DataFrame:
     """Class probabilities for a whole cohort, read chunk by chunk (memmaps stay on disk).
 
@@ -156,6 +157,9 @@ def score_cohort(
         batch_size: images per engine call.
         chunk: images read from ``images`` at a time.
         progress: print one line per chunk with images/s.
+        fold: score a Keras model through its batch-norm-folded inference copy
+            (:func:`scintilab.performance.fold_batchnorm`; same probabilities within
+            float rounding, 1.1-1.3x faster on CPU in BENCHMARKS.md).
 
     Returns:
         DataFrame with ``key``, ``p_<class>`` per class and ``pred``.
@@ -174,6 +178,10 @@ def score_cohort(
     got = tuple(images.shape[1:3])
     if tuple(expected[:2]) != got:
         raise InputError(None, f"images are {got[0]}x{got[1]} but the model takes {expected[0]}x{expected[1]}")
+    if fold and not isinstance(engine, OnnxScorer):
+        from scintilab.performance import fold_batchnorm
+
+        engine = fold_batchnorm(engine)
     probs = []
     t0 = time.perf_counter()
     for start in range(0, n, chunk):

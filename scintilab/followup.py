@@ -39,7 +39,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from scintilab.hotspots import METASTATIC_P, Detection, Hotspot, greedy_pairs
+from scintilab.hotspots import Detection, Hotspot, greedy_pairs
 
 #: Relative growth (area or normalised uptake) that makes a matched lesion "grown".
 GROWTH: float = 0.25
@@ -120,14 +120,16 @@ def match(reference: Sequence[Hotspot], followup: Sequence[Hotspot], shift: tupl
     return [(reference[i], followup[j]) for i, j in greedy_pairs(pairs)]
 
 
-def compare(reference: Detection, followup: Detection, *, threshold: float = METASTATIC_P,
+def compare(reference: Detection, followup: Detection, *, threshold: float | None = None,
             shift: tuple[float, float] | None = None, tol_mm: float = 12.0) -> Comparison:
     """Compare a follow-up detection with an earlier one (see the module docstring).
 
     Args:
         reference: the earlier study's detection (usually the baseline).
         followup: the later study's detection.
-        threshold: probability at which a hot spot counts as metastatic.
+        threshold: probability at which a hot spot counts as metastatic; None: each
+            detection's own operating threshold (:attr:`Detection.threshold`), the cut its
+            BSI and hot-spot counts use.
         shift: follow-up-to-reference translation; None registers the two studies.
         tol_mm: matching tolerance for small hot spots.
 
@@ -140,19 +142,21 @@ def compare(reference: Detection, followup: Detection, *, threshold: float = MET
             shift = (0.0, 0.0)
         else:
             shift = register(reference.images[view], followup.images[view])
+    t_ref = reference.call_threshold(threshold)
+    t_fu = followup.call_threshold(threshold)
     tol = tol_mm / (0.5 * (reference.spacing[0] + reference.spacing[1]))
     # Every baseline hot spot takes part, whatever its probability: a lesion just under
     # the call threshold at baseline that crosses it later (a flare) is not new. A faint
     # baseline peak does not hide a lesion that appears on it: see APPEARED_RATIO.
     pairs = match(list(reference.hotspots), list(followup.hotspots), shift, tol)
-    appeared = {id(b) for a, b in pairs if a.p_metastatic < threshold and b.p_metastatic >= threshold
+    appeared = {id(b) for a, b in pairs if a.p_metastatic < t_ref and b.p_metastatic >= t_fu
                 and b.normalized_uptake - 1 >= APPEARED_RATIO * max(a.normalized_uptake - 1, 1e-3)}
     pairs = [(a, b) for a, b in pairs if id(b) not in appeared]
     matched_ref = {id(a) for a, _ in pairs}
     matched_fu = {id(b) for _, b in pairs}
-    new = [h for h in followup.hotspots if h.p_metastatic >= threshold and id(h) not in matched_fu]
-    resolved = [h for h in reference.hotspots if h.p_metastatic >= threshold and id(h) not in matched_ref]
-    grown = [(a, b) for a, b in pairs if b.p_metastatic >= threshold and (
+    new = [h for h in followup.hotspots if h.p_metastatic >= t_fu and id(h) not in matched_fu]
+    resolved = [h for h in reference.hotspots if h.p_metastatic >= t_ref and id(h) not in matched_ref]
+    grown = [(a, b) for a, b in pairs if b.p_metastatic >= t_fu and (
         b.area_px > (1 + GROWTH) * a.area_px or b.normalized_uptake > (1 + GROWTH) * a.normalized_uptake)]
     return Comparison(reference_key=reference.study_key, study_key=followup.study_key, shift=shift, new=new,
                       resolved=resolved, grown=grown, matched=pairs)
@@ -220,14 +224,15 @@ class PatientFollowup:
 
 
 def follow_patient(detections: Sequence[Detection], dates: Sequence[Any], bsi: Sequence[float], *,
-                   threshold: float = METASTATIC_P) -> PatientFollowup:
+                   threshold: float | None = None) -> PatientFollowup:
     """Compare every later study of one patient with the baseline and grade PCWG3.
 
     Args:
         detections: the patient's detections, in date order (the first is the baseline).
         dates: their study dates (``datetime.date`` or None), same order.
         bsi: their BSI values (percent), same order.
-        threshold: probability at which a hot spot counts as metastatic.
+        threshold: probability at which a hot spot counts as metastatic; None: each
+            detection's own operating threshold.
 
     Returns:
         A :class:`PatientFollowup` (no rows for a single study).

@@ -67,8 +67,16 @@ NEIGHBOUR_REFERENCE_BONES: tuple[str, ...] = ("cervical_spine", "thoracic_spine"
 #: on the seed-1 tuning cohort). A contrast far above it means the place compared with
 #: holds no bone (the head above the neck), not that the lesion is that bright.
 NEIGHBOUR_MAX_GAIN: float = 1.6
-#: A hot spot is called metastatic at or above this probability.
+#: The probability cut for classifiers calibrated to it: a :class:`HotspotModel` folds its
+#: own operating threshold into its intercept so that p >= 0.5 applies it.
 METASTATIC_P: float = 0.5
+#: The default rules' operating threshold: a hot spot scored by the rules is called
+#: metastatic at or above this probability (hot-spot calls, BSI involvement, follow-up
+#: counts, PCWG3, reports). Chosen only on the seed-1 tuning cohort (100 patients x 3
+#: visits): the lowest cut whose false positives there stayed near 0.4-0.5 per scan,
+#: half the issue's budget of 1.0, leaving room for fresh cohorts to differ. At 0.5 the
+#: rules ran at 0.1-0.2 false positives per scan and missed lesions the budget allowed.
+RULES_METASTATIC_P: float = 0.5
 #: Smallest hot spot kept (pixels at 2.3 mm; scaled with the pixel area).
 MIN_AREA_PX: int = 3
 
@@ -158,6 +166,8 @@ class Hotspot:
         ap_ratio: anterior over posterior counts summed over the mask (NaN with one view).
         kind: the default rule that fired (a key of :data:`RULES`), ``""`` when none.
         p_metastatic: probability of being a metastasis (rules or a trained model).
+        threshold: the operating threshold of the classifier that set ``p_metastatic``
+            (:data:`RULES_METASTATIC_P` for the rules, :attr:`HotspotModel.threshold`).
         bbox: (row0, col0) of ``mask`` in the image.
         mask: boolean mask inside its bounding box.
         features: the numbers a learned model uses (see :data:`FEATURES`).
@@ -185,6 +195,7 @@ class Hotspot:
     contrast: float = float("nan")
     best_view: str = "ANT"
     peak_rc: tuple[int, int] = (0, 0)
+    threshold: float = METASTATIC_P
 
     @property
     def region(self) -> str | None:
@@ -193,8 +204,8 @@ class Hotspot:
 
     @property
     def metastatic(self) -> bool:
-        """True when :attr:`p_metastatic` reaches :data:`METASTATIC_P`."""
-        return self.p_metastatic >= METASTATIC_P
+        """True when :attr:`p_metastatic` reaches its classifier's :attr:`threshold`."""
+        return self.p_metastatic >= self.threshold
 
     def full_mask(self, shape: tuple[int, int]) -> np.ndarray:
         """The hot spot's mask in an image of ``shape``."""
@@ -212,7 +223,7 @@ class Hotspot:
             "peak_counts": round(self.peak_counts, 1), "mean_counts": round(self.mean_counts, 1),
             "normalized_uptake": round(self.normalized_uptake, 3),
             "ap_ratio": None if not np.isfinite(self.ap_ratio) else round(self.ap_ratio, 3),
-            "kind": self.kind, "p_metastatic": round(self.p_metastatic, 4),
+            "kind": self.kind, "p_metastatic": round(self.p_metastatic, 4), "metastatic": int(self.metastatic),
         }
 
 
@@ -231,6 +242,9 @@ class Detection:
         shift: (rows, cols) applied to the flipped posterior (0, 0 without both views).
         spacing: (row, col) pixel spacing in mm.
         bladder: boolean bladder blob (found on the anterior view, where it is brightest).
+        threshold: operating threshold of the classifier that scored the hot spots (set by
+            :func:`apply_rules` and :meth:`HotspotModel.apply`); every downstream decision
+            of "metastatic" (BSI, counts, follow-up, reports) uses it unless told otherwise.
     """
 
     study_key: str
@@ -245,6 +259,7 @@ class Detection:
     spacing: tuple[float, float] = (2.3, 2.3)
     bladder: np.ndarray | None = field(default=None, repr=False)
     smoothed: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    threshold: float = METASTATIC_P
     _bladder_zone: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -263,9 +278,14 @@ class Detection:
             out |= m
         return out
 
-    def metastatic(self, threshold: float = METASTATIC_P) -> list[Hotspot]:
-        """Hot spots whose probability reaches ``threshold``."""
-        return [h for h in self.hotspots if h.p_metastatic >= threshold]
+    def call_threshold(self, threshold: float | None = None) -> float:
+        """``threshold`` when given, else the active classifier's (:attr:`threshold`)."""
+        return self.threshold if threshold is None else float(threshold)
+
+    def metastatic(self, threshold: float | None = None) -> list[Hotspot]:
+        """Hot spots whose probability reaches ``threshold`` (default: :attr:`threshold`)."""
+        t = self.call_threshold(threshold)
+        return [h for h in self.hotspots if h.p_metastatic >= t]
 
     def table(self) -> list[dict[str, Any]]:
         """Hot spots as table rows (with the study key)."""
@@ -831,9 +851,12 @@ def rule_probability(det: Detection, hs: Hotspot) -> tuple[float, str]:
 
 
 def apply_rules(det: Detection) -> None:
-    """Set ``kind``, ``p_metastatic`` and ``features`` of every hot spot (in place)."""
+    """Set ``kind``, ``p_metastatic``, ``threshold`` and ``features`` of every hot spot, and
+    the detection's operating threshold to :data:`RULES_METASTATIC_P` (in place)."""
+    det.threshold = RULES_METASTATIC_P
     for hs in det.hotspots:
         hs.p_metastatic, hs.kind = rule_probability(det, hs)
+        hs.threshold = RULES_METASTATIC_P
     for hs in det.hotspots:
         hs.features = hotspot_features(det, hs)
 
@@ -919,7 +942,8 @@ class HotspotModel:
     """A logistic-regression hot-spot classifier, stored as plain JSON (no pickle).
 
     Its operating threshold (chosen on the training cohort, see
-    :func:`train_hotspot_model`) is folded into the intercept, so p >= 0.5 applies it.
+    :func:`train_hotspot_model`) is folded into the intercept, so p >= :attr:`threshold`
+    (0.5) applies it.
 
     Attributes:
         features: feature names (:data:`FEATURES`).
@@ -935,6 +959,12 @@ class HotspotModel:
     intercept: float
     info: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def threshold(self) -> float:
+        """Operating threshold on :meth:`predict`'s probabilities: :data:`METASTATIC_P`, the
+        training cohort's chosen cut having been folded into the intercept."""
+        return METASTATIC_P
+
     def predict(self, rows: Sequence[dict[str, float]]) -> np.ndarray:
         """Probability of metastasis for feature dicts."""
         if not rows:
@@ -944,10 +974,13 @@ class HotspotModel:
         return 1.0 / (1.0 + np.exp(-(z @ np.array(self.coef) + self.intercept)))
 
     def apply(self, det: Detection) -> None:
-        """Replace the rule probabilities of ``det``'s hot spots (in place)."""
+        """Replace the rule probabilities of ``det``'s hot spots, and the rules' operating
+        threshold with this model's (in place)."""
         p = self.predict([h.features for h in det.hotspots])
+        det.threshold = self.threshold
         for h, pi in zip(det.hotspots, p):
             h.p_metastatic = float(pi)
+            h.threshold = self.threshold
 
     def save(self, path: str | Path) -> Path:
         """Write the model as JSON."""
@@ -1138,6 +1171,7 @@ def train_hotspot_model(detections: Iterable[Detection], labels: Iterable[Sequen
 
 __all__ = [
     "DEFAULT_THRESHOLD", "Detection", "FEATURES", "Hotspot", "HotspotModel", "METASTATIC_P", "RULES",
+    "RULES_METASTATIC_P",
     "TRAIN_MAX_FP_PER_SCAN", "annotation_labels", "apply_rules", "bone_references", "choose_threshold", "detect_hotspots", "hotspot_features",
     "reference_image", "rule_kind", "rule_probability", "train_hotspot_model", "uptake_probability",
 ]

@@ -7,12 +7,19 @@
   hotspots_metastatic``, then ``bsi_<bone>``, ``hotspots_<bone>`` and ``metastatic_<bone>``
   per bone group, and ``p_<class>`` when a classifier run is given;
 * ``DIR/hotspots.csv``: ``study_key, view, row, col, region, area_px, peak_counts,
-  normalized_uptake, p_metastatic`` (+ ``id, mean_counts, ap_ratio, kind``); ``row``/``col``
-  are pixels of the study's stored anterior image (posterior hot spots mapped into it);
+  normalized_uptake, p_metastatic`` (+ ``id, mean_counts, ap_ratio, kind, metastatic``);
+  ``row``/``col`` are pixels of the study's stored anterior image (posterior hot spots
+  mapped into it); ``metastatic`` is 1 where ``p_metastatic`` reaches the operating
+  threshold of the classifier that scored it;
 * ``DIR/followup.csv``: ``patient_key, baseline_study_key, study_key, days, new_lesions,
   resolved_lesions, bsi_change, pcwg3`` (+ grown lesions, registration shift);
 * ``DIR/reports/<study_key>.html``: one self-contained page per study;
 * ``DIR/failed.csv``: studies that could not be quantified, with the reason.
+
+"Metastatic" is decided everywhere (hot-spot counts, BSI involvement, new lesions, PCWG3,
+reports) at the operating threshold of the active hot-spot classifier: the default rules'
+:data:`scintilab.hotspots.RULES_METASTATIC_P`, or a learned model's own
+(:attr:`scintilab.hotspots.HotspotModel.threshold`), unless ``threshold`` overrides it.
 
 Studies are processed patient by patient (date order), so a follow-up is compared with
 its baseline while both are in memory and the cohort never is. A study that fails is
@@ -40,12 +47,13 @@ from scintilab.anatomy import BONE_MASS_FRACTION, BONES
 from scintilab.bsi import BSIResult, compute_bsi
 from scintilab.errors import InputError
 from scintilab.followup import Comparison, PatientFollowup, follow_patient
-from scintilab.hotspots import METASTATIC_P, Detection, HotspotModel, detect_hotspots
+from scintilab.hotspots import METASTATIC_P, RULES_METASTATIC_P, Detection, HotspotModel, detect_hotspots
 from scintilab.study import Study
 
 #: Columns of hotspots.csv, in order.
 HOTSPOT_COLUMNS: tuple[str, ...] = ("study_key", "view", "row", "col", "region", "area_px", "peak_counts",
-                                    "normalized_uptake", "p_metastatic", "id", "mean_counts", "ap_ratio", "kind")
+                                    "normalized_uptake", "p_metastatic", "id", "mean_counts", "ap_ratio", "kind",
+                                    "metastatic")
 #: Columns of followup.csv, in order.
 FOLLOWUP_COLUMNS: tuple[str, ...] = ("patient_key", "baseline_study_key", "study_key", "days", "new_lesions",
                                      "resolved_lesions", "bsi_change", "pcwg3", "grown_lesions",
@@ -146,15 +154,27 @@ class Classifier:
 # --------------------------------------------------------------------------------- per patient
 
 
-def quantify_study(study: Study, *, model: HotspotModel | None = None, threshold: float = METASTATIC_P,
+def quantify_study(study: Study, *, model: HotspotModel | None = None, threshold: float | None = None,
                    classifier: Classifier | None = None) -> StudyQuant:
     """Hot spots, BSI and (optionally) class probabilities of one study.
+
+    Args:
+        study: the study.
+        model: a trained hot-spot model; None applies the default rules.
+        threshold: probability at which a hot spot counts as metastatic; None: the active
+            classifier's operating threshold (the rules' or the model's). A given value
+            also becomes the detection's threshold, so follow-up and reports use it too.
+        classifier: a training run for class probabilities and Grad-CAM.
 
     Raises:
         InputError: the study cannot be quantified (named by its pseudonymous key).
     """
     det = detect_hotspots(study, model=model)
-    res = compute_bsi(det, threshold)
+    if threshold is not None:
+        det.threshold = float(threshold)
+        for h in det.hotspots:
+            h.threshold = float(threshold)
+    res = compute_bsi(det)
     sq = StudyQuant(study=study, detection=det, bsi=res)
     if classifier is not None:
         sq.probabilities, sq.gradcam, sq.classifier_input = classifier(study)
@@ -162,7 +182,7 @@ def quantify_study(study: Study, *, model: HotspotModel | None = None, threshold
 
 
 def quantify_patient(studies: Sequence[Study], *, model: HotspotModel | None = None,
-                     threshold: float = METASTATIC_P, classifier: Classifier | None = None
+                     threshold: float | None = None, classifier: Classifier | None = None
                      ) -> tuple[list[StudyQuant], PatientFollowup | None, list[tuple[str, str]]]:
     """Quantify one patient's studies and compare the later ones with the baseline.
 
@@ -185,7 +205,7 @@ def quantify_patient(studies: Sequence[Study], *, model: HotspotModel | None = N
     fu = None
     if len(done) >= 2:
         fu = follow_patient([d.detection for d in done], [d.study.study_date for d in done],
-                            [d.bsi.bsi for d in done], threshold=threshold)
+                            [d.bsi.bsi for d in done])
     return done, fu, failed
 
 
@@ -198,7 +218,7 @@ def _iter_patients(manifest: pd.DataFrame) -> list[list[int]]:
 
 def quantify_cohort(manifest: str | Path | pd.DataFrame, out_dir: str | Path | None = None, *,
                     hotspot_model: str | Path | HotspotModel | None = None,
-                    classifier: str | Path | Classifier | None = None, threshold: float = METASTATIC_P,
+                    classifier: str | Path | Classifier | None = None, threshold: float | None = None,
                     reports: bool = True, progress: bool = True, limit: int | None = None,
                     hook: Callable[[list[StudyQuant], PatientFollowup | None], None] | None = None
                     ) -> QuantifyResult:
@@ -210,7 +230,8 @@ def quantify_cohort(manifest: str | Path | pd.DataFrame, out_dir: str | Path | N
         hotspot_model: a trained hot-spot model (JSON path or object); None = default rules.
         classifier: a training run directory (or :class:`Classifier`) for class
             probabilities and Grad-CAM on the reports.
-        threshold: probability at which a hot spot counts as metastatic.
+        threshold: probability at which a hot spot counts as metastatic; None (the
+            default): the active classifier's own operating threshold.
         reports: write one HTML report per study (needs ``out_dir``).
         progress: a progress bar over studies.
         limit: quantify only the first ``limit`` patients (a quick look).
@@ -269,7 +290,7 @@ def quantify_cohort(manifest: str | Path | pd.DataFrame, out_dir: str | Path | N
                 try:
                     pages.append(write_report(sq, out / "reports" / f"{sq.study.study_key}.html",
                                               baseline=base if comp is not None else None, comparison=comp,
-                                              followup_row=row, threshold=threshold))
+                                              followup_row=row))
                 except (ValueError, RuntimeError) as err:  # a figure that cannot be drawn
                     failed.append((sq.study.study_key, f"report not written: {err}"))
         if hook is not None:
@@ -320,12 +341,13 @@ def _crop_rows(det: Detection) -> tuple[int, int]:
 
 
 def draw_views(det: Detection, *, ax: Any = None, hotspots: bool = True, regions: bool = False,
-               highlight: Sequence[Any] = (), threshold: float = METASTATIC_P, title_prefix: str = "") -> Any:
+               highlight: Sequence[Any] = (), threshold: float | None = None, title_prefix: str = "") -> Any:
     """Both views side by side (posterior flipped into the anterior frame), hot spots marked.
 
     Hot spots are circles coloured by probability of metastasis (blue 0 ... red 1); the
-    ones called metastatic are drawn thicker; ``highlight`` (e.g. new lesions) get a
-    yellow square. ``regions`` overlays the atlas bone groups.
+    ones called metastatic (at ``threshold``, default the detection's own operating
+    threshold) are drawn thicker; ``highlight`` (e.g. new lesions) get a yellow square.
+    ``regions`` overlays the atlas bone groups.
 
     Returns:
         The matplotlib Figure.
@@ -334,6 +356,7 @@ def draw_views(det: Detection, *, ax: Any = None, hotspots: bool = True, regions
     import matplotlib
     from matplotlib.colors import ListedColormap
 
+    threshold = det.call_threshold(threshold)
     views = list(det.images)
     r0, r1 = _crop_rows(det)
     if ax is None:
@@ -384,7 +407,7 @@ def _table_html(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
 
 
 def report_html(sq: StudyQuant, *, baseline: StudyQuant | None = None, comparison: Comparison | None = None,
-                followup_row: dict[str, Any] | None = None, threshold: float = METASTATIC_P) -> str:
+                followup_row: dict[str, Any] | None = None, threshold: float | None = None) -> str:
     """One study's report as a self-contained HTML page (pseudonymous ids only).
 
     Args:
@@ -392,19 +415,21 @@ def report_html(sq: StudyQuant, *, baseline: StudyQuant | None = None, compariso
         baseline: the patient's baseline (for a follow-up study).
         comparison: the follow-up comparison with the baseline.
         followup_row: the study's row of ``followup.csv`` (days, counts, PCWG3).
-        threshold: probability at which a hot spot counts as metastatic.
+        threshold: probability at which a hot spot is drawn as metastatic; None: the
+            detection's own operating threshold (the one its counts and BSI used).
     """
     from scintilab.reports import html_page
 
     st = sq.study
     det = sq.detection
+    threshold = det.call_threshold(threshold)
     parts = [f"<h1>Bone scan quantification: study {html.escape(st.study_key)}</h1>",
              f"<p class='muted'>patient {html.escape(st.patient_key)} &middot; label "
              f"{html.escape(st.label or 'unknown')} &middot; views {html.escape(', '.join(st.views))}</p>"]
     bsi = sq.bsi
     parts.append(
         f"<h2>Bone Scan Index</h2><p><b>BSI {bsi.bsi:.2f} %</b> of skeletal mass &middot; hot spots "
-        f"{bsi.hotspots_total} &middot; called metastatic (p &ge; {threshold:.2f}) {bsi.hotspots_metastatic}</p>")
+        f"{bsi.hotspots_total} &middot; called metastatic (p &ge; {bsi.threshold:.2f}) {bsi.hotspots_metastatic}</p>")
     if sq.probabilities:
         probs = " &middot; ".join(f"{html.escape(k)} {v:.2f}" for k, v in sq.probabilities.items())
         parts.append(f"<h2>Classifier</h2><p>{probs}</p>")
@@ -433,7 +458,7 @@ def report_html(sq: StudyQuant, *, baseline: StudyQuant | None = None, compariso
         import matplotlib.pyplot as plt
 
         fig, axes = plt.subplots(1, 2, figsize=(5.6, 7))
-        _one_view(baseline.detection, axes[0], "baseline", (), threshold)
+        _one_view(baseline.detection, axes[0], "baseline", (), baseline.detection.threshold)
         _one_view(det, axes[1], "follow-up (new lesions boxed)", comparison.new, threshold)
         fig.tight_layout()
         parts.append(f"<img alt='baseline and follow-up' src='data:image/png;base64,{_png(fig)}'>")
@@ -452,10 +477,11 @@ def report_html(sq: StudyQuant, *, baseline: StudyQuant | None = None, compariso
     return html_page(f"Quantification {st.study_key}", "\n".join(parts), css="img{max-width:100%;margin:4px}")
 
 
-def _one_view(det: Detection, ax: Any, title: str, highlight: Sequence[Any], threshold: float) -> None:
+def _one_view(det: Detection, ax: Any, title: str, highlight: Sequence[Any], threshold: float | None = None) -> None:
     import matplotlib.pyplot as plt
     import matplotlib
 
+    threshold = det.call_threshold(threshold)
     v = "ANT" if "ANT" in det.images else "POST"
     r0, r1 = _crop_rows(det)
     img = det.images[v][r0:r1]
@@ -496,12 +522,24 @@ def bsi_by_class(studies: pd.DataFrame) -> pd.DataFrame:
                          "max": g.max()}).round(3)
 
 
-def hotspots_by_region(hotspots: pd.DataFrame, threshold: float = METASTATIC_P) -> pd.DataFrame:
-    """Hot-spot counts per region: all and called metastatic."""
+def hotspots_by_region(hotspots: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
+    """Hot-spot counts per region: all and called metastatic.
+
+    Args:
+        hotspots: a ``hotspots.csv`` table.
+        threshold: probability at which a hot spot counts; None: the table's
+            ``metastatic`` column (the call at each classifier's own operating threshold).
+
+    Raises:
+        ValueError: no ``threshold`` and no ``metastatic`` column.
+    """
     if hotspots.empty:
         return pd.DataFrame(columns=["all", "metastatic"])
-    g = hotspots.groupby("region")
-    out = pd.DataFrame({"all": g.size(), "metastatic": g["p_metastatic"].apply(lambda p: int((p >= threshold).sum()))})
+    if threshold is None and "metastatic" not in hotspots.columns:
+        raise ValueError("hotspots table has no 'metastatic' column: give a threshold")
+    called = (hotspots["p_metastatic"] >= threshold) if threshold is not None else hotspots["metastatic"].astype(bool)
+    g = called.groupby(hotspots["region"])
+    out = pd.DataFrame({"all": g.size(), "metastatic": g.sum().astype(int)})
     return out.sort_values("all", ascending=False)
 
 
@@ -563,8 +601,10 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--train-hotspot-model", type=Path, default=None, metavar="OUT_JSON",
                         help="first train a hot-spot classifier on this manifest's LabelMe lesions, save it "
                              "here and use it")
-    parser.add_argument("--threshold", type=float, default=METASTATIC_P,
-                        help="probability at which a hot spot counts as metastatic (default 0.5)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="probability at which a hot spot counts as metastatic (default: the active "
+                             f"classifier's operating threshold: {RULES_METASTATIC_P} for the default rules, "
+                             "the cut a learned model chose on its training cohort)")
     parser.add_argument("--no-reports", action="store_true", help="tables only")
     parser.add_argument("--limit", type=int, default=None, help="only the first N patients")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -624,8 +664,8 @@ def _lesion_contrast(gm: np.ndarray, bone_map: np.ndarray, occupied: np.ndarray,
 
 def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visits: int = 3, seed: int = 1,
                            matrix: tuple[int, int] = (1024, 256), repeats: int = 6, progress: bool = True,
-                           limit: int | None = None, hotspot_model: str | Path | HotspotModel | None = None
-                           ) -> dict[str, Any]:
+                           limit: int | None = None, hotspot_model: str | Path | HotspotModel | None = None,
+                           threshold: float | None = None) -> dict[str, Any]:
     """Quantify a synthetic cohort and compare everything with the generator's truth.
 
     Writes the cohort (``n_patients`` x ``visits``) into ``cohort_dir`` when it holds none,
@@ -636,6 +676,11 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
 
     ``hotspot_model`` (a :class:`HotspotModel` or its JSON) replaces the default rules, as
     in :func:`quantify_cohort`; it is used for the repeatability re-simulations too.
+
+    The operating point is the one the product uses: each detection's own operating
+    threshold (the rules' :data:`scintilab.hotspots.RULES_METASTATIC_P` or the model's),
+    or ``threshold`` when given; sensitivity, false positives, BSI and follow-up are all
+    measured at it (``operating_threshold`` in the result). The FROC sweeps every cut.
 
     Returns:
         A dict of figures, the FROC table (``froc``), the per-study BSI pairs (``bsi_pairs``),
@@ -666,6 +711,7 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
     lesion_rows: list[dict[str, Any]] = []
     hot_rows: list[dict[str, Any]] = []
     bsi_pairs: list[dict[str, Any]] = []
+    op_thresholds: set[float] = set()
     n_scans = 0
 
     def hook(done: list[StudyQuant], fu: PatientFollowup | None) -> None:
@@ -677,6 +723,7 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
             maps = np.load(maps_path)
             lmap, bmap_t, benign = maps["lesion"], maps["bone"], maps["benign"]
             det = sq.detection
+            op_thresholds.add(float(det.threshold))
             n_scans += 1
             bsi_pairs.append({"study_key": sq.study.study_key, "label": d["label"], "visit": d["visit"],
                               "bsi": sq.bsi.bsi, "true_bsi": float(d["true_bsi"])})
@@ -698,6 +745,7 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
                     "uptake": les["uptake"], "lytic_rim": les["lytic_rim"],
                     "contrast": _lesion_contrast(gm, bmap_t, occupied, les, BONE_IDS[les["bone"]]),
                     "max_p": max((det.hotspots[j].p_metastatic for j in hits), default=0.0),
+                    "called": any(det.hotspots[j].metastatic for j in hits),
                 })
             on_lesion = {j for hits in hit_by.values() for j in hits}
             for j, h in enumerate(det.hotspots):
@@ -706,14 +754,15 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
                 kind_truth = ""
                 if benign_here:
                     kind_truth = next((b["shape"] for b in d["benign"] if int(b["id"][1:]) == benign_here), "benign")
-                hot_rows.append({"study_key": sq.study.study_key, "p": h.p_metastatic, "lesion": j in on_lesion,
+                hot_rows.append({"study_key": sq.study.study_key, "p": h.p_metastatic, "called": h.metastatic,
+                                 "lesion": j in on_lesion,
                                  "truth_benign": kind_truth, "rule": h.kind, "region": h.bone or "soft_tissue",
                                  "normalized_uptake": h.normalized_uptake})
 
     t0 = __import__("time").perf_counter()
     model = HotspotModel.load(hotspot_model) if isinstance(hotspot_model, (str, Path)) else hotspot_model
-    res = quantify_cohort(manifest, None, hotspot_model=model, reports=False, progress=progress, hook=hook,
-                          limit=limit)
+    res = quantify_cohort(manifest, None, hotspot_model=model, threshold=threshold, reports=False,
+                          progress=progress, hook=hook, limit=limit)
     seconds = __import__("time").perf_counter() - t0
     les = pd.DataFrame(lesion_rows)
     hot = pd.DataFrame(hot_rows)
@@ -728,7 +777,12 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
     froc_df = pd.DataFrame(froc)
     ok = froc_df[froc_df["fp_per_scan"] <= 1.0]
     best = ok.sort_values(["sensitivity_bright", "threshold"], ascending=[False, True]).iloc[0] if len(ok) else None
-    op = froc_df.iloc[(froc_df["threshold"] - METASTATIC_P).abs().argmin()]
+    # The operating point: what the product called (each hot spot at its classifier's
+    # own threshold), not the nearest FROC grid point.
+    op_t = max(op_thresholds) if op_thresholds else (METASTATIC_P if threshold is None else threshold)
+    op = {"sensitivity_bright": float(bright["called"].mean()) if len(bright) else float("nan"),
+          "sensitivity_all": float(les["called"].mean()) if len(les) else float("nan"),
+          "fp_per_scan": (int((hot["called"] & ~hot["lesion"]).sum()) if len(hot) else 0) / max(n_scans, 1)}
     bp = pd.DataFrame(bsi_pairs)
     ba = bland_altman(bp["bsi"], bp["true_bsi"]) if len(bp) >= 3 else {}
 
@@ -749,14 +803,15 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
     fp_df = pd.DataFrame(fu_pairs)
 
     # repeatability: one metastatic study re-rendered with fresh Poisson noise only
-    rep = _repeatability(root, truth_by_key, repeats, model) if repeats >= 2 else {}
+    rep = _repeatability(root, truth_by_key, repeats, model, threshold) if repeats >= 2 else {}
     rep_stats = repeatability(rep.get("values", [])) if rep else {}
 
     figures: dict[str, Any] = {
         "scans": n_scans, "patients": int(res.studies["patient_key"].nunique()) if len(res.studies) else 0,
         "lesions": int(len(les)), "lesions_bright": int(len(bright)),
         "seconds": round(seconds, 1), "seconds_per_study": round(seconds / max(n_scans, 1), 2),
-        "operating_threshold": METASTATIC_P,
+        "operating_threshold": op_t,
+        "operating_classifier": "default rules" if model is None else "learned hot-spot model",
         "sensitivity_bright_at_op": float(op["sensitivity_bright"]), "fp_per_scan_at_op": float(op["fp_per_scan"]),
         "sensitivity_all_at_op": float(op["sensitivity_all"]),
         "best_sensitivity_bright_at_1fp": None if best is None else float(best["sensitivity_bright"]),
@@ -768,14 +823,16 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
         "new_count_exact": float((fp_df["new"] == fp_df["true_new"]).mean()) if len(fp_df) else float("nan"),
         "pcwg3_right": float((fp_df["pcwg3"] == fp_df["true_pcwg3"]).mean()) if len(fp_df) else float("nan"),
     }
-    missed = bright[bright["max_p"] < METASTATIC_P] if len(bright) else bright
-    fps = hot[(hot["p"] >= METASTATIC_P) & ~hot["lesion"]] if len(hot) else hot
+    missed = bright[~bright["called"].astype(bool)] if len(bright) else bright
+    fps = hot[hot["called"].astype(bool) & ~hot["lesion"]] if len(hot) else hot
     fp_kind = fps.assign(what=np.where(fps["truth_benign"] != "", fps["truth_benign"], "normal anatomy"))
     lines = [
         f"scans {figures['scans']} ({figures['patients']} patients), lesions {figures['lesions']} "
         f"({figures['lesions_bright']} at least twice as bright as the bone under them); "
         f"{figures['seconds_per_study']} s per study",
-        f"operating point p >= {METASTATIC_P}: sensitivity (bright lesions) {figures['sensitivity_bright_at_op']:.3f}, "
+        f"operating point p >= {op_t:.2f} ("
+        f"{'given threshold' if threshold is not None else 'own threshold of the ' + figures['operating_classifier']}"
+        f"): sensitivity (bright lesions) {figures['sensitivity_bright_at_op']:.3f}, "
         f"all lesions {figures['sensitivity_all_at_op']:.3f}, false positives per scan {figures['fp_per_scan_at_op']:.2f}",
     ]
     if best is not None:
@@ -832,7 +889,7 @@ def validation_verdict(figures: dict[str, Any]) -> str:
     vals["bsi_pearson_r"] = (figures.get("bsi") or {}).get("pearson_r", float("nan"))
     lines = [f"Measured on this run: {figures.get('scans', 0)} scans of {figures.get('patients', 0)} patients, "
              f"{figures.get('followup_pairs', 0)} follow-up pairs, operating point p >= "
-             f"{figures.get('operating_threshold', METASTATIC_P)}.", ""]
+             f"{figures.get('operating_threshold', METASTATIC_P):.2f}.", ""]
     for key, (bar, what) in VALIDATION_BARS.items():
         v = vals.get(key)
         ok = v is not None and np.isfinite(v) and v >= bar
@@ -857,7 +914,7 @@ def validation_verdict(figures: dict[str, Any]) -> str:
 
 
 def _repeatability(root: Path, truth: dict[str, dict[str, Any]], repeats: int,
-                   model: HotspotModel | None = None) -> dict[str, Any]:
+                   model: HotspotModel | None = None, threshold: float | None = None) -> dict[str, Any]:
     """BSI of one metastatic baseline study re-rendered ``repeats`` times, only the Poisson
     noise changed (the generator's other draws replayed from the same seed)."""
     from scintilab.synth.cohort import _study_uid  # noqa: F401  (same cohort conventions)
@@ -891,7 +948,7 @@ def _repeatability(root: Path, truth: dict[str, dict[str, Any]], repeats: int,
         st = render_study(pat, _FreshNoise([seed, index, 0, 3], 1000 + k), visit=0)
         study = Study(study_key=f"S-repeat{k}", patient_key="P-repeat", anterior=st.anterior, posterior=st.posterior,
                       pixel_spacing=spacing_for(mat))
-        values.append(quantify_study(study, model=model).bsi.bsi)
+        values.append(quantify_study(study, model=model, threshold=threshold).bsi.bsi)
     return {"values": values, "study": f"{t['label']} baseline (true BSI {t['true_bsi']:.3f})"}
 
 

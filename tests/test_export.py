@@ -61,6 +61,8 @@ def test_score_cohort_same_table_from_keras_and_onnx(exported) -> None:
     assert list(a["key"]) == keys
     np.testing.assert_allclose(a[["p_NoMet", "p_ADMet", "p_nADMet"]], b[["p_NoMet", "p_ADMet", "p_nADMet"]], atol=1e-5)
     assert list(a["pred"]) == list(b["pred"])
+    c = score_cohort(model, images, keys=keys, batch_size=3, chunk=4, fold=False)  # unfolded Keras: same table
+    np.testing.assert_allclose(a[["p_NoMet", "p_ADMet", "p_nADMet"]], c[["p_NoMet", "p_ADMet", "p_nADMet"]], atol=1e-5)
 
 
 def test_mixed_precision_model_exports_its_float32_twin(tmp_path: Path) -> None:

@@ -98,3 +98,18 @@ def test_new_means_nothing_there_before_or_a_lesion_appearing_on_faint_uptake() 
     # a shift that moves the follow-up away from everything makes every call new
     far = compare(base, fu, shift=(0.0, 200.0))
     assert len(far.new) == 4 and len(far.resolved) == 1
+
+
+def test_new_and_resolved_are_counted_at_each_detections_own_threshold() -> None:
+    """A classifier with a lower operating threshold (the rules') calls more: the follow-up
+    counts follow the detections' own cut unless one is given."""
+    base = _det("S-0", [_hs(50, 20, 0.3, 3.0)])
+    fu = _det("S-1", [_hs(20, 25, 0.3, 4.0), _hs(50, 20, 0.35, 3.2)])
+    assert compare(base, fu, shift=(0.0, 0.0)).new == []  # both below the default 0.5
+    for d in (base, fu):
+        d.threshold = 0.25
+    low = compare(base, fu, shift=(0.0, 0.0))
+    assert [(h.row, h.col) for h in low.new] == [(20, 25)]
+    assert compare(base, fu, shift=(0.0, 200.0)).resolved == base.hotspots
+    # an explicit threshold overrides the detections' own
+    assert compare(base, fu, shift=(0.0, 0.0), threshold=0.5).new == []

@@ -8,6 +8,8 @@ from scipy import ndimage as ndi
 from scintilab.anatomy import BONES
 from scintilab.errors import InputError
 from scintilab.hotspots import (
+    METASTATIC_P,
+    RULES_METASTATIC_P,
     Hotspot,
     HotspotModel,
     annotation_labels,
@@ -115,6 +117,14 @@ def test_learned_model_trains_saves_loads_and_replaces_rules(tmp_path, metastati
     assert pp[y == 1].mean() > pp[y == 0].mean() + 0.2
     det2 = detect_hotspots(metastatic[0], model=back)
     assert np.allclose([h.p_metastatic for h in det2.hotspots], back.predict([h.features for h in det2.hotspots]))
+    # the operating threshold belongs to the active classifier: the rules' own cut, the
+    # model's (folded into its intercept, so 0.5 on its outputs), and every call follows it
+    assert dets[0].threshold == RULES_METASTATIC_P and back.threshold == METASTATIC_P
+    assert det2.threshold == back.threshold
+    for d in (dets[0], det2):
+        assert [h.metastatic for h in d.hotspots] == [h.p_metastatic >= d.threshold for h in d.hotspots]
+        assert d.metastatic() == [h for h in d.hotspots if h.metastatic]
+        assert all(r["metastatic"] == int(h.metastatic) for r, h in zip(d.table(), d.hotspots))
 
 
 def test_operating_threshold_is_chosen_out_of_fold_and_folded_into_the_model(metastatic) -> None:

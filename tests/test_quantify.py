@@ -64,6 +64,14 @@ def test_tables_have_the_agreed_columns(quantified: Path, two_visits: Path) -> N
     assert set(hot["study_key"]) <= set(man["study_key"])
     assert hot["p_metastatic"].between(0, 1).all()
     assert (hot["row"] >= 0).all() and (hot["row"] < man["rows"].max()).all()
+    # one cut everywhere: the default rules' operating threshold decides "metastatic" in
+    # hotspots.csv and in the per-study counts of studies.csv
+    from scintilab.hotspots import RULES_METASTATIC_P
+
+    clear = (hot["p_metastatic"] - RULES_METASTATIC_P).abs() > 1e-4  # p is rounded in the CSV
+    assert (hot["metastatic"][clear] == (hot["p_metastatic"][clear] >= RULES_METASTATIC_P)).all()
+    per_study = hot.groupby("study_key")["metastatic"].sum().reindex(studies["study_key"], fill_value=0)
+    assert list(per_study) == list(studies["hotspots_metastatic"])
     fu = pd.read_csv(quantified / "followup.csv")
     assert list(fu.columns) == list(FOLLOWUP_COLUMNS)
     assert len(fu) == man["patient_key"].nunique()  # one follow-up per patient

@@ -18,7 +18,7 @@ import pandas as pd
 from IPython.display import display
 
 from scintilab.followup import compare
-from scintilab.hotspots import METASTATIC_P, detect_hotspots
+from scintilab.hotspots import detect_hotspots
 from scintilab.ingest import load_cohort
 from scintilab.quantify import _one_view, bsi_over_time, draw_views
 
@@ -97,8 +97,9 @@ class FollowupExplorer:
         fu = detect_hotspots(self.cohort.by_key(row["study_key"]))
         comp = compare(base, fu)
         fig, ax = plt.subplots(1, 3, figsize=(10, 5), gridspec_kw={"width_ratios": [1, 1, 1.6]})
-        _one_view(base, ax[0], "baseline", (), METASTATIC_P)
-        _one_view(fu, ax[1], f"+{row['days']} d, new boxed", comp.new, METASTATIC_P)
+        # each detection drawn at its own classifier's operating threshold, as quantified
+        _one_view(base, ax[0], "baseline", ())
+        _one_view(fu, ax[1], f"+{row['days']} d, new boxed", comp.new)
         t = bsi_over_time(self.studies)
         t = t[t["patient_key"] == row["patient_key"]]
         ax[2].plot(t["days"], t["bsi"], "o-")
