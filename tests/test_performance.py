@@ -153,9 +153,10 @@ def test_model_speed_section_runs_every_contender_interleaved() -> None:
 
     lines: list[str] = []
     md, raw = model_speed((64, 16), batch=2, steps=1, rounds=2, precisions=("float32",), torch_threads=(1,),
-                          onnx=False, log=lines.append)
+                          onnx=False, before=True, log=lines.append)
     names = [(r["name"], r["mode"]) for r in raw["results"]]
     assert ("keras", "train") in names and ("torch/1t", "infer") in names and ("keras+fold", "infer") in names
+    assert ("keras-before", "train") in names and "| train | float32 |" in md.split("before img/s")[1]
     assert all(len(r["rounds"]) == 2 and r["best"] > 0 and r["fraction"] > 0 for r in raw["results"])
     # rounds alternate between contenders (A/B/A/B), they are not run back to back
     first_round = [ln for ln in lines if ln.startswith("round 1/2")]

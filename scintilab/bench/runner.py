@@ -111,7 +111,8 @@ def keras_contenders(size: tuple[int, int], batch: int, precision: str, *, fold:
         num_classes: classes of the head.
         seed: seed of weights and data.
         before: measure the engine as it was before issue 11's changes (Keras' own
-            unfused batch norm; the caller also turns oneDNN off for this process), named
+            unfused batch norm and CBAM means; the caller also turns oneDNN off for this
+            process), named
             ``keras-before``.
     """
     import keras
@@ -120,8 +121,11 @@ def keras_contenders(size: tuple[int, int], batch: int, precision: str, *, fold:
     from scintilab.models import build_model
     from scintilab.performance import fold_batchnorm
 
-    if before:
-        blocks.BatchNorm = keras.layers.BatchNormalization  # this child process only
+    if before:  # this child process only
+        import scintilab.models.cbam as cbam
+
+        blocks.BatchNorm = keras.layers.BatchNormalization
+        cbam.FAST_TF_MEAN = False
 
     keras.utils.set_random_seed(seed)
     policy = "mixed_bfloat16" if precision == "bfloat16" else "float32"
