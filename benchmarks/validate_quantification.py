@@ -5,9 +5,10 @@ Prints (and writes as JSON with ``--json``) the figures issue 13 asks for:
 * lesion-level sensitivity for lesions at least twice as bright as the bone under them,
   at the operating point and at <= 1.0 false-positive hot spot per scan (FROC). The
   operating point is the one the product uses, printed with every figure: the active
-  classifier's own threshold (the rules' ``RULES_METASTATIC_P``, a learned model's cut
-  chosen on its training cohort), unless ``--threshold`` overrides it; BSI, new-lesion
-  counts and PCWG3 are measured at that same cut;
+  classifier's own calling threshold (the rules' ``RULES_METASTATIC_P``, a learned
+  model's cut chosen on its training cohort), unless ``--threshold`` overrides it; BSI,
+  new-lesion counts and PCWG3 are measured at the classifier's endpoint cut (the rules'
+  ``RULES_ENDPOINT_P``; a learned model's same cut), also printed;
 * BSI against the true BSI: Pearson r and Bland-Altman bias and limits of agreement;
 * repeatability: SD of the BSI (points) when one study is re-simulated with fresh
   Poisson noise (same patient, same visit, same everything else);
@@ -103,6 +104,7 @@ def comparison_table(results: dict[str, dict[str, Any]]) -> str:
         lines.append(f"{_SHORT[key] + f' (>={bar:.2f})':<{w}}" + "".join(f"{c:>18}" for c in cells))
     extra = {
         "operating threshold (p >=)": lambda r: f"{r['operating_threshold']:.2f}",
+        "BSI / follow-up cut (p >=)": lambda r: f"{r['endpoint_threshold']:.2f}",
         "false positives per scan at the operating point": lambda r: f"{r['fp_per_scan_at_op']:.2f}",
         "FP/scan at the best <=1 FP/scan threshold": lambda r: f"{r['fp_per_scan_at_that_threshold'] or float('nan'):.2f}",
         "BSI Bland-Altman bias (points)": lambda r: f"{r['bsi'].get('bias', float('nan')):+.3f}",

@@ -8,9 +8,10 @@ share of skeletal mass). Here, on one study's :class:`~scintilab.hotspots.Detect
   either view within the group), so soft tissue inside a template box does not dilute it
   (except the skull, :data:`TEMPLATE_DENOMINATOR`, whose dim calvarium the skeleton
   mask misses: its whole template counts);
-* the involved pixels are the union of the metastatic hot spots' extents (probability at
-  least the active classifier's operating threshold, :attr:`Detection.threshold`, the
-  same cut that counts the hot spots), counted on the group they fall on. A hot spot's extent
+* the involved pixels are the union of the hot spots' extents whose probability reaches
+  the active classifier's endpoint cut (:attr:`Detection.endpoint_threshold`: 0.5 for
+  the default rules, whose calling threshold is lower; see
+  :data:`scintilab.hotspots.RULES_ENDPOINT_P` for why), counted on the group they fall on. A hot spot's extent
   (:func:`lesion_extent`) is re-segmented in the view where it is brightest: the pixels
   around it whose smoothed excess over the bone's reference keeps at least
   :data:`EXTENT_LEVEL` of the peak excess, connected to the peak. The level is higher than
@@ -20,7 +21,7 @@ share of skeletal mass). Here, on one study's :class:`~scintilab.hotspots.Detect
 * the shares are :data:`scintilab.anatomy.BONE_MASS_FRACTION` (Spiers 1968, as for BSI).
 
 Like the commercial tools, the result also counts hot spots per bone group (all, and
-those called metastatic). This module never imports Keras.
+those called metastatic at the classifier's calling threshold). This module never imports Keras.
 """
 from __future__ import annotations
 
@@ -55,9 +56,12 @@ class BSIResult:
         bsi: total BSI in percent of skeletal mass.
         per_bone: bone -> {"bsi", "involved_fraction", "bone_px", "involved_px",
             "hotspots", "hotspots_metastatic"}.
-        hotspots_total / hotspots_metastatic: counts over the study.
-        threshold: the probability at which a hot spot counted as metastatic (the active
-            classifier's operating threshold unless one was given).
+        hotspots_total / hotspots_metastatic: counts over the study (metastatic: at
+            ``call_threshold``).
+        threshold: the probability from which a hot spot's extent counted as involved
+            (the active classifier's endpoint cut unless one was given).
+        call_threshold: the probability at which a hot spot counted as metastatic (the
+            classifier's calling threshold unless one was given).
     """
 
     study_key: str
@@ -66,6 +70,7 @@ class BSIResult:
     hotspots_total: int = 0
     hotspots_metastatic: int = 0
     threshold: float = METASTATIC_P
+    call_threshold: float = METASTATIC_P
 
     def row(self) -> dict[str, Any]:
         """A flat row: totals, then ``bsi_<bone>`` and ``hotspots_<bone>`` per bone group."""
@@ -122,10 +127,10 @@ def involvement_mask(det: Detection, threshold: float | None = None) -> np.ndarr
 
     Args:
         det: the detection.
-        threshold: probability at which a hot spot counts; None: the detection's own
-            operating threshold (:attr:`Detection.threshold`).
+        threshold: probability from which a hot spot counts; None: the detection's own
+            endpoint cut (:attr:`Detection.endpoint_threshold`).
     """
-    t = det.call_threshold(threshold)
+    t = det.endpoint_cut(threshold)
     out = np.zeros(det.shape, bool)
     refs: dict[str, np.ndarray] = {}
     for h in det.hotspots:
@@ -139,13 +144,15 @@ def compute_bsi(det: Detection, threshold: float | None = None) -> BSIResult:
 
     Args:
         det: from :func:`scintilab.hotspots.detect_hotspots`.
-        threshold: probability at which a hot spot counts as metastatic; None: the
-            detection's own operating threshold (the rules' or the learned model's).
+        threshold: one probability cut for involvement and counts; None: the
+            detection's own (involvement at :attr:`Detection.endpoint_threshold`,
+            metastatic counts at :attr:`Detection.threshold`).
 
     Returns:
         A :class:`BSIResult`.
     """
-    threshold = det.call_threshold(threshold)
+    call = det.call_threshold(threshold)
+    threshold = det.endpoint_cut(threshold)
     bmap = det.bone_map()
     skel = det.skeleton_union()
     inv = involvement_mask(det, threshold)
@@ -164,10 +171,10 @@ def compute_bsi(det: Detection, threshold: float | None = None) -> BSIResult:
         total += val
         hs = [h for h in det.hotspots if h.bone == b]
         per[b] = {"bsi": val, "involved_fraction": frac, "bone_px": int(bone_px[i]), "involved_px": int(inv_px[i]),
-                  "hotspots": len(hs), "hotspots_metastatic": sum(1 for h in hs if h.p_metastatic >= threshold)}
+                  "hotspots": len(hs), "hotspots_metastatic": sum(1 for h in hs if h.p_metastatic >= call)}
     return BSIResult(study_key=det.study_key, bsi=total, per_bone=per, hotspots_total=len(det.hotspots),
-                     hotspots_metastatic=sum(1 for h in det.hotspots if h.p_metastatic >= threshold),
-                     threshold=threshold)
+                     hotspots_metastatic=sum(1 for h in det.hotspots if h.p_metastatic >= call),
+                     threshold=threshold, call_threshold=call)
 
 
 def repeatability(values: Any) -> dict[str, float]:

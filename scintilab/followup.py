@@ -127,9 +127,10 @@ def compare(reference: Detection, followup: Detection, *, threshold: float | Non
     Args:
         reference: the earlier study's detection (usually the baseline).
         followup: the later study's detection.
-        threshold: probability at which a hot spot counts as metastatic; None: each
-            detection's own operating threshold (:attr:`Detection.threshold`), the cut its
-            BSI and hot-spot counts use.
+        threshold: probability at which a hot spot counts as a lesion; None: each
+            detection's own endpoint cut (:attr:`Detection.endpoint_threshold`, the cut
+            its BSI uses; for the default rules 0.5, above their calling threshold, see
+            :data:`scintilab.hotspots.RULES_ENDPOINT_P`).
         shift: follow-up-to-reference translation; None registers the two studies.
         tol_mm: matching tolerance for small hot spots.
 
@@ -142,8 +143,8 @@ def compare(reference: Detection, followup: Detection, *, threshold: float | Non
             shift = (0.0, 0.0)
         else:
             shift = register(reference.images[view], followup.images[view])
-    t_ref = reference.call_threshold(threshold)
-    t_fu = followup.call_threshold(threshold)
+    t_ref = reference.endpoint_cut(threshold)
+    t_fu = followup.endpoint_cut(threshold)
     tol = tol_mm / (0.5 * (reference.spacing[0] + reference.spacing[1]))
     # Every baseline hot spot takes part, whatever its probability: a lesion just under
     # the call threshold at baseline that crosses it later (a flare) is not new. A faint
@@ -231,8 +232,8 @@ def follow_patient(detections: Sequence[Detection], dates: Sequence[Any], bsi: S
         detections: the patient's detections, in date order (the first is the baseline).
         dates: their study dates (``datetime.date`` or None), same order.
         bsi: their BSI values (percent), same order.
-        threshold: probability at which a hot spot counts as metastatic; None: each
-            detection's own operating threshold.
+        threshold: probability at which a hot spot counts as a lesion; None: each
+            detection's own endpoint cut.
 
     Returns:
         A :class:`PatientFollowup` (no rows for a single study).

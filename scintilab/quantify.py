@@ -16,10 +16,13 @@
 * ``DIR/reports/<study_key>.html``: one self-contained page per study;
 * ``DIR/failed.csv``: studies that could not be quantified, with the reason.
 
-"Metastatic" is decided everywhere (hot-spot counts, BSI involvement, new lesions, PCWG3,
-reports) at the operating threshold of the active hot-spot classifier: the default rules'
-:data:`scintilab.hotspots.RULES_METASTATIC_P`, or a learned model's own
-(:attr:`scintilab.hotspots.HotspotModel.threshold`), unless ``threshold`` overrides it.
+The thresholds belong to the active hot-spot classifier, unless ``threshold`` overrides
+both. A hot spot is *called* metastatic (hotspots.csv ``metastatic``, the metastatic
+counts of studies.csv, the reports' marks) at its calling threshold; BSI involvement and
+the new / resolved lesions behind PCWG3 use its endpoint cut. The default rules call at
+:data:`scintilab.hotspots.RULES_METASTATIC_P` and keep the endpoints at
+:data:`scintilab.hotspots.RULES_ENDPOINT_P` (why: there); a learned model uses its one
+threshold (:attr:`scintilab.hotspots.HotspotModel.threshold`) for both.
 
 Studies are processed patient by patient (date order), so a follow-up is compared with
 its baseline while both are in memory and the cohort never is. A study that fails is
@@ -47,7 +50,8 @@ from scintilab.anatomy import BONE_MASS_FRACTION, BONES
 from scintilab.bsi import BSIResult, compute_bsi
 from scintilab.errors import InputError
 from scintilab.followup import Comparison, PatientFollowup, follow_patient
-from scintilab.hotspots import METASTATIC_P, RULES_METASTATIC_P, Detection, HotspotModel, detect_hotspots
+from scintilab.hotspots import (METASTATIC_P, RULES_ENDPOINT_P, RULES_METASTATIC_P, Detection, HotspotModel,
+                                detect_hotspots)
 from scintilab.study import Study
 
 #: Columns of hotspots.csv, in order.
@@ -161,9 +165,9 @@ def quantify_study(study: Study, *, model: HotspotModel | None = None, threshold
     Args:
         study: the study.
         model: a trained hot-spot model; None applies the default rules.
-        threshold: probability at which a hot spot counts as metastatic; None: the active
-            classifier's operating threshold (the rules' or the model's). A given value
-            also becomes the detection's threshold, so follow-up and reports use it too.
+        threshold: one probability cut for calls, BSI and follow-up; None: the active
+            classifier's own (the rules' calling and endpoint cuts, or the model's). A
+            given value becomes the detection's, so follow-up and reports use it too.
         classifier: a training run for class probabilities and Grad-CAM.
 
     Raises:
@@ -171,9 +175,7 @@ def quantify_study(study: Study, *, model: HotspotModel | None = None, threshold
     """
     det = detect_hotspots(study, model=model)
     if threshold is not None:
-        det.threshold = float(threshold)
-        for h in det.hotspots:
-            h.threshold = float(threshold)
+        det.set_threshold(threshold)
     res = compute_bsi(det)
     sq = StudyQuant(study=study, detection=det, bsi=res)
     if classifier is not None:
@@ -230,8 +232,8 @@ def quantify_cohort(manifest: str | Path | pd.DataFrame, out_dir: str | Path | N
         hotspot_model: a trained hot-spot model (JSON path or object); None = default rules.
         classifier: a training run directory (or :class:`Classifier`) for class
             probabilities and Grad-CAM on the reports.
-        threshold: probability at which a hot spot counts as metastatic; None (the
-            default): the active classifier's own operating threshold.
+        threshold: one probability cut for calls, BSI and follow-up; None (the
+            default): the active classifier's own thresholds.
         reports: write one HTML report per study (needs ``out_dir``).
         progress: a progress bar over studies.
         limit: quantify only the first ``limit`` patients (a quick look).
@@ -429,7 +431,9 @@ def report_html(sq: StudyQuant, *, baseline: StudyQuant | None = None, compariso
     bsi = sq.bsi
     parts.append(
         f"<h2>Bone Scan Index</h2><p><b>BSI {bsi.bsi:.2f} %</b> of skeletal mass &middot; hot spots "
-        f"{bsi.hotspots_total} &middot; called metastatic (p &ge; {bsi.threshold:.2f}) {bsi.hotspots_metastatic}</p>")
+        f"{bsi.hotspots_total} &middot; called metastatic (p &ge; {bsi.call_threshold:.2f}) {bsi.hotspots_metastatic}"
+        f"{'' if bsi.threshold == bsi.call_threshold else f' &middot; BSI and new lesions from p &ge; {bsi.threshold:.2f}'}"
+        "</p>")
     if sq.probabilities:
         probs = " &middot; ".join(f"{html.escape(k)} {v:.2f}" for k, v in sq.probabilities.items())
         parts.append(f"<h2>Classifier</h2><p>{probs}</p>")
@@ -602,9 +606,10 @@ def cli_main(argv: list[str]) -> int:
                         help="first train a hot-spot classifier on this manifest's LabelMe lesions, save it "
                              "here and use it")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="probability at which a hot spot counts as metastatic (default: the active "
-                             f"classifier's operating threshold: {RULES_METASTATIC_P} for the default rules, "
-                             "the cut a learned model chose on its training cohort)")
+                        help="one probability cut for metastatic calls, BSI and follow-up (default: the "
+                             f"active classifier's own: the default rules call at {RULES_METASTATIC_P} and "
+                             f"take BSI / new lesions from {RULES_ENDPOINT_P}; a learned model uses the cut "
+                             "it chose on its training cohort)")
     parser.add_argument("--no-reports", action="store_true", help="tables only")
     parser.add_argument("--limit", type=int, default=None, help="only the first N patients")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -677,10 +682,11 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
     ``hotspot_model`` (a :class:`HotspotModel` or its JSON) replaces the default rules, as
     in :func:`quantify_cohort`; it is used for the repeatability re-simulations too.
 
-    The operating point is the one the product uses: each detection's own operating
-    threshold (the rules' :data:`scintilab.hotspots.RULES_METASTATIC_P` or the model's),
-    or ``threshold`` when given; sensitivity, false positives, BSI and follow-up are all
-    measured at it (``operating_threshold`` in the result). The FROC sweeps every cut.
+    The operating point is the one the product uses: each detection's own calling
+    threshold (the rules' :data:`scintilab.hotspots.RULES_METASTATIC_P` or the model's)
+    for sensitivity and false positives (``operating_threshold``), its endpoint cut for
+    BSI and follow-up (``endpoint_threshold``), or ``threshold`` for both when given.
+    The FROC sweeps every cut.
 
     Returns:
         A dict of figures, the FROC table (``froc``), the per-study BSI pairs (``bsi_pairs``),
@@ -712,6 +718,7 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
     hot_rows: list[dict[str, Any]] = []
     bsi_pairs: list[dict[str, Any]] = []
     op_thresholds: set[float] = set()
+    end_thresholds: set[float] = set()
     n_scans = 0
 
     def hook(done: list[StudyQuant], fu: PatientFollowup | None) -> None:
@@ -724,6 +731,7 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
             lmap, bmap_t, benign = maps["lesion"], maps["bone"], maps["benign"]
             det = sq.detection
             op_thresholds.add(float(det.threshold))
+            end_thresholds.add(float(det.endpoint_threshold))
             n_scans += 1
             bsi_pairs.append({"study_key": sq.study.study_key, "label": d["label"], "visit": d["visit"],
                               "bsi": sq.bsi.bsi, "true_bsi": float(d["true_bsi"])})
@@ -780,6 +788,7 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
     # The operating point: what the product called (each hot spot at its classifier's
     # own threshold), not the nearest FROC grid point.
     op_t = max(op_thresholds) if op_thresholds else (METASTATIC_P if threshold is None else threshold)
+    end_t = max(end_thresholds) if end_thresholds else op_t
     op = {"sensitivity_bright": float(bright["called"].mean()) if len(bright) else float("nan"),
           "sensitivity_all": float(les["called"].mean()) if len(les) else float("nan"),
           "fp_per_scan": (int((hot["called"] & ~hot["lesion"]).sum()) if len(hot) else 0) / max(n_scans, 1)}
@@ -810,7 +819,7 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
         "scans": n_scans, "patients": int(res.studies["patient_key"].nunique()) if len(res.studies) else 0,
         "lesions": int(len(les)), "lesions_bright": int(len(bright)),
         "seconds": round(seconds, 1), "seconds_per_study": round(seconds / max(n_scans, 1), 2),
-        "operating_threshold": op_t,
+        "operating_threshold": op_t, "endpoint_threshold": end_t,
         "operating_classifier": "default rules" if model is None else "learned hot-spot model",
         "sensitivity_bright_at_op": float(op["sensitivity_bright"]), "fp_per_scan_at_op": float(op["fp_per_scan"]),
         "sensitivity_all_at_op": float(op["sensitivity_all"]),
@@ -831,8 +840,8 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
         f"({figures['lesions_bright']} at least twice as bright as the bone under them); "
         f"{figures['seconds_per_study']} s per study",
         f"operating point p >= {op_t:.2f} ("
-        f"{'given threshold' if threshold is not None else 'own threshold of the ' + figures['operating_classifier']}"
-        f"): sensitivity (bright lesions) {figures['sensitivity_bright_at_op']:.3f}, "
+        f"{'given threshold' if threshold is not None else 'calling threshold of the ' + figures['operating_classifier']}"
+        f"; BSI and follow-up from p >= {end_t:.2f}): sensitivity (bright lesions) {figures['sensitivity_bright_at_op']:.3f}, "
         f"all lesions {figures['sensitivity_all_at_op']:.3f}, false positives per scan {figures['fp_per_scan_at_op']:.2f}",
     ]
     if best is not None:
@@ -889,7 +898,8 @@ def validation_verdict(figures: dict[str, Any]) -> str:
     vals["bsi_pearson_r"] = (figures.get("bsi") or {}).get("pearson_r", float("nan"))
     lines = [f"Measured on this run: {figures.get('scans', 0)} scans of {figures.get('patients', 0)} patients, "
              f"{figures.get('followup_pairs', 0)} follow-up pairs, operating point p >= "
-             f"{figures.get('operating_threshold', METASTATIC_P):.2f}.", ""]
+             f"{figures.get('operating_threshold', METASTATIC_P):.2f} (BSI and follow-up from p >= "
+             f"{figures.get('endpoint_threshold', figures.get('operating_threshold', METASTATIC_P)):.2f}).", ""]
     for key, (bar, what) in VALIDATION_BARS.items():
         v = vals.get(key)
         ok = v is not None and np.isfinite(v) and v >= bar

@@ -34,12 +34,14 @@ def test_bsi_is_the_mass_weighted_sum_of_involved_fractions() -> None:
         1 for h in det.hotspots if h.bone is None and h.metastatic)
     row = res.row()
     assert {f"bsi_{b}" for b in BONES} <= set(row) and {f"hotspots_{b}" for b in BONES} <= set(row)
-    # by default the BSI counts at the active classifier's own threshold (the rules')
-    assert res.threshold == det.threshold
-    assert res.bsi == pytest.approx(compute_bsi(det, threshold=det.threshold).bsi)
-    # raising the call threshold can only lower the BSI, given or set on the detection
+    # by default the classifier's own cuts: involvement from its endpoint cut, the
+    # metastatic counts at its calling threshold (the rules: two different cuts)
+    assert res.threshold == det.endpoint_threshold and res.call_threshold == det.threshold
+    assert res.bsi == pytest.approx(compute_bsi(det, threshold=det.endpoint_threshold).bsi)
+    assert res.hotspots_metastatic == len(det.metastatic())
+    # raising the cut can only lower the BSI, given or set on the detection
     assert compute_bsi(det, threshold=0.99).bsi <= res.bsi
-    det.threshold = 0.99
+    det.set_threshold(0.99)
     assert compute_bsi(det).bsi == pytest.approx(compute_bsi(det, threshold=0.99).bsi)
 
 

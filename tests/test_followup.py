@@ -101,13 +101,15 @@ def test_new_means_nothing_there_before_or_a_lesion_appearing_on_faint_uptake() 
 
 
 def test_new_and_resolved_are_counted_at_each_detections_own_threshold() -> None:
-    """A classifier with a lower operating threshold (the rules') calls more: the follow-up
-    counts follow the detections' own cut unless one is given."""
+    """The follow-up counts follow each detection's own endpoint cut unless one is given."""
     base = _det("S-0", [_hs(50, 20, 0.3, 3.0)])
     fu = _det("S-1", [_hs(20, 25, 0.3, 4.0), _hs(50, 20, 0.35, 3.2)])
     assert compare(base, fu, shift=(0.0, 0.0)).new == []  # both below the default 0.5
     for d in (base, fu):
-        d.threshold = 0.25
+        d.threshold = 0.25  # a lower calling threshold alone does not change the counts
+    assert compare(base, fu, shift=(0.0, 0.0)).new == []
+    for d in (base, fu):
+        d.set_threshold(0.25)  # the endpoint cut does
     low = compare(base, fu, shift=(0.0, 0.0))
     assert [(h.row, h.col) for h in low.new] == [(20, 25)]
     assert compare(base, fu, shift=(0.0, 200.0)).resolved == base.hotspots

@@ -9,6 +9,7 @@ from scintilab.anatomy import BONES
 from scintilab.errors import InputError
 from scintilab.hotspots import (
     METASTATIC_P,
+    RULES_ENDPOINT_P,
     RULES_METASTATIC_P,
     Hotspot,
     HotspotModel,
@@ -119,8 +120,8 @@ def test_learned_model_trains_saves_loads_and_replaces_rules(tmp_path, metastati
     assert np.allclose([h.p_metastatic for h in det2.hotspots], back.predict([h.features for h in det2.hotspots]))
     # the operating threshold belongs to the active classifier: the rules' own cut, the
     # model's (folded into its intercept, so 0.5 on its outputs), and every call follows it
-    assert dets[0].threshold == RULES_METASTATIC_P and back.threshold == METASTATIC_P
-    assert det2.threshold == back.threshold
+    assert dets[0].threshold == RULES_METASTATIC_P and dets[0].endpoint_threshold == RULES_ENDPOINT_P
+    assert back.threshold == METASTATIC_P and det2.threshold == det2.endpoint_threshold == back.threshold
     for d in (dets[0], det2):
         assert [h.metastatic for h in d.hotspots] == [h.p_metastatic >= d.threshold for h in d.hotspots]
         assert d.metastatic() == [h for h in d.hotspots if h.metastatic]
