@@ -95,3 +95,37 @@ def test_skull_denominator_is_its_whole_template() -> None:
     assert res.per_bone["skull"]["bone_px"] >= int((bmap == skull_id).sum())
     skel_only = int((bmap[det.skeleton_union()] == skull_id).sum())
     assert res.per_bone["skull"]["bone_px"] > skel_only, "skeleton mask covered the whole skull template"
+
+
+def test_depth_partners_count_their_full_projection() -> None:
+    """The thoracic spine reads the posterior drawing order (in front of the sternum
+    there), the sternum the anterior one, so neither loses the pixels they share."""
+    from scintilab.bsi import depth_maps, front_view
+
+    assert front_view("thoracic_spine") == "POST" and front_view("sternum") == "ANT"
+    assert front_view("femora") == "ANT"
+    det, res, _ = _quant("ADMet", 3)
+    maps = depth_maps(det)
+    skel = det.skeleton_union()
+    t = BONES.index("thoracic_spine") + 1
+    behind = int((skel & (maps["POST"] == t)).sum())
+    assert res.per_bone["thoracic_spine"]["bone_px"] >= behind > int((skel & (maps["ANT"] == t)).sum())
+
+
+def test_healthy_reference_leaves_hot_spots_out() -> None:
+    """The extent's reference is the bone's level away from hot spots: never above the
+    detection's median of all skeleton pixels, and below it on some involved bone."""
+    from scintilab.bsi import healthy_references
+    from scintilab.hotspots import reference_image
+
+    det, _, _ = _quant("ADMet", 3)
+    healthy = healthy_references(det)
+    assert set(healthy) == set(det.smoothed)
+    lower = False
+    for v, ref in healthy.items():
+        full = reference_image(det.references[v], det.atlas[v].bone_map())
+        assert np.all(ref <= full + 1e-6)
+        for h in det.hotspots:
+            if h.metastatic and h.best_view == v:
+                lower |= bool(ref[h.peak_rc] < full[h.peak_rc] - 1e-6)
+    assert lower
