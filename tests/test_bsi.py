@@ -112,6 +112,23 @@ def test_depth_partners_count_their_full_projection() -> None:
     assert res.per_bone["thoracic_spine"]["bone_px"] >= behind > int((skel & (maps["ANT"] == t)).sum())
 
 
+def test_scapula_denominator_includes_the_part_the_ribs_hide() -> None:
+    """The ribs are drawn over the scapulae in the exclusive bone map; the scapulae's
+    denominator is their whole projection on bone, so it holds the hidden part too."""
+    from scintilab.bsi import FULL_PROJECTION_DENOMINATOR, depth_maps, full_projection, involvement_by_view
+
+    assert "scapulae" in FULL_PROJECTION_DENOMINATOR
+    det, res, _ = _quant("ADMet", 3)
+    s = BONES.index("scapulae") + 1
+    full = full_projection(det.atlas["ANT"], "scapulae")
+    exclusive = depth_maps(det)["ANT"] == s
+    assert not (exclusive & ~full).any(), "the exclusive scapula pixels lie outside its full projection"
+    bv = involvement_by_view(det)
+    bone = det.skeleton_union() | bv["ANT"] | bv["POST"]
+    assert res.per_bone["scapulae"]["bone_px"] == int((full & bone).sum())
+    assert res.per_bone["scapulae"]["bone_px"] > 1.5 * int((exclusive & bone).sum()), "ribs hid little of the scapulae"
+
+
 def test_healthy_reference_leaves_hot_spots_out() -> None:
     """The extent's reference is the bone's level away from hot spots: never above the
     detection's median of all skeleton pixels, and below it on some involved bone."""
