@@ -669,10 +669,10 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
     if det.bladder is not None and det.bladder.any():
         if det._bladder_zone is None:
             det._bladder_zone = ndi.binary_dilation(det.bladder, iterations=2)
-        big = hs.area_px >= BLADDER_MIN_AREA_PX * (2.3**2 / (det.spacing[0] * det.spacing[1]))
+        big = hs.area_px >= _area_px(det, BLADDER_MIN_AREA_PX)
         if (det._bladder_zone & full).any() and (big or not (np.isfinite(hs.ap_ratio) and hs.ap_ratio < BLADDER_MIN_AP)):
             return "bladder"
-    elif (hs.area_px >= BLADDER_MIN_AREA_PX * (2.3**2 / (det.spacing[0] * det.spacing[1])) and abs(u) < 0.3
+    elif (hs.area_px >= _area_px(det, BLADDER_MIN_AREA_PX) and abs(u) < 0.3
           and abs(v - float(atlas.v_of_row(lm.bladder))) < 0.04 and np.isfinite(hs.ap_ratio)
           and hs.ap_ratio >= BLADDER_MIN_AP):
         # No bladder blob (the atlas's threshold failed): a large, front-heavy hot spot on
@@ -685,7 +685,7 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
         if abs(u) > 0.5 and v > 0.3:
             return "injection_site"
         return "soft_tissue"
-    small = hs.area_px <= 60 * (2.3**2 / (det.spacing[0] * det.spacing[1]))
+    small = hs.area_px <= _area_px(det, 60)
     if hs.bone in ("forearms", "hands") and _injection_like(det, hs):
         return "injection_site"
     if hs.bone == "humeri" and v > 0.32 and abs(u) > ARM_MIN_U:
@@ -707,7 +707,7 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
             if other is hs or other.bone != "ribs":
                 continue
             ratio = max(other.normalized_uptake, 1e-3) / max(hs.normalized_uptake, 1e-3)
-            if other.area_px <= 60 * (2.3**2 / (det.spacing[0] * det.spacing[1])) and \
+            if other.area_px <= _area_px(det, 60) and \
                     abs(other.col - hs.col) <= 4 and 4 <= abs(other.row - hs.row) <= 30 and \
                     1 / FRACTURE_MAX_RATIO <= ratio <= FRACTURE_MAX_RATIO:
                 return "rib_fracture_line"
@@ -721,15 +721,19 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
             hs.normalized_uptake < ANTERIOR_THIGH_MAX_UPTAKE:
         return "anterior_thigh"
     if hs.bone == "pelvis" and hs.normalized_uptake < PELVIC_ANATOMY_MAX_UPTAKE and \
-            hs.area_px >= PELVIC_ANATOMY_MIN_AREA_PX * (2.3**2 / (det.spacing[0] * det.spacing[1])):
+            hs.area_px >= _area_px(det, PELVIC_ANATOMY_MIN_AREA_PX):
         return "pelvic_anatomy"
-    if hs.bone == "lumbar_spine" and hs.area_px <= LUMBAR_FACET_MAX_AREA_PX * (
-            2.3**2 / (det.spacing[0] * det.spacing[1])) and _elongation(hs.mask) <= LUMBAR_FACET_MAX_ELONGATION \
-            and hs.normalized_uptake <= LUMBAR_FACET_MAX_UPTAKE:
+    if hs.bone == "lumbar_spine" and hs.area_px <= _area_px(det, LUMBAR_FACET_MAX_AREA_PX) and \
+            _elongation(hs.mask) <= LUMBAR_FACET_MAX_ELONGATION and hs.normalized_uptake <= LUMBAR_FACET_MAX_UPTAKE:
         spine_half = 0.095 * max(lm.half_width, 1.0)
         if abs(hs.col - float(lm.midline(hs.row))) > 0.55 * spine_half:
             return "lumbar_facet"
     return ""
+
+
+def _area_px(det: Detection, px_at_2_3mm: float) -> float:
+    """An area given in pixels of 2.3 mm, in pixels of ``det``'s spacing."""
+    return px_at_2_3mm * (2.3**2 / (det.spacing[0] * det.spacing[1]))
 
 
 def _arm_site(det: Detection, hs: Hotspot) -> bool:
