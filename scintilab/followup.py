@@ -5,13 +5,20 @@ baseline. Each later study is registered to the baseline (a translation found by
 correlation of the anterior views: the bed, the sweep start and the patient move between
 visits), its hot spots are moved into the baseline's frame and matched:
 
-* **new**: a metastatic hot spot of the follow-up with no baseline hot spot (of any
+* **new**: a lesion hot spot of the follow-up with no baseline hot spot (of any
   probability) at that place, or whose baseline counterpart was not called metastatic and
   had a small fraction of its excess uptake over the bone (normalised uptake minus one;
   :data:`APPEARED_RATIO`): a lesion
   just under the call threshold at baseline that brightens (healing flare, growth) is not
   new, while a lesion appearing on bone that showed only faint or joint uptake before is.
-  "At that place" is a distance gate scaled to the two hot spots' sizes (see :func:`match`);
+  "At that place" is a distance gate scaled to the two hot spots' sizes (see :func:`match`).
+  A lesion hot spot is one at the endpoint cut, or one that *emerged*: at least
+  :data:`EMERGED_MIN_UPTAKE` times its bone where the baseline showed quiet bone (the
+  rules' damping stands for normal anatomy and chronic disease, which were there before
+  too). A follow-up hot spot matched to an old lesion counts as new as well when it holds
+  a second peak, away from the old one, that emerged (a new lesion merged with an old
+  one). New hot spots on one bone within :data:`SAME_LESION_MM` of each other are one
+  lesion (:func:`count_lesions`);
 * **resolved**: a metastatic hot spot of the baseline with no hot spot left at that place;
 * **grown**: matched, and its area grew by more than 25 % or its normalised uptake by more
   than 25 %.
@@ -47,6 +54,18 @@ GROWTH: float = 0.25
 #: (normalised uptake - 1) of an uncalled baseline hot spot at the same place is a new
 #: lesion there. A healing flare brightens a lesion by 30-70 %, far less than this.
 APPEARED_RATIO: float = 2.5
+#: A follow-up hot spot below the endpoint cut still counts as a lesion when it emerged
+#: where the earlier study showed quiet bone (:data:`APPEARED_RATIO` times the excess
+#: uptake there) and its normalised uptake reaches the rules' uptake midpoint: the
+#: damping of the rules (symmetry with the other side, a joint, a lumbar facet position)
+#: stands for normal anatomy and chronic disease, which were there before too. Hot spots a
+#: rule explains as never bone (:data:`NEVER_LESION`) are left out.
+EMERGED_MIN_UPTAKE: float = 2.6
+#: Rule kinds that are never a bone lesion, even when new: the injection site and urine
+#: change between visits by nature.
+NEVER_LESION: tuple[str, ...] = ("bladder", "soft_tissue", "injection_site", "contamination")
+#: New hot spots on one bone whose extents come this close (mm) are counted as one lesion.
+SAME_LESION_MM: float = 10.0
 #: Fewest new lesions for PCWG3 progression, and fewest additional ones to confirm it.
 PCWG3_MIN_NEW: int = 2
 #: Fewest days between the first follow-up and the confirmatory scan.
@@ -61,7 +80,11 @@ class Comparison:
     Attributes:
         reference_key / study_key: pseudonymous keys of the earlier and the later study.
         shift: (rows, cols) that moves follow-up pixels onto the reference frame.
-        new: follow-up hot spots that are new (metastatic, no counterpart).
+        new: follow-up hot spots that are new (lesion hot spots without a counterpart,
+            or holding a new lesion beside an old one; see the module docstring).
+        new_lesions: how many lesions those are: new hot spots on one bone whose extents
+            come within :data:`SAME_LESION_MM` of each other are one lesion (a mottled
+            lesion breaks into several hot spots).
         resolved: reference hot spots (metastatic) with no counterpart left.
         grown: (reference, follow-up) matched pairs that grew.
         matched: all (reference, follow-up) matched pairs.
@@ -71,6 +94,7 @@ class Comparison:
     study_key: str
     shift: tuple[float, float]
     new: list[Hotspot] = field(default_factory=list)
+    new_lesions: int = 0
     resolved: list[Hotspot] = field(default_factory=list)
     grown: list[tuple[Hotspot, Hotspot]] = field(default_factory=list)
     matched: list[tuple[Hotspot, Hotspot]] = field(default_factory=list)
@@ -120,6 +144,59 @@ def match(reference: Sequence[Hotspot], followup: Sequence[Hotspot], shift: tupl
     return [(reference[i], followup[j]) for i, j in greedy_pairs(pairs)]
 
 
+def _emerged(uptake: float, before: float | None) -> bool:
+    """Whether a normalised ``uptake`` holds at least :data:`APPEARED_RATIO` times the
+    excess over bone (normalised uptake - 1) that its place showed before (``before``)."""
+    return before is not None and uptake - 1 >= APPEARED_RATIO * max(before - 1, 1e-3)
+
+
+def _uptake_before(reference: Detection, h: Hotspot, shift: tuple[float, float]) -> float | None:
+    """The reference study's normalised uptake at follow-up hot spot ``h``'s place (its
+    peak moved by ``shift``; the brightest count within ``h``'s radius)."""
+    return _uptake_at(reference, h.best_view, h.bone, h.peak_rc[0] + shift[0], h.peak_rc[1] + shift[1],
+                      max(2, int(round(_radius(h)))))
+
+
+def _emerged_beside(reference: Detection, followup: Detection, a: Hotspot, b: Hotspot,
+                    shift: tuple[float, float], gap_px: float) -> bool:
+    """Whether follow-up hot spot ``b`` (matched with reference hot spot ``a``) holds a
+    local peak at least ``gap_px`` from ``a``'s peak, of normalised uptake at least
+    :data:`EMERGED_MIN_UPTAKE`, that emerged where the reference showed quiet bone."""
+    from skimage.feature import peak_local_max
+
+    view = b.best_view
+    sm = followup.smoothed.get(view) if followup.smoothed else None
+    refs = followup.references.get(view) if followup.references else None
+    if sm is None or not refs or b.bone not in refs:
+        return False
+    level = max(float(refs[b.bone]), 1e-3)
+    h, w = b.mask.shape
+    r0, c0 = b.bbox
+    patch = np.where(b.mask, sm[r0:r0 + h, c0:c0 + w], 0.0)
+    peaks = peak_local_max(patch, min_distance=2, threshold_abs=EMERGED_MIN_UPTAKE * level, exclude_border=False)
+    for pr, pc in peaks:
+        r, c = pr + r0, pc + c0
+        if math.hypot(r + shift[0] - a.peak_rc[0], c + shift[1] - a.peak_rc[1]) < gap_px:
+            continue
+        if _emerged(float(sm[r, c]) / level, _uptake_at(reference, view, b.bone, r + shift[0], c + shift[1], 2)):
+            return True
+    return False
+
+
+def _uptake_at(det: Detection, view: str, bone: str | None, row: float, col: float, rad: int) -> float | None:
+    """``det``'s normalised uptake at (row, col) of ``view``: its brightest smoothed count
+    within ``rad`` pixels, over its level for ``bone``. None when it cannot be read."""
+    sm = det.smoothed.get(view) if det.smoothed else None
+    refs = det.references.get(view) if det.references else None
+    if sm is None or not refs or bone not in refs:
+        return None
+    r, c = int(round(row)), int(round(col))
+    box = sm[max(r - rad, 0): r + rad + 1, max(c - rad, 0): c + rad + 1]
+    if not box.size:
+        return None
+    return float(box.max()) / max(float(refs[bone]), 1e-3)
+
+
 def compare(reference: Detection, followup: Detection, *, threshold: float | None = None,
             shift: tuple[float, float] | None = None, tol_mm: float = 12.0) -> Comparison:
     """Compare a follow-up detection with an earlier one (see the module docstring).
@@ -150,17 +227,51 @@ def compare(reference: Detection, followup: Detection, *, threshold: float | Non
     # the call threshold at baseline that crosses it later (a flare) is not new. A faint
     # baseline peak does not hide a lesion that appears on it: see APPEARED_RATIO.
     pairs = match(list(reference.hotspots), list(followup.hotspots), shift, tol)
-    appeared = {id(b) for a, b in pairs if a.p_metastatic < t_ref and b.p_metastatic >= t_fu
-                and b.normalized_uptake - 1 >= APPEARED_RATIO * max(a.normalized_uptake - 1, 1e-3)}
+    # What counts as a lesion at follow-up: a call at the endpoint cut, or a hot spot that
+    # emerged where the reference showed quiet bone (see EMERGED_MIN_UPTAKE).
+    lesion_fu = {id(h) for h in followup.hotspots if h.p_metastatic >= t_fu or (
+        h.kind not in NEVER_LESION and h.normalized_uptake >= EMERGED_MIN_UPTAKE
+        and _emerged(h.normalized_uptake, _uptake_before(reference, h, shift)))}
+    appeared = {id(b) for a, b in pairs if a.p_metastatic < t_ref and id(b) in lesion_fu
+                and _emerged(b.normalized_uptake, a.normalized_uptake)}
     pairs = [(a, b) for a, b in pairs if id(b) not in appeared]
     matched_ref = {id(a) for a, _ in pairs}
     matched_fu = {id(b) for _, b in pairs}
-    new = [h for h in followup.hotspots if h.p_metastatic >= t_fu and id(h) not in matched_fu]
+    new = [h for h in followup.hotspots if id(h) in lesion_fu and id(h) not in matched_fu]
+    gap = SAME_LESION_MM / (0.5 * (followup.spacing[0] + followup.spacing[1]))
+    # A new lesion next to an old one can merge with it into one hot spot that matches the
+    # old one: such a hot spot counts as new too when it holds a second peak that emerged.
+    beside = [b for a, b in pairs if id(b) in lesion_fu and _emerged_beside(reference, followup, a, b, shift, gap)]
+    new += beside
     resolved = [h for h in reference.hotspots if h.p_metastatic >= t_ref and id(h) not in matched_ref]
     grown = [(a, b) for a, b in pairs if b.p_metastatic >= t_fu and (
         b.area_px > (1 + GROWTH) * a.area_px or b.normalized_uptake > (1 + GROWTH) * a.normalized_uptake)]
     return Comparison(reference_key=reference.study_key, study_key=followup.study_key, shift=shift, new=new,
-                      resolved=resolved, grown=grown, matched=pairs)
+                      new_lesions=count_lesions(new, followup.shape, gap), resolved=resolved, grown=grown,
+                      matched=pairs)
+
+
+def count_lesions(hotspots: Sequence[Hotspot], shape: tuple[int, int], gap_px: float) -> int:
+    """How many lesions ``hotspots`` are: those on one bone whose extents come within
+    ``gap_px`` of each other are one (single linkage)."""
+    n = len(hotspots)
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    it = int(round(gap_px))
+    if it < 1:
+        return n
+    grown = [ndi.binary_dilation(h.full_mask(shape), iterations=it) for h in hotspots]
+    for i in range(n):
+        for j in range(i + 1, n):
+            if hotspots[i].bone == hotspots[j].bone and (grown[i] & hotspots[j].full_mask(shape)).any():
+                parent[root(i)] = root(j)
+    return len({root(i) for i in range(n)})
 
 
 def pcwg3_statuses(days: Sequence[float], new_vs_baseline: Sequence[int],
@@ -253,17 +364,17 @@ def follow_patient(detections: Sequence[Detection], dates: Sequence[Any], bsi: S
         comps.append(comp)
         d0, dk = dates[0], dates[k]
         days.append(float((dk - d0).days) if d0 is not None and dk is not None else float("nan"))
-        vs_base.append(len(comp.new))
+        vs_base.append(comp.new_lesions)
         if k > 1:
             # versus the first follow-up: register to it directly
             c1 = compare(detections[1], det, threshold=threshold)
-            vs_first.append(len(c1.new))
+            vs_first.append(c1.new_lesions)
     status = pcwg3_statuses(days, vs_base, vs_first)
     for k, (det, comp) in enumerate(zip(detections[1:], comps), start=1):
         out.comparisons[det.study_key] = comp
         out.rows.append({
             "patient_key": base.patient_key, "baseline_study_key": base.study_key, "study_key": det.study_key,
-            "days": None if not np.isfinite(days[k - 1]) else int(days[k - 1]), "new_lesions": len(comp.new),
+            "days": None if not np.isfinite(days[k - 1]) else int(days[k - 1]), "new_lesions": comp.new_lesions,
             "resolved_lesions": len(comp.resolved), "grown_lesions": len(comp.grown),
             "new_vs_first_followup": vs_first[k - 1] if k > 1 else None,
             "bsi_change": round(float(bsi[k]) - float(bsi[0]), 4), "pcwg3": status[k - 1],
@@ -272,5 +383,5 @@ def follow_patient(detections: Sequence[Detection], dates: Sequence[Any], bsi: S
     return out
 
 
-__all__ = ["Comparison", "GROWTH", "PCWG3_STATUSES", "PatientFollowup", "compare", "follow_patient", "match",
-           "pcwg3_statuses", "register"]
+__all__ = ["Comparison", "GROWTH", "PCWG3_STATUSES", "PatientFollowup", "compare", "count_lesions", "follow_patient",
+           "match", "pcwg3_statuses", "register"]

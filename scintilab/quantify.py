@@ -49,7 +49,7 @@ import pandas as pd
 from scintilab.anatomy import BONE_MASS_FRACTION, BONES
 from scintilab.bsi import BSIResult, compute_bsi
 from scintilab.errors import InputError
-from scintilab.followup import Comparison, PatientFollowup, follow_patient
+from scintilab.followup import SAME_LESION_MM, Comparison, PatientFollowup, follow_patient
 from scintilab.hotspots import (METASTATIC_P, RULES_ENDPOINT_P, RULES_METASTATIC_P, Detection, HotspotModel,
                                 detect_hotspots)
 from scintilab.study import Study
@@ -458,7 +458,9 @@ def report_html(sq: StudyQuant, *, baseline: StudyQuant | None = None, compariso
                 f"<p>{'' if days is None else f'{days} days after baseline &middot; '}new lesions "
                 f"<b>{followup_row['new_lesions']}</b> &middot; resolved {followup_row['resolved_lesions']} "
                 f"&middot; grown {followup_row['grown_lesions']} &middot; BSI change "
-                f"{followup_row['bsi_change']:+.2f} &middot; PCWG3 <b>{html.escape(str(followup_row['pcwg3']))}</b></p>")
+                f"{followup_row['bsi_change']:+.2f} &middot; PCWG3 <b>{html.escape(str(followup_row['pcwg3']))}</b></p>"
+                "<p class='muted'>boxes: new hot spots; boxes on one bone within "
+                f"{SAME_LESION_MM:g} mm of each other count as one lesion</p>")
         import matplotlib.pyplot as plt
 
         fig, axes = plt.subplots(1, 2, figsize=(5.6, 7))

@@ -115,3 +115,75 @@ def test_new_and_resolved_are_counted_at_each_detections_own_threshold() -> None
     assert compare(base, fu, shift=(0.0, 200.0)).resolved == base.hotspots
     # an explicit threshold overrides the detections' own
     assert compare(base, fu, shift=(0.0, 0.0), threshold=0.5).new == []
+
+
+def _quiet_det(key: str, spots: list[Hotspot], level: float = 10.0, bright: list[tuple[int, int, float]] = ()
+               ) -> Detection:
+    """A detection with a flat smoothed image at ``level`` (bone reference ``level``: quiet
+    bone reads a normalised uptake of 1) and the given (row, col, normalised uptake) bumps."""
+    sm = np.full((64, 32), level, np.float32)
+    for r, c, nu in bright:
+        sm[r - 1:r + 2, c - 1:c + 2] = nu * level
+    return Detection(study_key=key, patient_key="P-1", frame="ANT", images={"ANT": sm.copy()}, atlas={},
+                     skeleton={}, references={"ANT": {"ribs": level}}, hotspots=spots, smoothed={"ANT": sm})
+
+
+def _spot(r: int, c: int, p: float, nu: float, kind: str = "", area: int = 9) -> Hotspot:
+    return Hotspot(id=0, view="ANT+POST", row=float(r), col=float(c), bone="ribs", area_px=area,
+                   peak_counts=10 * nu, mean_counts=8 * nu, normalized_uptake=nu, ap_ratio=1.0, p_metastatic=p,
+                   kind=kind, bbox=(r - 1, c - 1), mask=np.ones((3, 3), bool), peak_rc=(r, c))
+
+
+def test_a_focus_emerging_on_quiet_bone_is_new_even_below_the_endpoint_cut() -> None:
+    """Below the endpoint cut, a follow-up focus counts as new when the earlier study showed
+    quiet bone there (and it reaches EMERGED_MIN_UPTAKE), not when the place was already
+    bright, and never when a rule explains it as no bone at all (an injection site)."""
+    from scintilab.followup import EMERGED_MIN_UPTAKE
+
+    base = _quiet_det("S-0", [], bright=[(40, 20, 2.4)])
+    emerged = _spot(10, 10, 0.2, 3.0)             # quiet bone before (1.0): new
+    faint = _spot(20, 10, 0.2, EMERGED_MIN_UPTAKE - 0.3)  # emerged but too faint to count
+    was_there = _spot(40, 20, 0.2, 3.0)           # 2.4 before: excess x1.4, not new
+    injection = _spot(55, 25, 0.05, 8.0, kind="injection_site")
+    fu = _quiet_det("S-1", [emerged, faint, was_there, injection])
+    comp = compare(base, fu, shift=(0.0, 0.0))
+    assert [h.row for h in comp.new] == [10.0]
+    assert comp.new_lesions == 1
+    # the same focus at a place the baseline showed bright is not new
+    base_bright = _quiet_det("S-0", [], bright=[(10, 10, 2.6), (40, 20, 2.4)])
+    assert compare(base_bright, fu, shift=(0.0, 0.0)).new == []
+
+
+def test_new_hot_spots_close_on_one_bone_are_one_lesion() -> None:
+    """A mottled lesion breaks into several hot spots: new hot spots on one bone within
+    SAME_LESION_MM of each other count once; apart or on another bone they count apart."""
+    from scintilab.followup import SAME_LESION_MM, count_lesions
+
+    gap = SAME_LESION_MM / 2.3
+    a, b = _spot(10, 10, 0.9, 5.0), _spot(10, 10 + 2 + int(gap), 0.9, 5.0)  # extents ~gap apart
+    far = _spot(40, 10, 0.9, 5.0)
+    other_bone = _spot(10, 10 + 2 + int(gap), 0.9, 5.0)
+    other_bone.bone = "sternum"
+    assert count_lesions([a, b], (64, 32), gap) == 1
+    assert count_lesions([a, b, far], (64, 32), gap) == 2
+    assert count_lesions([a, other_bone], (64, 32), gap) == 2
+    assert count_lesions([a, b], (64, 32), 0.0) == 2
+    fu = _quiet_det("S-1", [a, b, far])
+    comp = compare(_quiet_det("S-0", []), fu, shift=(0.0, 0.0))
+    assert len(comp.new) == 3 and comp.new_lesions == 2
+
+
+def test_a_new_lesion_merged_with_an_old_one_is_counted() -> None:
+    """A new lesion next to an old one can join it in one follow-up hot spot that matches
+    the old one; its own peak, far from the old peak on bone that was quiet, makes it new."""
+    old = _spot(20, 12, 0.9, 5.0)
+    base = _quiet_det("S-0", [old], bright=[(20, 12, 5.0)])
+    merged = Hotspot(id=0, view="ANT+POST", row=24.0, col=12.0, bone="ribs", area_px=40, peak_counts=50.0,
+                     mean_counts=40.0, normalized_uptake=5.0, ap_ratio=1.0, p_metastatic=0.95, bbox=(18, 10),
+                     mask=np.ones((14, 5), bool), peak_rc=(20, 12))
+    fu = _quiet_det("S-1", [merged], bright=[(20, 12, 5.2), (29, 12, 4.0)])
+    comp = compare(base, fu, shift=(0.0, 0.0))
+    assert comp.matched and comp.new_lesions == 1
+    # the same hot spot with only the old lesion in it: matched, nothing new
+    fu_old = _quiet_det("S-1", [merged], bright=[(20, 12, 5.2)])
+    assert compare(base, fu_old, shift=(0.0, 0.0)).new_lesions == 0

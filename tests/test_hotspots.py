@@ -299,3 +299,49 @@ def test_spine_uptake_term_uses_the_neighbouring_vertebrae(metastatic) -> None:
     p_pelvis, _ = hmod.rule_probability(det, pelvis)
     assert p_pelvis == pytest.approx(uptake_probability(nu) * hmod.contrast_probability(pelvis.contrast)
                                      * (hmod.RULES[pelvis.kind][0] if pelvis.kind else 1.0))
+
+
+def test_a_very_bright_focus_is_not_explained_away_by_its_mirror_image(metastatic, monkeypatch) -> None:
+    """The focality term stands for normal symmetric anatomy, which stays moderate: from
+    FOCALITY_WAIVER_UPTAKE it damps at most to FOCALITY_WAIVER_FLOOR, below it fully."""
+    import scintilab.hotspots as hmod
+
+    det = detect_hotspots(metastatic[0])
+    spot = _on(det, "pelvis", 20, hmod.FOCALITY_WAIVER_UPTAKE + 2.0, 0.8)
+    det.hotspots = [spot]
+    monkeypatch.setattr(hmod, "local_contrast", lambda d, h: 1.0)  # a mirror image as bright
+    p_bright, kind = hmod.rule_probability(det, spot)
+    assert kind == ""
+    assert p_bright == pytest.approx(uptake_probability(spot.normalized_uptake) * hmod.FOCALITY_WAIVER_FLOOR)
+    assert p_bright >= RULES_METASTATIC_P
+    spot.normalized_uptake = hmod.FOCALITY_WAIVER_UPTAKE - 0.5
+    p_moderate, _ = hmod.rule_probability(det, spot)
+    assert p_moderate == pytest.approx(uptake_probability(spot.normalized_uptake) * hmod.contrast_probability(1.0))
+    assert p_moderate < RULES_METASTATIC_P
+
+
+def test_mirror_image_stays_on_the_body_when_one_hand_lies_further_out(metastatic) -> None:
+    """A hand lying further out on one side skews the row's outline; where the mirror image
+    of a hot spot then falls off the body, the atlas's midline gives the mirror place."""
+    import scintilab.hotspots as hmod
+
+    det = detect_hotspots(metastatic[0])
+    atlas = det.atlas["ANT"]
+    spot = _on(det, "femora", 20, 3.0, 1.0)
+    r, c = spot.peak_rc
+    mid = float(atlas.landmarks.midline(r))
+    if c < mid:  # put the spot right of the midline, the far hand on the left edge
+        c = int(round(2 * mid - c))
+        spot.peak_rc, spot.col = (r, c), float(c)
+    body = atlas.body.copy()
+    body[max(r - 8, 0): r + 9, 0:2] = True  # the far hand, at the image edge
+    atlas.body = body
+    det.hotspots = [spot]
+    skewed = hmod._row_midline(body, r)
+    assert skewed is not None and not body[r, int(round(2 * skewed - c))], "the test needs the mirror off the body"
+    sm = det.smoothed["ANT"]
+    wr = max(2, int(round(10.0 / det.spacing[0])))
+    wc = max(2, int(round(10.0 / det.spacing[1])))
+    mc = int(round(2 * mid - c))
+    expected = float(sm[r, c]) / float(sm[max(r - wr, 0): r + wr + 1, max(mc - wc, 0): mc + wc + 1].max())
+    assert hmod.local_contrast(det, spot) == pytest.approx(expected)
