@@ -157,6 +157,13 @@ def _uptake_before(reference: Detection, h: Hotspot, shift: tuple[float, float])
                       max(2, int(round(_radius(h)))))
 
 
+def _quiet_before(reference: Detection, h: Hotspot, shift: tuple[float, float]) -> bool:
+    """Whether ``h`` emerged where the reference showed quiet bone; True when the
+    reference's uptake there cannot be read (nothing to hold against it)."""
+    before = _uptake_before(reference, h, shift)
+    return before is None or _emerged(h.normalized_uptake, before)
+
+
 def _emerged_beside(reference: Detection, followup: Detection, a: Hotspot, b: Hotspot,
                     shift: tuple[float, float], gap_px: float) -> bool:
     """Whether follow-up hot spot ``b`` (matched with reference hot spot ``a``) holds a
@@ -237,7 +244,10 @@ def compare(reference: Detection, followup: Detection, *, threshold: float | Non
     pairs = [(a, b) for a, b in pairs if id(b) not in appeared]
     matched_ref = {id(a) for a, _ in pairs}
     matched_fu = {id(b) for _, b in pairs}
-    new = [h for h in followup.hotspots if id(h) in lesion_fu and id(h) not in matched_fu]
+    # Unmatched is not enough: the reference must have shown quiet bone at that place (a
+    # piece of an old lesion that the detection split differently is not new).
+    new = [h for h in followup.hotspots if id(h) in lesion_fu and id(h) not in matched_fu
+           and _quiet_before(reference, h, shift)]
     gap = SAME_LESION_MM / (0.5 * (followup.spacing[0] + followup.spacing[1]))
     # A new lesion next to an old one can merge with it into one hot spot that matches the
     # old one: such a hot spot counts as new too when it holds a second peak that emerged.

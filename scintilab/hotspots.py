@@ -98,6 +98,16 @@ RULES_METASTATIC_P: float = 0.34
 #: of 0.980. A falsely new lesion can declare progression, so the endpoints take the
 #: specific cut; the extra calls between the two cuts are flagged for the reader.
 RULES_ENDPOINT_P: float = 0.5
+#: Split an area above the detection threshold that holds more than one hot spot: once the
+#: brightest hot spot is taken out (its extent, see :func:`_record`), each piece left over
+#: whose brightest pixel is not next to a hot spot already taken is a hot spot of its own
+#: (and so on, brightest first). Without the split a lesion joined to the bladder or to a
+#: brighter lesion by a bridge of uptake vanished into it: on the cohorts of seeds 1, 7,
+#: 23, 41 and 53 the sensitivity for lesions >= 2x their bone rose by 0.9-2.5 points, the
+#: false positives per scan by at most 0.01. (Splitting at every peak of dynamic >= 0.5 (h-maxima,
+#: watershed) found slightly more lesions but added false positives and pieces of the
+#: shoulder of bright lesions to the BSI: r 0.965 -> 0.950 on seed 1.)
+SPLIT_PEAKS: bool = True
 #: Smallest hot spot kept (pixels at 2.3 mm; scaled with the pixel area).
 MIN_AREA_PX: int = 3
 
@@ -398,7 +408,11 @@ def reference_image(refs: dict[str, float], bone_map: np.ndarray) -> np.ndarray:
 
 def _segment(view: str, img: np.ndarray, sm: np.ndarray, ref: np.ndarray, threshold: float,
              min_area: int) -> list[dict[str, Any]]:
-    """Connected areas above ``threshold`` x reference; one record per area."""
+    """Connected areas above ``threshold`` x reference; one record per hot spot.
+
+    An area can hold more than one (a lesion joined to the bladder or to a brighter
+    lesion): see :data:`SPLIT_PEAKS`.
+    """
     norm = sm / np.maximum(ref, 1e-3)
     hot = norm >= threshold
     lab, n = ndi.label(hot)
@@ -410,30 +424,64 @@ def _segment(view: str, img: np.ndarray, sm: np.ndarray, ref: np.ndarray, thresh
         if sl is None:
             continue
         comp = lab[sl] == k
-        area = int(comp.sum())
-        if area < min_area:
+        if int(comp.sum()) < min_area:
             continue
-        s = np.where(comp, sm[sl], -np.inf)
-        pr, pc = np.unravel_index(int(np.argmax(s)), s.shape)
-        peak = float(sm[sl][pr, pc])
-        base = float(ref[sl][pr, pc])
-        # The hot spot's extent: where its excess over the bone keeps >= 30 % of its peak
-        # excess (the truth convention of the synthetic generator), inside the component.
-        mask = comp & (sm[sl] - ref[sl] >= 0.3 * (peak - base))
-        lab2, _ = ndi.label(mask)
-        mask = lab2 == lab2[pr, pc] if lab2[pr, pc] else comp
-        w = np.clip(sm[sl] - ref[sl], 0, None) * mask
-        rr, cc = np.nonzero(mask)
-        wt = w[rr, cc]
-        if wt.sum() <= 0:
-            wt = np.ones_like(wt, dtype=float)
-        out.append({
-            "view": view, "row": float((rr * wt).sum() / wt.sum() + sl[0].start),
-            "col": float((cc * wt).sum() / wt.sum() + sl[1].start), "bbox": (sl[0].start, sl[1].start),
-            "mask": mask, "peak": peak, "mean": float(img[sl][mask].mean()), "norm": peak / max(base, 1e-3),
-            "peak_rc": (pr + sl[0].start, pc + sl[1].start),
-        })
+        rec = _record(view, img, sm, ref, sl, comp, *_argmax(sm[sl], comp))
+        out.append(rec)
+        if not SPLIT_PEAKS:
+            continue
+        taken = rec["mask"].copy()
+        todo = _pieces(comp & ~ndi.binary_dilation(taken, iterations=1))
+        while todo:
+            part = todo.pop()
+            if int(part.sum()) < min_area:
+                continue
+            pr, pc = _argmax(sm[sl], part)
+            # The brightest pixel of what is left next to a hot spot already taken is its
+            # shoulder, not a peak of its own.
+            if taken[max(pr - 2, 0): pr + 3, max(pc - 2, 0): pc + 3].any():
+                continue
+            rec = _record(view, img, sm, ref, sl, part, pr, pc)
+            out.append(rec)
+            taken |= rec["mask"]
+            todo += _pieces(part & ~ndi.binary_dilation(rec["mask"], iterations=1))
     return out
+
+
+def _pieces(mask: np.ndarray) -> list[np.ndarray]:
+    """The connected pieces of ``mask``."""
+    lab, n = ndi.label(mask)
+    return [lab == j for j in range(1, n + 1)]
+
+
+def _argmax(values: np.ndarray, where: np.ndarray) -> tuple[int, int]:
+    """(row, col) of the largest of ``values`` where ``where`` holds."""
+    s = np.where(where, values, -np.inf)
+    pr, pc = np.unravel_index(int(np.argmax(s)), s.shape)
+    return int(pr), int(pc)
+
+
+def _record(view: str, img: np.ndarray, sm: np.ndarray, ref: np.ndarray, sl: tuple[slice, slice],
+            comp: np.ndarray, pr: int, pc: int) -> dict[str, Any]:
+    """One hot spot of an area (``comp`` within ``sl``) around its peak (``pr``, ``pc``)."""
+    peak = float(sm[sl][pr, pc])
+    base = float(ref[sl][pr, pc])
+    # The hot spot's extent: where its excess over the bone keeps >= 30 % of its peak
+    # excess (the truth convention of the synthetic generator), inside the component.
+    mask = comp & (sm[sl] - ref[sl] >= 0.3 * (peak - base))
+    lab2, _ = ndi.label(mask)
+    mask = lab2 == lab2[pr, pc] if lab2[pr, pc] else comp
+    w = np.clip(sm[sl] - ref[sl], 0, None) * mask
+    rr, cc = np.nonzero(mask)
+    wt = w[rr, cc]
+    if wt.sum() <= 0:
+        wt = np.ones_like(wt, dtype=float)
+    return {
+        "view": view, "row": float((rr * wt).sum() / wt.sum() + sl[0].start),
+        "col": float((cc * wt).sum() / wt.sum() + sl[1].start), "bbox": (sl[0].start, sl[1].start),
+        "mask": mask, "peak": peak, "mean": float(img[sl][mask].mean()), "norm": peak / max(base, 1e-3),
+        "peak_rc": (pr + sl[0].start, pc + sl[1].start),
+    }
 
 
 def _union(a: dict[str, Any], b: dict[str, Any]) -> tuple[tuple[int, int], np.ndarray]:

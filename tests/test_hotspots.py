@@ -345,3 +345,32 @@ def test_mirror_image_stays_on_the_body_when_one_hand_lies_further_out(metastati
     mc = int(round(2 * mid - c))
     expected = float(sm[r, c]) / float(sm[max(r - wr, 0): r + wr + 1, max(mc - wc, 0): mc + wc + 1].max())
     assert hmod.local_contrast(det, spot) == pytest.approx(expected)
+
+
+def test_an_area_holding_two_hot_spots_gives_two(monkeypatch) -> None:
+    """A lesion joined to a far brighter area (the bladder, another lesion) by a bridge of
+    uptake is one area above the detection threshold; once the bright hot spot is taken
+    out, the lesion is a hot spot of its own, while the shoulder of a single bright blob
+    (the brightest pixel left lies next to it) is not."""
+    import scintilab.hotspots as hmod
+
+    rr, cc = np.mgrid[0:80, 0:60]
+    ref = np.full((80, 60), 10.0)
+    pair = ref.copy()
+    pair[(rr - 40) ** 2 + (cc - 20) ** 2 <= 25] = 200.0   # 20x its bone
+    pair[(rr - 40) ** 2 + (cc - 40) ** 2 <= 9] = 50.0     # 5x
+    pair[40, 20:40] = np.maximum(pair[40, 20:40], 20.0)   # a bridge at 2x
+    assert ndi.label(pair / ref >= 1.6)[1] == 1
+    two = hmod._segment("ANT", pair, pair, ref, 1.6, 3)
+    assert len(two) == 2 and sorted(round(r["norm"]) for r in two) == [5, 20]
+    lesion = min(two, key=lambda r: r["norm"])
+    assert abs(lesion["row"] - 40) < 1 and abs(lesion["col"] - 40) < 1
+    monkeypatch.setattr(hmod, "SPLIT_PEAKS", False)
+    assert len(hmod._segment("ANT", pair, pair, ref, 1.6, 3)) == 1
+    monkeypatch.setattr(hmod, "SPLIT_PEAKS", True)
+    blob = ref + 200.0 * np.exp(-((rr - 40) ** 2 + (cc - 30) ** 2) / 32.0)
+    assert len(hmod._segment("ANT", blob, blob, ref, 1.6, 3)) == 1
+    # nor does Poisson noise on it
+    rng = np.random.default_rng(0)
+    noisy = ndi.gaussian_filter(rng.poisson(blob * 3.0) / 3.0, 1.0)
+    assert len(hmod._segment("ANT", noisy, noisy, ref, 1.6, 3)) == 1
