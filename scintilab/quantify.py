@@ -894,7 +894,8 @@ def validation_verdict(figures: dict[str, Any]) -> str:
         figures: the dict returned by :func:`validate_against_truth`.
 
     Returns:
-        A Markdown bullet list, one line per bar, each saying "meets" or "misses".
+        A Markdown bullet list, one line per bar, each saying "meets", "misses", or "not
+        measured on this cohort" (e.g. no follow-up pairs in a cohort of single visits).
     """
     vals = dict(figures)
     vals["bsi_pearson_r"] = (figures.get("bsi") or {}).get("pearson_r", float("nan"))
@@ -916,8 +917,11 @@ def validation_verdict(figures: dict[str, Any]) -> str:
             ba = figures["bsi"]
             extra = (f"; Bland-Altman bias {ba['bias']:+.3f}, 95 % limits {ba['loa_low']:+.3f} .. "
                      f"{ba['loa_high']:+.3f} BSI points")
-        shown = "n/a" if v is None or not np.isfinite(v) else f"{v:.3f}"
-        lines.append(f"- {what}: **{shown}**{extra} (bar >= {bar:.2f}: {'meets' if ok else 'misses'})")
+        measured = v is not None and np.isfinite(v)
+        shown = f"{v:.3f}" if measured else "n/a"
+        # A cohort of single visits has no follow-up pairs: nothing to hold against the bar.
+        verdict = "meets" if ok else ("misses" if measured else "not measured on this cohort")
+        lines.append(f"- {what}: **{shown}**{extra} (bar >= {bar:.2f}: {verdict})")
     rep = figures.get("repeatability") or {}
     if rep.get("n"):
         lines.append(f"- repeatability, {rep['n']} re-simulations with fresh Poisson noise: SD "

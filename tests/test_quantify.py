@@ -145,6 +145,12 @@ def test_validation_verdict_reads_every_figure_from_the_run() -> None:
     # too many false positives: the sensitivity no longer meets the bar
     worse = validation_verdict({**figs, "fp_per_scan_at_op": 1.4})
     assert next(ln for ln in worse.splitlines() if "operating point" in ln and "sensitivity" in ln).endswith("misses)")
+    # a cohort of single visits: the follow-up figures are not measured, not missed
+    single = validation_verdict({**figs, "followup_pairs": 0, "new_count_exact": float("nan"),
+                                 "pcwg3_right": float("nan")})
+    fu_lines = [ln for ln in single.splitlines() if "follow-up pairs:" in ln]
+    assert len(fu_lines) == 2 and all(ln.endswith("(bar >= 0.85: not measured on this cohort)")
+                                      or ln.endswith("(bar >= 0.95: not measured on this cohort)") for ln in fu_lines)
 
 
 def test_cli_trains_a_hotspot_model_on_the_annotations_and_uses_it(two_visits: Path, tmp_path: Path) -> None:
