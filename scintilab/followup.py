@@ -157,13 +157,6 @@ def _uptake_before(reference: Detection, h: Hotspot, shift: tuple[float, float])
                       max(2, int(round(_radius(h)))))
 
 
-def _quiet_before(reference: Detection, h: Hotspot, shift: tuple[float, float]) -> bool:
-    """Whether ``h`` emerged where the reference showed quiet bone; True when the
-    reference's uptake there cannot be read (nothing to hold against it)."""
-    before = _uptake_before(reference, h, shift)
-    return before is None or _emerged(h.normalized_uptake, before)
-
-
 def _emerged_beside(reference: Detection, followup: Detection, a: Hotspot, b: Hotspot,
                     shift: tuple[float, float], gap_px: float) -> bool:
     """Whether follow-up hot spot ``b`` (matched with reference hot spot ``a``) holds a
@@ -172,11 +165,10 @@ def _emerged_beside(reference: Detection, followup: Detection, a: Hotspot, b: Ho
     from skimage.feature import peak_local_max
 
     view = b.best_view
-    sm = followup.smoothed.get(view) if followup.smoothed else None
-    refs = followup.references.get(view) if followup.references else None
-    if sm is None or not refs or b.bone not in refs:
+    found = _level(followup, view, b.bone)
+    if found is None:
         return False
-    level = max(float(refs[b.bone]), 1e-3)
+    sm, level = found
     h, w = b.mask.shape
     r0, c0 = b.bbox
     patch = np.where(b.mask, sm[r0:r0 + h, c0:c0 + w], 0.0)
@@ -190,18 +182,28 @@ def _emerged_beside(reference: Detection, followup: Detection, a: Hotspot, b: Ho
     return False
 
 
-def _uptake_at(det: Detection, view: str, bone: str | None, row: float, col: float, rad: int) -> float | None:
-    """``det``'s normalised uptake at (row, col) of ``view``: its brightest smoothed count
-    within ``rad`` pixels, over its level for ``bone``. None when it cannot be read."""
+def _level(det: Detection, view: str, bone: str | None) -> tuple[np.ndarray, float] | None:
+    """``det``'s smoothed ``view`` and its reference level for ``bone``; None when the
+    detection did not keep them (or ``bone`` is None)."""
     sm = det.smoothed.get(view) if det.smoothed else None
     refs = det.references.get(view) if det.references else None
     if sm is None or not refs or bone not in refs:
         return None
+    return sm, max(float(refs[bone]), 1e-3)
+
+
+def _uptake_at(det: Detection, view: str, bone: str | None, row: float, col: float, rad: int) -> float | None:
+    """``det``'s normalised uptake at (row, col) of ``view``: its brightest smoothed count
+    within ``rad`` pixels, over its level for ``bone``. None when it cannot be read."""
+    found = _level(det, view, bone)
+    if found is None:
+        return None
+    sm, level = found
     r, c = int(round(row)), int(round(col))
     box = sm[max(r - rad, 0): r + rad + 1, max(c - rad, 0): c + rad + 1]
     if not box.size:
         return None
-    return float(box.max()) / max(float(refs[bone]), 1e-3)
+    return float(box.max()) / level
 
 
 def compare(reference: Detection, followup: Detection, *, threshold: float | None = None,
@@ -236,18 +238,20 @@ def compare(reference: Detection, followup: Detection, *, threshold: float | Non
     pairs = match(list(reference.hotspots), list(followup.hotspots), shift, tol)
     # What counts as a lesion at follow-up: a call at the endpoint cut, or a hot spot that
     # emerged where the reference showed quiet bone (see EMERGED_MIN_UPTAKE).
+    before = {id(h): _uptake_before(reference, h, shift) for h in followup.hotspots}
     lesion_fu = {id(h) for h in followup.hotspots if h.p_metastatic >= t_fu or (
         h.kind not in NEVER_LESION and h.normalized_uptake >= EMERGED_MIN_UPTAKE
-        and _emerged(h.normalized_uptake, _uptake_before(reference, h, shift)))}
+        and _emerged(h.normalized_uptake, before[id(h)]))}
     appeared = {id(b) for a, b in pairs if a.p_metastatic < t_ref and id(b) in lesion_fu
                 and _emerged(b.normalized_uptake, a.normalized_uptake)}
     pairs = [(a, b) for a, b in pairs if id(b) not in appeared]
     matched_ref = {id(a) for a, _ in pairs}
     matched_fu = {id(b) for _, b in pairs}
     # Unmatched is not enough: the reference must have shown quiet bone at that place (a
-    # piece of an old lesion that the detection split differently is not new).
+    # piece of an old lesion that the detection split differently is not new), where it
+    # can be read at all.
     new = [h for h in followup.hotspots if id(h) in lesion_fu and id(h) not in matched_fu
-           and _quiet_before(reference, h, shift)]
+           and (before[id(h)] is None or _emerged(h.normalized_uptake, before[id(h)]))]
     gap = SAME_LESION_MM / (0.5 * (followup.spacing[0] + followup.spacing[1]))
     # A new lesion next to an old one can merge with it into one hot spot that matches the
     # old one: such a hot spot counts as new too when it holds a second peak that emerged.
