@@ -14,6 +14,8 @@ from scintilab.quantify import (
     HOTSPOT_COLUMNS,
     VALIDATION_BARS,
     quantify_cohort,
+    summarise_validations,
+    validation_summary_text,
     validation_verdict,
 )
 
@@ -151,6 +153,29 @@ def test_validation_verdict_reads_every_figure_from_the_run() -> None:
     fu_lines = [ln for ln in single.splitlines() if "follow-up pairs:" in ln]
     assert len(fu_lines) == 2 and all(ln.endswith("(bar >= 0.85: not measured on this cohort)")
                                       or ln.endswith("(bar >= 0.95: not measured on this cohort)") for ln in fu_lines)
+
+
+def test_summary_over_cohorts_counts_who_meets_each_bar() -> None:
+    """Several cohorts against the bars: the mean and range are over the cohorts that
+    measured a figure, a sensitivity with too many false positives misses, and a cohort
+    without follow-up pairs is 'not measured', not a miss."""
+    base = {"sensitivity_bright_at_op": 0.93, "fp_per_scan_at_op": 0.4, "best_sensitivity_bright_at_1fp": 0.95,
+            "bsi": {"pearson_r": 0.96}, "new_count_exact": 0.9, "pcwg3_right": 0.97}
+    runs = {"s1": base,
+            "s2": {**base, "bsi": {"pearson_r": 0.90}, "fp_per_scan_at_op": 1.3, "new_count_exact": 0.8},
+            "s3": {**base, "new_count_exact": float("nan"), "pcwg3_right": None}}
+    summary = summarise_validations(runs)
+    r = summary["bsi_pearson_r"]
+    assert r["meets"] == 2 and r["misses"] == ["s2"]
+    assert r["mean"] == pytest.approx((0.96 + 0.90 + 0.96) / 3) and (r["min"], r["max"]) == (0.90, 0.96)
+    assert summary["sensitivity_bright_at_op"]["misses"] == ["s2"]  # 0.93, but at 1.3 FP per scan
+    new = summary["new_count_exact"]
+    assert new["not_measured"] == ["s3"] and new["misses"] == ["s2"] and new["meets"] == 1
+    assert new["mean"] == pytest.approx(0.85)
+    assert summary["pcwg3_right"]["not_measured"] == ["s3"] and summary["pcwg3_right"]["meets"] == 2
+    text = validation_summary_text(runs)
+    assert "BSI r misses: s2 (0.9000)" in text and "new exact misses: s2 (0.8000)" in text
+    assert re.search(r"cohorts meet\s+2/3\s+3/3\s+2/3\s+1/2\s+2/2", text)
 
 
 def test_cli_trains_a_hotspot_model_on_the_annotations_and_uses_it(two_visits: Path, tmp_path: Path) -> None:

@@ -1,0 +1,63 @@
+"""Summarise several cohorts' validation figures against the bars of issue 13.
+
+Reads the JSON files that ``benchmarks/validate_quantification.py --json`` writes (one per
+cohort, e.g. one per seed) and prints one row per cohort, then the mean, the range and how
+many cohorts meet each bar (:func:`scintilab.quantify.validation_summary_text`). This is
+how the README's quantification figures are put together::
+
+    for s in 61 67 71 79 83 89 97 101; do
+        .venv/bin/python benchmarks/validate_quantification.py --cohort data/vq_seed$s \\
+            --seed $s --json data/vq_seed$s.json
+    done
+    .venv/bin/python benchmarks/summarise_validation.py data/vq_seed*.json [--classifier learned]
+
+A file written with a hot-spot model holds both classifiers; ``--classifier`` picks one
+(default: ``rules``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scintilab.quantify import validation_summary_text  # noqa: E402
+
+
+def load(paths: list[Path], classifier: str) -> dict[str, dict]:
+    """cohort name (the file's stem) -> that classifier's figures; files without it are named and skipped."""
+    runs: dict[str, dict] = {}
+    for p in paths:
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            print(f"{p}: not a validation JSON ({err}); skipped", file=sys.stderr)
+            continue
+        # A rules-only run writes its figures at the top level; a run with a model nests them.
+        fig = data.get(classifier) if classifier in data else (data if classifier == "rules" and "bsi" in data else None)
+        if fig is None:
+            print(f"{p}: holds no '{classifier}' figures; skipped", file=sys.stderr)
+            continue
+        runs[p.stem] = fig
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("json", nargs="+", type=Path, help="validate_quantification.py --json outputs")
+    ap.add_argument("--classifier", default="rules", choices=("rules", "learned"))
+    args = ap.parse_args(argv)
+    runs = load(args.json, args.classifier)
+    if not runs:
+        print("no figures to summarise", file=sys.stderr)
+        return 1
+    print(f"{args.classifier}: {len(runs)} cohorts")
+    print(validation_summary_text(runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
