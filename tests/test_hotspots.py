@@ -278,6 +278,27 @@ def test_depth_and_size_rules_for_face_thigh_and_pelvis(metastatic) -> None:
         assert kind == expected, (h.bone, h.ap_ratio, h.normalized_uptake, kind)
 
 
+def test_skull_focus_seen_in_both_views_reads_the_calvarium_gain(metastatic) -> None:
+    """A skull focus seen from front and back is on the calvarium, whose en-face level lies
+    below the rim-set skull reference: its uptake term reads SKULL_BOTH_VIEWS_GAIN times
+    its normalised uptake. Seen in one view only (the face), or explained by a rule, it
+    does not."""
+    import scintilab.hotspots as hmod
+
+    det = detect_hotspots(metastatic[0])
+    both, front = _on(det, "skull", 40, 2.1, 1.0), _on(det, "skull", 40, 2.1, 1.0)
+    front.view = "ANT"
+    face = _on(det, "skull", 40, 2.1, 2.2)  # front-heavy: facial_bones
+    det.hotspots = [both, front, face]
+    p_both, kind = hmod.rule_probability(det, both)
+    assert kind == "" and p_both == pytest.approx(uptake_probability(hmod.SKULL_BOTH_VIEWS_GAIN * 2.1))
+    p_front, _ = hmod.rule_probability(det, front)
+    assert p_front == pytest.approx(uptake_probability(2.1))
+    assert p_front < hmod.RULES_ENDPOINT_P <= p_both
+    p_face, kind = hmod.rule_probability(det, face)
+    assert kind == "facial_bones" and p_face == pytest.approx(uptake_probability(2.1) * hmod.RULES[kind][0])
+
+
 def test_spine_uptake_term_uses_the_neighbouring_vertebrae(metastatic) -> None:
     """On the spine a focus brighter than the vertebrae above and below than its (possibly
     tumour-raised) bone median reads the neighbours' contrast, capped at NEIGHBOUR_MAX_GAIN
