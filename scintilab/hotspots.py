@@ -28,8 +28,8 @@ What happens to one study (:func:`detect_hotspots`):
    normal) times a focality term (waived in part from :data:`FOCALITY_WAIVER_UPTAKE`),
    damped by documented rules for what usually is not a
    metastasis (see :data:`RULES`; their constants were tuned on a seed-1 synthetic cohort
-   of 100 patients x 3 visits, some checked and adjusted on cohorts of seeds 7, 23, 41 and
-   53, and measured on cohorts of other seeds). A
+   of 100 patients x 3 visits, some checked and adjusted on cohorts of seeds 7, 23, 41,
+   53, 61 and 101, and measured on cohorts of other seeds). A
    :class:`HotspotModel` trained on annotated cohorts (:func:`train_hotspot_model`)
    replaces the rules when given.
 
