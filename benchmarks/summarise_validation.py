@@ -5,7 +5,7 @@ cohort, e.g. one per seed) and prints one row per cohort, then the mean, the ran
 many cohorts meet each bar (:func:`scintilab.quantify.validation_summary_text`). This is
 how the README's quantification figures are put together::
 
-    for s in 61 67 71 79 83 89 97 101; do
+    for s in 67 71 79 83 89 97 103 107; do
         .venv/bin/python benchmarks/validate_quantification.py --cohort data/vq_seed$s \\
             --seed $s --json data/vq_seed$s.json
     done

@@ -57,8 +57,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scintilab.hotspots import HotspotModel  # noqa: E402
-from scintilab.quantify import (VALIDATION_BARS, train_from_manifest, validate_against_truth,  # noqa: E402
-                                validation_verdict)
+from scintilab.quantify import (VALIDATION_BARS, bar_met, bar_value, train_from_manifest,  # noqa: E402
+                                validate_against_truth, validation_verdict)
 
 
 def _ensure_cohort(root: Path, patients: int, visits: int, seed: int, matrix: tuple[int, int]) -> Path:
@@ -72,13 +72,6 @@ def _ensure_cohort(root: Path, patients: int, visits: int, seed: int, matrix: tu
     if not manifest.exists():
         ingest(root / "dicom", root / "labels.csv", root / "annotations", manifest, progress=True)
     return manifest
-
-
-def _figure(res: dict[str, Any], key: str) -> float:
-    if key == "bsi_pearson_r":
-        return float((res.get("bsi") or {}).get("pearson_r", float("nan")))
-    v = res.get(key)
-    return float("nan") if v is None else float(v)
 
 
 #: Short names of the bars for the side-by-side table.
@@ -99,9 +92,9 @@ def comparison_table(results: dict[str, dict[str, Any]]) -> str:
     for key, (bar, _what) in VALIDATION_BARS.items():
         cells = []
         for n in names:
-            v = _figure(results[n], key)
-            ok = v >= bar and (key != "sensitivity_bright_at_op" or results[n].get("fp_per_scan_at_op", 9) <= 1.0)
-            cells.append(f"{v:.3f} {'meets' if ok else 'MISSES'}")
+            met = bar_met(results[n], key)
+            verdict = "n/a" if met is None else ("meets" if met else "MISSES")
+            cells.append(f"{bar_value(results[n], key):.3f} {verdict}")
         lines.append(f"{_SHORT[key] + f' (>={bar:.2f})':<{w}}" + "".join(f"{c:>18}" for c in cells))
     extra = {
         "operating threshold (p >=)": lambda r: f"{r['operating_threshold']:.2f}",

@@ -644,7 +644,7 @@ def cli_main(argv: list[str]) -> int:
 
 __all__ = ["Classifier", "QuantifyResult", "StudyQuant", "bsi_by_class", "cli_main", "draw_views",
            "hotspots_by_region", "mass_shares", "quantify_cohort", "quantify_patient", "quantify_study",
-           "report_html", "summarise_validations", "train_from_manifest", "validation_summary_text",
+           "report_html", "bar_met", "bar_value", "summarise_validations", "train_from_manifest", "validation_summary_text",
            "validation_verdict", "write_report"]
 
 
@@ -884,6 +884,27 @@ VALIDATION_BARS: dict[str, tuple[float, str]] = {
 }
 
 
+def bar_value(figures: dict[str, Any], key: str) -> float:
+    """One bar's figure (a key of :data:`VALIDATION_BARS`) from a
+    :func:`validate_against_truth` result; NaN when it was not measured."""
+    v = (figures.get("bsi") or {}).get("pearson_r") if key == "bsi_pearson_r" else figures.get(key)
+    return float("nan") if v is None else float(v)
+
+
+def bar_met(figures: dict[str, Any], key: str) -> bool | None:
+    """Whether a :func:`validate_against_truth` result meets one bar of
+    :data:`VALIDATION_BARS`: the operating point's sensitivity also needs at most 1.0
+    false positive per scan. None when the figure was not measured (e.g. follow-up figures
+    on a cohort of single visits)."""
+    v = bar_value(figures, key)
+    if not np.isfinite(v):
+        return None
+    ok = v >= VALIDATION_BARS[key][0]
+    if key == "sensitivity_bright_at_op":
+        ok = ok and figures.get("fp_per_scan_at_op", float("nan")) <= 1.0
+    return bool(ok)
+
+
 def validation_verdict(figures: dict[str, Any]) -> str:
     """The validation figures against the issue's bars, as Markdown (for notebook 09).
 
@@ -898,30 +919,25 @@ def validation_verdict(figures: dict[str, Any]) -> str:
         A Markdown bullet list, one line per bar, each saying "meets", "misses", or "not
         measured on this cohort" (e.g. no follow-up pairs in a cohort of single visits).
     """
-    vals = dict(figures)
-    vals["bsi_pearson_r"] = (figures.get("bsi") or {}).get("pearson_r", float("nan"))
     lines = [f"Measured on this run: {figures.get('scans', 0)} scans of {figures.get('patients', 0)} patients, "
              f"{figures.get('followup_pairs', 0)} follow-up pairs, operating point p >= "
              f"{figures.get('operating_threshold', METASTATIC_P):.2f} (BSI and follow-up from p >= "
              f"{figures.get('endpoint_threshold', figures.get('operating_threshold', METASTATIC_P)):.2f}).", ""]
     for key, (bar, what) in VALIDATION_BARS.items():
-        v = vals.get(key)
-        ok = v is not None and np.isfinite(v) and v >= bar
+        v = bar_value(figures, key)
+        met = bar_met(figures, key)
         extra = ""
         if key == "sensitivity_bright_at_op":
-            fp = figures.get("fp_per_scan_at_op", float("nan"))
-            ok = ok and fp <= 1.0
-            extra = f" at {fp:.2f} false positives per scan"
+            extra = f" at {figures.get('fp_per_scan_at_op', float('nan')):.2f} false positives per scan"
         elif key == "best_sensitivity_bright_at_1fp" and figures.get("threshold_at_1fp") is not None:
             extra = f" (p >= {figures['threshold_at_1fp']:.2f}, {figures['fp_per_scan_at_that_threshold']:.2f} FP/scan)"
         elif key == "bsi_pearson_r" and figures.get("bsi"):
             ba = figures["bsi"]
             extra = (f"; Bland-Altman bias {ba['bias']:+.3f}, 95 % limits {ba['loa_low']:+.3f} .. "
                      f"{ba['loa_high']:+.3f} BSI points")
-        measured = v is not None and np.isfinite(v)
-        shown = f"{v:.3f}" if measured else "n/a"
+        shown = f"{v:.3f}" if met is not None else "n/a"
         # A cohort of single visits has no follow-up pairs: nothing to hold against the bar.
-        verdict = "meets" if ok else ("misses" if measured else "not measured on this cohort")
+        verdict = "not measured on this cohort" if met is None else ("meets" if met else "misses")
         lines.append(f"- {what}: **{shown}**{extra} (bar >= {bar:.2f}: {verdict})")
     rep = figures.get("repeatability") or {}
     if rep.get("n"):
@@ -930,19 +946,12 @@ def validation_verdict(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _bar_value(figures: dict[str, Any], key: str) -> float:
-    """One bar's figure from a :func:`validate_against_truth` result (NaN when absent)."""
-    v = (figures.get("bsi") or {}).get("pearson_r") if key == "bsi_pearson_r" else figures.get(key)
-    return float("nan") if v is None else float(v)
-
-
 def summarise_validations(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Several cohorts' validation figures against the issue's bars: mean, range, which miss.
 
     The README's figures come from cohorts of several seeds; one cohort's verdict says
     little (the spread between seeds is wide), so they are summarised the same way every
-    time. The bar is met as :func:`validation_verdict` says (the operating point's
-    sensitivity also needs at most 1.0 false positive per scan).
+    time. A bar is met as :func:`bar_met` says, as in :func:`validation_verdict`.
 
     Args:
         runs: cohort name -> the dict :func:`validate_against_truth` returned for it.
@@ -954,15 +963,12 @@ def summarise_validations(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str
     """
     out: dict[str, dict[str, Any]] = {}
     for key, (bar, _what) in [*VALIDATION_BARS.items(), ("fp_per_scan_at_op", (float("nan"), ""))]:
-        values = {name: _bar_value(fig, key) for name, fig in runs.items()}
+        values = {name: bar_value(fig, key) for name, fig in runs.items()}
         measured = {n: v for n, v in values.items() if np.isfinite(v)}
         arr = np.array(list(measured.values()), float)
-        meets: list[str] = []
-        misses: list[str] = []
-        if np.isfinite(bar):
-            for n, v in measured.items():
-                ok = v >= bar and (key != "sensitivity_bright_at_op" or runs[n].get("fp_per_scan_at_op", 9.0) <= 1.0)
-                (meets if ok else misses).append(n)
+        met = {n: bar_met(runs[n], key) for n in measured} if key in VALIDATION_BARS else {}
+        meets = [n for n, ok in met.items() if ok]
+        misses = [n for n, ok in met.items() if not ok]
         out[key] = {"bar": bar, "values": values, "mean": float(arr.mean()) if arr.size else float("nan"),
                     "min": float(arr.min()) if arr.size else float("nan"),
                     "max": float(arr.max()) if arr.size else float("nan"), "meets": len(meets), "misses": misses,
