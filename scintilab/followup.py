@@ -280,10 +280,11 @@ def count_lesions(hotspots: Sequence[Hotspot], shape: tuple[int, int], gap_px: f
     it = int(round(gap_px))
     if it < 1:
         return n
-    grown = [ndi.binary_dilation(h.full_mask(shape), iterations=it) for h in hotspots]
+    masks = [h.full_mask(shape) for h in hotspots]
+    grown = [ndi.binary_dilation(m, iterations=it) for m in masks]
     for i in range(n):
         for j in range(i + 1, n):
-            if hotspots[i].bone == hotspots[j].bone and (grown[i] & hotspots[j].full_mask(shape)).any():
+            if hotspots[i].bone == hotspots[j].bone and (grown[i] & masks[j]).any():
                 parent[root(i)] = root(j)
     return len({root(i) for i in range(n)})
 
