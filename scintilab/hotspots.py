@@ -874,7 +874,9 @@ def local_contrast(det: Detection, hs: Hotspot) -> float:
     * off the midline (beyond the vertebral column): peak over the brightest smoothed
       count at the mirror-image place on the other side (a window of about +-1 cm);
     * on the midline: peak over the median of the row maxima of the column 3-9 cm above
-      and below (the neighbouring vertebrae or sternum);
+      and below (the neighbouring vertebrae or sternum), leaving out the rows that other
+      hot spots at least :data:`UPTAKE_MIDPOINT` times their bone cross (unless fewer than
+      three rows would be left);
     * not measured on the skull and mandible (nothing like them beside, above or below).
 
     Returns:
@@ -913,10 +915,35 @@ def local_contrast(det: Detection, hs: Hotspot) -> float:
         return peak / max(float(box.max()), 1e-3) if box.size else float("nan")
     near, far = int(round(30.0 / det.spacing[0])), int(round(90.0 / det.spacing[0]))
     band = np.r_[max(r - far, 0): max(r - near, 0), min(r + near, rows): min(r + far, rows)]
+    c_lo, c_hi = max(c - win_c, 0), c + win_c + 1
+    # The neighbours stand for normal bone: rows that another bright hot spot crosses are
+    # tumour or disease, not what normal is (a mottled lesion over three lumbar vertebrae,
+    # split into several hot spots, made each piece look no brighter than its neighbours).
+    hot = _rows_of_hot_spots(det, hs, rows, c_lo, c_hi)
+    kept = band[~hot[band]]
+    if kept.size >= 3:
+        band = kept
     if band.size < 3:
         return float("nan")
-    strip = sm[band, max(c - win_c, 0): c + win_c + 1]
+    strip = sm[band, c_lo:c_hi]
     return peak / max(float(np.median(strip.max(axis=1))), 1e-3)
+
+
+def _rows_of_hot_spots(det: Detection, hs: Hotspot, rows: int, c_lo: int, c_hi: int) -> np.ndarray:
+    """Rows crossed, between columns ``c_lo`` and ``c_hi``, by the detection's other hot spots
+    whose normalised uptake reaches :data:`UPTAKE_MIDPOINT` (the uptake term's half point:
+    more likely tumour than not)."""
+    out = np.zeros(rows, bool)
+    for other in det.hotspots:
+        if other is hs or other.normalized_uptake < UPTAKE_MIDPOINT:
+            continue
+        r0, c0 = other.bbox
+        a, b = max(c_lo - c0, 0), min(max(c_hi - c0, 0), other.mask.shape[1])
+        if b <= a:
+            continue
+        crossed = np.nonzero(other.mask[:, a:b].any(axis=1))[0] + r0
+        out[crossed[(crossed >= 0) & (crossed < rows)]] = True
+    return out
 
 
 def _row_midline(body: np.ndarray, row: int, half: int = 8) -> float | None:

@@ -322,6 +322,35 @@ def test_spine_uptake_term_uses_the_neighbouring_vertebrae(metastatic) -> None:
                                      * (hmod.RULES[pelvis.kind][0] if pelvis.kind else 1.0))
 
 
+def test_spine_neighbours_leave_out_rows_of_other_bright_hot_spots(metastatic) -> None:
+    """The vertebrae above and below stand for normal bone: rows that another hot spot at
+    least UPTAKE_MIDPOINT times its bone crosses (a second piece of the same lesion, the
+    next lesion) are left out of the neighbours; a fainter hot spot there stays in."""
+    import scintilab.hotspots as hmod
+
+    det = detect_hotspots(metastatic[0])
+    spot = _on(det, "lumbar_spine", 20, 3.0, 1.0)
+    view = spot.best_view
+    r, c = spot.peak_rc
+    near, far = int(round(30.0 / det.spacing[0])), int(round(90.0 / det.spacing[0]))
+    wc = max(2, int(round(10.0 / det.spacing[1])))
+    c_lo, c_hi = max(c - wc, 0), c + wc + 1
+    sm = det.smoothed[view].copy()
+    below = np.arange(r + near, r + far)  # the whole lower band: a lesion three times as bright
+    sm[below, c_lo:c_hi] *= 3.0
+    det.smoothed = {**det.smoothed, view: sm}
+    neighbour = _on(det, "lumbar_spine", int(below.size * (c_hi - c_lo)), hmod.UPTAKE_MIDPOINT, 1.0)
+    neighbour.bbox, neighbour.mask = (int(below[0]), c_lo), np.ones((below.size, c_hi - c_lo), bool)
+    above = np.arange(r - far, r - near)
+    only_above = float(sm[r, c]) / float(np.median(sm[above, c_lo:c_hi].max(axis=1)))
+    both = float(sm[r, c]) / float(np.median(sm[np.r_[above, below], c_lo:c_hi].max(axis=1)))
+    assert both < only_above
+    det.hotspots = [spot, neighbour]
+    assert hmod.local_contrast(det, spot) == pytest.approx(only_above)
+    neighbour.normalized_uptake = hmod.UPTAKE_MIDPOINT - 0.1  # faint: may be normal bone
+    assert hmod.local_contrast(det, spot) == pytest.approx(both)
+
+
 def test_a_very_bright_focus_is_not_explained_away_by_its_mirror_image(metastatic, monkeypatch) -> None:
     """The focality term stands for normal symmetric anatomy, which stays moderate: from
     FOCALITY_WAIVER_UPTAKE it damps at most to FOCALITY_WAIVER_FLOOR, below it fully."""
