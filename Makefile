@@ -5,6 +5,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DATA   ?= data/synthetic_small
+# notebook 09's longitudinal cohort in the demo (papermill_runs/quick.yaml writes it)
+FOLLOWUP := data/synthetic_followup
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
@@ -20,7 +22,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # The demo: the small synthetic cohort (written once), every notebook headless through
-# papermill_runs/quick.yaml, HTML reports (code hidden) checked for patient identity, and
+# papermill_runs/quick.yaml (09 on a longitudinal cohort of its own), HTML reports (code
+# hidden) checked for the patient identities of both cohorts, and
 # papermill_runs/out/index.html. Re-running skips notebooks already done with the same parameters.
 demo: $(STAMP)
 	@start=$$(date +%s); \
@@ -30,7 +33,8 @@ demo: $(STAMP)
 	  || exit 1; \
 	else echo "demo: using the cohort in $(DATA)"; fi; \
 	SCINTILAB_DATA=$(DATA) $(PY) -m scintilab run papermill_runs/quick.yaml --report-mode; status=$$?; \
-	$(PY) -m scintilab report papermill_runs/out --no-render --phi-check $(DATA)/dicom || status=1; \
+	phi="--phi-check $(DATA)/dicom"; [ -d $(FOLLOWUP)/dicom ] && phi="$$phi --phi-check $(FOLLOWUP)/dicom"; \
+	$(PY) -m scintilab report papermill_runs/out --no-render $$phi || status=1; \
 	echo "demo: finished in $$(( $$(date +%s) - start )) s; open papermill_runs/out/index.html"; \
 	exit $$status
 

@@ -294,7 +294,8 @@ def write_cohort(out_dir: str | Path, *, n_patients: int | None = None, size: st
 
 def ensure_cohort(data_dir: str | Path, *, size: str = "small", seed: int = 0,
                   matrix: tuple[int, int] = PAPER_MATRIX, progress: bool = True,
-                  manifest_name: str = "manifest.csv") -> Path:
+                  manifest_name: str = "manifest.csv", n_patients: int | None = None,
+                  visits: int = 1) -> Path:
     """Make sure ``data_dir`` holds a cohort and its manifest; return the manifest path.
 
     A folder that already holds a manifest is used as it is (it need not be synthetic);
@@ -303,7 +304,8 @@ def ensure_cohort(data_dir: str | Path, *, size: str = "small", seed: int = 0,
 
     Args:
         data_dir: the cohort folder.
-        size / seed / matrix: passed to :func:`write_cohort` when a cohort is written.
+        size / seed / matrix / n_patients / visits: passed to :func:`write_cohort` when a
+            cohort is written (ignored for a folder that holds one).
         progress: progress bars.
         manifest_name: the manifest file inside ``data_dir``.
 
@@ -317,7 +319,8 @@ def ensure_cohort(data_dir: str | Path, *, size: str = "small", seed: int = 0,
     if manifest.exists():
         return manifest
     if not (root / "dicom").is_dir():
-        write_cohort(root, size=size, seed=seed, matrix=matrix, progress=progress)
+        write_cohort(root, size=size, seed=seed, matrix=matrix, progress=progress, n_patients=n_patients,
+                     visits=visits)
     labels = root / "labels.csv"
     ann = root / "annotations"
     ingest(root / "dicom", labels if labels.exists() else None, ann if ann.is_dir() else None, manifest,
