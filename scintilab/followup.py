@@ -64,6 +64,14 @@ EMERGED_MIN_UPTAKE: float = 2.6
 #: Rule kinds that are never a bone lesion, even when new: the injection site and urine
 #: change between visits by nature.
 NEVER_LESION: tuple[str, ...] = ("bladder", "soft_tissue", "injection_site", "contamination")
+#: What the earlier study showed at a follow-up peak is its brightest count within this
+#: many pixels of the peak moved by the registration (which is good to a pixel or two).
+#: Reading within the whole radius of a large new hot spot instead took in the shoulder of
+#: an old lesion or bright normal bone beside it, and the new lesion did not count as
+#: emerged: on the seven longitudinal tuning cohorts (seeds 1, 7, 23, 41, 53, 61, 101) the
+#: new-lesion count was exact on 0.899 of pairs with this radius against 0.891 (PCWG3 0.989
+#: against 0.984); radii of 3 and 4 gave 0.899 and 0.898.
+PLACE_RADIUS_PX: int = 2
 #: New hot spots on one bone whose extents come this close (mm) are counted as one lesion.
 SAME_LESION_MM: float = 10.0
 #: Fewest new lesions for PCWG3 progression, and fewest additional ones to confirm it.
@@ -152,9 +160,9 @@ def _emerged(uptake: float, before: float | None) -> bool:
 
 def _uptake_before(reference: Detection, h: Hotspot, shift: tuple[float, float]) -> float | None:
     """The reference study's normalised uptake at follow-up hot spot ``h``'s place (its
-    peak moved by ``shift``; the brightest count within ``h``'s radius)."""
+    peak moved by ``shift``; the brightest count within :data:`PLACE_RADIUS_PX`)."""
     return _uptake_at(reference, h.best_view, h.bone, h.peak_rc[0] + shift[0], h.peak_rc[1] + shift[1],
-                      max(2, int(round(_radius(h)))))
+                      PLACE_RADIUS_PX)
 
 
 def _emerged_beside(reference: Detection, followup: Detection, a: Hotspot, b: Hotspot,
@@ -177,7 +185,8 @@ def _emerged_beside(reference: Detection, followup: Detection, a: Hotspot, b: Ho
         r, c = pr + r0, pc + c0
         if math.hypot(r + shift[0] - a.peak_rc[0], c + shift[1] - a.peak_rc[1]) < gap_px:
             continue
-        if _emerged(float(sm[r, c]) / level, _uptake_at(reference, view, b.bone, r + shift[0], c + shift[1], 2)):
+        if _emerged(float(sm[r, c]) / level, _uptake_at(reference, view, b.bone, r + shift[0], c + shift[1],
+                                                        PLACE_RADIUS_PX)):
             return True
     return False
 

@@ -187,3 +187,24 @@ def test_a_new_lesion_merged_with_an_old_one_is_counted() -> None:
     # the same hot spot with only the old lesion in it: matched, nothing new
     fu_old = _quiet_det("S-1", [merged], bright=[(20, 12, 5.2)])
     assert compare(base, fu_old, shift=(0.0, 0.0)).new_lesions == 0
+
+
+def test_what_was_there_before_is_read_at_the_new_peak_not_over_the_whole_new_spot() -> None:
+    """The earlier study is read within PLACE_RADIUS_PX of the new peak (the registration's
+    uncertainty): a large new lesion beside a bright old one is new, though its own radius
+    reaches the old one's uptake; a focus where the earlier study was bright is not."""
+    from scintilab.followup import PLACE_RADIUS_PX
+
+    old = _spot(20, 16, 0.9, 5.0)
+    area = 150  # radius ~7 px: a box that wide around the new peak holds the old lesion
+    big = Hotspot(id=0, view="ANT+POST", row=27.0, col=16.0, bone="ribs", area_px=area, peak_counts=40.0,
+                  mean_counts=32.0, normalized_uptake=4.0, ap_ratio=1.0, p_metastatic=0.9, bbox=(21, 10),
+                  mask=np.ones((12, 12), bool), peak_rc=(27, 16))
+    assert 27 - 20 > PLACE_RADIUS_PX + 1 and 27 - 20 <= int(round(np.sqrt(area / np.pi)))
+    base = _quiet_det("S-0", [old], bright=[(20, 16, 5.0)])
+    fu = _quiet_det("S-1", [_spot(20, 16, 0.9, 5.0), big], bright=[(20, 16, 5.0), (27, 16, 4.0)])
+    comp = compare(base, fu, shift=(0.0, 0.0))
+    assert [h.row for h in comp.new] == [27.0] and comp.new_lesions == 1
+    # bright before within the registration's reach of the peak: not new
+    base_there = _quiet_det("S-0", [old], bright=[(20, 16, 5.0), (27 - PLACE_RADIUS_PX, 16, 3.0)])
+    assert compare(base_there, fu, shift=(0.0, 0.0)).new == []
