@@ -60,12 +60,18 @@ class ReportViewer:
             self._cache = {key: detect_hotspots(self.cohort.by_key(key))}
         return self._cache[key]
 
+    def figure(self) -> Any:
+        """The current choice as a matplotlib figure (a still for an HTML report, where
+        widgets do not survive); None when there is no study."""
+        if self.study.value is None:
+            return None
+        return draw_views(self.detection(self.study.value), hotspots=self.hot.value, regions=self.reg.value)
+
     def draw(self) -> None:
         """Redraw for the current choices."""
-        if self.study.value is None:
-            return
-        _render(self.out, draw_views(self.detection(self.study.value), hotspots=self.hot.value,
-                                     regions=self.reg.value))
+        fig = self.figure()
+        if fig is not None:
+            _render(self.out, fig)
 
     def show(self) -> "ReportViewer":
         """Display the explorer and draw the first study."""
@@ -83,15 +89,18 @@ class FollowupExplorer:
         self.studies = studies
         opts = [(f"{r.patient_key}: +{r.days} d, {r.new_lesions} new, {r.pcwg3}", i)
                 for i, r in self.followup.iterrows()]
-        self.pair = W.Dropdown(options=opts, description="follow-up")
+        # start on the pair with the most new lesions: the first pairs are often unchanged
+        first = int(self.followup["new_lesions"].idxmax()) if len(self.followup) else None
+        self.pair = W.Dropdown(options=opts, value=first, description="follow-up")
         self.out = W.Output()
         self.pair.observe(lambda _: self.draw(), names="value")
         self.widget = W.VBox([self.pair, self.out])
 
-    def draw(self) -> None:
-        """Redraw for the chosen pair."""
+    def figure(self) -> Any:
+        """The chosen pair as a matplotlib figure (a still for an HTML report, where
+        widgets do not survive); None when there is no pair."""
         if self.pair.value is None:
-            return
+            return None
         row = self.followup.iloc[int(self.pair.value)]
         base = detect_hotspots(self.cohort.by_key(row["baseline_study_key"]))
         fu = detect_hotspots(self.cohort.by_key(row["study_key"]))
@@ -107,7 +116,13 @@ class FollowupExplorer:
         ax[2].set_ylabel("BSI (%)")
         ax[2].set_title(f"PCWG3: {row['pcwg3']}", fontsize=9)
         fig.tight_layout()
-        _render(self.out, fig)
+        return fig
+
+    def draw(self) -> None:
+        """Redraw for the chosen pair."""
+        fig = self.figure()
+        if fig is not None:
+            _render(self.out, fig)
 
     def show(self) -> "FollowupExplorer":
         """Display the explorer and draw the first pair."""
