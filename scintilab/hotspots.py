@@ -29,7 +29,8 @@ What happens to one study (:func:`detect_hotspots`):
    damped by documented rules for what usually is not a
    metastasis (see :data:`RULES`; their constants were tuned on a seed-1 synthetic cohort
    of 100 patients x 3 visits, some checked and adjusted on cohorts of seeds 7, 23, 41,
-   53, 61 and 101, and measured on cohorts of other seeds). A
+   53, 61 and 101 and on the single-visit demo cohort of seed 0, and measured on cohorts
+   of other seeds). A
    :class:`HotspotModel` trained on annotated cohorts (:func:`train_hotspot_model`)
    replaces the rules when given.
 
