@@ -93,6 +93,7 @@ class FollowupExplorer:
         first = int(self.followup["new_lesions"].idxmax()) if len(self.followup) else None
         self.pair = W.Dropdown(options=opts, value=first, description="follow-up")
         self.out = W.Output()
+        self._cache: tuple[Any, ...] | None = None
         self.pair.observe(lambda _: self.draw(), names="value")
         self.widget = W.VBox([self.pair, self.out])
 
@@ -102,9 +103,12 @@ class FollowupExplorer:
         if self.pair.value is None:
             return None
         row = self.followup.iloc[int(self.pair.value)]
-        base = detect_hotspots(self.cohort.by_key(row["baseline_study_key"]))
-        fu = detect_hotspots(self.cohort.by_key(row["study_key"]))
-        comp = compare(base, fu)
+        pair = (row["baseline_study_key"], row["study_key"])
+        if self._cache is None or self._cache[0] != pair:
+            # only the pair shown is kept: a still after the widget's own drawing reuses it
+            base, fu = (detect_hotspots(self.cohort.by_key(k)) for k in pair)
+            self._cache = (pair, base, fu, compare(base, fu))
+        _, base, fu, comp = self._cache
         fig, ax = plt.subplots(1, 3, figsize=(10, 5), gridspec_kw={"width_ratios": [1, 1, 1.6]})
         # each detection drawn at its own classifier's operating threshold, as quantified
         _one_view(base, ax[0], "baseline", ())
