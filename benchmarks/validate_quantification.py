@@ -19,9 +19,9 @@ Prints (and writes as JSON with ``--json``) the figures issue 13 asks for:
 Two classifiers can be validated:
 
 * the default rules (no model). Their constants were tuned on development cohorts
-  (seed 1, 100 patients; seeds 7, 23, 41, 53, 61 and 101, 40 patients each; the demo cohort,
-  seed 0 with ``--patients 120 --visits 1``), so figures on those seeds are tuning figures; a fresh cohort (another ``--seed`` and ``--cohort``)
-  measures them;
+  (seed 1, 100 patients; seeds 7, 23, 41, 53, 61 and 101, 40 patients each; the demo
+  cohort, seed 0 with ``--patients 120 --visits 1``), so figures on those seeds are tuning
+  figures; a fresh cohort (another ``--seed`` and ``--cohort``) measures them;
 * a learned hot-spot model: ``--hotspot-model MODEL.json``, or ``--train-cohort DIR`` to
   train one first on that cohort's LabelMe annotations (lesion vs everything else; never
   the generator's truth files) with its operating threshold chosen on that cohort only,
