@@ -526,8 +526,23 @@ def fit_study_atlas(study: Any, view: str = "ANT", *, fusion: Any = None) -> Atl
     return fit_atlas(img, view=view, spacing=study.pixel_spacing, other=other_view_in_frame(fusion, view))
 
 
+#: Percentile of the body's counts at which :func:`_landmarks` caps every pixel before the
+#: bladder and knee searches, which sum counts over rows or smooth them over ~1 cm. A small
+#: spot far brighter than anything else (urine on the skin, an injection) otherwise
+#: outweighs the knee joints or the bladder: on the tuning cohorts 4 of 1,380 anterior
+#: views put the knee 64-78 px too high, on such a spot, and the whole atlas below the
+#: trunk followed it (a bladder of 547 px read as a femoral metastasis). With the cap all
+#: knees fell within 12 px of the truth's, the bladder was found in 1,379 views, not 1,347,
+#: and the truth's thoracolumbar boundary fell nearer the template's (RMS 0.0032 to 0.0014
+#: of body height; lumbosacral 0.0057 to 0.0042). Caps at the 99.8th percentile and above
+#: left the outliers.
+LANDMARK_CAP_PERCENTILE: float = 99.0
+
+
 def _landmarks(img: np.ndarray, body: np.ndarray, spacing: tuple[float, float]) -> Landmarks:
     rows_n, cols_n = img.shape
+    if body.any():
+        img = np.minimum(img, np.percentile(img[body], LANDMARK_CAP_PERCENTILE))
     width = body.sum(axis=1).astype(float)
     min_w = max(2.0, 0.01 * cols_n)
     body_rows = np.flatnonzero(width >= min_w)

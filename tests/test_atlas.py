@@ -73,6 +73,26 @@ def test_landmarks_match_the_phantom(one_study):
     assert np.median(spine[:, 1] - lm.midline(spine[:, 0])) == pytest.approx(0, abs=0.06 * lm.half_width)
 
 
+def test_a_small_very_bright_spot_does_not_move_the_knees_or_the_bladder(one_study):
+    """Urine on the skin between the thighs, far brighter than any bone, in the knee search
+    window: the knees and the bladder stay where the phantom has them."""
+    study, rec, maps = one_study
+    img = np.asarray(study.anterior, float).copy()
+    clean = fit_atlas(img, spacing=study.pixel_spacing).landmarks
+    height = clean.sole - clean.top
+    r = int(round(clean.top + 0.64 * height))
+    c = int(round(float(clean.midline(r))))
+    rr, cc = np.ogrid[: img.shape[0], : img.shape[1]]
+    spot = (rr - r) ** 2 + (cc - c) ** 2 <= 3 ** 2
+    img[spot] = 40 * np.percentile(img[maps["body"] > 0], 99)
+    lm = fit_atlas(img, spacing=study.pixel_spacing).landmarks
+    femur = np.flatnonzero((maps["bone"] == BONES.index("femora") + 1).any(axis=1))
+    assert lm.knee == pytest.approx(femur[-1], abs=0.03 * height)
+    assert lm.knee == pytest.approx(clean.knee, abs=0.01 * height)
+    assert lm.found["bladder"] and lm.bladder == pytest.approx(clean.bladder, abs=0.01 * height)
+    assert (np.asarray(study.anterior) != img).any()  # the study's own image is untouched
+
+
 def test_bone_and_region_maps_overlap_the_truth(one_study):
     study, _, maps = one_study
     atlas = fit_atlas(study.anterior, spacing=study.pixel_spacing)
