@@ -351,6 +351,49 @@ def test_spine_neighbours_leave_out_rows_of_other_bright_hot_spots(metastatic) -
     assert hmod.local_contrast(det, spot) == pytest.approx(both)
 
 
+def test_lesions_on_both_femoral_shafts_at_one_height_are_focal(metastatic) -> None:
+    """On a femoral shaft whose mirror image holds a bright hot spot, focality is also read
+    along the bone: two lesions at one height are each focal, though each matches its
+    mirror. A faint mirror hot spot, or the same pair at the knee, keeps the mirror contrast."""
+    import scintilab.hotspots as hmod
+
+    det = detect_hotspots(metastatic[0])
+    atlas = det.atlas["ANT"]
+    lm = atlas.landmarks
+    lo = float(lm.bladder) + 0.25 * (lm.knee - lm.bladder)
+    hi = float(lm.knee) - 0.25 * (lm.knee - lm.bladder)
+    r = int(round(0.5 * (lo + hi)))
+    fem = np.flatnonzero(det.bone_map()[r] == BONES.index("femora") + 1)
+    mid = hmod._row_midline(atlas.body, r)
+    left = fem[fem < mid]
+    c = int(left[np.argmax(det.smoothed["ANT"][r, left])])  # the shaft: the row's brightest femur pixel
+    mc = int(round(2 * mid - c))
+    sm = det.smoothed["ANT"].copy()
+    for cc in (c, mc):
+        sm[r - 2: r + 3, cc - 2: cc + 3] += 3.0 * float(sm[r, cc])
+    det.smoothed = {**det.smoothed, "ANT": sm}
+    spot, partner = _on(det, "femora", 20, 3.0, 1.0), _on(det, "femora", 20, 3.0, 1.0)
+    for h, cc in ((spot, c), (partner, mc)):
+        h.row, h.col, h.peak_rc, h.bbox, h.view = float(r), float(cc), (r, cc), (r - 1, cc - 1), "ANT"
+    det.hotspots = [spot, partner]
+    assert hmod._on_shaft(det, spot) and hmod._bright_mirror_partner(det, spot)
+    wr = max(2, int(round(10.0 / det.spacing[0])))
+    wc = max(2, int(round(10.0 / det.spacing[1])))
+    mirror = float(sm[r, c]) / float(sm[r - wr: r + wr + 1, mc - wc: mc + wc + 1].max())
+    assert mirror < 1.5  # each lesion matches its mirror
+    focal = hmod.local_contrast(det, spot)
+    assert focal > 2.5 and focal == pytest.approx(hmod.local_contrast(det, partner), rel=0.3)
+    p, kind = hmod.rule_probability(det, spot)
+    assert kind == "" and p >= RULES_METASTATIC_P
+    partner.normalized_uptake = hmod.UPTAKE_MIDPOINT - 0.2  # a faint mirror may be normal bone
+    assert hmod.local_contrast(det, spot) == pytest.approx(mirror)
+    partner.normalized_uptake = 3.0
+    knee = int(round(lm.knee))
+    for h in (spot, partner):  # the same pair at the knee: joint disease's place
+        h.row = float(knee)
+    assert not hmod._on_shaft(det, spot)
+
+
 def test_a_very_bright_focus_is_not_explained_away_by_its_mirror_image(metastatic, monkeypatch) -> None:
     """The focality term stands for normal symmetric anatomy, which stays moderate: from
     FOCALITY_WAIVER_UPTAKE it damps at most to FOCALITY_WAIVER_FLOOR, below it fully."""
