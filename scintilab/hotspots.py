@@ -893,7 +893,7 @@ def local_contrast(det: Detection, hs: Hotspot) -> float:
       times its bone, the larger of the mirror contrast and the same measure along the
       bone: the mirror is then not normal bone. Lesions on both femora at one height read
       0.9-1.3 against each other and scored p 0.01-0.05 (two single-visit tuning cohorts
-      lost 1.2 and 2.5 BSI points in one patient each). Joint disease sits at the joints,
+      lost 1.3 and 2.6 BSI points in one patient each). Joint disease sits at the joints,
       left out here; hypertrophic osteoarthropathy (common in lung cancer, not in the
       generator) is bilateral on the shafts but lines them from end to end, so it stays
       no brighter than its own bone above and below. On eleven tuning cohorts (1,500 studies) four hot spots changed
