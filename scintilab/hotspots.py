@@ -865,9 +865,12 @@ def comparable_pair(det: Detection, hs: Hotspot, u: float, v: float) -> bool:
     return False
 
 
-def _mirror_partner(det: Detection, hs: Hotspot, u: float, v: float) -> bool:
+def _mirror_partner(det: Detection, hs: Hotspot, u: float, v: float, min_uptake: float = 0.0) -> bool:
+    """A hot spot on the same bone at the mirror-image place (the other side, within 0.12
+    chest half-widths of the same distance from the midline and 2 % of body height), with
+    a normalised uptake of at least ``min_uptake``."""
     for other in det.hotspots:
-        if other is hs or other.bone != hs.bone:
+        if other is hs or other.bone != hs.bone or other.normalized_uptake < min_uptake:
             continue
         ou, ov = _canon(det, other)
         if ou * u < 0 and abs(abs(ou) - abs(u)) < 0.12 and abs(ov - v) < 0.02:
@@ -896,8 +899,8 @@ def local_contrast(det: Detection, hs: Hotspot) -> float:
       lost 1.3 and 2.6 BSI points in one patient each). Joint disease sits at the joints,
       left out here; hypertrophic osteoarthropathy (common in lung cancer, not in the
       generator) is bilateral on the shafts but lines them from end to end, so it stays
-      no brighter than its own bone above and below. On eleven tuning cohorts (1,500 studies) four hot spots changed
-      their call, all four lesions now called;
+      no brighter than its own bone above and below. On eleven tuning cohorts (1,500
+      studies) four hot spots changed their call, all four lesions now called;
     * not measured on the skull and mandible (nothing like them beside, above or below).
 
     Returns:
@@ -923,7 +926,7 @@ def local_contrast(det: Detection, hs: Hotspot) -> float:
     win_c = max(2, int(round(10.0 / det.spacing[1])))
     if abs(c - mid) > spine_half:
         mirror = _mirror_contrast(det, atlas, sm, r, c, mid, peak, win_r, win_c)
-        if _on_shaft(det, hs) and _bright_mirror_partner(det, hs):
+        if _on_shaft(det, hs) and _mirror_partner(det, hs, *_canon(det, hs), min_uptake=UPTAKE_MIDPOINT):
             along = _along_contrast(det, hs, sm, r, c, peak, win_c)
             if np.isfinite(along) and not mirror >= along:  # a NaN mirror gives way too
                 return along
@@ -995,19 +998,6 @@ def _on_shaft(det: Detection, hs: Hotspot) -> bool:
     if hs.bone == "humeri":
         return v > SHOULDER_MAX_V + SHAFT_SHOULDER_GAP
     return float(atlas.v_of_row(lm.bladder)) + SHAFT_HIP_GAP < v < float(atlas.v_of_row(lm.knee)) - SHAFT_KNEE_GAP
-
-
-def _bright_mirror_partner(det: Detection, hs: Hotspot) -> bool:
-    """A hot spot on the same bone at the mirror-image place (:func:`_mirror_partner`'s
-    tolerances) with a normalised uptake of at least :data:`UPTAKE_MIDPOINT`."""
-    u, v = _canon(det, hs)
-    for other in det.hotspots:
-        if other is hs or other.bone != hs.bone or other.normalized_uptake < UPTAKE_MIDPOINT:
-            continue
-        ou, ov = _canon(det, other)
-        if ou * u < 0 and abs(abs(ou) - abs(u)) < 0.12 and abs(ov - v) < 0.02:
-            return True
-    return False
 
 
 def _row_midline(body: np.ndarray, row: int, half: int = 8) -> float | None:

@@ -376,7 +376,7 @@ def test_lesions_on_both_femoral_shafts_at_one_height_are_focal(metastatic) -> N
     for h, cc in ((spot, c), (partner, mc)):
         h.row, h.col, h.peak_rc, h.bbox, h.view = float(r), float(cc), (r, cc), (r - 1, cc - 1), "ANT"
     det.hotspots = [spot, partner]
-    assert hmod._on_shaft(det, spot) and hmod._bright_mirror_partner(det, spot)
+    assert hmod._on_shaft(det, spot) and hmod._mirror_partner(det, spot, *hmod._canon(det, spot), min_uptake=3.0)
     wr = max(2, int(round(10.0 / det.spacing[0])))
     wc = max(2, int(round(10.0 / det.spacing[1])))
     mirror = float(sm[r, c]) / float(sm[r - wr: r + wr + 1, mc - wc: mc + wc + 1].max())
