@@ -52,7 +52,8 @@ from scipy import ndimage as ndi
 
 from scintilab.anatomy import BONE_MASS_FRACTION, BONES
 from scintilab.atlas import DRAW_ORDER
-from scintilab.hotspots import METASTATIC_P, Detection, Hotspot, _view_atlas, bone_references, reference_image
+from scintilab.hotspots import (METASTATIC_P, Detection, Hotspot, _area_px, _view_atlas, bone_references,
+                                 reference_image)
 
 #: Bone area per pixel of a group's own template (its pixels in the bone map that draws
 #: it in front, :func:`front_view`): the median, over 1,380 studies of ten synthetic tuning
@@ -215,7 +216,7 @@ def lesion_extent(det: Detection, hs: Hotspot, refs: dict[str, np.ndarray] | Non
     mask = zone & (excess >= level * float(excess[pr, pc]))
     lab, _ = ndi.label(mask)
     mask = lab == lab[pr, pc] if lab[pr, pc] else full
-    rim = BLUR_RIM_PX * 2.3**2 / (det.spacing[0] * det.spacing[1]) if rim is None else rim
+    rim = _area_px(det, BLUR_RIM_PX) if rim is None else rim
     n = int(mask.sum())
     keep = max(int(round(n - rim)), int(np.ceil(BLUR_RIM_MIN_KEEP * n)), 1)
     if keep >= n:

@@ -102,7 +102,7 @@ class FollowupExplorer:
         widgets do not survive); None when there is no pair."""
         if self.pair.value is None:
             return None
-        row = self.followup.iloc[int(self.pair.value)]
+        row = self.followup.loc[self.pair.value]  # the options carry index labels
         pair = (row["baseline_study_key"], row["study_key"])
         if self._cache is None or self._cache[0] != pair:
             # only the pair shown is kept: a still after the widget's own drawing reuses it
