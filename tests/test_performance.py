@@ -152,15 +152,21 @@ def test_model_speed_section_runs_every_contender_interleaved() -> None:
     from scintilab.bench.runner import model_speed
 
     lines: list[str] = []
-    md, raw = model_speed((64, 16), batch=2, steps=1, rounds=2, precisions=("float32",), torch_threads=(1,),
+    md, raw = model_speed((64, 16), batch=2, steps=1, rounds=3, precisions=("float32",), torch_threads=(1,),
                           onnx=False, before=True, log=lines.append)
     names = [(r["name"], r["mode"]) for r in raw["results"]]
     assert ("keras", "train") in names and ("torch/1t", "infer") in names and ("keras+fold", "infer") in names
     assert ("keras-before", "train") in names and "| train | float32 |" in md.split("before img/s")[1]
-    assert all(len(r["rounds"]) == 2 and r["best"] > 0 and r["fraction"] > 0 for r in raw["results"])
+    assert all(len(r["rounds"]) == 3 and r["median"] > 0 and r["fraction"] > 0 for r in raw["results"])
+    # the median round is reported (not the best), with the spread beside it
+    for r in raw["results"]:
+        assert r["median"] == sorted(r["rounds"])[1] and (r["low"], r["high"]) == (min(r["rounds"]), max(r["rounds"]))
     # rounds alternate between contenders (A/B/A/B), they are not run back to back
-    first_round = [ln for ln in lines if ln.startswith("round 1/2")]
-    assert lines.index(first_round[-1]) < min(i for i, ln in enumerate(lines) if ln.startswith("round 2/2"))
+    first_round = [ln for ln in lines if ln.startswith("round 1/3")]
+    assert lines.index(first_round[-1]) < min(i for i, ln in enumerate(lines) if ln.startswith("round 2/3"))
+    # the oneDNN kernels of a real Keras step were listed, per phase
+    kernels = raw["onednn"]["float32"]["kernels"]
+    assert {k["phase"] for k in kernels} == {"train", "infer"} and "oneDNN kernels that ran (float32" in md
     assert "| 64x16 | train | float32 | keras |" in md and "ratio" in md
     assert raw["ceiling_gflops"]["float32"] > 0
 
@@ -171,5 +177,44 @@ def test_bench_cli_writes_the_pipeline_section(tmp_path: Path) -> None:
     out = tmp_path / "B.md"
     assert cli_main(["pipeline", "--size", "64x16", "--out", str(out)]) == 0
     text = out.read_text()
-    assert "<!-- bench:pipeline -->" in text and "CPU:" in text and "memmap -> batch" in text
+    from scintilab.bench.runner import machine_kind
+
+    assert f"<!-- bench:pipeline@{machine_kind()} -->" in text and "CPU:" in text and "memmap -> batch" in text
     assert "| 64x16 | memmap -> batch -> rotate+translate | 8 |" in text
+
+
+# --------------------------------------------------------------------------- ISA and kernels
+def test_machine_kind_and_isa_line_follow_the_flags() -> None:
+    from scintilab.bench.runner import isa_line, machine_kind
+
+    amx = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+    assert isa_line(amx) == "AVX2 yes, AVX-512 yes, AVX512_BF16 yes, AMX-BF16 yes"
+    assert isa_line(frozenset({"avx2"})) == "AVX2 yes, AVX-512 no, AVX512_BF16 no, AMX-BF16 no"
+    assert machine_kind(amx).endswith("-amxbf16")
+    assert machine_kind(frozenset({"avx2", "avx512f", "avx512_bf16"})).endswith("-avx512bf16")
+    assert machine_kind(frozenset({"avx2"})).endswith("-avx2") and machine_kind(frozenset()).endswith("-generic")
+
+
+def test_parse_onednn_verbose_groups_kernels_by_phase() -> None:
+    from scintilab.bench.runner import parse_onednn_verbose
+
+    text = "\n".join([
+        "onednn_verbose,v1,info,cpu,isa:Intel AVX-512 with AVX512BW, AVX512VL, and AVX512DQ extensions",
+        "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core,forward_training,src,,alg,9.0",
+        "scintilab-phase:train",
+        "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core_amx,forward_training,src,,alg,2.5",
+        "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core_amx,forward_training,src,,alg,1.5",
+        "onednn_verbose,v1,primitive,exec,cpu,convolution,brgconv_bwd_w:avx512_core_amx,backward_weights,src,,alg,6.0",
+        "some other line",
+        "scintilab-phase:infer",
+        "onednn_verbose,v1,primitive,exec,cpu,gemm_api,,undef,src,,,4x8:8x3,0.5",
+        "scintilab-phase:end",
+        "onednn_verbose,v1,primitive,exec,cpu,reorder,simple:any,undef,src,,,1x1,7.0",
+    ])
+    found = parse_onednn_verbose(text)
+    assert found["isa"].startswith("Intel AVX-512")
+    rows = {(k["phase"], k["implementation"], k["prop_kind"]): (k["calls"], k["ms"]) for k in found["kernels"]}
+    assert rows == {("train", "brgconv_bwd_w:avx512_core_amx", "backward_weights"): (1, 6.0),
+                    ("train", "brg_conv_fwd:avx512_core_amx", "forward_training"): (2, 4.0),
+                    ("infer", "-", "undef"): (1, 0.5)}
+    assert found["kernels"][0]["ms"] == 6.0  # slowest first; warm-up and after-end lines left out

@@ -10,8 +10,11 @@ Sections (each measured by one sub-command, so each invocation stays short)::
     scintilab bench scripts [synth ingest fusion models audit]   # the benchmarks/ scripts
     scintilab bench all                       # everything above, one after another
 
-Every section names the machine (CPU model, cores, bf16/AVX-512 flags, load average) and
-is written between markers in BENCHMARKS.md (``--out``; ``--no-write`` only prints).
+Every section names the machine (CPU model, its kind, AVX2 / AVX-512 / AVX512_BF16 / AMX,
+load average) and is written between markers in BENCHMARKS.md, one section per machine
+kind (``--out``; ``--no-write`` only prints). Model figures are medians of at least five
+interleaved rounds with their spread, as fractions of the ceiling measured in the same run,
+with the oneDNN kernel families that ran.
 PyTorch (the reference implementation) is the optional ``bench`` extra; without it the
 model section measures scintilab alone.
 """
@@ -44,12 +47,13 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--batch", type=int, default=8, help="batch for model speed (memory uses --memory-batch)")
     parser.add_argument("--memory-batch", type=int, default=32, help="batch for the peak-memory step (paper: 32)")
     parser.add_argument("--steps", type=int, default=2, help="timed steps per round")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (the median counts)")
     parser.add_argument("--precision", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
     parser.add_argument("--torch-threads", nargs="+", type=int, default=[1, 2], help="PyTorch thread counts tried")
     parser.add_argument("--no-onnx", action="store_true", help="skip ONNX Runtime in the model section")
     parser.add_argument("--before", action="store_true",
                         help="model section: also measure the engine before issue 11's changes (oneDNN off, unfused BN)")
+    parser.add_argument("--no-kernels", action="store_true", help="model section: skip the oneDNN kernel listing")
     parser.add_argument("--out", default=None, help="BENCHMARKS.md to update (default: the repository's)")
     parser.add_argument("--json", default=None, help="also write the raw model figures to this JSON file")
     parser.add_argument("--no-write", action="store_true", help="print only")
@@ -60,20 +64,23 @@ def cli_main(argv: list[str]) -> int:
     out = Path(args.out) if args.out else repo_root() / "BENCHMARKS.md"
     sizes = args.size or [(1024, 256)]
     machine = runner.machine_line()
+    kind = runner.machine_kind()
     print(machine, flush=True)
 
     def emit(name: str, title: str, body: str) -> None:
+        # one section per machine kind: figures from an AMX Xeon and an AVX2 EPYC never overwrite each other
         text = f"{machine}\n\n{body}"
         print(f"\n## {title}\n\n{body}\n", flush=True)
         if not args.no_write:
-            runner.write_section(out, name, title, text)
+            runner.write_section(out, f"{name}@{kind}", f"{title} (machine kind {kind})", text)
 
     sections = ["model", "ceiling", "pipeline", "memory", "scripts"] if args.section == "all" else [args.section]
     for section in sections:
         if section == "model":
             for size in sizes:
                 md, raw = runner.model_speed(size, args.batch, args.steps, args.rounds, tuple(args.precision),
-                                             tuple(args.torch_threads), onnx=not args.no_onnx, before=args.before)
+                                             tuple(args.torch_threads), onnx=not args.no_onnx, before=args.before,
+                                             kernels=not args.no_kernels)
                 emit(f"model-{size[0]}x{size[1]}", f"inRAC speed at {size[0]}x{size[1]}: scintilab vs PyTorch", md)
                 if args.json:
                     Path(args.json).write_text(json.dumps(raw, indent=2), encoding="utf-8")

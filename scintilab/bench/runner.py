@@ -7,10 +7,16 @@ of the file, including hand-written notes, stays as it is.
 
 Model speed is measured **interleaved**: every contender (Keras float32, Keras bfloat16,
 PyTorch float32/bfloat16 at each thread count, ONNX Runtime) runs one measurement per
-round, round after round, and the best round counts. Each framework configuration lives
-in its own child process (their thread pools slow each other down when they share one). Whatever else runs on the machine
-then slows all contenders alike, and the best round is the least disturbed one. The
-matmul ceiling is measured in the same run, before and after the contenders.
+round, round after round (at least five rounds by default). Each framework configuration
+lives in its own child process (their thread pools slow each other down when they share
+one). Whatever else runs on the machine then slows all contenders alike. Figures are the
+**median** round with its spread (lowest-highest round): a best-of-two swung by 2x between
+runs on the same machine, a median of five interleaved rounds does not hide that. The
+matmul ceiling is measured in the same run, before and after the contenders, so every
+figure is also a fraction of the machine's own peak; the instruction sets and the oneDNN
+kernel families that ran (:func:`onednn_kernels`) are printed beside it, because the same
+code runs different kernels (AMX ``brg_conv``, ``jit:avx512_core_bf16``, ``avx2``) on
+different machine kinds.
 """
 from __future__ import annotations
 
@@ -35,8 +41,35 @@ from scintilab.performance import cpu_flags, cpu_has_bf16, cpu_model
 SHOWN_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
 
 
+#: Instruction-set families that decide which oneDNN kernels can run, with the flags that name them.
+ISA_FAMILIES = (("AVX2", ("avx2",)), ("AVX-512", ("avx512f",)), ("AVX512_BF16", ("avx512_bf16",)),
+                ("AMX-BF16", ("amx_bf16",)))
+
+
+def isa_line(flags: frozenset[str] | None = None) -> str:
+    """Which of AVX2 / AVX-512 / AVX512_BF16 / AMX-BF16 the CPU has, e.g. ``AVX2 yes, AMX-BF16 no``."""
+    flags = cpu_flags() if flags is None else flags
+    return ", ".join(f"{name} {'yes' if any(f in flags for f in names) else 'no'}" for name, names in ISA_FAMILIES)
+
+
+def machine_kind(flags: frozenset[str] | None = None) -> str:
+    """A short name for the kind of CPU, used to keep one BENCHMARKS.md table per kind.
+
+    The vendor and the richest instruction-set family, e.g. ``intel-amx``, ``amd-avx2``:
+    two machines of one kind run the same oneDNN kernels, so their figures compare.
+    """
+    flags = cpu_flags() if flags is None else flags
+    model = cpu_model().lower()
+    vendor = "intel" if "intel" in model or "xeon" in model else "amd" if "amd" in model or "epyc" in model else "cpu"
+    level = "generic"
+    for name, names in ISA_FAMILIES:
+        if any(f in flags for f in names):
+            level = name.lower().replace("-512", "512").replace("_", "").replace("-", "")
+    return f"{vendor}-{level}"
+
+
 def machine_line() -> str:
-    """One markdown line: CPU model, cores, relevant flags, library versions."""
+    """One markdown line: CPU model, cores, instruction sets, library versions."""
     flags = cpu_flags()
     shown = [f for f in SHOWN_FLAGS if f in flags]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -47,7 +80,8 @@ def machine_line() -> str:
         except ImportError:
             pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"CPU: {cpu_model()}, {cores} cores, flags {' '.join(shown) or '-'}; {', '.join(versions)}; "
+    return (f"CPU: {cpu_model()} (kind `{machine_kind(flags)}`), {cores} cores, {isa_line(flags)} "
+            f"(flags {' '.join(shown) or '-'}); {', '.join(versions)}; "
             f"load average at start {load:.1f}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
 
 
@@ -93,6 +127,16 @@ class Contender:
     def best(self) -> float:
         """The best round (the least disturbed by other work on the machine)."""
         return max(self.rates) if self.rates else float("nan")
+
+    @property
+    def median(self) -> float:
+        """The median round: the figure every table reports."""
+        return float(np.median(self.rates)) if self.rates else float("nan")
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        """(lowest, highest) round."""
+        return (min(self.rates), max(self.rates)) if self.rates else (float("nan"), float("nan"))
 
 
 def keras_contenders(size: tuple[int, int], batch: int, precision: str, *, fold: bool = True,
@@ -273,17 +317,26 @@ def train_flops_per_image(forward_flops: float) -> float:
     return 3.0 * forward_flops
 
 
-def model_speed(size: tuple[int, int] = (1024, 256), batch: int = 8, steps: int = 2, rounds: int = 2,
+def model_speed(size: tuple[int, int] = (1024, 256), batch: int = 8, steps: int = 2, rounds: int = 5,
                 precisions: tuple[str, ...] = ("float32", "bfloat16"), torch_threads: tuple[int, ...] = (1, 2),
-                onnx: bool = True, before: bool = False, log: Callable[[str], None] = print) -> tuple[str, dict[str, Any]]:
+                onnx: bool = True, before: bool = False, kernels: bool = True,
+                log: Callable[[str], None] = print) -> tuple[str, dict[str, Any]]:
     """Interleaved images/s of Keras vs PyTorch (vs ONNX Runtime), beside the matmul ceiling.
 
-    With ``before``, scintilab's engine as it was before issue 11's changes (oneDNN off,
-    unfused batch norm) is measured too, in the same rounds, as ``keras-before``.
+    Every figure is the median of ``rounds`` interleaved rounds, with the lowest and
+    highest round beside it; ratios are of medians. With ``before``, scintilab's engine as
+    it was before issue 11's changes (oneDNN off, unfused batch norm) is measured too, in
+    the same rounds, as ``keras-before``. With ``kernels``, the oneDNN kernel families of
+    one Keras step per precision are listed (:func:`onednn_kernels`).
 
     Returns:
         (markdown, raw figures as a dict).
+
+    Raises:
+        ValueError: fewer than one round.
     """
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
     import keras
 
     from scintilab.bench.ceiling import measure_ceiling
@@ -331,55 +384,175 @@ def model_speed(size: tuple[int, int] = (1024, 256), batch: int = 8, steps: int 
 
     rows = []
     raw: dict[str, Any] = {"size": list(size), "batch": batch, "steps": steps, "rounds": rounds,
+                           "machine_kind": machine_kind(), "isa": isa_line(),
                            "forward_gflops": fwd / 1e9, "ceiling_gflops": ceilings, "results": []}
     for c in contenders:
         per_image = train_flops_per_image(fwd) if c.mode == "train" else fwd
-        frac = per_image * c.best / 1e9 / ceilings[c.precision]
-        raw["results"].append({"name": c.name, "mode": c.mode, "precision": c.precision, "best": c.best, "rounds": c.rates, "fraction": frac})
-        rows.append(f"| {size[0]}x{size[1]} | {c.mode} | {c.precision} | {c.name} | {c.best:.2f} | "
-                    f"{' / '.join(f'{v:.2f}' for v in c.rates)} | {100 * frac:.1f}% |")
+        frac = per_image * c.median / 1e9 / ceilings[c.precision]
+        lo, hi = c.spread
+        raw["results"].append({"name": c.name, "mode": c.mode, "precision": c.precision, "median": c.median,
+                               "low": lo, "high": hi, "best": c.best, "rounds": c.rates, "fraction": frac})
+        rows.append(f"| {size[0]}x{size[1]} | {c.mode} | {c.precision} | {c.name} | {c.median:.2f} | "
+                    f"{lo:.2f}-{hi:.2f} | {100 * frac:.1f}% |")
+
+    def medians(mode: str, precision: str | None, names: Callable[[str], bool]) -> list[float]:
+        return [r["median"] for r in raw["results"]
+                if r["mode"] == mode and (precision is None or r["precision"] == precision) and names(r["name"])]
+
+    ours_names = lambda name: name in OURS  # noqa: E731
+    torch_names = lambda name: name.startswith("torch")  # noqa: E731
     ratio_lines = []
     for mode in ("train", "infer"):
         for p in precisions:
-            ours = [r["best"] for r in raw["results"] if r["mode"] == mode and r["precision"] == p and r["name"] in OURS]
-            ref = [r["best"] for r in raw["results"] if r["mode"] == mode and r["precision"] == p and r["name"].startswith("torch")]
+            ours, ref = medians(mode, p, ours_names), medians(mode, p, torch_names)
             if ours and ref:
                 ratio_lines.append(f"| {mode} | {p} | {max(ours):.2f} | {max(ref):.2f} | {max(ours) / max(ref):.2f} |")
-    best_torch_any = {m: max((r["best"] for r in raw["results"] if r["mode"] == m and r["name"].startswith("torch")), default=float("nan")) for m in ("train", "infer")}
-    best_ours_any = {m: max((r["best"] for r in raw["results"] if r["mode"] == m and r["name"] in OURS), default=float("nan")) for m in ("train", "infer")}
-    raw["ratio_best_config"] = {m: best_ours_any[m] / best_torch_any[m] for m in ("train", "infer")}
+    nan = float("nan")
+    best_of = {m: (max(medians(m, None, ours_names), default=nan), max(medians(m, None, torch_names), default=nan))
+               for m in ("train", "infer")}
+    raw["ratio_best_config"] = {m: ours / ref for m, (ours, ref) in best_of.items()}
     before_lines = []
     for mode in ("train", "infer"):
         for p in precisions:
-            old = [r["best"] for r in raw["results"] if r["mode"] == mode and r["precision"] == p and r["name"] == "keras-before"]
-            new = [r["best"] for r in raw["results"] if r["mode"] == mode and r["precision"] == p and r["name"] in OURS]
+            old, new = medians(mode, p, lambda n: n == "keras-before"), medians(mode, p, ours_names)
             if old and new:
                 before_lines.append(f"| {mode} | {p} | {max(old):.2f} | {max(new):.2f} | {max(new) / max(old):.2f}x |")
     if before_lines:
         before_lines = ["", "Before (oneDNN off, Keras' unfused batch norm) and after (oneDNN on, fused batch norm, "
-                        "BN folding for inference), same rounds:", "",
+                        "BN folding for inference), same rounds, medians:", "",
                         "| step | precision | before img/s | after img/s | speed-up |", "|---|---|---:|---:|---:|", *before_lines]
+    kernel_lines: list[str] = []
+    if kernels:
+        raw["onednn"] = {}
+        for p in precisions:
+            log(f"oneDNN kernels, {p}: one verbose step in a child process")
+            found = onednn_kernels(size, batch, p)
+            raw["onednn"][p] = found
+            kernel_lines += ["", kernels_markdown(found, p)]
     ceil_txt = ", ".join(f"{p} {v:.0f} GFLOP/s" for p, v in ceilings.items())
     md = "\n".join([
-        f"Input {size[0]}x{size[1]}x1, batch {batch}, {steps} timed steps per round after one warm-up, "
-        f"{rounds} interleaved rounds (best round counts). Forward {fwd / 1e9:.1f} GFLOP/image "
+        f"Machine kind `{raw['machine_kind']}` ({raw['isa']}). Input {size[0]}x{size[1]}x1, batch {batch}, "
+        f"{steps} timed steps per round after one warm-up, {rounds} interleaved rounds: the median round "
+        f"counts, the lowest and highest round beside it. Forward {fwd / 1e9:.1f} GFLOP/image "
         f"(training counted as 3x forward). Matmul ceiling (2048^2, best of TF/PyTorch, same run): {ceil_txt}.",
         "",
-        "| size | step | precision | engine | best img/s | rounds | of ceiling |",
+        "| size | step | precision | engine | median img/s | rounds low-high | median of ceiling |",
         "|---|---|---|---|---:|---|---:|",
         *rows,
         "",
-        "scintilab (best Keras engine) vs the PyTorch reference (best thread count), same precision:",
+        "scintilab (best Keras engine) vs the PyTorch reference (best thread count), same precision, medians:",
         "",
         "| step | precision | scintilab img/s | PyTorch img/s | ratio |",
         "|---|---|---:|---:|---:|",
         *ratio_lines,
         "",
-        f"Best configuration against best configuration: training {raw['ratio_best_config']['train']:.2f}x, "
+        f"Best configuration against best configuration (medians): training {raw['ratio_best_config']['train']:.2f}x, "
         f"inference {raw['ratio_best_config']['infer']:.2f}x the PyTorch reference.",
         *before_lines,
+        *kernel_lines,
     ])
     return md, raw
+
+
+# --------------------------------------------------------------------------- oneDNN kernels
+#: Printed between the phases of the probe so each oneDNN line can be given its phase.
+_PHASE_MARK = "scintilab-phase:"
+
+
+def _onednn_probe(size: tuple[int, int], batch: int, precision: str) -> None:
+    """Child process body of :func:`onednn_kernels`: one warm-up, then one timed step per phase."""
+    import keras
+
+    from scintilab.models import build_model
+
+    policy = "mixed_bfloat16" if precision == "bfloat16" else "float32"
+    model = build_model("inrac", input_shape=(*size, 1), num_classes=3, dtype_policy=policy)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, *size, 1), dtype=np.float32)
+    y = rng.integers(0, 3, batch)
+    model.train_on_batch(x, y)  # primitive creation and tracing, before the marks
+    model.predict_on_batch(x)
+    for phase, run in (("train", lambda: model.train_on_batch(x, y)), ("infer", lambda: model.predict_on_batch(x))):
+        print(f"{_PHASE_MARK}{phase}", flush=True)
+        run()
+    print(f"{_PHASE_MARK}end", flush=True)
+
+
+def parse_onednn_verbose(text: str) -> dict[str, Any]:
+    """Kernel families from ``ONEDNN_VERBOSE=1`` output (oneDNN v3 ``onednn_verbose,v1,...`` lines).
+
+    Args:
+        text: the probe's standard output, with ``scintilab-phase:`` marks.
+
+    Returns:
+        ``{"isa": "Intel AVX2" or "", "kernels": [{"phase", "primitive", "implementation",
+        "prop_kind", "calls", "ms"}, ...]}``, slowest first. Lines before the first mark
+        (warm-up) are left out.
+    """
+    isa, phase = "", None
+    table: dict[tuple[str, str, str, str], list[float]] = {}
+    for line in text.splitlines():
+        if line.startswith(_PHASE_MARK):
+            phase = line[len(_PHASE_MARK):].strip()
+            continue
+        if not line.startswith("onednn_verbose,"):
+            continue
+        fields = line.split(",")
+        if "isa:" in line and not isa:
+            isa = next((f.split("isa:", 1)[1] for f in fields if f.startswith("isa:")), "")
+        if phase in (None, "end") or len(fields) < 9 or fields[2] != "primitive" or fields[3] != "exec":
+            continue
+        try:
+            ms = float(fields[-1])
+        except ValueError:
+            continue
+        key = (phase, fields[5], fields[6] or "-", fields[7])
+        entry = table.setdefault(key, [0, 0.0])
+        entry[0] += 1
+        entry[1] += ms
+    kernels = [{"phase": k[0], "primitive": k[1], "implementation": k[2], "prop_kind": k[3], "calls": int(v[0]), "ms": v[1]}
+               for k, v in table.items()]
+    kernels.sort(key=lambda r: -r["ms"])
+    return {"isa": isa, "kernels": kernels}
+
+
+def onednn_kernels(size: tuple[int, int], batch: int, precision: str, timeout: int = 600) -> dict[str, Any]:
+    """Which oneDNN kernels one Keras inRAC training and inference step runs on this machine.
+
+    A child process with ``ONEDNN_VERBOSE=1`` (read when TensorFlow loads) runs the steps;
+    see :func:`parse_onednn_verbose`. Work TensorFlow does outside oneDNN (Eigen kernels,
+    element-wise ops) does not appear: the table's total against the step time says how
+    much of the step oneDNN's kernels are.
+
+    Returns:
+        :func:`parse_onednn_verbose`'s dict, plus ``"error"`` when the child failed.
+    """
+    env = {**os.environ, "ONEDNN_VERBOSE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    code = (f"from scintilab.bench.runner import _onednn_probe; "
+            f"_onednn_probe({tuple(size)!r}, {int(batch)}, {precision!r})")
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"isa": "", "kernels": [], "error": f"the probe ran past {timeout} s"}
+    parsed = parse_onednn_verbose(out.stdout)
+    if out.returncode != 0:
+        parsed["error"] = f"exit status {out.returncode}: {out.stderr.strip()[-300:]}"
+    return parsed
+
+
+def kernels_markdown(found: dict[str, Any], precision: str, top: int = 8) -> str:
+    """A short table of the kernel families that took most oneDNN time, per phase."""
+    if found.get("error"):
+        return f"oneDNN kernels ({precision}): not measured ({found['error']})."
+    lines = [f"oneDNN kernels that ran ({precision}; oneDNN ISA: {found['isa'] or 'not reported'}), "
+             f"one step after warm-up, slowest first:", "",
+             "| phase | primitive | implementation | prop_kind | calls | ms |", "|---|---|---|---|---:|---:|"]
+    for phase in ("train", "infer"):
+        rows = [k for k in found["kernels"] if k["phase"] == phase][:top]
+        lines += [f"| {phase} | {k['primitive']} | {k['implementation']} | {k['prop_kind']} | {k['calls']} | {k['ms']:.1f} |"
+                  for k in rows]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- input pipeline
