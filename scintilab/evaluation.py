@@ -454,12 +454,51 @@ def aggregate_by_study(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def nonfinite_rows(df: pd.DataFrame) -> int:
+    """How many rows of a predictions table hold a NaN or infinite probability."""
+    p = df[probability_columns(df)].to_numpy(dtype=float)
+    return int((~np.isfinite(p)).any(axis=1).sum())
+
+
+def _finite_predictions(run_dir: Path) -> pd.DataFrame:
+    """A run's predictions table; a run that went NaN/inf is refused in one sentence (issue 30).
+
+    A run that training stopped on non-finite numbers has no predictions: the sentence it
+    recorded is raised. A table with NaN/inf probabilities (a run trained before the guard
+    existed, or an edited table) is refused naming the epochs run, instead of failing deep
+    in scikit-learn.
+
+    Raises:
+        InputError: no readable predictions, or non-finite ones.
+    """
+    from scintilab.errors import InputError
+    from scintilab.runs import NONFINITE_STATUS, PREDICTIONS_FILE, load_predictions, nonfinite_message, read_info, run_policy
+
+    try:
+        info = read_info(run_dir)
+    except InputError:  # a bare predictions table can still be scored
+        info = {}
+    if info.get("status") == NONFINITE_STATUS:
+        raise InputError(run_dir, (info.get("nonfinite") or {}).get("message", "training stopped on NaN/inf numbers"))
+    df = load_predictions(run_dir)
+    bad = nonfinite_rows(df)
+    if bad:
+        raise InputError(run_dir / PREDICTIONS_FILE, f"{bad} of {len(df)} rows have NaN/inf probabilities: "
+                         + nonfinite_message(info.get("epochs_run"), "outputs", run_policy(info) if info else None, after=True))
+    return df
+
+
 def arrays_from_predictions(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """``(y_true, proba, patient_keys, classes)`` from a predictions table.
 
     The table needs ``true`` (class name), ``patient_key`` and ``p_<class>`` columns.
     """
     pcols = probability_columns(df)
+    bad = nonfinite_rows(df)
+    if bad:  # scikit-learn would stop on them with a traceback; say what it is instead
+        from scintilab.runs import nonfinite_message
+
+        raise ValueError(f"{bad} of {len(df)} predictions have NaN/inf probabilities: {nonfinite_message(None, 'outputs', None)}")
     classes = [c[2:] for c in pcols]
     lookup = {c: i for i, c in enumerate(classes)}
     unknown = sorted(set(df["true"]) - set(lookup))
@@ -559,12 +598,11 @@ def evaluate_run(
         and ``per``.
 
     Raises:
-        InputError: the folder holds no readable predictions table.
+        InputError: the folder holds no readable predictions table, training stopped on
+            NaN/inf numbers, or the predictions hold NaN/inf probabilities.
     """
-    from scintilab.runs import load_predictions
-
     run_dir = Path(run_dir)
-    df = load_predictions(run_dir)
+    df = _finite_predictions(run_dir)
     if split != "all" and "split" in df.columns:
         df = df[df["split"] == split]
     if df.empty:

@@ -12,6 +12,9 @@ Layout of one run folder (written by :func:`scintilab.training.train`)::
                         fused), aug, split, true, p_<class>..., pred, correct
       metrics.json      scintilab.evaluation.evaluate_run(...) of the test split
       checkpoint/       last epoch's model + state while training (removed when complete)
+      nonfinite.txt     only when training stopped on a NaN/inf loss or output: the one-line
+                        reason (config.json then has status "nonfinite" and a "nonfinite"
+                        record {epoch, where, message}; no model, predictions or metrics)
 
 Only pseudonymous keys are written; notebooks compare runs by reading these folders,
 never by re-training. :func:`find_or_train` reuses a finished run whose configuration
@@ -38,6 +41,63 @@ HISTORY_FILE = "history.csv"
 PREDICTIONS_FILE = "predictions.csv"
 METRICS_FILE = "metrics.json"
 CHECKPOINT_DIR = "checkpoint"
+NONFINITE_FILE = "nonfinite.txt"
+#: ``config.json`` status of a run stopped because the model went non-finite.
+NONFINITE_STATUS = "nonfinite"
+
+
+class NonFiniteError(RuntimeError):
+    """Training stopped because the loss or the model's outputs became NaN or infinite.
+
+    ``str(err)`` is one sentence: the run folder, what went non-finite, the epoch and
+    what to try (:func:`nonfinite_message`).
+
+    Attributes:
+        run_dir: the run folder (its ``nonfinite.txt`` holds the same sentence).
+        epoch: the 1-based epoch in which it happened.
+        where: what was non-finite (``"training loss"``, ``"outputs"``, ...).
+    """
+
+    def __init__(self, run_dir: str | Path, epoch: int, where: str, message: str) -> None:
+        self.run_dir, self.epoch, self.where, self.message = Path(run_dir), int(epoch), where, message
+        super().__init__(f"{self.run_dir}: {message}")
+
+
+def nonfinite_message(epoch: int | None, where: str, dtype_policy: str | None = "float32", *, after: bool = False) -> str:
+    """The sentence (without the folder) a non-finite run reports, in training and evaluation.
+
+    Args:
+        epoch: 1-based epoch (None: unknown).
+        where: what was non-finite, e.g. ``"training loss"`` or ``"outputs"``.
+        dtype_policy: the run's Keras dtype policy (None: unknown).
+        after: the epoch is the last one run, not the one where it started.
+    """
+    # Under a reduced-precision policy float32 is the first thing to try; in float32 the
+    # usual cause is a step the loss surface cannot take.
+    hint = ("try a lower learning rate" if dtype_policy == "float32"
+            else "try float32 (mixed_precision=false) or a lower learning rate")
+    when = "" if epoch is None else f" {'after' if after else 'at'} epoch {epoch}"
+    policy = f" ({dtype_policy})" if dtype_policy else ""
+    return f"the model produced non-finite (NaN/inf) {where}{when}{policy}; {hint}"
+
+
+def record_nonfinite(run_dir: str | Path, info: dict[str, Any], epoch: int, where: str) -> NonFiniteError:
+    """Mark ``run_dir`` as stopped on non-finite numbers and return the error to raise.
+
+    Writes ``nonfinite.txt`` and updates ``config.json`` (status ``"nonfinite"``, a
+    ``nonfinite`` record). ``info`` is the run's ``config.json`` content (updated in place).
+    """
+    run_dir = Path(run_dir)
+    message = nonfinite_message(epoch, where, run_policy(info))
+    info.update({"status": NONFINITE_STATUS, "nonfinite": {"epoch": int(epoch), "where": where, "message": message}})
+    write_json(run_dir / CONFIG_FILE, info)
+    (run_dir / NONFINITE_FILE).write_text(message + "\n")
+    return NonFiniteError(run_dir, epoch, where, message)
+
+
+def run_policy(info: dict[str, Any]) -> str:
+    """The Keras dtype policy a run trained with (``config.json``'s ``speed`` record)."""
+    return str((info.get("speed") or {}).get("dtype_policy", "float32"))
 
 
 @dataclass
@@ -71,6 +131,11 @@ class Run:
         return self.info.get("status") == "complete" and all(
             (self.path / f).exists() for f in (MODEL_FILE, HISTORY_FILE, PREDICTIONS_FILE, METRICS_FILE)
         )
+
+    @property
+    def nonfinite(self) -> dict[str, Any] | None:
+        """The ``{epoch, where, message}`` record when training stopped on NaN/inf, else None."""
+        return self.info.get("nonfinite") if self.info.get("status") == NONFINITE_STATUS else None
 
     @property
     def fingerprint(self) -> str:

@@ -13,6 +13,10 @@ Reproducibility and robustness:
 * A checkpoint (full model with optimizer state, and the epoch reached) is written after
   every epoch; calling :func:`train` again on the same folder resumes from it. A finished
   run is returned as is.
+* A NaN or infinite loss or output stops training (:func:`nonfinite_guard`): the run
+  folder records the epoch (``nonfinite.txt``, status ``"nonfinite"``) and
+  :class:`~scintilab.runs.NonFiniteError` says what to try, instead of NaN predictions
+  reaching the evaluation.
 * Keras prints one line per epoch (``verbose=2``), which reads well in logs and notebooks.
 """
 from __future__ import annotations
@@ -425,6 +429,61 @@ def _callbacks(config: TrainConfig, run_dir: Path, history_rows: list[dict[str, 
     return cbs
 
 
+def nonfinite_guard(probe: np.ndarray | None = None) -> Any:
+    """A Keras callback that stops training at the first NaN/inf loss or output (issue 30).
+
+    Keras' ``TerminateOnNaN`` looks at the batch loss only. A batch norm whose moving
+    variance went NaN, or an overflow in reduced precision, can leave the training loss
+    (computed from batch statistics) finite while every prediction is NaN, so at each
+    epoch end the guard also predicts ``probe`` (a batch of training images) in inference
+    mode. What it found is in ``.found``: ``(1-based epoch, what)`` or None.
+
+    Args:
+        probe: images to predict after every epoch (None: check the losses only).
+    """
+    import keras
+
+    class NonFiniteGuard(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.found: tuple[int, str] | None = None
+            self.epoch = 0
+
+        def _stop(self, what: str) -> None:
+            if self.found is None:
+                self.found = (self.epoch + 1, what)
+            self.model.stop_training = True
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            loss = (logs or {}).get("loss")
+            if loss is not None and not np.isfinite(float(loss)):
+                self._stop("training loss")
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            for key, what in (("loss", "training loss"), ("val_loss", "validation loss")):
+                value = (logs or {}).get(key)
+                if value is not None and not np.isfinite(float(value)):
+                    self._stop(what)
+            if self.found is None and probe is not None and len(probe):
+                out = keras.ops.convert_to_numpy(self.model.predict_on_batch(probe))
+                if not np.isfinite(np.asarray(out, dtype=np.float32)).all():
+                    self._stop("outputs")
+
+    return NonFiniteGuard()
+
+
+def _stop_nonfinite(run_dir: Path, info: dict[str, Any], found: tuple[int, str]) -> None:
+    """Record a run that went non-finite in its folder and raise :class:`~scintilab.runs.NonFiniteError`."""
+    # The last checkpoint holds the NaN weights: resuming from it would go nowhere, so the
+    # same command trains afresh (it may not recur where kernels are non-deterministic).
+    shutil.rmtree(run_dir / runs_mod.CHECKPOINT_DIR, ignore_errors=True)
+    (run_dir / runs_mod.MODEL_FILE).unlink(missing_ok=True)
+    raise runs_mod.record_nonfinite(run_dir, info, *found)
+
+
 def live_curves_callback(metrics: Sequence[str] = ("loss", "accuracy")) -> Any:
     """A Keras callback that redraws the training curves in a notebook after each epoch.
 
@@ -574,6 +633,8 @@ def train(
             or same-patient pair across the split and ``config.allow_leaks`` is False.
         ValueError: ``out_dir`` holds a different run (with ``resume=True``), or the
             dataset does not match the configured input size.
+        scintilab.runs.NonFiniteError: the loss or the model's outputs became NaN/inf
+            (:func:`nonfinite_guard`); training stopped and the run folder records it.
     """
     import keras
 
@@ -625,6 +686,7 @@ def train(
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     runs_mod.write_json(run_dir / runs_mod.CONFIG_FILE, info)
+    (run_dir / runs_mod.NONFINITE_FILE).unlink(missing_ok=True)  # an earlier try's record
 
     # Speed settings (scintilab.performance): mixed_precision True/"auto" picks bfloat16
     # on a CPU with bf16 instructions and float16/bfloat16 on a GPU. The model is built
@@ -661,7 +723,8 @@ def train(
 
     validation = (x[val_idx], y[val_idx]) if len(val_idx) else None
     es_monitor = "val_loss" if validation is not None else "loss"
-    cbs = _callbacks(config, run_dir, history_rows, es_monitor) + list(callbacks)
+    guard = nonfinite_guard(x[train_idx[: config.batch_size]])
+    cbs = [guard] + _callbacks(config, run_dir, history_rows, es_monitor) + list(callbacks)
     stopped_early = False
     if start_epoch < config.epochs:
         from scintilab.datasets import ScanSequence
@@ -688,6 +751,8 @@ def train(
                 verbose=verbose,
             )
         stopped_early = len(hist.epoch) and (hist.epoch[-1] + 1) < config.epochs
+    if guard.found is not None:
+        _stop_nonfinite(run_dir, info, guard.found)
 
     model.save(run_dir / runs_mod.MODEL_FILE)
     history = pd.DataFrame(history_rows)
@@ -700,6 +765,8 @@ def train(
         if len(idx) == 0:
             continue
         proba = np.asarray(model.predict(x[idx], batch_size=config.batch_size, verbose=0), dtype=float)
+        if not np.isfinite(proba).all():
+            _stop_nonfinite(run_dir, info, (len(history_rows), f"{split_name} predictions"))
         frames.append(predictions_frame(ds, idx, y, proba, config.classes, split_name))
     predictions = pd.concat(frames, ignore_index=True)
     predictions.to_csv(run_dir / runs_mod.PREDICTIONS_FILE, index=False)
@@ -780,6 +847,9 @@ def cli_main(argv: list[str]) -> int:
         return 1
     except LeakageError as exc:
         print(f"scintilab train: {exc} (--set allow_leaks=true goes on anyway)")
+        return 1
+    except runs_mod.NonFiniteError as exc:  # recorded in the run folder; one sentence, no traceback
+        print(f"scintilab train: {exc}")
         return 1
     audit_rec = result.info.get("audit") or {}
     if audit_rec.get("applied"):
