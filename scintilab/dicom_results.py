@@ -372,6 +372,9 @@ def build_seg(det: Any, refs: dict[str, tuple[Dataset, int | None]], plans: list
             for inst in s.ReferencedInstanceSequence:
                 if str(inst.ReferencedSOPInstanceUID) not in known:
                     have.ReferencedInstanceSequence.append(inst)
+    # Type 2C without a frame of reference; the two views face opposite ways, so one value
+    # for the whole object would be wrong for one of them: empty (allowed for Type 2).
+    base.PatientOrientation = ""
     base.NumberOfFrames = len(stack)
     base.PixelData = pack_bits(np.stack(stack).astype(np.uint8))
     return base
@@ -399,10 +402,25 @@ def frame_of(seg: Dataset, segment: int, sop_uid: str, frame: int | None) -> int
         if int(item.SegmentIdentificationSequence[0].ReferencedSegmentNumber) != segment:
             continue
         src = item.DerivationImageSequence[0].SourceImageSequence[0]
-        if str(src.ReferencedSOPInstanceUID) == sop_uid and (frame is None or int(src.get(
-                "ReferencedFrameNumber", frame)) == frame):
+        if str(src.ReferencedSOPInstanceUID) == sop_uid and (
+                frame is None or int(src.get("ReferencedFrameNumber", frame)) == frame):
             return i
     raise KeyError(f"segment {segment} has no frame on {sop_uid}")
+
+
+def _frame_or_segment(ds: Dataset) -> None:
+    """Keep the frame number of SR references to SEG frames and drop the segment number.
+
+    highdicom writes both for TID 1410's "Referenced Segmentation Frame"; the SOP Instance
+    Reference macro allows one or the other (dciodvfy: "shall not be present when
+    ReferencedFrameNumber is present"). A SEG frame belongs to one segment, so the frame
+    number alone names it.
+    """
+    for item in ds.get("ContentSequence", []):
+        for ref in item.get("ReferencedSOPSequence", []):
+            if "ReferencedFrameNumber" in ref and "ReferencedSegmentNumber" in ref:
+                del ref.ReferencedSegmentNumber
+        _frame_or_segment(item)
 
 
 def build_sr(sq: Any, refs: dict[str, tuple[Dataset, int | None]], header: Dataset, seg: Dataset | None,
@@ -457,11 +475,11 @@ def build_sr(sq: Any, refs: dict[str, tuple[Dataset, int | None]], header: Datas
         view = hs.best_view if hs.best_view in refs else next(iter(refs), None)
         if seg is not None and view is not None:
             ref, frame = refs[view]
-            seg_frame = frame_of(seg, plan.number, str(ref.SOPInstanceUID), frame)
             segref = ReferencedSegmentationFrame(
-                sop_class_uid=seg.SOPClassUID, sop_instance_uid=seg.SOPInstanceUID, frame_number=seg_frame,
-                segment_number=plan.number, source_image=SourceImageForSegmentation(
-                    ref.SOPClassUID, ref.SOPInstanceUID, [frame] if frame is not None else None))
+                sop_class_uid=seg.SOPClassUID, sop_instance_uid=seg.SOPInstanceUID,
+                frame_number=frame_of(seg, plan.number, str(ref.SOPInstanceUID), frame), segment_number=plan.number,
+                source_image=SourceImageForSegmentation(ref.SOPClassUID, ref.SOPInstanceUID,
+                                                        [frame] if frame is not None else None))
             groups.append(PlanarROIMeasurementsAndQualitativeEvaluations(
                 tracking_identifier=ident, referenced_segment=segref, finding_type=finding, algorithm_id=algo,
                 finding_sites=sites, measurements=meas, qualitative_evaluations=qual))
@@ -481,6 +499,7 @@ def build_sr(sq: Any, refs: dict[str, tuple[Dataset, int | None]], header: Datas
     sr = hd.sr.Comprehensive3DSR(evidence=_unique(evidence), content=report[0], series_instance_uid=series_uid,
                                  series_number=902, sop_instance_uid=sop_uid, instance_number=1,
                                  manufacturer="scintilab", is_complete=True, series_description="scintilab BSI")
+    _frame_or_segment(sr)
     scheme = Dataset()
     scheme.CodingSchemeDesignator = LOCAL_SCHEME
     scheme.CodingSchemeName = "scintilab local concepts"
