@@ -384,7 +384,8 @@ def _crop_rows(det: Detection) -> tuple[int, int]:
 
 
 def draw_views(det: Detection, *, ax: Any = None, hotspots: bool = True, regions: bool = False,
-               highlight: Sequence[Any] = (), threshold: float | None = None, title_prefix: str = "") -> Any:
+               highlight: Sequence[Any] = (), threshold: float | None = None, title_prefix: str = "",
+               views: Sequence[str] | None = None) -> Any:
     """Both views side by side (posterior flipped into the anterior frame), hot spots marked.
 
     Hot spots are circles coloured by probability of metastasis (blue 0 ... red 1); the
@@ -400,7 +401,7 @@ def draw_views(det: Detection, *, ax: Any = None, hotspots: bool = True, regions
     from matplotlib.colors import ListedColormap
 
     threshold = det.call_threshold(threshold)
-    views = list(det.images)
+    views = list(det.images) if views is None else [v for v in views if v in det.images]
     r0, r1 = _crop_rows(det)
     if ax is None:
         h = (r1 - r0) / max(det.shape[1], 1)
@@ -521,7 +522,35 @@ def report_html(sq: StudyQuant, *, baseline: StudyQuant | None = None, compariso
         parts.append(f"<p class='muted'>{len(det.hotspots) - 60} more in hotspots.csv</p>")
     parts.append("<p class='muted'>Research software, not a medical device. Positions in pixels of the "
                  "stored anterior image. Uptake normalised to the patient's own bone of the same group.</p>")
-    return html_page(f"Quantification {st.study_key}", "\n".join(parts), css="img{max-width:100%;margin:4px}")
+    screen = "<div class='screen'>" + "\n".join(parts) + "</div>"
+    return html_page(f"Quantification {st.study_key}", screen + _print_pages(sq, parts[:2], threshold),
+                     css="img{max-width:100%;margin:4px}" + _PRINT_CSS)
+
+
+#: Printed (PDF) layout: one A4 page per view, the screen layout hidden.
+_PRINT_CSS = ("@media screen{.print{display:none}}@media print{@page{size:A4;margin:10mm}.screen{display:none}"
+              "body{margin:0;font-size:9pt}.page{break-after:page;display:flex;gap:6mm;height:270mm;"
+              "overflow:hidden}.page:last-child{break-after:auto}.page img{height:250mm;width:auto;max-width:80mm}"
+              ".page table{font-size:7pt}.page td,.page th{padding:1px 4px}}")
+
+
+def _print_pages(sq: StudyQuant, header: list[str], threshold: float) -> str:
+    """One page per view for printing: the header, the view with its hot spots, the
+    view's hot spots (the first 40; all are in hotspots.csv)."""
+    det = sq.detection
+    bsi = sq.bsi
+    pages = []
+    for v in det.images:
+        hs = [h.as_row() for h in det.hotspots if v in h.view.split("+")]
+        more = f"<p class='muted'>{len(hs) - 40} more in hotspots.csv</p>" if len(hs) > 40 else ""
+        img = _png(draw_views(det, threshold=threshold, views=[v]))
+        pages.append(
+            f"<section class='page'><img alt='{v} view' src='data:image/png;base64,{img}'><div>{''.join(header)}"
+            f"<p><b>BSI {bsi.bsi:.2f} %</b> &middot; hot spots {bsi.hotspots_total} &middot; called metastatic "
+            f"{bsi.hotspots_metastatic}</p><h2>{v} view: hot spots</h2>"
+            + _table_html(hs[:40], ["id", "view", "row", "col", "region", "area_px", "normalized_uptake",
+                                    "p_metastatic"]) + more + "</div></section>")
+    return "<div class='print'>" + "".join(pages) + "</div>"
 
 
 def _one_view(det: Detection, ax: Any, title: str, highlight: Sequence[Any], threshold: float | None = None) -> None:
