@@ -222,8 +222,8 @@ def quantify_cohort(manifest: str | Path | pd.DataFrame, out_dir: str | Path | N
                     hotspot_model: str | Path | HotspotModel | None = None,
                     classifier: str | Path | Classifier | None = None, threshold: float | None = None,
                     reports: bool = True, progress: bool = True, limit: int | None = None,
-                    hook: Callable[[list[StudyQuant], PatientFollowup | None], None] | None = None
-                    ) -> QuantifyResult:
+                    hook: Callable[[list[StudyQuant], PatientFollowup | None], None] | None = None,
+                    dicom: bool = False, link_to_source: bool = False) -> QuantifyResult:
     """Quantify every study of a manifest (see the module docstring).
 
     Args:
@@ -239,6 +239,10 @@ def quantify_cohort(manifest: str | Path | pd.DataFrame, out_dir: str | Path | N
         limit: quantify only the first ``limit`` patients (a quick look).
         hook: called after each patient with its quantified studies and follow-up (used by
             the validation to compare with ground truth while the pixels are in memory).
+        dicom: also write a DICOM SEG, SR and Encapsulated PDF per study under
+            ``out_dir/dicom/`` (:mod:`scintilab.dicom_results`; needs ``out_dir``).
+        link_to_source: the DICOM objects keep the source study's UIDs and patient module
+            (default: de-identified, new UIDs).
 
     Returns:
         A :class:`QuantifyResult`.
@@ -264,6 +268,7 @@ def quantify_cohort(manifest: str | Path | pd.DataFrame, out_dir: str | Path | N
     fu_rows: list[dict[str, Any]] = []
     failed: list[tuple[str, str]] = []
     pages: list[Path] = []
+    exporter = _DicomExporter(cohort, out / "dicom", model, link_to_source) if out is not None and dicom else None
     for idx in groups:
         studies: list[Study] = []
         for i in idx:
@@ -295,6 +300,8 @@ def quantify_cohort(manifest: str | Path | pd.DataFrame, out_dir: str | Path | N
                                               followup_row=row))
                 except (ValueError, RuntimeError) as err:  # a figure that cannot be drawn
                     failed.append((sq.study.study_key, f"report not written: {err}"))
+        if exporter is not None:
+            failed += exporter(done, out / "reports" if reports else None)
         if hook is not None:
             hook(done, fu)
         if bar:
@@ -314,8 +321,42 @@ def quantify_cohort(manifest: str | Path | pd.DataFrame, out_dir: str | Path | N
         hot_df.to_csv(out / "hotspots.csv", index=False)
         fu_df.to_csv(out / "followup.csv", index=False)
         pd.DataFrame(failed, columns=["study_key", "reason"]).to_csv(out / "failed.csv", index=False)
+    if exporter is not None:
+        exporter.finish()
     return QuantifyResult(studies=studies_df, hotspots=hot_df, followup=fu_df, failed=failed, out_dir=out,
                           reports=pages)
+
+
+class _DicomExporter:
+    """Per patient, the DICOM objects of :mod:`scintilab.dicom_results` (one UID map a run)."""
+
+    def __init__(self, cohort: Any, out: Path, model: HotspotModel | None, link: bool) -> None:
+        from scintilab.dicom_results import UidMap
+
+        self.cohort, self.out, self.model = cohort, out, model
+        self.uids = UidMap(link=link)
+        self.rows = {str(k): i for i, k in enumerate(cohort.manifest["study_key"].astype(str))}
+        self.exports: list[Any] = []
+
+    def __call__(self, done: list[StudyQuant], reports_dir: Path | None) -> list[tuple[str, str]]:
+        from scintilab.dicom_results import export_study
+
+        failed = []
+        for sq in done:
+            key = sq.study.study_key
+            page = reports_dir / f"{key}.html" if reports_dir is not None else None
+            try:
+                self.exports.append(export_study(sq, self.cohort.manifest.iloc[self.rows[key]], self.cohort.root,
+                                                 self.out, self.uids, model=self.model,
+                                                 report_html=page if page is not None and page.exists() else None))
+            except (ValueError, KeyError, OSError, AttributeError) as err:
+                failed.append((key, f"DICOM objects not written: {type(err).__name__}: {err}"))
+        return failed
+
+    def finish(self) -> None:
+        from scintilab.dicom_results import write_index
+
+        write_index(self.exports, self.out)
 
 
 # --------------------------------------------------------------------------------- figures
@@ -343,7 +384,8 @@ def _crop_rows(det: Detection) -> tuple[int, int]:
 
 
 def draw_views(det: Detection, *, ax: Any = None, hotspots: bool = True, regions: bool = False,
-               highlight: Sequence[Any] = (), threshold: float | None = None, title_prefix: str = "") -> Any:
+               highlight: Sequence[Any] = (), threshold: float | None = None, title_prefix: str = "",
+               views: Sequence[str] | None = None) -> Any:
     """Both views side by side (posterior flipped into the anterior frame), hot spots marked.
 
     Hot spots are circles coloured by probability of metastasis (blue 0 ... red 1); the
@@ -359,7 +401,7 @@ def draw_views(det: Detection, *, ax: Any = None, hotspots: bool = True, regions
     from matplotlib.colors import ListedColormap
 
     threshold = det.call_threshold(threshold)
-    views = list(det.images)
+    views = list(det.images) if views is None else [v for v in views if v in det.images]
     r0, r1 = _crop_rows(det)
     if ax is None:
         h = (r1 - r0) / max(det.shape[1], 1)
@@ -480,7 +522,35 @@ def report_html(sq: StudyQuant, *, baseline: StudyQuant | None = None, compariso
         parts.append(f"<p class='muted'>{len(det.hotspots) - 60} more in hotspots.csv</p>")
     parts.append("<p class='muted'>Research software, not a medical device. Positions in pixels of the "
                  "stored anterior image. Uptake normalised to the patient's own bone of the same group.</p>")
-    return html_page(f"Quantification {st.study_key}", "\n".join(parts), css="img{max-width:100%;margin:4px}")
+    screen = "<div class='screen'>" + "\n".join(parts) + "</div>"
+    return html_page(f"Quantification {st.study_key}", screen + _print_pages(sq, parts[:2], threshold),
+                     css="img{max-width:100%;margin:4px}" + _PRINT_CSS)
+
+
+#: Printed (PDF) layout: one A4 page per view, the screen layout hidden.
+_PRINT_CSS = ("@media screen{.print{display:none}}@media print{@page{size:A4;margin:10mm}.screen{display:none}"
+              "body{margin:0;font-size:9pt}.page{break-after:page;display:flex;gap:6mm;height:270mm;"
+              "overflow:hidden}.page:last-child{break-after:auto}.page img{height:250mm;width:auto;max-width:80mm}"
+              ".page table{font-size:7pt}.page td,.page th{padding:1px 4px}}")
+
+
+def _print_pages(sq: StudyQuant, header: list[str], threshold: float) -> str:
+    """One page per view for printing: the header, the view with its hot spots, the
+    view's hot spots (the first 40; all are in hotspots.csv)."""
+    det = sq.detection
+    bsi = sq.bsi
+    pages = []
+    for v in det.images:
+        hs = [h.as_row() for h in det.hotspots if v in h.view.split("+")]
+        more = f"<p class='muted'>{len(hs) - 40} more in hotspots.csv</p>" if len(hs) > 40 else ""
+        img = _png(draw_views(det, threshold=threshold, views=[v]))
+        pages.append(
+            f"<section class='page'><img alt='{v} view' src='data:image/png;base64,{img}'><div>{''.join(header)}"
+            f"<p><b>BSI {bsi.bsi:.2f} %</b> &middot; hot spots {bsi.hotspots_total} &middot; called metastatic "
+            f"{bsi.hotspots_metastatic}</p><h2>{v} view: hot spots</h2>"
+            + _table_html(hs[:40], ["id", "view", "row", "col", "region", "area_px", "normalized_uptake",
+                                    "p_metastatic"]) + more + "</div></section>")
+    return "<div class='print'>" + "".join(pages) + "</div>"
 
 
 def _one_view(det: Detection, ax: Any, title: str, highlight: Sequence[Any], threshold: float | None = None) -> None:
@@ -613,6 +683,12 @@ def cli_main(argv: list[str]) -> int:
                              f"take BSI / new lesions from {RULES_ENDPOINT_P}; a learned model uses the cut "
                              "it chose on its training cohort)")
     parser.add_argument("--no-reports", action="store_true", help="tables only")
+    parser.add_argument("--dicom", action="store_true",
+                        help="also write per study a DICOM SEG, a TID 1500 SR and the report as Encapsulated PDF "
+                             "under OUT/dicom/<study_key>/ (de-identified: new UIDs, pseudonymous patient)")
+    parser.add_argument("--link-to-source", action="store_true",
+                        help="with --dicom: keep the source study's UIDs and patient module (to send the objects "
+                             "back into the PACS the study came from)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N patients")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -626,7 +702,7 @@ def cli_main(argv: list[str]) -> int:
                   f"out of fold ({i.get('cv_fp_per_scan')} FP/scan) -> {args.train_hotspot_model}")
         res = quantify_cohort(args.manifest, args.out, hotspot_model=model, classifier=args.classifier,
                               threshold=args.threshold, reports=not args.no_reports, progress=not args.quiet,
-                              limit=args.limit)
+                              limit=args.limit, dicom=args.dicom, link_to_source=args.link_to_source)
     except InputError as err:
         print(f"scintilab quantify: {err}", file=sys.stderr)
         return 2
