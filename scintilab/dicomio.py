@@ -71,6 +71,9 @@ VIEW_NAMINGS: dict[str, tuple[str, ...]] = {
 #: Private creator used by :func:`write_study` for the "private" naming (a made-up vendor).
 PRIVATE_CREATOR = "ACME NM VIEWS 1.0"
 
+#: The flag every lossy copy carries (the audit looks for it).
+LOSSY_FLAG = "lossy compressed: counts are not raw"
+
 # Transfer syntaxes pydicom decodes without any plugin.
 _NATIVE_SYNTAXES = {
     "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2",
@@ -192,7 +195,8 @@ def write_study(
             the arrays may hold small negative values).
         modality: Modality (0008,0060); anything but NM makes a wrong-modality file.
         series_number: SeriesNumber (0020,0011); also enters the series/instance UIDs.
-        compress: None, or ``"rle"`` to store RLE Lossless (pydicom encodes it natively).
+        compress: None, or one of :data:`COMPRESSIONS` (``"rle"``, ``"jpeg-ls"``,
+            ``"jpeg-lossless-sv1"``, ``"j2k-lossy"``, ...) to store compressed pixel data.
         include_pixels: False writes a file without PixelData (a bad-input case).
         file_stems: optional explicit file stems per view for the pair layout.
 
@@ -249,14 +253,87 @@ def write_study(
     return written
 
 
-def _save(ds: Dataset, path: Path, compress: str | None) -> None:
-    if compress == "rle" and "PixelData" in ds:
-        from pydicom.uid import RLELossless
+#: Compressed storage :func:`write_study` can produce (``compress=``): name -> transfer syntax
+#: name. RLE is pydicom's own encoder, JPEG-LS goes through pyjpegls, JPEG 2000 through
+#: pylibjpeg-openjpeg, the JPEG process 1/2-4/14 syntaxes through GDCM's transcoder (pydicom
+#: has no JPEG encoder); "deflate" is Deflated Explicit VR Little Endian.
+COMPRESSIONS: dict[str, str] = {
+    "rle": "1.2.840.10008.1.2.5",
+    "jpeg-ls": "1.2.840.10008.1.2.4.80",
+    "jpeg-ls-near": "1.2.840.10008.1.2.4.81",
+    "j2k": "1.2.840.10008.1.2.4.90",
+    "j2k-lossy": "1.2.840.10008.1.2.4.91",
+    "jpeg-lossless": "1.2.840.10008.1.2.4.57",
+    "jpeg-lossless-sv1": "1.2.840.10008.1.2.4.70",
+    "jpeg-baseline": "1.2.840.10008.1.2.4.50",
+    "jpeg-extended": "1.2.840.10008.1.2.4.51",
+    "deflate": "1.2.840.10008.1.2.1.99",
+}
+#: Transfer syntaxes whose pixel data are the counts exactly (everything else compressed is lossy).
+LOSSLESS_SYNTAXES = frozenset(_NATIVE_SYNTAXES | {
+    "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80",
+    "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.203",
+})
 
-        ds.compress(RLELossless, encoding_plugin="pydicom")
-    elif compress not in (None, "rle"):
-        raise ValueError(f"compress must be None or 'rle', got {compress!r}")
-    ds.save_as(path, enforce_file_format=True)
+
+def _gdcm_transcode(ds: Dataset, path: Path, syntax: str) -> None:
+    """Write ``ds`` uncompressed, then let GDCM re-encode it into ``path`` as ``syntax``."""
+    import tempfile
+
+    import gdcm  # lazy: only the JPEG process 1/2-4/14 writers need it
+
+    if syntax in (COMPRESSIONS["jpeg-baseline"], COMPRESSIONS["jpeg-extended"]):
+        # Baseline/extended JPEG of 16-bit data is not decodable anywhere: store 8 bits.
+        arr = ds.pixel_array
+        if int(arr.min(initial=0)) < 0 or int(arr.max(initial=0)) > 255:
+            raise ValueError("JPEG baseline/extended stores 8-bit pixels: values must lie in 0..255")
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.PixelData = arr.astype(np.uint8).tobytes()
+    codes = {
+        COMPRESSIONS["jpeg-lossless"]: gdcm.TransferSyntax.JPEGLosslessProcess14,
+        COMPRESSIONS["jpeg-lossless-sv1"]: gdcm.TransferSyntax.JPEGLosslessProcess14_1,
+        COMPRESSIONS["jpeg-baseline"]: gdcm.TransferSyntax.JPEGBaselineProcess1,
+        COMPRESSIONS["jpeg-extended"]: gdcm.TransferSyntax.JPEGExtendedProcess2_4,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = Path(tmp) / "plain.dcm"
+        ds.save_as(plain, enforce_file_format=True)
+        reader = gdcm.ImageReader()
+        reader.SetFileName(str(plain))
+        if not reader.Read():
+            raise ValueError(f"GDCM cannot read the dataset written for {path.name}")
+        change = gdcm.ImageChangeTransferSyntax()
+        change.SetTransferSyntax(gdcm.TransferSyntax(codes[syntax]))
+        change.SetInput(reader.GetImage())
+        if not change.Change():
+            raise ValueError(f"GDCM cannot encode {path.name} as {UID(syntax).name}")
+        writer = gdcm.ImageWriter()
+        writer.SetFileName(str(path))
+        writer.SetFile(reader.GetFile())
+        writer.SetImage(change.GetOutput())
+        if not writer.Write():
+            raise ValueError(f"GDCM cannot write {path}")
+
+
+def _save(ds: Dataset, path: Path, compress: str | None) -> None:
+    if compress is not None and compress not in COMPRESSIONS:
+        raise ValueError(f"compress must be None or one of {sorted(COMPRESSIONS)}, got {compress!r}")
+    syntax = COMPRESSIONS.get(compress or "")
+    if syntax is None or "PixelData" not in ds:
+        ds.save_as(path, enforce_file_format=True)
+    elif compress == "deflate":
+        ds.file_meta.TransferSyntaxUID = UID(syntax)
+        ds.save_as(path, enforce_file_format=True)
+    elif compress.startswith("jpeg-") and not compress.startswith("jpeg-ls"):
+        _gdcm_transcode(ds, path, syntax)
+    else:
+        options: dict[str, Any] = {"encoding_plugin": "pydicom"} if compress == "rle" else {}
+        if compress == "jpeg-ls-near":
+            options["jls_error"] = 2  # near-lossless: each pixel within 2 counts
+        elif compress == "j2k-lossy":
+            options["j2k_cr"] = [10]  # compression ratio 10
+        ds.compress(UID(syntax), **options)
+        ds.save_as(path, enforce_file_format=True)
 
 
 def _dataset(
@@ -557,6 +634,16 @@ def _plugin_hint(ts: UID) -> str:
     return "install python-gdcm or pylibjpeg with a matching plugin"
 
 
+def _decoder_available(ts: UID) -> bool:
+    """True when pydicom has an installed plugin that decodes ``ts``."""
+    from pydicom.pixels import get_decoder
+
+    try:
+        return bool(get_decoder(ts).is_available)
+    except (NotImplementedError, ValueError):
+        return False
+
+
 def _decode(ds: Dataset, path: Path) -> np.ndarray:
     """Decode the pixel data, turning every failure into an InputError with a clear reason."""
     ts = UID(str(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)))
@@ -564,10 +651,15 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
         arr = ds.pixel_array
     except Exception as exc:  # pydicom raises several types; all mean "cannot decode"
         if ts.is_compressed and str(ts) not in _NATIVE_SYNTAXES:
+            if not _decoder_available(ts):
+                raise InputError(
+                    path,
+                    f"pixel data is compressed as {ts.name} ({ts}) and no decoder is available: "
+                    f"{_plugin_hint(ts)}",
+                ) from exc
             raise InputError(
-                path,
-                f"pixel data is compressed as {ts.name} ({ts}) and no decoder is available: "
-                f"{_plugin_hint(ts)}",
+                path, f"pixel data compressed as {ts.name} ({ts}) could not be decoded (corrupt codestream?): "
+                      f"{str(exc).splitlines()[0][:200]}",
             ) from exc
         text = str(exc)
         if "less than expected" in text or "truncat" in text.lower() or "shorter" in text:
@@ -692,8 +784,11 @@ def read_file(path: Path) -> DicomFile:
         spacing = (2.3, 2.3)
     ts = UID(str(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)))
     # A lossy copy says so in LossyImageCompression (0028,2110) or by its transfer syntax.
-    lossy_syntax = ts.is_compressed and str(ts) not in _NATIVE_SYNTAXES and "Lossless" not in ts.name
-    lossy = str(ds.get("LossyImageCompression", "")).strip() == "01" or lossy_syntax
+    lossy_syntax = str(ts) not in LOSSLESS_SYNTAXES
+    lossy_header = str(ds.get("LossyImageCompression", "")).strip() == "01"
+    lossy = lossy_header or lossy_syntax
+    if lossy:
+        flags.append(LOSSY_FLAG + " (" + (f"{ts.name}" if lossy_syntax else "LossyImageCompression 01") + ")")
     patient_id = str(ds.get("PatientID", "") or "").strip()
     study_uid = str(ds.get("StudyInstanceUID", "") or "").strip()
     if not study_uid:

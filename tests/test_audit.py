@@ -334,3 +334,21 @@ def test_audit_notebook_runs_under_papermill(clean_cohort: Path, tmp_path: Path)
     text = "\n".join(str(o) for c in run.cells for o in c.get("outputs", []))
     raw = pd.read_csv(clean_cohort / "labels.csv", dtype=str)
     assert not any(pid in text for pid in raw["patient_id"])
+
+
+def test_a_lossy_compressed_study_is_named_by_the_audit(tmp_cohort_dir, tmp_path: Path) -> None:
+    import pydicom
+    from pydicom.uid import JPEG2000
+
+    root = tmp_cohort_dir(3, annotations=False)
+    files = sorted((root / "dicom").rglob("*.dcm"))
+    ds = pydicom.dcmread(files[1])
+    ds.compress(JPEG2000, j2k_cr=[10])  # lossy JPEG 2000; the header still says "00"
+    ds.save_as(files[1])  # the test's own copy, never a user's input
+    result = ingest(root / "dicom", out=tmp_path / "manifest.csv", progress=False)
+    res = audit(tmp_path / "manifest.csv")
+    lossy = res.flags[res.flags["kind"] == "lossy_compressed"]
+    man = result.manifest
+    key = man.loc[man["ant_path"].str.contains(files[1].name), "study_key"].iloc[0]
+    assert lossy["study_a"].tolist() == [key]
+    assert "counts are not raw" in lossy["detail"].iloc[0] and "JPEG 2000" in lossy["detail"].iloc[0]

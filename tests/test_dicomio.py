@@ -7,9 +7,13 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.encaps import encapsulate
-from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, RLELossless
+from pathlib import Path
+
+from pydicom.uid import UID, JPEG2000Lossless, JPEGLosslessSV1, RLELossless
 
 from scintilab.dicomio import (
+    COMPRESSIONS,
+    LOSSY_FLAG,
     NM_IMAGE_STORAGE,
     SECONDARY_CAPTURE_STORAGE,
     VIEW_NAMINGS,
@@ -20,6 +24,7 @@ from scintilab.dicomio import (
     write_study,
 )
 from scintilab.errors import InputError
+from conftest import phantom
 from scintilab.pseudonym import patient_key, study_key
 
 HW = (256, 64)
@@ -153,18 +158,65 @@ def test_rle_lossless_is_decoded_natively(tmp_path, views) -> None:
     np.testing.assert_array_equal(out["ANT"], views[0])
 
 
-@pytest.mark.parametrize("syntax, plugin", [(JPEG2000Lossless, "pylibjpeg-openjpeg"), (JPEGLosslessSV1, "pylibjpeg-libjpeg")])
-def test_compressed_without_a_decoder_names_syntax_and_plugin(tmp_path, views, syntax, plugin) -> None:
+def _garbage_compressed(tmp_path, views, syntax) -> Path:
     (path,) = write_study(tmp_path, *views, stem="s", **IDS)
     ds = pydicom.dcmread(path)
     ds.file_meta.TransferSyntaxUID = syntax
-    # Two frames of bytes that are not a valid codestream: only the missing plugin is tested.
+    # Two frames of bytes that are not a valid codestream.
     ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + bytes(60), b"\xff\x4f\xff\x51" + bytes(60)])
     ds["PixelData"].VR = "OB"
     ds.save_as(tmp_path / "c.dcm", enforce_file_format=True)
+    return tmp_path / "c.dcm"
+
+
+@pytest.mark.parametrize("syntax", [JPEG2000Lossless, JPEGLosslessSV1])
+def test_corrupt_compressed_pixels_name_the_syntax(tmp_path, views, syntax) -> None:
     with pytest.raises(InputError) as info:
-        read_views(tmp_path / "c.dcm")
-    assert syntax.name in str(info.value) and plugin in str(info.value) and "c.dcm" in str(info.value)
+        read_views(_garbage_compressed(tmp_path, views, syntax))
+    assert syntax.name in str(info.value) and "could not be decoded" in str(info.value) and "c.dcm" in str(info.value)
+
+
+def test_compressed_without_a_decoder_names_syntax_and_plugin(tmp_path, views) -> None:
+    mpeg2 = UID("1.2.840.10008.1.2.4.100")  # a syntax no pydicom 3.0 plugin decodes
+    with pytest.raises(InputError) as info:
+        read_views(_garbage_compressed(tmp_path, views, mpeg2))
+    assert "no decoder is available" in str(info.value) and "install" in str(info.value)
+
+
+LOSSLESS = ["rle", "jpeg-ls", "j2k", "jpeg-lossless", "jpeg-lossless-sv1", "deflate"]
+
+
+@pytest.mark.parametrize("compress", LOSSLESS)
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
+def test_lossless_syntaxes_give_the_counts_back_bit_exact(tmp_path, views, compress, signed) -> None:
+    ant = views[0].astype(np.int16) if signed else views[0]
+    ant[10, 10] = 4000  # a hot bladder pixel well beyond 8 and 12 bits' reach of the rest
+    (path,) = write_study(tmp_path, ant, None, stem="s", layout="pair", sop_class="sc", signed=signed,
+                          compress=compress, **IDS)
+    ts = pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID
+    assert ts == COMPRESSIONS[compress]
+    got = read_file(path)
+    np.testing.assert_array_equal(got.views["ANT"], ant.astype(np.uint16))
+    assert not got.lossy and not any(LOSSY_FLAG in f for f in got.flags)
+
+
+@pytest.mark.parametrize("compress", ["jpeg-ls-near", "j2k-lossy", "jpeg-baseline", "jpeg-extended"])
+def test_lossy_syntaxes_are_read_and_flagged(tmp_path, views, compress) -> None:
+    ant = phantom(HW, [(120, 30, 3)], np.random.default_rng(1))  # a body, a spine, a hot spot: < 256
+    (path,) = write_study(tmp_path, ant, None, stem="s", layout="pair", sop_class="sc", compress=compress, **IDS)
+    assert pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID == COMPRESSIONS[compress]
+    got = read_file(path)
+    img = got.views["ANT"].astype(int)
+    assert got.lossy and any(f.startswith(LOSSY_FLAG) for f in got.flags)
+    err = np.abs(img - ant)
+    assert img.shape == ant.shape and err.max() > 0 and err.mean() < 2.0  # decoded, close, not exact
+    assert abs(img.sum() - int(ant.sum())) < 0.1 * ant.sum()  # near-lossless biases low counts by a few %
+
+
+def test_lossy_header_alone_flags_the_copy(tmp_path, views) -> None:
+    (path,) = write_study(tmp_path, views[0], None, stem="s", layout="pair", lossy=True, **IDS)
+    got = read_file(path)
+    assert got.lossy and any(f.startswith(LOSSY_FLAG) and "LossyImageCompression" in f for f in got.flags)
 
 
 def test_not_dicom_is_refused(tmp_path) -> None:

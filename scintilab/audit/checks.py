@@ -220,6 +220,29 @@ def study_checks(feats: list[StudyFeatures]) -> list[Finding]:
     return out
 
 
+def lossy_findings(manifest) -> list[Finding]:
+    """Studies ingest kept from a lossy copy (JPEG baseline, lossy JPEG 2000 / JPEG-LS, or
+    LossyImageCompression (0028,2110) "01"): counts are not raw, so counts-based checks
+    and quantification read them with care.
+
+    Args:
+        manifest: the ingest manifest (its ``flags`` column carries ingest's lossy flag).
+
+    Returns:
+        One ``lossy_compressed`` finding per such study.
+    """
+    from scintilab.dicomio import LOSSY_FLAG  # one wording, owned by the reader
+
+    out: list[Finding] = []
+    if manifest is None or "flags" not in getattr(manifest, "columns", ()):
+        return out
+    for key, flags in zip(manifest["study_key"], manifest["flags"]):
+        hits = [f.strip() for f in str(flags or "").split(";") if LOSSY_FLAG in f]
+        if hits:
+            out.append(Finding("lossy_compressed", str(key), "", 1.0, "; ".join(dict.fromkeys(hits))))
+    return out
+
+
 # --------------------------------------------------------------------------- pairs
 
 

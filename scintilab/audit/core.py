@@ -36,7 +36,7 @@ PAIR_KINDS: tuple[str, ...] = ("exact_duplicate", "near_duplicate", "same_patien
 KIND_ORDER: tuple[str, ...] = (
     "split_leak", "exact_duplicate", "near_duplicate", "same_patient", "swapped_views",
     "mirrored_view", "head_down", "partial_sweep", "spot_view", "empty_frame", "saturation",
-    "counts_outlier", "unreadable", "ingest_skipped", "ingest_flag",
+    "counts_outlier", "lossy_compressed", "unreadable", "ingest_skipped", "ingest_flag",
 )
 KIND_WORDS: dict[str, str] = {
     "split_leak": "pair across the split",
@@ -51,6 +51,7 @@ KIND_WORDS: dict[str, str] = {
     "empty_frame": "empty frame",
     "saturation": "saturated counts",
     "counts_outlier": "counts far outside the cohort's range",
+    "lossy_compressed": "lossy compressed copy (counts are not raw)",
     "unreadable": "study could not be read",
     "ingest_skipped": "file skipped by ingest",
     "ingest_flag": "ingest flag",
@@ -568,6 +569,7 @@ def audit(manifest: Any, *, split: Any = None, out: str | Path | None = None, re
     findings += _pair_findings([f for f, _ in usable], [i for _, i in usable], cache, neighbours, known_same)
     limiter.restore_original_limits()
     findings += per_study
+    findings += C.lossy_findings(man)
     findings += ingest_findings(man, folder, skipped)
 
     flags = pd.DataFrame([x.as_dict() for x in findings], columns=FLAG_COLUMNS)
