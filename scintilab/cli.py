@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
 #: subcommand -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -57,7 +58,33 @@ def main(argv: list[str] | None = None) -> int:
             print(f"scintilab: command {name!r} is not available yet ({exc})", file=sys.stderr)
             return 2
         raise
-    return int(getattr(module, func_name)(rest) or 0)
+    return _run(name, getattr(module, func_name), rest)
+
+
+def _run(name: str, func: Any, argv: list[str]) -> int:
+    """Run one subcommand; user errors and Ctrl-C end in one line, never a traceback.
+
+    Commands report their own partial results (exit code 3); this is the net under every
+    command for what they do not catch: a bad input (:class:`InputError`), a path the
+    system refuses (``OSError`` naming a file) and an interrupt.
+    """
+    from scintilab.errors import EXIT_INTERRUPTED, EXIT_USAGE, InputError
+
+    try:
+        return int(func(argv) or 0)
+    except KeyboardInterrupt:
+        print(f"\nscintilab {name}: interrupted (Ctrl-C); outputs written so far are kept, "
+              "files being written were not renamed into place. Rerun the same command to finish "
+              "(add --overwrite where the output folder is refused).", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except InputError as err:
+        print(f"scintilab {name}: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:
+        if err.filename is None:
+            raise
+        print(f"scintilab {name}: {err.filename}: {err.strerror or err}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -668,6 +668,83 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
     return arr
 
 
+def check_pixel_length(ds: Dataset, path: Path) -> list[str]:
+    """Rows x Columns x frames x bits against the length of native pixel data.
+
+    pydicom reads ``Rows x Columns x frames`` values from the start of PixelData and trims
+    the rest as "excess padding" with only a warning: a multi-frame file whose Rows is
+    smaller than its stored rows then starts each later frame inside the one before. So:
+    too few bytes is refused (truncated), too many in a multi-frame file is refused (the
+    frames cannot be placed), too many in a single frame is kept with a flag (the first
+    rows are read in order; the rest is ignored). Compressed (encapsulated) pixel data is
+    not checked here: its length says nothing about the matrix.
+
+    Returns:
+        Flags for a file that can be read safely (empty when the lengths agree).
+
+    Raises:
+        InputError: the header's matrix and the pixel data length cannot be reconciled.
+    """
+    ts = UID(str(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)))
+    elem = ds.get("PixelData")
+    if elem is None or ts.is_encapsulated or getattr(elem, "is_undefined_length", False):
+        return []
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        bits = int(ds.BitsAllocated)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise InputError(path, f"pixel matrix not described: Rows, Columns or BitsAllocated missing or not a number ({exc})") from exc
+    if rows < 1 or cols < 1 or frames < 1:
+        raise InputError(path, f"pixel matrix of {rows} x {cols} x {frames} frame(s) is empty")
+    if bits not in (1, 8, 16, 32, 64):
+        raise InputError(path, f"BitsAllocated {bits} is not 1, 8, 16, 32 or 64")
+    stored = int(ds.get("BitsStored", bits) or bits)
+    if not 0 < stored <= bits:
+        raise InputError(path, f"BitsStored {stored} does not fit BitsAllocated {bits}")
+    n_bits = rows * cols * frames * samples * bits
+    expected = (n_bits + 7) // 8
+    actual = len(ds.PixelData)
+    matrix = f"Rows {rows} x Columns {cols} x {frames} frame(s) x {bits} bits = {expected} bytes"
+    if actual < expected:
+        raise InputError(path, f"truncated pixel data: {actual} bytes where {matrix}")
+    excess = actual - expected - (expected % 2)  # odd lengths are padded to even
+    if excess <= 0:
+        return []
+    per_row = cols * samples * bits // 8 or 1
+    hint = f" (about {rows + excess // (frames * per_row)} rows per frame stored)" if excess % (frames * per_row) == 0 else ""
+    if frames > 1:
+        raise InputError(path, f"pixel data holds {actual} bytes, more than {matrix}{hint}: "
+                               "the header's matrix does not match the pixels, frames cannot be placed")
+    return [f"pixel data longer than the header's matrix ({actual} bytes, {matrix}{hint}): "
+            "the extra bytes are ignored, check the image is whole"]
+
+
+def decode_checked(ds: Dataset, path: Path, flags: list[str]) -> np.ndarray:
+    """:func:`check_pixel_length`, then decode, pydicom's warnings about the pixels becoming flags.
+
+    Args:
+        ds: the dataset (with pixel data).
+        path: its file, for messages.
+        flags: the file's flags; remarks are appended.
+
+    Raises:
+        InputError: as :func:`check_pixel_length` and :func:`_decode`.
+    """
+    import warnings
+
+    flags += check_pixel_length(ds, path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        arr = _decode(ds, path)
+    for w in caught:
+        text = " ".join(str(w.message).split())
+        if not any(text in f for f in flags):
+            flags.append(f"pixel data: {text}")
+    return arr
+
+
 def _to_uint16(arr: np.ndarray, ds: Dataset, path: Path, flags: list[str]) -> np.ndarray:
     """Bring decoded pixels to uint16 counts, flagging every conversion."""
     if arr.dtype == np.uint16:
@@ -719,6 +796,8 @@ def _open(path: Path, *, pixels: bool = True) -> Dataset:
         raise InputError(path, "no such file")
     try:
         return pydicom.dcmread(path, stop_before_pixels=not pixels)
+    except PermissionError as exc:  # not a header problem: say what it is
+        raise InputError(path, f"unreadable file: permission denied ({exc.strerror})") from exc
     except InvalidDicomError as exc:
         raise InputError(path, "not a DICOM file (no DICM preamble/marker)") from exc
     except (EOFError, OSError, ValueError, KeyError, IndexError, TypeError) as exc:
@@ -772,7 +851,7 @@ def read_file(path: Path) -> DicomFile:
     if len(set(views)) != len(views):
         raise InputError(path, f"cannot tell the views apart: frames named {'/'.join(views)}")
     flags: list[str] = []
-    arr = _decode(ds, path)
+    arr = decode_checked(ds, path, flags)
     arr = _to_uint16(arr, ds, path, flags)
     if arr.ndim == 2:
         arr = arr[None]

@@ -35,8 +35,9 @@ import numpy as np
 import pandas as pd
 
 from scintilab.dicomio import DicomFile, read_file
-from scintilab.errors import InputError
+from scintilab.errors import EXIT_FAILED, EXIT_USAGE, InputError, partial_exit
 from scintilab.labelme import is_lesion, read_labelme, view_from_name
+from scintilab.outputs import OutputFile, write_csv
 from scintilab.pseudonym import patient_key as _patient_key
 from scintilab.pseudonym import study_key as _study_key
 from scintilab.raster import is_raster, read_raster
@@ -149,11 +150,49 @@ class IngestResult:
 
 
 def _rel(path: Path, root: Path) -> str:
-    """``path`` relative to ``root`` for messages (never an absolute path if avoidable)."""
+    """``path`` relative to ``root`` for messages (never an absolute path if avoidable).
+
+    Bytes of a file name that are not UTF-8 are shown as ``\\xNN`` escapes, so the text can
+    be printed and written to CSV.
+    """
     try:
-        return path.relative_to(root).as_posix()
+        text = path.relative_to(root).as_posix()
     except ValueError:
-        return path.name
+        text = path.name
+    return _printable(text)
+
+
+def _printable(text: str) -> str:
+    """``text`` with undecodable file-name bytes (surrogate escapes) as ``\\xNN``."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+def _odd_path(path: Path) -> str | None:
+    """Why a walked path cannot be read as an image file, or None when it can be tried."""
+    if _printable(str(path)) != str(path):
+        return "file name is not valid UTF-8: rename the file (or its folder) to read it"
+    if path.is_symlink() and not path.exists():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:
+            return "symbolic link loop: skipped"
+        except OSError as exc:
+            if "loop" in str(exc).lower() or getattr(exc, "errno", None) == 40:
+                return "symbolic link loop: skipped"
+        return "broken symbolic link (its target does not exist): skipped"
+    return None
+
+
+def _resolved(path: Path) -> Path:
+    """``path.resolve()``, or its absolute form when resolving fails (a symlink loop)."""
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
 
 
 def _dicom_rec(df: DicomFile) -> _FileRec:
@@ -331,7 +370,7 @@ def _join_labels(
 def _index_annotations(root: Path) -> dict[str, list[Path]]:
     index: dict[str, list[Path]] = defaultdict(list)
     for path in _walk(root):
-        if path.suffix.lower() == ".json":
+        if path.suffix.lower() == ".json" and _odd_path(path) is None:
             index[path.stem.lower()].append(path)
     return index
 
@@ -401,6 +440,7 @@ def ingest(
     key: str | None = None,
     progress: bool = True,
     raster_spacing: tuple[float, float] = (2.3, 2.3),
+    overwrite: bool = True,
 ) -> IngestResult:
     """Walk a folder of DICOM / PNG / TIFF bone scans and build the study manifest.
 
@@ -413,6 +453,7 @@ def ingest(
         key: pseudonym key (default ``$SCINTILAB_PSEUDONYM_KEY`` or the project default).
         progress: show a tqdm progress bar on stderr.
         raster_spacing: pixel spacing (mm) assumed for PNG/TIFF, which do not carry one.
+        overwrite: replace an existing ``out`` (the command line passes ``--overwrite``).
 
     Returns:
         An :class:`IngestResult` (manifest, skipped items with reasons).
@@ -420,6 +461,8 @@ def ingest(
     Raises:
         InputError: ``source_dir`` is missing, or the label sheet cannot be read.
         ValueError: ``out`` would overwrite an input file.
+        InputError: ``out`` exists and ``overwrite`` is False, is a folder, or cannot be
+            written (see :class:`scintilab.outputs.OutputFile`).
     """
     source = Path(source_dir)
     if not source.is_dir():
@@ -429,9 +472,9 @@ def ingest(
     if out is not None:
         out = Path(out)
         # Inputs are never written: the manifest may not land on the label sheet or an image.
-        protected = {Path(p).resolve() for p in (labels,) if p is not None}
-        protected |= {f.resolve() for f in files if f.suffix.lower() not in _SIDECAR_SUFFIXES}
-        if out.resolve() in protected:
+        protected = {_resolved(Path(p)) for p in (labels,) if p is not None}
+        protected |= {_resolved(f) for f in files if f.suffix.lower() not in _SIDECAR_SUFFIXES}
+        if _resolved(out) in protected:
             raise ValueError(f"refusing to overwrite an input file: {out}")
 
     skipped: list[tuple[str, str]] = []
@@ -444,6 +487,10 @@ def ingest(
             continue
         if path.name.upper() == "DICOMDIR":
             skipped.append((_rel(path, source), "DICOMDIR index file, not an image"))
+            continue
+        odd = _odd_path(path)
+        if odd is not None:
+            skipped.append((_rel(path, source), odd))
             continue
         try:
             if is_raster(path):
@@ -586,12 +633,15 @@ def ingest(
     # Where the relative paths start, so load_cohort(result.manifest) finds the files.
     manifest.attrs["root"] = str(base.resolve()) if base is not None else ""
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        manifest.to_csv(out, index=False)
-        # Always written (header only when nothing was skipped), so a stale list never
-        # survives a re-ingest; the audit reads it from beside the manifest.
-        if (out.parent / SKIPPED_FILE).resolve() not in protected:
-            pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(out.parent / SKIPPED_FILE, index=False)
+        manifest.attrs["path"] = str(_resolved(out))
+        side = [SKIPPED_FILE] if _resolved(out.parent / SKIPPED_FILE) not in protected else []
+        inputs = {"source": source, "labels": labels, "annotations": annotations}
+        # Written under temporary names and renamed, with a record tying skipped.csv to this
+        # manifest (the audit reads it only then): no half-written manifest, no stale list.
+        with OutputFile(out, "ingest", overwrite=overwrite, side=side, inputs=inputs):
+            write_csv(manifest, out)
+            if side:  # always written (header only when nothing was skipped)
+                write_csv(pd.DataFrame(skipped, columns=["path", "reason"]), out.parent / SKIPPED_FILE)
     return IngestResult(manifest=manifest, skipped=skipped, out=out)
 
 
@@ -761,13 +811,17 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--labels", type=Path, default=None, help="label sheet CSV: patient_id, study_id, label")
     parser.add_argument("--annotations", type=Path, default=None, help="folder of LabelMe JSON files")
     parser.add_argument("--out", type=Path, required=True, help="manifest CSV to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing manifest at --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
-        result = ingest(args.source, args.labels, args.annotations, args.out, progress=not args.quiet)
-    except InputError as err:
+        result = ingest(args.source, args.labels, args.annotations, args.out, progress=not args.quiet,
+                        overwrite=args.overwrite)
+    except (InputError, ValueError) as err:
         print(f"scintilab ingest: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     print(result.summary())
     print(f"manifest: {args.out} ({len(result.manifest)} studies)")
-    return 0 if len(result.manifest) else 1
+    if not len(result.manifest):
+        return EXIT_FAILED
+    return partial_exit("ingest", len(result.skipped), "item(s) skipped", args.out.parent / SKIPPED_FILE)

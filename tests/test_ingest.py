@@ -303,8 +303,9 @@ def test_cli_writes_the_manifest_and_prints_no_identity(messy, tmp_path, capsys)
     code = scintilab_main(["ingest", str(messy.dicom), "--labels", str(messy.labels),
                            "--annotations", str(messy.annotations), "--out", str(out)])
     captured = capsys.readouterr()
-    assert code == 0 and out.exists()
+    assert code == 3 and out.exists()  # some items skipped: exit code 3, with the count and the list
     assert "11 studies kept" in captured.out and "skipped:" in captured.out
+    assert f"item(s) skipped: see {out.parent / 'skipped.csv'}" in captured.out
     assert "mixes two patients" in captured.out
     for text in (captured.out, captured.err, out.read_text()):
         assert PLANTED_ID not in text and PLANTED_NAME.split("^")[0] not in text

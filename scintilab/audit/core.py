@@ -162,12 +162,16 @@ def _clean_reason(reason: str) -> str:
 
 
 def ingest_findings(manifest: pd.DataFrame, folder: Path | None = None,
-                    skipped: Iterable[tuple[str, str]] | None = None) -> list[C.Finding]:
+                    skipped: Iterable[tuple[str, str]] | None = None,
+                    manifest_path: Path | None = None) -> list[C.Finding]:
     """Ingest's own findings as audit rows: non-ok rows, manifest flags, skipped files.
 
     Skipped files come from ``skipped`` or a ``skipped.csv`` (columns ``path, reason``)
     beside the manifest; they have no study key, so they are named by a pseudonymous file
-    key ``F-...`` (the path itself is never shown).
+    key ``F-...`` (the path itself is never shown). ``skipped.csv`` is read only when the
+    ingest record beside ``manifest_path`` ties it to that manifest
+    (:func:`scintilab.outputs.side_file_belongs`); a list left by another ingest is named
+    as such and not used.
     """
     out: list[C.Finding] = []
     for _, row in manifest.iterrows():
@@ -184,6 +188,16 @@ def ingest_findings(manifest: pd.DataFrame, folder: Path | None = None,
     if not rows and folder is not None:
         for name in ("skipped.csv", "ingest_skipped.csv"):
             p = folder / name
+            if p.is_file() and manifest_path is not None and name == "skipped.csv":
+                from scintilab.outputs import side_file_belongs
+
+                belongs = side_file_belongs(manifest_path, p)
+                if not belongs:
+                    why = ("was written by another ingest, not with this manifest" if belongs is False
+                           else "is not tied to this manifest (no ingest record beside it)")
+                    out.append(C.Finding("ingest_skipped", pseudonymize(name, "F"), "", 0.5,
+                                         f"{name} beside the manifest {why}: not read (re-ingest to list skipped files)"))
+                    break
             if p.is_file():
                 try:
                     sk = pd.read_csv(p, keep_default_na=False, dtype=str)
@@ -570,7 +584,10 @@ def audit(manifest: Any, *, split: Any = None, out: str | Path | None = None, re
     limiter.restore_original_limits()
     findings += per_study
     findings += C.lossy_findings(man)
-    findings += ingest_findings(man, folder, skipped)
+    manifest_path = (Path(manifest) if isinstance(manifest, (str, Path)) else
+                     Path(manifest.attrs["path"]) if isinstance(manifest, pd.DataFrame) and manifest.attrs.get("path")
+                     else None)
+    findings += ingest_findings(man, folder, skipped, manifest_path)
 
     flags = pd.DataFrame([x.as_dict() for x in findings], columns=FLAG_COLUMNS)
     flags["study_b"] = flags["study_b"].fillna("").astype(str)
