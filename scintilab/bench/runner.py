@@ -459,8 +459,8 @@ def model_speed(size: tuple[int, int] = (1024, 256), batch: int = 8, steps: int 
 _PHASE_MARK = "scintilab-phase:"
 
 
-def _onednn_probe(size: tuple[int, int], batch: int, precision: str) -> None:
-    """Child process body of :func:`onednn_kernels`: one warm-up, then one timed step per phase."""
+def _compiled_inrac(size: tuple[int, int], batch: int, precision: str) -> tuple[Any, np.ndarray, np.ndarray]:
+    """A compiled three-class inRAC and one random batch (seed 0), for the child-process probes."""
     import keras
 
     from scintilab.models import build_model
@@ -469,8 +469,12 @@ def _onednn_probe(size: tuple[int, int], batch: int, precision: str) -> None:
     model = build_model("inrac", input_shape=(*size, 1), num_classes=3, dtype_policy=policy)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
     rng = np.random.default_rng(0)
-    x = rng.random((batch, *size, 1), dtype=np.float32)
-    y = rng.integers(0, 3, batch)
+    return model, rng.random((batch, *size, 1), dtype=np.float32), rng.integers(0, 3, batch)
+
+
+def _onednn_probe(size: tuple[int, int], batch: int, precision: str) -> None:
+    """Child process body of :func:`onednn_kernels`: one warm-up, then one timed step per phase."""
+    model, x, y = _compiled_inrac(size, batch, precision)
     model.train_on_batch(x, y)  # primitive creation and tracing, before the marks
     model.predict_on_batch(x)
     for phase, run in (("train", lambda: model.train_on_batch(x, y)), ("infer", lambda: model.predict_on_batch(x))):
@@ -599,16 +603,7 @@ def _rss_child(size: tuple[int, int], batch: int, precision: str) -> None:
     The first step is where memory peaks (graph tracing plus every activation and
     gradient of the batch); later steps reuse the same buffers.
     """
-    import keras
-
-    from scintilab.models import build_model
-
-    policy = "mixed_bfloat16" if precision == "bfloat16" else "float32"
-    model = build_model("inrac", input_shape=(*size, 1), num_classes=3, dtype_policy=policy)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
-    rng = np.random.default_rng(0)
-    x = rng.random((batch, *size, 1), dtype=np.float32)
-    y = rng.integers(0, 3, batch)
+    model, x, y = _compiled_inrac(size, batch, precision)
     t0 = time.perf_counter()
     model.train_on_batch(x, y)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
