@@ -241,15 +241,22 @@ class OutputFolder:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
-            self.record["status"] = "complete" if exc_type is None else (
+            status = "complete" if exc_type is None else (
                 "interrupted" if exc_type is KeyboardInterrupt else "failed")
-            self.record["finished"] = _dt.datetime.now().isoformat(timespec="seconds")
-            self.record["outputs"] = {p.relative_to(self.path).as_posix(): file_sha(p)
-                                      for p in self.existing() if p.is_file() and p.name != RECORD_FILE}
-            with contextlib.suppress(OSError):
-                write_text(self.path / RECORD_FILE, json.dumps(self.record, indent=1))
+            outputs = {p.relative_to(self.path).as_posix(): file_sha(p)
+                       for p in self.existing() if p.is_file() and p.name != RECORD_FILE}
+            _close_record(self.record, status, outputs, self.path / RECORD_FILE)
         finally:
             self._lock.release()
+
+
+def _close_record(record: dict[str, Any], status: str, outputs: dict[str, str], where: Path) -> None:
+    """Finish a run record (status, end time, output hashes) and write it; a failed write is not fatal."""
+    record["status"] = status
+    record["finished"] = _dt.datetime.now().isoformat(timespec="seconds")
+    record["outputs"] = outputs
+    with contextlib.suppress(OSError):
+        write_text(where, json.dumps(record, indent=1))
 
 
 def file_record_path(path: str | Path) -> Path:
@@ -302,12 +309,9 @@ class OutputFile:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
             if exc_type is None and self.path.is_file():
-                self.record["status"] = "complete"
-                self.record["finished"] = _dt.datetime.now().isoformat(timespec="seconds")
                 outs = [self.path] + [self.path.parent / s for s in self.side]
-                self.record["outputs"] = {p.name: file_sha(p) for p in outs if p.is_file()}
-                with contextlib.suppress(OSError):
-                    write_text(file_record_path(self.path), json.dumps(self.record, indent=1))
+                _close_record(self.record, "complete", {p.name: file_sha(p) for p in outs if p.is_file()},
+                              file_record_path(self.path))
         finally:
             self._lock.release()
 
