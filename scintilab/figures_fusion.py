@@ -122,6 +122,15 @@ def fusion_figure(
     Returns:
         The figure.
     """
+    if result.single_view:  # nothing was aligned or aggregated: the one view, said so
+        img = result.image
+        fig = make_subplots(rows=1, cols=1, subplot_titles=[f"{result.single_view} only (in the anterior frame)"])
+        fig.add_trace(_heatmap(img, max_rows, result.single_view), row=1, col=1)
+        _point_lines(fig, result.points_ant, img.shape, 1, 1)
+        _image_axes(fig, 1, img.shape, height)
+        full = title + (" — " if title else "") + result.flags[0]
+        fig.update_layout(title=dict(text=full, x=0.01), width=520)
+        return fig
     methods = list(methods) or ([result.method] if result.method in METHODS else ["add"])
     post_f = result.posterior_flipped if result.posterior_flipped is not None else result.posterior_flipped_aligned
     shape = result.anterior.shape

@@ -98,6 +98,10 @@ class FusionResult:
         threshold_ant: threshold used on the anterior view (counts).
         threshold_post: threshold used on the posterior view (counts).
         posterior_flipped: the flipped posterior before alignment, float32.
+        single_view: ``"ANT"`` or ``"POST"`` when the study holds that view only: then
+            ``image`` is that view alone in the anterior frame (a posterior mirrored),
+            ``posterior_flipped_aligned`` is zeros, the shift is (0, 0) and ``overlap`` NaN.
+        flags: remarks on the fusion (a single view says so here).
     """
 
     image: np.ndarray
@@ -112,6 +116,8 @@ class FusionResult:
     threshold_ant: float = 0.0
     threshold_post: float = 0.0
     posterior_flipped: np.ndarray | None = field(default=None, repr=False)
+    single_view: str | None = None
+    flags: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """Diagnostics as a flat dict (no pixels), e.g. for a table row."""
@@ -125,6 +131,7 @@ class FusionResult:
             "post_points": self.points_post.as_tuple(),
             "threshold_ant": round(float(self.threshold_ant), 3),
             "threshold_post": round(float(self.threshold_post), 3),
+            "single_view": self.single_view or "",
         }
 
 
@@ -441,23 +448,66 @@ def fuse(
     return res
 
 
-def fuse_study(study: Study, **kw: Any) -> FusionResult:
-    """Fuse the two views of a :class:`~scintilab.study.Study`.
+def single_view_result(image: np.ndarray, view: str, *, method: str = "add",
+                       smooth: int = DEFAULT_SMOOTH,
+                       threshold_fraction: float = DEFAULT_THRESHOLD_FRACTION) -> FusionResult:
+    """The "fusion" of a study that holds one view: that view alone, flagged.
 
     Args:
-        study: a study holding both views.
+        image: the one view as stored.
+        view: ``"ANT"`` or ``"POST"`` (a posterior is mirrored into the anterior frame, as
+            :func:`fuse` does before aggregating).
+        method: recorded only (nothing is aggregated).
+        smooth, threshold_fraction: as for :func:`align_views` (the critical points).
+
+    Returns:
+        A :class:`FusionResult` with ``single_view`` set and a flag saying so.
+
+    Raises:
+        InputError: the view is not 2-D or holds no uptake.
+    """
+    view = view.upper()
+    img = np.asarray(image, dtype=np.float32)
+    if img.ndim != 2:
+        raise InputError(None, f"a view must be a 2-D image, got shape {img.shape}")
+    oriented = flip_posterior(img).astype(np.float32) if view == "POST" else img
+    sm = smooth_image(oriented, smooth)
+    thr = _threshold_of_smoothed(sm, threshold_fraction)
+    pts = _points_of_smoothed(sm, thr)
+    other = "POST" if view == "ANT" else "ANT"
+    return FusionResult(
+        image=oriented.copy(), anterior=oriented if view == "ANT" else np.zeros_like(oriented),
+        posterior_flipped_aligned=oriented if view == "POST" else np.zeros_like(oriented),
+        points_ant=pts, points_post=pts, shift=(0.0, 0.0), scale=1.0, overlap=float("nan"),
+        method=method, threshold_ant=thr if view == "ANT" else 0.0, threshold_post=thr if view == "POST" else 0.0,
+        single_view=view,
+        flags=[f"one view only ({view}; {other} missing): the fused image is the {view} view alone"],
+    )
+
+
+def fuse_study(study: Study, **kw: Any) -> FusionResult:
+    """Fuse the two views of a :class:`~scintilab.study.Study` (one view: that view alone).
+
+    Args:
+        study: a study holding both views, or one (then :func:`single_view_result`: the
+            result says so in ``single_view`` and ``flags``).
         **kw: passed to :func:`fuse` (method, threshold, smooth, scale).
 
     Returns:
         The fused result.
 
     Raises:
-        InputError: the study lacks a view, or its views cannot be fused; the message names
-            the study by its pseudonymous key only.
+        InputError: the study holds no view, or its views cannot be fused; the message
+            names the study by its pseudonymous key only.
     """
-    if study.anterior is None or study.posterior is None:
-        raise InputError(study.study_key, f"cannot fuse: only view(s) {study.views or 'none'} present")
     try:
+        if study.anterior is None and study.posterior is None:
+            raise InputError(None, "cannot fuse: the study holds no view")
+        if study.anterior is None or study.posterior is None:
+            view = "ANT" if study.anterior is not None else "POST"
+            return single_view_result(study.view(view), view, method=kw.get("method", "add"),
+                                      smooth=kw.get("smooth", DEFAULT_SMOOTH),
+                                      threshold_fraction=kw.get("threshold_fraction", DEFAULT_THRESHOLD_FRACTION))
         return fuse(study.anterior, study.posterior, **kw)
     except InputError as err:
         raise InputError(study.study_key, err.problem) from None

@@ -1076,7 +1076,7 @@ def apply_rules(det: Detection) -> None:
 #: one-hot), symmetry (uptake over the mirror-image partner on the same bone, when there
 #: is one), crowding (other hot spots on the same bone) and the default rules' verdict.
 FEATURES: tuple[str, ...] = (
-    "log_uptake", "log_contrast", "log_area", "log_ap", "both_views", "on_skeleton", "u_abs", "v",
+    "log_uptake", "log_contrast", "log_area", "log_ap", "has_ap", "both_views", "on_skeleton", "u_abs", "v",
     "rule_benign", "rule_p", *(f"rule_{k}" for k in RULES),
     "log_peak_mean", "elongation", "midline_dist", "has_partner", "log_partner_ratio", "log_n_same_bone",
     *(f"bone_{b}" for b in BONES),
@@ -1118,7 +1118,9 @@ def hotspot_features(det: Detection, hs: Hotspot) -> dict[str, float]:
         "log_uptake": math.log(max(hs.normalized_uptake, 1e-3)),
         "log_contrast": math.log(hs.contrast) if np.isfinite(hs.contrast) and hs.contrast > 0 else 0.0,
         "log_area": math.log(max(hs.area_px, 1)),
+        # a one-view study has no A/P ratio: say so (has_ap 0) rather than let log_ap 0 read as "equal"
         "log_ap": math.log(hs.ap_ratio) if np.isfinite(hs.ap_ratio) and hs.ap_ratio > 0 else 0.0,
+        "has_ap": float(np.isfinite(hs.ap_ratio) and hs.ap_ratio > 0),
         "both_views": float(hs.view == "ANT+POST"),
         "on_skeleton": float(hs.bone is not None),
         "u_abs": abs(u), "v": v,

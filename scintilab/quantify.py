@@ -3,8 +3,8 @@
 ``scintilab quantify MANIFEST --out DIR [--hotspot-model PATH] [--classifier RUN_DIR]``
 (and :func:`quantify_cohort`) writes, keyed by the manifest's own study key:
 
-* ``DIR/studies.csv``: ``study_key, patient_key, label, study_date, bsi, hotspots_total,
-  hotspots_metastatic``, then ``bsi_<bone>``, ``hotspots_<bone>`` and ``metastatic_<bone>``
+* ``DIR/studies.csv``: ``study_key, patient_key, label, study_date, views, bsi,
+  hotspots_total, hotspots_metastatic`` (``views`` ``ANT+POST``, or the one view a study holds), then ``bsi_<bone>``, ``hotspots_<bone>`` and ``metastatic_<bone>``
   per bone group, and ``p_<class>`` when a classifier run is given;
 * ``DIR/hotspots.csv``: ``study_key, view, row, col, region, area_px, peak_counts,
   normalized_uptake, p_metastatic`` (+ ``id, mean_counts, ap_ratio, kind, metastatic``);
@@ -88,7 +88,8 @@ class StudyQuant:
         """The study's row of ``studies.csv``."""
         st = self.study
         out: dict[str, Any] = {"study_key": st.study_key, "patient_key": st.patient_key, "label": st.label or "",
-                               "study_date": st.study_date.isoformat() if st.study_date else ""}
+                               "study_date": st.study_date.isoformat() if st.study_date else "",
+                               "views": "+".join(st.views)}
         out.update(self.bsi.row())
         for k, v in (self.probabilities or {}).items():
             out[f"p_{k}"] = round(float(v), 4)
@@ -470,6 +471,11 @@ def report_html(sq: StudyQuant, *, baseline: StudyQuant | None = None, compariso
     parts = [f"<h1>Bone scan quantification: study {html.escape(st.study_key)}</h1>",
              f"<p class='muted'>patient {html.escape(st.patient_key)} &middot; label "
              f"{html.escape(st.label or 'unknown')} &middot; views {html.escape(', '.join(st.views))}</p>"]
+    if len(st.views) == 1:
+        other = "POST" if st.views[0] == "ANT" else "ANT"
+        parts.append(f"<p class='warn'><b>One view only</b> ({html.escape(st.views[0])}; {other} not recorded): "
+                     "hot spots and BSI come from this view alone; anterior/posterior ratios are unavailable (never taken as "
+                     "equal), so the benign rules that need them (contamination, face, anterior thigh) do not apply.</p>")
     bsi = sq.bsi
     parts.append(
         f"<h2>Bone Scan Index</h2><p><b>BSI {bsi.bsi:.2f} %</b> of skeletal mass &middot; hot spots "

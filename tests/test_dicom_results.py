@@ -236,6 +236,12 @@ def test_single_view_is_said_in_the_export_index(exported) -> None:
     notes = idx["note"].dropna()
     assert any("POST view absent" in n for n in notes)
     assert set(idx["object"]) == {"SEG", "SR", "PDF"}
+    # the same study's row and report say it: one view, A/P features unavailable
+    studies = pd.read_csv(q / "studies.csv")
+    one = studies[studies["views"] == "ANT"]
+    assert len(one) == 1 and set(studies["views"]) == {"ANT", "ANT+POST"}
+    page = (q / "reports" / f"{one['study_key'].iloc[0]}.html").read_text()
+    assert "One view only" in page and "unavailable" in page
 
 
 def test_dciodvfy_finds_no_error(exported) -> None:

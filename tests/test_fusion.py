@@ -139,13 +139,21 @@ def test_fuse_rejects_mismatched_views() -> None:
         fuse(np.ones((64, 16)), np.ones((32, 16)))
 
 
-def test_fuse_study_needs_both_views_and_names_the_study() -> None:
+def test_fuse_study_one_view_alone_flagged_and_no_view_names_the_study() -> None:
     a, p = synthetic_pair((256, 64), rng=1)
     s = Study("S-abc", "P-xyz", a, p, label="NoMet")
-    assert fuse_study(s, method="mean").image.shape == (256, 64)
-    one = Study("S-one", "P-xyz", a, None, label="NoMet")
-    with pytest.raises(InputError, match="S-one"):
-        fuse_study(one)
+    both = fuse_study(s, method="mean")
+    assert both.image.shape == (256, 64) and both.single_view is None and not both.flags
+    one = fuse_study(Study("S-one", "P-xyz", a, None, label="NoMet"))
+    assert one.single_view == "ANT" and "one view only" in one.flags[0]
+    np.testing.assert_array_equal(one.image, a.astype(np.float32))
+    assert not one.posterior_flipped_aligned.any() and np.isnan(one.overlap)
+    post_only = fuse_study(Study("S-post", "P-xyz", None, p, label="NoMet"))
+    # a posterior alone is mirrored into the anterior frame, as fusion does
+    np.testing.assert_array_equal(post_only.image, p[:, ::-1].astype(np.float32))
+    assert post_only.single_view == "POST"
+    with pytest.raises(InputError, match="S-none"):
+        fuse_study(Study("S-none", "P-xyz", None, None, label="NoMet"))
 
 
 def test_alignment_recovers_the_synthetic_cohorts_shift_through_dicom(tmp_path) -> None:

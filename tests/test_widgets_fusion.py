@@ -63,7 +63,9 @@ def test_single_view_study_is_reported_not_raised(studies) -> None:
     box = fusion_explorer(studies)
     ex = box.explorer
     ex.study.value = 3
-    assert ex.result is None and "both views" in ex.info.value
+    assert ex.result is not None and ex.result.single_view in ("ANT", "POST")
+    assert "one view only" in ex.info.value and "one view only" in ex.figure.layout.title.text
+    assert len(_traces(ex.figure, "heatmap")) == 1 and not _traces(ex.figure, "image")
     assert "Plantedname" not in ex.info.value
 
 

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 
 from scintilab.errors import InputError
 from scintilab.figures_fusion import fusion_figure
-from scintilab.fusion import DEFAULT_SMOOTH, DEFAULT_THRESHOLD_FRACTION, METHODS, FusionResult, fuse
+from scintilab.fusion import DEFAULT_SMOOTH, DEFAULT_THRESHOLD_FRACTION, METHODS, FusionResult, fuse, single_view_result
 from scintilab.study import Study
 from scintilab_widgets._display import show_in
 
@@ -76,10 +76,15 @@ class FusionExplorer:
         s = self.studies[self.study.value]
         self.error = None
         try:
-            if s.anterior is None or s.posterior is None:
-                raise InputError(s.study_key, "needs both views")
-            self.result = fuse(s.anterior, s.posterior, method=self.method.value, smooth=self.smooth.value,
-                               scale=self.scale.value, threshold_fraction=self.threshold.value)
+            if s.anterior is None and s.posterior is None:
+                raise InputError(s.study_key, "holds no view")
+            if s.anterior is None or s.posterior is None:  # one view: shown alone, and said so below
+                view = "ANT" if s.anterior is not None else "POST"
+                self.result = single_view_result(s.view(view), view, method=self.method.value,
+                                                 smooth=self.smooth.value, threshold_fraction=self.threshold.value)
+            else:
+                self.result = fuse(s.anterior, s.posterior, method=self.method.value, smooth=self.smooth.value,
+                                   scale=self.scale.value, threshold_fraction=self.threshold.value)
         except InputError as err:
             self.result = None
             self.error = err.problem
@@ -91,6 +96,11 @@ class FusionExplorer:
         r = self.result
         methods = list(METHODS) if self.compare.value else [self.method.value]
         self.figure = fusion_figure(r, methods, title=f"{s.study_key} ({s.label})", max_rows=self.max_rows)
+        if r.single_view:
+            self.info.value = f"<b>{s.study_key}</b> patient {s.patient_key}, label {s.label}: {r.flags[0]}"
+            if self._render:
+                show_in(self.output, self.figure)
+            return self.figure
         self.info.value = (
             f"<b>{s.study_key}</b> patient {s.patient_key}, label {s.label}: shift rows {r.shift[0]:+.1f}, "
             f"cols {r.shift[1]:+.1f}; overlap {r.overlap:.2f}; thresholds {r.threshold_ant:.1f} / {r.threshold_post:.1f} counts"
