@@ -615,14 +615,60 @@ def _identify_views(ds: Dataset, path: Path, n_frames: int) -> tuple[list[str], 
         named = views_named_in(path.stem)
         if len(named) == 1:
             return named, "file name"
-    what = "the two frames" if n_frames > 1 else "the view"
-    raise InputError(
-        path,
-        f"cannot tell the views apart: nothing names {what} ANT or POST "
-        "(no ViewCodeSequence in DetectorInformationSequence, no frame label, ImageID, "
-        "SeriesDescription, ImageComments or private tag naming them"
-        + (", nor the file name)" if n_frames == 1 else ")"),
-    )
+    return None, ""
+
+
+#: The view sources that are a decision from outside the header (the image, the user):
+#: the manifest's word on such a file is final (a pair may overrule two single calls).
+INFERRED_SOURCES = ("image", "--assume-view")
+
+
+def _unnamed(n_frames: int) -> str:
+    return ("nothing names " + ("the two frames" if n_frames > 1 else "the view") + " ANT or POST "
+            "(no ViewCodeSequence in DetectorInformationSequence, no frame label, ImageID, "
+            "SeriesDescription, ImageComments or private tag naming them"
+            + (", nor the file name)" if n_frames == 1 else ")"))
+
+
+def view_flag(call_view: str, p: float, confident: bool, *, pair: bool = False, typical: bool = True) -> str:
+    """The manifest flag of a view decided from the image."""
+    from scintilab.viewrec import CONFIDENCE
+
+    what = "views inferred from the image, as a pair" if pair else "view inferred from the image"
+    if confident:
+        return f"{what} (p {p:.2f})"
+    why = (f"p {p:.2f}, below {CONFIDENCE:.2f}" if typical
+           else "the image is unlike every view the recogniser was trained on")
+    return (f"view unknown: the image suggests {call_view} ({why}); "
+            f"analysed as {call_view}, set --assume-view ANT|POST to decide")
+
+
+def _views_from_image(arr: np.ndarray, path: Path, spacing: tuple[float, float], n_frames: int,
+                      assume_view: str | None, flags: list[str], meta: dict[str, Any]) -> list[str]:
+    """Name unnamed frames: ``assume_view`` for one frame, else the image recogniser."""
+    if n_frames == 1 and assume_view:
+        flags.append(f"view set by --assume-view {assume_view} (nothing in the file names it)")
+        return [assume_view]
+    if n_frames > 2:
+        raise InputError(path, f"cannot tell the views apart: {_unnamed(n_frames)}, and {n_frames} frames")
+    from scintilab.viewrec import CONFIDENCE, default_recogniser
+
+    rec = default_recogniser()
+    try:
+        if n_frames == 1:
+            call = rec.recognise(arr[0], spacing)
+            views, p, typical = [call.view], call.p, call.typical
+            if typical:  # a pair may overrule it at ingest; not from an image unlike the training
+                meta["view_logit"] = rec.logit(arr[0], spacing)
+        else:
+            pair, p = rec.recognise_pair(arr[0], arr[1], spacing)
+            views, typical = list(pair), rec.typical(arr[0], spacing) and rec.typical(arr[1], spacing)
+    except ValueError as err:
+        raise InputError(path, f"cannot tell the views apart: {_unnamed(n_frames)}, and the image "
+                               f"cannot say: {err}") from err
+    meta["view_p"] = round(p, 4)
+    flags.append(view_flag(views[0], p, typical and p >= CONFIDENCE, pair=n_frames > 1, typical=typical))
+    return views
 
 
 def _plugin_hint(ts: UID) -> str:
@@ -830,11 +876,18 @@ def check_header(ds: Dataset, path: Path) -> None:
         raise InputError(path, f"{ds.get('SamplesPerPixel')} samples per pixel (a colour screenshot?), expected 1")
 
 
-def read_file(path: Path) -> DicomFile:
+def read_file(path: Path, *, assume_view: str | None = None) -> DicomFile:
     """Read one DICOM file into its named views and header facts.
+
+    The views are named by the header (in order of trust: ViewCodeSequence, frame labels,
+    ImageID, SeriesDescription, ImageComments, a private tag) or the file name; when
+    nothing names them, by ``assume_view`` (a one-view file) or else the image itself
+    (:mod:`scintilab.viewrec`), flagged with its probability.
 
     Args:
         path: a DICOM file (opened read-only).
+        assume_view: ``"ANT"`` or ``"POST"`` for a one-view file whose header and name do
+            not say (it overrides the image recogniser, never the header).
 
     Returns:
         A :class:`DicomFile`.
@@ -846,10 +899,14 @@ def read_file(path: Path) -> DicomFile:
     path = Path(path)
     ds = _open(path)
     check_header(ds, path)
+    if assume_view is not None and assume_view not in VIEWS:
+        raise ValueError(f"assume_view must be ANT or POST, got {assume_view!r}")
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-    views, source = _identify_views(ds, path, n_frames)
-    if len(set(views)) != len(views):
-        raise InputError(path, f"cannot tell the views apart: frames named {'/'.join(views)}")
+    named, source = _identify_views(ds, path, n_frames)
+    if named is not None and len(set(named)) != len(named):
+        raise InputError(path, f"cannot tell the views apart: frames named {'/'.join(named)}")
+    if named is None and n_frames > 2:
+        raise InputError(path, f"cannot tell the views apart: {_unnamed(n_frames)}")
     flags: list[str] = []
     arr = decode_checked(ds, path, flags)
     arr = _to_uint16(arr, ds, path, flags)
@@ -861,6 +918,11 @@ def read_file(path: Path) -> DicomFile:
     if spacing is None:
         flags.append("no PixelSpacing: assumed 2.3 mm")
         spacing = (2.3, 2.3)
+    view_meta: dict[str, Any] = {}
+    if named is None:
+        named = _views_from_image(arr, path, spacing, n_frames, assume_view, flags, view_meta)
+        source = "--assume-view" if n_frames == 1 and assume_view else f"image (p {view_meta['view_p']:.2f})"
+    views = named
     ts = UID(str(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)))
     # A lossy copy says so in LossyImageCompression (0028,2110) or by its transfer syntax.
     lossy_syntax = str(ts) not in LOSSLESS_SYNTAXES
@@ -889,6 +951,7 @@ def read_file(path: Path) -> DicomFile:
             "sop_class": str(ds.get("SOPClassUID", "")),
             "transfer_syntax": str(ts),
             "view_source": source,
+            **view_meta,
             "n_frames": n_frames,
             "series_number": ds.get("SeriesNumber"),
             "instance_number": ds.get("InstanceNumber"),

@@ -48,7 +48,7 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "study_key", "patient_key", "study_date", "label", "views", "layout", "rows", "cols",
     "spacing_row", "spacing_col", "counts_ant", "counts_post", "lesion_count",
     "ant_path", "post_path", "ant_frame", "post_frame", "annotation_ant", "annotation_post",
-    "status", "flags", "manufacturer", "model",
+    "status", "flags", "manufacturer", "model", "view_source",
 )
 #: Skipped items (``path, reason``; paths relative to the scanned folder) beside the manifest.
 SKIPPED_FILE = "skipped.csv"
@@ -59,7 +59,8 @@ _SIDECAR_SUFFIXES = {".json", ".csv", ".tsv", ".txt", ".md", ".yml", ".yaml", ".
 _LABEL_ALIASES = {c.lower(): c for c in CLASSES}
 _LABEL_ALIASES.update({"no_met": "NoMet", "no met": "NoMet", "ad_met": "ADMet", "nad_met": "nADMet"})
 _STR_COLUMNS = ("study_key", "patient_key", "study_date", "label", "views", "layout", "ant_path",
-                "post_path", "annotation_ant", "annotation_post", "status", "flags", "manufacturer", "model")
+                "post_path", "annotation_ant", "annotation_post", "status", "flags", "manufacturer", "model",
+                "view_source")
 
 
 @dataclass
@@ -73,6 +74,8 @@ class _ViewRec:
     lossy: bool
     flags: list[str]
     order: tuple[Any, ...]
+    source: str = ""  # what named the view: a header field, the file name, the image, the user
+    logit: float | None = None  # the image recogniser's log-odds of ANT (one-view files it named)
 
 
 @dataclass
@@ -208,6 +211,8 @@ def _dicom_rec(df: DicomFile) -> _FileRec:
             lossy=df.lossy,
             flags=list(df.flags),
             order=(df.lossy, int(series or 0), int(instance or 0), str(df.path)),
+            source=str(df.meta.get("view_source", "")),
+            logit=df.meta.get("view_logit"),
         )
     return _FileRec(
         path=df.path,
@@ -431,6 +436,42 @@ def _relpath(path: Path | None, base: Path | None) -> str:
         return str(Path(path).resolve())
 
 
+def _decide_pair(recs: list[_FileRec]) -> None:
+    """Two one-view files of one study that only the image named: decide them together.
+
+    One is anterior and the other posterior, so the difference of their log-odds decides
+    (the patient's habitus and counts cancel); this overrules two separate calls, which
+    may both have said the same view.
+    """
+    from scintilab.dicomio import view_flag
+    from scintilab.viewrec import CONFIDENCE
+
+    if len(recs) != 2 or any(len(r.views) != 1 for r in recs):
+        return
+    (a,), (b,) = (r.views.values() for r in recs)
+    if a.logit is None or b.logit is None:
+        return
+    p_a = float(1.0 / (1.0 + np.exp(-(a.logit - b.logit))))
+    first = "ANT" if p_a >= 0.5 else "POST"
+    p = max(p_a, 1.0 - p_a)
+    flag = view_flag(first, p, p >= CONFIDENCE, pair=True)
+    for rec, view in zip(recs, (first, "POST" if first == "ANT" else "ANT")):
+        (old,) = rec.views.values()
+        old.flags = [f for f in old.flags if not f.startswith(("view inferred", "view unknown"))]
+        if view == first:  # one flag for the study, on the first file
+            old.flags.append(flag)
+        old.source = f"image, as a pair (p {p:.2f})"
+        rec.views = {view: old}
+
+
+def _view_sources(chosen: dict[str, _ViewRec]) -> str:
+    """The manifest's ``view_source``: what named each kept view."""
+    found = {v: chosen[v].source for v in VIEWS if v in chosen}
+    if len(set(found.values())) == 1:
+        return next(iter(found.values()))
+    return "; ".join(f"{v}: {src}" for v, src in found.items())
+
+
 def ingest(
     source_dir: Path,
     labels: Path | None = None,
@@ -441,6 +482,7 @@ def ingest(
     progress: bool = True,
     raster_spacing: tuple[float, float] = (2.3, 2.3),
     overwrite: bool = True,
+    assume_view: str | None = None,
 ) -> IngestResult:
     """Walk a folder of DICOM / PNG / TIFF bone scans and build the study manifest.
 
@@ -454,6 +496,9 @@ def ingest(
         progress: show a tqdm progress bar on stderr.
         raster_spacing: pixel spacing (mm) assumed for PNG/TIFF, which do not carry one.
         overwrite: replace an existing ``out`` (the command line passes ``--overwrite``).
+        assume_view: ``"ANT"`` or ``"POST"`` for one-view files whose header and file name
+            do not name the view (overrides the image recogniser; see
+            :func:`scintilab.dicomio.read_file`).
 
     Returns:
         An :class:`IngestResult` (manifest, skipped items with reasons).
@@ -496,7 +541,7 @@ def ingest(
             if is_raster(path):
                 records.append(_raster_rec(path, source, raster_spacing))
             else:
-                records.append(_dicom_rec(read_file(path)))
+                records.append(_dicom_rec(read_file(path, assume_view=assume_view)))
         except InputError as err:
             skipped.append((_rel(path, source), err.problem))
 
@@ -514,13 +559,17 @@ def ingest(
                 skipped.append((_rel(r.path, source),
                                 f"study {skey} mixes two patients ({pkeys}): whole study skipped"))
             continue
+        _decide_pair(recs)
         flags: list[str] = []
         chosen: dict[str, _ViewRec] = {}
         for view in VIEWS:
             cands = [r.views[view] for r in recs if view in r.views]
             if cands:
                 chosen[view] = _choose(cands, view, flags)
-                flags += [f"{view}: {f}" for f in chosen[view].flags]
+                # a two-frame file's findings are said once, under its first view
+                flags += [f"{view}: {f}" for f in chosen[view].flags
+                          if not any(chosen[v].path == chosen[view].path and f in chosen[v].flags
+                                     for v in chosen if v != view)]
         present = [v for v in VIEWS if v in chosen]
         if len(present) == 1:
             flags.insert(0, f"one view only ({present[0]}; {'POST' if present[0] == 'ANT' else 'ANT'} missing)")
@@ -620,6 +669,7 @@ def ingest(
             # the scanner of the kept views' file (the data card counts studies per scanner)
             "manufacturer": info["manufacturer"],
             "model": info["model"],
+            "view_source": _view_sources(chosen),
         })
     for name, paths in sorted(ann_index.items()):
         for p in paths:
@@ -733,7 +783,7 @@ class Cohort(Sequence[Study]):
                 if is_raster(path):
                     cache[path] = {view: read_raster(path)[0]}
                 else:
-                    cache[path] = read_file(path).views
+                    cache[path] = _views_as_ingested(read_file(path), row)
                 paths.append(path)
             if view not in cache[path]:
                 raise InputError(path, f"the manifest says this file holds {view}, it does not")
@@ -770,6 +820,29 @@ class Cohort(Sequence[Study]):
                 "status": row.get("status"),
             },
         )
+
+
+def _views_as_ingested(df: DicomFile, row: pd.Series) -> dict[str, np.ndarray]:
+    """A file's views as the manifest names them.
+
+    A file the header or its name named reads the same every time; one that only the image
+    (or ``--assume-view``) named was decided at ingest, perhaps as a pair, so the manifest's
+    view and frame are taken as they stand.
+    """
+    from scintilab.dicomio import INFERRED_SOURCES
+
+    if not str(df.meta.get("view_source", "")).startswith(INFERRED_SOURCES):
+        return df.views
+    frames = sorted(df.views.items(), key=lambda kv: df.frames[kv[0]])
+    out: dict[str, np.ndarray] = {}
+    for view in VIEWS:
+        if df.path.name != Path(str(row.get(f"{view.lower()}_path") or "")).name:
+            continue
+        frame = row.get(f"{view.lower()}_frame")
+        i = 0 if frame is None or pd.isna(frame) else int(frame)
+        if i < len(frames):
+            out[view] = frames[i][1]
+    return out
 
 
 def load_cohort(manifest: Path | str | pd.DataFrame, *, with_shapes: bool = True,
@@ -812,11 +885,14 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--annotations", type=Path, default=None, help="folder of LabelMe JSON files")
     parser.add_argument("--out", type=Path, required=True, help="manifest CSV to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing manifest at --out")
+    parser.add_argument("--assume-view", choices=VIEWS, default=None,
+                        help="the view of one-view files whose header and file name do not name it "
+                             "(default: recognised from the image, flagged with its probability)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
         result = ingest(args.source, args.labels, args.annotations, args.out, progress=not args.quiet,
-                        overwrite=args.overwrite)
+                        overwrite=args.overwrite, assume_view=args.assume_view)
     except (InputError, ValueError) as err:
         print(f"scintilab ingest: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -102,15 +102,18 @@ def view_features(image: np.ndarray, spacing: tuple[float, float]) -> np.ndarray
 
 @dataclass(frozen=True)
 class ViewCall:
-    """What the image says: the likelier view and its probability."""
+    """What the image says: the likelier view, its probability, and whether the image is
+    like the views the recogniser was trained on (a logistic model is sure of anything far
+    from its data, so ``p`` alone cannot be trusted there)."""
 
     view: str
     p: float
+    typical: bool = True
 
     @property
     def confident(self) -> bool:
-        """True when ``p`` reaches :data:`CONFIDENCE`."""
-        return self.p >= CONFIDENCE
+        """True when ``p`` reaches :data:`CONFIDENCE` on a typical image."""
+        return self.typical and self.p >= CONFIDENCE
 
 
 @dataclass(frozen=True)
@@ -122,16 +125,26 @@ class ViewRecogniser:
     weights: np.ndarray
     bias: float
     info: dict
+    #: RMS of the standardised features above which an image is unlike the training views.
+    rms_limit: float = float("inf")
+
+    def _standardised(self, image: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
+        return (view_features(image, spacing) - self.mean) / self.scale
 
     def logit(self, image: np.ndarray, spacing: tuple[float, float]) -> float:
         """Log-odds that ``image`` is an anterior view."""
-        f = (view_features(image, spacing) - self.mean) / self.scale
-        return float(f @ self.weights + self.bias)
+        return float(self._standardised(image, spacing) @ self.weights + self.bias)
 
     def recognise(self, image: np.ndarray, spacing: tuple[float, float]) -> ViewCall:
         """The likelier view of one image."""
-        p_ant = _sigmoid(self.logit(image, spacing))
-        return ViewCall("ANT", p_ant) if p_ant >= 0.5 else ViewCall("POST", 1.0 - p_ant)
+        f = self._standardised(image, spacing)
+        p_ant = _sigmoid(float(f @ self.weights + self.bias))
+        typical = bool(np.sqrt(np.mean(f ** 2)) <= self.rms_limit)
+        return ViewCall("ANT", p_ant, typical) if p_ant >= 0.5 else ViewCall("POST", 1.0 - p_ant, typical)
+
+    def typical(self, image: np.ndarray, spacing: tuple[float, float]) -> bool:
+        """True when the image's features lie within the training views' spread."""
+        return bool(np.sqrt(np.mean(self._standardised(image, spacing) ** 2)) <= self.rms_limit)
 
     def recognise_pair(self, first: np.ndarray, second: np.ndarray,
                        spacing: tuple[float, float]) -> tuple[tuple[str, str], float]:
@@ -149,7 +162,8 @@ class ViewRecogniser:
         path = Path(path)
         path.write_text(json.dumps({
             "features": list(FEATURE_NAMES), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
-            "weights": self.weights.tolist(), "bias": self.bias, "info": self.info}, indent=1) + "\n")
+            "weights": self.weights.tolist(), "bias": self.bias, "rms_limit": self.rms_limit,
+            "info": self.info}, indent=1) + "\n")
         return path
 
     @classmethod
@@ -159,7 +173,7 @@ class ViewRecogniser:
         if tuple(d["features"]) != FEATURE_NAMES:
             raise ValueError(f"{path}: its features are not this version's ({len(d['features'])} vs {len(FEATURE_NAMES)})")
         return cls(np.asarray(d["mean"]), np.asarray(d["scale"]), np.asarray(d["weights"]), float(d["bias"]),
-                   dict(d.get("info", {})))
+                   dict(d.get("info", {})), float(d.get("rms_limit", "inf")))
 
 
 def fit(features: np.ndarray, is_anterior: np.ndarray, *, l2: float = 1e-2, steps: int = 4000,
@@ -174,7 +188,9 @@ def fit(features: np.ndarray, is_anterior: np.ndarray, *, l2: float = 1e-2, step
         p = 1.0 / (1.0 + np.exp(-(A @ w + b)))
         w -= 0.5 * (A.T @ (p - y) / len(y) + l2 * w)
         b -= 0.5 * float((p - y).mean())
-    return ViewRecogniser(mean, scale, w, b, dict(info or {}))
+    # Half as far again as the farthest training view: beyond, the image is unlike them all.
+    rms_limit = 1.5 * float(np.sqrt((A ** 2).mean(1)).max())
+    return ViewRecogniser(mean, scale, w, b, dict(info or {}), rms_limit)
 
 
 def _sigmoid(z: float) -> float:

@@ -98,7 +98,9 @@ def build_messy(root: Path) -> Messy:
     m.uids.pop("to_truncate")
     study("ct", 14, "junk", modality="CT")
     study("nopix", 15, "junk", include_pixels=False)
-    study("noviews", 16, "junk", view_naming="none")
+    study("noviews", 16, "junk", view_naming="none")  # kept: named from the image, as "view unknown"
+    study("blank_noviews", 18, "junk", view_naming="none", ant_img=np.zeros(HW, np.uint16),
+          post_img=np.zeros(HW, np.uint16))
     jp = study("j2k", 17, "junk")[0]
     ds = pydicom.dcmread(jp)
     ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
@@ -171,7 +173,7 @@ def _skip_reason(result, name: str) -> str:
 
 
 KEPT = ["good_mf", "good_pair", "visit1", "visit2", "one_view", "unlabelled", "big", "small", "signed_sc",
-        "dup", "lossy_only"]
+        "dup", "lossy_only", "noviews"]
 
 
 def test_manifest_has_the_convention_columns_and_one_row_per_kept_study(result, messy) -> None:
@@ -251,7 +253,7 @@ def test_annotations_are_joined_counted_and_problems_flagged(result, messy) -> N
     ("junk/ct.dcm", "wrong modality CT"),
     ("junk/report.dcm", "structured report"),
     ("junk/nopix.dcm", "no pixel data"),
-    ("junk/noviews.dcm", "cannot tell the views apart"),
+    ("junk/blank_noviews.dcm", "cannot tell the views apart"),
     ("junk/j2k.dcm", "JPEG 2000"),
     ("case_k/mixA_ANT.dcm", "mixes two patients"),
     ("case_k/mixB_POST.dcm", "mixes two patients"),
@@ -271,6 +273,8 @@ def test_corrupt_compressed_pixels_are_skipped_as_undecodable(result) -> None:
     ("dup", "kept the lossless one"),
     ("lossy_only", "clipped at 0"),
     ("lossy_only", "only a lossy copy"),
+    # the test phantom is an ellipse, like no real body: the image cannot vouch for its views
+    ("noviews", "view unknown: the image suggests"),
 ])
 def test_odd_but_usable_studies_are_kept_and_flagged(result, messy, name, flag) -> None:
     row = _row(result, messy, name)
@@ -304,7 +308,7 @@ def test_cli_writes_the_manifest_and_prints_no_identity(messy, tmp_path, capsys)
                            "--annotations", str(messy.annotations), "--out", str(out)])
     captured = capsys.readouterr()
     assert code == 3 and out.exists()  # some items skipped: exit code 3, with the count and the list
-    assert "11 studies kept" in captured.out and "skipped:" in captured.out
+    assert "12 studies kept" in captured.out and "skipped:" in captured.out
     assert f"item(s) skipped: see {out.parent / 'skipped.csv'}" in captured.out
     assert "mixes two patients" in captured.out
     for text in (captured.out, captured.err, out.read_text()):
