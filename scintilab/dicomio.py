@@ -71,6 +71,61 @@ VIEW_NAMINGS: dict[str, tuple[str, ...]] = {
 #: Private creator used by :func:`write_study` for the "private" naming (a made-up vendor).
 PRIVATE_CREATOR = "ACME NM VIEWS 1.0"
 
+#: A GE Genie-style private creator, and the element (0009,xx40) where such exports repeat the
+#: patient's name (the "patient object name"); :class:`ExportHeader` writes both.
+GE_PRIVATE_CREATOR = "GEMS_GENIE_1"
+GE_PRIVATE_NAME_ELEMENT = 0x40
+
+
+@dataclass(frozen=True)
+class ExportHeader:
+    """What a camera or PACS export writes beside the patient module: other names and ids,
+    places, people, devices, comments and a vendor private block. Every value is
+    identifying; none may reach an output (the identity checks search for each).
+
+    Empty strings are not written. ``private_patient_name`` goes into a GE Genie-style
+    block: creator (0009,0010) :data:`GE_PRIVATE_CREATOR`, value (0009,1040) as LO.
+    """
+
+    other_patient_names: str = ""
+    other_patient_ids: str = ""
+    institution: str = ""
+    institution_address: str = ""
+    station: str = ""
+    operators: str = ""
+    referring_physician: str = ""
+    performing_physician: str = ""
+    device_serial: str = ""
+    image_comments: str = ""
+    study_comments: str = ""
+    patient_comments: str = ""
+    private_patient_name: str = ""
+
+    #: field -> DICOM keyword, for the public attributes.
+    KEYWORDS = {
+        "other_patient_names": "OtherPatientNames", "other_patient_ids": "OtherPatientIDs",
+        "institution": "InstitutionName", "institution_address": "InstitutionAddress",
+        "station": "StationName", "operators": "OperatorsName",
+        "referring_physician": "ReferringPhysicianName", "performing_physician": "PerformingPhysicianName",
+        "device_serial": "DeviceSerialNumber", "image_comments": "ImageComments",
+        "study_comments": "StudyComments", "patient_comments": "PatientComments",
+    }
+
+    def apply(self, ds: Dataset) -> None:
+        """Write the non-empty values into ``ds``."""
+        for name, keyword in self.KEYWORDS.items():
+            value = getattr(self, name)
+            if value:
+                setattr(ds, keyword, value)
+        if self.private_patient_name:
+            block = ds.private_block(0x0009, GE_PRIVATE_CREATOR, create=True)
+            block.add_new(GE_PRIVATE_NAME_ELEMENT, "LO", self.private_patient_name)
+
+    def values(self) -> list[str]:
+        """Every non-empty value (what a test plants and then searches the outputs for)."""
+        return [v for v in (getattr(self, n) for n in (*self.KEYWORDS, "private_patient_name")) if v]
+
+
 #: The flag every lossy copy carries (the audit looks for it).
 LOSSY_FLAG = "lossy compressed: counts are not raw"
 
@@ -154,6 +209,7 @@ def write_study(
     compress: str | None = None,
     include_pixels: bool = True,
     file_stems: dict[str, str] | None = None,
+    export_header: ExportHeader | None = None,
 ) -> list[Path]:
     """Write one whole-body study as DICOM, in either layout.
 
@@ -199,6 +255,9 @@ def write_study(
             ``"jpeg-lossless-sv1"``, ``"j2k-lossy"``, ...) to store compressed pixel data.
         include_pixels: False writes a file without PixelData (a bad-input case).
         file_stems: optional explicit file stems per view for the pair layout.
+        export_header: other identifiers, places, people, comments and a private name tag,
+            as a real export carries them (:class:`ExportHeader`); written after the view
+            naming, so its ``image_comments`` replaces a naming that used ImageComments.
 
     Returns:
         The files written.
@@ -231,6 +290,7 @@ def write_study(
         manufacturer=manufacturer, accession_number=accession_number, pixel_spacing=pixel_spacing,
         sop_class=sop_class, signed=signed, lossy=lossy, modality=modality,
         series_number=series_number, compress=compress, include_pixels=include_pixels,
+        export_header=export_header,
     )
     written: list[Path] = []
     if layout == "multiframe":
@@ -342,6 +402,7 @@ def _dataset(
     birth_date: str | None, sex: str | None, age: int | None, manufacturer: str,
     accession_number: str | None, pixel_spacing: tuple[float, float], sop_class: str, signed: bool,
     lossy: bool, modality: str, series_number: int, compress: str | None, include_pixels: bool,
+    export_header: ExportHeader | None = None,
 ) -> Dataset:
     """Build one NM (or Secondary Capture) dataset holding ``frames`` named ``views``."""
     is_nm = sop_class == "nm"
@@ -456,6 +517,8 @@ def _dataset(
     if naming in ("standard", "frame_label", "private", "filename", "image_id", "none"):
         # A neutral description, as most vendors write, that names no view.
         ds.SeriesDescription = "WB Bone Scan"
+    if export_header is not None:
+        export_header.apply(ds)
 
     if include_pixels:
         stack = np.stack(frames).astype("<i2" if signed else "<u2")

@@ -572,13 +572,72 @@ def write_index(out_root: str | os.PathLike[str], *, title: str = "scintilab run
 # --------------------------------------------------------------------------- identity check
 
 
+#: Person-name attributes: each is searched for in its usual spellings.
+_NAME_KEYWORDS = ("PatientName", "OtherPatientNames", "OperatorsName", "ReferringPhysicianName",
+                  "PerformingPhysicianName", "PatientMotherBirthName", "PatientBirthName")
+#: Attributes searched for as written (whole value), when at least 3 characters long.
+_VALUE_KEYWORDS = ("PatientID", "OtherPatientIDs", "AccessionNumber", "InstitutionName", "InstitutionAddress",
+                   "InstitutionalDepartmentName", "StationName", "DeviceSerialNumber", "PatientAddress",
+                   "PatientTelephoneNumbers", "ImageComments", "StudyComments", "PatientComments")
+#: Words of scan vocabulary: a private value made only of these (``WHOLE BODY``, ``BONE SCAN``)
+#: names nobody, and searching for it would flag every report.
+_SCAN_WORDS = frozenset("""
+    ANT ANTERIOR POST POSTERIOR WB WHOLE BODY BONE BONES SCAN SCANS NM TC MDP HDP STATIC SWEEP
+    EMISSION ORIGINAL PRIMARY DERIVED SECONDARY LEHR LEAP COLLIMATOR DETECTOR HEAD IMAGE
+    STUDY SERIES VIEW FRAME SPOT
+""".split())
+
+
+def _name_terms(name: str) -> set[str]:
+    """A person name as written and as a report might spell it (``Family Given``, ``Given
+    Family``, ``Family, Given``, the family name alone when 4 characters or more)."""
+    parts = [s for s in name.split("^") if s.strip()]
+    terms = {name}
+    if parts:
+        terms.add(" ".join(parts))
+        terms.add(" ".join(reversed(parts[:2])))
+        terms.add(", ".join(parts[:2]))
+        if len(parts[0]) >= 4:
+            terms.add(parts[0])
+    return terms
+
+
+def _texts(value: Any) -> list[str]:
+    """An element value as stripped strings: one per value of a multi-valued element; UN bytes
+    (implicit-VR files read private values so) when they decode as printable text."""
+    if value is None:
+        return []
+    if isinstance(value, bytes):
+        text = value.rstrip(b"\x00 ").decode("latin-1")
+        return [t.strip() for t in text.split("\\")] if text.isprintable() else []
+    from pydicom.multival import MultiValue
+
+    if isinstance(value, (list, tuple, MultiValue)):
+        return [str(v).strip() for v in value]
+    return [str(value).strip()]  # str, PersonName (which iterates by character), numbers
+
+
+def _private_texts(ds: Any) -> list[str]:
+    """The text of every private element that is not a private creator."""
+    out: list[str] = []
+    for elem in ds.iterall():
+        if elem.tag.is_private and not elem.tag.is_private_creator and elem.VR != "SQ":
+            if isinstance(elem.value, bytes) or elem.VR in ("PN", "LO", "SH", "ST", "LT", "UT", "UC", "CS", "UN"):
+                out += _texts(elem.value)
+    return out
+
+
 def phi_terms_from_dicom(paths: Iterable[str | os.PathLike[str]]) -> set[str]:
     """Identifiers in DICOM headers that must never appear in anything rendered.
 
-    Collects PatientName (0010,0010) in its usual spellings, PatientID (0010,0020),
-    OtherPatientIDs (0010,1000), PatientBirthDate (0010,0030) as written and as
-    YYYY-MM-DD, AccessionNumber (0008,0050), and StudyID (0020,0010) when it is long
-    enough (>= 6 characters) not to match ordinary numbers by chance.
+    Collects person names (PatientName, OtherPatientNames, OperatorsName, referring and
+    performing physician) in their usual spellings; PatientID, OtherPatientIDs,
+    AccessionNumber, institution, station, device serial number, addresses and the image,
+    study and patient comments as written; PatientBirthDate as written and as YYYY-MM-DD;
+    StudyID when it is long enough (>= 6 characters) not to match ordinary numbers by
+    chance; and the text of every private element (a GE Genie block repeats the patient's
+    name in (0009,1040)) of at least 4 characters, bar values made only of scan vocabulary
+    such as ``WHOLE BODY``.
 
     Args:
         paths: DICOM files or folders (searched recursively for ``*.dcm``).
@@ -597,30 +656,23 @@ def phi_terms_from_dicom(paths: Iterable[str | os.PathLike[str]]) -> set[str]:
             ds = pydicom.dcmread(f, stop_before_pixels=True, force=True)
         except Exception:
             continue  # unreadable files hold nothing we could have rendered either
-        name = str(ds.get("PatientName", "") or "")
-        if name:
-            parts = [s for s in name.split("^") if s]
-            terms.add(name)
-            if parts:
-                terms.add(" ".join(parts))
-                terms.add(" ".join(reversed(parts[:2])))
-                terms.add(", ".join(parts[:2]))
-                if len(parts[0]) >= 4:
-                    terms.add(parts[0])  # the family name on its own
-        for kw in ("PatientID", "AccessionNumber"):
-            value = str(ds.get(kw, "") or "").strip()
-            if len(value) >= 3:
-                terms.add(value)
-        other = ds.get("OtherPatientIDs")
-        if other:
-            values = [other] if isinstance(other, str) else list(other)
-            terms.update(str(v).strip() for v in values if len(str(v).strip()) >= 3)
+        for kw in _NAME_KEYWORDS:
+            for name in _texts(ds.get(kw)):
+                if name:
+                    terms |= _name_terms(name)
+        for kw in _VALUE_KEYWORDS:
+            terms.update(v for v in _texts(ds.get(kw)) if len(v) >= 3)
         birth = str(ds.get("PatientBirthDate", "") or "").strip()
         if len(birth) == 8 and birth.isdigit():
             terms.update({birth, f"{birth[:4]}-{birth[4:6]}-{birth[6:]}"})
         study_id = str(ds.get("StudyID", "") or "").strip()
         if len(study_id) >= 6:
             terms.add(study_id)
+        for text in _private_texts(ds):
+            words = set(re.findall(r"[A-Za-z0-9]+", text.upper()))
+            if len(text) < 4 or not re.search(r"[A-Za-z]", text) or words <= _SCAN_WORDS:
+                continue
+            terms |= _name_terms(text) if "^" in text else {text}
     return {t for t in terms if t}
 
 

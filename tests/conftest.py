@@ -10,7 +10,10 @@ Other modules test against these without the synthetic generator:
 
 Images are 256x64 phantoms: a body outline, a bright spine and, for metastatic labels,
 a few hot spots that the LabelMe files outline. The raw identities are planted on
-purpose (``PLANTED_NAME``/``PLANTED_ID`` prefixes) so tests can check none leaks.
+purpose (``PLANTED_NAME``/``PLANTED_ID`` prefixes) so tests can check none leaks; so are
+the other identifying fields of a real export (:func:`planted_export_header`: other names
+and ids, institution, station, operators, physicians, device serial, comments and a GE
+Genie-style private tag repeating the name).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scintilab.dicomio import write_study
+from scintilab.dicomio import ExportHeader, write_study
 from scintilab.labelme import write_labelme
 from scintilab.study import CLASSES, Shape
 from scintilab.utils import as_rng
@@ -31,6 +34,22 @@ from scintilab.utils import as_rng
 PLANTED_NAME = "Plantedname^Secret"
 #: Every planted PatientID starts with this; it must never reach an output.
 PLANTED_ID = "PIDSECRET"
+
+
+def planted_export_header(i: int, seed: int = 0, *, image_comments: bool = True) -> ExportHeader:
+    """Distinct identifying values for patient ``i`` in every header field beyond the patient
+    module that an export carries, a GE Genie-style private name tag among them. Each holds
+    ``SECRET`` so a leak is easy to read in a failing assertion."""
+    tag = f"{seed:02d}{i:02d}"
+    return ExportHeader(
+        other_patient_names=f"Othersecret{tag}^Olga", other_patient_ids=f"OPIDSECRET{tag}",
+        institution=f"Secretville Hospital {tag}", institution_address=f"{tag} Secretroad Lane",
+        station=f"STNSECRET{tag}", operators=f"Opsecret{tag}^Ivan", referring_physician=f"Refsecret{tag}^Mia",
+        performing_physician=f"Perfsecret{tag}^Tom", device_serial=f"SNSECRET{tag}",
+        image_comments=f"Imgcommentsecret {tag}" if image_comments else "",
+        study_comments=f"Studycommentsecret {tag}", patient_comments=f"Patcommentsecret {tag}",
+        private_patient_name=f"Geniesecret{tag}^{PLANTED_NAME.split('^')[0]}",
+    )
 
 
 def phantom(shape: tuple[int, int], lesions: Sequence[tuple[int, int, int]], rng: np.random.Generator,
@@ -104,6 +123,7 @@ def make_cohort(
                 study_id=study_id, study_date=dt.date(2020, 1, 1) + dt.timedelta(days=120 * v + i),
                 birth_date="19600101", sex=sex, age=age, accession_number=f"{patient_id}{v}",
                 view_naming=view_naming,
+                export_header=planted_export_header(i, seed, image_comments=view_naming != "image_comments"),
             )
             label_rows.append({"patient_id": patient_id, "study_id": study_id, "label": label})
             if annotations:

@@ -97,6 +97,26 @@ def test_reads_back_through_dicomio_and_ingest(cohort: Path) -> None:
             assert img[:, :2].mean() < 1.0 or img[-20:].mean() < 1.0
 
 
+def test_headers_carry_what_an_export_carries(cohort: Path) -> None:
+    """Institution, station, operator, device serial and a GE Genie-style private tag that
+    repeats the patient's name, as a camera export writes them: the identity checks of the
+    notebooks and the demo search every output for each."""
+    import pydicom
+
+    from scintilab.dicomio import GE_PRIVATE_CREATOR, GE_PRIVATE_NAME_ELEMENT
+    from scintilab.reports import phi_terms_from_dicom
+
+    path = sorted((cohort / "dicom").rglob("*.dcm"))[0]
+    ds = pydicom.dcmread(path)
+    for kw in ("InstitutionName", "StationName", "OperatorsName", "DeviceSerialNumber", "OtherPatientIDs"):
+        assert str(ds.get(kw, "")).strip(), kw
+    block = ds.private_block(0x0009, GE_PRIVATE_CREATOR)
+    assert str(block[GE_PRIVATE_NAME_ELEMENT].value) == str(ds.PatientName)
+    terms = phi_terms_from_dicom([path])
+    assert {str(ds.InstitutionName), str(ds.StationName), str(ds.DeviceSerialNumber)} <= terms
+    assert str(ds.OperatorsName).split("^")[0] in terms
+
+
 def test_paper_matrix_counts_and_values() -> None:
     pat = generate_patient(11, "ADMet", index=1)
     st = render_study(pat, 5)

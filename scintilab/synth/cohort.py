@@ -33,7 +33,7 @@ import numpy as np
 from scintilab.anatomy import BONES
 from scintilab.study import CLASSES
 from scintilab.synth.phantom import BONE_IDS, PAPER_MATRIX, spacing_for
-from scintilab.synth.scan import SynthPatient, SynthStudy, generate_patient, render_study
+from scintilab.synth.scan import SynthPatient, SynthStudy, export_header, generate_patient, render_study
 
 #: Patient counts per class for the named sizes (NoMet, ADMet, nADMet).
 #: ``paper``: 307 / 119 / 80 patients -> 614 / 237 / 160 images with one POST missing (ADMet).
@@ -134,6 +134,7 @@ def _write_patient(args: tuple[int, str, str | None, dict[str, Any]]) -> list[di
             pixel_spacing=spacing_for(matrix), birth_date=pat.birth_date.strftime("%Y%m%d"), sex=pat.sex,
             age=pat.age + (st.study_date - pat.visit_dates[0]).days // 365,
             accession_number=f"A{seed % 1000:03d}{index:05d}{visit:02d}",
+            export_header=export_header(index, seed, pat.patient_name),
         )
         by_view: dict[str, str] = {}
         for f in files:

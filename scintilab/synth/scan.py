@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.ndimage import binary_dilation, gaussian_filter
@@ -42,6 +42,9 @@ from scintilab.synth.phantom import (
     render_phantom,
 )
 from scintilab.utils import as_rng
+
+if TYPE_CHECKING:
+    from scintilab.dicomio import ExportHeader
 
 #: Camera resolution (FWHM, mm) of a LEHR collimator at whole-body distance.
 CAMERA_FWHM_MM: float = 7.0
@@ -144,6 +147,32 @@ def patient_identity(index: int, seed: int) -> tuple[str, str]:
     pid = f"LC{2014 + (index * 7) % 6}{index:05d}"
     name = f"{_SURNAMES[rng.integers(len(_SURNAMES))]}^{_GIVEN[rng.integers(len(_GIVEN))]}"
     return pid, name
+
+
+_STAFF = ("NOVAK^PETRA", "OKAFOR^DANIEL", "LINDQVIST^ANNA", "MORENO^LUIS", "BRANDT^KLAUS", "SATO^YUKI")
+_SITES = (("RIVERSIDE GENERAL HOSPITAL", "12 MILL LANE, EASTBRIDGE"),
+          ("ST BRENDAN UNIVERSITY CLINIC", "4 HARBOUR ROAD, WESTPORT"),
+          ("NORTHFIELD CANCER CENTRE", "88 ORCHARD STREET, NORTHFIELD"))
+
+
+def export_header(index: int, seed: int, patient_name: str) -> ExportHeader:
+    """What a camera export writes beside the patient module, for synthetic patient ``index``:
+    an older hospital number, the site, station, operator, referring physician, device serial
+    and the GE Genie-style private tag that repeats the patient's name. All synthetic, all
+    identifying (the identity checks search every output for them)."""
+    from scintilab.dicomio import ExportHeader
+
+    rng = np.random.default_rng([seed, index, 992])
+    site, address = _SITES[int(rng.integers(len(_SITES)))]
+    return ExportHeader(
+        other_patient_ids=f"OLD{seed % 100:02d}{index:05d}X",
+        institution=site, institution_address=address,
+        station=f"NMCAM{int(rng.integers(1, 9)):02d}",
+        operators=_STAFF[int(rng.integers(len(_STAFF)))],
+        referring_physician=_STAFF[int(rng.integers(len(_STAFF)))],
+        device_serial=f"MG{int(rng.integers(10**6, 10**7))}",
+        private_patient_name=patient_name,
+    )
 
 
 def generate_patient(rng: np.random.Generator | int | None, label: str, *, index: int = 1,
