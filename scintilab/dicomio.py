@@ -916,6 +916,15 @@ def _open(path: Path, *, pixels: bool = True) -> Dataset:
         raise InputError(path, f"unreadable DICOM: {type(exc).__name__}: {exc}") from exc
 
 
+#: DICOM objects that travel with images but are none: named for what they are when skipped.
+_NON_IMAGE_MODALITIES = {"SEG": "segmentation object", "RTSTRUCT": "RT structure set",
+                         "PR": "presentation state", "KO": "key object selection", "DOC": "encapsulated document",
+                         "REG": "registration object"}
+_NON_IMAGE_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.66.4": "segmentation object",
+                          "1.2.840.10008.5.1.4.1.1.104.1": "encapsulated PDF",
+                          "1.2.840.10008.5.1.4.1.1.11.1": "presentation state"}
+
+
 def check_header(ds: Dataset, path: Path) -> None:
     """Reject what is not a whole-body NM image: wrong modality, reports, no pixels.
 
@@ -926,6 +935,9 @@ def check_header(ds: Dataset, path: Path) -> None:
     modality = str(ds.get("Modality", "")).upper()
     if sop.startswith("1.2.840.10008.5.1.4.1.1.88") or modality == "SR":
         raise InputError(path, f"structured report (Modality {modality or '?'}), not an image: skipped")
+    if modality in _NON_IMAGE_MODALITIES or sop in _NON_IMAGE_SOP_CLASSES:
+        what = _NON_IMAGE_MODALITIES.get(modality) or _NON_IMAGE_SOP_CLASSES[sop]
+        raise InputError(path, f"{what} (Modality {modality or '?'}), not an image: skipped")
     if sop == str(SECONDARY_CAPTURE_STORAGE) or sop.startswith("1.2.840.10008.5.1.4.1.1.7."):
         if modality not in ACCEPTED_SC_MODALITIES:
             raise InputError(path, f"wrong modality {modality or '(none)'} for a bone scan (Secondary Capture)")
