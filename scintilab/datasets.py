@@ -897,7 +897,7 @@ def cli_main(argv: list[str]) -> int:
     (one row per image: index, keys, label, kind, aug, split).
     """
     ap = argparse.ArgumentParser(prog="scintilab datasets", description=cli_main.__doc__.splitlines()[0])
-    ap.add_argument("manifest", help="manifest.csv written by 'scintilab ingest'")
+    ap.add_argument("manifest", help="manifest CSV written by 'scintilab ingest', or a cohort folder")
     ap.add_argument("--out", required=True, help="output folder (cache and split files)")
     ap.add_argument("--names", nargs="+", default=["D1", "D2", "D3"], choices=["D1", "D2", "D3"])
     ap.add_argument("--image-size", nargs=2, type=int, default=[1024, 256], metavar=("ROWS", "COLS"))
@@ -926,7 +926,7 @@ def cli_main(argv: list[str]) -> int:
         studies = load_cohort(args.manifest)
     except InputError as err:
         print(f"scintilab datasets: {err}", file=sys.stderr)
-        return 1
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sets = []

@@ -701,7 +701,10 @@ def ingest(
 
 
 def read_manifest(path: Path) -> pd.DataFrame:
-    """Read a manifest CSV with the column types ingest wrote."""
+    """Read a manifest CSV with the column types ingest wrote (a cohort folder: its manifest.csv)."""
+    from scintilab.cohorts import manifest_of
+
+    path = manifest_of(path)
     try:
         df = pd.read_csv(path, dtype={c: str for c in _STR_COLUMNS}, keep_default_na=False,
                          na_values={c: [""] for c in ("counts_ant", "counts_post", "lesion_count",
@@ -850,7 +853,9 @@ def load_cohort(manifest: Path | str | pd.DataFrame, *, with_shapes: bool = True
     """A lazy sequence of :class:`Study` from a manifest (pixels read on access).
 
     Args:
-        manifest: the manifest CSV written by :func:`ingest`, or its DataFrame.
+        manifest: the manifest CSV written by :func:`ingest`, its DataFrame, or a cohort
+            folder (its ``manifest.csv``; ingested on the spot when it has none, see
+            :func:`scintilab.cohorts.resolve_manifest`).
         with_shapes: also read the LabelMe annotations into ``Study.shapes``.
         root: folder the manifest's relative paths start from (default: the CSV's folder;
             for a DataFrame, ``manifest.attrs["root"]`` as set by :func:`ingest`, else the
@@ -863,7 +868,9 @@ def load_cohort(manifest: Path | str | pd.DataFrame, *, with_shapes: bool = True
         if root is None and manifest.attrs.get("root"):
             root = Path(manifest.attrs["root"])
         return Cohort(manifest, root, with_shapes=with_shapes)
-    path = Path(manifest)
+    from scintilab.cohorts import resolve_manifest
+
+    path = resolve_manifest(manifest)
     return Cohort(read_manifest(path), root if root is not None else path.parent, with_shapes=with_shapes)
 
 

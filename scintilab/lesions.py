@@ -1199,7 +1199,7 @@ def _fmt(v: Any) -> str:
 def cli_main(argv: list[str]) -> int:
     """``scintilab lesions MANIFEST --out lesions.csv``: write the per-lesion table."""
     ap = argparse.ArgumentParser(prog="scintilab lesions", description=__doc__.splitlines()[0])
-    ap.add_argument("manifest", help="study manifest written by 'scintilab ingest'")
+    ap.add_argument("manifest", help="manifest CSV written by 'scintilab ingest', or a cohort folder")
     ap.add_argument("--out", default="lesions.csv", help="CSV to write (default lesions.csv)")
     ap.add_argument("--fusion", default="add", help="aggregation for fused counts (add, mean, max, geometric)")
     ap.add_argument("--truth", default=None, help="synthetic truth folder: adds truth columns and agreement")
@@ -1209,12 +1209,8 @@ def cli_main(argv: list[str]) -> int:
 
     from scintilab.ingest import load_cohort
 
-    manifest = Path(args.manifest)
-    if not manifest.is_file():
-        print(f"scintilab lesions: {manifest}: no such manifest", file=sys.stderr)
-        return 2
     try:
-        cohort = load_cohort(manifest)
+        cohort = load_cohort(args.manifest)
     except InputError as err:
         print(f"scintilab lesions: {err}", file=sys.stderr)
         return 2

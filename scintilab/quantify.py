@@ -674,7 +674,7 @@ def cli_main(argv: list[str]) -> int:
         prog="scintilab quantify",
         description="Hot spots, Bone Scan Index and follow-up (PCWG3) per study, with one HTML report per "
                     "study. Writes studies.csv, hotspots.csv, followup.csv, failed.csv and reports/.")
-    parser.add_argument("manifest", type=Path, help="manifest CSV written by 'scintilab ingest'")
+    parser.add_argument("manifest", type=Path, help="manifest CSV written by 'scintilab ingest', or a cohort folder")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--hotspot-model", type=Path, default=None,
                         help="trained hot-spot classifier (JSON); default: the documented rules")
@@ -699,6 +699,9 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
+        from scintilab.cohorts import resolve_manifest
+
+        args.manifest = resolve_manifest(args.manifest, progress=not args.quiet)
         model: Any = args.hotspot_model
         if args.train_hotspot_model is not None:
             model = train_from_manifest(args.manifest, args.train_hotspot_model, progress=not args.quiet)

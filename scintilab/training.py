@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from scintilab import runs as runs_mod
-from scintilab.errors import InputError
+from scintilab.errors import EXIT_USAGE, InputError
 from scintilab.presets import PRESETS, TrainConfig, config_from_preset, manifest_fingerprint, parse_override
 from scintilab.study import CLASSES
 
@@ -114,8 +115,20 @@ def resolve_data_fingerprint(config: TrainConfig, studies: Sequence[Any] | None 
     if config.data:
         from scintilab.paths import repo_path
 
-        return manifest_fingerprint(repo_path(config.data)) + tail
+        return manifest_fingerprint(_manifest(config)) + tail
     return tail
+
+
+def _manifest(config: TrainConfig) -> Path:
+    """The manifest ``config.data`` names (a CSV, or a cohort folder's manifest.csv)."""
+    from scintilab.cohorts import manifest_of
+    from scintilab.paths import repo_path
+
+    path = repo_path(config.data)
+    try:
+        return manifest_of(path)
+    except InputError:
+        return path  # not there yet: whoever reads it says what is wrong
 
 
 def load_image_set(config: TrainConfig, studies: Sequence[Any] | None = None, *, cache_dir: str | os.PathLike[str] | None = None, progress: bool = False) -> Any:
@@ -138,10 +151,7 @@ def load_image_set(config: TrainConfig, studies: Sequence[Any] | None = None, *,
         from scintilab.ingest import load_cohort
         from scintilab.paths import repo_path
 
-        manifest = repo_path(config.data)
-        if not manifest.exists():
-            raise InputError(manifest, "manifest not found (run 'scintilab ingest' first)")
-        studies = load_cohort(manifest)
+        studies = load_cohort(repo_path(config.data))  # a manifest or a cohort folder
     return build_dataset(
         studies,
         name=config.dataset,
@@ -207,7 +217,7 @@ def audit_files(config: TrainConfig) -> tuple[Path | None, Path | None, str]:
     if setting is None:
         if not config.data:
             return None, None, "none found"
-        flags = repo_path(config.data).parent / AUDIT_DIR / AUDIT_FLAGS
+        flags = _manifest(config).parent / AUDIT_DIR / AUDIT_FLAGS
         if not flags.is_file():
             return None, None, "none found"
         source = "auto"
@@ -328,7 +338,7 @@ def _shown_path(path: Path | None, config: TrainConfig) -> str | None:
         from scintilab.paths import repo_path
 
         try:
-            return path.resolve().relative_to(repo_path(config.data).parent.resolve()).as_posix()
+            return path.resolve().relative_to(_manifest(config).parent.resolve()).as_posix()
         except ValueError:
             pass
     return path.name
@@ -818,14 +828,21 @@ def cli_main(argv: list[str]) -> int:
     """``scintilab train --preset quick --data MANIFEST --model inrac --out RUN_DIR [--set k=v ...]``."""
     parser = argparse.ArgumentParser(prog="scintilab train", description="Train a classifier and save a run directory.")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="starting configuration")
-    parser.add_argument("--data", required=True, help="cohort manifest CSV (from 'scintilab ingest')")
+    parser.add_argument("--data", required=True, help="manifest CSV (from 'scintilab ingest') or a cohort folder")
     parser.add_argument("--model", default=None, help="model name (default: the preset's, inrac)")
     parser.add_argument("--out", required=True, help="run directory to write (resumed if interrupted)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config field (JSON values), e.g. epochs=3, image_size=[128,32], model_options.width=8")
     parser.add_argument("--fresh", action="store_true", help="do not resume: retrain from scratch")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     args = parser.parse_args(argv)
-    overrides: dict[str, Any] = {"data": args.data}
+    from scintilab.cohorts import resolve_manifest
+
+    try:
+        data = resolve_manifest(args.data, progress=not args.quiet)
+    except InputError as err:
+        print(f"scintilab train: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    overrides: dict[str, Any] = {"data": str(data)}
     if args.model:
         overrides["model"] = args.model
     try:

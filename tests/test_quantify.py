@@ -210,7 +210,7 @@ def test_cli_with_a_trained_classifier_adds_probabilities_and_grad_cam(tmp_path:
     assert main(["ingest", str(root / "dicom"), "--labels", str(root / "labels.csv"), "--annotations",
                  str(root / "annotations"), "--out", str(manifest)]) == 0
     run = tmp_path / "run"
-    assert main(["train", "--preset", "quick", "--data", str(manifest), "--model", "inrac", "--out", str(run),
+    assert main(["train", "--preset", "quick", "--data", str(root), "--model", "inrac", "--out", str(run),
                  "--set", "image_size=[128,32]", "--set", 'model_options={"width":8}', "--set", "epochs=1",
                  "--set", "n_boot=20"]) == 0
     small = pd.read_csv(manifest).head(2)  # two studies are enough to exercise the path

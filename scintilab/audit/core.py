@@ -141,9 +141,9 @@ def _resolve(manifest: Any) -> tuple[pd.DataFrame | None, Sequence[Study], Path 
         # ingest's in-memory manifest names its folder (attrs["root"]): skipped.csv is there
         root = manifest.attrs.get("root") or None
         return manifest.reset_index(drop=True), load_cohort(manifest, with_shapes=False), (Path(root) if root else None)
-    path = Path(manifest)
-    if not path.is_file():
-        raise InputError(path, "manifest not found")
+    from scintilab.cohorts import resolve_manifest
+
+    path = resolve_manifest(manifest)
     try:
         df = read_manifest(path)
     except InputError:
@@ -630,7 +630,7 @@ def cli_main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="scintilab audit", description=(
         "Find duplicates, same-patient suspects, mislabelled views and unusable scans; "
         "write DIR/flags.csv and a data card DIR/datacard.html (.md)."))
-    ap.add_argument("manifest", help="manifest CSV written by 'scintilab ingest'")
+    ap.add_argument("manifest", help="manifest CSV written by 'scintilab ingest', or a cohort folder")
     ap.add_argument("--split", help="split CSV (study_key, split): report pairs across it")
     ap.add_argument("--review", help="review CSV of accepted/dismissed flags")
     ap.add_argument("--out", required=True, help="output folder")

@@ -299,12 +299,14 @@ def ensure_cohort(data_dir: str | Path, *, size: str = "small", seed: int = 0,
                   visits: int = 1) -> Path:
     """Make sure ``data_dir`` holds a cohort and its manifest; return the manifest path.
 
-    A folder that already holds a manifest is used as it is (it need not be synthetic);
-    an empty or missing folder gets a synthetic cohort of ``size`` first; a cohort without
-    manifest is ingested.
+    A manifest CSV given as ``data_dir`` is used as it is, and so is a folder that already
+    holds a manifest (it need not be synthetic). A missing or empty folder gets a synthetic
+    cohort of ``size`` first. A folder of images without a manifest (a cohort's ``dicom/``
+    beside its labels, or a hospital export itself) is ingested, never written into
+    beyond its new manifest; a folder with neither is refused in one sentence.
 
     Args:
-        data_dir: the cohort folder.
+        data_dir: the cohort folder, or a manifest CSV.
         size / seed / matrix / n_patients / visits: passed to :func:`write_cohort` when a
             cohort is written (ignored for a folder that holds one).
         progress: progress bars.
@@ -312,19 +314,32 @@ def ensure_cohort(data_dir: str | Path, *, size: str = "small", seed: int = 0,
 
     Returns:
         The manifest CSV path.
+
+    Raises:
+        InputError: ``data_dir`` is a file that is not a CSV, or a folder holding neither a
+            manifest nor images.
     """
+    from scintilab.cohorts import EXPECTED, manifest_of
+    from scintilab.errors import InputError
     from scintilab.ingest import ingest
 
     root = Path(data_dir)
+    if root.is_file():
+        return manifest_of(root)
     manifest = root / manifest_name
     if manifest.exists():
         return manifest
-    if not (root / "dicom").is_dir():
+    if not root.exists() or not any(root.iterdir()):
         write_cohort(root, size=size, seed=seed, matrix=matrix, progress=progress, n_patients=n_patients,
                      visits=visits)
+    from scintilab.cohorts import has_images
+
+    source = root / "dicom" if (root / "dicom").is_dir() else root
+    if not has_images(source):
+        raise InputError(root, f"a folder with neither {manifest_name} nor images to ingest: {EXPECTED}")
     labels = root / "labels.csv"
     ann = root / "annotations"
-    ingest(root / "dicom", labels if labels.exists() else None, ann if ann.is_dir() else None, manifest,
+    ingest(source, labels if labels.exists() else None, ann if ann.is_dir() else None, manifest,
            progress=progress)
     return manifest
 
