@@ -210,6 +210,7 @@ def write_study(
     include_pixels: bool = True,
     file_stems: dict[str, str] | None = None,
     export_header: ExportHeader | None = None,
+    patient_position: str | None = "HFS",
 ) -> list[Path]:
     """Write one whole-body study as DICOM, in either layout.
 
@@ -258,6 +259,8 @@ def write_study(
         export_header: other identifiers, places, people, comments and a private name tag,
             as a real export carries them (:class:`ExportHeader`); written after the view
             naming, so its ``image_comments`` replaces a naming that used ImageComments.
+        patient_position: PatientPosition (0018,5100), ``HFS`` (head first, supine) as a
+            camera writes it; ``FFS`` for a feet-first patient; None leaves it out.
 
     Returns:
         The files written.
@@ -290,7 +293,7 @@ def write_study(
         manufacturer=manufacturer, accession_number=accession_number, pixel_spacing=pixel_spacing,
         sop_class=sop_class, signed=signed, lossy=lossy, modality=modality,
         series_number=series_number, compress=compress, include_pixels=include_pixels,
-        export_header=export_header,
+        export_header=export_header, patient_position=patient_position,
     )
     written: list[Path] = []
     if layout == "multiframe":
@@ -402,7 +405,7 @@ def _dataset(
     birth_date: str | None, sex: str | None, age: int | None, manufacturer: str,
     accession_number: str | None, pixel_spacing: tuple[float, float], sop_class: str, signed: bool,
     lossy: bool, modality: str, series_number: int, compress: str | None, include_pixels: bool,
-    export_header: ExportHeader | None = None,
+    export_header: ExportHeader | None = None, patient_position: str | None = "HFS",
 ) -> Dataset:
     """Build one NM (or Secondary Capture) dataset holding ``frames`` named ``views``."""
     is_nm = sop_class == "nm"
@@ -442,6 +445,8 @@ def _dataset(
     ds.SeriesNumber = series_number
     ds.InstanceNumber = instance_number
     ds.BodyPartExamined = "WHOLEBODY"
+    if patient_position:
+        ds.PatientPosition = patient_position
 
     rows, cols = frames[0].shape
     ds.SamplesPerPixel = 1
@@ -951,7 +956,7 @@ def check_header(ds: Dataset, path: Path) -> None:
         raise InputError(path, f"{ds.get('SamplesPerPixel')} samples per pixel (a colour screenshot?), expected 1")
 
 
-def read_file(path: Path, *, assume_view: str | None = None) -> DicomFile:
+def read_file(path: Path, *, assume_view: str | None = None, orient: bool = True) -> DicomFile:
     """Read one DICOM file into its named views and header facts.
 
     The views are named by the header (in order of trust: ViewCodeSequence, frame labels,
@@ -963,6 +968,9 @@ def read_file(path: Path, *, assume_view: str | None = None) -> DicomFile:
         path: a DICOM file (opened read-only).
         assume_view: ``"ANT"`` or ``"POST"`` for a one-view file whose header and name do
             not say (it overrides the image recogniser, never the header).
+        orient: decide head up or down (:mod:`scintilab.orientation`: the image, else
+            PatientPosition) and turn a head-down file's views 180°, flagged; False reads
+            the views as stored (a manifest already says which views ingest turned).
 
     Returns:
         A :class:`DicomFile`.
@@ -993,6 +1001,11 @@ def read_file(path: Path, *, assume_view: str | None = None) -> DicomFile:
     if spacing is None:
         flags.append("no PixelSpacing: assumed 2.3 mm")
         spacing = (2.3, 2.3)
+    turned = orient and _head_down(arr, ds, spacing, flags)
+    if turned:
+        from scintilab.orientation import turn
+
+        arr = turn(arr)
     view_meta: dict[str, Any] = {}
     if named is None:
         named = _views_from_image(arr, path, spacing, n_frames, assume_view, flags, view_meta)
@@ -1027,11 +1040,27 @@ def read_file(path: Path, *, assume_view: str | None = None) -> DicomFile:
             "transfer_syntax": str(ts),
             "view_source": source,
             **view_meta,
+            "turned": bool(turned),
             "n_frames": n_frames,
             "series_number": ds.get("SeriesNumber"),
             "instance_number": ds.get("InstanceNumber"),
         },
     )
+
+
+def _head_down(arr: np.ndarray, ds: Dataset, spacing: tuple[float, float], flags: list[str]) -> bool:
+    """Whether a file's views are stored head down (the image, else PatientPosition decides);
+    says why in ``flags`` whenever there is something to say."""
+    from scintilab.orientation import decide, default_model
+
+    try:
+        call = default_model().call(list(arr), spacing)
+    except ValueError:  # no counts or too short a body: the header alone decides
+        call = None
+    turn_it, flag = decide(call, str(ds.get("PatientPosition", "") or ""))
+    if flag:
+        flags.append(flag)
+    return turn_it
 
 
 def read_views(path: Path) -> dict[str, np.ndarray]:

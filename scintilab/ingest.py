@@ -27,7 +27,7 @@ import re
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, overload
 
@@ -37,6 +37,7 @@ import pandas as pd
 from scintilab.dicomio import DicomFile, read_file
 from scintilab.errors import EXIT_FAILED, EXIT_USAGE, InputError, partial_exit
 from scintilab.labelme import is_lesion, read_labelme, view_from_name
+from scintilab.orientation import turn, turn_points
 from scintilab.outputs import OutputFile, write_csv
 from scintilab.pseudonym import patient_key as _patient_key
 from scintilab.pseudonym import study_key as _study_key
@@ -48,7 +49,7 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "study_key", "patient_key", "study_date", "label", "views", "layout", "rows", "cols",
     "spacing_row", "spacing_col", "counts_ant", "counts_post", "lesion_count",
     "ant_path", "post_path", "ant_frame", "post_frame", "annotation_ant", "annotation_post",
-    "status", "flags", "manufacturer", "model", "view_source",
+    "status", "flags", "manufacturer", "model", "view_source", "turned",
 )
 #: Skipped items (``path, reason``; paths relative to the scanned folder) beside the manifest.
 SKIPPED_FILE = "skipped.csv"
@@ -60,7 +61,7 @@ _LABEL_ALIASES = {c.lower(): c for c in CLASSES}
 _LABEL_ALIASES.update({"no_met": "NoMet", "no met": "NoMet", "ad_met": "ADMet", "nad_met": "nADMet"})
 _STR_COLUMNS = ("study_key", "patient_key", "study_date", "label", "views", "layout", "ant_path",
                 "post_path", "annotation_ant", "annotation_post", "status", "flags", "manufacturer", "model",
-                "view_source")
+                "view_source", "turned")
 
 
 @dataclass
@@ -76,6 +77,7 @@ class _ViewRec:
     order: tuple[Any, ...]
     source: str = ""  # what named the view: a header field, the file name, the image, the user
     logit: float | None = None  # the image recogniser's log-odds of ANT (one-view files it named)
+    turned: bool = False  # stored head down: ingest turned it 180° (scintilab.orientation)
 
 
 @dataclass
@@ -213,6 +215,7 @@ def _dicom_rec(df: DicomFile) -> _FileRec:
             order=(df.lossy, int(series or 0), int(instance or 0), str(df.path)),
             source=str(df.meta.get("view_source", "")),
             logit=df.meta.get("view_logit"),
+            turned=bool(df.meta.get("turned", False)),
         )
     return _FileRec(
         path=df.path,
@@ -670,6 +673,7 @@ def ingest(
             "manufacturer": info["manufacturer"],
             "model": info["model"],
             "view_source": _view_sources(chosen),
+            "turned": "+".join(v for v in VIEWS if v in chosen and chosen[v].turned),
         })
     for name, paths in sorted(ann_index.items()):
         for p in paths:
@@ -786,11 +790,15 @@ class Cohort(Sequence[Study]):
                 if is_raster(path):
                     cache[path] = {view: read_raster(path)[0]}
                 else:
-                    cache[path] = _views_as_ingested(read_file(path), row)
+                    cache[path] = _views_as_ingested(read_file(path, orient=False), row)
                 paths.append(path)
             if view not in cache[path]:
                 raise InputError(path, f"the manifest says this file holds {view}, it does not")
             images[view] = cache[path][view]
+        turned = _turned_views(row)
+        for view in turned:
+            if images.get(view) is not None:
+                images[view] = turn(images[view])
         shapes: list[Shape] = []
         if self.with_shapes:
             for view in VIEWS:
@@ -799,6 +807,8 @@ class Cohort(Sequence[Study]):
                 if ann is None or img is None:
                     continue
                 got, _ = read_labelme(ann, image_hw=img.shape, view=view)
+                if view in turned:  # drawn on the stored image: turn them with it
+                    got = [replace(s, points=turn_points(s.points, img.shape)) for s in got]
                 shapes += got
         date_text = str(row.get("study_date") or "")
         flags_text = str(row.get("flags") or "")
@@ -821,8 +831,15 @@ class Cohort(Sequence[Study]):
                 "layout": row.get("layout"),
                 "lesion_count": None if pd.isna(row.get("lesion_count")) else int(row.get("lesion_count")),
                 "status": row.get("status"),
+                "turned": turned,
             },
         )
+
+
+def _turned_views(row: pd.Series) -> tuple[str, ...]:
+    """The views ingest turned head-up (the manifest's ``turned``; older manifests: none)."""
+    text = str(row.get("turned", "") or "")
+    return tuple(v for v in VIEWS if v in text.split("+"))
 
 
 def _views_as_ingested(df: DicomFile, row: pd.Series) -> dict[str, np.ndarray]:

@@ -150,6 +150,32 @@ def make_cohort(
     return root
 
 
+def store_head_down(root: Path, *, patient_position: str | None = "FFS") -> list[Path]:
+    """Rewrite a cohort from :func:`make_cohort` as a feet-first camera stores it without
+    correction: every view turned 180°, PatientPosition ``patient_position`` (None: leave
+    the header as it is), and the LabelMe shapes redrawn on the stored (turned) images.
+    Returns the DICOM files rewritten."""
+    import json
+
+    import pydicom
+
+    files = sorted((Path(root) / "dicom").rglob("*.dcm"))
+    for f in files:
+        ds = pydicom.dcmread(f)
+        arr = ds.pixel_array
+        ds.PixelData = np.ascontiguousarray(arr[..., ::-1, ::-1]).astype(arr.dtype).tobytes()
+        if patient_position is not None:
+            ds.PatientPosition = patient_position
+        ds.save_as(f)
+    for ann in sorted((Path(root) / "annotations").glob("*.json")):
+        d = json.loads(ann.read_text())
+        h, w = d["imageHeight"], d["imageWidth"]
+        for shape in d["shapes"]:
+            shape["points"] = [[(w - 1) - x, (h - 1) - y] for x, y in shape["points"]]
+        ann.write_text(json.dumps(d))
+    return files
+
+
 @pytest.fixture
 def tmp_cohort_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """Factory: ``tmp_cohort_dir(n=4, labels=None, **options)`` -> a fresh cohort folder.

@@ -17,6 +17,7 @@ from scintilab.cli import main
 from scintilab.dicom_results import read_seg_masks, source_views
 from scintilab.ingest import ingest, load_cohort
 from scintilab.lesions import map_mask
+from scintilab.orientation import turn
 from scintilab.quantify import quantify_cohort, quantify_study
 
 #: dciodvfy warnings that remain, and why (README "Back into the PACS"):
@@ -30,14 +31,18 @@ ALLOWED_WARNINGS = (
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> dict:
-    """A pair-layout cohort (one study without its POST file) and a multiframe one, quantified with --dicom."""
-    from conftest import make_cohort
+    """A pair-layout cohort (one study without its POST file), a multiframe one and a
+    multiframe one stored feet first (turned 180° at ingest), quantified with --dicom."""
+    from conftest import make_cohort, store_head_down
 
     out = {}
-    for layout, n in (("pair", 2), ("multiframe", 1)):
-        root = make_cohort(tmp_path_factory.mktemp(f"dc_{layout}"), n, labels=["ADMet", "nADMet"][:n], layout=layout)
+    for layout, n in (("pair", 2), ("multiframe", 1), ("feet first", 1)):
+        root = make_cohort(tmp_path_factory.mktemp("dc"), n, labels=["ADMet", "nADMet"][:n],
+                           layout="multiframe" if layout == "feet first" else layout)
         if layout == "pair":
             next((root / "dicom" / "case_0001").glob("*_POST.dcm")).unlink()  # a single-view export
+        if layout == "feet first":
+            store_head_down(root)
         ingest(root / "dicom", root / "labels.csv", root / "annotations", root / "manifest.csv", progress=False)
         q = tmp_path_factory.mktemp(f"dq_{layout}")
         assert main(["quantify", str(root / "manifest.csv"), "--out", str(q), "--dicom", "--quiet"]) == 0
@@ -62,7 +67,7 @@ def test_segments_equal_the_hotspot_masks_on_the_stored_views(exported) -> None:
             masks = read_seg_masks(q / "dicom" / st.study_key / "seg.dcm")
             uids = {str(i.ReferencedSOPInstanceUID) for s in seg.ReferencedSeriesSequence
                     for i in s.ReferencedInstanceSequence}
-            assert len(uids) == (1 if layout == "multiframe" else len(srcs))
+            assert len(uids) == (len(srcs) if layout == "pair" else 1)
             segs = {int(s.SegmentNumber): s for s in seg.SegmentSequence}
             assert segs[1].SegmentedPropertyTypeCodeSequence[0].CodeValue == "14799000"  # Neoplasm, metastatic
             assert segs[2].SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence[
@@ -74,18 +79,26 @@ def test_segments_equal_the_hotspot_masks_on_the_stored_views(exported) -> None:
                 # frames are written view by view in VIEWS order: the n-th referenced (instance, frame) is the n-th view
                 order = list(dict.fromkeys((str(it.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID))
                                            for it in seg.PerFrameFunctionalGroupsSequence))
-                uid = order[0] if layout == "multiframe" else order[list(st.views).index(view)]
+                uid = order[list(st.views).index(view)] if layout == "pair" else order[0]
                 union = {1: np.zeros(det.shape, bool), 2: np.zeros(det.shape, bool)}
                 for i, hs in enumerate(det.hotspots):
                     full = hs.full_mask(det.shape)
                     want = full if view == "ANT" else map_mask(full, "ANT", det.shift if det.frame == "ANT" else (0, 0))
+                    if view in st.meta["turned"]:
+                        want = turn(want)  # the SEG lies on the stored pixels, head down as they are
                     union[1 if hs.metastatic else 2] |= want
                     assert np.array_equal(masks[(3 + i, uid, frame)], want), (st.study_key, view, hs.id)
                     if hs.bone is not None:
                         assert segs[3 + i].AnatomicRegionSequence[0].CodingSchemeDesignator == "SCT"
                 for k in (1, 2):
                     assert np.array_equal(masks[(k, uid, frame)], union[k])
+                if layout == "feet first" and union[1].any():
+                    # on the file's own pixels, the metastatic segment covers the hot spots
+                    stored = pydicom.dcmread(srcs[view].path).pixel_array[frame - 1]
+                    seen_views.add(("feet first", "hot"))
+                    assert stored[union[1]].mean() > 5 * stored[stored > 0].mean()
     assert ("pair", 1, "ANT") in seen_views and ("multiframe", 2, "POST") in seen_views
+    assert ("feet first", "hot") in seen_views
 
 
 def _groups(ds) -> dict[str, dict]:

@@ -220,6 +220,34 @@ def study_checks(feats: list[StudyFeatures]) -> list[Finding]:
     return out
 
 
+def turned_findings(manifest) -> list[Finding]:
+    """Studies ingest found stored head down and turned head-up (the manifest's ``turned``
+    and its flag): the audit's head-down finding, so both say the same of each study. The
+    image check below then sees them upright; one it still finds upside down was turned
+    wrongly (a feet-first header on a head-up image the model could not decide).
+
+    Args:
+        manifest: the ingest manifest.
+
+    Returns:
+        One ``head_down`` finding per turned study, naming the views and ingest's reason.
+    """
+    from scintilab.orientation import TURNED_FLAG  # one wording, owned by the orientation module
+
+    out: list[Finding] = []
+    if manifest is None or "turned" not in getattr(manifest, "columns", ()):
+        return out
+    flags = manifest["flags"] if "flags" in manifest.columns else [""] * len(manifest)
+    for key, views, text in zip(manifest["study_key"], manifest["turned"], flags):
+        views = str(views or "").strip()
+        if views and views.lower() != "nan":
+            why = [f.strip() for f in str(text or "").split(";") if TURNED_FLAG in f]
+            out.append(Finding("head_down", str(key), "", 1.0,
+                               f"{views}: stored head-down; ingest turned it head-up"
+                               + (f" ({why[0].split(TURNED_FLAG + ': ', 1)[-1]})" if why else "")))
+    return out
+
+
 def lossy_findings(manifest) -> list[Finding]:
     """Studies ingest kept from a lossy copy (JPEG baseline, lossy JPEG 2000 / JPEG-LS, or
     LossyImageCompression (0028,2110) "01"): counts are not raw, so counts-based checks

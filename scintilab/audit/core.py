@@ -584,6 +584,7 @@ def audit(manifest: Any, *, split: Any = None, out: str | Path | None = None, re
     limiter.restore_original_limits()
     findings += per_study
     findings += C.lossy_findings(man)
+    findings += C.turned_findings(man)
     manifest_path = (Path(manifest) if isinstance(manifest, (str, Path)) else
                      Path(manifest.attrs["path"]) if isinstance(manifest, pd.DataFrame) and manifest.attrs.get("path")
                      else None)
