@@ -132,6 +132,9 @@ class IngestResult:
             one_view = int((m["views"] != "ANT+POST").sum())
             if one_view:
                 lines.append(f"  one view only: {one_view}")
+            turned = int((m["turned"].fillna("").astype(str) != "").sum()) if "turned" in m else 0
+            if turned:
+                lines.append(f"  turned head-up (stored head down): {turned}")
             annotated = m["lesion_count"].notna()
             if annotated.any():
                 lines.append(f"  annotated: {int(annotated.sum())} studies, "

@@ -78,6 +78,7 @@ def make_cohort(
     visits: int = 1,
     view_naming: str = "standard",
     seed: int = 0,
+    sop_class: str = "nm",
 ) -> Path:
     """Write a tiny cohort folder and return it.
 
@@ -91,6 +92,7 @@ def make_cohort(
         visits: studies per patient (different StudyDate, same PatientID).
         view_naming: how views are named in the DICOM files.
         seed: randomness for images and lesion positions.
+        sop_class: ``nm`` or ``sc`` (Secondary Capture, pair layout only).
 
     Returns:
         ``root``, holding ``dicom/``, ``annotations/``, ``labels.csv``, ``demographics.csv``.
@@ -122,7 +124,7 @@ def make_cohort(
                 case_dir, ant, post, stem=stem, layout=layout, patient_id=patient_id, patient_name=name,
                 study_id=study_id, study_date=dt.date(2020, 1, 1) + dt.timedelta(days=120 * v + i),
                 birth_date="19600101", sex=sex, age=age, accession_number=f"{patient_id}{v}",
-                view_naming=view_naming,
+                view_naming=view_naming, sop_class=sop_class,
                 export_header=planted_export_header(i, seed, image_comments=view_naming != "image_comments"),
             )
             label_rows.append({"patient_id": patient_id, "study_id": study_id, "label": label})

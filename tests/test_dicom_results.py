@@ -36,9 +36,10 @@ def exported(tmp_path_factory) -> dict:
     from conftest import make_cohort, store_head_down
 
     out = {}
-    for layout, n in (("pair", 2), ("multiframe", 1), ("feet first", 1)):
+    for layout, n in (("pair", 2), ("multiframe", 1), ("feet first", 1), ("pair sc", 1)):
         root = make_cohort(tmp_path_factory.mktemp("dc"), n, labels=["ADMet", "nADMet"][:n],
-                           layout="multiframe" if layout == "feet first" else layout)
+                           layout={"feet first": "multiframe", "pair sc": "pair"}.get(layout, layout),
+                           sop_class="sc" if layout == "pair sc" else "nm")
         if layout == "pair":
             next((root / "dicom" / "case_0001").glob("*_POST.dcm")).unlink()  # a single-view export
         if layout == "feet first":
@@ -67,7 +68,7 @@ def test_segments_equal_the_hotspot_masks_on_the_stored_views(exported) -> None:
             masks = read_seg_masks(q / "dicom" / st.study_key / "seg.dcm")
             uids = {str(i.ReferencedSOPInstanceUID) for s in seg.ReferencedSeriesSequence
                     for i in s.ReferencedInstanceSequence}
-            assert len(uids) == (len(srcs) if layout == "pair" else 1)
+            assert len(uids) == (len(srcs) if layout.startswith("pair") else 1)
             segs = {int(s.SegmentNumber): s for s in seg.SegmentSequence}
             assert segs[1].SegmentedPropertyTypeCodeSequence[0].CodeValue == "14799000"  # Neoplasm, metastatic
             assert segs[2].SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence[
@@ -79,7 +80,7 @@ def test_segments_equal_the_hotspot_masks_on_the_stored_views(exported) -> None:
                 # frames are written view by view in VIEWS order: the n-th referenced (instance, frame) is the n-th view
                 order = list(dict.fromkeys((str(it.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID))
                                            for it in seg.PerFrameFunctionalGroupsSequence))
-                uid = order[list(st.views).index(view)] if layout == "pair" else order[0]
+                uid = order[list(st.views).index(view)] if layout.startswith("pair") else order[0]
                 union = {1: np.zeros(det.shape, bool), 2: np.zeros(det.shape, bool)}
                 for i, hs in enumerate(det.hotspots):
                     full = hs.full_mask(det.shape)
@@ -98,7 +99,22 @@ def test_segments_equal_the_hotspot_masks_on_the_stored_views(exported) -> None:
                     seen_views.add(("feet first", "hot"))
                     assert stored[union[1]].mean() > 5 * stored[stored > 0].mean()
     assert ("pair", 1, "ANT") in seen_views and ("multiframe", 2, "POST") in seen_views
-    assert ("feet first", "hot") in seen_views
+    assert ("feet first", "hot") in seen_views and ("pair sc", 2, "POST") in seen_views
+
+
+def test_secondary_capture_sources_are_referenced_as_they_are(exported) -> None:
+    """Many exports are Secondary Capture: the SEG references those instances (SC SOP class)
+    and takes the pixel spacing from the study, as SC images often carry none."""
+    from scintilab.dicomio import SECONDARY_CAPTURE_STORAGE
+
+    root, q = exported["pair sc"]
+    for st, row, base in _studies(root):
+        seg = pydicom.dcmread(q / "dicom" / st.study_key / "seg.dcm")
+        classes = {str(i.ReferencedSOPClassUID) for s in seg.ReferencedSeriesSequence
+                   for i in s.ReferencedInstanceSequence}
+        assert classes == {str(SECONDARY_CAPTURE_STORAGE)}
+        srcs, _ = source_views(row, base)
+        assert {str(s.header.SOPClassUID) for s in srcs.values()} == {str(SECONDARY_CAPTURE_STORAGE)}
 
 
 def _groups(ds) -> dict[str, dict]:

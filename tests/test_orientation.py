@@ -130,7 +130,8 @@ def test_the_audit_head_down_check_agrees_with_ingest(feet_first, tmp_path) -> N
 def test_an_upside_down_export_without_a_header_is_turned_by_the_image(tmp_path) -> None:
     root = make_cohort(tmp_path / "c", 2, labels=["NoMet", "ADMet"], layout="multiframe", seed=8)
     store_head_down(root, patient_position=None)  # the header keeps HFS: only the image can tell
-    man = ingest(root / "dicom", root / "labels.csv", root / "annotations", root / "manifest.csv",
-                 progress=False).manifest
+    result = ingest(root / "dicom", root / "labels.csv", root / "annotations", root / "manifest.csv", progress=False)
+    man = result.manifest
     assert list(man["turned"]) == ["ANT+POST"] * 2
+    assert "turned head-up (stored head down): 2" in result.summary()
     assert all("the image shows the head at the bottom" in f for f in man["flags"])
