@@ -330,21 +330,22 @@ def _segment_description(plan: SegmentPlan, algorithm: Any) -> Any:
     return desc
 
 
-def _as_stored(mask: np.ndarray, turned: bool) -> np.ndarray:
-    from scintilab.orientation import turn
+def _as_stored(mask: np.ndarray, quarter_turns: int) -> np.ndarray:
+    from scintilab.orientation import rotate
 
-    return turn(mask) if turned else mask
+    return rotate(mask, -quarter_turns) if quarter_turns % 4 else mask
 
 
 def build_seg(det: Any, refs: dict[str, tuple[Dataset, int | None]], plans: list[SegmentPlan],
-              algorithm: Any, *, series_uid: str, sop_uid: str, turned: tuple[str, ...] = ()) -> Dataset:
+              algorithm: Any, *, series_uid: str, sop_uid: str, turns: dict[str, int] | None = None) -> Dataset:
     """One BINARY Segmentation over every referenced view (``refs``: view -> (reference
     header, frame number in a multi-frame source or None)).
 
     highdicom builds a SEG from one source frame when the source has no frame of reference
     (planar NM has none); the second view's frames and references are appended here, and
     the pixel data repacked, frames ordered view by view, segment by segment. Views that
-    ingest turned head-up (``turned``) are turned back: the SEG lies on the stored pixels.
+    ingest turned (``turns``: view -> quarter turns) are turned back: the SEG lies on the
+    stored pixels.
     """
     import highdicom as hd
     from pydicom.pixels import pack_bits
@@ -353,7 +354,8 @@ def build_seg(det: Any, refs: dict[str, tuple[Dataset, int | None]], plans: list
     stack: list[np.ndarray] = []
     base: Any = None
     for view, (ref, frame) in refs.items():
-        masks = np.stack([_as_stored(stored_mask(p.mask, view, det), view in turned) for p in plans], axis=-1)[None]
+        masks = np.stack([_as_stored(stored_mask(p.mask, view, det), (turns or {}).get(view, 0)) for p in plans],
+                         axis=-1)[None]
         seg = hd.seg.Segmentation(
             source_images=[ref], pixel_array=masks, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=descs, series_instance_uid=series_uid, series_number=901, sop_instance_uid=sop_uid,
@@ -646,7 +648,7 @@ def export_study(sq: Any, row: Any, root: Path | None, out_dir: str | Path, uids
             name=algorithm["name"], version=_version(), family=codes.DCM.ArtificialIntelligence,
             parameters={f"p{i}": p for i, p in enumerate(algorithm["parameters"], start=1)})
         seg = build_seg(det, refs, plans, algo_seg, series_uid=uids.for_key(f"{st.study_key}/seg-series"),
-                        sop_uid=uids.for_key(f"{st.study_key}/seg"), turned=tuple(st.meta.get("turned", ())))
+                        sop_uid=uids.for_key(f"{st.study_key}/seg"), turns=dict(st.meta.get("quarter_turns") or {}))
         res.files["SEG"] = folder / "seg.dcm"
         seg.save_as(res.files["SEG"], enforce_file_format=True)
     else:

@@ -126,6 +126,12 @@ class ExportHeader:
         return [v for v in (getattr(self, n) for n in (*self.KEYWORDS, "private_patient_name")) if v]
 
 
+#: A whole-body sweep maps about this length onto the image's long axis (GE: 1024 x 2.26 mm
+#: = 2.31 m; Siemens: 1024 x 2.40 mm = 2.46 m): the pixel size assumed when a file states none.
+WHOLE_BODY_SWEEP_MM = 2350.0
+#: The start of the flag of a file without PixelSpacing.
+SPACING_ASSUMED = "no PixelSpacing: assumed"
+
 #: The flag every lossy copy carries (the audit looks for it).
 LOSSY_FLAG = "lossy compressed: counts are not raw"
 
@@ -968,9 +974,11 @@ def read_file(path: Path, *, assume_view: str | None = None, orient: bool = True
         path: a DICOM file (opened read-only).
         assume_view: ``"ANT"`` or ``"POST"`` for a one-view file whose header and name do
             not say (it overrides the image recogniser, never the header).
-        orient: decide head up or down (:mod:`scintilab.orientation`: the image, else
-            PatientPosition) and turn a head-down file's views 180°, flagged; False reads
-            the views as stored (a manifest already says which views ingest turned).
+        orient: turn a file stored sideways upright (90°), decide head up or down
+            (:mod:`scintilab.orientation`: the image, else PatientPosition) and turn a
+            head-down file's views 180°, each flagged (``meta["quarter_turns"]``: the turn
+            in 90° steps counter-clockwise); False reads the views as stored (a manifest
+            already says how ingest turned them).
 
     Returns:
         A :class:`DicomFile`.
@@ -998,14 +1006,21 @@ def read_file(path: Path, *, assume_view: str | None = None, orient: bool = True
     if arr.ndim != 3 or arr.shape[0] != n_frames:
         raise InputError(path, f"pixel array of shape {arr.shape} does not match NumberOfFrames {n_frames}")
     spacing = _spacing(ds)
-    if spacing is None:
-        flags.append("no PixelSpacing: assumed 2.3 mm")
-        spacing = (2.3, 2.3)
-    turned = orient and _head_down(arr, ds, spacing, flags)
-    if turned:
-        from scintilab.orientation import turn
+    quarter_turns = 0
+    if orient:
+        from scintilab.orientation import rotate
 
-        arr = turn(arr)
+        if arr.shape[2] > arr.shape[1]:  # a whole-body view is tall: this one was stored sideways
+            flags.append(f"stored sideways ({arr.shape[1]}x{arr.shape[2]}, wider than tall): turned upright (90°)")
+            arr, quarter_turns = rotate(arr, 1), 1
+            spacing = None if spacing is None else (spacing[1], spacing[0])
+    if spacing is None:
+        assumed = WHOLE_BODY_SWEEP_MM / max(arr.shape[1], arr.shape[2])
+        flags.append(f"{SPACING_ASSUMED} {assumed:.2f} mm from the {max(arr.shape[1:])}-pixel long axis "
+                     f"(a whole-body sweep of about {WHOLE_BODY_SWEEP_MM / 1000:.2f} m)")
+        spacing = (assumed, assumed)
+    if orient and _head_down(arr, ds, spacing, flags):
+        arr, quarter_turns = rotate(arr, 2), quarter_turns + 2
     view_meta: dict[str, Any] = {}
     if named is None:
         named = _views_from_image(arr, path, spacing, n_frames, assume_view, flags, view_meta)
@@ -1040,7 +1055,7 @@ def read_file(path: Path, *, assume_view: str | None = None, orient: bool = True
             "transfer_syntax": str(ts),
             "view_source": source,
             **view_meta,
-            "turned": bool(turned),
+            "quarter_turns": quarter_turns,
             "n_frames": n_frames,
             "series_number": ds.get("SeriesNumber"),
             "instance_number": ds.get("InstanceNumber"),

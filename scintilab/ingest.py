@@ -34,10 +34,10 @@ from typing import Any, overload
 import numpy as np
 import pandas as pd
 
-from scintilab.dicomio import DicomFile, read_file
+from scintilab.dicomio import SPACING_ASSUMED, DicomFile, read_file
 from scintilab.errors import EXIT_FAILED, EXIT_USAGE, InputError, partial_exit
 from scintilab.labelme import is_lesion, read_labelme, view_from_name
-from scintilab.orientation import turn, turn_points
+from scintilab.orientation import format_turned, parse_turned, rotate, rotate_points
 from scintilab.outputs import OutputFile, write_csv
 from scintilab.pseudonym import patient_key as _patient_key
 from scintilab.pseudonym import study_key as _study_key
@@ -77,7 +77,12 @@ class _ViewRec:
     order: tuple[Any, ...]
     source: str = ""  # what named the view: a header field, the file name, the image, the user
     logit: float | None = None  # the image recogniser's log-odds of ANT (one-view files it named)
-    turned: bool = False  # stored head down: ingest turned it 180° (scintilab.orientation)
+    quarter_turns: int = 0  # turned upright / head-up by ingest, 90° steps ccw (scintilab.orientation)
+
+    @property
+    def stored_shape(self) -> tuple[int, int]:
+        """(rows, columns) as stored: what an annotation drawn on the file measures."""
+        return self.shape if self.quarter_turns % 2 == 0 else (self.shape[1], self.shape[0])
 
 
 @dataclass
@@ -218,7 +223,7 @@ def _dicom_rec(df: DicomFile) -> _FileRec:
             order=(df.lossy, int(series or 0), int(instance or 0), str(df.path)),
             source=str(df.meta.get("view_source", "")),
             logit=df.meta.get("view_logit"),
-            turned=bool(df.meta.get("turned", False)),
+            quarter_turns=int(df.meta.get("quarter_turns", 0)),
         )
     return _FileRec(
         path=df.path,
@@ -229,7 +234,7 @@ def _dicom_rec(df: DicomFile) -> _FileRec:
         spacing=df.pixel_spacing,
         layout="multiframe" if df.meta.get("n_frames", 1) > 1 else "pair",
         views=views,
-        spacing_known="no PixelSpacing: assumed 2.3 mm" not in df.flags,
+        spacing_known=not any(f.startswith(SPACING_ASSUMED) for f in df.flags),
         manufacturer=str(df.meta.get("manufacturer", "") or ""),
         model=str(df.meta.get("model", "") or ""),
     )
@@ -640,7 +645,7 @@ def ingest(
                 continue
             used_annotations.add(ann)
             try:
-                shapes, problems = read_labelme(ann, image_hw=rec.shape, view=view)
+                shapes, problems = read_labelme(ann, image_hw=rec.stored_shape, view=view)
             except InputError as err:
                 skipped.append((_rel(ann, ann_root or source), err.problem))
                 flags.append(f"{view}: annotation unreadable, not used")
@@ -676,7 +681,7 @@ def ingest(
             "manufacturer": info["manufacturer"],
             "model": info["model"],
             "view_source": _view_sources(chosen),
-            "turned": "+".join(v for v in VIEWS if v in chosen and chosen[v].turned),
+            "turned": format_turned({v: chosen[v].quarter_turns for v in VIEWS if v in chosen}),
         })
     for name, paths in sorted(ann_index.items()):
         for p in paths:
@@ -798,10 +803,10 @@ class Cohort(Sequence[Study]):
             if view not in cache[path]:
                 raise InputError(path, f"the manifest says this file holds {view}, it does not")
             images[view] = cache[path][view]
-        turned = _turned_views(row)
-        for view in turned:
+        turns = parse_turned(row.get("turned", ""))
+        for view, k in turns.items():
             if images.get(view) is not None:
-                images[view] = turn(images[view])
+                images[view] = rotate(images[view], k)
         shapes: list[Shape] = []
         if self.with_shapes:
             for view in VIEWS:
@@ -809,9 +814,11 @@ class Cohort(Sequence[Study]):
                 img = images[view]
                 if ann is None or img is None:
                     continue
-                got, _ = read_labelme(ann, image_hw=img.shape, view=view)
-                if view in turned:  # drawn on the stored image: turn them with it
-                    got = [replace(s, points=turn_points(s.points, img.shape)) for s in got]
+                k = turns.get(view, 0)
+                stored_hw = img.shape if k % 2 == 0 else img.shape[::-1]
+                got, _ = read_labelme(ann, image_hw=stored_hw, view=view)
+                if k:  # drawn on the stored image: turn them with it
+                    got = [replace(s, points=rotate_points(s.points, stored_hw, k)) for s in got]
                 shapes += got
         date_text = str(row.get("study_date") or "")
         flags_text = str(row.get("flags") or "")
@@ -834,15 +841,9 @@ class Cohort(Sequence[Study]):
                 "layout": row.get("layout"),
                 "lesion_count": None if pd.isna(row.get("lesion_count")) else int(row.get("lesion_count")),
                 "status": row.get("status"),
-                "turned": turned,
+                "quarter_turns": turns,
             },
         )
-
-
-def _turned_views(row: pd.Series) -> tuple[str, ...]:
-    """The views ingest turned head-up (the manifest's ``turned``; older manifests: none)."""
-    text = str(row.get("turned", "") or "")
-    return tuple(v for v in VIEWS if v in text.split("+"))
 
 
 def _views_as_ingested(df: DicomFile, row: pd.Series) -> dict[str, np.ndarray]:

@@ -47,16 +47,48 @@ FEET_FIRST = frozenset({"FFS", "FFP", "FFDR", "FFDL"})
 TURNED_FLAG = "turned head-up"
 
 
+def rotate(image: np.ndarray, quarter_turns: int) -> np.ndarray:
+    """The image (or a stack of frames: the last two axes) turned by ``quarter_turns`` x 90°
+    counter-clockwise, as :func:`numpy.rot90`; negative turns go back."""
+    return np.ascontiguousarray(np.rot90(np.asarray(image), quarter_turns % 4, axes=(-2, -1)))
+
+
 def turn(image: np.ndarray) -> np.ndarray:
     """The image turned 180° (head and feet, right and left swapped)."""
-    return np.ascontiguousarray(np.asarray(image)[..., ::-1, ::-1])
+    return rotate(image, 2)
+
+
+def rotate_points(points: np.ndarray, stored_hw: tuple[int, int], quarter_turns: int) -> np.ndarray:
+    """LabelMe (x, y) points drawn on the stored image, on the image :func:`rotate` makes of
+    it (pixel centres at integers)."""
+    h, w = stored_hw
+    pts = np.asarray(points, float).reshape(-1, 2)
+    for _ in range(quarter_turns % 4):
+        # one turn counter-clockwise: column x becomes row w-1-x, row y becomes column y
+        pts = np.column_stack([pts[:, 1], (w - 1) - pts[:, 0]])
+        h, w = w, h
+    return pts
 
 
 def turn_points(points: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
-    """LabelMe (x, y) points of the stored image on the turned one (pixel centres at integers)."""
-    h, w = image_hw
-    pts = np.asarray(points, float).reshape(-1, 2)
-    return np.column_stack([(w - 1) - pts[:, 0], (h - 1) - pts[:, 1]])
+    """LabelMe (x, y) points of the stored image on the image turned 180°."""
+    return rotate_points(points, image_hw, 2)
+
+
+def parse_turned(text: str) -> dict[str, int]:
+    """The manifest's ``turned`` (``"ANT 180, POST 180"``, degrees counter-clockwise) as
+    view -> quarter turns; empty or missing: nothing turned."""
+    out: dict[str, int] = {}
+    for part in str(text or "").split(","):
+        words = part.split()
+        if len(words) == 2 and words[1].lstrip("-").isdigit():
+            out[words[0]] = (int(words[1]) // 90) % 4
+    return out
+
+
+def format_turned(turns: dict[str, int]) -> str:
+    """Inverse of :func:`parse_turned` (views not turned left out)."""
+    return ", ".join(f"{v} {90 * (k % 4)}" for v, k in turns.items() if k % 4)
 
 
 @dataclass(frozen=True)

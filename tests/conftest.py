@@ -152,30 +152,42 @@ def make_cohort(
     return root
 
 
-def store_head_down(root: Path, *, patient_position: str | None = "FFS") -> list[Path]:
-    """Rewrite a cohort from :func:`make_cohort` as a feet-first camera stores it without
-    correction: every view turned 180°, PatientPosition ``patient_position`` (None: leave
-    the header as it is), and the LabelMe shapes redrawn on the stored (turned) images.
-    Returns the DICOM files rewritten."""
+def store_rotated(root: Path, quarter_turns: int, *, patient_position: str | None = None) -> list[Path]:
+    """Rewrite a cohort from :func:`make_cohort` as stored turned by ``quarter_turns`` x 90°
+    counter-clockwise (every view; 2: head down), with the LabelMe shapes redrawn on the
+    stored images and, when given, PatientPosition set. Returns the DICOM files rewritten."""
     import json
 
     import pydicom
+
+    from scintilab.orientation import rotate, rotate_points
 
     files = sorted((Path(root) / "dicom").rglob("*.dcm"))
     for f in files:
         ds = pydicom.dcmread(f)
         arr = ds.pixel_array
-        ds.PixelData = np.ascontiguousarray(arr[..., ::-1, ::-1]).astype(arr.dtype).tobytes()
+        out = rotate(arr, quarter_turns).astype(arr.dtype)
+        ds.Rows, ds.Columns = int(out.shape[-2]), int(out.shape[-1])
+        ds.PixelData = out.tobytes()
         if patient_position is not None:
             ds.PatientPosition = patient_position
         ds.save_as(f)
     for ann in sorted((Path(root) / "annotations").glob("*.json")):
         d = json.loads(ann.read_text())
-        h, w = d["imageHeight"], d["imageWidth"]
+        hw = (d["imageHeight"], d["imageWidth"])
         for shape in d["shapes"]:
-            shape["points"] = [[(w - 1) - x, (h - 1) - y] for x, y in shape["points"]]
+            shape["points"] = rotate_points(np.array(shape["points"], float), hw, quarter_turns).tolist()
+        if quarter_turns % 2:
+            d["imageHeight"], d["imageWidth"] = hw[1], hw[0]
         ann.write_text(json.dumps(d))
     return files
+
+
+def store_head_down(root: Path, *, patient_position: str | None = "FFS") -> list[Path]:
+    """A cohort from :func:`make_cohort` as a feet-first camera stores it without correction:
+    every view turned 180°, PatientPosition ``patient_position`` (None: the header keeps
+    HFS), the LabelMe shapes redrawn on the stored images."""
+    return store_rotated(root, 2, patient_position=patient_position)
 
 
 @pytest.fixture

@@ -85,7 +85,7 @@ def test_segments_equal_the_hotspot_masks_on_the_stored_views(exported) -> None:
                 for i, hs in enumerate(det.hotspots):
                     full = hs.full_mask(det.shape)
                     want = full if view == "ANT" else map_mask(full, "ANT", det.shift if det.frame == "ANT" else (0, 0))
-                    if view in st.meta["turned"]:
+                    if st.meta["quarter_turns"].get(view):
                         want = turn(want)  # the SEG lies on the stored pixels, head down as they are
                     union[1 if hs.metastatic else 2] |= want
                     assert np.array_equal(masks[(3 + i, uid, frame)], want), (st.study_key, view, hs.id)

@@ -126,6 +126,24 @@ def test_other_matrix_sizes_are_legal(tmp_path, hw) -> None:
     assert study.shape_hw == hw and study.flags == []
 
 
+@pytest.mark.parametrize("hw, mm", [((1024, 256), 2.29), ((2048, 512), 1.15), ((512, 128), 4.59), ((256, 1024), 2.29)])
+def test_missing_pixel_spacing_is_assumed_from_the_matrix_and_said(tmp_path, hw, mm) -> None:
+    """No PixelSpacing (many Secondary Capture exports): about 2.35 m over the long axis, in
+    the flag; a matrix stored sideways (256 x 1024) is turned upright first."""
+    import pydicom
+
+    img = np.random.default_rng(1).integers(0, 100, hw).astype(np.uint16)
+    (f,) = write_study(tmp_path, img, None, stem="s", layout="pair", **IDS)
+    ds = pydicom.dcmread(f)
+    del ds.PixelSpacing
+    ds.save_as(f)
+    df = read_file(f)
+    assert df.pixel_spacing == pytest.approx((mm, mm), abs=0.005)
+    assert any(x.startswith(f"no PixelSpacing: assumed {mm:.2f} mm from the {max(hw)}-pixel long axis")
+               for x in df.flags), df.flags
+    assert df.views["ANT"].shape == (max(hw), min(hw))
+
+
 def test_one_view_study_is_kept_and_flagged(tmp_path, views) -> None:
     study = read_study(write_study(tmp_path, views[0], None, stem="s", layout="pair", **IDS))
     assert study.views == ("ANT",)

@@ -232,19 +232,28 @@ def turned_findings(manifest) -> list[Finding]:
     Returns:
         One ``head_down`` finding per turned study, naming the views and ingest's reason.
     """
-    from scintilab.orientation import TURNED_FLAG  # one wording, owned by the orientation module
+    from scintilab.orientation import TURNED_FLAG, parse_turned  # one wording, owned by orientation
 
     out: list[Finding] = []
     if manifest is None or "turned" not in getattr(manifest, "columns", ()):
         return out
     flags = manifest["flags"] if "flags" in manifest.columns else [""] * len(manifest)
-    for key, views, text in zip(manifest["study_key"], manifest["turned"], flags):
-        views = str(views or "").strip()
-        if views and views.lower() != "nan":
-            why = [f.strip() for f in str(text or "").split(";") if TURNED_FLAG in f]
+    for key, turned, text in zip(manifest["study_key"], manifest["turned"], flags):
+        turns = parse_turned(turned if isinstance(turned, str) else "")
+        down = [v for v, k in turns.items() if k in (2, 3)]  # 270° = sideways, then head-up
+        sideways = [v for v, k in turns.items() if k % 2]
+        if not turns:
+            continue
+        why = [f.strip() for f in str(text or "").split(";") if TURNED_FLAG in f]
+        words = []
+        if sideways:
+            words.append(f"{'+'.join(sideways)}: stored sideways")
+        if down:
+            words.append(f"{'+'.join(down)}: stored head-down")
+        if down or sideways:
             out.append(Finding("head_down", str(key), "", 1.0,
-                               f"{views}: stored head-down; ingest turned it head-up"
-                               + (f" ({why[0].split(TURNED_FLAG + ': ', 1)[-1]})" if why else "")))
+                               "; ".join(words) + f"; ingest turned {'it' if len(turns) == 1 else 'them'} upright "
+                               f"({turned})" + (f": {why[0].split(TURNED_FLAG + ': ', 1)[-1]}" if why else "")))
     return out
 
 
