@@ -89,3 +89,26 @@ def test_train_takes_a_cohort_folder(tmp_cohort_dir, tmp_path: Path) -> None:
                  "--set", "epochs=1", "--set", "batch_size=4", "--set", "n_boot=10"]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["status"] == "complete" and Path(config["config"]["data"]).name == "manifest.csv"
+
+
+def test_notebooks_data_dir_takes_a_manifest_or_an_export_and_never_writes_into_it(tmp_manifest, tmp_cohort_dir,
+                                                                                    tmp_path: Path) -> None:
+    """``ensure_cohort`` (every notebook's data_dir): a manifest CSV as it is; a folder of
+    DICOM exports is ingested, not filled with a synthetic cohort; a folder with neither is
+    refused."""
+    from scintilab.synth.cohort import ensure_cohort
+
+    manifest = tmp_manifest(2)
+    assert ensure_cohort(manifest, progress=False) == manifest
+    export = tmp_cohort_dir(2) / "dicom"
+    before = set(export.rglob("*"))
+    got = ensure_cohort(export, progress=False)
+    assert got == export / "manifest.csv" and len(pd.read_csv(got)) == 2
+    assert set(export.rglob("*")) - before <= {export / "manifest.csv", export / "skipped.csv",
+                                               *export.glob("manifest.csv*")}
+    assert not (export / "truth").exists()  # no synthetic cohort was written there
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "readme.txt").write_text("no images")
+    with pytest.raises(InputError, match="neither manifest.csv nor images"):
+        ensure_cohort(notes, progress=False)
