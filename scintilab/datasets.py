@@ -756,7 +756,10 @@ def _scan_sequence_class() -> type:
             labels: (N,) int labels (taken from the ImageSet when None).
             batch_size: images per batch (the last batch may be smaller).
             shuffle: reshuffle the order at every epoch end.
-            seed: seed of the shuffling.
+            seed: seed of the shuffling and the augmentation. Each epoch's order and each
+                batch's augmentation are functions of (seed, epoch, batch) alone
+                (:meth:`set_epoch`), so a run resumed at epoch k sees exactly the batches an
+                uninterrupted run would, whatever order Keras fetches them in.
             augment: a Keras layer applied to each batch, or None.
             num_classes: one-hot size, or None for int labels.
             indices: restrict to these image indices (e.g. a split side).
@@ -797,20 +800,28 @@ def _scan_sequence_class() -> type:
             self.shuffle = shuffle
             self.augment = augment
             self.num_classes = num_classes
-            self._rng = np.random.default_rng(seed)
+            # no seed: one drawn now, so the run is still a function of (seed, epoch, batch)
+            self.seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
             self._base = np.arange(len(self.labels)) if indices is None else np.asarray(indices, dtype=np.int64)
             self.equal_batches = bool(equal_batches)
+            self.epoch = 0
+            self._order = self._epoch_order()
+
+        def set_epoch(self, epoch: int) -> None:
+            """Serve epoch ``epoch``'s batches (0-based), e.g. when a run resumes there."""
+            self.epoch = int(epoch)
             self._order = self._epoch_order()
 
         def _epoch_order(self) -> np.ndarray:
             """This epoch's image order (padded to whole batches with ``equal_batches``)."""
-            order = self._rng.permutation(self._base) if self.shuffle else self._base.copy()
+            rng = np.random.default_rng([self.seed, self.epoch])
+            order = rng.permutation(self._base) if self.shuffle else self._base.copy()
             size = min(self.batch_size, len(order))
             short = -len(order) % size if self.equal_batches and size else 0
             if short:
                 # fill from images not already in the last batch, so no batch holds an image twice
                 head = order[: len(order) - (size - short)]
-                order = np.concatenate([order, self._rng.choice(head, short, replace=False)])
+                order = np.concatenate([order, rng.choice(head, short, replace=False)])
             return order
 
         def __len__(self) -> int:
@@ -829,6 +840,9 @@ def _scan_sequence_class() -> type:
             if self.augment is not None:
                 import keras
 
+                from scintilab.utils import reseed_generators
+
+                reseed_generators(self.augment, self.seed, self.epoch, i)
                 x = keras.ops.convert_to_numpy(self.augment(x, training=True)).astype(np.float32, copy=False)
             y = self.labels[idx]
             if self.num_classes is not None:
@@ -836,9 +850,8 @@ def _scan_sequence_class() -> type:
             return x, y
 
         def on_epoch_end(self) -> None:
-            """Reshuffle for the next epoch (when ``shuffle``)."""
-            if self.shuffle:
-                self._order = self._epoch_order()
+            """Move on to the next epoch (a new order when ``shuffle``)."""
+            self.set_epoch(self.epoch + 1)
 
     ScanSequence.__module__ = __name__
     ScanSequence.__qualname__ = "ScanSequence"

@@ -650,7 +650,7 @@ def train(
 
     from scintilab.evaluation import evaluate_run
     from scintilab.models import build_model
-    from scintilab.utils import set_seed
+    from scintilab.utils import reseed_generators, set_seed
 
     t0 = time.perf_counter()
     run_dir = Path(out_dir)
@@ -744,23 +744,42 @@ def train(
             from scintilab.augment import augmentation_layers
 
             # random rotation/translation per batch on top of the offline copies
-            layer = augmentation_layers(config.r_t, int(round(config.t_t)), tuple(config.image_size), seed=config.seed + start_epoch)
+            layer = augmentation_layers(config.r_t, int(round(config.t_t)), tuple(config.image_size), seed=config.seed)
         # Equal-size batches (the last one completed from the rest of the epoch): one
         # batch shape, one traced step, and no re-run for a smaller last batch, which
         # corrupted the heap in TensorFlow 2.21's oneDNN kernels (see ScanSequence).
-        fit_x = ScanSequence(images, y, batch_size=config.batch_size, shuffle=True, seed=config.seed + start_epoch,
+        fit_x = ScanSequence(images, y, batch_size=config.batch_size, shuffle=True, seed=config.seed,
                              augment=layer, indices=train_idx, equal_batches=True)
-        with distribution_scope(distribution):  # JAX's Keras distribution shards the batches during fit
-            hist = model.fit(
-                fit_x,
-                epochs=config.epochs,
-                initial_epoch=start_epoch,
-                validation_data=validation,
-                class_weight=class_weight_dict(config, y[train_idx]),
-                callbacks=cbs,
-                verbose=verbose,
-            )
-        stopped_early = len(hist.epoch) and (hist.epoch[-1] + 1) < config.epochs
+        # Resume reproducibility (issue 29): one fit() per epoch, each given its epoch's
+        # batches and its dropout draws from (seed, epoch) alone. A single fit() over all
+        # epochs cannot promise that: Keras fetches batches ahead and calls the dataset's
+        # on_epoch_end on its own schedule, its shuffle uses Python's global random state,
+        # and the dropout seed state is not saved in a checkpoint, so a resumed run drew
+        # other batches and other masks than an uninterrupted one. Callbacks see on_train_begin per epoch; the early stopping's
+        # counter is rebuilt from the history each time (ResumableEarlyStopping).
+        weights = class_weight_dict(config, y[train_idx])
+        total = config.epochs
+
+        class RunProgbar(keras.callbacks.ProgbarLogger):
+            """Keras' progress bar, headed "Epoch k/<the run's epochs>" though each fit() is one epoch."""
+
+            def set_params(self, params: dict[str, Any]) -> None:
+                super().set_params({**params, "epochs": total})
+
+        cbs = cbs + [RunProgbar()]
+        last = start_epoch - 1
+        for epoch in range(start_epoch, config.epochs):
+            fit_x.set_epoch(epoch)
+            reseed_generators(model, config.seed, epoch)
+            with distribution_scope(distribution):  # JAX's Keras distribution shards the batches during fit
+                # shuffle=False: the sequence shuffles by (seed, epoch); Keras' own shuffle of a
+                # PyDataset draws from Python's global random state, which a resume does not restore
+                hist = model.fit(fit_x, epochs=epoch + 1, initial_epoch=epoch, validation_data=validation,
+                                 class_weight=weights, callbacks=cbs, verbose=verbose, shuffle=False)
+            if not hist.epoch or guard.found is not None or model.stop_training:
+                break
+            last = epoch
+        stopped_early = (last + 1) < config.epochs and guard.found is None
     if guard.found is not None:
         _stop_nonfinite(run_dir, info, guard.found)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+from typing import Any
 
 import numpy as np
 
@@ -24,3 +25,34 @@ def set_seed(seed: int) -> None:
     import keras  # lazy: seeding the backend needs it, nothing else here does
 
     keras.utils.set_random_seed(seed)
+
+
+def reseed_generators(obj: Any, *key: int) -> int:
+    """Set every Keras random seed generator inside ``obj`` to a state derived from ``key``.
+
+    Dropout and the random augmentation layers draw from ``keras.random.SeedGenerator``
+    states that advance with each call and are not saved with a model's weights. Setting
+    them from (seed, epoch[, batch]) before each epoch (or batch) makes the draws a function
+    of where training is, not of how many calls came before: a resumed run then draws what
+    an uninterrupted one would.
+
+    Args:
+        obj: a Keras layer or model.
+        key: integers (e.g. seed, epoch, batch); generators are told apart by their order.
+
+    Returns:
+        How many generators were set.
+    """
+    import keras
+
+    gens: list[Any] = []
+    for layer in obj._flatten_layers(include_self=True, recursive=True):
+        for sg in [*getattr(layer, "_seed_generators", []),
+                   *(v for v in vars(layer).values() if isinstance(v, keras.random.SeedGenerator))]:
+            if all(sg is not g for g in gens):
+                gens.append(sg)
+    for n, sg in enumerate(gens):
+        words = np.random.SeedSequence([abs(int(k)) for k in key] + [n]).generate_state(1)
+        sg.state.assign(keras.ops.cast(keras.ops.convert_to_tensor([int(words[0]) >> 1, 0]), sg.state.dtype))
+    return len(gens)
+

@@ -195,3 +195,31 @@ def test_cli_trains_inrac_on_a_cohort_and_leaves_a_complete_run(tmp_manifest, tm
     assert main(["train", "--preset", "quick", "--data", str(manifest), "--out", str(out), "--set", "image_size=[128,32]",
                  "--set", "model_options.width=8", "--set", "epochs=2", "--set", "n_boot=50", "--set", "batch_size=8"]) == 0
     assert "reused" in capsys.readouterr().out
+
+
+def _stop_after_first_epoch() -> object:
+    import keras
+
+    class StopAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise _Interrupt("simulated crash after epoch 1")
+
+    return StopAfterFirstEpoch()
+
+
+@pytest.mark.parametrize("online", [False, True], ids=["offline", "online augmentation"])
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path: Path, online: bool) -> None:
+    """Issue 29: the same seed gives the same history and weights whether or not the run was cut."""
+    from scintilab.training import train
+
+    ds = blob_set()
+    cfg = config_from_preset("quick", **{**TINY, "epochs": 3, "model_options": {"width": 4, "dropout": 0.3}}, augment_online=online)
+    whole = train(cfg, tmp_path / "whole", dataset=ds)
+    cut = tmp_path / "cut"
+    with pytest.raises(_Interrupt):
+        train(cfg, cut, dataset=ds, callbacks=[_stop_after_first_epoch()])
+    resumed = train(cfg, cut, dataset=ds)
+    a, b = whole.history.drop(columns=["lr"], errors="ignore"), resumed.history.drop(columns=["lr"], errors="ignore")
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-6)
+    for wa, wb in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
