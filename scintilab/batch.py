@@ -169,6 +169,21 @@ def _display_path(path: Path) -> str:
         return str(path)
 
 
+def notebook_path(text: str | os.PathLike[str], source: Path | None = None) -> Path:
+    """Where a parameter file's ``notebook:`` entry points.
+
+    A relative path is looked up, in order, in the current folder (as every other path a
+    user types), beside the parameter file, then in the project (the shipped parameter files
+    name ``notebooks/..``); when none holds it, the current folder's reading is returned,
+    so the error names the path the user would expect.
+    """
+    p = Path(text).expanduser()
+    if p.is_absolute():
+        return p
+    tries = [Path.cwd() / p] + ([source.resolve().parent / p] if source is not None else []) + [repo_path(p)]
+    return next((t for t in tries if t.is_file()), tries[0])
+
+
 def notebook_source_hash(path: Path) -> str:
     """Hash of a notebook's cell sources and types (outputs and metadata ignored).
 
@@ -308,7 +323,7 @@ def expand_specs(
         if not entry.get("notebook"):
             problems.append(f"{where}: no 'notebook'")
             continue
-        nb_path = repo_path(entry["notebook"])
+        nb_path = notebook_path(entry["notebook"], src)
         nb_text = _display_path(nb_path)
         base = entry.get("name") or nb_path.stem
         params = entry.get("parameters") or {}
@@ -759,6 +774,8 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster workers with --dask (default 2)")
     args = parser.parse_args(argv)
     try:
+        if args.out != DEFAULT_OUT:  # a folder the user typed is read from the current folder
+            args.out = str(Path(args.out).expanduser().absolute())
         specs = load_specs(args.params, out_root=args.out)
         specs = select(specs, args.only)
     except (InputError, ValueError) as exc:

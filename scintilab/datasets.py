@@ -922,9 +922,13 @@ def cli_main(argv: list[str]) -> int:
     ap.add_argument("--test-size", type=float, default=0.3)
     ap.add_argument("--nomet-keep", type=float, default=None, help="NoMet images kept: count (>1) or fraction")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace the split files of an earlier run in --out (the image cache is reused either way)")
     args = ap.parse_args(argv)
 
+    from scintilab.errors import partial_exit
     from scintilab.ingest import load_cohort  # lazy: written by the ingest module
+    from scintilab.outputs import OutputFolder, write_csv
 
     r_t, t_t = args.r_t, args.t_t
     if args.augmentation:
@@ -941,20 +945,24 @@ def cli_main(argv: list[str]) -> int:
         print(f"scintilab datasets: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     sets = []
-    for name in args.names:
-        ds = build_dataset(
-            studies, name, image_size=tuple(args.image_size), r_t=r_t, t_t=t_t, method=args.method,
-            rng=args.seed, nomet_keep=keep, cache_dir=out, progress=not args.quiet,
-        )
-        train, test = patient_split(ds, args.test_size, rng=args.seed)
-        frame = ds.frame()
-        frame["split"] = "train"
-        frame.loc[test, "split"] = "test"
-        frame.to_csv(out / f"splits_{name}.csv", index=False)
-        sets.append(ds)
-        for key, reason in ds.skipped:
-            print(f"skipped {key}: {reason}", file=sys.stderr)
+    skipped: dict[str, str] = {}
+    # the split files are this command's outputs; the cache files are named by content and reused
+    with OutputFolder(out, "datasets", ["splits_*.csv"], overwrite=args.overwrite,
+                      inputs={"manifest": args.manifest}):
+        for name in args.names:
+            ds = build_dataset(
+                studies, name, image_size=tuple(args.image_size), r_t=r_t, t_t=t_t, method=args.method,
+                rng=args.seed, nomet_keep=keep, cache_dir=out, progress=not args.quiet,
+            )
+            train, test = patient_split(ds, args.test_size, rng=args.seed)
+            frame = ds.frame()
+            frame["split"] = "train"
+            frame.loc[test, "split"] = "test"
+            write_csv(frame, out / f"splits_{name}.csv")
+            sets.append(ds)
+            skipped.update((str(k), str(r)) for k, r in ds.skipped)
+    for key, reason in skipped.items():
+        print(f"skipped {key}: {reason}", file=sys.stderr)
     print(dataset_table(*sets).to_string())
-    return 0
+    return partial_exit("datasets", len(skipped), "studies skipped (listed above)", None)

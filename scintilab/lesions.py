@@ -26,6 +26,7 @@ This module never imports Keras.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -1205,9 +1206,12 @@ def cli_main(argv: list[str]) -> int:
     ap.add_argument("--truth", default=None, help="synthetic truth folder: adds truth columns and agreement")
     ap.add_argument("--benign", action="store_true", help="also tabulate benign findings")
     ap.add_argument("--stats", default=None, help="also write ADMet vs nADMet tests to this CSV")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --out (and --stats) file")
     args = ap.parse_args(argv)
 
+    from scintilab.errors import partial_exit
     from scintilab.ingest import load_cohort
+    from scintilab.outputs import OutputFile, write_csv
 
     try:
         cohort = load_cohort(args.manifest)
@@ -1215,21 +1219,25 @@ def cli_main(argv: list[str]) -> int:
         print(f"scintilab lesions: {err}", file=sys.stderr)
         return 2
     kinds = ("lesion", "benign") if args.benign else ("lesion",)
-    table = lesion_table(cohort, fusion_method=args.fusion, kinds=kinds, progress=True)
-    if args.truth:
-        table = attach_truth(table, load_truth(args.truth))
-        agree, n, _ = region_agreement(table)
-        print(f"region agreement with truth: {agree:.1%} of {n} lesions")
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
-    print(f"{len(table)} lesions from {len(study_counts(table))} studies -> {out}")
-    if not table.empty and table["shape_annotated"].notna().any():
-        _, acc = shape_agreement(table)
-        print(f"shape rule agreement with annotations: {acc:.1%}")
-    if args.stats:
-        compare_classes(table).to_csv(args.stats, index=False)
-        print(f"class tests -> {args.stats}")
-    for key, reason in table.attrs.get("skipped", []):
+    stats = Path(args.stats) if args.stats else None
+    # refuse an existing table (or a folder, or an unwritable place) before any pixel is read
+    with OutputFile(out, "lesions", overwrite=args.overwrite, inputs={"manifest": args.manifest}), \
+            (OutputFile(stats, "lesions", overwrite=args.overwrite) if stats else contextlib.nullcontext()):
+        table = lesion_table(cohort, fusion_method=args.fusion, kinds=kinds, progress=True)
+        if args.truth:
+            table = attach_truth(table, load_truth(args.truth))
+            agree, n, _ = region_agreement(table)
+            print(f"region agreement with truth: {agree:.1%} of {n} lesions")
+        write_csv(table, out)
+        print(f"{len(table)} lesions from {len(study_counts(table))} studies -> {out}")
+        if not table.empty and table["shape_annotated"].notna().any():
+            _, acc = shape_agreement(table)
+            print(f"shape rule agreement with annotations: {acc:.1%}")
+        if stats is not None:
+            write_csv(compare_classes(table), stats)
+            print(f"class tests -> {stats}")
+    skipped = table.attrs.get("skipped", [])
+    for key, reason in skipped:
         print(f"skipped {key}: {reason}", file=sys.stderr)
-    return 0
+    return partial_exit("lesions", len(skipped), "studies skipped (listed above)", None)

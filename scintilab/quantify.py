@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import html
 import io
 import json
@@ -48,10 +49,11 @@ import pandas as pd
 
 from scintilab.anatomy import BONE_MASS_FRACTION, BONES
 from scintilab.bsi import BSIResult, compute_bsi
-from scintilab.errors import InputError
+from scintilab.errors import EXIT_FAILED, EXIT_USAGE, InputError, partial_exit
 from scintilab.followup import SAME_LESION_MM, Comparison, PatientFollowup, follow_patient
 from scintilab.hotspots import (METASTATIC_P, RULES_ENDPOINT_P, RULES_METASTATIC_P, Detection, HotspotModel,
                                 detect_hotspots)
+from scintilab.outputs import OutputFolder, write_csv, write_text
 from scintilab.study import Study
 
 #: Columns of hotspots.csv, in order.
@@ -212,6 +214,10 @@ def quantify_patient(studies: Sequence[Study], *, model: HotspotModel | None = N
     return done, fu, failed
 
 
+#: What ``scintilab quantify`` writes into its folder (and ``overwrite`` clears).
+QUANTIFY_OUTPUTS = ("studies.csv", "hotspots.csv", "followup.csv", "failed.csv", "reports", "dicom")
+
+
 def _iter_patients(manifest: pd.DataFrame) -> list[list[int]]:
     groups: dict[str, list[int]] = {}
     for i, key in enumerate(manifest["patient_key"].astype(str)):
@@ -224,7 +230,7 @@ def quantify_cohort(manifest: str | Path | pd.DataFrame, out_dir: str | Path | N
                     classifier: str | Path | Classifier | None = None, threshold: float | None = None,
                     reports: bool = True, progress: bool = True, limit: int | None = None,
                     hook: Callable[[list[StudyQuant], PatientFollowup | None], None] | None = None,
-                    dicom: bool = False, link_to_source: bool = False) -> QuantifyResult:
+                    dicom: bool = False, link_to_source: bool = False, overwrite: bool = False) -> QuantifyResult:
     """Quantify every study of a manifest (see the module docstring).
 
     Args:
@@ -244,9 +250,16 @@ def quantify_cohort(manifest: str | Path | pd.DataFrame, out_dir: str | Path | N
             ``out_dir/dicom/`` (:mod:`scintilab.dicom_results`; needs ``out_dir``).
         link_to_source: the DICOM objects keep the source study's UIDs and patient module
             (default: de-identified, new UIDs).
+        overwrite: ``out_dir`` may hold an earlier quantification: its tables, reports and
+            DICOM objects are removed first (else it is refused), so no report of a study
+            that is gone survives (:class:`scintilab.outputs.OutputFolder`).
 
     Returns:
         A :class:`QuantifyResult`.
+
+    Raises:
+        InputError: ``out_dir`` is a file, unwritable, being written by another run, or
+            holds an earlier run's outputs and ``overwrite`` is False.
     """
     from scintilab.ingest import load_cohort
 
@@ -254,76 +267,80 @@ def quantify_cohort(manifest: str | Path | pd.DataFrame, out_dir: str | Path | N
     model = HotspotModel.load(hotspot_model) if isinstance(hotspot_model, (str, Path)) else hotspot_model
     clf = Classifier(classifier) if isinstance(classifier, (str, Path)) else classifier
     out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        (out / "reports").mkdir(parents=True, exist_ok=True)
-    groups = _iter_patients(cohort.manifest)
-    if limit is not None:
-        groups = groups[:limit]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    folder = (OutputFolder(out, "quantify", QUANTIFY_OUTPUTS, overwrite=overwrite,
+                           inputs={"manifest": manifest if isinstance(manifest, (str, Path)) else None})
+              if out is not None else contextlib.nullcontext())
+    with folder:
+        if out is not None:
+            (out / "reports").mkdir(parents=True, exist_ok=True)
+        groups = _iter_patients(cohort.manifest)
+        if limit is not None:
+            groups = groups[:limit]
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
 
-        bar = tqdm(total=sum(len(g) for g in groups), desc="quantify", unit="study", file=sys.stderr)
-    study_rows: list[dict[str, Any]] = []
-    hot_rows: list[dict[str, Any]] = []
-    fu_rows: list[dict[str, Any]] = []
-    failed: list[tuple[str, str]] = []
-    pages: list[Path] = []
-    exporter = _DicomExporter(cohort, out / "dicom", model, link_to_source) if out is not None and dicom else None
-    for idx in groups:
-        studies: list[Study] = []
-        for i in idx:
-            key = str(cohort.manifest.iloc[i]["study_key"])
-            try:
-                studies.append(cohort[i])
-            except (InputError, ValueError, OSError) as err:
-                # the file's name, never its folder (folders of exports can carry names)
-                where = Path(err.path).name if isinstance(err, InputError) and err.path is not None else ""
-                what = getattr(err, "problem", None) or f"cannot read: {type(err).__name__}"
-                failed.append((key, f"{where}: {what}" if where else what))
-                if bar:
-                    bar.update(1)
-        done, fu, bad = quantify_patient(studies, model=model, threshold=threshold, classifier=clf)
-        failed += bad
-        for sq in done:
-            study_rows.append(sq.row())
-            hot_rows += sq.detection.table()
-        if fu is not None:
-            fu_rows += fu.rows
-        if out is not None and reports:
-            base = done[0] if done else None
-            for sq in done:
-                comp = fu.comparisons.get(sq.study.study_key) if fu is not None else None
-                row = next((r for r in (fu.rows if fu else []) if r["study_key"] == sq.study.study_key), None)
+            bar = tqdm(total=sum(len(g) for g in groups), desc="quantify", unit="study", file=sys.stderr)
+        study_rows: list[dict[str, Any]] = []
+        hot_rows: list[dict[str, Any]] = []
+        fu_rows: list[dict[str, Any]] = []
+        failed: list[tuple[str, str]] = []
+        pages: list[Path] = []
+        exporter = _DicomExporter(cohort, out / "dicom", model, link_to_source) if out is not None and dicom else None
+        for idx in groups:
+            studies: list[Study] = []
+            for i in idx:
+                key = str(cohort.manifest.iloc[i]["study_key"])
                 try:
-                    pages.append(write_report(sq, out / "reports" / f"{sq.study.study_key}.html",
-                                              baseline=base if comp is not None else None, comparison=comp,
-                                              followup_row=row))
-                except (ValueError, RuntimeError) as err:  # a figure that cannot be drawn
-                    failed.append((sq.study.study_key, f"report not written: {err}"))
-        if exporter is not None:
-            failed += exporter(done, out / "reports" if reports else None)
-        if hook is not None:
-            hook(done, fu)
+                    studies.append(cohort[i])
+                except (InputError, ValueError, OSError) as err:
+                    # the file's name, never its folder (folders of exports can carry names)
+                    where = Path(err.path).name if isinstance(err, InputError) and err.path is not None else ""
+                    what = getattr(err, "problem", None) or f"cannot read: {type(err).__name__}"
+                    failed.append((key, f"{where}: {what}" if where else what))
+                    if bar:
+                        bar.update(1)
+            done, fu, bad = quantify_patient(studies, model=model, threshold=threshold, classifier=clf)
+            failed += bad
+            for sq in done:
+                study_rows.append(sq.row())
+                hot_rows += sq.detection.table()
+            if fu is not None:
+                fu_rows += fu.rows
+            if out is not None and reports:
+                base = done[0] if done else None
+                for sq in done:
+                    comp = fu.comparisons.get(sq.study.study_key) if fu is not None else None
+                    row = next((r for r in (fu.rows if fu else []) if r["study_key"] == sq.study.study_key), None)
+                    try:
+                        pages.append(write_report(sq, out / "reports" / f"{sq.study.study_key}.html",
+                                                  baseline=base if comp is not None else None, comparison=comp,
+                                                  followup_row=row))
+                    except (ValueError, RuntimeError) as err:  # a figure that cannot be drawn
+                        failed.append((sq.study.study_key, f"report not written: {err}"))
+            if exporter is not None:
+                failed += exporter(done, out / "reports" if reports else None)
+            if hook is not None:
+                hook(done, fu)
+            if bar:
+                bar.update(len(done) + len(bad))
+            del done, studies
         if bar:
-            bar.update(len(done) + len(bad))
-        del done, studies
-    if bar:
-        bar.close()
-    studies_df = pd.DataFrame(study_rows)
-    hot_df = pd.DataFrame(hot_rows, columns=list(HOTSPOT_COLUMNS)) if hot_rows else pd.DataFrame(
-        columns=list(HOTSPOT_COLUMNS))
-    if hot_rows:
-        hot_df = pd.DataFrame(hot_rows)[list(HOTSPOT_COLUMNS)]
-    fu_df = pd.DataFrame(fu_rows, columns=list(FOLLOWUP_COLUMNS)) if fu_rows else pd.DataFrame(
-        columns=list(FOLLOWUP_COLUMNS))
-    if out is not None:
-        studies_df.to_csv(out / "studies.csv", index=False)
-        hot_df.to_csv(out / "hotspots.csv", index=False)
-        fu_df.to_csv(out / "followup.csv", index=False)
-        pd.DataFrame(failed, columns=["study_key", "reason"]).to_csv(out / "failed.csv", index=False)
-    if exporter is not None:
-        exporter.finish()
+            bar.close()
+        studies_df = pd.DataFrame(study_rows)
+        hot_df = pd.DataFrame(hot_rows, columns=list(HOTSPOT_COLUMNS)) if hot_rows else pd.DataFrame(
+            columns=list(HOTSPOT_COLUMNS))
+        if hot_rows:
+            hot_df = pd.DataFrame(hot_rows)[list(HOTSPOT_COLUMNS)]
+        fu_df = pd.DataFrame(fu_rows, columns=list(FOLLOWUP_COLUMNS)) if fu_rows else pd.DataFrame(
+            columns=list(FOLLOWUP_COLUMNS))
+        if out is not None:
+            write_csv(studies_df, out / "studies.csv")
+            write_csv(hot_df, out / "hotspots.csv")
+            write_csv(fu_df, out / "followup.csv")
+            write_csv(pd.DataFrame(failed, columns=["study_key", "reason"]), out / "failed.csv")
+        if exporter is not None:
+            exporter.finish()
     return QuantifyResult(studies=studies_df, hotspots=hot_df, followup=fu_df, failed=failed, out_dir=out,
                           reports=pages)
 
@@ -588,8 +605,7 @@ def write_report(sq: StudyQuant, path: str | Path, **kw: Any) -> Path:
     """Write :func:`report_html` to ``path`` and return it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(report_html(sq, **kw), encoding="utf-8")
-    return path
+    return write_text(path, report_html(sq, **kw))
 
 
 # --------------------------------------------------------------------------------- summaries
@@ -697,6 +713,8 @@ def cli_main(argv: list[str]) -> int:
                              "back into the PACS the study came from)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N patients")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier quantification in --out (its tables, reports/ and dicom/)")
     args = parser.parse_args(argv)
     try:
         from scintilab.cohorts import resolve_manifest
@@ -711,20 +729,21 @@ def cli_main(argv: list[str]) -> int:
                   f"out of fold ({i.get('cv_fp_per_scan')} FP/scan) -> {args.train_hotspot_model}")
         res = quantify_cohort(args.manifest, args.out, hotspot_model=model, classifier=args.classifier,
                               threshold=args.threshold, reports=not args.no_reports, progress=not args.quiet,
-                              limit=args.limit, dicom=args.dicom, link_to_source=args.link_to_source)
-    except InputError as err:
+                              limit=args.limit, dicom=args.dicom, link_to_source=args.link_to_source,
+                              overwrite=args.overwrite)
+    except (InputError, ValueError) as err:
         print(f"scintilab quantify: {err}", file=sys.stderr)
-        return 2
-    except ValueError as err:
-        print(f"scintilab quantify: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     print(f"quantified {len(res.studies)} studies, {len(res.hotspots)} hot spots, "
           f"{len(res.followup)} follow-up comparisons -> {res.out_dir}")
     if len(res.studies):
         print(f"BSI median {res.studies['bsi'].median():.2f} % (max {res.studies['bsi'].max():.2f} %)")
     for key, reason in res.failed:
         print(f"  failed: {key}: {reason}", file=sys.stderr)
-    return 0 if len(res.studies) or not res.failed else 1
+    if res.failed and not len(res.studies):
+        print(f"scintilab quantify: every study failed: see {res.out_dir / 'failed.csv'}", file=sys.stderr)
+        return EXIT_FAILED
+    return partial_exit("quantify", len(res.failed), "studies failed", res.out_dir / "failed.csv")
 
 
 __all__ = ["Classifier", "QuantifyResult", "StudyQuant", "bsi_by_class", "cli_main", "draw_views",

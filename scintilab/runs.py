@@ -42,6 +42,8 @@ PREDICTIONS_FILE = "predictions.csv"
 METRICS_FILE = "metrics.json"
 CHECKPOINT_DIR = "checkpoint"
 NONFINITE_FILE = "nonfinite.txt"
+#: studies the dataset left out (study_key, reason), written when there were any
+SKIPPED_FILE = "skipped.csv"
 #: ``config.json`` status of a run stopped because the model went non-finite.
 NONFINITE_STATUS = "nonfinite"
 

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from scintilab import runs as runs_mod
-from scintilab.errors import EXIT_USAGE, InputError
+from scintilab.errors import EXIT_USAGE, InputError, partial_exit
 from scintilab.presets import PRESETS, TrainConfig, config_from_preset, manifest_fingerprint, parse_override
 from scintilab.study import CLASSES
 
@@ -596,7 +596,8 @@ def _prepare_run_dir(config: TrainConfig, run_dir: Path, fingerprint: str, resum
 
 def _clear_run_dir(run_dir: Path) -> None:
     # Only the files a run writes are removed: a user's own notes in the folder survive.
-    for name in (runs_mod.CONFIG_FILE, runs_mod.MODEL_FILE, runs_mod.HISTORY_FILE, runs_mod.PREDICTIONS_FILE, runs_mod.METRICS_FILE, TEST_IMAGES_FILE):
+    for name in (runs_mod.CONFIG_FILE, runs_mod.MODEL_FILE, runs_mod.HISTORY_FILE, runs_mod.PREDICTIONS_FILE, runs_mod.METRICS_FILE, TEST_IMAGES_FILE,
+                 runs_mod.SKIPPED_FILE, runs_mod.NONFINITE_FILE):
         (run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(run_dir / runs_mod.CHECKPOINT_DIR, ignore_errors=True)
 
@@ -691,12 +692,19 @@ def train(
         "n_train_patients": int(len(set(np.asarray(ds.patient_keys)[train_idx]))),
         "n_test_patients": int(len(set(np.asarray(ds.patient_keys)[test_idx]))),
         "audit": audit_record,
+        # studies the dataset left out (unreadable, unlabelled), by key: a run says what it lacks
+        "skipped": [[str(k), str(r)] for k, r in getattr(ds, "skipped", [])],
         "versions": runs_mod.package_versions(),
         "status": "running",
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     runs_mod.write_json(run_dir / runs_mod.CONFIG_FILE, info)
     (run_dir / runs_mod.NONFINITE_FILE).unlink(missing_ok=True)  # an earlier try's record
+    (run_dir / runs_mod.SKIPPED_FILE).unlink(missing_ok=True)
+    if info["skipped"]:
+        from scintilab.outputs import write_csv
+
+        write_csv(pd.DataFrame(info["skipped"], columns=["study_key", "reason"]), run_dir / runs_mod.SKIPPED_FILE)
 
     # Speed settings (scintilab.performance): mixed_precision True/"auto" picks bfloat16
     # on a CPU with bf16 instructions and float16/bfloat16 on a GPU. The model is built
@@ -857,7 +865,8 @@ def cli_main(argv: list[str]) -> int:
     from scintilab.cohorts import resolve_manifest
 
     try:
-        data = resolve_manifest(args.data, progress=not args.quiet)
+        # absolute now: config.data is otherwise read against the project folder (repo_path)
+        data = resolve_manifest(Path(args.data).expanduser().absolute(), progress=not args.quiet)
     except InputError as err:
         print(f"scintilab train: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -900,4 +909,10 @@ def cli_main(argv: list[str]) -> int:
         rng_txt = f" (95% CI {lo:.3f}-{hi:.3f})" if lo is not None else ""
         val = m.get(k)
         print(f"  {k:<12} {val:.4f}{rng_txt}" if val is not None else f"  {k:<12} n/a")
-    return 0
+    skipped = result.info.get("skipped") or []
+    for key, reason in skipped[:20]:
+        print(f"  skipped {key}: {reason}", file=sys.stderr)
+    if len(skipped) > 20:
+        print(f"  ... and {len(skipped) - 20} more", file=sys.stderr)
+    return partial_exit("train", len(skipped), "studies left out of the dataset",
+                        result.run_dir / runs_mod.SKIPPED_FILE if skipped else None)

@@ -239,7 +239,8 @@ def test_cli_writes_flags_and_a_datacard_without_identities(faulty, faulty_audit
 
 def test_cli_rejects_a_missing_manifest(tmp_path: Path, capsys) -> None:
     assert cli_main([str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o")]) == 2
-    assert "nope.csv" in capsys.readouterr().out
+    assert "nope.csv" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing made for a run that could not start
     with pytest.raises(InputError, match="manifest not found"):
         audit(tmp_path / "nope.csv")
 

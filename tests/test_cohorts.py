@@ -112,3 +112,15 @@ def test_notebooks_data_dir_takes_a_manifest_or_an_export_and_never_writes_into_
     (notes / "readme.txt").write_text("no images")
     with pytest.raises(InputError, match="neither manifest.csv nor images"):
         ensure_cohort(notes, progress=False)
+
+
+def test_train_reads_a_relative_manifest_from_the_current_folder(tmp_cohort_dir, tmp_path: Path, monkeypatch) -> None:
+    """Issue 29: ``--data my_manifest.csv`` was read against the project folder, not the current one."""
+    root = tmp_cohort_dir(6)
+    monkeypatch.chdir(root)
+    assert main(["ingest", "dicom", "--labels", "labels.csv", "--annotations", "annotations", "--out", "mine.csv"]) == 0
+    assert main(["train", "--preset", "quick", "--data", "mine.csv", "--out", "run", "--quiet",
+                 "--set", "image_size=[64,16]", "--set", 'model_options={"width":4,"blocks":[1,1,1,1]}',
+                 "--set", "epochs=1", "--set", "batch_size=4", "--set", "n_boot=10"]) == 0
+    config = json.loads((root / "run" / "config.json").read_text())
+    assert Path(config["config"]["data"]) == (root / "mine.csv").absolute()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -614,13 +615,19 @@ def audit(manifest: Any, *, split: Any = None, out: str | Path | None = None, re
     return result
 
 
+#: What ``scintilab audit`` writes into its folder (and ``--overwrite`` clears).
+AUDIT_OUTPUTS = ("flags.csv", "datacard.md", "datacard.html")
+
+
 def write_outputs(result: AuditResult, out: str | Path) -> Path:
     """Write ``flags.csv``, ``datacard.md`` and ``datacard.html`` into ``out``."""
     from scintilab.audit.datacard import write_datacard
 
+    from scintilab.outputs import write_csv
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    result.flags.to_csv(out / "flags.csv", index=False)
+    write_csv(result.flags, out / "flags.csv")
     write_datacard(result, out)
     result.out = out
     return out
@@ -637,12 +644,22 @@ def cli_main(argv: list[str]) -> int:
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--neighbours", type=int, default=5, help="nearest neighbours compared in full per study")
     ap.add_argument("--fail-on-leak", action="store_true", help="exit 1 when a pair straddles the split")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace an earlier audit in --out (flags.csv, datacard.*; a review.csv there stays)")
     args = ap.parse_args(argv)
+    from scintilab.outputs import OutputFolder
+
     try:
-        res = audit(args.manifest, split=args.split, out=args.out, review=args.review,
-                    neighbours=args.neighbours, progress=True)
+        from scintilab.cohorts import resolve_manifest
+
+        args.manifest = resolve_manifest(args.manifest)  # a bad input is named before --out is made
+        # refused before the studies are read: a folder holding another audit, a file, no write access
+        with OutputFolder(args.out, "audit", AUDIT_OUTPUTS, overwrite=args.overwrite,
+                          inputs={"manifest": args.manifest, "split": args.split, "review": args.review}):
+            res = audit(args.manifest, split=args.split, out=args.out, review=args.review,
+                        neighbours=args.neighbours, progress=True)
     except InputError as exc:
-        print(f"scintilab audit: {exc}")
+        print(f"scintilab audit: {exc}", file=sys.stderr)
         return 2
     counts = res.kinds()
     print(f"{len(res.manifest)} studies audited; {len(res.flags)} findings"

@@ -196,6 +196,8 @@ def write_datacard(result: "AuditResult", out: str | Path) -> tuple[Path, Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     md, page = out / "datacard.md", out / "datacard.html"
-    md.write_text(to_markdown(result), encoding="utf-8")
-    page.write_text(to_html(result), encoding="utf-8")
+    from scintilab.outputs import write_text
+
+    write_text(md, to_markdown(result))
+    write_text(page, to_html(result))
     return md, page
