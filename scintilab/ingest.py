@@ -370,6 +370,11 @@ def _join_labels(
     for group in studies:
         # A study-level label beats a patient-level one: patients change class over time.
         found = study_labels.get(group) or patient_labels.get(group) or set()
+        by_pat = patient_labels.get(group) or set()
+        if study_labels.get(group) and by_pat and by_pat != study_labels[group]:
+            studies[group]["flags"].append(
+                f"label sheet: the study's row says {'/'.join(sorted(study_labels[group]))}, the patient's row "
+                f"says {'/'.join(sorted(by_pat))}: the study's row is used")
         if len(found) > 1:
             studies[group]["flags"].append(f"conflicting labels in the label sheet ({'/'.join(sorted(found))}): left unlabelled")
             out[group] = None
@@ -389,6 +394,16 @@ def _index_annotations(root: Path) -> dict[str, list[Path]]:
         if path.suffix.lower() == ".json" and _odd_path(path) is None:
             index[path.stem.lower()].append(path)
     return index
+
+
+def _image_names(rec: _ViewRec, view: str, ann: Path) -> set[str]:
+    """Names (lower-case stems) an annotation's ``imagePath`` may give for ``rec``'s view.
+
+    The DICOM file itself, its raster base, either with the view appended (an annotated
+    PNG export of one view), or the annotation's own name.
+    """
+    stem, base = rec.path.stem, raster_base(rec.path)
+    return {n.lower() for n in (stem, base, f"{stem}_{view}", f"{base}_{view}", ann.stem)}
 
 
 def _annotation_for(rec: _ViewRec, view: str, index: dict[str, list[Path]], source: Path,
@@ -645,7 +660,8 @@ def ingest(
                 continue
             used_annotations.add(ann)
             try:
-                shapes, problems = read_labelme(ann, image_hw=rec.stored_shape, view=view)
+                shapes, problems = read_labelme(ann, image_hw=rec.stored_shape, view=view,
+                                                image_names=_image_names(rec, view, ann))
             except InputError as err:
                 skipped.append((_rel(ann, ann_root or source), err.problem))
                 flags.append(f"{view}: annotation unreadable, not used")

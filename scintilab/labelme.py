@@ -20,6 +20,8 @@ import numpy as np
 from scintilab.errors import InputError
 from scintilab.study import VIEWS, Shape
 
+#: Label kinds scintilab counts (``lesion[:shape:region]``, ``benign:<kind>[:region]``).
+LABEL_KINDS = ("lesion", "benign")
 #: Shape types scintilab understands, with the number of points each needs.
 SHAPE_TYPES: dict[str, int] = {"polygon": 3, "rectangle": 2, "circle": 2, "point": 1}
 #: LabelMe format version written (5.x keeps unknown shape keys such as ``attributes``).
@@ -122,7 +124,8 @@ def _extent(shape_type: str, pts: np.ndarray) -> tuple[float, float, float, floa
 
 
 def read_labelme(
-    path: Path, image_hw: tuple[int, int] | None = None, view: str | None = None
+    path: Path, image_hw: tuple[int, int] | None = None, view: str | None = None,
+    image_names: set[str] | None = None,
 ) -> tuple[list[Shape], list[str]]:
     """Read a LabelMe JSON file into shapes plus the problems found.
 
@@ -135,6 +138,9 @@ def read_labelme(
             given, ``imageHeight``/``imageWidth`` are checked against it and shapes are
             checked against it; otherwise the JSON's own size is used.
         view: ``ANT`` or ``POST``; by default taken from the file name or ``imagePath``.
+        image_names: lower-case file stems ``imagePath`` may name for the image this file
+            was joined to; another name (another study's image, a file that is not there)
+            is reported.
 
     Returns:
         (shapes, problems): problems are plain-words strings, each naming the shape.
@@ -152,6 +158,10 @@ def read_labelme(
     if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
         raise InputError(path, "not a LabelMe annotation (no 'shapes' list)")
     problems: list[str] = []
+    named = str(doc.get("imagePath") or "").replace("\\", "/").rsplit("/", 1)[-1]
+    if image_names is not None and named and Path(named).stem.lower() not in image_names:
+        problems.append(f"imagePath names {named!r}, not the image this annotation was joined to (check it "
+                        "belongs to this study)")
     if view is None:
         view = view_from_name(path.name) or view_from_name(str(doc.get("imagePath", "")))
         if view is None:
@@ -209,6 +219,11 @@ def read_labelme(
             attributes.pop("description", None)
         if not attributes.get("flags"):
             attributes.pop("flags", None)
+        kind = label.split(":", 1)[0].strip().lower()
+        if kind not in LABEL_KINDS:
+            # kept (the user's drawing), but no table counts it: say so, or a lesion is lost unseen
+            problems.append(f"{name}: label is neither 'lesion[:shape:region]' nor 'benign:<kind>': "
+                            "counted as neither")
         shapes.append(Shape(label=label, points=pts, shape_type=shape_type, view=view, attributes=attributes))
     return shapes, problems
 

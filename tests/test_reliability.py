@@ -161,3 +161,32 @@ def test_unreadable_file_is_reported_as_unreadable(tmp_path: Path) -> None:
     finally:
         locked.chmod(0o644)
     assert "permission denied" in why and "corrupt" not in why
+
+
+# ----------------------------------------------------------------------------------- 6. silent losses
+def test_annotation_losses_and_label_conflicts_are_flagged(tmp_path: Path) -> None:
+    """An unknown label text, an imagePath naming another study's image, and a patient row that
+    contradicts a study row were each taken in silence."""
+    import json
+
+    from conftest import make_cohort
+
+    root = make_cohort(tmp_path / "c", 3, labels=["ADMet", "nADMet", "ADMet"])
+    ant = sorted(a for a in (root / "annotations").rglob("*.json") if a.stem.upper().endswith("_ANT"))
+    assert len(ant) == 3
+    first, second = json.loads(ant[0].read_text()), json.loads(ant[1].read_text())
+    first["shapes"].append({**first["shapes"][0], "label": "metastasis"})  # a clinician's own word
+    ant[0].write_text(json.dumps(first))
+    second["imagePath"] = "../dicom/" + json.loads(ant[2].read_text())["imagePath"]  # another study's image
+    ant[1].write_text(json.dumps(second))
+    sheet = pd.read_csv(root / "labels.csv", dtype=str)
+    row = sheet.iloc[2]  # the third study: the first two have annotation problems
+    other = next(c for c in ("NoMet", "ADMet", "nADMet") if c != row["label"])
+    pd.concat([sheet, pd.DataFrame([{"patient_id": row["patient_id"], "study_id": "", "label": other}])],
+              ignore_index=True).to_csv(root / "labels.csv", index=False)
+    res = ingest(root / "dicom", root / "labels.csv", root / "annotations", tmp_path / "m.csv", progress=False)
+    flags = " | ".join(res.manifest["flags"].fillna(""))
+    assert "'metastasis'" in flags and "counted as neither" in flags
+    assert "imagePath names" in flags and "not the image this annotation was joined to" in flags
+    assert f"patient's row says {other}" in flags and "the study's row is used" in flags
+    assert (res.manifest["status"] == "flagged").sum() == 3  # each study has one of the three problems
