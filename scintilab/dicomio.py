@@ -22,6 +22,7 @@ Input files are only ever opened for reading (``pydicom.dcmread`` opens them ``"
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -898,14 +899,29 @@ def _parse_date(value: Any) -> _dt.date | None:
         return None
 
 
-def _spacing(ds: Dataset) -> tuple[float, float] | None:
+#: Pixel sizes (mm) a planar gamma-camera image can have; outside, the header is wrong.
+PLAUSIBLE_SPACING_MM = (0.05, 50.0)
+
+
+def _spacing(ds: Dataset, problems: list[str] | None = None) -> tuple[float, float] | None:
+    """The pixel spacing (row, column) in mm, or None when absent or not a plausible size.
+
+    An implausible value (zero, negative, NaN, kilometres) is not used and is said in
+    ``problems``; a distance computed from it would be meaningless.
+    """
+    lo, hi = PLAUSIBLE_SPACING_MM
     for keyword in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
         value = ds.get(keyword)
-        if value is not None and len(value) == 2:
-            try:
-                return float(value[0]), float(value[1])
-            except (TypeError, ValueError):
+        try:
+            if value is None or len(value) != 2:
                 continue
+            pair = float(value[0]), float(value[1])
+        except (TypeError, ValueError):
+            pair = None
+        if pair is not None and all(math.isfinite(v) and lo <= v <= hi for v in pair):
+            return pair
+        if problems is not None:
+            problems.append(f"{keyword} {list(value)!r} is not a pixel size ({lo:g}-{hi:g} mm), not used")
     return None
 
 
@@ -915,7 +931,12 @@ def _open(path: Path, *, pixels: bool = True) -> Dataset:
     if not path.is_file():
         raise InputError(path, "no such file")
     try:
-        return pydicom.dcmread(path, stop_before_pixels=not pixels)
+        ds = pydicom.dcmread(path, stop_before_pixels=not pixels)
+        # pydicom parses elements when first touched: touch them all now, so a corrupt
+        # element (an unknown VR, a length past the end) is this file's error, said here
+        for _ in ds.iterall():
+            pass
+        ts = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
     except PermissionError as exc:  # not a header problem: say what it is
         raise InputError(path, f"unreadable file: permission denied ({exc.strerror})") from exc
     except InvalidDicomError as exc:
@@ -925,6 +946,14 @@ def _open(path: Path, *, pixels: bool = True) -> Dataset:
         raise InputError(path, f"truncated or corrupt DICOM header: {type(exc).__name__}: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - anything else pydicom throws is a bad file too
         raise InputError(path, f"unreadable DICOM: {type(exc).__name__}: {exc}") from exc
+    if ts is not None:
+        try:
+            known = UID(str(ts)).is_transfer_syntax
+        except ValueError:  # a private or garbled UID: pydicom cannot tell, nor decode it
+            known = False
+        if not known:
+            raise InputError(path, f"TransferSyntaxUID {str(ts)[:64]!r} is not a transfer syntax pydicom knows")
+    return ds
 
 
 #: DICOM objects that travel with images but are none: named for what they are when skipped.
@@ -1005,7 +1034,8 @@ def read_file(path: Path, *, assume_view: str | None = None, orient: bool = True
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[0] != n_frames:
         raise InputError(path, f"pixel array of shape {arr.shape} does not match NumberOfFrames {n_frames}")
-    spacing = _spacing(ds)
+    spacing_problems: list[str] = []
+    spacing = _spacing(ds, spacing_problems)
     quarter_turns = 0
     if orient:
         from scintilab.orientation import rotate
@@ -1017,7 +1047,8 @@ def read_file(path: Path, *, assume_view: str | None = None, orient: bool = True
     if spacing is None:
         assumed = WHOLE_BODY_SWEEP_MM / max(arr.shape[1], arr.shape[2])
         flags.append(f"{SPACING_ASSUMED} {assumed:.2f} mm from the {max(arr.shape[1:])}-pixel long axis "
-                     f"(a whole-body sweep of about {WHOLE_BODY_SWEEP_MM / 1000:.2f} m)")
+                     f"(a whole-body sweep of about {WHOLE_BODY_SWEEP_MM / 1000:.2f} m)"
+                     + (f"; {'; '.join(spacing_problems)}" if spacing_problems else ""))
         spacing = (assumed, assumed)
     if orient and _head_down(arr, ds, spacing, flags):
         arr, quarter_turns = rotate(arr, 2), quarter_turns + 2

@@ -220,7 +220,7 @@ def _dicom_rec(df: DicomFile) -> _FileRec:
             counts=int(img.sum(dtype=np.int64)),
             lossy=df.lossy,
             flags=list(df.flags),
-            order=(df.lossy, int(series or 0), int(instance or 0), str(df.path)),
+            order=(df.lossy, _number(series), _number(instance), str(df.path)),
             source=str(df.meta.get("view_source", "")),
             logit=df.meta.get("view_logit"),
             quarter_turns=int(df.meta.get("quarter_turns", 0)),
@@ -433,6 +433,14 @@ def _annotation_for(rec: _ViewRec, view: str, index: dict[str, list[Path]], sour
 # --------------------------------------------------------------------------------------
 
 
+def _number(value: Any) -> int:
+    """A SeriesNumber / InstanceNumber for ordering; a missing or garbled one counts as 0."""
+    try:
+        return int(str(value).strip() or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def _choose(cands: list[_ViewRec], view: str, flags: list[str]) -> _ViewRec:
     """Keep one image per view: lossless before lossy, then lowest series/instance."""
     cands = sorted(cands, key=lambda r: r.order)
@@ -446,6 +454,11 @@ def _choose(cands: list[_ViewRec], view: str, flags: list[str]) -> _ViewRec:
             same = all(c.shape == kept.shape and c.counts == kept.counts for c in cands[1:])
             flags.append(f"{view}: {n_other + 1} images of this view"
                          + (" (identical), kept one" if same else ", kept the first series: check for mislabelled views"))
+        # name the files left out (their names only: folders of exports can carry identity)
+        unused = sorted({c.path.name for c in cands[1:] if c.path != kept.path})
+        if unused:
+            flags.append(f"{view}: kept {kept.path.name}, not used: {', '.join(unused[:20])}"
+                         + (f" and {len(unused) - 20} more" if len(unused) > 20 else ""))
     elif kept.lossy:
         flags.append(f"{view}: only a lossy copy")
     return kept
