@@ -813,6 +813,9 @@ def cli_main(argv: list[str]) -> int:
             reports = [render_report(target, args.out, report_mode=report_mode)]
             print(f"scintilab report: wrote {reports[0]}")
         elif target.is_dir():
+            if args.out:
+                raise InputError(Path(args.out), "--out names the HTML of a single notebook; a batch folder's "
+                                 f"reports and index are written inside {target}")
             reports = []
             for run_dir in sorted(p.parent for p in target.glob("*/status.json")):
                 st = _read_json(run_dir / "status.json") or {}

@@ -207,7 +207,12 @@ def load_predictions(run_dir: str | Path) -> pd.DataFrame:
     Raises:
         InputError: missing, unreadable, or lacking the needed columns.
     """
-    path = Path(run_dir) / PREDICTIONS_FILE
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise InputError(run_dir, "no such run folder")
+    if not run_dir.is_dir():
+        raise InputError(run_dir, "is a file, not a run folder written by 'scintilab train'")
+    path = run_dir / PREDICTIONS_FILE
     if not path.exists():
         raise InputError(path, "run has no predictions (did training finish?)")
     try:

@@ -655,6 +655,8 @@ def train(
 
     t0 = time.perf_counter()
     run_dir = Path(out_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(run_dir, "is a file, not a folder: the run folder to write")
     run_dir.mkdir(parents=True, exist_ok=True)
     verbose = config.verbose if verbose is None else verbose
 
@@ -888,8 +890,8 @@ def cli_main(argv: list[str]) -> int:
     try:
         result = train(config, args.out, resume=not args.fresh, verbose=0 if args.quiet else None)
     except InputError as exc:
-        print(f"scintilab train: {exc}")
-        return 1
+        print(f"scintilab train: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except LeakageError as exc:
         print(f"scintilab train: {exc} (--set allow_leaks=true goes on anyway)")
         return 1

@@ -136,3 +136,32 @@ def test_datasets_rerun_needs_overwrite_but_reuses_its_cache(cohort: Path, tmp_p
     assert main(argv) == EXIT_USAGE and "--overwrite" in capsys.readouterr().err
     assert main(argv + ["--overwrite"]) == 0
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("D1")) == cache and (out / "splits_D1.csv").is_file()
+
+
+def test_synth_refuses_an_earlier_cohort_and_overwrite_leaves_nothing_of_it(tmp_path: Path, capsys) -> None:
+    """A rewrite into an earlier cohort kept its case folders (more patients than asked) and
+    its manifest (describing a cohort that was gone)."""
+    root = tmp_path / "coh"
+    assert main(["synth", str(root), "--patients", "4", "--size", "tiny", "--matrix", "128x32", "--quiet"]) == 0
+    assert main(["ingest", str(root / "dicom"), "--out", str(root / "manifest.csv"), "--quiet"]) == 0
+    (root / "my_notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(["synth", str(root), "--patients", "2", "--size", "tiny", "--quiet"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    _one_sentence(err)
+    assert "--overwrite" in err
+    assert main(["synth", str(root), "--patients", "2", "--size", "tiny", "--matrix", "128x32", "--quiet",
+                 "--overwrite"]) == 0
+    assert len(list((root / "dicom").iterdir())) == 2 and not (root / "manifest.csv").exists()
+    assert (root / "my_notes.txt").read_text() == "mine"
+
+
+def test_train_and_report_name_a_wrong_out(tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    assert main(["train", "--data", str(tmp_path), "--out", str(blocker), "--quiet"]) == EXIT_USAGE
+    assert str(tmp_path) in capsys.readouterr().err  # the empty data folder is named first
+    assert main(["report", str(tmp_path), "--out", str(blocker)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    _one_sentence(err)
+    assert "single notebook" in err

@@ -352,6 +352,29 @@ def _matrix(text: str) -> tuple[int, int]:
     return r, c
 
 
+def clear_cohort(root: str | Path) -> None:
+    """Remove a synthetic cohort from ``root`` and what was made from it (manifest, audit).
+
+    Only the generator's files and the files ingest and audit derive from them go; anything
+    else a user put in the folder stays. A rewrite with fewer patients then leaves no old
+    case behind, and no manifest or audit describes a cohort that is gone.
+    """
+    import shutil
+
+    from scintilab.audit.core import AUDIT_OUTPUTS
+    from scintilab.outputs import RECORD_FILE, file_record_path
+
+    root = Path(root)
+    for sub in ("dicom", "annotations", "truth"):
+        shutil.rmtree(root / sub, ignore_errors=True)
+    # cohort.json stays: it marks the folder as the generator's, which write_cohort then rewrites
+    derived = ["labels.csv", "demographics.csv", "manifest.csv", "skipped.csv",
+               file_record_path(root / "manifest.csv").name]
+    derived += [f"audit/{name}" for name in (*AUDIT_OUTPUTS, RECORD_FILE)]
+    for name in derived:
+        (root / name).unlink(missing_ok=True)
+
+
 def cli_main(argv: list[str]) -> int:
     """``scintilab synth OUT_DIR [--patients N] [--size paper|small|tiny] [--seed 0] ...``."""
     parser = argparse.ArgumentParser(
@@ -359,7 +382,8 @@ def cli_main(argv: list[str]) -> int:
         description="Write the built-in synthetic cohort: whole-body bone scans as DICOM, LabelMe "
                     "annotations, labels.csv, demographics.csv and ground truth (truth/).",
     )
-    parser.add_argument("out_dir", type=Path, help="cohort folder to write (empty or an earlier cohort)")
+    parser.add_argument("out_dir", type=Path, help="cohort folder to write (new or empty; an earlier cohort "
+                                                   "needs --overwrite)")
     parser.add_argument("--patients", type=int, default=None, help="number of patients (default: from --size)")
     parser.add_argument("--size", choices=list(SIZES), default="paper",
                         help="paper: 506 patients as in Guo et al. 2022; small: 120; tiny: 12")
@@ -370,7 +394,19 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--matrix", type=_matrix, default=PAPER_MATRIX, help="ROWSxCOLS, default 1024x256")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier cohort in OUT_DIR, and the manifest and audit made from it")
     args = parser.parse_args(argv)
+    from scintilab.errors import InputError
+
+    root = args.out_dir
+    if root.exists() and not root.is_dir():
+        raise InputError(root, "is a file, not a folder: OUT_DIR of scintilab synth is the cohort folder to write")
+    if (root / "cohort.json").exists():
+        if not args.overwrite:
+            raise InputError(root, "already holds a synthetic cohort; pass --overwrite to replace it (and the "
+                                   "manifest and audit made from it), or choose another folder")
+        clear_cohort(root)
     try:
         info = write_cohort(args.out_dir, n_patients=args.patients, size=args.size, seed=args.seed,
                             layout=args.layout, visits=args.visits, matrix=args.matrix,
