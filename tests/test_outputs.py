@@ -165,3 +165,34 @@ def test_train_and_report_name_a_wrong_out(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     _one_sentence(err)
     assert "single notebook" in err
+
+
+def test_ctrl_c_in_train_is_one_line_and_the_rerun_resumes(tmp_cohort_dir, tmp_path: Path) -> None:
+    """A real SIGINT to a running ``scintilab train``: exit 130, one line instead of a
+    50-line KeyboardInterrupt traceback, and the same command then finishes the run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_cohort_dir(6)
+    run = tmp_path / "run"
+    argv = [sys.executable, "-m", "scintilab", "train", "--preset", "quick", "--data", str(root), "--out", str(run),
+            "--quiet", "--set", "image_size=[64,16]", "--set", 'model_options={"width":4,"blocks":[1,1,1,1]}',
+            "--set", "epochs=12", "--set", "batch_size=4", "--set", "n_boot=10"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (run / "history.csv").is_file() and len(pd.read_csv(run / "history.csv")) >= 1:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "training ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "interrupted (Ctrl-C)" in err
+    done = len(pd.read_csv(run / "history.csv"))
+    assert 1 <= done < 12
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert pd.read_csv(run / "history.csv")["epoch"].tolist() == list(range(1, 13))
