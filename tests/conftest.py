@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -219,3 +220,18 @@ def tmp_manifest(tmp_cohort_dir: Callable[..., Path]) -> Callable[..., Path]:
         return out
 
     return factory
+
+
+@pytest.fixture(autouse=True)
+def _isolated_keras_state():
+    """After each test that used Keras: the global dtype policy, the global seed state, layer
+    name counters and TensorFlow's kernel cache are reset (issue 30), so no test's numbers
+    depend on what ran before it in the same process. Tests that never import Keras pay nothing.
+    """
+    yield
+    keras = sys.modules.get("keras")
+    if keras is None:
+        return
+    keras.backend.clear_session(free_memory=False)  # also resets the dtype policy to float32
+    keras.config.set_dtype_policy("float32")
+
