@@ -130,14 +130,34 @@ def _check_writable_dir(folder: Path, what: str) -> None:
         raise InputError(folder, f"folder is not writable: {what}")
 
 
-class _Lock:
+class RunLock:
     """An exclusive lock file (created with O_EXCL; removed on release)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.held = False
 
+    def _stale(self) -> bool:
+        """The lock names a process of this machine that no longer runs (killed, crashed)."""
+        try:
+            words = self.path.read_text(encoding="utf-8").split()
+            pid = int(words[1]) if len(words) > 1 and words[0] == "pid" else 0
+        except (OSError, ValueError):
+            return False
+        if pid <= 0 or pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # it exists, owned by someone else
+            return False
+        return False
+
     def acquire(self) -> None:
+        if self.path.exists() and self._stale():  # a run that died without releasing it
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
         try:
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError as exc:
@@ -209,7 +229,7 @@ class OutputFolder:
         self.inputs = dict(inputs or {})
         self.argv = argv
         self.record: dict[str, Any] = {}
-        self._lock = _Lock(self.path / ("." + command + LOCK_SUFFIX))
+        self._lock = RunLock(self.path / ("." + command + LOCK_SUFFIX))
 
     def existing(self) -> list[Path]:
         """Earlier outputs of this command in the folder (files and folders it owns)."""
@@ -290,7 +310,7 @@ class OutputFile:
         self.inputs = dict(inputs or {})
         self.argv = argv
         self.record: dict[str, Any] = {}
-        self._lock = _Lock(self.path.with_name("." + self.path.name + LOCK_SUFFIX))
+        self._lock = RunLock(self.path.with_name("." + self.path.name + LOCK_SUFFIX))
 
     def __enter__(self) -> OutputFile:
         if self.path.is_dir():
@@ -335,5 +355,5 @@ def side_file_belongs(output: str | Path, side: str | Path) -> bool | None:
         return False
 
 
-__all__ = ["LOCK_SUFFIX", "RECORD_FILE", "OutputFile", "OutputFolder", "atomic_write", "file_record_path",
+__all__ = ["LOCK_SUFFIX", "RECORD_FILE", "OutputFile", "OutputFolder", "RunLock", "atomic_write", "file_record_path",
            "file_sha", "input_fingerprint", "read_record", "side_file_belongs", "write_csv", "write_text"]

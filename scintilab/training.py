@@ -647,6 +647,26 @@ def train(
         scintilab.runs.NonFiniteError: the loss or the model's outputs became NaN/inf
             (:func:`nonfinite_guard`); training stopped and the run folder records it.
     """
+    from scintilab.outputs import LOCK_SUFFIX, RunLock
+
+    run_dir = Path(out_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(run_dir, "is a file, not a folder: the run folder to write")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # two trainings into one folder would overwrite each other's checkpoints: the second is refused
+    lock = RunLock(run_dir / (".train" + LOCK_SUFFIX))
+    lock.acquire()
+    try:
+        return _train_in(config, run_dir, studies=studies, dataset=dataset, resume=resume, verbose=verbose,
+                         callbacks=callbacks, cache_dir=cache_dir, distribution=distribution, split=split)
+    finally:
+        lock.release()
+
+
+def _train_in(config: TrainConfig, run_dir: Path, *, studies: Sequence[Any] | None, dataset: Any, resume: bool,
+              verbose: int | None, callbacks: Sequence[Any], cache_dir: str | os.PathLike[str] | None,
+              distribution: str | None, split: Any) -> RunResult:
+    """:func:`train`'s work, in a run folder that exists and whose lock is held."""
     import keras
 
     from scintilab.evaluation import evaluate_run
@@ -654,10 +674,6 @@ def train(
     from scintilab.utils import reseed_generators, set_seed
 
     t0 = time.perf_counter()
-    run_dir = Path(out_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise InputError(run_dir, "is a file, not a folder: the run folder to write")
-    run_dir.mkdir(parents=True, exist_ok=True)
     verbose = config.verbose if verbose is None else verbose
 
     set_seed(config.seed)

@@ -196,3 +196,34 @@ def test_ctrl_c_in_train_is_one_line_and_the_rerun_resumes(tmp_cohort_dir, tmp_p
     again = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert pd.read_csv(run / "history.csv")["epoch"].tolist() == list(range(1, 13))
+
+
+def test_a_lock_left_by_a_dead_run_is_taken_over(cohort: Path, tmp_path: Path) -> None:
+    """A run killed without cleaning up (kill -9, out of memory) must not block the rerun."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    out = tmp_path / "q"
+    out.mkdir()
+    (out / (".quantify" + LOCK_SUFFIX)).write_text(f"pid {dead.stdout.strip()} since 2026-12-04T00:00:00\n")
+    assert main(["quantify", str(cohort / "manifest.csv"), "--out", str(out), "--quiet", "--limit", "1"]) == 0
+    assert not (out / (".quantify" + LOCK_SUFFIX)).exists()
+
+
+def test_a_second_training_into_a_running_run_folder_is_refused(tmp_path: Path) -> None:
+    from scintilab.errors import InputError
+    from scintilab.outputs import RunLock
+    from scintilab.presets import config_from_preset
+    from scintilab.training import train
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lock = RunLock(run / (".train" + LOCK_SUFFIX))
+    lock.acquire()  # another training, still running
+    try:
+        with pytest.raises(InputError, match="another scintilab run is writing here"):
+            train(config_from_preset("quick", image_size=(64, 16), epochs=1), run, dataset=None)
+    finally:
+        lock.release()
+    assert not (run / "config.json").exists()
