@@ -11,7 +11,7 @@ FOLLOWUP := data/synthetic_followup
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test bench lab clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,16 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# JupyterLab on the synthetic cohort (written and ingested once, as for the demo): the
+# notebooks read it through SCINTILAB_DATA. LAB_ARGS passes options, e.g. LAB_ARGS=--no-browser.
+lab: $(STAMP)
+	@if [ ! -f $(DATA)/manifest.csv ]; then \
+	  $(PY) -m scintilab synth $(DATA) --size small --seed 0 && \
+	  $(PY) -m scintilab ingest $(DATA)/dicom --labels $(DATA)/labels.csv --annotations $(DATA)/annotations --out $(DATA)/manifest.csv \
+	  || exit 1; \
+	fi
+	SCINTILAB_DATA=$(abspath $(DATA)) $(PY) -m jupyter lab notebooks $(LAB_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m scintilab bench

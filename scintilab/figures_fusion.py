@@ -70,7 +70,8 @@ def _image_axes(fig: go.Figure, n_cols: int, shape: tuple[int, int], height: int
         fig.update_xaxes(range=[-0.5, w - 0.5], showticklabels=False, row=1, col=i, constrain="domain", **_FRAME)
         fig.update_yaxes(range=[h - 0.5, -0.5], showticklabels=False, row=1, col=i, **_FRAME, scaleanchor=f"x{'' if i == 1 else i}",
                          scaleratio=1)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), plot_bgcolor="white",
+    # room for the figure title above two-line panel titles ("aligned overlay<br>shift ...")
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=90, b=10), plot_bgcolor="white",
                       legend=dict(orientation="h", y=-0.02))
 
 

@@ -31,6 +31,9 @@ from scintilab.labelme import write_labelme
 from scintilab.study import CLASSES, Shape
 from scintilab.utils import as_rng
 
+# the notebook tests' session fixtures, shared by the papermill and the browser runs
+from notebook_support import cohort_small, run_dir, runs_root, two_visit_cohort  # noqa: E402,F401
+
 #: Every planted PatientName starts with this; it must never reach an output.
 PLANTED_NAME = "Plantedname^Secret"
 #: Every planted PatientID starts with this; it must never reach an output.

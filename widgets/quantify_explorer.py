@@ -7,8 +7,6 @@ recomputed for the studies shown (about a second each), so nothing large is kept
 """
 from __future__ import annotations
 
-import base64
-import io
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +19,7 @@ from scintilab.followup import compare
 from scintilab.hotspots import detect_hotspots
 from scintilab.ingest import load_cohort
 from scintilab.quantify import _one_view, bsi_over_time, draw_views
-
-
-def _render(out: W.Output, fig: Any) -> None:
-    """Put ``fig`` into ``out`` as a PNG by setting the widget's outputs, then close it.
-
-    Setting ``Output.outputs`` is a plain widget-state update. Capturing with ``with out:``
-    instead routes display messages through the kernel's output hooks, which under
-    papermill (ipykernel 7) now and then left the cell hanging, so no capture is used.
-    """
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    png = base64.b64encode(buf.getvalue()).decode("ascii")
-    out.outputs = ({"output_type": "display_data", "metadata": {},
-                    "data": {"image/png": png, "text/plain": "<figure>"}},)
+from scintilab_widgets._display import show_in
 
 
 class ReportViewer:
@@ -71,7 +55,7 @@ class ReportViewer:
         """Redraw for the current choices."""
         fig = self.figure()
         if fig is not None:
-            _render(self.out, fig)
+            show_in(self.out, fig)
 
     def show(self) -> "ReportViewer":
         """Display the explorer and draw the first study."""
@@ -91,7 +75,7 @@ class FollowupExplorer:
                 for i, r in self.followup.iterrows()]
         # start on the pair with the most new lesions: the first pairs are often unchanged
         first = int(self.followup["new_lesions"].idxmax()) if len(self.followup) else None
-        self.pair = W.Dropdown(options=opts, value=first, description="follow-up")
+        self.pair = W.Dropdown(options=opts, value=first, description="follow-up", layout=W.Layout(width="480px"))
         self.out = W.Output()
         self._cache: tuple[Any, ...] | None = None
         self.pair.observe(lambda _: self.draw(), names="value")
@@ -118,6 +102,8 @@ class FollowupExplorer:
         ax[2].plot(t["days"], t["bsi"], "o-")
         ax[2].set_xlabel("days since the first study")
         ax[2].set_ylabel("BSI (%)")
+        # from zero: a change of a few thousandths of a point must not fill the panel
+        ax[2].set_ylim(0, max(0.5, 1.25 * float(t["bsi"].max() if len(t) else 0)))
         ax[2].set_title(f"PCWG3: {row['pcwg3']}", fontsize=9)
         fig.tight_layout()
         return fig
@@ -126,7 +112,7 @@ class FollowupExplorer:
         """Redraw for the chosen pair."""
         fig = self.figure()
         if fig is not None:
-            _render(self.out, fig)
+            show_in(self.out, fig)
 
     def show(self) -> "FollowupExplorer":
         """Display the explorer and draw the first pair."""
