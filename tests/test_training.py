@@ -207,13 +207,15 @@ def _stop_after_first_epoch() -> object:
     return StopAfterFirstEpoch()
 
 
-@pytest.mark.parametrize("online", [False, True], ids=["offline", "online augmentation"])
-def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path: Path, online: bool) -> None:
-    """Issue 29: the same seed gives the same history and weights whether or not the run was cut."""
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path: Path) -> None:
+    """Issue 29: the same seed gives the same history and weights whether or not the run was cut.
+
+    Dropout and online augmentation on, so every source of randomness is in play: the
+    batch order, the augmentation draws and the dropout masks."""
     from scintilab.training import train
 
     ds = blob_set()
-    cfg = config_from_preset("quick", **{**TINY, "epochs": 3, "model_options": {"width": 4, "dropout": 0.3}}, augment_online=online)
+    cfg = config_from_preset("quick", **{**TINY, "epochs": 3, "model_options": {"width": 4, "dropout": 0.3}}, augment_online=True)
     whole = train(cfg, tmp_path / "whole", dataset=ds)
     cut = tmp_path / "cut"
     with pytest.raises(_Interrupt):
