@@ -38,8 +38,11 @@ demo: $(STAMP)
 	echo "demo: finished in $$(( $$(date +%s) - start )) s; open papermill_runs/out/index.html"; \
 	exit $$status
 
+# Two workers, one test file each at a time (module fixtures built once): 8.6 min instead
+# of 14.9 on the 2-core CPU. TEST_ARGS= runs in one process.
+TEST_ARGS ?= -n 2 --dist loadfile
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest $(TEST_ARGS)
 
 # JupyterLab on the synthetic cohort (written and ingested once, as for the demo): the
 # notebooks read it through SCINTILAB_DATA. LAB_ARGS passes options, e.g. LAB_ARGS=--no-browser.
