@@ -781,8 +781,9 @@ def _train_in(config: TrainConfig, run_dir: Path, *, studies: Sequence[Any] | No
         # epochs cannot promise that: Keras fetches batches ahead and calls the dataset's
         # on_epoch_end on its own schedule, its shuffle uses Python's global random state,
         # and the dropout seed state is not saved in a checkpoint, so a resumed run drew
-        # other batches and other masks than an uninterrupted one. Callbacks see on_train_begin per epoch; the early stopping's
-        # counter is rebuilt from the history each time (ResumableEarlyStopping).
+        # other batches and other masks than an uninterrupted one. Callbacks see
+        # on_train_begin per epoch; the early stopping's counter is rebuilt from the
+        # history each time (ResumableEarlyStopping).
         weights = class_weight_dict(config, y[train_idx])
         total = config.epochs
 
@@ -802,9 +803,10 @@ def _train_in(config: TrainConfig, run_dir: Path, *, studies: Sequence[Any] | No
                 # PyDataset draws from Python's global random state, which a resume does not restore
                 hist = model.fit(fit_x, epochs=epoch + 1, initial_epoch=epoch, validation_data=validation,
                                  class_weight=weights, callbacks=cbs, verbose=verbose, shuffle=False)
+            if hist.epoch:
+                last = epoch
             if not hist.epoch or guard.found is not None or model.stop_training:
                 break
-            last = epoch
         stopped_early = (last + 1) < config.epochs and guard.found is None
     if guard.found is not None:
         _stop_nonfinite(run_dir, info, guard.found)

@@ -37,7 +37,7 @@ def reseed_generators(obj: Any, *key: int) -> int:
     an uninterrupted one would.
 
     Args:
-        obj: a Keras layer or model.
+        obj: a Keras layer or model (its ``variables`` hold the generators' states).
         key: integers (e.g. seed, epoch, batch); generators are told apart by their order.
 
     Returns:
@@ -45,14 +45,8 @@ def reseed_generators(obj: Any, *key: int) -> int:
     """
     import keras
 
-    gens: list[Any] = []
-    for layer in obj._flatten_layers(include_self=True, recursive=True):
-        for sg in [*getattr(layer, "_seed_generators", []),
-                   *(v for v in vars(layer).values() if isinstance(v, keras.random.SeedGenerator))]:
-            if all(sg is not g for g in gens):
-                gens.append(sg)
-    for n, sg in enumerate(gens):
-        words = np.random.SeedSequence([abs(int(k)) for k in key] + [n]).generate_state(1)
-        sg.state.assign(keras.ops.cast(keras.ops.convert_to_tensor([int(words[0]) >> 1, 0]), sg.state.dtype))
-    return len(gens)
-
+    states = [v for v in obj.variables if v.name == "seed_generator_state"]
+    for n, state in enumerate(states):
+        word = int(np.random.SeedSequence([abs(int(k)) for k in key] + [n]).generate_state(1)[0]) >> 1
+        state.assign(keras.ops.cast(keras.ops.convert_to_tensor([word, 0]), state.dtype))
+    return len(states)
