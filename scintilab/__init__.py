@@ -11,8 +11,14 @@ Heavy modules (Keras, plotting) are imported lazily by the modules that need the
 from __future__ import annotations
 
 import os as _os
+import sys as _sys
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if "ipykernel" in _sys.modules:
+    # in a notebook, TensorFlow's native log lines would land in every shared report
+    from scintilab.kernel_logs import filter_kernel_stderr as _filter_kernel_stderr
+
+    _filter_kernel_stderr()
 
 from scintilab.study import CLASSES, VIEWS, Shape, Study
 

@@ -58,6 +58,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
 
+# TensorFlow's native log lines (absl's prefix, or its pre-initialisation notice) and its
+# Python-side warnings: none may reach an executed notebook or a report made from it.
+_TF_LOG_LINE = re.compile(
+    r"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl"
+    r"|WARNING:tensorflow:|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] )"
+)
+
+
+def tf_log_lines(nb: nbformat.NotebookNode) -> list[str]:
+    """Lines of TensorFlow log output in a notebook's outputs (streams and plain-text results)."""
+    found = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            text = out.get("text", "") if out.get("output_type") == "stream" else out.get("data", {}).get("text/plain", "")
+            text = "".join(text) if isinstance(text, list) else text
+            found += [line for line in text.splitlines() if _TF_LOG_LINE.match(line)]
+    return found
+
+
 def _ids(paths: list[Path]) -> list[str]:
     return [p.stem for p in paths]
 
@@ -249,9 +268,16 @@ def test_notebook_runs_under_papermill_and_nbval(path: Path, request, tmp_path: 
     if cohort is not None:
         monkeypatch.setenv("SCINTILAB_DATA", str(cohort.data_dir))
     monkeypatch.setenv(reports.RUN_OUT_ENV, str(tmp_path / "run_out"))
+    # A kernel started under pytest does not forward its fd 2 into the notebook (ipykernel
+    # checks PYTEST_CURRENT_TEST); without it the kernel runs as a user's does.
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
     executed = tmp_path / path.name
     papermill.execute_notebook(str(path), str(executed), parameters=params, cwd=str(tmp_path),
                                progress_bar=False, kernel_name="python3")
+
+    # Shared reports carry no TensorFlow log noise (issue 26; scintilab.kernel_logs).
+    noise = tf_log_lines(_read(executed))
+    assert not noise, f"{path.name}: {len(noise)} TensorFlow log line(s) in the outputs, e.g. {noise[0]!r}"
 
     # What is rendered carries none of the identities written into the cohort's headers.
     html_path = reports.render_report(executed, tmp_path / "report.html", report_mode=True)
