@@ -17,8 +17,6 @@ import re
 import sys
 from typing import Any
 
-# absl's prefix: severity letter, MMDD, a time, the thread id, file:line]
-_ABSL = r"[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w./-]+:\d+\]"
 # Errors are kept unless they are known, harmless start-up notices.
 _HARMLESS_ERRORS = (
     "NodeDef mentions attribute",
@@ -34,9 +32,6 @@ NOISE = re.compile(
     r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] (?:tensorflow|external)/.*)$"
 )
 """One line of TensorFlow/absl log noise (info and warning lines, and harmless errors)."""
-
-ABSL_LINE = re.compile(rf"^{_ABSL}")
-"""Any absl-formatted native log line, whatever its severity (used by the report checks)."""
 
 
 def drop_noise(text: str) -> str:
@@ -94,4 +89,4 @@ def filter_kernel_stderr(stream: Any = None) -> bool:
 _PUMP: Any = None
 
 
-__all__ = ["ABSL_LINE", "NOISE", "drop_noise", "filter_kernel_stderr"]
+__all__ = ["NOISE", "drop_noise", "filter_kernel_stderr"]
