@@ -1,7 +1,9 @@
 """What the notebook tests share (papermill runs in test_notebooks, the browser in test_browser):
-the cohort and run fixtures (registered in conftest) and the smoke parameters of a notebook."""
+the cohort and run fixtures (registered in conftest), the smoke parameters of a notebook, and
+the check that no TensorFlow log line reached a notebook's outputs."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,3 +105,22 @@ def smoke_parameters(nb_path: Path, fixtures: dict[str, object], tmp: Path, runs
         elif key not in params:
             params[key] = value
     return params
+
+
+# TensorFlow's native log lines (absl's prefix, or its pre-initialisation notice) and its
+# Python-side warnings: none may reach an executed notebook or a report made from it.
+_TF_LOG_LINE = re.compile(
+    r"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl"
+    r"|WARNING:tensorflow:|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] )"
+)
+
+
+def tf_log_lines(nb: nbformat.NotebookNode) -> list[str]:
+    """Lines of TensorFlow log output in a notebook's outputs (streams and plain-text results)."""
+    found = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            text = out.get("text", "") if out.get("output_type") == "stream" else out.get("data", {}).get("text/plain", "")
+            text = "".join(text) if isinstance(text, list) else text
+            found += [line for line in text.splitlines() if _TF_LOG_LINE.match(line)]
+    return found

@@ -49,7 +49,7 @@ def _run_notebook(tmp_path, source: str) -> list[str]:
 
 
 def test_a_kernel_that_imported_scintilab_shows_no_tensorflow_noise(tmp_path, monkeypatch) -> None:
-    from test_notebooks import tf_log_lines  # the same check the notebook runs use
+    from notebook_support import tf_log_lines  # the same check the notebook runs use
     import nbformat
 
     # ipykernel forwards fd 2 into the notebook only outside pytest, as in a user's kernel

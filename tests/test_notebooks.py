@@ -45,7 +45,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from notebook_support import CohortFixture, smoke_metadata, smoke_parameters
+from notebook_support import CohortFixture, smoke_metadata, smoke_parameters, tf_log_lines
 from scintilab.paths import repo_root
 
 ROOT = repo_root()
@@ -56,25 +56,6 @@ _ABS_PATH = re.compile(r"""["'](/(work|home|tmp|mnt|Users|root|data|srv)/|[A-Za-
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PYTHONHASHSEED", "0")
-
-
-# TensorFlow's native log lines (absl's prefix, or its pre-initialisation notice) and its
-# Python-side warnings: none may reach an executed notebook or a report made from it.
-_TF_LOG_LINE = re.compile(
-    r"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl"
-    r"|WARNING:tensorflow:|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] )"
-)
-
-
-def tf_log_lines(nb: nbformat.NotebookNode) -> list[str]:
-    """Lines of TensorFlow log output in a notebook's outputs (streams and plain-text results)."""
-    found = []
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            text = out.get("text", "") if out.get("output_type") == "stream" else out.get("data", {}).get("text/plain", "")
-            text = "".join(text) if isinstance(text, list) else text
-            found += [line for line in text.splitlines() if _TF_LOG_LINE.match(line)]
-    return found
 
 
 def _ids(paths: list[Path]) -> list[str]:
