@@ -31,7 +31,7 @@ from scintilab.bsi import TEMPLATE_AREA_SCALE, front_view  # noqa: E402
 def measure(cohort: Path) -> dict[str, dict[str, float]]:
     """Per bone group: median and CV of true pixels over own template pixels, and n."""
     from scintilab.atlas import fit_study_atlas
-    from scintilab.hotspots import _view_atlas
+    from scintilab.hotspots import view_atlas
     from scintilab.ingest import load_cohort
     from scintilab.pseudonym import study_key
 
@@ -46,7 +46,7 @@ def measure(cohort: Path) -> dict[str, dict[str, float]]:
         study = loaded.by_key(key)
         view = "ANT" if study.anterior is not None else "POST"
         base = fit_study_atlas(study, view)
-        maps = {v: (base if v == view else _view_atlas(base, v)).bone_map() for v in ("ANT", "POST")}
+        maps = {v: (base if v == view else view_atlas(base, v)).bone_map() for v in ("ANT", "POST")}
         truth = np.load(f.with_name(f.stem + "_maps.npz"))["bone"]
         for i, b in enumerate(BONES, start=1):
             own = int((maps[front_view(b)] == i).sum())

@@ -2,7 +2,7 @@
 
 Reads the JSON files that ``benchmarks/validate_quantification.py --json`` writes (one per
 cohort, e.g. one per seed) and prints one row per cohort, then the mean, the range and how
-many cohorts meet each bar (:func:`scintilab.quantify.validation_summary_text`). This is
+many cohorts meet each bar (:func:`scintilab.synth.validate.validation_summary_text`). This is
 how the README's quantification figures are put together::
 
     for s in 67 71 79 83 89 97 103 107; do
@@ -24,7 +24,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scintilab.quantify import validation_summary_text  # noqa: E402
+from scintilab.synth.validate import validation_summary_text  # noqa: E402
 
 
 def load(paths: list[Path], classifier: str) -> dict[str, dict]:

@@ -57,8 +57,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scintilab.hotspots import HotspotModel  # noqa: E402
-from scintilab.quantify import (VALIDATION_BARS, bar_met, bar_value, train_from_manifest,  # noqa: E402
-                                validate_against_truth, validation_verdict)
+from scintilab.quantify import train_from_manifest  # noqa: E402
+from scintilab.synth.validate import (VALIDATION_BARS, bar_met, bar_value,  # noqa: E402
+                                      validate_against_truth, validation_verdict)
 
 
 def _ensure_cohort(root: Path, patients: int, visits: int, seed: int, matrix: tuple[int, int]) -> Path:

@@ -717,7 +717,7 @@ def template_agreement(atlas: Atlas, bone_truth: np.ndarray,
 
 
 # ---------------------------------------------------------------------------------------
-_BONE_COLOURS = (
+BONE_COLOURS = (
     "#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896",
     "#9467bd", "#c5b0d5", "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f", "#bcbd22",
     "#17becf",
@@ -752,7 +752,7 @@ def draw_atlas(image: np.ndarray, atlas: Atlas, *, level: str = "region",
     img = np.asarray(image, float)
     vmax = float(np.percentile(img[atlas.body], 99.5)) if atlas.body.any() else float(img.max())
     ax.imshow(img, cmap="gray_r", vmin=0, vmax=max(vmax, 1e-6), interpolation="nearest")
-    cmap = ListedColormap(_BONE_COLOURS[: len(names)])
+    cmap = ListedColormap(BONE_COLOURS[: len(names)])
     over = np.ma.masked_equal(lab, 0)
     ax.imshow(over - 1, cmap=cmap, vmin=0, vmax=len(names) - 1, alpha=0.45, interpolation="nearest")
     lm = atlas.landmarks
@@ -768,7 +768,7 @@ def draw_atlas(image: np.ndarray, atlas: Atlas, *, level: str = "region",
     pad = 0.03 * (lm.sole - lm.top)
     ax.set_ylim(min(lm.sole + pad, atlas.shape[0] - 0.5), max(lm.top - pad, -0.5))  # the body only
     present = sorted(set(np.unique(lab)) - {0})
-    ax.legend(handles=[Patch(color=_BONE_COLOURS[i - 1], label=names[i - 1]) for i in present],
+    ax.legend(handles=[Patch(color=BONE_COLOURS[i - 1], label=names[i - 1]) for i in present],
               loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=6, frameon=False)
     ax.set_title(title or f"atlas ({atlas.view}{', mirrored' if atlas.mirrored else ''})", fontsize=8)
     ax.set_xticks([])

@@ -789,10 +789,11 @@ def cli_main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     options = dict(force=args.force, report_mode=args.report_mode, render=not args.no_report, progress=args.progress)
     if args.dask:
-        from scintilab import distributed  # Dask dispatch, same failure handling (issue 11)
+        from scintilab.dask_executor import DaskExecutor  # same failure handling as locally (issue 11)
 
         address = None if args.dask == "local" else args.dask
-        result = distributed.run_batch(specs, args.out, address=address, n_workers=args.workers, **options)
+        with DaskExecutor(address=address, n_workers=args.workers) as executor:
+            result = run_batch(specs, args.out, executor=executor, **options)
     else:
         result = run_batch(specs, args.out, **options)
     wall = time.perf_counter() - t0

@@ -52,7 +52,7 @@ from scipy import ndimage as ndi
 
 from scintilab.anatomy import BONE_MASS_FRACTION, BONES
 from scintilab.atlas import DRAW_ORDER
-from scintilab.hotspots import (METASTATIC_P, Detection, Hotspot, _area_px, _view_atlas, bone_references,
+from scintilab.hotspots import (METASTATIC_P, Detection, Hotspot, scaled_area_px, view_atlas, bone_references,
                                  reference_image)
 
 #: Bone area per pixel of a group's own template (its pixels in the bone map that draws
@@ -110,7 +110,7 @@ def depth_maps(det: Detection) -> dict[str, np.ndarray]:
         {"ANT": map, "POST": map} (0 none, i + 1 = ``BONES[i]``).
     """
     base = det.atlas["ANT" if "ANT" in det.atlas else "POST"]
-    return {v: (det.atlas[v] if v in det.atlas else _view_atlas(base, v)).bone_map() for v in ("ANT", "POST")}
+    return {v: (det.atlas[v] if v in det.atlas else view_atlas(base, v)).bone_map() for v in ("ANT", "POST")}
 
 
 def healthy_references(det: Detection) -> dict[str, np.ndarray]:
@@ -216,7 +216,7 @@ def lesion_extent(det: Detection, hs: Hotspot, refs: dict[str, np.ndarray] | Non
     mask = zone & (excess >= level * float(excess[pr, pc]))
     lab, _ = ndi.label(mask)
     mask = lab == lab[pr, pc] if lab[pr, pc] else full
-    rim = _area_px(det, BLUR_RIM_PX) if rim is None else rim
+    rim = scaled_area_px(det, BLUR_RIM_PX) if rim is None else rim
     n = int(mask.sum())
     keep = max(int(round(n - rim)), int(np.ceil(BLUR_RIM_MIN_KEEP * n)), 1)
     if keep >= n:

@@ -2,20 +2,23 @@
 
 A cohort folder holds ``manifest.csv`` (written by ``scintilab ingest``), or images still to
 ingest: a ``dicom/`` folder beside ``labels.csv`` and ``annotations/`` (the layout of
-docs/CONVENTIONS.md), or DICOM files themselves. Such a folder is ingested on the spot into
-its own ``manifest.csv``, with one line saying so; the images are only read. Anything else
-gets one sentence naming the path and what was expected.
+docs/CONVENTIONS.md), or DICOM files themselves. This module names the manifest of a path
+without reading any image; :func:`scintilab.ingest.resolve_manifest` ingests a folder that
+has none on the spot. Anything else gets one sentence naming the path and what was expected.
 """
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 from scintilab.errors import InputError
 
 #: The manifest file a cohort folder holds.
 MANIFEST_NAME = "manifest.csv"
+
+#: Files that are never images: ingest leaves them alone, and they do not make a folder
+#: one to ingest.
+SIDECAR_SUFFIXES = frozenset({".json", ".csv", ".tsv", ".txt", ".md", ".yml", ".yaml", ".xlsx", ".html"})
 
 EXPECTED = ("expected a cohort folder (holding manifest.csv, or DICOM files to ingest) "
             "or a manifest CSV written by 'scintilab ingest'")
@@ -42,51 +45,7 @@ def manifest_of(path: str | os.PathLike[str]) -> Path:
 
 def has_images(folder: Path) -> bool:
     """Whether ``folder`` holds any file ingest would try to read (not a sidecar)."""
-    from scintilab.ingest import _SIDECAR_SUFFIXES  # one list of what ingest leaves alone
-
     for _, _, files in os.walk(folder):
-        if any(Path(f).suffix.lower() not in _SIDECAR_SUFFIXES for f in files):
+        if any(Path(f).suffix.lower() not in SIDECAR_SUFFIXES for f in files):
             return True
     return False
-
-
-def resolve_manifest(path: str | os.PathLike[str], *, progress: bool = False,
-                     note: Callable[[str], None] | None = print) -> Path:
-    """The manifest of a cohort given as a folder or a manifest CSV, ingesting when needed.
-
-    A folder with ``manifest.csv`` gives it. A folder without one but with images is ingested
-    into ``FOLDER/manifest.csv`` (its ``dicom/`` subfolder when there is one, with
-    ``labels.csv`` and ``annotations/`` when present) and ``note`` is told so.
-
-    Args:
-        path: a cohort folder or a manifest CSV.
-        progress: show ingest's progress bar.
-        note: where the one line about ingesting goes (None: silent).
-
-    Returns:
-        The manifest CSV.
-
-    Raises:
-        InputError: the path is missing, not a CSV, an empty folder, or a read-only folder
-            that needs ingesting; one sentence naming the path and what was expected.
-    """
-    p = Path(path)
-    if not p.is_dir():
-        return manifest_of(p)
-    manifest = p / MANIFEST_NAME
-    if manifest.is_file():
-        return manifest
-    source = p / "dicom" if (p / "dicom").is_dir() else p
-    if not has_images(source):
-        raise InputError(p, f"a folder with neither {MANIFEST_NAME} nor images to ingest: {EXPECTED}")
-    if not os.access(p, os.W_OK):
-        raise InputError(p, f"holds no {MANIFEST_NAME} and is read-only: run 'scintilab ingest {p} --out "
-                            f"ELSEWHERE/{MANIFEST_NAME}' and pass that manifest")
-    from scintilab.ingest import ingest
-
-    labels, annotations = p / "labels.csv", p / "annotations"
-    if note is not None:
-        note(f"{p}: no {MANIFEST_NAME}; ingesting {source} into {manifest} (the images are only read)")
-    ingest(source, labels if labels.is_file() else None, annotations if annotations.is_dir() else None, manifest,
-           progress=progress)
-    return manifest

@@ -1,7 +1,4 @@
-"""More than one device, more than one machine: data-parallel training and Dask batch grids.
-
-Two independent things live here, each built on the framework's own machinery rather
-than on anything home-made:
+"""More than one device: data-parallel training, built on the framework's own machinery.
 
 * **Data-parallel training** selected by a name (``TrainConfig.distribution`` or
   ``train(..., distribution=...)``):
@@ -20,14 +17,7 @@ than on anything home-made:
   the same number of images per step whatever the device count. Batch norm statistics
   are per replica (Keras' default), as in most published multi-GPU ResNet training.
 
-* **Batch grids of papermill runs on Dask distributed**: :class:`DaskExecutor` gives
-  :func:`scintilab.batch.run_batch` a ``submit``/``result`` interface over a
-  ``dask.distributed`` client, a two-worker ``LocalCluster`` by default or an existing
-  scheduler (``tcp://host:8786``) for a real cluster. :func:`run_batch` here is the
-  local runner with that executor, so failures are handled exactly as locally: a failing
-  notebook is kept and marked ``failed``, its dependants ``skipped``, the batch goes on.
-  Workers are processes with one thread each, because papermill changes the working
-  directory and environment (see :mod:`scintilab.batch`).
+Batch grids of papermill runs on Dask distributed live in :mod:`scintilab.dask_executor`.
 """
 from __future__ import annotations
 
@@ -156,81 +146,3 @@ def distribution_scope(name: str | None) -> Iterator[Any]:
             keras.distribution.set_distribution(previous)
     else:
         raise ValueError(f"distribution {name!r} is not available on the {backend} backend (use tensorflow or jax)")
-
-
-# --------------------------------------------------------------------------- Dask batch grids
-class DaskExecutor:
-    """``submit(fn, *args) -> future`` over Dask distributed, for :func:`scintilab.batch.run_batch`.
-
-    Args:
-        address: a running scheduler (``"tcp://host:8786"``); None starts a LocalCluster.
-        n_workers: worker processes of the LocalCluster.
-        threads_per_worker: threads per worker (1: papermill is not thread-safe).
-        **cluster_options: passed to ``LocalCluster`` (e.g. ``memory_limit``).
-
-    Use as a context manager (or call :meth:`close`) so a LocalCluster is shut down.
-    """
-
-    def __init__(self, address: str | None = None, n_workers: int = 2, threads_per_worker: int = 1, **cluster_options: Any) -> None:
-        from dask.distributed import Client, LocalCluster
-
-        self.cluster = None
-        if address is None:
-            self.cluster = LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=threads_per_worker,
-                processes=True,
-                dashboard_address=None,  # no web server: nothing to reach from outside
-                **cluster_options,
-            )
-            self.client = Client(self.cluster)
-        else:
-            self.client = Client(address)
-
-    def submit(self, fn: Any, *args: Any) -> Any:
-        """Run ``fn(*args)`` on a worker; ``pure=False`` so re-runs are never deduplicated."""
-        return self.client.submit(fn, *args, pure=False)
-
-    @property
-    def n_workers(self) -> int:
-        """Workers currently connected."""
-        return len(self.client.scheduler_info().get("workers", {}))
-
-    def close(self) -> None:
-        """Close the client (and the LocalCluster, when this executor started it)."""
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-
-    def __enter__(self) -> "DaskExecutor":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-def run_batch(specs: Sequence[Any], out_root: str | os.PathLike[str] | None = None, *, executor: Any = None,
-              address: str | None = None, n_workers: int = 2, **options: Any) -> Any:
-    """:func:`scintilab.batch.run_batch` with the runs dispatched to Dask distributed.
-
-    Args:
-        specs: runs from :func:`scintilab.batch.load_specs` (or built directly).
-        out_root: the batch output folder (default: :data:`scintilab.batch.DEFAULT_OUT`).
-        executor: an executor to use (and leave open); None starts a :class:`DaskExecutor`
-            for this batch (a LocalCluster of ``n_workers``, or the scheduler ``address``)
-            and closes it afterwards.
-        address: scheduler address for the executor started here.
-        n_workers: LocalCluster workers for the executor started here.
-        **options: any other :func:`scintilab.batch.run_batch` option (``force``,
-            ``render``, ``write_index``, ``log``, ...).
-
-    Returns:
-        The :class:`scintilab.batch.BatchResult` (failed runs listed, never raised).
-    """
-    from scintilab import batch
-
-    out_root = batch.DEFAULT_OUT if out_root is None else out_root
-    if executor is not None:
-        return batch.run_batch(specs, out_root, executor=executor, **options)
-    with DaskExecutor(address=address, n_workers=n_workers) as ex:
-        return batch.run_batch(specs, out_root, executor=ex, **options)

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from scintilab.provenance import jsonable
 from scintilab.study import CLASSES
 from scintilab.utils import as_rng
 
@@ -616,23 +617,8 @@ def evaluate_run(
     result = evaluate_predictions(df, n_boot=n_boot, alpha=alpha, rng=rng, two_class_threshold=two_class_threshold)
     result.update({"run": run_dir.name, "split": split, "per": per})
     if write:
-        (run_dir / "metrics.json").write_text(json.dumps(_jsonable(result), indent=1))
+        (run_dir / "metrics.json").write_text(json.dumps(jsonable(result), indent=1))
     return result
-
-
-def _jsonable(obj: Any) -> Any:
-    """NaN -> None and NumPy scalars -> Python, so json.dumps writes valid JSON."""
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return None if not math.isfinite(float(obj)) else float(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    return obj
 
 
 def threshold_table(result_or_y: Any, p_met: np.ndarray | None = None, thresholds: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> pd.DataFrame:

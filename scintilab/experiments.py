@@ -7,7 +7,7 @@ is an :class:`Experiment`: its rows (a label and the training-config changes tha
 that row), and the paper's own numbers (:data:`PAPER_TABLES`).
 
 :func:`run_experiment` builds one config per row and seed from a preset, trains it or
-reuses an earlier run with the same fingerprint (``scintilab.runs.find_or_train``), and
+reuses an earlier run with the same fingerprint (``scintilab.training.find_or_train``), and
 collects the test metrics with their patient-bootstrap confidence intervals. Rows shared
 between tables (inRAC on D3 appears in four) are trained once. :func:`comparison_table`
 lays the result out like the paper, with the paper's values beside ours, and
@@ -241,7 +241,7 @@ def run_experiment(
     Returns:
         An :class:`ExperimentResult`.
     """
-    from scintilab.runs import find_or_train
+    from scintilab.training import find_or_train
 
     runs_root = Path(runs_root)
     runs_root.mkdir(parents=True, exist_ok=True)

@@ -393,7 +393,7 @@ def _frame_images(study: Study) -> tuple[str, dict[str, np.ndarray], tuple[float
     return "POST", {"POST": flip_posterior(np.asarray(post, np.float32))}, (0.0, 0.0)
 
 
-def _view_atlas(base: Atlas, view: str) -> Atlas:
+def view_atlas(base: Atlas, view: str) -> Atlas:
     """The same landmarks drawn in ``view``'s overlap order (the frame is shared)."""
     if base.view == view:
         return base
@@ -589,7 +589,7 @@ def detect_hotspots(study: Study, *, threshold: float = DEFAULT_THRESHOLD, model
         base = fit_atlas(images[base_view], view=base_view, spacing=spacing)
     except ValueError as err:
         raise InputError(study.study_key, f"cannot fit the skeleton atlas: {err}") from None
-    atlases: dict[str, Atlas] = {v: _view_atlas(base, v) for v in images}
+    atlases: dict[str, Atlas] = {v: view_atlas(base, v) for v in images}
     area_scale = spacing[0] * spacing[1] / 2.3**2
     min_area = max(2, int(round(MIN_AREA_PX / area_scale)))
     skeleton: dict[str, np.ndarray] = {}
@@ -756,10 +756,10 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
     if det.bladder is not None and det.bladder.any():
         if det._bladder_zone is None:
             det._bladder_zone = ndi.binary_dilation(det.bladder, iterations=2)
-        big = hs.area_px >= _area_px(det, BLADDER_MIN_AREA_PX)
+        big = hs.area_px >= scaled_area_px(det, BLADDER_MIN_AREA_PX)
         if (det._bladder_zone & full).any() and (big or not (np.isfinite(hs.ap_ratio) and hs.ap_ratio < BLADDER_MIN_AP)):
             return "bladder"
-    elif (hs.area_px >= _area_px(det, BLADDER_MIN_AREA_PX) and abs(u) < 0.3
+    elif (hs.area_px >= scaled_area_px(det, BLADDER_MIN_AREA_PX) and abs(u) < 0.3
           and abs(v - float(atlas.v_of_row(lm.bladder))) < 0.04 and np.isfinite(hs.ap_ratio)
           and hs.ap_ratio >= BLADDER_MIN_AP):
         # No bladder blob (the atlas's threshold failed): a large, front-heavy hot spot on
@@ -772,7 +772,7 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
         if abs(u) > 0.5 and v > 0.3:
             return "injection_site"
         return "soft_tissue"
-    small = hs.area_px <= _area_px(det, 60)
+    small = hs.area_px <= scaled_area_px(det, 60)
     if hs.bone in ("forearms", "hands") and _injection_like(det, hs):
         return "injection_site"
     if hs.bone == "humeri" and v > 0.32 and abs(u) > ARM_MIN_U:
@@ -794,7 +794,7 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
             if other is hs or other.bone != "ribs":
                 continue
             ratio = max(other.normalized_uptake, 1e-3) / max(hs.normalized_uptake, 1e-3)
-            if other.area_px <= _area_px(det, 60) and \
+            if other.area_px <= scaled_area_px(det, 60) and \
                     abs(other.col - hs.col) <= 4 and 4 <= abs(other.row - hs.row) <= 30 and \
                     1 / FRACTURE_MAX_RATIO <= ratio <= FRACTURE_MAX_RATIO:
                 return "rib_fracture_line"
@@ -808,9 +808,9 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
             hs.normalized_uptake < ANTERIOR_THIGH_MAX_UPTAKE:
         return "anterior_thigh"
     if hs.bone == "pelvis" and hs.normalized_uptake < PELVIC_ANATOMY_MAX_UPTAKE and \
-            hs.area_px >= _area_px(det, PELVIC_ANATOMY_MIN_AREA_PX):
+            hs.area_px >= scaled_area_px(det, PELVIC_ANATOMY_MIN_AREA_PX):
         return "pelvic_anatomy"
-    if hs.bone == "lumbar_spine" and hs.area_px <= _area_px(det, LUMBAR_FACET_MAX_AREA_PX) and \
+    if hs.bone == "lumbar_spine" and hs.area_px <= scaled_area_px(det, LUMBAR_FACET_MAX_AREA_PX) and \
             _elongation(hs.mask) <= LUMBAR_FACET_MAX_ELONGATION and hs.normalized_uptake <= LUMBAR_FACET_MAX_UPTAKE:
         spine_half = 0.095 * max(lm.half_width, 1.0)
         if abs(hs.col - float(lm.midline(hs.row))) > 0.55 * spine_half:
@@ -818,7 +818,7 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
     return ""
 
 
-def _area_px(det: Detection, px_at_2_3mm: float) -> float:
+def scaled_area_px(det: Detection, px_at_2_3mm: float) -> float:
     """An area given in pixels of 2.3 mm, in pixels of ``det``'s spacing."""
     return px_at_2_3mm * (2.3**2 / (det.spacing[0] * det.spacing[1]))
 

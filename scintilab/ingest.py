@@ -26,7 +26,7 @@ import os
 import re
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, overload
@@ -34,6 +34,7 @@ from typing import Any, overload
 import numpy as np
 import pandas as pd
 
+from scintilab.cohorts import EXPECTED, MANIFEST_NAME, SIDECAR_SUFFIXES, has_images, manifest_of
 from scintilab.dicomio import SPACING_ASSUMED, DicomFile, read_file
 from scintilab.errors import EXIT_FAILED, EXIT_USAGE, InputError, partial_exit
 from scintilab.labelme import is_lesion, read_labelme, view_from_name
@@ -56,7 +57,6 @@ SKIPPED_FILE = "skipped.csv"
 #: Separator between flags in the manifest's ``flags`` column.
 FLAG_SEP = "; "
 # Sidecar files that live beside images and are not images themselves: never reported.
-_SIDECAR_SUFFIXES = {".json", ".csv", ".tsv", ".txt", ".md", ".yml", ".yaml", ".xlsx", ".html"}
 _LABEL_ALIASES = {c.lower(): c for c in CLASSES}
 _LABEL_ALIASES.update({"no_met": "NoMet", "no met": "NoMet", "ad_met": "ADMet", "nad_met": "nADMet"})
 _STR_COLUMNS = ("study_key", "patient_key", "study_date", "label", "views", "layout", "ant_path",
@@ -557,7 +557,7 @@ def ingest(
         out = Path(out)
         # Inputs are never written: the manifest may not land on the label sheet or an image.
         protected = {_resolved(Path(p)) for p in (labels,) if p is not None}
-        protected |= {_resolved(f) for f in files if f.suffix.lower() not in _SIDECAR_SUFFIXES}
+        protected |= {_resolved(f) for f in files if f.suffix.lower() not in SIDECAR_SUFFIXES}
         if _resolved(out) in protected:
             raise ValueError(f"refusing to overwrite an input file: {out}")
 
@@ -567,7 +567,7 @@ def ingest(
 
     for path in tqdm(files, desc="ingest", unit="file", disable=not progress, file=sys.stderr):
         suffix = path.suffix.lower()
-        if suffix in _SIDECAR_SUFFIXES:
+        if suffix in SIDECAR_SUFFIXES:
             continue
         if path.name.upper() == "DICOMDIR":
             skipped.append((_rel(path, source), "DICOMDIR index file, not an image"))
@@ -743,8 +743,6 @@ def ingest(
 
 def read_manifest(path: Path) -> pd.DataFrame:
     """Read a manifest CSV with the column types ingest wrote (a cohort folder: its manifest.csv)."""
-    from scintilab.cohorts import manifest_of
-
     path = manifest_of(path)
     try:
         df = pd.read_csv(path, dtype={c: str for c in _STR_COLUMNS}, keep_default_na=False,
@@ -905,7 +903,7 @@ def load_cohort(manifest: Path | str | pd.DataFrame, *, with_shapes: bool = True
     Args:
         manifest: the manifest CSV written by :func:`ingest`, its DataFrame, or a cohort
             folder (its ``manifest.csv``; ingested on the spot when it has none, see
-            :func:`scintilab.cohorts.resolve_manifest`).
+            :func:`resolve_manifest`).
         with_shapes: also read the LabelMe annotations into ``Study.shapes``.
         root: folder the manifest's relative paths start from (default: the CSV's folder;
             for a DataFrame, ``manifest.attrs["root"]`` as set by :func:`ingest`, else the
@@ -918,10 +916,48 @@ def load_cohort(manifest: Path | str | pd.DataFrame, *, with_shapes: bool = True
         if root is None and manifest.attrs.get("root"):
             root = Path(manifest.attrs["root"])
         return Cohort(manifest, root, with_shapes=with_shapes)
-    from scintilab.cohorts import resolve_manifest
-
     path = resolve_manifest(manifest)
     return Cohort(read_manifest(path), root if root is not None else path.parent, with_shapes=with_shapes)
+
+
+def resolve_manifest(path: str | os.PathLike[str], *, progress: bool = False,
+                     note: Callable[[str], None] | None = print) -> Path:
+    """The manifest of a cohort given as a folder or a manifest CSV, ingesting when needed.
+
+    A folder with ``manifest.csv`` gives it. A folder without one but with images is ingested
+    into ``FOLDER/manifest.csv`` (its ``dicom/`` subfolder when there is one, with
+    ``labels.csv`` and ``annotations/`` when present) and ``note`` is told so.
+
+    Args:
+        path: a cohort folder or a manifest CSV.
+        progress: show ingest's progress bar.
+        note: where the one line about ingesting goes (None: silent).
+
+    Returns:
+        The manifest CSV.
+
+    Raises:
+        InputError: the path is missing, not a CSV, an empty folder, or a read-only folder
+            that needs ingesting; one sentence naming the path and what was expected.
+    """
+    p = Path(path)
+    if not p.is_dir():
+        return manifest_of(p)
+    manifest = p / MANIFEST_NAME
+    if manifest.is_file():
+        return manifest
+    source = p / "dicom" if (p / "dicom").is_dir() else p
+    if not has_images(source):
+        raise InputError(p, f"a folder with neither {MANIFEST_NAME} nor images to ingest: {EXPECTED}")
+    if not os.access(p, os.W_OK):
+        raise InputError(p, f"holds no {MANIFEST_NAME} and is read-only: run 'scintilab ingest {p} --out "
+                            f"ELSEWHERE/{MANIFEST_NAME}' and pass that manifest")
+    labels, annotations = p / "labels.csv", p / "annotations"
+    if note is not None:
+        note(f"{p}: no {MANIFEST_NAME}; ingesting {source} into {manifest} (the images are only read)")
+    ingest(source, labels if labels.is_file() else None, annotations if annotations.is_dir() else None, manifest,
+           progress=progress)
+    return manifest
 
 
 # --------------------------------------------------------------------------------------

@@ -1126,7 +1126,7 @@ def lesion_figure(study: Study, rows: pd.DataFrame | None = None, *, view: str =
     from matplotlib.colors import ListedColormap
     from skimage.measure import find_contours
 
-    from scintilab.atlas import _BONE_COLOURS, fit_study_atlas
+    from scintilab.atlas import BONE_COLOURS, fit_study_atlas
 
     view = view.upper()
     img = study.view(view)
@@ -1148,7 +1148,7 @@ def lesion_figure(study: Study, rows: pd.DataFrame | None = None, *, view: str =
         pad = max(2, int(0.02 * h))
         ax.set_ylim(min(body_rows[-1] + pad, h - 0.5), max(body_rows[0] - pad, -0.5))  # crop to the body
         if show_atlas:
-            ax.imshow(np.ma.masked_equal(atl.region_map(), 0) - 1, cmap=ListedColormap(_BONE_COLOURS[: len(REGIONS)]),
+            ax.imshow(np.ma.masked_equal(atl.region_map(), 0) - 1, cmap=ListedColormap(BONE_COLOURS[: len(REGIONS)]),
                       vmin=0, vmax=len(REGIONS) - 1, alpha=0.22, interpolation="nearest")
     cells = []
     for _, r in rows.iterrows():

@@ -32,17 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from scintilab.errors import InputError
+from scintilab.provenance import manifest_fingerprint, package_versions
 
 #: The record of the run that wrote a folder.
 RECORD_FILE = "scintilab_run.json"
 #: Held while a command writes into a folder (or beside a file).
 LOCK_SUFFIX = ".scintilab.lock"
-
-
-def _versions() -> dict[str, str]:
-    from scintilab.runs import package_versions  # one list of what shaped the numbers
-
-    return package_versions()
 
 
 def file_sha(path: str | Path) -> str:
@@ -57,7 +52,7 @@ def file_sha(path: str | Path) -> str:
 def input_fingerprint(path: str | Path) -> str:
     """A fingerprint of one input: a manifest by its content, a folder by its file list.
 
-    Manifests use :func:`scintilab.presets.manifest_fingerprint` (the one training records),
+    Manifests use :func:`scintilab.provenance.manifest_fingerprint` (the one training records),
     other files their bytes, folders their relative file names and sizes (cheap: the
     pixels are not read twice).
     """
@@ -76,8 +71,6 @@ def input_fingerprint(path: str | Path) -> str:
                     h.update(f"{os.fsencode(f.relative_to(p))!r}|{size}\n".encode())
             return "dir:" + h.hexdigest()[:16]
         if p.suffix.lower() == ".csv":
-            from scintilab.presets import manifest_fingerprint
-
             with contextlib.suppress(InputError):
                 return "manifest:" + manifest_fingerprint(p)
         return "file:" + file_sha(p)
@@ -186,7 +179,7 @@ def _record(command: str, inputs: dict[str, Any], argv: list[str] | None) -> dic
         "command": command,
         "argv": list(sys.argv[1:] if argv is None else argv),
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
-        "versions": _versions(),
+        "versions": package_versions(),
         "inputs": {k: (None if v is None else {"path": str(v), "fingerprint": input_fingerprint(v)})
                    for k, v in inputs.items()},
         "status": "running",

@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scintilab.cohorts import manifest_of
 from scintilab.errors import InputError
+from scintilab.paths import repo_path
+from scintilab.provenance import manifest_fingerprint
 from scintilab.study import CLASSES
 
 #: Fields that do not change what a run computes, left out of the fingerprint.
@@ -190,8 +193,6 @@ class TrainConfig:
         """
         if data_fingerprint is None:
             data_fingerprint = manifest_fingerprint(self.data) if self.data else ""
-            from scintilab.training import audit_fingerprint  # lazy: training imports this module
-
             audit_fp = audit_fingerprint(self)
             # the same tail training.resolve_data_fingerprint adds, so find_run agrees with train
             data_fingerprint += f"+audit:{audit_fp}" if audit_fp else ""
@@ -333,23 +334,65 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def manifest_fingerprint(manifest: str | Path) -> str:
-    """Hash of a manifest's content that matters to training (keys, labels, counts, shapes).
+def config_manifest(config: TrainConfig) -> Path:
+    """The manifest ``config.data`` names (a CSV, or a cohort folder's manifest.csv)."""
 
-    Paths and the study date are left out, so copying the cohort elsewhere keeps the hash.
+    path = repo_path(config.data)
+    try:
+        return manifest_of(path)
+    except InputError:
+        return path  # not there yet: whoever reads it says what is wrong
+
+
+#: File names ``scintilab audit --out <manifest folder>/audit`` writes; read automatically.
+AUDIT_DIR, AUDIT_FLAGS, AUDIT_REVIEW = "audit", "flags.csv", "review.csv"
+
+
+def audit_files(config: TrainConfig) -> tuple[Path | None, Path | None, str]:
+    """The audit flags and review files training uses, and where the flags came from.
+
+    ``config.audit_flags`` None looks for ``<manifest folder>/audit/flags.csv`` (used when
+    present), ``"off"`` (or ``""``/``"none"``) switches the audit off, a path must exist.
+    ``config.audit_review`` None uses ``review.csv`` beside the flags when present.
+
+    Returns:
+        ``(flags path or None, review path or None, source)`` with source ``"config"``,
+        ``"auto"``, ``"off"`` or ``"none found"``.
 
     Raises:
-        InputError: the manifest cannot be read.
+        InputError: a configured flags or review file does not exist.
     """
-    import pandas as pd
+    setting = config.audit_flags
+    if setting is not None and str(setting).strip().lower() in {"", "off", "none", "false"}:
+        return None, None, "off"
+    if setting is None:
+        if not config.data:
+            return None, None, "none found"
+        flags = config_manifest(config).parent / AUDIT_DIR / AUDIT_FLAGS
+        if not flags.is_file():
+            return None, None, "none found"
+        source = "auto"
+    else:
+        flags = repo_path(setting)
+        if not flags.is_file():
+            raise InputError(flags, "audit flags not found (run 'scintilab audit MANIFEST --out DIR' first, or set audit_flags=off)")
+        source = "config"
+    review: Path | None = None
+    if config.audit_review:
+        review = repo_path(config.audit_review)
+        if not review.is_file():
+            raise InputError(review, "audit review CSV not found")
+    elif (flags.parent / AUDIT_REVIEW).is_file():
+        review = flags.parent / AUDIT_REVIEW
+    return flags, review, source
 
-    path = Path(manifest)
-    try:
-        df = pd.read_csv(path, dtype=str).fillna("")
-    except (OSError, ValueError) as exc:
-        raise InputError(path, f"cannot read manifest ({exc})") from exc
-    cols = [c for c in ("study_key", "patient_key", "label", "views", "rows", "cols", "counts_ant", "counts_post", "lesion_count", "status") if c in df.columns]
-    if not cols:
-        raise InputError(path, "not a scintilab manifest (no study_key/label columns)")
-    table = df[cols].sort_values(cols).to_csv(index=False)
-    return hashlib.sha256(table.encode("utf-8")).hexdigest()[:16]
+
+def audit_fingerprint(config: TrainConfig) -> str:
+    """Hash of the audit files' content ("" without an audit): they change the split."""
+    flags, review, _ = audit_files(config)
+    if flags is None:
+        return ""
+    h = hashlib.sha256(flags.read_bytes())
+    if review is not None:
+        h.update(review.read_bytes())
+    return h.hexdigest()[:16]

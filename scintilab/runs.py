@@ -17,7 +17,7 @@ Layout of one run folder (written by :func:`scintilab.training.train`)::
                         record {epoch, where, message}; no model, predictions or metrics)
 
 Only pseudonymous keys are written; notebooks compare runs by reading these folders,
-never by re-training. :func:`find_or_train` reuses a finished run whose configuration
+never by re-training. :func:`scintilab.training.find_or_train` reuses a finished run whose configuration
 fingerprint matches.
 """
 from __future__ import annotations
@@ -34,6 +34,7 @@ import pandas as pd
 
 from scintilab.errors import InputError
 from scintilab.presets import TrainConfig
+from scintilab.provenance import jsonable, package_versions
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
@@ -161,28 +162,10 @@ class Run:
         return keras.saving.load_model(path, compile=False)
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of what shaped a run's numbers (recorded in ``config.json``)."""
-    import numpy
-
-    import scintilab
-
-    out = {"python": platform.python_version(), "platform": platform.platform(), "scintilab": scintilab.__version__, "numpy": numpy.__version__, "pandas": pd.__version__}
-    for mod in ("keras", "tensorflow", "jax", "torch", "sklearn", "pydicom"):
-        m = sys.modules.get(mod)
-        if m is not None:
-            out[mod] = getattr(m, "__version__", "?")
-    if "keras" in sys.modules:
-        out["keras_backend"] = sys.modules["keras"].backend.backend()
-    return out
-
-
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (a crash never leaves half a config behind)."""
-    from scintilab.evaluation import _jsonable
-
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(obj), indent=1))
+    tmp.write_text(json.dumps(jsonable(obj), indent=1))
     os.replace(tmp, path)
 
 
@@ -347,28 +330,3 @@ def find_run(config: TrainConfig, runs_root: str | Path, data_fingerprint: str |
 def run_name(config: TrainConfig, data_fingerprint: str | None = None) -> str:
     """Default folder name: ``<model>-<preset>-<dataset>-<classes>c-<fingerprint[:8]>``."""
     return f"{config.model}-{config.preset}-{config.dataset}-{config.num_classes}c-{config.fingerprint(data_fingerprint)[:8]}"
-
-
-def find_or_train(config: TrainConfig, runs_root: str | Path, *, force: bool = False, **train_kwargs: Any):
-    """Reuse a finished run with the same fingerprint, else train one into ``runs_root``.
-
-    Args:
-        config: what to run.
-        runs_root: folder holding run folders.
-        force: train again from scratch even when a finished run exists.
-        **train_kwargs: passed to :func:`scintilab.training.train` (``studies``,
-            ``dataset``, ``verbose``, ``callbacks``, ...).
-
-    Returns:
-        The :class:`scintilab.training.RunResult` (``reused`` tells which happened).
-    """
-    from scintilab.training import RunResult, train
-
-    from scintilab.training import resolve_data_fingerprint
-
-    data_fp = resolve_data_fingerprint(config, train_kwargs.get("studies"), train_kwargs.get("dataset"))
-    found = None if force else find_run(config, runs_root, data_fp)
-    if found is not None:
-        return RunResult.from_run(load_run(found), reused=True)
-    out = Path(runs_root) / run_name(config, data_fp)
-    return train(config, out, resume=not force, **train_kwargs)

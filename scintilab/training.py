@@ -38,7 +38,16 @@ import pandas as pd
 
 from scintilab import runs as runs_mod
 from scintilab.errors import EXIT_USAGE, InputError, partial_exit
-from scintilab.presets import PRESETS, TrainConfig, config_from_preset, manifest_fingerprint, parse_override
+from scintilab.presets import (
+    PRESETS,
+    TrainConfig,
+    audit_files,
+    audit_fingerprint,
+    config_from_preset,
+    config_manifest,
+    manifest_fingerprint,
+    parse_override,
+)
 from scintilab.study import CLASSES
 
 
@@ -115,20 +124,8 @@ def resolve_data_fingerprint(config: TrainConfig, studies: Sequence[Any] | None 
     if config.data:
         from scintilab.paths import repo_path
 
-        return manifest_fingerprint(_manifest(config)) + tail
+        return manifest_fingerprint(config_manifest(config)) + tail
     return tail
-
-
-def _manifest(config: TrainConfig) -> Path:
-    """The manifest ``config.data`` names (a CSV, or a cohort folder's manifest.csv)."""
-    from scintilab.cohorts import manifest_of
-    from scintilab.paths import repo_path
-
-    path = repo_path(config.data)
-    try:
-        return manifest_of(path)
-    except InputError:
-        return path  # not there yet: whoever reads it says what is wrong
 
 
 def load_image_set(config: TrainConfig, studies: Sequence[Any] | None = None, *, cache_dir: str | os.PathLike[str] | None = None, progress: bool = False) -> Any:
@@ -191,62 +188,6 @@ def _split_groups(config: TrainConfig, ds: Any) -> np.ndarray | None:
 
 
 # --------------------------------------------------------------------------- audit (issue 14)
-#: File names ``scintilab audit --out <manifest folder>/audit`` writes; read automatically.
-AUDIT_DIR, AUDIT_FLAGS, AUDIT_REVIEW = "audit", "flags.csv", "review.csv"
-
-
-def audit_files(config: TrainConfig) -> tuple[Path | None, Path | None, str]:
-    """The audit flags and review files training uses, and where the flags came from.
-
-    ``config.audit_flags`` None looks for ``<manifest folder>/audit/flags.csv`` (used when
-    present), ``"off"`` (or ``""``/``"none"``) switches the audit off, a path must exist.
-    ``config.audit_review`` None uses ``review.csv`` beside the flags when present.
-
-    Returns:
-        ``(flags path or None, review path or None, source)`` with source ``"config"``,
-        ``"auto"``, ``"off"`` or ``"none found"``.
-
-    Raises:
-        InputError: a configured flags or review file does not exist.
-    """
-    from scintilab.paths import repo_path
-
-    setting = config.audit_flags
-    if setting is not None and str(setting).strip().lower() in {"", "off", "none", "false"}:
-        return None, None, "off"
-    if setting is None:
-        if not config.data:
-            return None, None, "none found"
-        flags = _manifest(config).parent / AUDIT_DIR / AUDIT_FLAGS
-        if not flags.is_file():
-            return None, None, "none found"
-        source = "auto"
-    else:
-        flags = repo_path(setting)
-        if not flags.is_file():
-            raise InputError(flags, "audit flags not found (run 'scintilab audit MANIFEST --out DIR' first, or set audit_flags=off)")
-        source = "config"
-    review: Path | None = None
-    if config.audit_review:
-        review = repo_path(config.audit_review)
-        if not review.is_file():
-            raise InputError(review, "audit review CSV not found")
-    elif (flags.parent / AUDIT_REVIEW).is_file():
-        review = flags.parent / AUDIT_REVIEW
-    return flags, review, source
-
-
-def audit_fingerprint(config: TrainConfig) -> str:
-    """Hash of the audit files' content ("" without an audit): they change the split."""
-    flags, review, _ = audit_files(config)
-    if flags is None:
-        return ""
-    h = hashlib.sha256(flags.read_bytes())
-    if review is not None:
-        h.update(review.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def _audit_groups(ds: Any, base: np.ndarray, flags: Path, review: Path | None) -> np.ndarray:
     """Per-image groups: ``base`` groups merged along the audit's duplicate/same-patient pairs."""
     from scintilab.audit import split_groups
@@ -338,7 +279,7 @@ def _shown_path(path: Path | None, config: TrainConfig) -> str | None:
         from scintilab.paths import repo_path
 
         try:
-            return path.resolve().relative_to(_manifest(config).parent.resolve()).as_posix()
+            return path.resolve().relative_to(config_manifest(config).parent.resolve()).as_posix()
         except ValueError:
             pass
     return path.name
@@ -882,7 +823,7 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--fresh", action="store_true", help="do not resume: retrain from scratch")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     args = parser.parse_args(argv)
-    from scintilab.cohorts import resolve_manifest
+    from scintilab.ingest import resolve_manifest
 
     try:
         # absolute now: config.data is otherwise read against the project folder (repo_path)
@@ -936,3 +877,24 @@ def cli_main(argv: list[str]) -> int:
         print(f"  ... and {len(skipped) - 20} more", file=sys.stderr)
     return partial_exit("train", len(skipped), "studies left out of the dataset",
                         result.run_dir / runs_mod.SKIPPED_FILE if skipped else None)
+
+
+def find_or_train(config: TrainConfig, runs_root: str | Path, *, force: bool = False, **train_kwargs: Any):
+    """Reuse a finished run with the same fingerprint, else train one into ``runs_root``.
+
+    Args:
+        config: what to run.
+        runs_root: folder holding run folders.
+        force: train again from scratch even when a finished run exists.
+        **train_kwargs: passed to :func:`scintilab.training.train` (``studies``,
+            ``dataset``, ``verbose``, ``callbacks``, ...).
+
+    Returns:
+        The :class:`scintilab.training.RunResult` (``reused`` tells which happened).
+    """
+    data_fp = resolve_data_fingerprint(config, train_kwargs.get("studies"), train_kwargs.get("dataset"))
+    found = None if force else runs_mod.find_run(config, runs_root, data_fp)
+    if found is not None:
+        return RunResult.from_run(runs_mod.load_run(found), reused=True)
+    out = Path(runs_root) / runs_mod.run_name(config, data_fp)
+    return train(config, out, resume=not force, **train_kwargs)

@@ -71,7 +71,7 @@ def run_dir(cohort_small: CohortFixture, runs_root: Path) -> Path:
     Classifier-inRAC, so those notebooks reuse it instead of training again.
     """
     from scintilab.presets import config_from_preset
-    from scintilab.runs import find_or_train
+    from scintilab.training import find_or_train
 
     config = config_from_preset("quick", data=str(cohort_small.manifest), image_size=(128, 32), epochs=1,
                                 model_options={"width": 16}, n_boot=50, seed=0, model="inrac", dataset="D3")

@@ -119,10 +119,10 @@ def test_the_blur_rim_is_left_out_of_each_extent() -> None:
     """The extent drops its dimmest pixels (the rim the camera blur adds), about the
     rim's area and never below the share it keeps; rim 0 keeps the segmented extent."""
     from scintilab.bsi import BLUR_RIM_MIN_KEEP, BLUR_RIM_PX
-    from scintilab.hotspots import _area_px
+    from scintilab.hotspots import scaled_area_px
 
     det, _, _ = _quant("ADMet", 3)
-    rim = _area_px(det, BLUR_RIM_PX)
+    rim = scaled_area_px(det, BLUR_RIM_PX)
     called = [h for h in det.hotspots if h.metastatic and h.bone is not None]
     assert called
     for h in called:

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from scintilab.cli import main
-from scintilab.cohorts import EXPECTED, manifest_of, resolve_manifest
+from scintilab.cohorts import EXPECTED, manifest_of
+from scintilab.ingest import resolve_manifest
 from scintilab.errors import InputError
 
 

@@ -132,7 +132,7 @@ def _notebook(path: Path) -> Path:
 
 def test_dask_local_cluster_runs_a_grid_and_keeps_the_failed_run(tmp_path: Path) -> None:
     from scintilab import batch
-    from scintilab.distributed import DaskExecutor, run_batch
+    from scintilab.dask_executor import DaskExecutor
 
     nb = _notebook(tmp_path / "tiny.ipynb")
     doc = {"runs": [
@@ -144,7 +144,7 @@ def test_dask_local_cluster_runs_a_grid_and_keeps_the_failed_run(tmp_path: Path)
     specs = batch.expand_specs(doc, out_root=out)
     with DaskExecutor(n_workers=2) as ex:
         assert ex.n_workers == 2
-        result = run_batch(specs, out, executor=ex, render=False, write_index=False, log=None)
+        result = batch.run_batch(specs, out, executor=ex, render=False, write_index=False, log=None)
     status = {o.name: o.status for o in result.outcomes}
     assert status == {"good": "ok", "bad": "failed", "after-bad": "skipped"}
     good = json.loads((out / "good" / "status.json").read_text())

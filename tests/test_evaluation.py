@@ -158,7 +158,7 @@ def test_evaluate_predictions_and_tables(tmp_path) -> None:
     res = ev.evaluate_predictions(df, n_boot=100, rng=0)
     assert set(res["two_class"]) == {"sum", "merge"}
     assert res["n_patients"] == 40 and res["n_images"] == 120
-    json.dumps(ev._jsonable(res))  # JSON-ready
+    json.dumps(ev.jsonable(res))  # JSON-ready
     table = ev.metrics_table({"inrac": res})
     assert list(table.columns) == ["Accuracy", "Precision", "Recall", "Specificity", "F-1 score", "AUC"]
     assert table.loc["inrac", "Accuracy"].startswith(f"{res['metrics']['accuracy']:.4f} (")

@@ -9,11 +9,9 @@ import pytest
 
 from scintilab import reports
 from scintilab.cli import main
-from scintilab.quantify import (
-    FOLLOWUP_COLUMNS,
-    HOTSPOT_COLUMNS,
+from scintilab.quantify import FOLLOWUP_COLUMNS, HOTSPOT_COLUMNS, quantify_cohort
+from scintilab.synth.validate import (
     VALIDATION_BARS,
-    quantify_cohort,
     summarise_validations,
     validation_summary_text,
     validation_verdict,

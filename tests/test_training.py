@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scintilab import runs
+from scintilab import runs, training
 from scintilab.datasets import ImageSet
 from scintilab.presets import PRESETS, TrainConfig, config_from_preset, parse_override
 
@@ -94,7 +94,7 @@ def test_same_seed_same_history(tmp_path: Path) -> None:
     # a finished run in the same folder is reused, not retrained
     again = train(cfg, tmp_path / "a", dataset=ds)
     assert again.reused and again.model is None
-    found = runs.find_or_train(cfg, tmp_path, dataset=ds)
+    found = training.find_or_train(cfg, tmp_path, dataset=ds)
     assert found.reused and found.run_dir.name in {"a", "b"}
     with pytest.raises(ValueError, match="another configuration"):
         train(cfg.replace(learning_rate=0.5), tmp_path / "a", dataset=ds)

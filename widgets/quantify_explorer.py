@@ -18,7 +18,7 @@ from IPython.display import display
 from scintilab.followup import compare
 from scintilab.hotspots import detect_hotspots
 from scintilab.ingest import load_cohort
-from scintilab.quantify import _one_view, bsi_over_time, draw_views
+from scintilab.quantify import draw_one_view, bsi_over_time, draw_views
 from scintilab_widgets._display import show_in
 
 
@@ -95,8 +95,8 @@ class FollowupExplorer:
         _, base, fu, comp = self._cache
         fig, ax = plt.subplots(1, 3, figsize=(10, 5), gridspec_kw={"width_ratios": [1, 1, 1.6]})
         # each detection drawn at its own classifier's operating threshold, as quantified
-        _one_view(base, ax[0], "baseline", ())
-        _one_view(fu, ax[1], f"+{row['days']} d, new boxed", comp.new)
+        draw_one_view(base, ax[0], "baseline", ())
+        draw_one_view(fu, ax[1], f"+{row['days']} d, new boxed", comp.new)
         t = bsi_over_time(self.studies)
         t = t[t["patient_key"] == row["patient_key"]]
         ax[2].plot(t["days"], t["bsi"], "o-")

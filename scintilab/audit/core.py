@@ -23,41 +23,12 @@ from threadpoolctl import threadpool_limits
 from scintilab.audit import checks as C
 from scintilab.audit.signature import (StudyFeatures, nearest_neighbours, shape_vector,
                                        signature_vector, study_features)
+from scintilab.audit.kinds import FLAG_COLUMNS, KIND_ORDER, KIND_WORDS, PAIR_KINDS, REVIEW_COLUMNS
 from scintilab.errors import InputError
 from scintilab.pseudonym import pseudonymize
 from scintilab.study import Study
 
 log = logging.getLogger(__name__)
-
-FLAG_COLUMNS = ["kind", "study_a", "study_b", "score", "detail"]
-REVIEW_COLUMNS = ["kind", "study_a", "study_b", "decision", "note"]
-#: Pair findings that tie two studies to one patient (they must share a split side).
-PAIR_KINDS: tuple[str, ...] = ("exact_duplicate", "near_duplicate", "same_patient")
-#: Display order of kinds (the table is sorted by it, then by score).
-KIND_ORDER: tuple[str, ...] = (
-    "split_leak", "exact_duplicate", "near_duplicate", "same_patient", "swapped_views",
-    "mirrored_view", "head_down", "partial_sweep", "spot_view", "empty_frame", "saturation",
-    "counts_outlier", "lossy_compressed", "unreadable", "ingest_skipped", "ingest_flag",
-)
-KIND_WORDS: dict[str, str] = {
-    "split_leak": "pair across the split",
-    "exact_duplicate": "exact duplicate (same pixels, other id)",
-    "near_duplicate": "near duplicate (same acquisition, altered copy)",
-    "same_patient": "same patient under two ids (suspect, review)",
-    "swapped_views": "ANT/POST labelled the wrong way round",
-    "mirrored_view": "a view stored mirrored",
-    "head_down": "head-down image",
-    "partial_sweep": "partial sweep (body cut off)",
-    "spot_view": "spot view among whole-body studies",
-    "empty_frame": "empty frame",
-    "saturation": "saturated counts",
-    "counts_outlier": "counts far outside the cohort's range",
-    "lossy_compressed": "lossy compressed copy (counts are not raw)",
-    "unreadable": "study could not be read",
-    "ingest_skipped": "file skipped by ingest",
-    "ingest_flag": "ingest flag",
-}
-
 
 @dataclass
 class AuditResult:
@@ -142,7 +113,7 @@ def _resolve(manifest: Any) -> tuple[pd.DataFrame | None, Sequence[Study], Path 
         # ingest's in-memory manifest names its folder (attrs["root"]): skipped.csv is there
         root = manifest.attrs.get("root") or None
         return manifest.reset_index(drop=True), load_cohort(manifest, with_shapes=False), (Path(root) if root else None)
-    from scintilab.cohorts import resolve_manifest
+    from scintilab.ingest import resolve_manifest
 
     path = resolve_manifest(manifest)
     try:
@@ -650,7 +621,7 @@ def cli_main(argv: list[str]) -> int:
     from scintilab.outputs import OutputFolder
 
     try:
-        from scintilab.cohorts import resolve_manifest
+        from scintilab.ingest import resolve_manifest
 
         args.manifest = resolve_manifest(args.manifest)  # a bad input is named before --out is made
         # refused before the studies are read: a folder holding another audit, a file, no write access

@@ -36,7 +36,7 @@ def summary_tables(result: "AuditResult") -> dict[str, pd.DataFrame]:
     Returns:
         Ordered mapping of section title -> table (all ids pseudonymous).
     """
-    from scintilab.audit.core import KIND_WORDS
+    from scintilab.audit.kinds import KIND_WORDS
 
     m = result.manifest
     out: dict[str, pd.DataFrame] = {}

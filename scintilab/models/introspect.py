@@ -161,7 +161,7 @@ def count_params_table(
     """
     import pandas as pd
 
-    from scintilab.models import build_model, list_models
+    from scintilab.models.registry import build_model, list_models
 
     rows = []
     for name in models if models is not None else list_models():
