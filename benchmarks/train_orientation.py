@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_viewrec import FAMILIES, TRAIN, cut, fewer_counts, views_of  # noqa: E402
-
 from scintilab.orientation import CONFIDENCE, WEIGHTS_PATH, OrientationModel, default_model, fit, turn  # noqa: E402
 from scintilab.synth.phantom import spacing_for  # noqa: E402
 from scintilab.viewrec import view_features  # noqa: E402
+
+from train_viewrec import FAMILIES, TRAIN, cut, fewer_counts, views_of  # noqa: E402
 
 HELD_OUT = ((2101, (1024, 256)), (2102, (1024, 256)), (2103, (2048, 512)))
 PATIENTS = 40

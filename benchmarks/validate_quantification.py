@@ -58,8 +58,7 @@ if __package__ in (None, ""):
 
 from scintilab.hotspots import HotspotModel  # noqa: E402
 from scintilab.quantify import train_from_manifest  # noqa: E402
-from scintilab.synth.validate import (VALIDATION_BARS, bar_met, bar_value,  # noqa: E402
-                                      validate_against_truth, validation_verdict)
+from scintilab.synth.validate import VALIDATION_BARS, bar_met, bar_value, validate_against_truth, validation_verdict  # noqa: E402
 
 
 def _ensure_cohort(root: Path, patients: int, visits: int, seed: int, matrix: tuple[int, int]) -> Path:

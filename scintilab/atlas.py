@@ -725,7 +725,7 @@ BONE_COLOURS = (
 
 
 def draw_atlas(image: np.ndarray, atlas: Atlas, *, level: str = "region",
-               ax: Any = None, title: str | None = None) -> "Figure":
+               ax: Any = None, title: str | None = None) -> Figure:
     """Draw the atlas over the image so a user can check the fit.
 
     Args:

@@ -53,9 +53,10 @@ import re
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from scintilab.errors import InputError
 from scintilab.paths import repo_path, repo_root
@@ -107,7 +108,7 @@ class RunSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
         """Inverse of :meth:`to_dict`."""
         d = dict(d)
         d["depends_on"] = tuple(d.get("depends_on") or ())

@@ -47,13 +47,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from scipy import ndimage as ndi
 
 from scintilab.anatomy import BONE_MASS_FRACTION, BONES
 from scintilab.atlas import DRAW_ORDER
-from scintilab.hotspots import (METASTATIC_P, Detection, Hotspot, scaled_area_px, view_atlas, bone_references,
-                                 reference_image)
+from scintilab.hotspots import (
+    METASTATIC_P,
+    Detection,
+    Hotspot,
+    bone_references,
+    reference_image,
+    scaled_area_px,
+    view_atlas,
+)
 
 #: Bone area per pixel of a group's own template (its pixels in the bone map that draws
 #: it in front, :func:`front_view`): the median, over 1,380 studies of ten synthetic tuning

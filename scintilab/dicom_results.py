@@ -40,9 +40,10 @@ import csv
 import datetime as _dt
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -436,10 +437,20 @@ def build_sr(sq: Any, refs: dict[str, tuple[Dataset, int | None]], header: Datas
              plans: list[SegmentPlan], algorithm: dict[str, Any], *, series_uid: str, sop_uid: str) -> Any:
     """The TID 1500 measurement report of one study (see the module docstring)."""
     import highdicom as hd
-    from highdicom.sr import (FindingSite, Measurement, MeasurementReport, MeasurementsAndQualitativeEvaluations,
-                              ObservationContext, ObserverContext, PlanarROIMeasurementsAndQualitativeEvaluations,
-                              QualitativeEvaluation, ReferencedSegmentationFrame, SourceImageForSegmentation,
-                              TrackingIdentifier, DeviceObserverIdentifyingAttributes)
+    from highdicom.sr import (
+        DeviceObserverIdentifyingAttributes,
+        FindingSite,
+        Measurement,
+        MeasurementReport,
+        MeasurementsAndQualitativeEvaluations,
+        ObservationContext,
+        ObserverContext,
+        PlanarROIMeasurementsAndQualitativeEvaluations,
+        QualitativeEvaluation,
+        ReferencedSegmentationFrame,
+        SourceImageForSegmentation,
+        TrackingIdentifier,
+    )
 
     algo = _algorithm_sr(algorithm)
     bsi_row = sq.bsi.row()

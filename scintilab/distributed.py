@@ -22,8 +22,7 @@ Batch grids of papermill runs on Dask distributed live in :mod:`scintilab.dask_e
 from __future__ import annotations
 
 import contextlib
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 #: Accepted distribution names.

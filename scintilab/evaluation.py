@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -473,7 +472,14 @@ def _finite_predictions(run_dir: Path) -> pd.DataFrame:
         InputError: no readable predictions, or non-finite ones.
     """
     from scintilab.errors import InputError
-    from scintilab.runs import NONFINITE_STATUS, PREDICTIONS_FILE, load_predictions, nonfinite_message, read_info, run_policy
+    from scintilab.runs import (
+        NONFINITE_STATUS,
+        PREDICTIONS_FILE,
+        load_predictions,
+        nonfinite_message,
+        read_info,
+        run_policy,
+    )
 
     try:
         info = read_info(run_dir)

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -332,7 +333,7 @@ def comparison_table(
         if part.empty:
             continue
         cells: dict[str, Any] = {"": row.label, **row.extra}
-        for k, name in enumerate(metrics):
+        for name in metrics:
             hit = part[part["metric"] == name]
             v, lo, hi = (hit.iloc[0][["value", "low", "high"]] if not hit.empty else (_NAN, _NAN, _NAN))
             cells[METRIC_NAMES.get(name, name)] = _cell(float(v), float(lo), float(hi), digits)

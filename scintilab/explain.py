@@ -18,7 +18,6 @@ but less class-specific map.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,6 @@ import numpy as np
 import pandas as pd
 
 from scintilab.errors import InputError
-
-
 
 
 # --------------------------------------------------------------------------- maps

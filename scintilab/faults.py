@@ -24,9 +24,9 @@ from __future__ import annotations
 import copy
 import csv
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd

@@ -41,9 +41,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -563,7 +564,7 @@ def _match_views(ant: list[dict[str, Any]], post: list[dict[str, Any]], tol_px: 
     return out
 
 
-def detect_hotspots(study: Study, *, threshold: float = DEFAULT_THRESHOLD, model: "HotspotModel | None" = None,
+def detect_hotspots(study: Study, *, threshold: float = DEFAULT_THRESHOLD, model: HotspotModel | None = None,
                     smooth_mm: float = 2.5, match_mm: float = 12.0) -> Detection:
     """Find the hot spots of one study (see the module docstring).
 
@@ -1199,7 +1200,7 @@ class HotspotModel:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "HotspotModel":
+    def load(cls, path: str | Path) -> HotspotModel:
         """Read a model written by :meth:`save`.
 
         Raises:

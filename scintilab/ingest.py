@@ -712,7 +712,7 @@ def ingest(
             "view_source": _view_sources(chosen),
             "turned": format_turned({v: chosen[v].quarter_turns for v in VIEWS if v in chosen}),
         })
-    for name, paths in sorted(ann_index.items()):
+    for _name, paths in sorted(ann_index.items()):
         for p in paths:
             if p not in used_annotations and ann_root is not None:
                 skipped.append((_rel(p, ann_root), "annotation matches no kept study image: not used"))
@@ -793,7 +793,7 @@ class Cohort(Sequence[Study]):
 
     def subset(self, mask_or_index: Any) -> Cohort:
         """A Cohort of the manifest rows selected by a boolean mask or index list."""
-        sub = self.manifest[mask_or_index] if getattr(mask_or_index, "dtype", None) == bool else \
+        sub = self.manifest[mask_or_index] if str(getattr(mask_or_index, "dtype", "")) == "bool" else \
             self.manifest.iloc[list(mask_or_index)]
         return Cohort(sub, self.root, with_shapes=self.with_shapes)
 

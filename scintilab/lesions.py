@@ -768,7 +768,7 @@ def attach_truth(table: pd.DataFrame, truth: dict[str, dict[str, Any]], *,
         les = rec.get("lesions") or []
         if not les:
             continue
-        centres = np.array([l.get("center_rc", [np.nan, np.nan]) for l in les], float)
+        centres = np.array([one.get("center_rc", [np.nan, np.nan]) for one in les], float)
         used: set[int] = set()
         for i in idx:
             p = np.array([df.at[i, "ant_row"], df.at[i, "ant_col"]], float)
@@ -1026,7 +1026,7 @@ _CLASS_COLOURS = {"NoMet": "#7f7f7f", "ADMet": "#d62728", "nADMet": "#1f77b4"}
 
 
 def fig12_static(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES,
-                 uptake: str = "uptake") -> "Figure":
+                 uptake: str = "uptake") -> Figure:
     """Seaborn version of the paper's Fig. 12: shape, region and uptake per class.
 
     Bars give the percentage of each class's lesions (classes differ in size).
@@ -1087,7 +1087,7 @@ def fig12_plotly(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES,
     return fig
 
 
-def per_study_figure(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES) -> "Figure":
+def per_study_figure(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES) -> Figure:
     """Lesions per study, one box+strip per class."""
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -1109,7 +1109,7 @@ def per_study_figure(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSE
 
 def lesion_figure(study: Study, rows: pd.DataFrame | None = None, *, view: str = "ANT",
                   show_atlas: bool = True, columns: Sequence[str] = (
-                      "shape", "region", "area_mm2", "uptake", "ap_ratio", "contrast")) -> "Figure":
+                      "shape", "region", "area_mm2", "uptake", "ap_ratio", "contrast")) -> Figure:
     """One study's lesions outlined on a view, numbered, with their features beside.
 
     Args:

@@ -38,11 +38,11 @@ import base64
 import contextlib
 import html
 import io
-import json
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,8 +51,13 @@ from scintilab.anatomy import BONE_MASS_FRACTION, BONES
 from scintilab.bsi import BSIResult, compute_bsi
 from scintilab.errors import EXIT_FAILED, EXIT_USAGE, InputError, partial_exit
 from scintilab.followup import SAME_LESION_MM, Comparison, PatientFollowup, follow_patient
-from scintilab.hotspots import (METASTATIC_P, RULES_ENDPOINT_P, RULES_METASTATIC_P, Detection, HotspotModel,
-                                detect_hotspots)
+from scintilab.hotspots import (
+    RULES_ENDPOINT_P,
+    RULES_METASTATIC_P,
+    Detection,
+    HotspotModel,
+    detect_hotspots,
+)
 from scintilab.outputs import OutputFolder, write_csv, write_text
 from scintilab.study import Study
 
@@ -414,8 +419,8 @@ def draw_views(det: Detection, *, ax: Any = None, hotspots: bool = True, regions
     Returns:
         The matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
     import matplotlib
+    import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
 
     threshold = det.call_threshold(threshold)
@@ -577,8 +582,8 @@ def _print_pages(sq: StudyQuant, header: list[str], threshold: float) -> str:
 
 
 def draw_one_view(det: Detection, ax: Any, title: str, highlight: Sequence[Any], threshold: float | None = None) -> None:
-    import matplotlib.pyplot as plt
     import matplotlib
+    import matplotlib.pyplot as plt
 
     threshold = det.call_threshold(threshold)
     v = "ANT" if "ANT" in det.images else "POST"

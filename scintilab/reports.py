@@ -33,8 +33,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from scintilab.errors import InputError
 from scintilab.paths import repo_root

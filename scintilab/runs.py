@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,7 @@ import pandas as pd
 
 from scintilab.errors import InputError
 from scintilab.presets import TrainConfig
-from scintilab.provenance import jsonable, package_versions
+from scintilab.provenance import jsonable
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"

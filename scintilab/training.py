@@ -48,9 +48,6 @@ from scintilab.presets import (
     manifest_fingerprint,
     parse_override,
 )
-from scintilab.study import CLASSES
-
-
 
 STATE_FILE = "state.json"
 CKPT_MODEL = "last.keras"
@@ -83,7 +80,7 @@ class RunResult:
     info: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_run(cls, run: "runs_mod.Run", reused: bool = True) -> "RunResult":
+    def from_run(cls, run: runs_mod.Run, reused: bool = True) -> RunResult:
         """Wrap a :class:`scintilab.runs.Run` read from disk."""
         return cls(run.path, run.config, run.history, run.predictions, run.metrics, None, reused, 0.0, run.info)
 
@@ -122,7 +119,6 @@ def resolve_data_fingerprint(config: TrainConfig, studies: Sequence[Any] | None 
     if studies is not None:
         return studies_fingerprint(studies) + tail
     if config.data:
-        from scintilab.paths import repo_path
 
         return manifest_fingerprint(config_manifest(config)) + tail
     return tail
@@ -276,7 +272,6 @@ def _shown_path(path: Path | None, config: TrainConfig) -> str | None:
     if path is None:
         return None
     if config.data:
-        from scintilab.paths import repo_path
 
         try:
             return path.resolve().relative_to(config_manifest(config).parent.resolve()).as_posix()

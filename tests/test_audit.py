@@ -13,11 +13,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scintilab.audit import (FLAG_COLUMNS, LeakageError, audit, check_split, cli_main, read_review,
-                             record_decision, refuse_leaky_split, split_groups)
+from scintilab.audit import (
+    FLAG_COLUMNS,
+    LeakageError,
+    audit,
+    check_split,
+    cli_main,
+    read_review,
+    record_decision,
+    refuse_leaky_split,
+    split_groups,
+)
 from scintilab.errors import InputError
-from scintilab.faults import (ALL_FAULTS, PAIR_FAULTS, apply_fault, faulty_copy, plant_faults,
-                              score_detection)
+from scintilab.faults import ALL_FAULTS, PAIR_FAULTS, apply_fault, faulty_copy, plant_faults, score_detection
 from scintilab.ingest import ingest, load_cohort, read_manifest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -151,7 +159,7 @@ def test_splits_never_put_a_flagged_pair_on_both_sides(faulty_audit) -> None:
         split.loc[te, "split"] = "test"
         leaks_without_groups += len(check_split(split, res.flags))
     for seed in range(5):
-        for k, (tr, te) in enumerate(kfold_splits(ds, 5, rng=seed, groups=g)):
+        for k, (_tr, te) in enumerate(kfold_splits(ds, 5, rng=seed, groups=g)):
             split = pd.DataFrame({"study_key": ds.study_keys, "split": "train"})
             split.loc[te, "split"] = "test"
             assert check_split(split, res.flags) == [], (seed, k)

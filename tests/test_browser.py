@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from notebook_support import CohortFixture, read_notebook, smoke_metadata, smoke_parameters
 from scintilab.paths import repo_root
+
+from notebook_support import CohortFixture, read_notebook, smoke_metadata, smoke_parameters
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

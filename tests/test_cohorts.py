@@ -9,8 +9,8 @@ import pytest
 
 from scintilab.cli import main
 from scintilab.cohorts import EXPECTED, manifest_of
-from scintilab.ingest import resolve_manifest
 from scintilab.errors import InputError
+from scintilab.ingest import resolve_manifest
 
 
 def _snapshot(root: Path) -> dict[str, int]:

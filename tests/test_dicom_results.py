@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
-
 from conftest import PLANTED_ID, PLANTED_NAME
+
 from scintilab import reports
 from scintilab.cli import main
 from scintilab.dicom_results import read_seg_masks, source_views

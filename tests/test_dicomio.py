@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from conftest import phantom
 from pydicom.encaps import encapsulate
-from pathlib import Path
-
 from pydicom.uid import UID, JPEG2000Lossless, JPEGLosslessSV1, RLELossless
 
 from scintilab.dicomio import (
@@ -24,7 +24,6 @@ from scintilab.dicomio import (
     write_study,
 )
 from scintilab.errors import InputError
-from conftest import phantom
 from scintilab.pseudonym import patient_key, study_key
 
 HW = (256, 64)

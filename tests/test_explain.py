@@ -1,8 +1,6 @@
 """Tests for scintilab.explain: Grad-CAM, CBAM attention maps, overlays, the gallery."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest

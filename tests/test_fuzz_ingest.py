@@ -12,12 +12,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.tag import Tag
+from conftest import phantom
 
 from scintilab.dicomio import write_study
 from scintilab.ingest import ingest
-
-from conftest import phantom
 
 N_ROUNDS = 60
 # pydicom warns about every garbled element; what matters here is what ingest says

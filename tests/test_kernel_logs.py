@@ -49,8 +49,9 @@ def _run_notebook(tmp_path, source: str) -> list[str]:
 
 
 def test_a_kernel_that_imported_scintilab_shows_no_tensorflow_noise(tmp_path, monkeypatch) -> None:
-    from notebook_support import tf_log_lines  # the same check the notebook runs use
     import nbformat
+
+    from notebook_support import tf_log_lines  # the same check the notebook runs use
 
     # ipykernel forwards fd 2 into the notebook only outside pytest, as in a user's kernel
     monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)

@@ -349,9 +349,9 @@ def test_lesion_table_on_an_ingested_cohort(tmp_manifest):
 
 
 def test_cli_writes_the_csv_without_identity(tmp_manifest, tmp_path):
-    from scintilab.cli import main
-
     from conftest import PLANTED_ID, PLANTED_NAME
+
+    from scintilab.cli import main
 
     manifest = tmp_manifest(3, labels=["ADMet", "nADMet", "ADMet"])
     out = tmp_path / "lesions.csv"

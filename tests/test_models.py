@@ -130,7 +130,7 @@ def test_residual_block_parameter_count_by_hand():
     assert m.count_params() == with_cbam
     # The same block inside the full-width inRAC (parameter counts do not depend on H, W).
     full = build_model("inrac", input_shape=SMALL)
-    in_block = sum(l.count_params() for l in full.layers if l.name.startswith("s2b1_"))
+    in_block = sum(layer.count_params() for layer in full.layers if layer.name.startswith("s2b1_"))
     assert in_block == with_cbam
 
 
@@ -183,8 +183,8 @@ def test_inrac_and_outrac_differ_only_in_wiring(images):
     inrac = build_model("inrac", input_shape=SMALL, width=TINY_WIDTH)
     outrac = build_model("outrac", input_shape=SMALL, width=TINY_WIDTH)
     assert inrac.count_params() == outrac.count_params()
-    assert sorted(l.name for l in inrac.layers) == sorted(l.name for l in outrac.layers)
-    assert sorted(type(l).__name__ for l in inrac.layers) == sorted(type(l).__name__ for l in outrac.layers)
+    assert sorted(layer.name for layer in inrac.layers) == sorted(layer.name for layer in outrac.layers)
+    assert sorted(type(layer).__name__ for layer in inrac.layers) == sorted(type(layer).__name__ for layer in outrac.layers)
     for cbam in cbam_layers(inrac):
         block = cbam.name[: -len("_cbam")]
         assert _parent(cbam).name == f"{block}_bn2"  # inside: on the branch's BN output
@@ -203,7 +203,7 @@ def test_inrac_and_outrac_differ_only_in_wiring(images):
 def test_ablations_have_exactly_their_components():
     def kinds(name):
         m = build_model(name, input_shape=SMALL, width=TINY_WIDTH)
-        return (len(cbam_layers(m)), sum(isinstance(l, keras.layers.Add) for l in m.layers))
+        return (len(cbam_layers(m)), sum(isinstance(layer, keras.layers.Add) for layer in m.layers))
 
     assert kinds("plain") == (0, 0)
     assert kinds("attention") == (12, 0)
@@ -217,7 +217,7 @@ def test_ablations_have_exactly_their_components():
 
 def kinds_override():
     m = build_model("inrac", input_shape=SMALL, width=TINY_WIDTH, blocks=(1, 1, 1, 1))
-    return (len(cbam_layers(m)), sum(isinstance(l, keras.layers.Add) for l in m.layers))
+    return (len(cbam_layers(m)), sum(isinstance(layer, keras.layers.Add) for layer in m.layers))
 
 
 def test_attention_maps_model_shapes_and_range(images):

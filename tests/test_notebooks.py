@@ -45,8 +45,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from notebook_support import CohortFixture, smoke_metadata, smoke_parameters, tf_log_lines
 from scintilab.paths import repo_root
+
+from notebook_support import CohortFixture, smoke_metadata, smoke_parameters, tf_log_lines
 
 ROOT = repo_root()
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

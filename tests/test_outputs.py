@@ -18,6 +18,7 @@ from scintilab.outputs import LOCK_SUFFIX, RECORD_FILE, OutputFolder, atomic_wri
 def cohort(tmp_path_factory) -> Path:
     """Four studies ingested (a module-wide cohort: these tests only read it)."""
     from conftest import make_cohort
+
     from scintilab.ingest import ingest
 
     root = make_cohort(tmp_path_factory.mktemp("cohort"), 4)

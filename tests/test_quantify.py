@@ -30,7 +30,7 @@ def two_visits(tmp_path_factory) -> Path:
     assert main(["synth", str(root), "--patients", "3", "--size", "tiny", "--seed", "2", "--visits", "2",
                  "--matrix", "512x128", "--quiet"]) == 0
     # plant a recognisable name and id (the generator's are random-looking already)
-    for i, f in enumerate(sorted((root / "dicom").rglob("*.dcm"))):
+    for f in sorted((root / "dicom").rglob("*.dcm")):
         ds = pydicom.dcmread(f)
         old = str(ds.PatientID)
         ds.PatientName = f"{PLANTED_NAME}{old[-2:]}"

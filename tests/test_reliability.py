@@ -9,13 +9,12 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
+from conftest import phantom
 
 from scintilab.audit import audit
 from scintilab.cli import main as scintilab_main
 from scintilab.dicomio import write_study
 from scintilab.ingest import ingest
-
-from conftest import phantom
 
 
 def _write(folder: Path, stem: str, hw=(64, 32), seed=0, **kw) -> list[Path]:

@@ -226,7 +226,7 @@ def test_visits_same_patient_new_lesions(cohort: Path) -> None:
     for t in truths:
         by_patient.setdefault(t["patient_id"], []).append(t)
     assert len(by_patient) == 12
-    for pid, ts in by_patient.items():
+    for ts in by_patient.values():
         ts.sort(key=lambda t: t["visit"])
         assert [t["visit"] for t in ts] == [0, 1]
         assert ts[0]["date"] < ts[1]["date"]

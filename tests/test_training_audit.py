@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_cohort
 
 from scintilab.audit import LeakageError, audit
 from scintilab.faults import plant_faults_on_disk
@@ -20,8 +21,6 @@ from scintilab.ingest import ingest, load_cohort
 from scintilab.presets import config_from_preset
 from scintilab.runs import find_run
 from scintilab.training import audit_files, cli_main, load_image_set, split_indices, train
-
-from conftest import make_cohort
 
 # Eager mode, 64 x 32 input, width 4, one epoch: seconds on a CPU.
 TINY = {"image_size": (64, 32), "model_options": {"width": 4}, "epochs": 1, "batch_size": 8, "n_boot": 20,

@@ -9,8 +9,9 @@ note box and *accept* / *dismiss* buttons. Each decision is appended to the revi
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import ipywidgets as widgets
 import pandas as pd

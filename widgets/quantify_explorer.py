@@ -18,7 +18,7 @@ from IPython.display import display
 from scintilab.followup import compare
 from scintilab.hotspots import detect_hotspots
 from scintilab.ingest import load_cohort
-from scintilab.quantify import draw_one_view, bsi_over_time, draw_views
+from scintilab.quantify import bsi_over_time, draw_one_view, draw_views
 from scintilab_widgets._display import show_in
 
 
@@ -57,7 +57,7 @@ class ReportViewer:
         if fig is not None:
             show_in(self.out, fig)
 
-    def show(self) -> "ReportViewer":
+    def show(self) -> ReportViewer:
         """Display the explorer and draw the first study."""
         display(self.widget)
         self.draw()
@@ -114,7 +114,7 @@ class FollowupExplorer:
         if fig is not None:
             show_in(self.out, fig)
 
-    def show(self) -> "FollowupExplorer":
+    def show(self) -> FollowupExplorer:
         """Display the explorer and draw the first pair."""
         display(self.widget)
         self.draw()

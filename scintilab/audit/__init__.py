@@ -12,10 +12,27 @@ Public API::
 """
 from __future__ import annotations
 
-from scintilab.audit.core import (FLAG_COLUMNS, KIND_ORDER, KIND_WORDS, PAIR_KINDS, REVIEW_COLUMNS,
-                                  AuditResult, LeakageError, StraddlingPair, audit, check_split,
-                                  cli_main, dismissed_ids, ingest_findings, merged_groups, read_review,
-                                  record_decision, refuse_leaky_split, split_groups, write_outputs)
+from scintilab.audit.core import (
+                                  FLAG_COLUMNS,
+                                  KIND_ORDER,
+                                  KIND_WORDS,
+                                  PAIR_KINDS,
+                                  REVIEW_COLUMNS,
+                                  AuditResult,
+                                  LeakageError,
+                                  StraddlingPair,
+                                  audit,
+                                  check_split,
+                                  cli_main,
+                                  dismissed_ids,
+                                  ingest_findings,
+                                  merged_groups,
+                                  read_review,
+                                  record_decision,
+                                  refuse_leaky_split,
+                                  split_groups,
+                                  write_outputs,
+)
 
 __all__ = [
     "FLAG_COLUMNS", "KIND_ORDER", "KIND_WORDS", "PAIR_KINDS", "REVIEW_COLUMNS", "AuditResult",

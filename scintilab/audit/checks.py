@@ -13,7 +13,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.transform import resize
 
-from scintilab.audit.signature import StudyFeatures, ViewFeatures
+from scintilab.audit.signature import StudyFeatures
 from scintilab.study import Study
 
 #: Noise ratio below which two images are one acquisition (two acquisitions give ~1).

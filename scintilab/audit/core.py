@@ -11,19 +11,18 @@ import argparse
 import logging
 import sys
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Sequence
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from scintilab.audit import checks as C
-from scintilab.audit.signature import (StudyFeatures, nearest_neighbours, shape_vector,
-                                       signature_vector, study_features)
-from scintilab.audit.kinds import FLAG_COLUMNS, KIND_ORDER, KIND_WORDS, PAIR_KINDS, REVIEW_COLUMNS
+from scintilab.audit.kinds import FLAG_COLUMNS, KIND_ORDER, PAIR_KINDS, REVIEW_COLUMNS
+from scintilab.audit.signature import StudyFeatures, nearest_neighbours, shape_vector, signature_vector, study_features
 from scintilab.errors import InputError
 from scintilab.pseudonym import pseudonymize
 from scintilab.study import Study
@@ -593,7 +592,6 @@ AUDIT_OUTPUTS = ("flags.csv", "datacard.md", "datacard.html")
 def write_outputs(result: AuditResult, out: str | Path) -> Path:
     """Write ``flags.csv``, ``datacard.md`` and ``datacard.html`` into ``out``."""
     from scintilab.audit.datacard import write_datacard
-
     from scintilab.outputs import write_csv
 
     out = Path(out)

@@ -27,7 +27,7 @@ def _count_table(series: pd.Series, name: str) -> pd.DataFrame:
     return pd.DataFrame({name: vc.index, "studies": vc.values})
 
 
-def summary_tables(result: "AuditResult") -> dict[str, pd.DataFrame]:
+def summary_tables(result: AuditResult) -> dict[str, pd.DataFrame]:
     """The data card's tables, by section title.
 
     Args:
@@ -89,7 +89,7 @@ def summary_tables(result: "AuditResult") -> dict[str, pd.DataFrame]:
     return out
 
 
-def counts_figure(result: "AuditResult") -> Any:
+def counts_figure(result: AuditResult) -> Any:
     """Histogram of counts per view (log scale), with flagged studies marked."""
     import matplotlib.pyplot as plt
 
@@ -125,7 +125,7 @@ def _fig_png(fig: Any) -> str:
     return base64.b64encode(figure_png(fig)).decode("ascii")
 
 
-def to_markdown(result: "AuditResult") -> str:
+def to_markdown(result: AuditResult) -> str:
     """The data card as Markdown."""
     tables = summary_tables(result)
     lines = ["# Cohort data card", "",
@@ -156,7 +156,7 @@ td.k-same_patient{color:#a65e00;font-weight:600}
 """
 
 
-def to_html(result: "AuditResult") -> str:
+def to_html(result: AuditResult) -> str:
     """The data card as one self-contained HTML page (figures inlined as PNG)."""
     tables = summary_tables(result)
     small = ["Overview", "Classes", "Scanners", "Matrix sizes", "Views present", "Visits per patient",
@@ -191,7 +191,7 @@ def to_html(result: "AuditResult") -> str:
     return "\n".join(parts)
 
 
-def write_datacard(result: "AuditResult", out: str | Path) -> tuple[Path, Path]:
+def write_datacard(result: AuditResult, out: str | Path) -> tuple[Path, Path]:
     """Write ``datacard.md`` and ``datacard.html`` into ``out``; returns both paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import textwrap
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from scintilab.study import Study
-
 
 #: Panels are shown at most this many rows high (block-averaged): enough for a 260-px panel,
 #: and it keeps the figure's JSON small enough for widgets and rendered reports.

@@ -202,8 +202,8 @@ def view_features(img: np.ndarray, spacing: tuple[float, float]) -> ViewFeatures
         return ViewFeatures(float(f.sum()), mx, int((f == mx).sum()), int((f > 0).sum()), None,
                             (0.0, 0.0), empty[0], empty[1], frame,
                             np.zeros(PROFILE_LEN, np.float32), np.zeros(PROFILE_LEN, np.float32))
-    t, b, l, r = box
-    crop = f[t: b + 1, l: r + 1]
+    top, bottom, left, right = box
+    crop = f[top: bottom + 1, left: right + 1]
     thumb = _unit_sum(np.sqrt(area_resize(crop, THUMB)))
     fine = _unit_sum(area_resize(crop, THUMB_FINE))
     rowmean = crop.mean(axis=1)
@@ -219,7 +219,7 @@ def view_features(img: np.ndarray, spacing: tuple[float, float]) -> ViewFeatures
     wprof = np.array([np.interp(0.95 * t[0], c, x) - np.interp(0.05 * t[0], c, x) for c, t in zip(cum, tot)],
                      np.float32) * float(spacing[1])
     med_row = float(np.median(rowmean)) or 1.0
-    k = max(2, (b - t) // 100)
+    k = max(2, (bottom - top) // 100)
     edge = (float(rowmean[:k].mean()) / med_row, float(rowmean[-k:].mean()) / med_row)
     rc = np.cumsum(f.sum(axis=1))
     extent = float(((rc < 0.998 * rc[-1]).sum() - (rc < 0.002 * rc[-1]).sum()) * spacing[0])

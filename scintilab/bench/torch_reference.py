@@ -20,7 +20,8 @@ PyTorch is an optional dependency (the ``bench`` extra): import this module only
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -31,7 +31,6 @@ from typing import Any
 import keras
 from keras import ops
 
-
 #: Take TensorFlow's own reductions on the TensorFlow backend (see :func:`_mean`).
 FAST_TF_MEAN = True
 

@@ -6,7 +6,8 @@ CBAM spatial map. Both are nodes of the functional graph (the CBAM layers are bu
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import keras
 
@@ -144,7 +145,7 @@ def count_params_table(
     num_classes: int = 3,
     models: Iterable[str] | None = None,
     **options: Any,
-) -> "pandas.DataFrame":  # noqa: F821 - pandas imported lazily
+) -> pandas.DataFrame:  # noqa: F821 - pandas imported lazily
     """Parameters, depth and forward cost of the registered models.
 
     Args:

@@ -1,7 +1,8 @@
 """The registry of model builders: :data:`MODELS`, :func:`list_models`, :func:`build_model`."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import keras
 

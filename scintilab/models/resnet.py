@@ -15,7 +15,8 @@ convolution would otherwise let half of the stem's signal be negative.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 from keras import layers

@@ -215,7 +215,7 @@ def sample_lesions(rng: np.random.Generator, ph: Phantom, label: str, *, n: int 
     px_mm = 0.5 * (ph.spacing[0] + ph.spacing[1])
     area = ph.spacing[0] * ph.spacing[1] / 2.3**2  # counts per pixel grow with pixel area
     out: list[Finding] = []
-    for i in range(n):
+    for _ in range(n):
         shape = _choice(rng, m["shapes"])
         lo, hi = SHAPE_SIZE_MM[shape]
         size = float(rng.uniform(lo, hi) * m["size_factor"] * rng.lognormal(0.0, 0.25))

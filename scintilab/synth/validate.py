@@ -20,6 +20,7 @@ from scintilab.hotspots import METASTATIC_P, HotspotModel
 from scintilab.quantify import StudyQuant, quantify_cohort, quantify_study
 from scintilab.study import Study
 
+
 def _lesion_contrast(gm: np.ndarray, bone_map: np.ndarray, occupied: np.ndarray, lesion: dict[str, Any],
                      bone_id: int) -> float:
     """(bone + lesion uptake) / bone, the bone level taken around the lesion on its own bone.
@@ -69,7 +70,6 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
 
     from scintilab.bsi import bland_altman, repeatability
     from scintilab.followup import pcwg3_statuses
-    from scintilab.fusion import flip_posterior
     from scintilab.ingest import ingest
     from scintilab.pseudonym import study_key as make_study_key
     from scintilab.synth.cohort import write_cohort
