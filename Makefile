@@ -42,6 +42,8 @@ demo: $(STAMP)
 # of 14.9 on the 2-core CPU. TEST_ARGS= runs in one process.
 TEST_ARGS ?= -n 2 --dist loadfile
 test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest $(TEST_ARGS)
 
 # JupyterLab on the synthetic cohort (written and ingested once, as for the demo): the

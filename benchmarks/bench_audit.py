@@ -19,6 +19,7 @@ Usage::
 
 Figures depend on the machine and on whatever else runs on it; quote them with both.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,9 @@ class SimulatedCohort(Sequence):
     or half-matrix), listed in :attr:`copies` as (copy index, original index, kind).
     """
 
-    def __init__(self, n: int, matrix: tuple[int, int], bodies: int = 24, seed: int = 0,
-                 copy_share: float = 0.01) -> None:
+    def __init__(
+        self, n: int, matrix: tuple[int, int], bodies: int = 24, seed: int = 0, copy_share: float = 0.01
+    ) -> None:
         from scintilab.synth.phantom import random_anatomy, render_phantom, spacing_for
 
         rng = np.random.default_rng(seed)
@@ -60,11 +62,11 @@ class SimulatedCohort(Sequence):
             p = ph.act_post / ph.act_post.sum()
             # A bladder and an injection site: the phantom leaves them to the scan module.
             r, c = int(matrix[0] * 0.5), int(matrix[1] * 0.5)
-            a[r - 2: r + 3, c - 3: c + 4] += 0.02 / 35
-            p[r - 2: r + 3, c - 3: c + 4] += 0.005 / 35
+            a[r - 2 : r + 3, c - 3 : c + 4] += 0.02 / 35
+            p[r - 2 : r + 3, c - 3 : c + 4] += 0.005 / 35
             ir, ic = int(matrix[0] * 0.33), int(matrix[1] * (0.12 if rng.random() < 0.5 else 0.88))
-            a[ir - 1: ir + 2, ic - 1: ic + 2] += 0.01 / 9
-            p[ir - 1: ir + 2, ic - 1: ic + 2] += 0.01 / 9
+            a[ir - 1 : ir + 2, ic - 1 : ic + 2] += 0.01 / 9
+            p[ir - 1 : ir + 2, ic - 1 : ic + 2] += 0.01 / 9
             self.lam.append((a.astype(np.float32), p.astype(np.float32)))
         n_copies = int(round(n * copy_share))
         self.n_orig = n - n_copies
@@ -85,11 +87,22 @@ class SimulatedCohort(Sequence):
         counts = rng.uniform(1.0e6, 4.0e6)
         shift = (rng.uniform(-0.01, 0.015) * rows, rng.uniform(-0.03, 0.03) * cols)
         for lam in (a, p):
-            z = ndi.affine_transform(lam, (1 / zr, 1 / zc), offset=(-shift[0], (cols / 2) * (1 - 1 / zc) - shift[1]),
-                                     output_shape=(rows, cols), order=1)
+            z = ndi.affine_transform(
+                lam,
+                (1 / zr, 1 / zc),
+                offset=(-shift[0], (cols / 2) * (1 - 1 / zc) - shift[1]),
+                output_shape=(rows, cols),
+                order=1,
+            )
             out.append(rng.poisson(np.clip(z, 0, None) / max(z.sum(), 1e-12) * counts).astype(np.uint16))
-        return Study(study_key(f"bench-{self.seed}-{i}"), patient_key(f"bench-{self.seed}-{i}"),
-                     out[0], out[1][:, ::-1].copy(), self.spacing, "NoMet")
+        return Study(
+            study_key(f"bench-{self.seed}-{i}"),
+            patient_key(f"bench-{self.seed}-{i}"),
+            out[0],
+            out[1][:, ::-1].copy(),
+            self.spacing,
+            "NoMet",
+        )
 
     def __getitem__(self, i: int) -> Study:  # type: ignore[override]
         if not 0 <= i < self.n:
@@ -110,8 +123,14 @@ class SimulatedCohort(Sequence):
                 r, c = views[0].shape
                 views = [v.reshape(r // 2, 2, c // 2, 2).sum(axis=(1, 3)).astype(np.uint16) for v in views]
                 spacing = (spacing[0] * 2, spacing[1] * 2)
-            return Study(study_key(f"bench-copy-{self.seed}-{i}"), patient_key(f"bench-copy-{self.seed}-{i}"),
-                         views[0], views[1], spacing, "NoMet")
+            return Study(
+                study_key(f"bench-copy-{self.seed}-{i}"),
+                patient_key(f"bench-copy-{self.seed}-{i}"),
+                views[0],
+                views[1],
+                spacing,
+                "NoMet",
+            )
         finally:
             self.gen_seconds += time.perf_counter() - t
 
@@ -128,29 +147,44 @@ def run(n: int, matrix: tuple[int, int], bodies: int, neighbours: int) -> dict:
     dup = res.flags[res.flags["kind"].isin(["exact_duplicate", "near_duplicate"])]
     found_pairs = {frozenset(x) for x in zip(dup["study_a"], dup["study_b"])}
     found = sum(frozenset((keys[c], keys[o])) in found_pairs for c, o, _ in cohort.copies)
-    return {"n": n, "matrix": f"{matrix[0]}x{matrix[1]}", "wall_s": wall, "gen_s": cohort.gen_seconds,
-            "findings": len(res.flags), "kinds": res.kinds().to_dict(), "copies": len(cohort.copies),
-            "copies_found": found}
+    return {
+        "n": n,
+        "matrix": f"{matrix[0]}x{matrix[1]}",
+        "wall_s": wall,
+        "gen_s": cohort.gen_seconds,
+        "findings": len(res.flags),
+        "kinds": res.kinds().to_dict(),
+        "copies": len(cohort.copies),
+        "copies_found": found,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", nargs="+", default=["1000:1024x256", "10000:256x64"],
-                    help="N:ROWSxCOLS cohorts to audit")
+    ap.add_argument(
+        "--sizes", nargs="+", default=["1000:1024x256", "10000:256x64"], help="N:ROWSxCOLS cohorts to audit"
+    )
     ap.add_argument("--bodies", type=int, default=24, help="phantom bodies drawn once per cohort")
     ap.add_argument("--neighbours", type=int, default=5, help="nearest neighbours compared in full")
     args = ap.parse_args(argv)
-    print(f"# audit benchmark  ({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"python {sys.version.split()[0]}; simulated studies from arrays, no DICOM read)")
-    print(f"{'studies':>8} {'matrix':>9} {'audit s':>8} {'of which gen s':>15} {'studies/s':>10} "
-          f"{'findings':>9} {'copies found':>13}")
+    print(
+        f"# audit benchmark  ({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"python {sys.version.split()[0]}; simulated studies from arrays, no DICOM read)"
+    )
+    print(
+        f"{'studies':>8} {'matrix':>9} {'audit s':>8} {'of which gen s':>15} {'studies/s':>10} "
+        f"{'findings':>9} {'copies found':>13}"
+    )
     for spec in args.sizes:
         n_text, m_text = spec.split(":")
         rows, cols = (int(v) for v in m_text.lower().split("x"))
         r = run(int(n_text), (rows, cols), args.bodies, args.neighbours)
         net = r["wall_s"] - r["gen_s"]
-        print(f"{r['n']:>8} {r['matrix']:>9} {r['wall_s']:>8.1f} {r['gen_s']:>15.1f} {r['n'] / max(net, 1e-9):>10.1f} "
-              f"{r['findings']:>9} {r['copies_found']:>6}/{r['copies']:<6}  {r['kinds']}", flush=True)
+        print(
+            f"{r['n']:>8} {r['matrix']:>9} {r['wall_s']:>8.1f} {r['gen_s']:>15.1f} {r['n'] / max(net, 1e-9):>10.1f} "
+            f"{r['findings']:>9} {r['copies_found']:>6}/{r['copies']:<6}  {r['kinds']}",
+            flush=True,
+        )
     return 0
 
 

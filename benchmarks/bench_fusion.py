@@ -11,6 +11,7 @@ smoothing, sweep, alignment, aggregation); ``--manifest`` also times reading the
 files through :func:`scintilab.ingest.load_cohort`. Augmentation (one copy at r_T = 3,
 t_T = 3) is timed too, since D2/D3 building is fusion plus augmentation.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -9,6 +9,7 @@ Prints studies/s and files/s for the ingest (reading every file, decoding the pi
 count them, grouping, labels and manifest), plus the time spent writing the cohort.
 Figures depend on the machine and on what else runs on it: quote them with the CPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,15 +40,24 @@ def write_cohort(root: Path, n: int, shape: tuple[int, int], layout: str, seed: 
     for i in range(n):
         ant = rng.poisson(mean).astype(np.uint16)
         post = rng.poisson(mean * 1.1).astype(np.uint16)
-        write_study(root / "dicom" / f"case_{i:05d}", ant, post, stem=f"s{i:05d}", layout=layout,
-                    patient_id=f"BENCH{i:05d}", patient_name=f"Bench^{i}", study_id=f"B{i:05d}",
-                    study_date=dt.date(2020, 1, 1) + dt.timedelta(days=i % 365))
+        write_study(
+            root / "dicom" / f"case_{i:05d}",
+            ant,
+            post,
+            stem=f"s{i:05d}",
+            layout=layout,
+            patient_id=f"BENCH{i:05d}",
+            patient_name=f"Bench^{i}",
+            study_id=f"B{i:05d}",
+            study_date=dt.date(2020, 1, 1) + dt.timedelta(days=i % 365),
+        )
         labels.append((f"BENCH{i:05d}", f"B{i:05d}", ("NoMet", "ADMet", "nADMet")[i % 3]))
     pd.DataFrame(labels, columns=["patient_id", "study_id", "label"]).to_csv(root / "labels.csv", index=False)
 
 
-def bench_ingest(n: int = 1000, shape: tuple[int, int] = (1024, 256), layout: str = "multiframe",
-                 workdir: Path | None = None) -> dict[str, float]:
+def bench_ingest(
+    n: int = 1000, shape: tuple[int, int] = (1024, 256), layout: str = "multiframe", workdir: Path | None = None
+) -> dict[str, float]:
     """Write the cohort, ingest it once, and return the timings."""
     tmp = Path(tempfile.mkdtemp(prefix="bench_ingest_", dir=workdir))
     try:
@@ -61,9 +71,16 @@ def bench_ingest(n: int = 1000, shape: tuple[int, int] = (1024, 256), layout: st
         t_ingest = time.perf_counter() - t0
         if len(result.manifest) != n or result.skipped:
             raise RuntimeError(f"ingest kept {len(result.manifest)} of {n}, skipped {result.skipped[:3]}")
-        return {"studies": n, "files": n_files, "megabytes": size / 1e6, "write_s": t_write,
-                "ingest_s": t_ingest, "studies_per_s": n / t_ingest, "files_per_s": n_files / t_ingest,
-                "mb_per_s": size / 1e6 / t_ingest}
+        return {
+            "studies": n,
+            "files": n_files,
+            "megabytes": size / 1e6,
+            "write_s": t_write,
+            "ingest_s": t_ingest,
+            "studies_per_s": n / t_ingest,
+            "files_per_s": n_files / t_ingest,
+            "mb_per_s": size / 1e6 / t_ingest,
+        }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -77,12 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="scratch folder (default: system temp)")
     args = parser.parse_args(argv)
     r = bench_ingest(args.n, (args.rows, args.cols), args.layout, args.dir)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}")
-    print(f"cohort: {r['studies']} studies, {r['files']} {args.layout} files, {args.rows}x{args.cols}, "
-          f"{r['megabytes']:.0f} MB (written in {r['write_s']:.1f} s)")
-    print(f"ingest: {r['ingest_s']:.1f} s = {r['studies_per_s']:.1f} studies/s, "
-          f"{r['files_per_s']:.1f} files/s, {r['mb_per_s']:.0f} MB/s")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}"
+    )
+    print(
+        f"cohort: {r['studies']} studies, {r['files']} {args.layout} files, {args.rows}x{args.cols}, "
+        f"{r['megabytes']:.0f} MB (written in {r['write_s']:.1f} s)"
+    )
+    print(
+        f"ingest: {r['ingest_s']:.1f} s = {r['studies_per_s']:.1f} studies/s, "
+        f"{r['files_per_s']:.1f} files/s, {r['mb_per_s']:.0f} MB/s"
+    )
     return 0
 
 

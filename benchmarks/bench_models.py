@@ -13,6 +13,7 @@ Usage::
 
 Figures depend on the machine and on whatever else runs on it; quote them with both.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,9 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def time_model(name: str, size: tuple[int, int], batch: int, steps: int, num_classes: int, seed: int) -> tuple[float, float]:
+def time_model(
+    name: str, size: tuple[int, int], batch: int, steps: int, num_classes: int, seed: int
+) -> tuple[float, float]:
     """Images/s for training steps and for inference of ``name`` at ``size``."""
     import keras
 
@@ -67,8 +70,13 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=None, help="model names (default: all)")
-    parser.add_argument("--sizes", nargs="+", type=parse_size, default=[(1024, 256), (512, 128)],
-                        help="input sizes HxW for timing (default: 1024x256 512x128)")
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        type=parse_size,
+        default=[(1024, 256), (512, 128)],
+        help="input sizes HxW for timing (default: 1024x256 512x128)",
+    )
     parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement")
     parser.add_argument("--batch", type=int, default=8, help="batch size")
     parser.add_argument("--classes", type=int, default=3, help="number of classes")
@@ -82,14 +90,18 @@ def main(argv: list[str] | None = None) -> int:
 
     import keras
 
-    print(f"# Model zoo benchmark\n\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}, Keras {keras.__version__} ({keras.backend.backend()})\n")
+    print(
+        f"# Model zoo benchmark\n\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, Keras {keras.__version__} ({keras.backend.backend()})\n"
+    )
     table = count_params_table(input_shape=(1024, 256, 1), num_classes=args.classes, models=names)
     print("| model | params | trainable | depth | CBAM | features | GFLOPs @1024x256 |")
     print("|---|---:|---:|---:|---:|---|---:|")
     for name, row in table.iterrows():
-        print(f"| {name} | {row.params:,} | {row.trainable:,} | {row.depth} | {row.cbam} | "
-              f"{row.features} | {row.gflops:.1f} |")
+        print(
+            f"| {name} | {row.params:,} | {row.trainable:,} | {row.depth} | {row.cbam} | "
+            f"{row.features} | {row.gflops:.1f} |"
+        )
     if args.no_speed:
         return 0
     print(f"\nCPU images/s, batch {args.batch}, {args.steps} timed steps after 1 warm-up step\n")

@@ -20,6 +20,7 @@ and highest round beside it (as ``scintilab bench`` does on CPUs):
 It also runs on a CPU (slowly) so that it is tested before a lease: ``--size 64x16
 --batch 4 --rounds 2 --steps 1 --ceiling-n 256`` takes seconds there.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,8 +89,9 @@ def contenders(size: tuple[int, int], batch: int, precision: str) -> dict[str, C
     return {"train": train, "infer": infer}
 
 
-def measure(size: tuple[int, int], batch: int, steps: int, rounds: int, precisions: list[str],
-            ceiling_n: int) -> dict[str, Any]:
+def measure(
+    size: tuple[int, int], batch: int, steps: int, rounds: int, precisions: list[str], ceiling_n: int
+) -> dict[str, Any]:
     """Everything the module docstring lists, as one dict (also printed as lines)."""
     import jax
     import keras
@@ -117,13 +119,31 @@ def measure(size: tuple[int, int], batch: int, steps: int, rounds: int, precisio
         mode, p = name.split("/")
         median = statistics.median(values)
         per_image = 3.0 * fwd if mode == "train" else fwd
-        results.append({"mode": mode, "precision": p, "median": median, "low": min(values), "high": max(values),
-                        "rounds": values, "fraction_of_ceiling": per_image * median / 1e9 / ceilings[p]})
+        results.append(
+            {
+                "mode": mode,
+                "precision": p,
+                "median": median,
+                "low": min(values),
+                "high": max(values),
+                "rounds": values,
+                "fraction_of_ceiling": per_image * median / 1e9 / ceilings[p],
+            }
+        )
     train_rates = {r["precision"]: r["median"] for r in results if r["mode"] == "train"}
     return {
-        "device": str(jax.devices()[0]), "backend": keras.backend.backend(), "python": platform.python_version(),
-        "jax": jax.__version__, "keras": keras.__version__, "size": list(size), "batch": batch, "steps": steps,
-        "rounds": rounds, "forward_gflops": fwd / 1e9, "ceiling_gflops": ceilings, "ceiling_n": ceiling_n,
+        "device": str(jax.devices()[0]),
+        "backend": keras.backend.backend(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "keras": keras.__version__,
+        "size": list(size),
+        "batch": batch,
+        "steps": steps,
+        "rounds": rounds,
+        "forward_gflops": fwd / 1e9,
+        "ceiling_gflops": ceilings,
+        "ceiling_n": ceiling_n,
         "results": results,
         "paper_epoch_s": {p: PAPER_TRAIN_IMAGES / v for p, v in train_rates.items()},
         "paper_train_images_per_epoch": PAPER_TRAIN_IMAGES,
@@ -132,17 +152,28 @@ def measure(size: tuple[int, int], batch: int, steps: int, rounds: int, precisio
 
 def markdown(raw: dict[str, Any]) -> str:
     """A BENCHMARKS.md table of :func:`measure`'s figures."""
-    lines = [f"Device {raw['device']} (Keras {raw['keras']} on {raw['backend']} {raw['jax']}, XLA). "
-             f"inRAC {raw['size'][0]}x{raw['size'][1]}, batch {raw['batch']}, {raw['steps']} steps per round, "
-             f"{raw['rounds']} interleaved rounds, median and lowest-highest. Matmul ceiling "
-             + ", ".join(f"{p} {v:,.0f} GFLOP/s" for p, v in raw["ceiling_gflops"].items())
-             + f" ({raw['ceiling_n']}^2).", "",
-             "| step | precision | median img/s | rounds low-high | of ceiling |", "|---|---|---:|---|---:|"]
+    lines = [
+        f"Device {raw['device']} (Keras {raw['keras']} on {raw['backend']} {raw['jax']}, XLA). "
+        f"inRAC {raw['size'][0]}x{raw['size'][1]}, batch {raw['batch']}, {raw['steps']} steps per round, "
+        f"{raw['rounds']} interleaved rounds, median and lowest-highest. Matmul ceiling "
+        + ", ".join(f"{p} {v:,.0f} GFLOP/s" for p, v in raw["ceiling_gflops"].items())
+        + f" ({raw['ceiling_n']}^2).",
+        "",
+        "| step | precision | median img/s | rounds low-high | of ceiling |",
+        "|---|---|---:|---|---:|",
+    ]
     for r in raw["results"]:
-        lines.append(f"| {r['mode']} | {r['precision']} | {r['median']:.1f} | {r['low']:.1f}-{r['high']:.1f} | "
-                     f"{100 * r['fraction_of_ceiling']:.1f}% |")
-    lines += ["", "Paper preset epoch (" + f"{raw['paper_train_images_per_epoch']} training images): "
-              + ", ".join(f"{p} {s:.1f} s" for p, s in raw["paper_epoch_s"].items()) + "."]
+        lines.append(
+            f"| {r['mode']} | {r['precision']} | {r['median']:.1f} | {r['low']:.1f}-{r['high']:.1f} | "
+            f"{100 * r['fraction_of_ceiling']:.1f}% |"
+        )
+    lines += [
+        "",
+        "Paper preset epoch ("
+        + f"{raw['paper_train_images_per_epoch']} training images): "
+        + ", ".join(f"{p} {s:.1f} s" for p, s in raw["paper_epoch_s"].items())
+        + ".",
+    ]
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ Usage::
 
     .venv/bin/python benchmarks/measure_template_scale.py --cohort DIR [--json OUT.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,9 +57,12 @@ def measure(cohort: Path) -> dict[str, dict[str, float]]:
     out = {}
     for b, r in ratios.items():
         a = np.asarray(r, float)
-        out[b] = {"n": int(a.size), "median": float(np.median(a)) if a.size else float("nan"),
-                  "cv": float(a.std() / a.mean()) if a.size > 1 else float("nan"),
-                  "in_use": TEMPLATE_AREA_SCALE[b]}
+        out[b] = {
+            "n": int(a.size),
+            "median": float(np.median(a)) if a.size else float("nan"),
+            "cv": float(a.std() / a.mean()) if a.size > 1 else float("nan"),
+            "in_use": TEMPLATE_AREA_SCALE[b],
+        }
     return out
 
 
@@ -68,15 +72,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None, help="also write the table here")
     args = p.parse_args(argv)
     if not (args.cohort / "manifest.csv").exists() or not (args.cohort / "truth").is_dir():
-        print(f"error: {args.cohort} holds no manifest.csv and truth/ (write one with `scintilab synth`, "
-              "then ingest it)", file=sys.stderr)
+        print(
+            f"error: {args.cohort} holds no manifest.csv and truth/ (write one with `scintilab synth`, then ingest it)",
+            file=sys.stderr,
+        )
         return 2
     t0 = time.perf_counter()
     table = measure(args.cohort)
     print(f"{'bone group':16s} {'n':>5s} {'median':>7s} {'cv':>6s} {'in use':>7s} {'median/in use':>14s}")
     for b, row in table.items():
-        print(f"{b:16s} {row['n']:5d} {row['median']:7.3f} {row['cv']:6.3f} {row['in_use']:7.3f} "
-              f"{row['median'] / row['in_use']:14.3f}")
+        print(
+            f"{b:16s} {row['n']:5d} {row['median']:7.3f} {row['cv']:6.3f} {row['in_use']:7.3f} "
+            f"{row['median'] / row['in_use']:14.3f}"
+        )
     print(f"{time.perf_counter() - t0:.1f} s")
     if args.json:
         args.json.write_text(json.dumps(table, indent=1))

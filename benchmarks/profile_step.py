@@ -15,6 +15,7 @@ Thread time is summed over TensorFlow's inter-op threads, so on a 2-core machine
 about twice the wall time; "IDLE" is time those threads waited. Compare profiles taken on
 a quiet machine only: another job on the cores stretches every op.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,11 @@ def _part(op: str, op_type: str) -> str:
     if op_type == "IDLE":
         return "executor idle"
     if "Conv2D" in op_type:
-        for key, name in (("cbam", "CBAM convolution"), ("stem", "stem convolution"), ("proj", "projection convolution")):
+        for key, name in (
+            ("cbam", "CBAM convolution"),
+            ("stem", "stem convolution"),
+            ("proj", "projection convolution"),
+        ):
             if key in op:
                 return name
         return "3x3 convolutions"
@@ -87,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     step()
     wall = time.perf_counter() - t0
     tf.profiler.experimental.stop()
-    print(f"inrac {args.mode} {args.precision} {rows_}x{cols_} batch {args.batch}: {wall:.2f} s "
-          f"({args.batch / wall:.2f} img/s) in the profiled step; trace in {logdir}")
+    print(
+        f"inrac {args.mode} {args.precision} {rows_}x{cols_} batch {args.batch}: {wall:.2f} s "
+        f"({args.batch / wall:.2f} img/s) in the profiled step; trace in {logdir}"
+    )
     try:
         from xprof.convert import raw_to_tool_data
     except ImportError:

@@ -14,6 +14,7 @@ how the README's quantification figures are put together::
 A file written with a hot-spot model holds both classifiers; ``--classifier`` picks one
 (default: ``rules``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,9 @@ def load(paths: list[Path], classifier: str) -> dict[str, dict]:
             print(f"{p}: not a validation JSON ({err}); skipped", file=sys.stderr)
             continue
         # A rules-only run writes its figures at the top level; a run with a model nests them.
-        fig = data.get(classifier) if classifier in data else (data if classifier == "rules" and "bsi" in data else None)
+        fig = (
+            data.get(classifier) if classifier in data else (data if classifier == "rules" and "bsi" in data else None)
+        )
         if fig is None:
             print(f"{p}: holds no '{classifier}' figures; skipped", file=sys.stderr)
             continue

@@ -10,6 +10,7 @@ at 2048x512, in the variety families of ``train_viewrec.py``, each view given he
 turned. "Wrongly turned" is the share of head-up views the model would turn with
 confidence: the error that costs most.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,12 @@ def training_set(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
             for img in (ant, post):
                 copies = [img, img[:, ::-1]]
                 for _ in range(AUGMENTED_COPIES):
-                    aug = cut(img, rng.uniform(0, 0.3) * (rng.random() < 0.5), rng.uniform(0, 0.5) * (rng.random() < 0.5))
-                    copies.append(fewer_counts(aug[:, ::-1] if rng.random() < 0.5 else aug, rng.uniform(0.15, 1.0), rng))
+                    aug = cut(
+                        img, rng.uniform(0, 0.3) * (rng.random() < 0.5), rng.uniform(0, 0.5) * (rng.random() < 0.5)
+                    )
+                    copies.append(
+                        fewer_counts(aug[:, ::-1] if rng.random() < 0.5 else aug, rng.uniform(0.15, 1.0), rng)
+                    )
                 for c in copies:
                     up.append(view_features(c, sp))
                     down.append(view_features(turn(c), sp))
@@ -58,15 +63,22 @@ def measure(model: OrientationModel, rng: np.random.Generator) -> list[tuple[str
                     v = f(img, rng)
                     for given, head_up in ((v, True), (turn(v), False)):
                         c = model.call([given], sp)
-                        per[name].append((c.head_up == head_up, c.confident,
-                                          head_up and c.confident and not c.head_up))
+                        per[name].append((c.head_up == head_up, c.confident, head_up and c.confident and not c.head_up))
     rows = []
     for name, res in per.items():
         ok = np.array([r[0] for r in res])
         conf = np.array([r[1] for r in res])
         wrong_turn = np.array([r[2] for r in res])
-        rows.append((name, len(res), float(ok.mean()), float(conf.mean()),
-                     float(ok[conf].mean()) if conf.any() else float("nan"), float(wrong_turn.sum() / (len(res) / 2))))
+        rows.append(
+            (
+                name,
+                len(res),
+                float(ok.mean()),
+                float(conf.mean()),
+                float(ok[conf].mean()) if conf.any() else float("nan"),
+                float(wrong_turn.sum() / (len(res) / 2)),
+            )
+        )
     return rows
 
 
@@ -80,14 +92,23 @@ def main(argv: list[str] | None = None) -> int:
         model = default_model()
     else:
         up, down = training_set(np.random.default_rng(0))
-        model = fit(up, down, info={"train_seeds": [s for s, _ in TRAIN],
-                                    "train_matrices": sorted({f"{m[0]}x{m[1]}" for _, m in TRAIN}),
-                                    "train_views": int(len(up)), "script": "benchmarks/train_orientation.py"})
+        model = fit(
+            up,
+            down,
+            info={
+                "train_seeds": [s for s, _ in TRAIN],
+                "train_matrices": sorted({f"{m[0]}x{m[1]}" for _, m in TRAIN}),
+                "train_views": int(len(up)),
+                "script": "benchmarks/train_orientation.py",
+            },
+        )
         model.to_json(args.out)
         print(f"trained on {len(up)} views (each upright and turned) in {time.perf_counter() - t0:.0f} s -> {args.out}")
     rows = measure(model, np.random.default_rng(1))
-    print(f"\nHeld-out seeds {', '.join(str(s) for s, _ in HELD_OUT)}, each view head-up and turned "
-          f"(confident: p >= {CONFIDENCE:.2f})\n")
+    print(
+        f"\nHeld-out seeds {', '.join(str(s) for s, _ in HELD_OUT)}, each view head-up and turned "
+        f"(confident: p >= {CONFIDENCE:.2f})\n"
+    )
     print("| Variety | Views | Accuracy | Confident | Accuracy when confident | Head-up views wrongly turned |")
     print("|---|---|---|---|---|---|")
     for name, n, acc, conf, acc_c, wrong in rows:

@@ -9,6 +9,7 @@ with a random cut field of view and a random count level. Held out: seeds 2001-2
 1024x256 and seed 2003 at 2048x512 (a matrix the training never saw), each in the
 variety families below; the pair figures decide both views of one study together.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,7 @@ def views_of(seed: int, matrix: tuple[int, int], n: int) -> list[tuple[np.ndarra
 
 def cut(img: np.ndarray, top: float, bottom: float) -> np.ndarray:
     h = img.shape[0]
-    return img[int(top * h):h - int(bottom * h)]
+    return img[int(top * h) : h - int(bottom * h)]
 
 
 def fewer_counts(img: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
@@ -66,8 +67,12 @@ def training_set(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
             for img, is_ant in ((ant, 1), (post, 0)):
                 copies = [img, img[:, ::-1]]
                 for _ in range(AUGMENTED_COPIES):
-                    aug = cut(img, rng.uniform(0, 0.3) * (rng.random() < 0.5), rng.uniform(0, 0.5) * (rng.random() < 0.5))
-                    copies.append(fewer_counts(aug[:, ::-1] if rng.random() < 0.5 else aug, rng.uniform(0.15, 1.0), rng))
+                    aug = cut(
+                        img, rng.uniform(0, 0.3) * (rng.random() < 0.5), rng.uniform(0, 0.5) * (rng.random() < 0.5)
+                    )
+                    copies.append(
+                        fewer_counts(aug[:, ::-1] if rng.random() < 0.5 else aug, rng.uniform(0.15, 1.0), rng)
+                    )
                 for c in copies:
                     X.append(view_features(c, sp))
                     y.append(is_ant)
@@ -94,8 +99,15 @@ def measure(rec: ViewRecogniser, rng: np.random.Generator) -> list[tuple[str, in
     for name, res in per.items():
         ok = np.array([r[0] for r in res])
         conf = np.array([r[1] for r in res])
-        rows.append((name, len(res), float(ok.mean()), float(conf.mean()),
-                     float(ok[conf].mean()) if conf.any() else float("nan")))
+        rows.append(
+            (
+                name,
+                len(res),
+                float(ok.mean()),
+                float(conf.mean()),
+                float(ok[conf].mean()) if conf.any() else float("nan"),
+            )
+        )
     return rows
 
 
@@ -109,8 +121,16 @@ def main(argv: list[str] | None = None) -> int:
         rec = default_recogniser()
     else:
         X, y = training_set(np.random.default_rng(0))
-        rec = fit(X, y, info={"train_seeds": [s for s, _ in TRAIN], "train_matrices": sorted({f"{m[0]}x{m[1]}" for _, m in TRAIN}),
-                              "train_views": int(len(y)), "script": "benchmarks/train_viewrec.py"})
+        rec = fit(
+            X,
+            y,
+            info={
+                "train_seeds": [s for s, _ in TRAIN],
+                "train_matrices": sorted({f"{m[0]}x{m[1]}" for _, m in TRAIN}),
+                "train_views": int(len(y)),
+                "script": "benchmarks/train_viewrec.py",
+            },
+        )
         rec.to_json(args.out)
         print(f"trained on {len(y)} views in {time.perf_counter() - t0:.0f} s -> {args.out}")
     rows = measure(rec, np.random.default_rng(1))

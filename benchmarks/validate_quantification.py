@@ -44,6 +44,7 @@ A cohort is written (``scintilab synth``) and ingested when its folder holds non
 training cohort with seed 1). CPU timings depend on the machine; the figures do not
 (same seed, same numbers).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -100,10 +101,13 @@ def comparison_table(results: dict[str, dict[str, Any]]) -> str:
         "operating threshold (p >=)": lambda r: f"{r['operating_threshold']:.2f}",
         "BSI / follow-up cut (p >=)": lambda r: f"{r['endpoint_threshold']:.2f}",
         "false positives per scan at the operating point": lambda r: f"{r['fp_per_scan_at_op']:.2f}",
-        "FP/scan at the best <=1 FP/scan threshold": lambda r: f"{r['fp_per_scan_at_that_threshold'] or float('nan'):.2f}",
+        "FP/scan at the best <=1 FP/scan threshold": lambda r: (
+            f"{r['fp_per_scan_at_that_threshold'] or float('nan'):.2f}"
+        ),
         "BSI Bland-Altman bias (points)": lambda r: f"{r['bsi'].get('bias', float('nan')):+.3f}",
-        "BSI Bland-Altman 95% limits (points)":
-            lambda r: f"{r['bsi'].get('loa_low', float('nan')):+.2f}..{r['bsi'].get('loa_high', float('nan')):+.2f}",
+        "BSI Bland-Altman 95% limits (points)": lambda r: (
+            f"{r['bsi'].get('loa_low', float('nan')):+.2f}..{r['bsi'].get('loa_high', float('nan')):+.2f}"
+        ),
         "repeatability SD (BSI points)": lambda r: f"{(r.get('repeatability') or {}).get('sd', float('nan')):.3f}",
     }
     for what, fn in extra.items():
@@ -121,13 +125,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--matrix", default="1024x256")
     p.add_argument("--repeats", type=int, default=6, help="re-simulations for repeatability")
     p.add_argument("--hotspot-model", type=Path, default=None, help="validate this trained hot-spot model (JSON)")
-    p.add_argument("--train-cohort", type=Path, default=None,
-                   help="train a hot-spot model on this cohort's LabelMe annotations first (written with seed 1 "
-                        "when absent), then validate it on --cohort")
+    p.add_argument(
+        "--train-cohort",
+        type=Path,
+        default=None,
+        help="train a hot-spot model on this cohort's LabelMe annotations first (written with seed 1 "
+        "when absent), then validate it on --cohort",
+    )
     p.add_argument("--save-model", type=Path, default=None, help="where --train-cohort saves the model")
     p.add_argument("--no-rules", action="store_true", help="with a model: do not validate the default rules too")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="override the operating threshold (default: each classifier's own)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="override the operating threshold (default: each classifier's own)",
+    )
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     rows, cols = (int(v) for v in args.matrix.lower().split("x"))
@@ -140,18 +152,28 @@ def main(argv: list[str] | None = None) -> int:
         out = args.save_model or (args.train_cohort / "hotspot_model.json")
         model = train_from_manifest(manifest, out, progress=True)
         i = model.info
-        print(f"hot-spot model trained on {i['scans']} scans of {i['patients']} patients ({args.train_cohort}): "
-              f"{i['hotspots']} hot spots, {i['positives']} annotated lesions; operating threshold "
-              f"{i['raw_threshold']:.2f} chosen out of fold on that cohort ({i['cv_fp_per_scan']} FP/scan, "
-              f"{i['cv_share_called']} of its lesion hot spots) -> {out}")
+        print(
+            f"hot-spot model trained on {i['scans']} scans of {i['patients']} patients ({args.train_cohort}): "
+            f"{i['hotspots']} hot spots, {i['positives']} annotated lesions; operating threshold "
+            f"{i['raw_threshold']:.2f} chosen out of fold on that cohort ({i['cv_fp_per_scan']} FP/scan, "
+            f"{i['cv_share_called']} of its lesion hot spots) -> {out}"
+        )
     elif args.hotspot_model is not None:
         model = HotspotModel.load(args.hotspot_model)
     results: dict[str, dict[str, Any]] = {}
     runs = [("rules", None)] if model is None else ([] if args.no_rules else [("rules", None)]) + [("learned", model)]
     for name, m in runs:
-        res = validate_against_truth(args.cohort, n_patients=args.patients, visits=args.visits, seed=args.seed,
-                                     matrix=(rows, cols), repeats=args.repeats, progress=True, hotspot_model=m,
-                                     threshold=args.threshold)
+        res = validate_against_truth(
+            args.cohort,
+            n_patients=args.patients,
+            visits=args.visits,
+            seed=args.seed,
+            matrix=(rows, cols),
+            repeats=args.repeats,
+            progress=True,
+            hotspot_model=m,
+            threshold=args.threshold,
+        )
         results[name] = res
         print(f"\n=== {name} ({'default rules' if m is None else 'learned hot-spot model'}) on {args.cohort} ===")
         print(res["text"])
@@ -165,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         out_json = {n: {k: v for k, v in r.items() if k != "frames"} for n, r in results.items()}
         if model is not None:
             out_json["model_info"] = model.info
-        args.json.write_text(json.dumps(out_json if len(results) > 1 or model is not None else
-                                        out_json["rules"], indent=1, default=str))
+        args.json.write_text(
+            json.dumps(out_json if len(results) > 1 or model is not None else out_json["rules"], indent=1, default=str)
+        )
     return 0
 
 

@@ -8,6 +8,7 @@ statistics, quantification (hotspots, Bone Scan Index, follow-up) and a cohort a
 Heavy modules (Keras, plotting) are imported lazily by the modules that need them, so
 ``import scintilab`` stays cheap.
 """
+
 from __future__ import annotations
 
 import os as _os

@@ -1,4 +1,5 @@
 """``python -m scintilab`` runs the console command."""
+
 import sys
 
 from scintilab.cli import main

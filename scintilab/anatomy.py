@@ -4,6 +4,7 @@ One source for the synthetic generator (ground truth), the lesion-statistics atl
 (coarse regions, the paper's Fig. 12b) and the Bone Scan Index (fine bones with their
 share of skeletal mass).
 """
+
 from __future__ import annotations
 
 #: Coarse body regions used by lesion statistics (issue: lesion statistics; paper Fig. 12b).

@@ -36,6 +36,7 @@ and lesion assignment may use the anterior/posterior count ratio as a depth cue
 The posterior view is stored mirrored (patient's left on the image left); the atlas
 records it (:attr:`Atlas.mirrored`) because left and right matter for limbs only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -155,8 +156,7 @@ class Landmarks:
         row = np.asarray(row, dtype=float)
         if self.spine_rows.size < 2:
             return np.asarray(self.midline(row), float)
-        off = np.interp(row, self.spine_rows, self.spine_offset,
-                        left=self.spine_offset[0], right=self.spine_offset[-1])
+        off = np.interp(row, self.spine_rows, self.spine_offset, left=self.spine_offset[0], right=self.spine_offset[-1])
         return np.asarray(self.midline(row), float) + off
 
     def midline(self, row: float | np.ndarray) -> float | np.ndarray:
@@ -166,9 +166,14 @@ class Landmarks:
     def as_dict(self) -> dict[str, float]:
         """Landmark rows and midline/width as plain floats (for tables)."""
         return {
-            "top": self.top, "neck": self.neck, "shoulder": self.shoulder,
-            "bladder": self.bladder, "knee": self.knee, "sole": self.sole,
-            "midline_a": self.midline_a, "midline_b": self.midline_b,
+            "top": self.top,
+            "neck": self.neck,
+            "shoulder": self.shoulder,
+            "bladder": self.bladder,
+            "knee": self.knee,
+            "sole": self.sole,
+            "midline_a": self.midline_a,
+            "midline_b": self.midline_b,
             "half_width": self.half_width,
         }
 
@@ -250,8 +255,7 @@ class Atlas:
         c = int(np.clip(round(col), 0, self.shape[1] - 1))
         if bmap[r, c]:
             return BONES[bmap[r, c] - 1]
-        _, (ir, ic) = ndi.distance_transform_edt(bmap == 0, return_indices=True,
-                                                 sampling=self.spacing)
+        _, (ir, ic) = ndi.distance_transform_edt(bmap == 0, return_indices=True, sampling=self.spacing)
         return BONES[bmap[ir[r, c], ic[r, c]] - 1]
 
     def assign_bone(self, mask: np.ndarray, ap_ratio: float | None = None) -> str | None:
@@ -357,8 +361,7 @@ class Atlas:
         body_vals = sm[self.body]
         level = float(np.median(body_vals)) if body_vals.size else 0.0
         bone_like = (sm > factor * max(level, 1e-6)) & self.body
-        near = ndi.binary_dilation(self.bone_map() > 0,
-                                   iterations=max(1, int(round(6.0 / self.spacing[1]))))
+        near = ndi.binary_dilation(self.bone_map() > 0, iterations=max(1, int(round(6.0 / self.spacing[1]))))
         mask = bone_like & near
         return mask & ~self.bladder_mask(img)
 
@@ -371,7 +374,7 @@ class Atlas:
             return np.zeros(self.shape, bool)
         r = int(np.clip(round(lm.bladder), 0, self.shape[0] - 1))
         c = int(np.clip(round(float(lm.midline(lm.bladder))), 0, self.shape[1] - 1))
-        peak = sm[max(r - 3, 0): r + 4, max(c - 3, 0): c + 4].max()
+        peak = sm[max(r - 3, 0) : r + 4, max(c - 3, 0) : c + 4].max()
         lab, _ = ndi.label(sm > 0.5 * peak)
         keep = lab[r, c]
         return (lab == keep) if keep else np.zeros(self.shape, bool)
@@ -434,8 +437,9 @@ def body_mask(image: np.ndarray, spacing: tuple[float, float] = (2.3, 2.3)) -> n
     return ndi.binary_fill_holes(mask)
 
 
-def fit_atlas(image: np.ndarray, *, view: str = "ANT",
-              spacing: tuple[float, float] = (2.3, 2.3), other: np.ndarray | None = None) -> Atlas:
+def fit_atlas(
+    image: np.ndarray, *, view: str = "ANT", spacing: tuple[float, float] = (2.3, 2.3), other: np.ndarray | None = None
+) -> Atlas:
     """Fit the landmark-based atlas to one whole-body view.
 
     Args:
@@ -469,8 +473,7 @@ def fit_atlas(image: np.ndarray, *, view: str = "ANT",
         raise ValueError(f"other view shape {spine_img.shape} differs from {img.shape}")
     lm.spine_rows, lm.spine_offset = _trace_spine(spine_img, lm, spacing)
     lm.found["spine"] = lm.spine_rows.size > 0
-    return Atlas(shape=img.shape, view=view, mirrored=(view == "POST"), spacing=spacing,
-                 landmarks=lm, body=body)
+    return Atlas(shape=img.shape, view=view, mirrored=(view == "POST"), spacing=spacing, landmarks=lm, body=body)
 
 
 def other_view_in_frame(fusion: Any, view: str) -> np.ndarray | None:
@@ -559,17 +562,17 @@ def _landmarks(img: np.ndarray, body: np.ndarray, spacing: tuple[float, float]) 
 
     # Neck: narrowest row between the jaw and the shoulders.
     a, b = clamp_row(top + 0.07 * height), clamp_row(top + 0.20 * height)
-    neck = float(a + np.argmin(w_s[a: b + 1])) if b > a else prop("neck")
-    found["neck"] = b > a and w_s[int(neck)] < 0.8 * w_s[a: b + 1].max()
+    neck = float(a + np.argmin(w_s[a : b + 1])) if b > a else prop("neck")
+    found["neck"] = b > a and w_s[int(neck)] < 0.8 * w_s[a : b + 1].max()
     if not found["neck"]:
         neck = prop("neck")
 
     # Shoulder line: the width climbs from the neck to the chest-with-arms width.
     c0, c1 = clamp_row(neck + 0.08 * height), clamp_row(neck + 0.20 * height)
-    chest_w = float(np.median(w_s[c0: c1 + 1])) if c1 > c0 else float(w_s.max())
+    chest_w = float(np.median(w_s[c0 : c1 + 1])) if c1 > c0 else float(w_s.max())
     neck_w = float(w_s[clamp_row(neck)])
     target = neck_w + 0.7 * (chest_w - neck_w)
-    seg = w_s[clamp_row(neck): c0 + 1]
+    seg = w_s[clamp_row(neck) : c0 + 1]
     hit = np.flatnonzero(seg >= target)
     found["shoulder"] = bool(hit.size) and found["neck"]
     shoulder = float(clamp_row(neck) + hit[0]) if found["shoulder"] else prop("shoulder")
@@ -608,7 +611,7 @@ def _landmarks(img: np.ndarray, body: np.ndarray, spacing: tuple[float, float]) 
     # vertex and sole) breaks the remaining ties the same way.
     sm = ndi.gaussian_filter(img, _sigma_px(spacing, 10.0))
     b0, b1 = clamp_row(top + 0.47 * height), clamp_row(top + 0.64 * height)
-    band = sm[b0: b1 + 1].copy()
+    band = sm[b0 : b1 + 1].copy()
     cgrid = cols[None, :] - np.array([midline(r) for r in range(b0, b1 + 1)])[:, None]
     band[np.abs(cgrid) > 0.35 * half_width] = 0
     v_rows = (np.arange(b0, b1 + 1) - top) / height
@@ -629,7 +632,7 @@ def _landmarks(img: np.ndarray, body: np.ndarray, spacing: tuple[float, float]) 
     knee = prop("knee")
     found["knee"] = False
     if k1 > k0 + 2:
-        prof = ndi.gaussian_filter1d((img * body).sum(axis=1), max(1.0, 0.008 * height))[k0: k1 + 1]
+        prof = ndi.gaussian_filter1d((img * body).sum(axis=1), max(1.0, 0.008 * height))[k0 : k1 + 1]
         pk = int(np.argmax(prof))
         # Only a real peak counts: clearly above both ends of the search window.
         if 0 < pk < len(prof) - 1 and prof[pk] > 1.25 * max(prof[0], prof[-1]):
@@ -649,13 +652,21 @@ def _landmarks(img: np.ndarray, body: np.ndarray, spacing: tuple[float, float]) 
     for i in range(1, len(seq)):
         seq[i] = max(seq[i], seq[i - 1] + 1.0)
     top, neck, shoulder, bladder, knee, sole = seq
-    return Landmarks(top=top, neck=neck, shoulder=shoulder, bladder=bladder, knee=knee,
-                     sole=sole, midline_a=float(inter), midline_b=float(slope),
-                     half_width=half_width, found=found)
+    return Landmarks(
+        top=top,
+        neck=neck,
+        shoulder=shoulder,
+        bladder=bladder,
+        knee=knee,
+        sole=sole,
+        midline_a=float(inter),
+        midline_b=float(slope),
+        half_width=half_width,
+        found=found,
+    )
 
 
-def _trace_spine(img: np.ndarray, lm: Landmarks, spacing: tuple[float, float]
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _trace_spine(img: np.ndarray, lm: Landmarks, spacing: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """Trace the spine as the brightest column near the midline, neck to sacrum.
 
     Per row, the column of peak (lightly smoothed) counts within 0.18 chest half-widths
@@ -689,8 +700,7 @@ def _trace_spine(img: np.ndarray, lm: Landmarks, spacing: tuple[float, float]
     return rows.astype(float), np.clip(offs, -cap, cap)
 
 
-def template_agreement(atlas: Atlas, bone_truth: np.ndarray,
-                       bone_names: tuple[str, ...] = BONES) -> dict[str, float]:
+def template_agreement(atlas: Atlas, bone_truth: np.ndarray, bone_names: tuple[str, ...] = BONES) -> dict[str, float]:
     """Pixel agreement of the atlas with a labelled bone map (e.g. the generator's).
 
     Args:
@@ -718,14 +728,29 @@ def template_agreement(atlas: Atlas, bone_truth: np.ndarray,
 
 # ---------------------------------------------------------------------------------------
 BONE_COLOURS = (
-    "#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896",
-    "#9467bd", "#c5b0d5", "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f", "#bcbd22",
+    "#1f77b4",
+    "#aec7e8",
+    "#ff7f0e",
+    "#ffbb78",
+    "#2ca02c",
+    "#98df8a",
+    "#d62728",
+    "#ff9896",
+    "#9467bd",
+    "#c5b0d5",
+    "#8c564b",
+    "#c49c94",
+    "#e377c2",
+    "#f7b6d2",
+    "#7f7f7f",
+    "#bcbd22",
     "#17becf",
 )
 
 
-def draw_atlas(image: np.ndarray, atlas: Atlas, *, level: str = "region",
-               ax: Any = None, title: str | None = None) -> Figure:
+def draw_atlas(
+    image: np.ndarray, atlas: Atlas, *, level: str = "region", ax: Any = None, title: str | None = None
+) -> Figure:
     """Draw the atlas over the image so a user can check the fit.
 
     Args:
@@ -758,8 +783,7 @@ def draw_atlas(image: np.ndarray, atlas: Atlas, *, level: str = "region",
     lm = atlas.landmarks
     for key in ("top", "neck", "shoulder", "bladder", "knee", "sole"):
         r = getattr(lm, key)
-        ax.axhline(r, color="k" if lm.found.get(key) else "0.6", lw=0.6,
-                   ls="-" if lm.found.get(key) else "--")
+        ax.axhline(r, color="k" if lm.found.get(key) else "0.6", lw=0.6, ls="-" if lm.found.get(key) else "--")
         ax.text(atlas.shape[1] - 1, r, key, fontsize=6, ha="right", va="bottom")
     rr = np.array([0, atlas.shape[0] - 1], float)
     ax.plot(lm.midline(rr), rr, color="k", lw=0.5, ls=":")
@@ -768,8 +792,13 @@ def draw_atlas(image: np.ndarray, atlas: Atlas, *, level: str = "region",
     pad = 0.03 * (lm.sole - lm.top)
     ax.set_ylim(min(lm.sole + pad, atlas.shape[0] - 0.5), max(lm.top - pad, -0.5))  # the body only
     present = sorted(set(np.unique(lab)) - {0})
-    ax.legend(handles=[Patch(color=BONE_COLOURS[i - 1], label=names[i - 1]) for i in present],
-              loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=6, frameon=False)
+    ax.legend(
+        handles=[Patch(color=BONE_COLOURS[i - 1], label=names[i - 1]) for i in present],
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+        fontsize=6,
+        frameon=False,
+    )
     ax.set_title(title or f"atlas ({atlas.view}{', mirrored' if atlas.mirrored else ''})", fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])

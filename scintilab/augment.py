@@ -25,6 +25,7 @@ Sign conventions: positive degrees turn the image anticlockwise (to the *left*) 
 with row 0 at the top; ``dx > 0`` moves the image right, ``dy > 0`` moves it down.
 This module imports Keras only inside :func:`augmentation_layers`.
 """
+
 from __future__ import annotations
 
 import json
@@ -331,8 +332,14 @@ def suggest_limits(
         pts = critical_points(sm, thr, smooth=0)
         h, w = sm.shape
         margin = min(pts.ceil, h - 1 - pts.floor, pts.left, w - 1 - pts.right)
-        per.append({"t_keep": float(t_keep), "r_keep": r_keep, "margin_px": float(margin),
-                    "safe_rotation": max_safe_rotation(sm > thr, limit=r_max)})
+        per.append(
+            {
+                "t_keep": float(t_keep),
+                "r_keep": r_keep,
+                "margin_px": float(margin),
+                "safe_rotation": max_safe_rotation(sm > thr, limit=r_max),
+            }
+        )
     if not per:
         return {"r_t": DEFAULT_R_T, "t_t": DEFAULT_T_T, "keep": keep, "per_image": []}
     return {
@@ -343,7 +350,9 @@ def suggest_limits(
     }
 
 
-def uptake_histogram(images: list[np.ndarray], bins: np.ndarray | int = 50, upper: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def uptake_histogram(
+    images: list[np.ndarray], bins: np.ndarray | int = 50, upper: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Histogram of body-pixel counts (pixels > 0.5 count) pooled over images.
 
     Args:
@@ -393,15 +402,24 @@ def augmentation_layers(r_t: float, t_t: int, image_hw: tuple[int, int], seed: i
     if r_t > 0:
         layers.append(
             keras.layers.RandomRotation(
-                factor=float(r_t) / 360.0, fill_mode="constant", fill_value=0.0, interpolation="bilinear", seed=seed,
+                factor=float(r_t) / 360.0,
+                fill_mode="constant",
+                fill_value=0.0,
+                interpolation="bilinear",
+                seed=seed,
                 name="paper_rotation",
             )
         )
     if t_t > 0:
         layers.append(
             keras.layers.RandomTranslation(
-                height_factor=float(t_t) / h, width_factor=float(t_t) / w, fill_mode="constant", fill_value=0.0,
-                interpolation="bilinear", seed=None if seed is None else seed + 1, name="paper_translation",
+                height_factor=float(t_t) / h,
+                width_factor=float(t_t) / w,
+                fill_mode="constant",
+                fill_value=0.0,
+                interpolation="bilinear",
+                seed=None if seed is None else seed + 1,
+                name="paper_translation",
             )
         )
     return keras.Sequential(layers, name="paper_augmentation")

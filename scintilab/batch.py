@@ -40,6 +40,7 @@ Strings in parameters may use ``{out}`` (this run's output folder), ``{out_root}
 batch output folder), ``{name}`` (the run name) and the run's grid keys; paths are given
 relative to the repository root when they lie inside it, so no absolute path is rendered.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -764,14 +765,25 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("params", help="YAML parameter file (e.g. papermill_runs/quick.yaml)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"batch output folder (default {DEFAULT_OUT})")
     parser.add_argument("--force", action="store_true", help="re-execute runs that are already done")
-    parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        help="run only this run (name, grid base name or glob); repeatable")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this run (name, grid base name or glob); repeatable",
+    )
     parser.add_argument("--report-mode", action="store_true", help="hide code in the HTML reports")
     parser.add_argument("--no-report", action="store_true", help="do not render HTML reports")
     parser.add_argument("--list", action="store_true", help="list the expanded runs and exit")
     parser.add_argument("--progress", action="store_true", help="show papermill's per-cell progress")
-    parser.add_argument("--dask", nargs="?", const="local", default=None, metavar="ADDRESS",
-                        help="dispatch runs to Dask distributed: a 2-worker LocalCluster, or a scheduler ADDRESS")
+    parser.add_argument(
+        "--dask",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="dispatch runs to Dask distributed: a 2-worker LocalCluster, or a scheduler ADDRESS",
+    )
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster workers with --dask (default 2)")
     args = parser.parse_args(argv)
     try:
@@ -804,6 +816,9 @@ def cli_main(argv: list[str]) -> int:
     )
     if result.index is not None:
         print(f"scintilab run: open {_display_path(result.index)}")
-    bad = [o for o in result.outcomes if o.status == STATUS_FAILED
-           or (o.status == STATUS_SKIPPED and o.reason != "up to date")]
+    bad = [
+        o
+        for o in result.outcomes
+        if o.status == STATUS_FAILED or (o.status == STATUS_SKIPPED and o.reason != "up to date")
+    ]
     return 1 if bad else 0

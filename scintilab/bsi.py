@@ -41,6 +41,7 @@ share of skeletal mass). Here, on one study's :class:`~scintilab.hotspots.Detect
 Like the commercial tools, the result also counts hot spots per bone group (all, and
 those called metastatic at the classifier's calling threshold). This module never imports Keras.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -72,10 +73,23 @@ from scintilab.hotspots import (
 #: over the third of it left to them). ``benchmarks/measure_template_scale.py`` measures
 #: these on any cohort with truth maps.
 TEMPLATE_AREA_SCALE: dict[str, float] = {
-    "skull": 0.830, "mandible": 0.589, "cervical_spine": 0.584, "thoracic_spine": 0.595,
-    "lumbar_spine": 0.408, "sacrum": 1.020, "ribs": 0.495, "sternum": 0.199, "clavicles": 0.282,
-    "scapulae": 2.793, "humeri": 0.216, "forearms": 0.195, "hands": 0.364, "pelvis": 0.548,
-    "femora": 0.301, "tibiae_fibulae": 0.319, "feet": 0.472,
+    "skull": 0.830,
+    "mandible": 0.589,
+    "cervical_spine": 0.584,
+    "thoracic_spine": 0.595,
+    "lumbar_spine": 0.408,
+    "sacrum": 1.020,
+    "ribs": 0.495,
+    "sternum": 0.199,
+    "clavicles": 0.282,
+    "scapulae": 2.793,
+    "humeri": 0.216,
+    "forearms": 0.195,
+    "hands": 0.364,
+    "pelvis": 0.548,
+    "femora": 0.301,
+    "tibiae_fibulae": 0.319,
+    "feet": 0.472,
 }
 
 #: Fraction of a hot spot's peak excess over bone that bounds its extent for the BSI.
@@ -174,8 +188,11 @@ class BSIResult:
 
     def row(self) -> dict[str, Any]:
         """A flat row: totals, then ``bsi_<bone>`` and ``hotspots_<bone>`` per bone group."""
-        out: dict[str, Any] = {"bsi": round(self.bsi, 4), "hotspots_total": self.hotspots_total,
-                               "hotspots_metastatic": self.hotspots_metastatic}
+        out: dict[str, Any] = {
+            "bsi": round(self.bsi, 4),
+            "hotspots_total": self.hotspots_total,
+            "hotspots_metastatic": self.hotspots_metastatic,
+        }
         for b in BONES:
             out[f"bsi_{b}"] = round(self.per_bone[b]["bsi"], 4)
         for b in BONES:
@@ -186,13 +203,23 @@ class BSIResult:
 
     def table(self) -> list[dict[str, Any]]:
         """One row per bone group (the region table of a report)."""
-        return [{"bone": b, "mass_share_pct": round(100 * BONE_MASS_FRACTION[b], 2), **{
-            k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.per_bone[b].items()}}
-            for b in BONES]
+        return [
+            {
+                "bone": b,
+                "mass_share_pct": round(100 * BONE_MASS_FRACTION[b], 2),
+                **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.per_bone[b].items()},
+            }
+            for b in BONES
+        ]
 
 
-def lesion_extent(det: Detection, hs: Hotspot, refs: dict[str, np.ndarray] | None = None,
-                  level: float = EXTENT_LEVEL, rim: float | None = None) -> np.ndarray:
+def lesion_extent(
+    det: Detection,
+    hs: Hotspot,
+    refs: dict[str, np.ndarray] | None = None,
+    level: float = EXTENT_LEVEL,
+    rim: float | None = None,
+) -> np.ndarray:
     """A hot spot's extent for the BSI, in the detection's frame (see the module docstring).
 
     Args:
@@ -299,11 +326,23 @@ def compute_bsi(det: Detection, threshold: float | None = None) -> BSIResult:
         val = 100.0 * frac * BONE_MASS_FRACTION[b]
         total += val
         hs = [h for h in det.hotspots if h.bone == b]
-        per[b] = {"bsi": val, "involved_fraction": frac, "bone_px": int(round(bone_px[i])), "involved_px": int(inv_px[i]),
-                  "hotspots": len(hs), "hotspots_metastatic": sum(1 for h in hs if h.p_metastatic >= call)}
-    return BSIResult(study_key=det.study_key, bsi=total, per_bone=per, hotspots_total=len(det.hotspots),
-                     hotspots_metastatic=sum(1 for h in det.hotspots if h.p_metastatic >= call),
-                     threshold=threshold, call_threshold=call)
+        per[b] = {
+            "bsi": val,
+            "involved_fraction": frac,
+            "bone_px": int(round(bone_px[i])),
+            "involved_px": int(inv_px[i]),
+            "hotspots": len(hs),
+            "hotspots_metastatic": sum(1 for h in hs if h.p_metastatic >= call),
+        }
+    return BSIResult(
+        study_key=det.study_key,
+        bsi=total,
+        per_bone=per,
+        hotspots_total=len(det.hotspots),
+        hotspots_metastatic=sum(1 for h in det.hotspots if h.p_metastatic >= call),
+        threshold=threshold,
+        call_threshold=call,
+    )
 
 
 def repeatability(values: Any) -> dict[str, float]:
@@ -317,12 +356,22 @@ def repeatability(values: Any) -> dict[str, float]:
     """
     v = np.asarray(list(values), float)
     if v.size < 2:
-        return {"n": int(v.size), "mean": float(v.mean()) if v.size else float("nan"), "sd": float("nan"),
-                "cv": float("nan"), "range": float("nan")}
+        return {
+            "n": int(v.size),
+            "mean": float(v.mean()) if v.size else float("nan"),
+            "sd": float("nan"),
+            "cv": float("nan"),
+            "range": float("nan"),
+        }
     mean = float(v.mean())
     sd = float(v.std(ddof=1))
-    return {"n": int(v.size), "mean": mean, "sd": sd, "cv": sd / mean if mean > 0 else float("nan"),
-            "range": float(v.max() - v.min())}
+    return {
+        "n": int(v.size),
+        "mean": mean,
+        "sd": sd,
+        "cv": sd / mean if mean > 0 else float("nan"),
+        "range": float(v.max() - v.min()),
+    }
 
 
 def bland_altman(measured: Any, truth: Any) -> dict[str, float]:
@@ -343,11 +392,30 @@ def bland_altman(measured: Any, truth: Any) -> dict[str, float]:
     bias = float(d.mean())
     sd = float(d.std(ddof=1))
     r = float(np.corrcoef(m, t)[0, 1]) if m.std() > 0 and t.std() > 0 else float("nan")
-    return {"n": int(m.size), "pearson_r": r, "bias": bias, "sd": sd, "loa_low": bias - 1.96 * sd,
-            "loa_high": bias + 1.96 * sd}
+    return {
+        "n": int(m.size),
+        "pearson_r": r,
+        "bias": bias,
+        "sd": sd,
+        "loa_low": bias - 1.96 * sd,
+        "loa_high": bias + 1.96 * sd,
+    }
 
 
-__all__ = ["BLUR_RIM_MIN_KEEP", "BLUR_RIM_PX", "BSIResult", "EXTENT_LEVEL", "HEALTHY_MARGIN_PX",
-           "TEMPLATE_AREA_SCALE", "bland_altman", "compute_bsi", "depth_maps", "front_view",
-           "healthy_references", "involvement_by_view", "involvement_mask", "lesion_extent",
-           "repeatability"]
+__all__ = [
+    "BLUR_RIM_MIN_KEEP",
+    "BLUR_RIM_PX",
+    "BSIResult",
+    "EXTENT_LEVEL",
+    "HEALTHY_MARGIN_PX",
+    "TEMPLATE_AREA_SCALE",
+    "bland_altman",
+    "compute_bsi",
+    "depth_maps",
+    "front_view",
+    "healthy_references",
+    "involvement_by_view",
+    "involvement_mask",
+    "lesion_extent",
+    "repeatability",
+]

@@ -3,6 +3,7 @@
 Each subcommand lives in the module that does the work, as ``cli_main(argv) -> int``;
 this table only names them, so ``scintilab ingest`` never pays for importing Keras.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -73,9 +74,12 @@ def _run(name: str, func: Any, argv: list[str]) -> int:
     try:
         return int(func(argv) or 0)
     except KeyboardInterrupt:
-        print(f"\nscintilab {name}: interrupted (Ctrl-C); outputs written so far are kept, "
-              "files being written were not renamed into place. Rerun the same command to finish "
-              "(add --overwrite where the output folder is refused).", file=sys.stderr)
+        print(
+            f"\nscintilab {name}: interrupted (Ctrl-C); outputs written so far are kept, "
+            "files being written were not renamed into place. Rerun the same command to finish "
+            "(add --overwrite where the output folder is refused).",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     except InputError as err:
         print(f"scintilab {name}: {err}", file=sys.stderr)

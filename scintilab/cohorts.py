@@ -6,6 +6,7 @@ docs/CONVENTIONS.md), or DICOM files themselves. This module names the manifest 
 without reading any image; :func:`scintilab.ingest.resolve_manifest` ingests a folder that
 has none on the spot. Anything else gets one sentence naming the path and what was expected.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,10 @@ MANIFEST_NAME = "manifest.csv"
 #: one to ingest.
 SIDECAR_SUFFIXES = frozenset({".json", ".csv", ".tsv", ".txt", ".md", ".yml", ".yaml", ".xlsx", ".html"})
 
-EXPECTED = ("expected a cohort folder (holding manifest.csv, or DICOM files to ingest) "
-            "or a manifest CSV written by 'scintilab ingest'")
+EXPECTED = (
+    "expected a cohort folder (holding manifest.csv, or DICOM files to ingest) "
+    "or a manifest CSV written by 'scintilab ingest'"
+)
 
 
 def manifest_of(path: str | os.PathLike[str]) -> Path:

@@ -8,6 +8,7 @@ kept and marked ``failed``, its dependants ``skipped``, the batch goes on. Worke
 processes with one thread each, because papermill changes the working directory and
 environment (see :mod:`scintilab.batch`).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,7 +26,9 @@ class DaskExecutor:
     Use as a context manager (or call :meth:`close`) so a LocalCluster is shut down.
     """
 
-    def __init__(self, address: str | None = None, n_workers: int = 2, threads_per_worker: int = 1, **cluster_options: Any) -> None:
+    def __init__(
+        self, address: str | None = None, n_workers: int = 2, threads_per_worker: int = 1, **cluster_options: Any
+    ) -> None:
         from dask.distributed import Client, LocalCluster
 
         self.cluster = None

@@ -30,6 +30,7 @@ Splits are patient-level: every image of one patient (both views, all visits, al
 copies) lands on one side. The audit can merge patients into larger groups (duplicates,
 same-patient suspects); pass those as ``groups``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -119,7 +120,9 @@ def resample(image: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     from skimage.transform import resize  # lazy: only needed when resampling
 
     shrink = image_size[0] < img.shape[0] or image_size[1] < img.shape[1]
-    return resize(img, image_size, order=1, anti_aliasing=shrink, preserve_range=True, mode="constant").astype(np.float32)
+    return resize(img, image_size, order=1, anti_aliasing=shrink, preserve_range=True, mode="constant").astype(
+        np.float32
+    )
 
 
 def preprocess(image: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
@@ -270,8 +273,21 @@ def _records(studies: Sequence[Study], skipped: list[tuple[str, str]]) -> list[_
             label = None if label is None or (isinstance(label, float) and math.isnan(label)) else str(label)
             views = str(row.get("views") or "")
             n_views = len([v for v in views.replace("+", ",").split(",") if v.strip()]) or 2
-            ident = [str(row.get(k)) for k in ("study_key", "patient_key", "label", "views", "rows", "cols",
-                                                 "counts_ant", "counts_post", "ant_path", "post_path")]
+            ident = [
+                str(row.get(k))
+                for k in (
+                    "study_key",
+                    "patient_key",
+                    "label",
+                    "views",
+                    "rows",
+                    "cols",
+                    "counts_ant",
+                    "counts_post",
+                    "ant_path",
+                    "post_path",
+                )
+            ]
             root = getattr(studies, "root", None)
             for k in ("ant_path", "post_path"):
                 v = row.get(k)
@@ -385,9 +401,17 @@ def build_dataset(
             copies[idx] = _copies_per_study(len(idx), float(mult.get(c, 1.0)), dist)
 
     params = {
-        "name": name, "image_size": list(image_size), "r_t": float(r_t), "t_t": int(t_t), "method": method,
-        "seed": seed_for_key, "nomet_keep": nomet_keep, "multipliers": mult, "aug_mode": aug_mode,
-        "normalization": NORMALIZATION, "version": 1,
+        "name": name,
+        "image_size": list(image_size),
+        "r_t": float(r_t),
+        "t_t": int(t_t),
+        "method": method,
+        "seed": seed_for_key,
+        "nomet_keep": nomet_keep,
+        "multipliers": mult,
+        "aug_mode": aug_mode,
+        "normalization": NORMALIZATION,
+        "version": 1,
     }
     fingerprint = None
     cache_base = None
@@ -470,24 +494,38 @@ def build_dataset(
         final = cache_base.with_suffix(".npy")
         _truncate_npy(tmp, n, (h_out, w_out), final)
         ds = ImageSet(
-            images=np.empty((0, h_out, w_out), np.float32), labels=np.asarray(labels, dtype=np.int64),
-            patient_keys=np.asarray(pkeys, dtype=object), study_keys=np.asarray(skeys, dtype=object),
-            kinds=np.asarray(kinds, dtype=object), aug=np.asarray(augs, dtype=object), name=name,
-            skipped=skipped, meta=meta,
+            images=np.empty((0, h_out, w_out), np.float32),
+            labels=np.asarray(labels, dtype=np.int64),
+            patient_keys=np.asarray(pkeys, dtype=object),
+            study_keys=np.asarray(skeys, dtype=object),
+            kinds=np.asarray(kinds, dtype=object),
+            aug=np.asarray(augs, dtype=object),
+            name=name,
+            skipped=skipped,
+            meta=meta,
         )
         _write_cache_meta(cache_base, ds)
         ds.images = np.load(final, mmap_mode="r")
     else:
         ds = ImageSet(
-            images=images[:n].copy() if n < len(images) else images, labels=np.asarray(labels, dtype=np.int64),
-            patient_keys=np.asarray(pkeys, dtype=object), study_keys=np.asarray(skeys, dtype=object),
-            kinds=np.asarray(kinds, dtype=object), aug=np.asarray(augs, dtype=object), name=name,
-            skipped=skipped, meta=meta,
+            images=images[:n].copy() if n < len(images) else images,
+            labels=np.asarray(labels, dtype=np.int64),
+            patient_keys=np.asarray(pkeys, dtype=object),
+            study_keys=np.asarray(skeys, dtype=object),
+            kinds=np.asarray(kinds, dtype=object),
+            aug=np.asarray(augs, dtype=object),
+            name=name,
+            skipped=skipped,
+            meta=meta,
         )
     if progress:
         counts = ds.class_counts()
-        print(f"{name}: " + ", ".join(f"{c} {counts[c]}" for c in TABLE_COLUMNS) + f", total {len(ds)}"
-              + (f"; skipped {len(skipped)} studies" if skipped else ""))
+        print(
+            f"{name}: "
+            + ", ".join(f"{c} {counts[c]}" for c in TABLE_COLUMNS)
+            + f", total {len(ds)}"
+            + (f"; skipped {len(skipped)} studies" if skipped else "")
+        )
     return ds
 
 
@@ -526,9 +564,15 @@ def _truncate_npy(tmp: Path, n: int, hw: tuple[int, int], final: Path) -> None:
 
 def _write_cache_meta(base: Path, ds: ImageSet) -> None:
     meta = {
-        "labels": ds.labels.tolist(), "patient_keys": list(ds.patient_keys), "study_keys": list(ds.study_keys),
-        "kinds": list(ds.kinds), "aug": list(ds.aug), "name": ds.name, "normalization": ds.normalization,
-        "skipped": [list(x) for x in ds.skipped], "meta": ds.meta,
+        "labels": ds.labels.tolist(),
+        "patient_keys": list(ds.patient_keys),
+        "study_keys": list(ds.study_keys),
+        "kinds": list(ds.kinds),
+        "aug": list(ds.aug),
+        "name": ds.name,
+        "normalization": ds.normalization,
+        "skipped": [list(x) for x in ds.skipped],
+        "meta": ds.meta,
     }
     base.with_suffix(".json").write_text(json.dumps(meta, default=str))
 
@@ -545,10 +589,16 @@ def _load_cache(base: Path) -> ImageSet | None:
     if images.shape[0] != len(m["labels"]):
         return None
     return ImageSet(
-        images=images, labels=np.asarray(m["labels"], dtype=np.int64),
-        patient_keys=np.asarray(m["patient_keys"], dtype=object), study_keys=np.asarray(m["study_keys"], dtype=object),
-        kinds=np.asarray(m["kinds"], dtype=object), aug=np.asarray(m["aug"], dtype=object), name=m["name"],
-        normalization=m["normalization"], skipped=[tuple(x) for x in m["skipped"]], meta=m["meta"],
+        images=images,
+        labels=np.asarray(m["labels"], dtype=np.int64),
+        patient_keys=np.asarray(m["patient_keys"], dtype=object),
+        study_keys=np.asarray(m["study_keys"], dtype=object),
+        kinds=np.asarray(m["kinds"], dtype=object),
+        aug=np.asarray(m["aug"], dtype=object),
+        name=m["name"],
+        normalization=m["normalization"],
+        skipped=[tuple(x) for x in m["skipped"]],
+        meta=m["meta"],
     )
 
 
@@ -578,8 +628,9 @@ def dataset_table(*sets: ImageSet, paper: bool = False) -> pd.DataFrame:
     return df
 
 
-def expected_table(originals: Mapping[str, int], nomet_keep: int | float | None = None,
-                   multipliers: Mapping[str, float] | None = None) -> pd.DataFrame:
+def expected_table(
+    originals: Mapping[str, int], nomet_keep: int | float | None = None, multipliers: Mapping[str, float] | None = None
+) -> pd.DataFrame:
     """Table 2 predicted for a cohort with the given single-view images per class.
 
     Args:
@@ -859,8 +910,9 @@ def _scan_sequence_class() -> type:
     return ScanSequence
 
 
-def as_tf_dataset(ds: ImageSet, indices: np.ndarray | None = None, batch_size: int = 32, shuffle: bool = True,
-                  seed: int | None = None) -> Any:
+def as_tf_dataset(
+    ds: ImageSet, indices: np.ndarray | None = None, batch_size: int = 32, shuffle: bool = True, seed: int | None = None
+) -> Any:
     """Optional fast path when TensorFlow is the backend: a ``tf.data.Dataset`` of (x, y int).
 
     Args:
@@ -922,8 +974,11 @@ def cli_main(argv: list[str]) -> int:
     ap.add_argument("--test-size", type=float, default=0.3)
     ap.add_argument("--nomet-keep", type=float, default=None, help="NoMet images kept: count (>1) or fraction")
     ap.add_argument("--quiet", action="store_true")
-    ap.add_argument("--overwrite", action="store_true",
-                    help="replace the split files of an earlier run in --out (the image cache is reused either way)")
+    ap.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the split files of an earlier run in --out (the image cache is reused either way)",
+    )
     args = ap.parse_args(argv)
 
     from scintilab.errors import partial_exit
@@ -948,12 +1003,19 @@ def cli_main(argv: list[str]) -> int:
     sets = []
     skipped: dict[str, str] = {}
     # the split files are this command's outputs; the cache files are named by content and reused
-    with OutputFolder(out, "datasets", ["splits_*.csv"], overwrite=args.overwrite,
-                      inputs={"manifest": args.manifest}):
+    with OutputFolder(out, "datasets", ["splits_*.csv"], overwrite=args.overwrite, inputs={"manifest": args.manifest}):
         for name in args.names:
             ds = build_dataset(
-                studies, name, image_size=tuple(args.image_size), r_t=r_t, t_t=t_t, method=args.method,
-                rng=args.seed, nomet_keep=keep, cache_dir=out, progress=not args.quiet,
+                studies,
+                name,
+                image_size=tuple(args.image_size),
+                r_t=r_t,
+                t_t=t_t,
+                method=args.method,
+                rng=args.seed,
+                nomet_keep=keep,
+                cache_dir=out,
+                progress=not args.quiet,
             )
             train, test = patient_split(ds, args.test_size, rng=args.seed)
             frame = ds.frame()

@@ -34,6 +34,7 @@ its patient module, for sending the objects back into the PACS the study came fr
 Source headers are read from the manifest's source paths with pydicom, read only, without
 pixels.
 """
+
 from __future__ import annotations
 
 import csv
@@ -59,17 +60,36 @@ LOCAL_SCHEME = "99SCINTILAB"
 ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
 SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
 #: Chromium flags for printing a report (no network, no first-run work).
-CHROMIUM_PRINT_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                        "--no-first-run", "--disable-component-update", "--disable-sync", "--no-pdf-header-footer")
+CHROMIUM_PRINT_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-pdf-header-footer",
+)
 
 #: Fine bone group -> SNOMED CT body structure (pydicom's code dictionary, so no typos).
 BONE_CODES: dict[str, Any] = {
-    "skull": codes.SCT.Skull, "mandible": codes.SCT.Mandible, "cervical_spine": codes.SCT.CervicalSpine,
-    "thoracic_spine": codes.SCT.ThoracicSpine, "lumbar_spine": codes.SCT.LumbarSpine, "sacrum": codes.SCT.Sacrum,
-    "ribs": codes.SCT.Rib, "sternum": codes.SCT.Sternum, "clavicles": codes.SCT.Clavicle,
-    "scapulae": codes.SCT.Scapula, "humeri": codes.SCT.Humerus, "forearms": codes.SCT.Forearm,
-    "hands": codes.SCT.Hand, "pelvis": codes.SCT.BoneStructureOfPelvis, "femora": codes.SCT.Femur,
-    "tibiae_fibulae": codes.SCT.TibiaAndFibula, "feet": codes.SCT.Foot,
+    "skull": codes.SCT.Skull,
+    "mandible": codes.SCT.Mandible,
+    "cervical_spine": codes.SCT.CervicalSpine,
+    "thoracic_spine": codes.SCT.ThoracicSpine,
+    "lumbar_spine": codes.SCT.LumbarSpine,
+    "sacrum": codes.SCT.Sacrum,
+    "ribs": codes.SCT.Rib,
+    "sternum": codes.SCT.Sternum,
+    "clavicles": codes.SCT.Clavicle,
+    "scapulae": codes.SCT.Scapula,
+    "humeri": codes.SCT.Humerus,
+    "forearms": codes.SCT.Forearm,
+    "hands": codes.SCT.Hand,
+    "pelvis": codes.SCT.BoneStructureOfPelvis,
+    "femora": codes.SCT.Femur,
+    "tibiae_fibulae": codes.SCT.TibiaAndFibula,
+    "feet": codes.SCT.Foot,
 }
 assert set(BONE_CODES) == set(BONES)
 
@@ -182,8 +202,10 @@ def source_views(row: Any, root: Path | None) -> tuple[dict[str, SourceView], li
             ds = pydicom.dcmread(path, stop_before_pixels=True)
             _ = ds.SOPInstanceUID, ds.SOPClassUID
         except (pydicom.errors.InvalidDicomError, AttributeError, OSError):
-            notes.append(f"{view} view was not read from DICOM ({path.suffix or 'no suffix'} file): "
-                         "there is no source image to reference")
+            notes.append(
+                f"{view} view was not read from DICOM ({path.suffix or 'no suffix'} file): "
+                "there is no source image to reference"
+            )
             continue
         n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
         frame_raw = row.get(f"{col}_frame", "")
@@ -197,12 +219,22 @@ def source_views(row: Any, root: Path | None) -> tuple[dict[str, SourceView], li
     return out, notes
 
 
-_PATIENT_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyID", "AccessionNumber",
-                  "ReferringPhysicianName", "StudyDate", "StudyTime")
+_PATIENT_STUDY = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "StudyDate",
+    "StudyTime",
+)
 
 
-def reference_header(src: SourceView | None, study: Any, uids: UidMap,
-                     spacing: tuple[float, float] | None = None) -> Dataset:
+def reference_header(
+    src: SourceView | None, study: Any, uids: UidMap, spacing: tuple[float, float] | None = None
+) -> Dataset:
     """The header the written objects derive from: the source's UIDs (mapped) and, only
     when linking, its patient and study modules; pseudonymous otherwise.
 
@@ -301,8 +333,10 @@ def plan_segments(det: Any) -> list[SegmentPlan]:
         m = hs.full_mask(shape)
         (met if hs.metastatic else other)[...] |= m
         per.append(SegmentPlan(0, f"hot spot {hs.id}", bool(hs.metastatic), m, hs, str(generate_uid())))
-    plans = [SegmentPlan(1, "metastatic hot spots", True, met),
-             SegmentPlan(2, "benign or physiological hot spots", False, other)]
+    plans = [
+        SegmentPlan(1, "metastatic hot spots", True, met),
+        SegmentPlan(2, "benign or physiological hot spots", False, other),
+    ]
     for i, p in enumerate(per):
         p.number = 3 + i
     return plans + per
@@ -321,13 +355,19 @@ def _segment_description(plan: SegmentPlan, algorithm: Any) -> Any:
     if plan.hotspot is not None:
         kw = {"tracking_uid": plan.tracking_uid, "tracking_id": plan.label}
     desc = hd.seg.SegmentDescription(
-        segment_number=plan.number, segment_label=plan.label,
-        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure, segmented_property_type=typ,
-        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC, algorithm_identification=algorithm,
-        anatomic_regions=regions or None, **kw)
+        segment_number=plan.number,
+        segment_label=plan.label,
+        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segmented_property_type=typ,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=algorithm,
+        anatomic_regions=regions or None,
+        **kw,
+    )
     if not plan.metastatic:
         desc.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = DicomSequence(
-            [CodedConcept(codes.SCT.Benign.value, "SCT", codes.SCT.Benign.meaning)])
+            [CodedConcept(codes.SCT.Benign.value, "SCT", codes.SCT.Benign.meaning)]
+        )
     return desc
 
 
@@ -337,8 +377,16 @@ def _as_stored(mask: np.ndarray, quarter_turns: int) -> np.ndarray:
     return rotate(mask, -quarter_turns) if quarter_turns % 4 else mask
 
 
-def build_seg(det: Any, refs: dict[str, tuple[Dataset, int | None]], plans: list[SegmentPlan],
-              algorithm: Any, *, series_uid: str, sop_uid: str, turns: dict[str, int] | None = None) -> Dataset:
+def build_seg(
+    det: Any,
+    refs: dict[str, tuple[Dataset, int | None]],
+    plans: list[SegmentPlan],
+    algorithm: Any,
+    *,
+    series_uid: str,
+    sop_uid: str,
+    turns: dict[str, int] | None = None,
+) -> Dataset:
     """One BINARY Segmentation over every referenced view (``refs``: view -> (reference
     header, frame number in a multi-frame source or None)).
 
@@ -355,14 +403,27 @@ def build_seg(det: Any, refs: dict[str, tuple[Dataset, int | None]], plans: list
     stack: list[np.ndarray] = []
     base: Any = None
     for view, (ref, frame) in refs.items():
-        masks = np.stack([_as_stored(stored_mask(p.mask, view, det), (turns or {}).get(view, 0)) for p in plans],
-                         axis=-1)[None]
+        masks = np.stack(
+            [_as_stored(stored_mask(p.mask, view, det), (turns or {}).get(view, 0)) for p in plans], axis=-1
+        )[None]
         seg = hd.seg.Segmentation(
-            source_images=[ref], pixel_array=masks, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=descs, series_instance_uid=series_uid, series_number=901, sop_instance_uid=sop_uid,
-            instance_number=1, manufacturer="scintilab", manufacturer_model_name="scintilab quantify",
-            software_versions=_version(), device_serial_number="n/a", omit_empty_frames=False,
-            series_description="scintilab hot spots", content_label="HOTSPOTS", content_creator_name="scintilab^")
+            source_images=[ref],
+            pixel_array=masks,
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=descs,
+            series_instance_uid=series_uid,
+            series_number=901,
+            sop_instance_uid=sop_uid,
+            instance_number=1,
+            manufacturer="scintilab",
+            manufacturer_model_name="scintilab quantify",
+            software_versions=_version(),
+            device_serial_number="n/a",
+            omit_empty_frames=False,
+            series_description="scintilab hot spots",
+            content_label="HOTSPOTS",
+            content_creator_name="scintilab^",
+        )
         for item in seg.PerFrameFunctionalGroupsSequence:
             if frame is not None:
                 for src in item.DerivationImageSequence[0].SourceImageSequence:
@@ -402,8 +463,9 @@ def _version() -> str:
 def _algorithm_sr(algorithm: dict[str, Any]) -> Any:
     from highdicom.sr import AlgorithmIdentification
 
-    return AlgorithmIdentification(name=algorithm["name"], version=_version(),
-                                   parameters=[str(p) for p in algorithm.get("parameters", [])])
+    return AlgorithmIdentification(
+        name=algorithm["name"], version=_version(), parameters=[str(p) for p in algorithm.get("parameters", [])]
+    )
 
 
 def frame_of(seg: Dataset, segment: int, sop_uid: str, frame: int | None) -> int:
@@ -413,7 +475,8 @@ def frame_of(seg: Dataset, segment: int, sop_uid: str, frame: int | None) -> int
             continue
         src = item.DerivationImageSequence[0].SourceImageSequence[0]
         if str(src.ReferencedSOPInstanceUID) == sop_uid and (
-                frame is None or int(src.get("ReferencedFrameNumber", frame)) == frame):
+            frame is None or int(src.get("ReferencedFrameNumber", frame)) == frame
+        ):
             return i
     raise KeyError(f"segment {segment} has no frame on {sop_uid}")
 
@@ -433,8 +496,17 @@ def _frame_or_segment(ds: Dataset) -> None:
         _frame_or_segment(item)
 
 
-def build_sr(sq: Any, refs: dict[str, tuple[Dataset, int | None]], header: Dataset, seg: Dataset | None,
-             plans: list[SegmentPlan], algorithm: dict[str, Any], *, series_uid: str, sop_uid: str) -> Any:
+def build_sr(
+    sq: Any,
+    refs: dict[str, tuple[Dataset, int | None]],
+    header: Dataset,
+    seg: Dataset | None,
+    plans: list[SegmentPlan],
+    algorithm: dict[str, Any],
+    *,
+    series_uid: str,
+    sop_uid: str,
+) -> Any:
     """The TID 1500 measurement report of one study (see the module docstring)."""
     import highdicom as hd
     from highdicom.sr import (
@@ -461,64 +533,128 @@ def build_sr(sq: Any, refs: dict[str, tuple[Dataset, int | None]], header: Datas
     c_met = _local("HOTSPOTS_MET", "Hot spots called metastatic")
 
     def totals(bsi: float, hot: int, met: int, site: list[Any] | None) -> list[Any]:
-        return [Measurement(name=c_bsi, value=float(bsi), unit=percent, algorithm_id=algo, finding_sites=site),
-                Measurement(name=c_hot, value=float(hot), unit=count, algorithm_id=algo, finding_sites=site),
-                Measurement(name=c_met, value=float(met), unit=count, algorithm_id=algo, finding_sites=site)]
+        return [
+            Measurement(name=c_bsi, value=float(bsi), unit=percent, algorithm_id=algo, finding_sites=site),
+            Measurement(name=c_hot, value=float(hot), unit=count, algorithm_id=algo, finding_sites=site),
+            Measurement(name=c_met, value=float(met), unit=count, algorithm_id=algo, finding_sites=site),
+        ]
 
-    groups: list[Any] = [MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=TrackingIdentifier(uid=str(generate_uid()), identifier="whole skeleton"),
-        finding_sites=[FindingSite(codes.SCT.Bone)],
-        measurements=totals(bsi_row["bsi"], bsi_row["hotspots_total"], bsi_row["hotspots_metastatic"], None))]
+    groups: list[Any] = [
+        MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=TrackingIdentifier(uid=str(generate_uid()), identifier="whole skeleton"),
+            finding_sites=[FindingSite(codes.SCT.Bone)],
+            measurements=totals(bsi_row["bsi"], bsi_row["hotspots_total"], bsi_row["hotspots_metastatic"], None),
+        )
+    ]
     for b in BONES:
         site = [FindingSite(BONE_CODES[b])]
-        groups.append(MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=TrackingIdentifier(uid=str(generate_uid()), identifier=f"region {b}"),
-            finding_sites=site, measurements=totals(bsi_row[f"bsi_{b}"], bsi_row[f"hotspots_{b}"],
-                                                    bsi_row[f"metastatic_{b}"], None)))
+        groups.append(
+            MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=TrackingIdentifier(uid=str(generate_uid()), identifier=f"region {b}"),
+                finding_sites=site,
+                measurements=totals(bsi_row[f"bsi_{b}"], bsi_row[f"hotspots_{b}"], bsi_row[f"metastatic_{b}"], None),
+            )
+        )
     sy, sx = (float(s) for s in sq.detection.spacing)
     for plan in plans[2:]:
         hs = plan.hotspot
         row = hs.as_row()
         ident = TrackingIdentifier(uid=plan.tracking_uid, identifier=plan.label)
-        meas = [Measurement(name=codes.SCT.Area, value=float(row["area_px"]) * sy * sx,
-                            unit=_ucum("mm2", "square millimeter"), algorithm_id=algo),
-                Measurement(name=_local("NORM_UPTAKE", "Normalized uptake"), value=float(row["normalized_uptake"]),
-                            unit=_ucum("{ratio}", "ratio"), algorithm_id=algo),
-                Measurement(name=_local("P_MET", "Probability of metastasis"), value=float(row["p_metastatic"]),
-                            unit=_ucum("{probability}", "probability"), algorithm_id=algo),
-                Measurement(name=_local("PEAK_COUNTS", "Peak counts"), value=float(row["peak_counts"]),
-                            unit=_ucum("{counts}", "counts"), algorithm_id=algo)]
-        qual = [QualitativeEvaluation(_local("CALLED_MET", "Called metastatic"),
-                                      codes.SCT.Yes if hs.metastatic else codes.SCT.No)]
+        meas = [
+            Measurement(
+                name=codes.SCT.Area,
+                value=float(row["area_px"]) * sy * sx,
+                unit=_ucum("mm2", "square millimeter"),
+                algorithm_id=algo,
+            ),
+            Measurement(
+                name=_local("NORM_UPTAKE", "Normalized uptake"),
+                value=float(row["normalized_uptake"]),
+                unit=_ucum("{ratio}", "ratio"),
+                algorithm_id=algo,
+            ),
+            Measurement(
+                name=_local("P_MET", "Probability of metastasis"),
+                value=float(row["p_metastatic"]),
+                unit=_ucum("{probability}", "probability"),
+                algorithm_id=algo,
+            ),
+            Measurement(
+                name=_local("PEAK_COUNTS", "Peak counts"),
+                value=float(row["peak_counts"]),
+                unit=_ucum("{counts}", "counts"),
+                algorithm_id=algo,
+            ),
+        ]
+        qual = [
+            QualitativeEvaluation(
+                _local("CALLED_MET", "Called metastatic"), codes.SCT.Yes if hs.metastatic else codes.SCT.No
+            )
+        ]
         sites = [FindingSite(BONE_CODES[hs.bone])] if hs.bone in BONE_CODES else None
         finding = codes.SCT.NeoplasmMetastatic if hs.metastatic else codes.SCT.Lesion
         view = hs.best_view if hs.best_view in refs else next(iter(refs), None)
         if seg is not None and view is not None:
             ref, frame = refs[view]
             segref = ReferencedSegmentationFrame(
-                sop_class_uid=seg.SOPClassUID, sop_instance_uid=seg.SOPInstanceUID,
-                frame_number=frame_of(seg, plan.number, str(ref.SOPInstanceUID), frame), segment_number=plan.number,
-                source_image=SourceImageForSegmentation(ref.SOPClassUID, ref.SOPInstanceUID,
-                                                        [frame] if frame is not None else None))
-            groups.append(PlanarROIMeasurementsAndQualitativeEvaluations(
-                tracking_identifier=ident, referenced_segment=segref, finding_type=finding, algorithm_id=algo,
-                finding_sites=sites, measurements=meas, qualitative_evaluations=qual))
+                sop_class_uid=seg.SOPClassUID,
+                sop_instance_uid=seg.SOPInstanceUID,
+                frame_number=frame_of(seg, plan.number, str(ref.SOPInstanceUID), frame),
+                segment_number=plan.number,
+                source_image=SourceImageForSegmentation(
+                    ref.SOPClassUID, ref.SOPInstanceUID, [frame] if frame is not None else None
+                ),
+            )
+            groups.append(
+                PlanarROIMeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=ident,
+                    referenced_segment=segref,
+                    finding_type=finding,
+                    algorithm_id=algo,
+                    finding_sites=sites,
+                    measurements=meas,
+                    qualitative_evaluations=qual,
+                )
+            )
         else:
-            groups.append(MeasurementsAndQualitativeEvaluations(
-                tracking_identifier=ident, finding_type=finding, algorithm_id=algo, finding_sites=sites,
-                measurements=meas, qualitative_evaluations=qual))
-    context = ObservationContext(observer_device_context=ObserverContext(
-        observer_type=codes.DCM.Device, observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
-            uid=str(generate_uid(entropy_srcs=["scintilab quantify device"])), name="scintilab quantify",
-            manufacturer_name="scintilab", model_name=algorithm["name"])))
-    report = MeasurementReport(observation_context=context, procedure_reported=codes.SCT.NuclearMedicineProcedure,
-                               imaging_measurements=groups)
+            groups.append(
+                MeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=ident,
+                    finding_type=finding,
+                    algorithm_id=algo,
+                    finding_sites=sites,
+                    measurements=meas,
+                    qualitative_evaluations=qual,
+                )
+            )
+    context = ObservationContext(
+        observer_device_context=ObserverContext(
+            observer_type=codes.DCM.Device,
+            observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
+                uid=str(generate_uid(entropy_srcs=["scintilab quantify device"])),
+                name="scintilab quantify",
+                manufacturer_name="scintilab",
+                model_name=algorithm["name"],
+            ),
+        )
+    )
+    report = MeasurementReport(
+        observation_context=context, procedure_reported=codes.SCT.NuclearMedicineProcedure, imaging_measurements=groups
+    )
     evidence = [r for r, _ in refs.values()] + ([seg] if seg is not None else [])
     if not evidence:
         evidence = [header]
-    sr = hd.sr.Comprehensive3DSR(evidence=_unique(evidence), content=report[0], series_instance_uid=series_uid,
-                                 series_number=902, sop_instance_uid=sop_uid, instance_number=1,
-                                 manufacturer="scintilab", is_complete=True, series_description="scintilab BSI")
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=_unique(evidence),
+        content=report[0],
+        series_instance_uid=series_uid,
+        series_number=902,
+        sop_instance_uid=sop_uid,
+        instance_number=1,
+        manufacturer="scintilab",
+        is_complete=True,
+        series_description="scintilab BSI",
+    )
     _frame_or_segment(sr)
     scheme = Dataset()
     scheme.CodingSchemeDesignator = LOCAL_SCHEME
@@ -552,15 +688,26 @@ def print_pdf(html_page: str | Path, pdf: str | Path, *, timeout: float = 120) -
     pdf = Path(pdf).resolve()
     pdf.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="scintilab-print-") as profile:
-        proc = subprocess.run([exe, *CHROMIUM_PRINT_FLAGS, f"--user-data-dir={profile}", f"--print-to-pdf={pdf}",
-                               Path(html_page).resolve().as_uri()], capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [
+                exe,
+                *CHROMIUM_PRINT_FLAGS,
+                f"--user-data-dir={profile}",
+                f"--print-to-pdf={pdf}",
+                Path(html_page).resolve().as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     if not pdf.exists() or pdf.stat().st_size == 0:
         raise RuntimeError(f"chromium printed no PDF (rc={proc.returncode}): {proc.stderr[-800:]}")
     return pdf
 
 
-def build_pdf_dataset(pdf: bytes, header: Dataset, *, title: str, series_uid: str, sop_uid: str,
-                      sources: Iterable[Dataset] = ()) -> Dataset:
+def build_pdf_dataset(
+    pdf: bytes, header: Dataset, *, title: str, series_uid: str, sop_uid: str, sources: Iterable[Dataset] = ()
+) -> Dataset:
     """Encapsulated PDF Storage of one report, in the study of ``header``."""
     now = _dt.datetime.now()
     meta = FileMetaDataset()
@@ -594,8 +741,11 @@ def build_pdf_dataset(pdf: bytes, header: Dataset, *, title: str, series_uid: st
         item.ReferencedSOPClassUID = src.SOPClassUID
         item.ReferencedSOPInstanceUID = src.SOPInstanceUID
         purpose = Dataset()
-        purpose.CodeValue, purpose.CodingSchemeDesignator, purpose.CodeMeaning = "121322", "DCM", \
-            "Source image for image processing operation"
+        purpose.CodeValue, purpose.CodingSchemeDesignator, purpose.CodeMeaning = (
+            "121322",
+            "DCM",
+            "Source image for image processing operation",
+        )
         item.PurposeOfReferenceCodeSequence = DicomSequence([purpose])
         items.append(item)
     if items:
@@ -611,9 +761,11 @@ def build_pdf_dataset(pdf: bytes, header: Dataset, *, title: str, series_uid: st
 
 def algorithm_info(detection: Any, model: Any = None) -> dict[str, Any]:
     """Name and parameters of the classifier behind a study's calls (for the SEG and SR)."""
-    params = [f"calling threshold p >= {detection.threshold:.4g}",
-              f"BSI and new-lesion threshold p >= {detection.endpoint_threshold:.4g}",
-              f"pixel spacing {detection.spacing[0]:.4g} x {detection.spacing[1]:.4g} mm"]
+    params = [
+        f"calling threshold p >= {detection.threshold:.4g}",
+        f"BSI and new-lesion threshold p >= {detection.endpoint_threshold:.4g}",
+        f"pixel spacing {detection.spacing[0]:.4g} x {detection.spacing[1]:.4g} mm",
+    ]
     if model is None:
         return {"name": "scintilab hot-spot rules", "parameters": params}
     info = getattr(model, "info", {}) or {}
@@ -623,8 +775,16 @@ def algorithm_info(detection: Any, model: Any = None) -> dict[str, Any]:
     return {"name": "scintilab hot-spot model (logistic)", "parameters": params}
 
 
-def export_study(sq: Any, row: Any, root: Path | None, out_dir: str | Path, uids: UidMap, *,
-                 report_html: Path | None = None, model: Any = None) -> StudyExport:
+def export_study(
+    sq: Any,
+    row: Any,
+    root: Path | None,
+    out_dir: str | Path,
+    uids: UidMap,
+    *,
+    report_html: Path | None = None,
+    model: Any = None,
+) -> StudyExport:
     """Write the SEG, SR and Encapsulated PDF of one quantified study.
 
     Args:
@@ -656,25 +816,47 @@ def export_study(sq: Any, row: Any, root: Path | None, out_dir: str | Path, uids
     seg = None
     if refs:
         algo_seg = hd.AlgorithmIdentificationSequence(
-            name=algorithm["name"], version=_version(), family=codes.DCM.ArtificialIntelligence,
-            parameters={f"p{i}": p for i, p in enumerate(algorithm["parameters"], start=1)})
-        seg = build_seg(det, refs, plans, algo_seg, series_uid=uids.for_key(f"{st.study_key}/seg-series"),
-                        sop_uid=uids.for_key(f"{st.study_key}/seg"), turns=dict(st.meta.get("quarter_turns") or {}))
+            name=algorithm["name"],
+            version=_version(),
+            family=codes.DCM.ArtificialIntelligence,
+            parameters={f"p{i}": p for i, p in enumerate(algorithm["parameters"], start=1)},
+        )
+        seg = build_seg(
+            det,
+            refs,
+            plans,
+            algo_seg,
+            series_uid=uids.for_key(f"{st.study_key}/seg-series"),
+            sop_uid=uids.for_key(f"{st.study_key}/seg"),
+            turns=dict(st.meta.get("quarter_turns") or {}),
+        )
         res.files["SEG"] = folder / "seg.dcm"
         seg.save_as(res.files["SEG"], enforce_file_format=True)
     else:
         res.notes.append(("SEG", "not written: no view has a DICOM source image for the SEG to reference"))
-    sr = build_sr(sq, refs, header, seg, plans, algorithm, series_uid=uids.for_key(f"{st.study_key}/sr-series"),
-                  sop_uid=uids.for_key(f"{st.study_key}/sr"))
+    sr = build_sr(
+        sq,
+        refs,
+        header,
+        seg,
+        plans,
+        algorithm,
+        series_uid=uids.for_key(f"{st.study_key}/sr-series"),
+        sop_uid=uids.for_key(f"{st.study_key}/sr"),
+    )
     res.files["SR"] = folder / "sr.dcm"
     sr.save_as(res.files["SR"], enforce_file_format=True)
     if report_html is not None:
         try:
             res.pdf = print_pdf(report_html, Path(report_html).with_suffix(".pdf"))
-            pdf_ds = build_pdf_dataset(res.pdf.read_bytes(), header, title=f"Bone scan quantification {st.study_key}",
-                                       series_uid=uids.for_key(f"{st.study_key}/pdf-series"),
-                                       sop_uid=uids.for_key(f"{st.study_key}/pdf"),
-                                       sources=[r for r, _ in refs.values()])
+            pdf_ds = build_pdf_dataset(
+                res.pdf.read_bytes(),
+                header,
+                title=f"Bone scan quantification {st.study_key}",
+                series_uid=uids.for_key(f"{st.study_key}/pdf-series"),
+                sop_uid=uids.for_key(f"{st.study_key}/pdf"),
+                sources=[r for r, _ in refs.values()],
+            )
             res.files["PDF"] = folder / "report.dcm"
             pydicom.dcmwrite(res.files["PDF"], pdf_ds, enforce_file_format=True)
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as err:
@@ -716,8 +898,14 @@ def read_seg_masks(seg_path: str | Path) -> dict[tuple[int, str, int | None], np
     return out
 
 
-def draw_seg_overlay(seg_path: str | Path, sources: dict[str, SourceView], png: str | Path | None = None,
-                     *, uids: UidMap | None = None, crop: bool = True) -> Any:
+def draw_seg_overlay(
+    seg_path: str | Path,
+    sources: dict[str, SourceView],
+    png: str | Path | None = None,
+    *,
+    uids: UidMap | None = None,
+    crop: bool = True,
+) -> Any:
     """Draw a SEG over its source views, both read from DICOM (not from the analysis' arrays).
 
     Args:
@@ -766,6 +954,23 @@ def draw_seg_overlay(seg_path: str | Path, sources: dict[str, SourceView], png: 
     return fig
 
 
-__all__ = ["BONE_CODES", "SourceView", "StudyExport", "UidMap", "algorithm_info", "build_pdf_dataset", "build_seg",
-           "build_sr", "draw_seg_overlay", "export_study", "frame_of", "plan_segments", "print_pdf",
-           "read_seg_masks", "reference_header", "source_views", "stored_mask", "write_index"]
+__all__ = [
+    "BONE_CODES",
+    "SourceView",
+    "StudyExport",
+    "UidMap",
+    "algorithm_info",
+    "build_pdf_dataset",
+    "build_seg",
+    "build_sr",
+    "draw_seg_overlay",
+    "export_study",
+    "frame_of",
+    "plan_segments",
+    "print_pdf",
+    "read_seg_masks",
+    "reference_header",
+    "source_views",
+    "stored_mask",
+    "write_index",
+]

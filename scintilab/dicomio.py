@@ -19,6 +19,7 @@ into a :class:`~scintilab.study.Study`.
 
 Input files are only ever opened for reading (``pydicom.dcmread`` opens them ``"rb"``).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -56,13 +57,25 @@ VIEW_CODES: dict[str, tuple[str, str, str]] = {
 }
 # Older files use the retired SNOMED-RT codes for the same projections.
 _CODE_TO_VIEW = {
-    "399321004": "ANT", "399348003": "ANT", "R-10B1E": "ANT", "G-A10B": "ANT",
-    "399001007": "POST", "399380008": "POST", "R-10B1F": "POST", "G-A118": "POST",
+    "399321004": "ANT",
+    "399348003": "ANT",
+    "R-10B1E": "ANT",
+    "G-A10B": "ANT",
+    "399001007": "POST",
+    "399380008": "POST",
+    "R-10B1F": "POST",
+    "G-A118": "POST",
 }
 # Words that name a view in free text (descriptions, file names); matched as whole tokens.
 _VIEW_WORDS = {
-    "ANT": "ANT", "ANTERIOR": "ANT", "ANTERIEUR": "ANT", "AP": "ANT",
-    "POST": "POST", "POSTERIOR": "POST", "POS": "POST", "PA": "POST",
+    "ANT": "ANT",
+    "ANTERIOR": "ANT",
+    "ANTERIEUR": "ANT",
+    "AP": "ANT",
+    "POST": "POST",
+    "POSTERIOR": "POST",
+    "POS": "POST",
+    "PA": "POST",
 }
 #: The view naming styles :func:`write_study` can produce (tests exercise each).
 VIEW_NAMINGS: dict[str, tuple[str, ...]] = {
@@ -104,12 +117,18 @@ class ExportHeader:
 
     #: field -> DICOM keyword, for the public attributes.
     KEYWORDS = {
-        "other_patient_names": "OtherPatientNames", "other_patient_ids": "OtherPatientIDs",
-        "institution": "InstitutionName", "institution_address": "InstitutionAddress",
-        "station": "StationName", "operators": "OperatorsName",
-        "referring_physician": "ReferringPhysicianName", "performing_physician": "PerformingPhysicianName",
-        "device_serial": "DeviceSerialNumber", "image_comments": "ImageComments",
-        "study_comments": "StudyComments", "patient_comments": "PatientComments",
+        "other_patient_names": "OtherPatientNames",
+        "other_patient_ids": "OtherPatientIDs",
+        "institution": "InstitutionName",
+        "institution_address": "InstitutionAddress",
+        "station": "StationName",
+        "operators": "OperatorsName",
+        "referring_physician": "ReferringPhysicianName",
+        "performing_physician": "PerformingPhysicianName",
+        "device_serial": "DeviceSerialNumber",
+        "image_comments": "ImageComments",
+        "study_comments": "StudyComments",
+        "patient_comments": "PatientComments",
     }
 
     def apply(self, ds: Dataset) -> None:
@@ -138,7 +157,10 @@ LOSSY_FLAG = "lossy compressed: counts are not raw"
 
 # Transfer syntaxes pydicom decodes without any plugin.
 _NATIVE_SYNTAXES = {
-    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.1.99",
+    "1.2.840.10008.1.2.2",
     "1.2.840.10008.1.2.5",
 }
 
@@ -295,19 +317,39 @@ def write_study(
         study_uid = _uid("study", patient_id, study_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     common = dict(
-        patient_id=patient_id, patient_name=patient_name, study_id=study_id, study_uid=study_uid,
-        study_date=_da(study_date), birth_date=_da(birth_date), sex=sex, age=age,
-        manufacturer=manufacturer, accession_number=accession_number, pixel_spacing=pixel_spacing,
-        sop_class=sop_class, signed=signed, lossy=lossy, modality=modality,
-        series_number=series_number, compress=compress, include_pixels=include_pixels,
-        export_header=export_header, patient_position=patient_position,
+        patient_id=patient_id,
+        patient_name=patient_name,
+        study_id=study_id,
+        study_uid=study_uid,
+        study_date=_da(study_date),
+        birth_date=_da(birth_date),
+        sex=sex,
+        age=age,
+        manufacturer=manufacturer,
+        accession_number=accession_number,
+        pixel_spacing=pixel_spacing,
+        sop_class=sop_class,
+        signed=signed,
+        lossy=lossy,
+        modality=modality,
+        series_number=series_number,
+        compress=compress,
+        include_pixels=include_pixels,
+        export_header=export_header,
+        patient_position=patient_position,
     )
     written: list[Path] = []
     if layout == "multiframe":
         views = [v for v in frame_order if v in images]
         path = out_dir / f"{stem}.dcm"
-        ds = _dataset(views=views, frames=[images[v] for v in views], naming=view_naming,
-                      instance_number=1, tag=f"{stem}", **common)
+        ds = _dataset(
+            views=views,
+            frames=[images[v] for v in views],
+            naming=view_naming,
+            instance_number=1,
+            tag=f"{stem}",
+            **common,
+        )
         _save(ds, path, compress)
         written.append(path)
     else:
@@ -316,8 +358,14 @@ def write_study(
                 f"{stem}_{number + 1}" if view_naming == "none" else f"{stem}_{view}"
             )
             path = out_dir / f"{name}.dcm"
-            ds = _dataset(views=[view], frames=[images[view]], naming=view_naming,
-                          instance_number=number + 1, tag=f"{stem}/{view}", **common)
+            ds = _dataset(
+                views=[view],
+                frames=[images[view]],
+                naming=view_naming,
+                instance_number=number + 1,
+                tag=f"{stem}/{view}",
+                **common,
+            )
             _save(ds, path, compress)
             written.append(path)
     return written
@@ -340,10 +388,17 @@ COMPRESSIONS: dict[str, str] = {
     "deflate": "1.2.840.10008.1.2.1.99",
 }
 #: Transfer syntaxes whose pixel data are the counts exactly (everything else compressed is lossy).
-LOSSLESS_SYNTAXES = frozenset(_NATIVE_SYNTAXES | {
-    "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80",
-    "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.203",
-})
+LOSSLESS_SYNTAXES = frozenset(
+    _NATIVE_SYNTAXES
+    | {
+        "1.2.840.10008.1.2.4.57",
+        "1.2.840.10008.1.2.4.70",
+        "1.2.840.10008.1.2.4.80",
+        "1.2.840.10008.1.2.4.90",
+        "1.2.840.10008.1.2.4.201",
+        "1.2.840.10008.1.2.4.203",
+    }
+)
 
 
 def _gdcm_transcode(ds: Dataset, path: Path, syntax: str) -> None:
@@ -407,12 +462,32 @@ def _save(ds: Dataset, path: Path, compress: str | None) -> None:
 
 
 def _dataset(
-    *, views: list[str], frames: list[np.ndarray], naming: str, instance_number: int, tag: str,
-    patient_id: str, patient_name: str, study_id: str, study_uid: str, study_date: str | None,
-    birth_date: str | None, sex: str | None, age: int | None, manufacturer: str,
-    accession_number: str | None, pixel_spacing: tuple[float, float], sop_class: str, signed: bool,
-    lossy: bool, modality: str, series_number: int, compress: str | None, include_pixels: bool,
-    export_header: ExportHeader | None = None, patient_position: str | None = "HFS",
+    *,
+    views: list[str],
+    frames: list[np.ndarray],
+    naming: str,
+    instance_number: int,
+    tag: str,
+    patient_id: str,
+    patient_name: str,
+    study_id: str,
+    study_uid: str,
+    study_date: str | None,
+    birth_date: str | None,
+    sex: str | None,
+    age: int | None,
+    manufacturer: str,
+    accession_number: str | None,
+    pixel_spacing: tuple[float, float],
+    sop_class: str,
+    signed: bool,
+    lossy: bool,
+    modality: str,
+    series_number: int,
+    compress: str | None,
+    include_pixels: bool,
+    export_header: ExportHeader | None = None,
+    patient_position: str | None = "HFS",
 ) -> Dataset:
     """Build one NM (or Secondary Capture) dataset holding ``frames`` named ``views``."""
     is_nm = sop_class == "nm"
@@ -699,10 +774,12 @@ INFERRED_SOURCES = ("image", "--assume-view")
 
 
 def _unnamed(n_frames: int) -> str:
-    return ("nothing names " + ("the two frames" if n_frames > 1 else "the view") + " ANT or POST "
-            "(no ViewCodeSequence in DetectorInformationSequence, no frame label, ImageID, "
-            "SeriesDescription, ImageComments or private tag naming them"
-            + (", nor the file name)" if n_frames == 1 else ")"))
+    return (
+        "nothing names " + ("the two frames" if n_frames > 1 else "the view") + " ANT or POST "
+        "(no ViewCodeSequence in DetectorInformationSequence, no frame label, ImageID, "
+        "SeriesDescription, ImageComments or private tag naming them"
+        + (", nor the file name)" if n_frames == 1 else ")")
+    )
 
 
 def view_flag(call_view: str, p: float, confident: bool, *, pair: bool = False, typical: bool = True) -> str:
@@ -712,14 +789,26 @@ def view_flag(call_view: str, p: float, confident: bool, *, pair: bool = False, 
     what = "views inferred from the image, as a pair" if pair else "view inferred from the image"
     if confident:
         return f"{what} (p {p:.2f})"
-    why = (f"p {p:.2f}, below {CONFIDENCE:.2f}" if typical
-           else "the image is unlike every view the recogniser was trained on")
-    return (f"view unknown: the image suggests {call_view} ({why}); "
-            f"analysed as {call_view}, set --assume-view ANT|POST to decide")
+    why = (
+        f"p {p:.2f}, below {CONFIDENCE:.2f}"
+        if typical
+        else "the image is unlike every view the recogniser was trained on"
+    )
+    return (
+        f"view unknown: the image suggests {call_view} ({why}); "
+        f"analysed as {call_view}, set --assume-view ANT|POST to decide"
+    )
 
 
-def _views_from_image(arr: np.ndarray, path: Path, spacing: tuple[float, float], n_frames: int,
-                      assume_view: str | None, flags: list[str], meta: dict[str, Any]) -> list[str]:
+def _views_from_image(
+    arr: np.ndarray,
+    path: Path,
+    spacing: tuple[float, float],
+    n_frames: int,
+    assume_view: str | None,
+    flags: list[str],
+    meta: dict[str, Any],
+) -> list[str]:
     """Name unnamed frames: ``assume_view`` for one frame, else the image recogniser."""
     if n_frames == 1 and assume_view:
         flags.append(f"view set by --assume-view {assume_view} (nothing in the file names it)")
@@ -739,8 +828,9 @@ def _views_from_image(arr: np.ndarray, path: Path, spacing: tuple[float, float],
             pair, p = rec.recognise_pair(arr[0], arr[1], spacing)
             views, typical = list(pair), rec.typical(arr[0], spacing) and rec.typical(arr[1], spacing)
     except ValueError as err:
-        raise InputError(path, f"cannot tell the views apart: {_unnamed(n_frames)}, and the image "
-                               f"cannot say: {err}") from err
+        raise InputError(
+            path, f"cannot tell the views apart: {_unnamed(n_frames)}, and the image cannot say: {err}"
+        ) from err
     meta["view_p"] = round(p, 4)
     flags.append(view_flag(views[0], p, typical and p >= CONFIDENCE, pair=n_frames > 1, typical=typical))
     return views
@@ -775,12 +865,12 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
             if not _decoder_available(ts):
                 raise InputError(
                     path,
-                    f"pixel data is compressed as {ts.name} ({ts}) and no decoder is available: "
-                    f"{_plugin_hint(ts)}",
+                    f"pixel data is compressed as {ts.name} ({ts}) and no decoder is available: {_plugin_hint(ts)}",
                 ) from exc
             raise InputError(
-                path, f"pixel data compressed as {ts.name} ({ts}) could not be decoded (corrupt codestream?): "
-                      f"{str(exc).splitlines()[0][:200]}",
+                path,
+                f"pixel data compressed as {ts.name} ({ts}) could not be decoded (corrupt codestream?): "
+                f"{str(exc).splitlines()[0][:200]}",
             ) from exc
         text = str(exc)
         if "less than expected" in text or "truncat" in text.lower() or "shorter" in text:
@@ -816,7 +906,9 @@ def check_pixel_length(ds: Dataset, path: Path) -> list[str]:
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         samples = int(ds.get("SamplesPerPixel", 1) or 1)
     except (AttributeError, TypeError, ValueError) as exc:
-        raise InputError(path, f"pixel matrix not described: Rows, Columns or BitsAllocated missing or not a number ({exc})") from exc
+        raise InputError(
+            path, f"pixel matrix not described: Rows, Columns or BitsAllocated missing or not a number ({exc})"
+        ) from exc
     if rows < 1 or cols < 1 or frames < 1:
         raise InputError(path, f"pixel matrix of {rows} x {cols} x {frames} frame(s) is empty")
     if bits not in (1, 8, 16, 32, 64):
@@ -834,12 +926,21 @@ def check_pixel_length(ds: Dataset, path: Path) -> list[str]:
     if excess <= 0:
         return []
     per_row = cols * samples * bits // 8 or 1
-    hint = f" (about {rows + excess // (frames * per_row)} rows per frame stored)" if excess % (frames * per_row) == 0 else ""
+    hint = (
+        f" (about {rows + excess // (frames * per_row)} rows per frame stored)"
+        if excess % (frames * per_row) == 0
+        else ""
+    )
     if frames > 1:
-        raise InputError(path, f"pixel data holds {actual} bytes, more than {matrix}{hint}: "
-                               "the header's matrix does not match the pixels, frames cannot be placed")
-    return [f"pixel data longer than the header's matrix ({actual} bytes, {matrix}{hint}): "
-            "the extra bytes are ignored, check the image is whole"]
+        raise InputError(
+            path,
+            f"pixel data holds {actual} bytes, more than {matrix}{hint}: "
+            "the header's matrix does not match the pixels, frames cannot be placed",
+        )
+    return [
+        f"pixel data longer than the header's matrix ({actual} bytes, {matrix}{hint}): "
+        "the extra bytes are ignored, check the image is whole"
+    ]
 
 
 def decode_checked(ds: Dataset, path: Path, flags: list[str]) -> np.ndarray:
@@ -879,8 +980,10 @@ def _to_uint16(arr: np.ndarray, ds: Dataset, path: Path, flags: list[str]) -> np
     if hi > 65535:
         raise InputError(path, f"pixel values up to {hi} do not fit 16-bit counts")
     if lo < 0:
-        flags.append(f"negative pixel values (min {lo}) clipped at 0"
-                     + (" (lossy copy)" if str(ds.get("LossyImageCompression", "")) == "01" else ""))
+        flags.append(
+            f"negative pixel values (min {lo}) clipped at 0"
+            + (" (lossy copy)" if str(ds.get("LossyImageCompression", "")) == "01" else "")
+        )
         arr = np.clip(arr, 0, None)
     elif arr.dtype.kind == "i":
         flags.append("signed pixel data (PixelRepresentation 1) converted to unsigned")
@@ -957,12 +1060,19 @@ def _open(path: Path, *, pixels: bool = True) -> Dataset:
 
 
 #: DICOM objects that travel with images but are none: named for what they are when skipped.
-_NON_IMAGE_MODALITIES = {"SEG": "segmentation object", "RTSTRUCT": "RT structure set",
-                         "PR": "presentation state", "KO": "key object selection", "DOC": "encapsulated document",
-                         "REG": "registration object"}
-_NON_IMAGE_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.66.4": "segmentation object",
-                          "1.2.840.10008.5.1.4.1.1.104.1": "encapsulated PDF",
-                          "1.2.840.10008.5.1.4.1.1.11.1": "presentation state"}
+_NON_IMAGE_MODALITIES = {
+    "SEG": "segmentation object",
+    "RTSTRUCT": "RT structure set",
+    "PR": "presentation state",
+    "KO": "key object selection",
+    "DOC": "encapsulated document",
+    "REG": "registration object",
+}
+_NON_IMAGE_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.66.4": "segmentation object",
+    "1.2.840.10008.5.1.4.1.1.104.1": "encapsulated PDF",
+    "1.2.840.10008.5.1.4.1.1.11.1": "presentation state",
+}
 
 
 def check_header(ds: Dataset, path: Path) -> None:
@@ -1046,9 +1156,11 @@ def read_file(path: Path, *, assume_view: str | None = None, orient: bool = True
             spacing = None if spacing is None else (spacing[1], spacing[0])
     if spacing is None:
         assumed = WHOLE_BODY_SWEEP_MM / max(arr.shape[1], arr.shape[2])
-        flags.append(f"{SPACING_ASSUMED} {assumed:.2f} mm from the {max(arr.shape[1:])}-pixel long axis "
-                     f"(a whole-body sweep of about {WHOLE_BODY_SWEEP_MM / 1000:.2f} m)"
-                     + (f"; {'; '.join(spacing_problems)}" if spacing_problems else ""))
+        flags.append(
+            f"{SPACING_ASSUMED} {assumed:.2f} mm from the {max(arr.shape[1:])}-pixel long axis "
+            f"(a whole-body sweep of about {WHOLE_BODY_SWEEP_MM / 1000:.2f} m)"
+            + (f"; {'; '.join(spacing_problems)}" if spacing_problems else "")
+        )
         spacing = (assumed, assumed)
     if orient and _head_down(arr, ds, spacing, flags):
         arr, quarter_turns = rotate(arr, 2), quarter_turns + 2
@@ -1152,8 +1264,11 @@ def study_from_files(files: list[DicomFile], *, key: str | None = None) -> Study
         flags.append("views differ in matrix size")
     ant, post = views.get("ANT"), views.get("POST")
     any_img = ant if ant is not None else post
-    layout = "multiframe" if len(files) == 1 and first.meta.get("n_frames", 1) > 1 else (
-        "pair" if len(files) > 1 else "single")
+    layout = (
+        "multiframe"
+        if len(files) == 1 and first.meta.get("n_frames", 1) > 1
+        else ("pair" if len(files) > 1 else "single")
+    )
     return Study(
         study_key=_study_key(first.study_uid, key),
         patient_key=_patient_key(first.patient_id, key),

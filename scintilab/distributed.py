@@ -19,6 +19,7 @@
 
 Batch grids of papermill runs on Dask distributed live in :mod:`scintilab.dask_executor`.
 """
+
 from __future__ import annotations
 
 import contextlib

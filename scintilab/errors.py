@@ -1,4 +1,5 @@
 """Errors about input files: every message names the file and what is wrong."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -14,6 +14,7 @@ Conventions: ``y_true`` holds class indices into ``classes``; ``proba`` is an (N
 array of class probabilities; the prediction is ``argmax(proba)`` unless given. Metrics
 that are undefined on the data (a class absent from the test set) are NaN, never a guess.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,15 +51,29 @@ PAPER_NAMES: dict[str, str] = {
 
 #: Guo et al. 2022's published scores, for side-by-side tables (test split of D3).
 PAPER_TABLE4: dict[str, dict[str, float]] = {
-    "Classifier-inRAC (paper)": {"accuracy": 0.7782, "precision": 0.7799, "recall": 0.7823, "f1": 0.7764, "auc": 0.8364},
+    "Classifier-inRAC (paper)": {
+        "accuracy": 0.7782,
+        "precision": 0.7799,
+        "recall": 0.7823,
+        "f1": 0.7764,
+        "auc": 0.8364,
+    },
     "Classifier-outRAC (paper)": {"accuracy": 0.6725, "precision": 0.7233, "recall": 0.6831, "f1": 0.6723},
 }
 #: Table 8: two-class (metastatic vs not) scores of Classifier-inRAC.
-PAPER_TABLE8: dict[str, float] = {"accuracy": 0.8310, "precision": 0.8696, "recall": 0.8696, "f1": 0.8696, "auc": 0.8147}
+PAPER_TABLE8: dict[str, float] = {
+    "accuracy": 0.8310,
+    "precision": 0.8696,
+    "recall": 0.8696,
+    "f1": 0.8696,
+    "auc": 0.8147,
+}
 
 
 # --------------------------------------------------------------------------- basics
-def _as_arrays(y_true: Sequence[int] | np.ndarray, proba: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def _as_arrays(
+    y_true: Sequence[int] | np.ndarray, proba: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     y = np.asarray(y_true).astype(int).ravel()
     if proba is None:
         return y, None
@@ -68,7 +83,9 @@ def _as_arrays(y_true: Sequence[int] | np.ndarray, proba: np.ndarray | None = No
     return y, p
 
 
-def confusion_matrix(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, num_classes: int) -> np.ndarray:
+def confusion_matrix(
+    y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, num_classes: int
+) -> np.ndarray:
     """Counts ``cm[i, j]`` of images of true class ``i`` predicted as class ``j``.
 
     Args:
@@ -275,7 +292,9 @@ def two_class(
 
 
 # --------------------------------------------------------------------------- curves
-def roc_curves(y_true: Sequence[int] | np.ndarray, proba: np.ndarray, classes: Sequence[str] = CLASSES) -> dict[str, dict[str, Any]]:
+def roc_curves(
+    y_true: Sequence[int] | np.ndarray, proba: np.ndarray, classes: Sequence[str] = CLASSES
+) -> dict[str, dict[str, Any]]:
     """One-vs-rest ROC curve of each class (the paper's Fig. 6).
 
     Returns:
@@ -357,7 +376,9 @@ def expected_calibration_error(
 
 
 # --------------------------------------------------------------------------- bootstrap
-def _flat_metrics(y: np.ndarray, p: np.ndarray, pred: np.ndarray, classes: Sequence[str], n_bins: int) -> dict[str, float]:
+def _flat_metrics(
+    y: np.ndarray, p: np.ndarray, pred: np.ndarray, classes: Sequence[str], n_bins: int
+) -> dict[str, float]:
     m = classification_metrics(y, p, y_pred=pred, classes=classes)
     flat = {k: m[k] for k in MACRO_METRICS}
     for metric in CLASS_METRICS:
@@ -423,8 +444,10 @@ def bootstrap_metrics(
     for j, name in enumerate(names):
         col = reps[:, j]
         col = col[np.isfinite(col)]
-        low, high = (np.quantile(col, [alpha / 2, 1 - alpha / 2]) if col.size else (np.nan, np.nan))
-        rows.append({"metric": name, "estimate": point[name], "low": float(low), "high": float(high), "n_valid": int(col.size)})
+        low, high = np.quantile(col, [alpha / 2, 1 - alpha / 2]) if col.size else (np.nan, np.nan)
+        rows.append(
+            {"metric": name, "estimate": point[name], "low": float(low), "high": float(high), "n_valid": int(col.size)}
+        )
     return pd.DataFrame(rows).set_index("metric")
 
 
@@ -490,8 +513,11 @@ def _finite_predictions(run_dir: Path) -> pd.DataFrame:
     df = load_predictions(run_dir)
     bad = nonfinite_rows(df)
     if bad:
-        raise InputError(run_dir / PREDICTIONS_FILE, f"{bad} of {len(df)} rows have NaN/inf probabilities: "
-                         + nonfinite_message(info.get("epochs_run"), "outputs", run_policy(info) if info else None, after=True))
+        raise InputError(
+            run_dir / PREDICTIONS_FILE,
+            f"{bad} of {len(df)} rows have NaN/inf probabilities: "
+            + nonfinite_message(info.get("epochs_run"), "outputs", run_policy(info) if info else None, after=True),
+        )
     return df
 
 
@@ -505,7 +531,9 @@ def arrays_from_predictions(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, n
     if bad:  # scikit-learn would stop on them with a traceback; say what it is instead
         from scintilab.runs import nonfinite_message
 
-        raise ValueError(f"{bad} of {len(df)} predictions have NaN/inf probabilities: {nonfinite_message(None, 'outputs', None)}")
+        raise ValueError(
+            f"{bad} of {len(df)} predictions have NaN/inf probabilities: {nonfinite_message(None, 'outputs', None)}"
+        )
     classes = [c[2:] for c in pcols]
     lookup = {c: i for i, c in enumerate(classes)}
     unknown = sorted(set(df["true"]) - set(lookup))
@@ -573,7 +601,9 @@ def evaluate_predictions(
 def _ci_dict(y, p, groups, pred, classes, n_boot, alpha, rng, n_bins) -> dict[str, list[float]]:
     if n_boot <= 0:
         return {}
-    table = bootstrap_metrics(y, p, groups, y_pred=pred, classes=classes, n_boot=n_boot, alpha=alpha, rng=rng, n_bins=n_bins)
+    table = bootstrap_metrics(
+        y, p, groups, y_pred=pred, classes=classes, n_boot=n_boot, alpha=alpha, rng=rng, n_bins=n_bins
+    )
     return {name: [row.low, row.high] for name, row in table.iterrows()}
 
 
@@ -627,7 +657,11 @@ def evaluate_run(
     return result
 
 
-def threshold_table(result_or_y: Any, p_met: np.ndarray | None = None, thresholds: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> pd.DataFrame:
+def threshold_table(
+    result_or_y: Any,
+    p_met: np.ndarray | None = None,
+    thresholds: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+) -> pd.DataFrame:
     """Sensitivity, specificity, PPV and NPV of "metastatic" at several thresholds on P(Met).
 
     Clinicians choose an operating point (a screening read wants high sensitivity); the
@@ -671,7 +705,13 @@ def paper_comparison(result: Mapping[str, Any], name: str = "this run", two_clas
     ours = metrics_table({name: result}, metrics=("accuracy", "precision", "recall", "f1", "auc"), two_class=two_class)
     ref = PAPER_TABLE8 if two_class else PAPER_TABLE4["Classifier-inRAC (paper)"]
     label = "Classifier-inRAC, Table 8 (paper)" if two_class else "Classifier-inRAC, Table 4 (paper)"
-    paper = pd.DataFrame({PAPER_NAMES[k]: [f"{ref[k]:.4f}" if k in ref else "n/a"] for k in ("accuracy", "precision", "recall", "f1", "auc")}, index=[label])
+    paper = pd.DataFrame(
+        {
+            PAPER_NAMES[k]: [f"{ref[k]:.4f}" if k in ref else "n/a"]
+            for k in ("accuracy", "precision", "recall", "f1", "auc")
+        },
+        index=[label],
+    )
     return pd.concat([paper, ours])
 
 
@@ -748,23 +788,43 @@ def roc_figure(roc: Mapping[str, Mapping[str, Any]], title: str = "ROC (one vs r
         fig.add_trace(go.Scatter(x=c["fpr"], y=c["tpr"], mode="lines", name=f"{name} (AUC {c['auc']:.3f})"))
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash", "color": "grey"}, name="chance"))
     fig.update_layout(
-        title=title, xaxis_title="False positive rate (1 - specificity)", yaxis_title="True positive rate (recall)",
-        width=520, height=460, xaxis={"range": [0, 1]}, yaxis={"range": [0, 1.02]},
+        title=title,
+        xaxis_title="False positive rate (1 - specificity)",
+        yaxis_title="True positive rate (recall)",
+        width=520,
+        height=460,
+        xaxis={"range": [0, 1]},
+        yaxis={"range": [0, 1.02]},
     )
     return fig
 
 
-def confusion_figure(cm: Sequence[Sequence[int]], classes: Sequence[str], title: str = "Confusion matrix", normalize: bool = False):
+def confusion_figure(
+    cm: Sequence[Sequence[int]], classes: Sequence[str], title: str = "Confusion matrix", normalize: bool = False
+):
     """Plotly heat map of a confusion matrix (rows = truth), counts written in each cell."""
     import plotly.graph_objects as go
 
     cm = np.asarray(cm, dtype=float)
     z = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
-    text = [[(f"{int(cm[i, j])}<br>{z[i, j]:.0%}" if normalize else f"{int(cm[i, j])}") for j in range(cm.shape[1])] for i in range(cm.shape[0])]
+    text = [
+        [(f"{int(cm[i, j])}<br>{z[i, j]:.0%}" if normalize else f"{int(cm[i, j])}") for j in range(cm.shape[1])]
+        for i in range(cm.shape[0])
+    ]
     fig = go.Figure(
-        go.Heatmap(z=z, x=list(classes), y=list(classes), text=text, texttemplate="%{text}", colorscale="Blues", showscale=False)
+        go.Heatmap(
+            z=z,
+            x=list(classes),
+            y=list(classes),
+            text=text,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            showscale=False,
+        )
     )
-    fig.update_layout(title=title, xaxis_title="Predicted", yaxis_title="True", width=440, height=420, yaxis={"autorange": "reversed"})
+    fig.update_layout(
+        title=title, xaxis_title="Predicted", yaxis_title="True", width=440, height=420, yaxis={"autorange": "reversed"}
+    )
     return fig
 
 
@@ -780,7 +840,12 @@ def per_class_figure(result: Mapping[str, Any], title: str = "Per-class scores")
         highs = [ci.get(f"{k}[{c}]", [None, None])[1] for c in m["classes"]]
         err = None
         if all(v is not None and np.isfinite(v) for v in lows + highs):
-            err = {"type": "data", "symmetric": False, "array": [h - v for h, v in zip(highs, vals)], "arrayminus": [v - lo for v, lo in zip(vals, lows)]}
+            err = {
+                "type": "data",
+                "symmetric": False,
+                "array": [h - v for h, v in zip(highs, vals)],
+                "arrayminus": [v - lo for v, lo in zip(vals, lows)],
+            }
         fig.add_trace(go.Bar(name=PAPER_NAMES[k], x=m["classes"], y=vals, error_y=err))
     fig.update_layout(title=title, barmode="group", yaxis={"range": [0, 1.05], "title": "score"}, width=640, height=420)
     return fig
@@ -797,15 +862,23 @@ def calibration_figure(result: Mapping[str, Any], title: str = "Calibration (top
         size = 8 + 30 * np.sqrt(table["count"] / table["count"].max())
         fig.add_trace(
             go.Scatter(
-                x=table["confidence"], y=table["accuracy"], mode="lines+markers", marker={"size": size},
-                name="model", text=[f"{n} images" for n in table["count"]],
+                x=table["confidence"],
+                y=table["accuracy"],
+                mode="lines+markers",
+                marker={"size": size},
+                name="model",
+                text=[f"{n} images" for n in table["count"]],
             )
         )
     ece = result.get("ece")
     fig.update_layout(
         title=f"{title}: ECE {ece:.3f}" if ece is not None and np.isfinite(ece) else title,
-        xaxis_title="confidence of predicted class", yaxis_title="fraction correct",
-        xaxis={"range": [0, 1]}, yaxis={"range": [0, 1.02]}, width=480, height=440,
+        xaxis_title="confidence of predicted class",
+        yaxis_title="fraction correct",
+        xaxis={"range": [0, 1]},
+        yaxis={"range": [0, 1.02]},
+        width=480,
+        height=440,
     )
     return fig
 
@@ -813,12 +886,16 @@ def calibration_figure(result: Mapping[str, Any], title: str = "Calibration (top
 # --------------------------------------------------------------------------- CLI
 def cli_main(argv: list[str]) -> int:
     """``scintilab evaluate RUN_DIR [RUN_DIR ...]``: metrics with CIs for each run."""
-    parser = argparse.ArgumentParser(prog="scintilab evaluate", description="Score run directories (Table 4 layout, 95% CIs by patient).")
+    parser = argparse.ArgumentParser(
+        prog="scintilab evaluate", description="Score run directories (Table 4 layout, 95% CIs by patient)."
+    )
     parser.add_argument("runs", nargs="+", help="run directories written by 'scintilab train'")
     parser.add_argument("--per", choices=["image", "study"], default="image", help="scoring unit")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (resampling patients)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    parser.add_argument("--two-class", choices=["sum", "merge"], default=None, help="also print the two-class table (Table 8)")
+    parser.add_argument(
+        "--two-class", choices=["sum", "merge"], default=None, help="also print the two-class table (Table 8)"
+    )
     parser.add_argument("--write", action="store_true", help="(re)write metrics.json in each run directory")
     args = parser.parse_args(argv)
     from scintilab.errors import InputError

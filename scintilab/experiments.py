@@ -15,6 +15,7 @@ lays the result out like the paper, with the paper's values beside ours, and
 
 Notebooks 05_ablations and 06_depth_and_baselines are thin wrappers around this module.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,14 @@ import pandas as pd
 #: Metrics of the paper's comparison tables, in their column order.
 TABLE_METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1")
 #: Column headers as the paper prints them.
-METRIC_NAMES: dict[str, str] = {"accuracy": "Accuracy", "precision": "Precision", "recall": "Recall",
-                                "f1": "F-1 score", "auc": "AUC", "specificity": "Specificity"}
+METRIC_NAMES: dict[str, str] = {
+    "accuracy": "Accuracy",
+    "precision": "Precision",
+    "recall": "Recall",
+    "f1": "F-1 score",
+    "auc": "AUC",
+    "specificity": "Specificity",
+}
 
 _NAN = float("nan")
 
@@ -68,33 +75,47 @@ class Experiment:
 _INRAC = {"model": "inrac", "dataset": "D3"}
 EXPERIMENTS: dict[str, Experiment] = {
     "table4": Experiment(
-        "table4", "Table 4: Classifier-inRAC vs Classifier-outRAC (D3, test split)",
+        "table4",
+        "Table 4: Classifier-inRAC vs Classifier-outRAC (D3, test split)",
         (Row("Classifier-inRAC", _INRAC), Row("Classifier-outRAC", {"model": "outrac", "dataset": "D3"})),
     ),
     "table5": Experiment(
-        "table5", "Table 5: Classifier-inRAC on datasets D1, D2 and D3 (test split)",
-        (Row("D1", {"model": "inrac", "dataset": "D1"}), Row("D2", {"model": "inrac", "dataset": "D2"}),
-         Row("D3", _INRAC)),
+        "table5",
+        "Table 5: Classifier-inRAC on datasets D1, D2 and D3 (test split)",
+        (
+            Row("D1", {"model": "inrac", "dataset": "D1"}),
+            Row("D2", {"model": "inrac", "dataset": "D2"}),
+            Row("D3", _INRAC),
+        ),
     ),
     "table6": Experiment(
-        "table6", "Table 6: effect of the residual connection and the attention module (D3)",
-        (Row("plain", {"model": "plain", "dataset": "D3"}, {"Residual": "×", "Attention": "×"}),
-         Row("attention only", {"model": "attention", "dataset": "D3"}, {"Residual": "×", "Attention": "✓"}),
-         Row("residual only", {"model": "residual", "dataset": "D3"}, {"Residual": "✓", "Attention": "×"}),
-         Row("Classifier-inRAC", _INRAC, {"Residual": "✓", "Attention": "✓"})),
+        "table6",
+        "Table 6: effect of the residual connection and the attention module (D3)",
+        (
+            Row("plain", {"model": "plain", "dataset": "D3"}, {"Residual": "×", "Attention": "×"}),
+            Row("attention only", {"model": "attention", "dataset": "D3"}, {"Residual": "×", "Attention": "✓"}),
+            Row("residual only", {"model": "residual", "dataset": "D3"}, {"Residual": "✓", "Attention": "×"}),
+            Row("Classifier-inRAC", _INRAC, {"Residual": "✓", "Attention": "✓"}),
+        ),
     ),
     "table7": Experiment(
-        "table7", "Table 7 / Fig. 9: network depth (D3)",
-        (Row("Classifier-18", {"model": "classifier18", "dataset": "D3"}),
-         Row("Classifier-34", {"model": "classifier34", "dataset": "D3"}),
-         Row("Classifier-inRAC", _INRAC)),
+        "table7",
+        "Table 7 / Fig. 9: network depth (D3)",
+        (
+            Row("Classifier-18", {"model": "classifier18", "dataset": "D3"}),
+            Row("Classifier-34", {"model": "classifier34", "dataset": "D3"}),
+            Row("Classifier-inRAC", _INRAC),
+        ),
         note="The paper gives Classifier-18 and -34 only as bars in Fig. 9, not as numbers.",
     ),
     "table10": Experiment(
-        "table10", "Tables 9-10: classical CNNs vs Classifier-inRAC (D3)",
-        (Row("Inception v1", {"model": "inception_v1", "dataset": "D3"}),
-         Row("VGG 11", {"model": "vgg11", "dataset": "D3"}),
-         Row("Classifier-inRAC", _INRAC)),
+        "table10",
+        "Tables 9-10: classical CNNs vs Classifier-inRAC (D3)",
+        (
+            Row("Inception v1", {"model": "inception_v1", "dataset": "D3"}),
+            Row("VGG 11", {"model": "vgg11", "dataset": "D3"}),
+            Row("Classifier-inRAC", _INRAC),
+        ),
     ),
 }
 
@@ -104,15 +125,27 @@ _INRAC_PAPER = (0.7782, 0.7799, 0.7823, 0.7764)
 PAPER_TABLES: dict[str, dict[str, tuple[float, ...]]] = {
     "table4": {"Classifier-inRAC": _INRAC_PAPER, "Classifier-outRAC": (0.6725, 0.7233, 0.6831, 0.6723)},
     "table5": {"D1": (0.6150, 0.6324, 0.6227, 0.6058), "D2": (0.6968, 0.7001, 0.7024, 0.6930), "D3": _INRAC_PAPER},
-    "table6": {"plain": (0.6937, 0.7032, 0.7000, 0.6940), "attention only": (0.7042, 0.7416, 0.7047, 0.7031),
-               "residual only": (0.7500, 0.7614, 0.7532, 0.7497), "Classifier-inRAC": _INRAC_PAPER},
+    "table6": {
+        "plain": (0.6937, 0.7032, 0.7000, 0.6940),
+        "attention only": (0.7042, 0.7416, 0.7047, 0.7031),
+        "residual only": (0.7500, 0.7614, 0.7532, 0.7497),
+        "Classifier-inRAC": _INRAC_PAPER,
+    },
     "table7": {"Classifier-18": (_NAN,) * 4, "Classifier-34": (_NAN,) * 4, "Classifier-inRAC": _INRAC_PAPER},
-    "table10": {"Inception v1": (0.5387, 0.6003, 0.5490, 0.5415), "VGG 11": (0.7324, 0.7309, 0.7333, 0.7309),
-                "Classifier-inRAC": _INRAC_PAPER},
+    "table10": {
+        "Inception v1": (0.5387, 0.6003, 0.5490, 0.5415),
+        "VGG 11": (0.7324, 0.7309, 0.7333, 0.7309),
+        "Classifier-inRAC": _INRAC_PAPER,
+    },
 }
 #: Table 8 (two-class, metastatic vs not), for notebooks that compare with it.
-PAPER_TABLE8: dict[str, float] = {"accuracy": 0.8310, "precision": 0.8696, "recall": 0.8696, "f1": 0.8696,
-                                  "auc": 0.8147}
+PAPER_TABLE8: dict[str, float] = {
+    "accuracy": 0.8310,
+    "precision": 0.8696,
+    "recall": 0.8696,
+    "f1": 0.8696,
+    "auc": 0.8147,
+}
 #: The paper's AUC of Classifier-inRAC on D3 (Fig. 6).
 PAPER_AUC_INRAC = 0.8364
 
@@ -206,8 +239,9 @@ class ExperimentResult:
 
     def frame(self) -> pd.DataFrame:
         """Long table: table, row, seed, metric, value, low, high, run, reused, seconds."""
-        return pd.DataFrame(self.records, columns=["table", "row", "seed", "metric", "value", "low", "high",
-                                                   "run", "reused", "seconds"])
+        return pd.DataFrame(
+            self.records, columns=["table", "row", "seed", "metric", "value", "low", "high", "run", "reused", "seconds"]
+        )
 
 
 def _metric_values(metrics: Mapping[str, Any], name: str) -> tuple[float, float, float]:
@@ -270,9 +304,20 @@ def run_experiment(
         say(f"[{i}/{len(planned)}] {what}: {how} ({Path(result.run_dir).name})")
         for name in metrics:
             value, low, high = _metric_values(result.metrics, name)
-            records.append({"table": item.table, "row": item.row.label, "seed": item.seed, "metric": name,
-                            "value": value, "low": low, "high": high, "run": Path(result.run_dir).name,
-                            "reused": bool(result.reused), "seconds": round(seconds, 1)})
+            records.append(
+                {
+                    "table": item.table,
+                    "row": item.row.label,
+                    "seed": item.seed,
+                    "metric": name,
+                    "value": value,
+                    "low": low,
+                    "high": high,
+                    "run": Path(result.run_dir).name,
+                    "reused": bool(result.reused),
+                    "seconds": round(seconds, 1),
+                }
+            )
     return ExperimentResult(list(planned), records, failures)
 
 
@@ -286,9 +331,13 @@ def summarize(result: ExperimentResult, table: str) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=["row", "metric", "value", "low", "high", "seed_sd", "n_seeds"])
     g = df.groupby(["row", "metric"], sort=False)
-    out = g.agg(value=("value", "mean"), low=("low", "mean"), high=("high", "mean"),
-                seed_sd=("value", lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else _NAN),
-                n_seeds=("seed", "nunique")).reset_index()
+    out = g.agg(
+        value=("value", "mean"),
+        low=("low", "mean"),
+        high=("high", "mean"),
+        seed_sd=("value", lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else _NAN),
+        n_seeds=("seed", "nunique"),
+    ).reset_index()
     return out
 
 
@@ -335,7 +384,7 @@ def comparison_table(
         cells: dict[str, Any] = {"": row.label, **row.extra}
         for name in metrics:
             hit = part[part["metric"] == name]
-            v, lo, hi = (hit.iloc[0][["value", "low", "high"]] if not hit.empty else (_NAN, _NAN, _NAN))
+            v, lo, hi = hit.iloc[0][["value", "low", "high"]] if not hit.empty else (_NAN, _NAN, _NAN)
             cells[METRIC_NAMES.get(name, name)] = _cell(float(v), float(lo), float(hi), digits)
             if with_paper and name in TABLE_METRICS:
                 paper = PAPER_TABLES[table][row.label][TABLE_METRICS.index(name)]
@@ -343,13 +392,16 @@ def comparison_table(
         n = int(part["n_seeds"].max())
         if n > 1:
             acc = part[part["metric"] == metrics[0]]
-            cells[f"seed SD ({METRIC_NAMES.get(metrics[0], metrics[0])})"] = f"{float(acc['seed_sd'].iloc[0]):.{digits}f}"
+            cells[f"seed SD ({METRIC_NAMES.get(metrics[0], metrics[0])})"] = (
+                f"{float(acc['seed_sd'].iloc[0]):.{digits}f}"
+            )
         cells["seeds"] = n
         rows.append(cells)
     if not rows:
         # Not run (the tables/models parameters left it out): say so instead of an empty frame.
-        return pd.DataFrame({"note": [f"{exp.title}: no run; add {table!r} to the tables parameter "
-                                      "(and its models) to rebuild it"]})
+        return pd.DataFrame(
+            {"note": [f"{exp.title}: no run; add {table!r} to the tables parameter (and its models) to rebuild it"]}
+        )
     out = pd.DataFrame(rows).set_index("")
     out.index.name = "Dataset" if table == "table5" else "Classifier"
     return out
@@ -380,8 +432,9 @@ def ranking_agreement(result: ExperimentResult, table: str, metric: str = "accur
     return out
 
 
-def comparison_figure(result: ExperimentResult, table: str, *, metrics: Sequence[str] = TABLE_METRICS,
-                      title: str | None = None):
+def comparison_figure(
+    result: ExperimentResult, table: str, *, metrics: Sequence[str] = TABLE_METRICS, title: str | None = None
+):
     """Grouped bars: our value per row and metric with 95% CI whiskers; the paper's as diamonds.
 
     Returns:
@@ -398,22 +451,49 @@ def comparison_figure(result: ExperimentResult, table: str, *, metrics: Sequence
         part = summary[summary["metric"] == name].set_index("row").reindex(labels)
         color = palette[k % len(palette)]
         fig.add_bar(
-            x=labels, y=part["value"], name=f"{METRIC_NAMES.get(name, name)} (ours)", marker_color=color,
+            x=labels,
+            y=part["value"],
+            name=f"{METRIC_NAMES.get(name, name)} (ours)",
+            marker_color=color,
             offsetgroup=str(k),
-            error_y={"type": "data", "symmetric": False, "array": (part["high"] - part["value"]).clip(lower=0),
-                     "arrayminus": (part["value"] - part["low"]).clip(lower=0), "thickness": 1.2},
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": (part["high"] - part["value"]).clip(lower=0),
+                "arrayminus": (part["value"] - part["low"]).clip(lower=0),
+                "thickness": 1.2,
+            },
         )
         if name in TABLE_METRICS:
             paper = [PAPER_TABLES[table][lab][TABLE_METRICS.index(name)] for lab in labels]
-            fig.add_scatter(x=labels, y=paper, mode="markers", name=f"{METRIC_NAMES.get(name, name)} (paper)",
-                            marker={"symbol": "diamond", "size": 10, "color": color, "line": {"width": 1, "color": "black"}},
-                            offsetgroup=str(k))
+            fig.add_scatter(
+                x=labels,
+                y=paper,
+                mode="markers",
+                name=f"{METRIC_NAMES.get(name, name)} (paper)",
+                marker={"symbol": "diamond", "size": 10, "color": color, "line": {"width": 1, "color": "black"}},
+                offsetgroup=str(k),
+            )
     if not labels:
-        fig.add_annotation(text="not run (see the tables and models parameters)", showarrow=False,
-                           x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 16})
-    fig.update_layout(title=title or exp.title, barmode="group", scattermode="group", yaxis_title="score (test split)",
-                      yaxis_range=[0, 1.05], legend={"orientation": "h", "y": -0.2}, height=460,
-                      template="plotly_white")
+        fig.add_annotation(
+            text="not run (see the tables and models parameters)",
+            showarrow=False,
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+            font={"size": 16},
+        )
+    fig.update_layout(
+        title=title or exp.title,
+        barmode="group",
+        scattermode="group",
+        yaxis_title="score (test split)",
+        yaxis_range=[0, 1.05],
+        legend={"orientation": "h", "y": -0.2},
+        height=460,
+        template="plotly_white",
+    )
     return fig
 
 
@@ -432,15 +512,17 @@ def runs_table(result: ExperimentResult) -> pd.DataFrame:
     df = result.frame()
     if df.empty:
         return df
-    return (df.drop_duplicates(["table", "row", "seed"])[["table", "row", "seed", "run", "reused", "seconds"]]
-            .reset_index(drop=True))
+    return df.drop_duplicates(["table", "row", "seed"])[
+        ["table", "row", "seed", "run", "reused", "seconds"]
+    ].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- notebook helpers
 
 
-def overrides_from(*, epochs: int = 0, image_size: Sequence[int] = (), width: int = 0, n_boot: int | None = None,
-                   **more: Any) -> dict[str, Any]:
+def overrides_from(
+    *, epochs: int = 0, image_size: Sequence[int] = (), width: int = 0, n_boot: int | None = None, **more: Any
+) -> dict[str, Any]:
     """TrainConfig overrides from notebook parameters, where 0 / empty means "keep the preset's".
 
     Args:
@@ -476,9 +558,16 @@ def plan_frame(planned: Sequence[PlannedRun], runs_root: str | Path | None = Non
     cache: dict[str, str] = {}
     for p in planned:
         fp = p.config.fingerprint()
-        row = {"table": p.table, "row": p.row.label, "seed": p.seed, "model": p.config.model,
-               "dataset": p.config.dataset, "input": "x".join(map(str, p.config.image_size)),
-               "epochs": p.config.epochs, "fingerprint": fp}
+        row = {
+            "table": p.table,
+            "row": p.row.label,
+            "seed": p.seed,
+            "model": p.config.model,
+            "dataset": p.config.dataset,
+            "input": "x".join(map(str, p.config.image_size)),
+            "epochs": p.config.epochs,
+            "fingerprint": fp,
+        }
         if runs_root is not None:
             if fp not in cache:
                 from scintilab.runs import find_run
@@ -494,8 +583,15 @@ def agreement_frame(result: ExperimentResult, metric: str = "accuracy") -> pd.Da
     rows = []
     for table in dict.fromkeys(p.table for p in result.planned):
         a = ranking_agreement(result, table, metric)
-        rows.append({"table": table, "rows compared": a["rows"], "best here": a["ours_best"],
-                     "best in paper": a["paper_best"], "Spearman rho": a["spearman"]})
+        rows.append(
+            {
+                "table": table,
+                "rows compared": a["rows"],
+                "best here": a["ours_best"],
+                "best in paper": a["paper_best"],
+                "Spearman rho": a["spearman"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -511,13 +607,17 @@ def describe(result: ExperimentResult, metric: str = "accuracy") -> str:
             continue
         best = part.loc[part["value"].idxmax()] if part["value"].notna().any() else part.iloc[0]
         a = ranking_agreement(result, table, metric)
-        text = (f"{experiment(table).title}: best {name} here is {best['row']} "
-                f"({best['value']:.3f}, 95% CI {best['low']:.3f}-{best['high']:.3f})")
+        text = (
+            f"{experiment(table).title}: best {name} here is {best['row']} "
+            f"({best['value']:.3f}, 95% CI {best['low']:.3f}-{best['high']:.3f})"
+        )
         if a["rows"] >= 2:  # with one row the paper has nothing to rank it against
             text += f"; in the paper {a['paper_best']}"
         if math.isfinite(a["spearman"]):
             text += f"; rank agreement with the paper (Spearman) {a['spearman']:.2f}"
         lines.append(text + ".")
     if result.failures:
-        lines.append(f"{len(result.failures)} run(s) failed: " + "; ".join(f"{w} ({why})" for w, why in result.failures))
+        lines.append(
+            f"{len(result.failures)} run(s) failed: " + "; ".join(f"{w} ({why})" for w, why in result.failures)
+        )
     return "\n".join(lines)

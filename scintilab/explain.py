@@ -16,6 +16,7 @@ The last stage of Classifier-inRAC has a stride of 32: at the ``quick`` preset's
 input its map is only 8 x 2 cells. Pass ``layer_name="s3b5_out"`` (stride 16) for a finer
 but less class-specific map.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -35,7 +36,9 @@ def _resize(maps: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
     if maps.shape[1:] == tuple(hw):
         return maps.astype(np.float32)
-    return np.stack([resize(m, hw, order=1, mode="edge", anti_aliasing=False, preserve_range=True) for m in maps]).astype(np.float32)
+    return np.stack(
+        [resize(m, hw, order=1, mode="edge", anti_aliasing=False, preserve_range=True) for m in maps]
+    ).astype(np.float32)
 
 
 def _normalise(maps: np.ndarray) -> np.ndarray:
@@ -200,7 +203,9 @@ def grad_cam(
     return _normalise(cams)
 
 
-def attention_maps(model: Any, images: np.ndarray, *, upsample: bool = True, batch_size: int = 16) -> dict[str, np.ndarray]:
+def attention_maps(
+    model: Any, images: np.ndarray, *, upsample: bool = True, batch_size: int = 16
+) -> dict[str, np.ndarray]:
     """CBAM spatial attention maps of every attention block, keyed by layer name.
 
     Args:
@@ -275,7 +280,9 @@ def energy_in_mask(heat: np.ndarray, mask: np.ndarray) -> float:
 
 
 # --------------------------------------------------------------------------- overlays
-def overlay(image: np.ndarray, heat: np.ndarray, *, alpha: float = 0.45, cmap: str = "jet", gamma: float = 0.5) -> np.ndarray:
+def overlay(
+    image: np.ndarray, heat: np.ndarray, *, alpha: float = 0.45, cmap: str = "jet", gamma: float = 0.5
+) -> np.ndarray:
     """RGB overlay of a heat map on a grey image (both (H, W)).
 
     The image is shown with a gamma (default 0.5, a square root) because bone-scan
@@ -409,7 +416,9 @@ def explain_run(
     test = run.predictions[run.predictions.get("split", "test") == "test"].reset_index(drop=True)
     images = load_test_images(run_dir)
     if len(images) != len(test):
-        raise InputError(Path(run_dir) / "test_images.npy", f"holds {len(images)} images for {len(test)} test predictions")
+        raise InputError(
+            Path(run_dir) / "test_images.npy", f"holds {len(images)} images for {len(test)} test predictions"
+        )
     found = case_groups(test)
     chosen = []
     for name, frame in found.items():
@@ -437,7 +446,9 @@ def explain_run(
     return fig, sel.reset_index(drop=True), heats if heats is not None else np.zeros_like(imgs)
 
 
-def case_figure(image: np.ndarray, heat: np.ndarray | None, row: pd.Series | dict[str, Any], *, method: str = "Grad-CAM"):
+def case_figure(
+    image: np.ndarray, heat: np.ndarray | None, row: pd.Series | dict[str, Any], *, method: str = "Grad-CAM"
+):
     """One test case: the image, the heat-map overlay and the class probabilities.
 
     Args:

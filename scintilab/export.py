@@ -14,6 +14,7 @@ a mixed policy anyway): ONNX Runtime has no bfloat16 convolutions on CPU.
 ``onnxruntime`` and ``tf2onnx`` are optional (the ``export`` extra); importing this module
 does not need them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -121,8 +122,10 @@ class OnnxScorer:
         x = np.asarray(x, dtype=np.float32)
         if x.ndim == 3:
             x = x[..., None]
-        outs = [self.session.run(None, {self.input_name: np.ascontiguousarray(x[i : i + batch_size])})[0]
-                for i in range(0, len(x), batch_size)]
+        outs = [
+            self.session.run(None, {self.input_name: np.ascontiguousarray(x[i : i + batch_size])})[0]
+            for i in range(0, len(x), batch_size)
+        ]
         return np.concatenate(outs, axis=0) if outs else np.zeros((0, 0), np.float32)
 
 
@@ -130,8 +133,13 @@ def _predict(engine: Any, x: np.ndarray, batch_size: int) -> np.ndarray:
     if isinstance(engine, OnnxScorer):
         return engine.predict(x, batch_size)
     # predict_on_batch: no per-call dataset/callback set-up, which model.predict pays per chunk
-    return np.concatenate([np.asarray(engine.predict_on_batch(x[i : i + batch_size]), dtype=np.float32)
-                           for i in range(0, len(x), batch_size)], axis=0)
+    return np.concatenate(
+        [
+            np.asarray(engine.predict_on_batch(x[i : i + batch_size]), dtype=np.float32)
+            for i in range(0, len(x), batch_size)
+        ],
+        axis=0,
+    )
 
 
 def score_cohort(
@@ -218,7 +226,9 @@ def cli_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="scintilab export", description="Export a run's model to ONNX.")
     parser.add_argument("run_dir", help="a run directory written by 'scintilab train'")
     parser.add_argument("--out", default=None, help="ONNX file (default RUN_DIR/model.onnx)")
-    parser.add_argument("--check", type=int, default=8, help="random images to compare Keras and ONNX Runtime on (0: skip)")
+    parser.add_argument(
+        "--check", type=int, default=8, help="random images to compare Keras and ONNX Runtime on (0: skip)"
+    )
     args = parser.parse_args(argv)
     import keras
 

@@ -19,6 +19,7 @@ The "truth" table both return has columns ``kind, study_a, study_b, detail``: ``
 is the faulty study, ``study_b`` the original it was copied from (empty for a fault of
 one study). Keys are pseudonymous study keys, as in the manifest.
 """
+
 from __future__ import annotations
 
 import copy
@@ -110,9 +111,7 @@ def _body_rows(img: np.ndarray) -> tuple[int, int]:
     return int(idx[0]), int(idx[-1])
 
 
-def apply_fault(
-    study: Study, kind: str, rng: np.random.Generator | int | None = None, *, tag: str = "0"
-) -> Study:
+def apply_fault(study: Study, kind: str, rng: np.random.Generator | int | None = None, *, tag: str = "0") -> Study:
     """Return a faulty version of ``study`` (the input record is not changed).
 
     Args:
@@ -150,7 +149,7 @@ def apply_fault(
         t = int(rng.integers(0, max(1, top) + 1))
         b = int(rng.integers(0, max(1, rows - 1 - bottom) + 1))
         lr = int(rng.integers(0, cols // 16 + 1))
-        new = _map_views(study, lambda v: v[t: rows - b, lr: cols - lr].copy())
+        new = _map_views(study, lambda v: v[t : rows - b, lr : cols - lr].copy())
         meta["fault_detail"] = f"cropped {t} rows top, {b} bottom, {lr} columns each side"
     elif kind == "requantised_copy":
         # Rescaled to another intensity range and rounded: an export through 8 or 12 bits.
@@ -243,17 +242,17 @@ def apply_fault(
         ref = ant if ant is not None else post
         top, bottom = _body_rows(ref)
         r0 = int(np.clip(top + 0.15 * (bottom - top), 0, max(0, rows - cols)))
-        new = _map_views(study, lambda v: v[r0: r0 + cols, :].copy())
+        new = _map_views(study, lambda v: v[r0 : r0 + cols, :].copy())
     else:
         raise ValueError(f"unknown fault kind {kind!r}; expected one of {ALL_FAULTS}")
 
     if kind in PAIR_FAULTS:
         skey = study_key(f"planted-{kind}-{tag}-{study.study_key}")
         pkey = patient_key(f"planted-{kind}-{tag}-{study.patient_key}")
-        return Study(skey, pkey, new[0], new[1], spacing, study.label, [], study.study_date,
-                     [], [], meta)
-    return replace(study, anterior=new[0], posterior=new[1], pixel_spacing=spacing,
-                   shapes=[], meta=meta, flags=list(study.flags))
+        return Study(skey, pkey, new[0], new[1], spacing, study.label, [], study.study_date, [], [], meta)
+    return replace(
+        study, anterior=new[0], posterior=new[1], pixel_spacing=spacing, shapes=[], meta=meta, flags=list(study.flags)
+    )
 
 
 def plant_faults(
@@ -296,12 +295,26 @@ def plant_faults(
             detail = str(faulty.meta.get("fault_detail", kind.replace("_", " ")))
             if kind in PAIR_FAULTS:
                 added.append(faulty)
-                rows.append({"kind": kind, "study_a": faulty.study_key, "study_b": studies[i].study_key,
-                             "expected": EXPECTED_KIND[kind], "detail": detail})
+                rows.append(
+                    {
+                        "kind": kind,
+                        "study_a": faulty.study_key,
+                        "study_b": studies[i].study_key,
+                        "expected": EXPECTED_KIND[kind],
+                        "detail": detail,
+                    }
+                )
             else:
                 studies[i] = faulty
-                rows.append({"kind": kind, "study_a": faulty.study_key, "study_b": "",
-                             "expected": EXPECTED_KIND[kind], "detail": detail})
+                rows.append(
+                    {
+                        "kind": kind,
+                        "study_a": faulty.study_key,
+                        "study_b": "",
+                        "expected": EXPECTED_KIND[kind],
+                        "detail": detail,
+                    }
+                )
     truth = pd.DataFrame(rows, columns=["kind", "study_a", "study_b", "expected", "detail"])
     return studies + added, truth
 
@@ -309,8 +322,9 @@ def plant_faults(
 # ----------------------------------------------------------------------------- on disk
 
 
-def _write_pixels(src: Path, dst: Path, frames: list[np.ndarray], spacing: tuple[float, float],
-                  new_ids: dict[str, str] | None) -> None:
+def _write_pixels(
+    src: Path, dst: Path, frames: list[np.ndarray], spacing: tuple[float, float], new_ids: dict[str, str] | None
+) -> None:
     """Copy one DICOM file with new pixel data (and optionally new ids), via pydicom."""
     import pydicom
     from pydicom.uid import generate_uid
@@ -408,17 +422,34 @@ def plant_faults_on_disk(
                 uid = generate_uid()
                 pid = f"PLANT{kind[:4].upper()}{j:02d}{i:04d}"
                 sid = f"PL{j:02d}{i:04d}"
-                new_ids = {"PatientID": pid, "PatientName": f"Planted^{kind}", "StudyID": sid,
-                           "StudyInstanceUID": uid, "SeriesInstanceUID": generate_uid()}
+                new_ids = {
+                    "PatientID": pid,
+                    "PatientName": f"Planted^{kind}",
+                    "StudyID": sid,
+                    "StudyInstanceUID": uid,
+                    "SeriesInstanceUID": generate_uid(),
+                }
                 labels_rows.append({"patient_id": pid, "study_id": sid, "label": study.label or ""})
                 skey = study_key(uid)
-                truth.append({"kind": kind, "study_a": skey, "study_b": study.study_key,
-                              "expected": EXPECTED_KIND[kind],
-                              "detail": str(faulty.meta.get("fault_detail", kind))})
+                truth.append(
+                    {
+                        "kind": kind,
+                        "study_a": skey,
+                        "study_b": study.study_key,
+                        "expected": EXPECTED_KIND[kind],
+                        "detail": str(faulty.meta.get("fault_detail", kind)),
+                    }
+                )
             else:
-                truth.append({"kind": kind, "study_a": study_key(str(head.StudyInstanceUID)), "study_b": "",
-                              "expected": EXPECTED_KIND[kind],
-                              "detail": str(faulty.meta.get("fault_detail", kind.replace("_", " ")))})
+                truth.append(
+                    {
+                        "kind": kind,
+                        "study_a": study_key(str(head.StudyInstanceUID)),
+                        "study_b": "",
+                        "expected": EXPECTED_KIND[kind],
+                        "detail": str(faulty.meta.get("fault_detail", kind.replace("_", " "))),
+                    }
+                )
             views = {"ANT": faulty.anterior, "POST": faulty.posterior}
             for v in views:
                 if views[v] is None:  # keep geometry consistent for a missing view
@@ -490,8 +521,9 @@ def faulty_copy(
     truth.to_csv(out_dir / "planted_faults.csv", index=False)
     ann = out_dir / "annotations"
     labels = out_dir / "labels.csv"
-    ingest(out_dir / "dicom", labels if labels.exists() else None, ann if ann.exists() else None,
-           out_dir / "manifest.csv")
+    ingest(
+        out_dir / "dicom", labels if labels.exists() else None, ann if ann.exists() else None, out_dir / "manifest.csv"
+    )
     return out_dir / "manifest.csv", truth
 
 
@@ -520,10 +552,20 @@ def score_detection(flags: pd.DataFrame, truth: pd.DataFrame, all_studies: Seque
         found = 0
         for _, t in grp.iterrows():
             b = str(t["study_b"] or "")
-            found += int((t["expected"], frozenset((t["study_a"], b))) in pairs if b
-                         else (t["expected"], t["study_a"]) in singles)
-        rows.append({"fault": kind, "expected finding": grp["expected"].iloc[0], "planted": len(grp),
-                     "found": found, "rate": found / len(grp)})
+            found += int(
+                (t["expected"], frozenset((t["study_a"], b))) in pairs
+                if b
+                else (t["expected"], t["study_a"]) in singles
+            )
+        rows.append(
+            {
+                "fault": kind,
+                "expected finding": grp["expected"].iloc[0],
+                "planted": len(grp),
+                "found": found,
+                "rate": found / len(grp),
+            }
+        )
     named = set(truth["study_a"]) | set(truth["study_b"]) - {""}
     clean = [k for k in all_studies if k not in named]
     flagged = (set(f["study_a"]) | set(f["study_b"])) - {""}

@@ -6,6 +6,7 @@ returned ``plotly.graph_objects.Figure``. Large matrices are block-averaged for 
 where :func:`scintilab.fusion.critical_points` found them. Titles carry pseudonymous keys
 only, never patient identity.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -43,13 +44,23 @@ def display_image(image: np.ndarray, max_rows: int = 512) -> tuple[np.ndarray, i
     return img[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3)), f
 
 
-def _heatmap(image: np.ndarray, max_rows: int, name: str, zmax: float | None = None, showscale: bool = False) -> go.Heatmap:
+def _heatmap(
+    image: np.ndarray, max_rows: int, name: str, zmax: float | None = None, showscale: bool = False
+) -> go.Heatmap:
     disp, f = display_image(image, max_rows)
     pos = disp[disp > 0]
     top = zmax if zmax is not None else (float(np.percentile(pos, 99.5)) if pos.size else 1.0)
     return go.Heatmap(
-        z=disp, x0=(f - 1) / 2.0, dx=f, y0=(f - 1) / 2.0, dy=f, zmin=0, zmax=max(top, 1e-6),
-        colorscale="Greys", showscale=showscale, name=name,
+        z=disp,
+        x0=(f - 1) / 2.0,
+        dx=f,
+        y0=(f - 1) / 2.0,
+        dy=f,
+        zmin=0,
+        zmax=max(top, 1e-6),
+        colorscale="Greys",
+        showscale=showscale,
+        name=name,
         hovertemplate="row %{y:.0f}, col %{x:.0f}<br>counts %{z:.1f}<extra>" + name + "</extra>",
     )
 
@@ -57,22 +68,54 @@ def _heatmap(image: np.ndarray, max_rows: int, name: str, zmax: float | None = N
 def _point_lines(fig: go.Figure, pts: CriticalPoints, shape: tuple[int, int], row: int, col: int) -> None:
     h, w = shape
     for key, val in (("ceil", pts.ceil), ("floor", pts.floor)):
-        fig.add_trace(go.Scatter(x=[0, w - 1], y=[val, val], mode="lines", line=dict(color=POINT_COLOURS[key], width=1.5),
-                                 name=key, legendgroup=key, showlegend=(col == 1), hoverinfo="name+y"), row=row, col=col)
+        fig.add_trace(
+            go.Scatter(
+                x=[0, w - 1],
+                y=[val, val],
+                mode="lines",
+                line=dict(color=POINT_COLOURS[key], width=1.5),
+                name=key,
+                legendgroup=key,
+                showlegend=(col == 1),
+                hoverinfo="name+y",
+            ),
+            row=row,
+            col=col,
+        )
     for key, val in (("left", pts.left), ("right", pts.right)):
-        fig.add_trace(go.Scatter(x=[val, val], y=[0, h - 1], mode="lines", line=dict(color=POINT_COLOURS[key], width=1.5),
-                                 name=key, legendgroup=key, showlegend=(col == 1), hoverinfo="name+x"), row=row, col=col)
+        fig.add_trace(
+            go.Scatter(
+                x=[val, val],
+                y=[0, h - 1],
+                mode="lines",
+                line=dict(color=POINT_COLOURS[key], width=1.5),
+                name=key,
+                legendgroup=key,
+                showlegend=(col == 1),
+                hoverinfo="name+x",
+            ),
+            row=row,
+            col=col,
+        )
 
 
 def _image_axes(fig: go.Figure, n_cols: int, shape: tuple[int, int], height: int) -> None:
     h, w = shape
     for i in range(1, n_cols + 1):
         fig.update_xaxes(range=[-0.5, w - 0.5], showticklabels=False, row=1, col=i, constrain="domain", **_FRAME)
-        fig.update_yaxes(range=[h - 0.5, -0.5], showticklabels=False, row=1, col=i, **_FRAME, scaleanchor=f"x{'' if i == 1 else i}",
-                         scaleratio=1)
+        fig.update_yaxes(
+            range=[h - 0.5, -0.5],
+            showticklabels=False,
+            row=1,
+            col=i,
+            **_FRAME,
+            scaleanchor=f"x{'' if i == 1 else i}",
+            scaleratio=1,
+        )
     # room for the figure title above two-line panel titles ("aligned overlay<br>shift ...")
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=90, b=10), plot_bgcolor="white",
-                      legend=dict(orientation="h", y=-0.02))
+    fig.update_layout(
+        height=height, margin=dict(l=10, r=10, t=90, b=10), plot_bgcolor="white", legend=dict(orientation="h", y=-0.02)
+    )
 
 
 def overlay_rgb(anterior: np.ndarray, posterior: np.ndarray, max_rows: int = 512) -> np.ndarray:
@@ -135,7 +178,11 @@ def fusion_figure(
     methods = list(methods) or ([result.method] if result.method in METHODS else ["add"])
     post_f = result.posterior_flipped if result.posterior_flipped is not None else result.posterior_flipped_aligned
     shape = result.anterior.shape
-    titles = ["anterior", "posterior (flipped)", f"aligned overlay<br>shift {result.shift[0]:+.0f}, {result.shift[1]:+.0f}"]
+    titles = [
+        "anterior",
+        "posterior (flipped)",
+        f"aligned overlay<br>shift {result.shift[0]:+.0f}, {result.shift[1]:+.0f}",
+    ]
     titles += [f"fused: {m}" for m in methods]
     n = len(titles)
     fig = make_subplots(rows=1, cols=n, subplot_titles=titles, horizontal_spacing=0.01)
@@ -145,7 +192,9 @@ def fusion_figure(
     _point_lines(fig, result.points_post, shape, 1, 2)
     rgb = overlay_rgb(result.anterior, result.posterior_flipped_aligned, max_rows)
     f = int(np.ceil(shape[0] / max_rows)) if shape[0] > max_rows else 1
-    fig.add_trace(go.Image(z=rgb, x0=(f - 1) / 2.0, dx=f, y0=(f - 1) / 2.0, dy=f, name="overlay", hoverinfo="skip"), row=1, col=3)
+    fig.add_trace(
+        go.Image(z=rgb, x0=(f - 1) / 2.0, dx=f, y0=(f - 1) / 2.0, dy=f, name="overlay", hoverinfo="skip"), row=1, col=3
+    )
     for i, m in enumerate(methods):
         fused = result.image if m == result.method else aggregate(result.anterior, result.posterior_flipped_aligned, m)
         fig.add_trace(_heatmap(fused, max_rows, m), row=1, col=4 + i)
@@ -155,8 +204,9 @@ def fusion_figure(
     return fig
 
 
-def aggregations_figure(result: FusionResult, methods: Sequence[str] = METHODS, *, max_rows: int = 512,
-                        height: int = 560) -> go.Figure:
+def aggregations_figure(
+    result: FusionResult, methods: Sequence[str] = METHODS, *, max_rows: int = 512, height: int = 560
+) -> go.Figure:
     """Each aggregation of one aligned pair side by side, each on its own grey scale.
 
     Args:
@@ -171,9 +221,13 @@ def aggregations_figure(result: FusionResult, methods: Sequence[str] = METHODS, 
     titles = [f"{m}" for m in methods]
     fig = make_subplots(rows=1, cols=len(methods), subplot_titles=titles, horizontal_spacing=0.01)
     for i, m in enumerate(methods):
-        fig.add_trace(_heatmap(aggregate(result.anterior, result.posterior_flipped_aligned, m), max_rows, m), row=1, col=i + 1)
+        fig.add_trace(
+            _heatmap(aggregate(result.anterior, result.posterior_flipped_aligned, m), max_rows, m), row=1, col=i + 1
+        )
     _image_axes(fig, len(methods), result.anterior.shape, height)
-    fig.update_layout(title=dict(text="pixel-wise aggregation of the aligned views", x=0.01), width=max(420, 190 * len(methods)))
+    fig.update_layout(
+        title=dict(text="pixel-wise aggregation of the aligned views", x=0.01), width=max(420, 190 * len(methods))
+    )
     return fig
 
 
@@ -202,8 +256,9 @@ def augment_grid_figure(
     n = len(panels)
     ncols = min(cols, n)
     nrows = int(np.ceil(n / ncols))
-    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=[t for _, t in panels],
-                        horizontal_spacing=0.01, vertical_spacing=0.06)
+    fig = make_subplots(
+        rows=nrows, cols=ncols, subplot_titles=[t for _, t in panels], horizontal_spacing=0.01, vertical_spacing=0.06
+    )
     pos = np.asarray(image, dtype=np.float32)
     zmax = float(np.percentile(pos[pos > 0], 99.5)) if (pos > 0).any() else 1.0
     h, w = np.asarray(image).shape
@@ -211,12 +266,24 @@ def augment_grid_figure(
         r, c = divmod(k, ncols)
         fig.add_trace(_heatmap(img, max_rows, name, zmax=zmax), row=r + 1, col=c + 1)
         fig.update_xaxes(range=[-0.5, w - 0.5], showticklabels=False, row=r + 1, col=c + 1, **_FRAME)
-        fig.update_yaxes(range=[h - 0.5, -0.5], showticklabels=False, row=r + 1, col=c + 1, **_FRAME,
-                         scaleanchor=f"x{'' if k == 0 else k + 1}", scaleratio=1)
+        fig.update_yaxes(
+            range=[h - 0.5, -0.5],
+            showticklabels=False,
+            row=r + 1,
+            col=c + 1,
+            **_FRAME,
+            scaleanchor=f"x{'' if k == 0 else k + 1}",
+            scaleratio=1,
+        )
     fig.update_annotations(font_size=10)
     panel_h = 380
-    fig.update_layout(plot_bgcolor="white", height=panel_h * nrows + 60, width=max(400, int(1.1 * panel_h * w / h * ncols) + 40), margin=dict(l=10, r=10, t=60, b=10),
-                      title=dict(text=title or "augmented copies (same grey scale)", x=0.01))
+    fig.update_layout(
+        plot_bgcolor="white",
+        height=panel_h * nrows + 60,
+        width=max(400, int(1.1 * panel_h * w / h * ncols) + 40),
+        margin=dict(l=10, r=10, t=60, b=10),
+        title=dict(text=title or "augmented copies (same grey scale)", x=0.01),
+    )
     return fig
 
 
@@ -245,13 +312,18 @@ def uptake_distribution_figure(
     fig.add_trace(go.Scatter(x=centres, y=d1, mode="lines", name="augmented", line=dict(width=2, dash="dash")))
     fig.update_yaxes(type="log", title="density")
     fig.update_xaxes(title="counts per pixel (body pixels)")
-    fig.update_layout(height=360, width=640, title=dict(text=title or "uptake distribution", x=0.01),
-                      margin=dict(l=60, r=10, t=50, b=50))
+    fig.update_layout(
+        height=360,
+        width=640,
+        title=dict(text=title or "uptake distribution", x=0.01),
+        margin=dict(l=60, r=10, t=50, b=50),
+    )
     return fig
 
 
-def retention_figure(r_values: Sequence[float], t_values: Sequence[int], retention: np.ndarray,
-                     chosen: tuple[float, int] | None = None) -> go.Figure:
+def retention_figure(
+    r_values: Sequence[float], t_values: Sequence[int], retention: np.ndarray, chosen: tuple[float, int] | None = None
+) -> go.Figure:
     """Heat map of the worst-case fraction of counts kept in the field over (r_T, t_T).
 
     Args:
@@ -263,13 +335,34 @@ def retention_figure(r_values: Sequence[float], t_values: Sequence[int], retenti
     Returns:
         The figure.
     """
-    fig = go.Figure(go.Heatmap(z=retention, x=list(t_values), y=list(r_values), colorscale="Viridis", zmin=float(np.min(retention)),
-                               zmax=1.0, colorbar=dict(title="kept"),
-                               hovertemplate="t_T %{x} px, r_T %{y}°: %{z:.4f} of counts kept<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=retention,
+            x=list(t_values),
+            y=list(r_values),
+            colorscale="Viridis",
+            zmin=float(np.min(retention)),
+            zmax=1.0,
+            colorbar=dict(title="kept"),
+            hovertemplate="t_T %{x} px, r_T %{y}°: %{z:.4f} of counts kept<extra></extra>",
+        )
+    )
     if chosen is not None:
-        fig.add_trace(go.Scatter(x=[chosen[1]], y=[chosen[0]], mode="markers", marker=dict(symbol="x", size=14, color="red"),
-                                 name="chosen"))
-    fig.update_layout(height=360, width=520, xaxis_title="t_T (pixels)", yaxis_title="r_T (degrees)",
-                      title=dict(text="worst-case fraction of counts kept in the field", x=0.01),
-                      margin=dict(l=60, r=10, t=50, b=50))
+        fig.add_trace(
+            go.Scatter(
+                x=[chosen[1]],
+                y=[chosen[0]],
+                mode="markers",
+                marker=dict(symbol="x", size=14, color="red"),
+                name="chosen",
+            )
+        )
+    fig.update_layout(
+        height=360,
+        width=520,
+        xaxis_title="t_T (pixels)",
+        yaxis_title="r_T (degrees)",
+        title=dict(text="worst-case fraction of counts kept in the field", x=0.01),
+        margin=dict(l=60, r=10, t=50, b=50),
+    )
     return fig

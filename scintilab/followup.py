@@ -37,6 +37,7 @@ PCWG3 status per follow-up visit (Scher et al. 2016, bone scan "2+2" rule;
 
 This module never imports Keras.
 """
+
 from __future__ import annotations
 
 import math
@@ -137,8 +138,9 @@ def _radius(h: Hotspot) -> float:
     return math.sqrt(max(h.area_px, 1) / math.pi)
 
 
-def match(reference: Sequence[Hotspot], followup: Sequence[Hotspot], shift: tuple[float, float],
-          tol_px: float = 5.0) -> list[tuple[Hotspot, Hotspot]]:
+def match(
+    reference: Sequence[Hotspot], followup: Sequence[Hotspot], shift: tuple[float, float], tol_px: float = 5.0
+) -> list[tuple[Hotspot, Hotspot]]:
     """Greedy nearest-first matching of hot spots after moving the follow-up by ``shift``.
 
     Two hot spots match when their centres are within ``max(tol_px, 0.7 x (r1 + r2))``
@@ -162,12 +164,12 @@ def _emerged(uptake: float, before: float | None) -> bool:
 def _uptake_before(reference: Detection, h: Hotspot, shift: tuple[float, float]) -> float | None:
     """The reference study's normalised uptake at follow-up hot spot ``h``'s place (its
     peak moved by ``shift``; the brightest count within :data:`PLACE_RADIUS_PX`)."""
-    return _uptake_at(reference, h.best_view, h.bone, h.peak_rc[0] + shift[0], h.peak_rc[1] + shift[1],
-                      PLACE_RADIUS_PX)
+    return _uptake_at(reference, h.best_view, h.bone, h.peak_rc[0] + shift[0], h.peak_rc[1] + shift[1], PLACE_RADIUS_PX)
 
 
-def _emerged_beside(reference: Detection, followup: Detection, a: Hotspot, b: Hotspot,
-                    shift: tuple[float, float], gap_px: float) -> bool:
+def _emerged_beside(
+    reference: Detection, followup: Detection, a: Hotspot, b: Hotspot, shift: tuple[float, float], gap_px: float
+) -> bool:
     """Whether follow-up hot spot ``b`` (matched with reference hot spot ``a``) holds a
     local peak at least ``gap_px`` from ``a``'s peak, of normalised uptake at least
     :data:`EMERGED_MIN_UPTAKE`, that emerged where the reference showed quiet bone."""
@@ -180,14 +182,15 @@ def _emerged_beside(reference: Detection, followup: Detection, a: Hotspot, b: Ho
     sm, level = found
     h, w = b.mask.shape
     r0, c0 = b.bbox
-    patch = np.where(b.mask, sm[r0:r0 + h, c0:c0 + w], 0.0)
+    patch = np.where(b.mask, sm[r0 : r0 + h, c0 : c0 + w], 0.0)
     peaks = peak_local_max(patch, min_distance=2, threshold_abs=EMERGED_MIN_UPTAKE * level, exclude_border=False)
     for pr, pc in peaks:
         r, c = pr + r0, pc + c0
         if math.hypot(r + shift[0] - a.peak_rc[0], c + shift[1] - a.peak_rc[1]) < gap_px:
             continue
-        if _emerged(float(sm[r, c]) / level, _uptake_at(reference, view, b.bone, r + shift[0], c + shift[1],
-                                                        PLACE_RADIUS_PX)):
+        if _emerged(
+            float(sm[r, c]) / level, _uptake_at(reference, view, b.bone, r + shift[0], c + shift[1], PLACE_RADIUS_PX)
+        ):
             return True
     return False
 
@@ -210,14 +213,20 @@ def _uptake_at(det: Detection, view: str, bone: str | None, row: float, col: flo
         return None
     sm, level = found
     r, c = int(round(row)), int(round(col))
-    box = sm[max(r - rad, 0): r + rad + 1, max(c - rad, 0): c + rad + 1]
+    box = sm[max(r - rad, 0) : r + rad + 1, max(c - rad, 0) : c + rad + 1]
     if not box.size:
         return None
     return float(box.max()) / level
 
 
-def compare(reference: Detection, followup: Detection, *, threshold: float | None = None,
-            shift: tuple[float, float] | None = None, tol_mm: float = 12.0) -> Comparison:
+def compare(
+    reference: Detection,
+    followup: Detection,
+    *,
+    threshold: float | None = None,
+    shift: tuple[float, float] | None = None,
+    tol_mm: float = 12.0,
+) -> Comparison:
     """Compare a follow-up detection with an earlier one (see the module docstring).
 
     Args:
@@ -249,30 +258,56 @@ def compare(reference: Detection, followup: Detection, *, threshold: float | Non
     # What counts as a lesion at follow-up: a call at the endpoint cut, or a hot spot that
     # emerged where the reference showed quiet bone (see EMERGED_MIN_UPTAKE).
     before = {id(h): _uptake_before(reference, h, shift) for h in followup.hotspots}
-    lesion_fu = {id(h) for h in followup.hotspots if h.p_metastatic >= t_fu or (
-        h.kind not in NEVER_LESION and h.normalized_uptake >= EMERGED_MIN_UPTAKE
-        and _emerged(h.normalized_uptake, before[id(h)]))}
-    appeared = {id(b) for a, b in pairs if a.p_metastatic < t_ref and id(b) in lesion_fu
-                and _emerged(b.normalized_uptake, a.normalized_uptake)}
+    lesion_fu = {
+        id(h)
+        for h in followup.hotspots
+        if h.p_metastatic >= t_fu
+        or (
+            h.kind not in NEVER_LESION
+            and h.normalized_uptake >= EMERGED_MIN_UPTAKE
+            and _emerged(h.normalized_uptake, before[id(h)])
+        )
+    }
+    appeared = {
+        id(b)
+        for a, b in pairs
+        if a.p_metastatic < t_ref and id(b) in lesion_fu and _emerged(b.normalized_uptake, a.normalized_uptake)
+    }
     pairs = [(a, b) for a, b in pairs if id(b) not in appeared]
     matched_ref = {id(a) for a, _ in pairs}
     matched_fu = {id(b) for _, b in pairs}
     # Unmatched is not enough: the reference must have shown quiet bone at that place (a
     # piece of an old lesion that the detection split differently is not new), where it
     # can be read at all.
-    new = [h for h in followup.hotspots if id(h) in lesion_fu and id(h) not in matched_fu
-           and (before[id(h)] is None or _emerged(h.normalized_uptake, before[id(h)]))]
+    new = [
+        h
+        for h in followup.hotspots
+        if id(h) in lesion_fu
+        and id(h) not in matched_fu
+        and (before[id(h)] is None or _emerged(h.normalized_uptake, before[id(h)]))
+    ]
     gap = SAME_LESION_MM / (0.5 * (followup.spacing[0] + followup.spacing[1]))
     # A new lesion next to an old one can merge with it into one hot spot that matches the
     # old one: such a hot spot counts as new too when it holds a second peak that emerged.
     beside = [b for a, b in pairs if id(b) in lesion_fu and _emerged_beside(reference, followup, a, b, shift, gap)]
     new += beside
     resolved = [h for h in reference.hotspots if h.p_metastatic >= t_ref and id(h) not in matched_ref]
-    grown = [(a, b) for a, b in pairs if b.p_metastatic >= t_fu and (
-        b.area_px > (1 + GROWTH) * a.area_px or b.normalized_uptake > (1 + GROWTH) * a.normalized_uptake)]
-    return Comparison(reference_key=reference.study_key, study_key=followup.study_key, shift=shift, new=new,
-                      new_lesions=count_lesions(new, followup.shape, gap), resolved=resolved, grown=grown,
-                      matched=pairs)
+    grown = [
+        (a, b)
+        for a, b in pairs
+        if b.p_metastatic >= t_fu
+        and (b.area_px > (1 + GROWTH) * a.area_px or b.normalized_uptake > (1 + GROWTH) * a.normalized_uptake)
+    ]
+    return Comparison(
+        reference_key=reference.study_key,
+        study_key=followup.study_key,
+        shift=shift,
+        new=new,
+        new_lesions=count_lesions(new, followup.shape, gap),
+        resolved=resolved,
+        grown=grown,
+        matched=pairs,
+    )
 
 
 def count_lesions(hotspots: Sequence[Hotspot], shape: tuple[int, int], gap_px: float) -> int:
@@ -299,8 +334,9 @@ def count_lesions(hotspots: Sequence[Hotspot], shape: tuple[int, int], gap_px: f
     return len({root(i) for i in range(n)})
 
 
-def pcwg3_statuses(days: Sequence[float], new_vs_baseline: Sequence[int],
-                   new_vs_first: Sequence[int | None]) -> list[str]:
+def pcwg3_statuses(
+    days: Sequence[float], new_vs_baseline: Sequence[int], new_vs_first: Sequence[int | None]
+) -> list[str]:
     """PCWG3 bone-scan status of each follow-up visit (see the module docstring).
 
     Args:
@@ -360,8 +396,9 @@ class PatientFollowup:
     comparisons: dict[str, Comparison] = field(default_factory=dict)
 
 
-def follow_patient(detections: Sequence[Detection], dates: Sequence[Any], bsi: Sequence[float], *,
-                   threshold: float | None = None) -> PatientFollowup:
+def follow_patient(
+    detections: Sequence[Detection], dates: Sequence[Any], bsi: Sequence[float], *, threshold: float | None = None
+) -> PatientFollowup:
     """Compare every later study of one patient with the baseline and grade PCWG3.
 
     Args:
@@ -397,16 +434,34 @@ def follow_patient(detections: Sequence[Detection], dates: Sequence[Any], bsi: S
     status = pcwg3_statuses(days, vs_base, vs_first)
     for k, (det, comp) in enumerate(zip(detections[1:], comps), start=1):
         out.comparisons[det.study_key] = comp
-        out.rows.append({
-            "patient_key": base.patient_key, "baseline_study_key": base.study_key, "study_key": det.study_key,
-            "days": None if not np.isfinite(days[k - 1]) else int(days[k - 1]), "new_lesions": comp.new_lesions,
-            "resolved_lesions": len(comp.resolved), "grown_lesions": len(comp.grown),
-            "new_vs_first_followup": vs_first[k - 1] if k > 1 else None,
-            "bsi_change": round(float(bsi[k]) - float(bsi[0]), 4), "pcwg3": status[k - 1],
-            "shift_rows": round(comp.shift[0], 1), "shift_cols": round(comp.shift[1], 1),
-        })
+        out.rows.append(
+            {
+                "patient_key": base.patient_key,
+                "baseline_study_key": base.study_key,
+                "study_key": det.study_key,
+                "days": None if not np.isfinite(days[k - 1]) else int(days[k - 1]),
+                "new_lesions": comp.new_lesions,
+                "resolved_lesions": len(comp.resolved),
+                "grown_lesions": len(comp.grown),
+                "new_vs_first_followup": vs_first[k - 1] if k > 1 else None,
+                "bsi_change": round(float(bsi[k]) - float(bsi[0]), 4),
+                "pcwg3": status[k - 1],
+                "shift_rows": round(comp.shift[0], 1),
+                "shift_cols": round(comp.shift[1], 1),
+            }
+        )
     return out
 
 
-__all__ = ["Comparison", "GROWTH", "PCWG3_STATUSES", "PatientFollowup", "compare", "count_lesions", "follow_patient",
-           "match", "pcwg3_statuses", "register"]
+__all__ = [
+    "Comparison",
+    "GROWTH",
+    "PCWG3_STATUSES",
+    "PatientFollowup",
+    "compare",
+    "count_lesions",
+    "follow_patient",
+    "match",
+    "pcwg3_statuses",
+    "register",
+]

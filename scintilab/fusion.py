@@ -22,6 +22,7 @@ outside are 0 (no wrap-around).
 Everything here is vectorised NumPy/SciPy and works on any matrix size (128x512, 256x1024,
 512x2048, ...). This module never imports Keras.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -279,7 +280,9 @@ def shift_image(image: np.ndarray, rows: float, cols: float) -> np.ndarray:
     return np.clip(out, 0.0, None, out=out)
 
 
-def _scale_about(image: np.ndarray, scale: float, centre: tuple[float, float], target: tuple[float, float]) -> np.ndarray:
+def _scale_about(
+    image: np.ndarray, scale: float, centre: tuple[float, float], target: tuple[float, float]
+) -> np.ndarray:
     """Scale about ``centre`` then move ``centre`` onto ``target`` (bilinear, zero fill)."""
     img = np.asarray(image, dtype=np.float32)
     # affine_transform maps output coords o to input coords i = o / scale + offset.
@@ -440,7 +443,12 @@ def fuse(
     if method not in METHODS:
         raise ValueError(f"unknown aggregation {method!r}; expected one of {METHODS}")
     res = align_views(
-        anterior, posterior, flip=flip, threshold=threshold, smooth=smooth, scale=scale,
+        anterior,
+        posterior,
+        flip=flip,
+        threshold=threshold,
+        smooth=smooth,
+        scale=scale,
         threshold_fraction=threshold_fraction,
     )
     res.image = aggregate(res.anterior, res.posterior_flipped_aligned, method)
@@ -448,9 +456,14 @@ def fuse(
     return res
 
 
-def single_view_result(image: np.ndarray, view: str, *, method: str = "add",
-                       smooth: int = DEFAULT_SMOOTH,
-                       threshold_fraction: float = DEFAULT_THRESHOLD_FRACTION) -> FusionResult:
+def single_view_result(
+    image: np.ndarray,
+    view: str,
+    *,
+    method: str = "add",
+    smooth: int = DEFAULT_SMOOTH,
+    threshold_fraction: float = DEFAULT_THRESHOLD_FRACTION,
+) -> FusionResult:
     """The "fusion" of a study that holds one view: that view alone, flagged.
 
     Args:
@@ -476,10 +489,17 @@ def single_view_result(image: np.ndarray, view: str, *, method: str = "add",
     pts = _points_of_smoothed(sm, thr)
     other = "POST" if view == "ANT" else "ANT"
     return FusionResult(
-        image=oriented.copy(), anterior=oriented if view == "ANT" else np.zeros_like(oriented),
+        image=oriented.copy(),
+        anterior=oriented if view == "ANT" else np.zeros_like(oriented),
         posterior_flipped_aligned=oriented if view == "POST" else np.zeros_like(oriented),
-        points_ant=pts, points_post=pts, shift=(0.0, 0.0), scale=1.0, overlap=float("nan"),
-        method=method, threshold_ant=thr if view == "ANT" else 0.0, threshold_post=thr if view == "POST" else 0.0,
+        points_ant=pts,
+        points_post=pts,
+        shift=(0.0, 0.0),
+        scale=1.0,
+        overlap=float("nan"),
+        method=method,
+        threshold_ant=thr if view == "ANT" else 0.0,
+        threshold_post=thr if view == "POST" else 0.0,
         single_view=view,
         flags=[f"one view only ({view}; {other} missing): the fused image is the {view} view alone"],
     )
@@ -505,9 +525,13 @@ def fuse_study(study: Study, **kw: Any) -> FusionResult:
             raise InputError(None, "cannot fuse: the study holds no view")
         if study.anterior is None or study.posterior is None:
             view = "ANT" if study.anterior is not None else "POST"
-            return single_view_result(study.view(view), view, method=kw.get("method", "add"),
-                                      smooth=kw.get("smooth", DEFAULT_SMOOTH),
-                                      threshold_fraction=kw.get("threshold_fraction", DEFAULT_THRESHOLD_FRACTION))
+            return single_view_result(
+                study.view(view),
+                view,
+                method=kw.get("method", "add"),
+                smooth=kw.get("smooth", DEFAULT_SMOOTH),
+                threshold_fraction=kw.get("threshold_fraction", DEFAULT_THRESHOLD_FRACTION),
+            )
         return fuse(study.anterior, study.posterior, **kw)
     except InputError as err:
         raise InputError(study.study_key, err.problem) from None
@@ -603,10 +627,16 @@ def alignment_table(studies: Any, limit: int | None = None, **kw: Any) -> tuple[
         except InputError as err:
             skipped.append((s.study_key, err.problem))
             continue
-        rows.append({
-            "study_key": s.study_key, "label": s.label, "shift_rows": r.shift[0], "shift_cols": r.shift[1],
-            "scale": r.scale, "overlap": round(r.overlap, 4),
-            **{f"ant_{k}": v for k, v in zip(("ceil", "floor", "left", "right"), r.points_ant.as_tuple())},
-            **{f"post_{k}": v for k, v in zip(("ceil", "floor", "left", "right"), r.points_post.as_tuple())},
-        })
+        rows.append(
+            {
+                "study_key": s.study_key,
+                "label": s.label,
+                "shift_rows": r.shift[0],
+                "shift_cols": r.shift[1],
+                "scale": r.scale,
+                "overlap": round(r.overlap, 4),
+                **{f"ant_{k}": v for k, v in zip(("ceil", "floor", "left", "right"), r.points_ant.as_tuple())},
+                **{f"post_{k}": v for k, v in zip(("ceil", "floor", "left", "right"), r.points_post.as_tuple())},
+            }
+        )
     return pd.DataFrame(rows), skipped

@@ -37,6 +37,7 @@ What happens to one study (:func:`detect_hotspots`):
 Positions (``row``, ``col``) are pixels of the stored anterior image. This module never
 imports Keras.
 """
+
 from __future__ import annotations
 
 import json
@@ -201,14 +202,26 @@ RULES: dict[str, tuple[float, str]] = {
     "symmetric_joint": (0.10, "a mirror-image hot spot of comparable intensity on the other side (joint disease)"),
     "feet": (0.15, "feet: degenerative uptake is the rule there"),
     "rib_fracture_line": (0.10, "small foci of similar intensity lined up on consecutive ribs (healed fractures)"),
-    "symmetric_anatomy": (0.30, "rib or scapular focus with a mirror-image focus of similar intensity (normal anatomy)"),
+    "symmetric_anatomy": (
+        0.30,
+        "rib or scapular focus with a mirror-image focus of similar intensity (normal anatomy)",
+    ),
     "lumbar_facet": (0.45, "small focus at the lateral edge of a lumbar vertebra (osteophyte / facet arthritis)"),
-    "facial_bones": (0.1, "skull hot spot of moderate uptake far brighter in front: the facial bones and "
-                          "sinuses, normally bright in the anterior view"),
-    "anterior_thigh": (0.2, "femoral hot spot of moderate uptake far brighter in front than behind: it lies in "
-                            "front of the femur (patella, quadriceps insertion, skin), not in it"),
-    "pelvic_anatomy": (0.2, "large pelvic area of only moderate uptake (sacroiliac joints, posterior ilium, iliac "
-                            "crests): normal anatomy; a metastasis that large is hotter"),
+    "facial_bones": (
+        0.1,
+        "skull hot spot of moderate uptake far brighter in front: the facial bones and "
+        "sinuses, normally bright in the anterior view",
+    ),
+    "anterior_thigh": (
+        0.2,
+        "femoral hot spot of moderate uptake far brighter in front than behind: it lies in "
+        "front of the femur (patella, quadriceps insertion, skin), not in it",
+    ),
+    "pelvic_anatomy": (
+        0.2,
+        "large pelvic area of only moderate uptake (sacroiliac joints, posterior ilium, iliac "
+        "crests): normal anatomy; a metastasis that large is hotter",
+    ),
 }
 
 
@@ -275,18 +288,25 @@ class Hotspot:
         out = np.zeros(shape, bool)
         r0, c0 = self.bbox
         h, w = self.mask.shape
-        out[r0:r0 + h, c0:c0 + w] = self.mask
+        out[r0 : r0 + h, c0 : c0 + w] = self.mask
         return out
 
     def as_row(self) -> dict[str, Any]:
         """Table row (no pixels)."""
         return {
-            "id": self.id, "view": self.view, "row": round(self.row, 1), "col": round(self.col, 1),
-            "region": self.bone or "soft_tissue", "area_px": int(self.area_px),
-            "peak_counts": round(self.peak_counts, 1), "mean_counts": round(self.mean_counts, 1),
+            "id": self.id,
+            "view": self.view,
+            "row": round(self.row, 1),
+            "col": round(self.col, 1),
+            "region": self.bone or "soft_tissue",
+            "area_px": int(self.area_px),
+            "peak_counts": round(self.peak_counts, 1),
+            "mean_counts": round(self.mean_counts, 1),
             "normalized_uptake": round(self.normalized_uptake, 3),
             "ap_ratio": None if not np.isfinite(self.ap_ratio) else round(self.ap_ratio, 3),
-            "kind": self.kind, "p_metastatic": round(self.p_metastatic, 4), "metastatic": int(self.metastatic),
+            "kind": self.kind,
+            "p_metastatic": round(self.p_metastatic, 4),
+            "metastatic": int(self.metastatic),
         }
 
 
@@ -398,12 +418,14 @@ def view_atlas(base: Atlas, view: str) -> Atlas:
     """The same landmarks drawn in ``view``'s overlap order (the frame is shared)."""
     if base.view == view:
         return base
-    return Atlas(shape=base.shape, view=view, mirrored=False, spacing=base.spacing,
-                 landmarks=base.landmarks, body=base.body)
+    return Atlas(
+        shape=base.shape, view=view, mirrored=False, spacing=base.spacing, landmarks=base.landmarks, body=base.body
+    )
 
 
-def bone_references(smoothed: np.ndarray, skeleton: np.ndarray, bone_map: np.ndarray,
-                    min_pixels: int = 12) -> dict[str, float]:
+def bone_references(
+    smoothed: np.ndarray, skeleton: np.ndarray, bone_map: np.ndarray, min_pixels: int = 12
+) -> dict[str, float]:
     """Median smoothed count of each bone group's skeleton pixels (its healthy level).
 
     Bones with fewer than ``min_pixels`` skeleton pixels get the whole skeleton's median.
@@ -418,8 +440,7 @@ def bone_references(smoothed: np.ndarray, skeleton: np.ndarray, bone_map: np.nda
         {bone: reference counts}, every bone of :data:`BONES` present.
     """
     sel = skeleton & (bone_map > 0)
-    overall = float(np.median(smoothed[sel])) if sel.sum() >= min_pixels else float(
-        np.percentile(smoothed, 95))
+    overall = float(np.median(smoothed[sel])) if sel.sum() >= min_pixels else float(np.percentile(smoothed, 95))
     overall = max(overall, 1e-3)
     refs: dict[str, float] = {}
     for i, b in enumerate(BONES):
@@ -437,8 +458,9 @@ def reference_image(refs: dict[str, float], bone_map: np.ndarray) -> np.ndarray:
     return lut[bone_map[ir, ic]]
 
 
-def _segment(view: str, img: np.ndarray, sm: np.ndarray, ref: np.ndarray, threshold: float,
-             min_area: int) -> list[dict[str, Any]]:
+def _segment(
+    view: str, img: np.ndarray, sm: np.ndarray, ref: np.ndarray, threshold: float, min_area: int
+) -> list[dict[str, Any]]:
     """Connected areas above ``threshold`` x reference; one record per hot spot.
 
     An area can hold more than one (a lesion joined to the bladder or to a brighter
@@ -470,7 +492,7 @@ def _segment(view: str, img: np.ndarray, sm: np.ndarray, ref: np.ndarray, thresh
             pr, pc = _argmax(sm[sl], part)
             # The brightest pixel of what is left next to a hot spot already taken is its
             # shoulder, not a peak of its own.
-            if taken[max(pr - 2, 0): pr + 3, max(pc - 2, 0): pc + 3].any():
+            if taken[max(pr - 2, 0) : pr + 3, max(pc - 2, 0) : pc + 3].any():
                 continue
             rec = _record(view, img, sm, ref, sl, part, pr, pc)
             out.append(rec)
@@ -492,8 +514,16 @@ def _argmax(values: np.ndarray, where: np.ndarray) -> tuple[int, int]:
     return int(pr), int(pc)
 
 
-def _record(view: str, img: np.ndarray, sm: np.ndarray, ref: np.ndarray, sl: tuple[slice, slice],
-            comp: np.ndarray, pr: int, pc: int) -> dict[str, Any]:
+def _record(
+    view: str,
+    img: np.ndarray,
+    sm: np.ndarray,
+    ref: np.ndarray,
+    sl: tuple[slice, slice],
+    comp: np.ndarray,
+    pr: int,
+    pc: int,
+) -> dict[str, Any]:
     """One hot spot of an area (``comp`` within ``sl``) around its peak (``pr``, ``pc``)."""
     peak = float(sm[sl][pr, pc])
     base = float(ref[sl][pr, pc])
@@ -508,9 +538,14 @@ def _record(view: str, img: np.ndarray, sm: np.ndarray, ref: np.ndarray, sl: tup
     if wt.sum() <= 0:
         wt = np.ones_like(wt, dtype=float)
     return {
-        "view": view, "row": float((rr * wt).sum() / wt.sum() + sl[0].start),
-        "col": float((cc * wt).sum() / wt.sum() + sl[1].start), "bbox": (sl[0].start, sl[1].start),
-        "mask": mask, "peak": peak, "mean": float(img[sl][mask].mean()), "norm": peak / max(base, 1e-3),
+        "view": view,
+        "row": float((rr * wt).sum() / wt.sum() + sl[0].start),
+        "col": float((cc * wt).sum() / wt.sum() + sl[1].start),
+        "bbox": (sl[0].start, sl[1].start),
+        "mask": mask,
+        "peak": peak,
+        "mean": float(img[sl][mask].mean()),
+        "norm": peak / max(base, 1e-3),
         "peak_rc": (pr + sl[0].start, pc + sl[1].start),
     }
 
@@ -523,7 +558,7 @@ def _union(a: dict[str, Any], b: dict[str, Any]) -> tuple[tuple[int, int], np.nd
     m = np.zeros((r1 - r0, c1 - c0), bool)
     for x in (a, b):
         h, w = x["mask"].shape
-        m[x["bbox"][0] - r0: x["bbox"][0] - r0 + h, x["bbox"][1] - c0: x["bbox"][1] - c0 + w] |= x["mask"]
+        m[x["bbox"][0] - r0 : x["bbox"][0] - r0 + h, x["bbox"][1] - c0 : x["bbox"][1] - c0 + w] |= x["mask"]
     return (r0, c0), m
 
 
@@ -544,8 +579,9 @@ def greedy_pairs(pairs: Sequence[tuple[float, int, int]]) -> list[tuple[int, int
     return out
 
 
-def _match_views(ant: list[dict[str, Any]], post: list[dict[str, Any]], tol_px: float
-                 ) -> list[tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+def _match_views(
+    ant: list[dict[str, Any]], post: list[dict[str, Any]], tol_px: float
+) -> list[tuple[dict[str, Any] | None, dict[str, Any] | None]]:
     """Pair anterior and posterior hot spots by distance (greedy, nearest first)."""
     pairs: list[tuple[float, int, int]] = []
     for i, a in enumerate(ant):
@@ -564,8 +600,14 @@ def _match_views(ant: list[dict[str, Any]], post: list[dict[str, Any]], tol_px: 
     return out
 
 
-def detect_hotspots(study: Study, *, threshold: float = DEFAULT_THRESHOLD, model: HotspotModel | None = None,
-                    smooth_mm: float = 2.5, match_mm: float = 12.0) -> Detection:
+def detect_hotspots(
+    study: Study,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    model: HotspotModel | None = None,
+    smooth_mm: float = 2.5,
+    match_mm: float = 12.0,
+) -> Detection:
     """Find the hot spots of one study (see the module docstring).
 
     Args:
@@ -628,21 +670,44 @@ def detect_hotspots(study: Study, *, threshold: float = DEFAULT_THRESHOLD, model
         bone = atlas.assign_bone(_full(mask, bbox, bmap.shape), ap_arg)
         # Off the skeleton (no template bone within ~5 mm of the peak): no bone.
         pr, pc = best["peak_rc"]
-        near = bmap[max(pr - 2, 0): pr + 3, max(pc - 2, 0): pc + 3]
+        near = bmap[max(pr - 2, 0) : pr + 3, max(pc - 2, 0) : pc + 3]
         if not (near > 0).any():
             bone = None
-        hotspots.append(Hotspot(
-            id=0, view=view, row=best["row"], col=best["col"], bone=bone, area_px=int(mask.sum()),
-            peak_counts=best["peak"], mean_counts=best["mean"], normalized_uptake=float(best["norm"]),
-            ap_ratio=float(ap), bbox=(int(bbox[0]), int(bbox[1])), mask=mask, best_view=best["view"],
-            peak_rc=(int(pr), int(pc)),
-        ))
+        hotspots.append(
+            Hotspot(
+                id=0,
+                view=view,
+                row=best["row"],
+                col=best["col"],
+                bone=bone,
+                area_px=int(mask.sum()),
+                peak_counts=best["peak"],
+                mean_counts=best["mean"],
+                normalized_uptake=float(best["norm"]),
+                ap_ratio=float(ap),
+                bbox=(int(bbox[0]), int(bbox[1])),
+                mask=mask,
+                best_view=best["view"],
+                peak_rc=(int(pr), int(pc)),
+            )
+        )
     hotspots.sort(key=lambda x: -x.peak_counts)
     for i, hs in enumerate(hotspots, start=1):
         hs.id = i
-    det = Detection(study_key=study.study_key, patient_key=study.patient_key, frame=frame, images=images,
-                    atlas=atlases, skeleton=skeleton, references=refs, hotspots=hotspots, shift=shift,
-                    spacing=spacing, bladder=bladder, smoothed=smoothed)
+    det = Detection(
+        study_key=study.study_key,
+        patient_key=study.patient_key,
+        frame=frame,
+        images=images,
+        atlas=atlases,
+        skeleton=skeleton,
+        references=refs,
+        hotspots=hotspots,
+        shift=shift,
+        spacing=spacing,
+        bladder=bladder,
+        smoothed=smoothed,
+    )
     apply_rules(det)
     if model is not None:
         model.apply(det)
@@ -682,7 +747,7 @@ def _skeleton(atlas: Atlas, image: np.ndarray, bladder: np.ndarray, factor: floa
 def _full(mask: np.ndarray, bbox: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
     out = np.zeros(shape, bool)
     h, w = mask.shape
-    out[bbox[0]:bbox[0] + h, bbox[1]:bbox[1] + w] = mask
+    out[bbox[0] : bbox[0] + h, bbox[1] : bbox[1] + w] = mask
     return out
 
 
@@ -758,11 +823,17 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
         if det._bladder_zone is None:
             det._bladder_zone = ndi.binary_dilation(det.bladder, iterations=2)
         big = hs.area_px >= scaled_area_px(det, BLADDER_MIN_AREA_PX)
-        if (det._bladder_zone & full).any() and (big or not (np.isfinite(hs.ap_ratio) and hs.ap_ratio < BLADDER_MIN_AP)):
+        if (det._bladder_zone & full).any() and (
+            big or not (np.isfinite(hs.ap_ratio) and hs.ap_ratio < BLADDER_MIN_AP)
+        ):
             return "bladder"
-    elif (hs.area_px >= scaled_area_px(det, BLADDER_MIN_AREA_PX) and abs(u) < 0.3
-          and abs(v - float(atlas.v_of_row(lm.bladder))) < 0.04 and np.isfinite(hs.ap_ratio)
-          and hs.ap_ratio >= BLADDER_MIN_AP):
+    elif (
+        hs.area_px >= scaled_area_px(det, BLADDER_MIN_AREA_PX)
+        and abs(u) < 0.3
+        and abs(v - float(atlas.v_of_row(lm.bladder))) < 0.04
+        and np.isfinite(hs.ap_ratio)
+        and hs.ap_ratio >= BLADDER_MIN_AP
+    ):
         # No bladder blob (the atlas's threshold failed): a large, front-heavy hot spot on
         # the midline at the bladder landmark is the bladder.
         return "bladder"
@@ -778,8 +849,12 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
         return "injection_site"
     if hs.bone == "humeri" and v > 0.32 and abs(u) > ARM_MIN_U:
         return "injection_site"
-    if (hs.row > lm.bladder and hs.bone in ("femora", "tibiae_fibulae", "pelvis") and np.isfinite(hs.ap_ratio)
-            and (hs.ap_ratio > 4 or hs.ap_ratio < 1 / 4)):
+    if (
+        hs.row > lm.bladder
+        and hs.bone in ("femora", "tibiae_fibulae", "pelvis")
+        and np.isfinite(hs.ap_ratio)
+        and (hs.ap_ratio > 4 or hs.ap_ratio < 1 / 4)
+    ):
         return "contamination"
     comparable = not (np.isfinite(hs.contrast) and hs.contrast >= SYMMETRIC_MAX_CONTRAST)
     partner = comparable and _mirror_partner(det, hs, u, v)
@@ -795,24 +870,45 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
             if other is hs or other.bone != "ribs":
                 continue
             ratio = max(other.normalized_uptake, 1e-3) / max(hs.normalized_uptake, 1e-3)
-            if other.area_px <= scaled_area_px(det, 60) and \
-                    abs(other.col - hs.col) <= 4 and 4 <= abs(other.row - hs.row) <= 30 and \
-                    1 / FRACTURE_MAX_RATIO <= ratio <= FRACTURE_MAX_RATIO:
+            if (
+                other.area_px <= scaled_area_px(det, 60)
+                and abs(other.col - hs.col) <= 4
+                and 4 <= abs(other.row - hs.row) <= 30
+                and 1 / FRACTURE_MAX_RATIO <= ratio <= FRACTURE_MAX_RATIO
+            ):
                 return "rib_fracture_line"
-    if hs.bone in ("ribs", "scapulae") and hs.normalized_uptake < SYMMETRIC_ANATOMY_MAX_UPTAKE and \
-            comparable_pair(det, hs, u, v):
+    if (
+        hs.bone in ("ribs", "scapulae")
+        and hs.normalized_uptake < SYMMETRIC_ANATOMY_MAX_UPTAKE
+        and comparable_pair(det, hs, u, v)
+    ):
         return "symmetric_anatomy"
-    if hs.bone == "skull" and np.isfinite(hs.ap_ratio) and hs.ap_ratio >= FACIAL_MIN_AP and \
-            hs.normalized_uptake < FACIAL_MAX_UPTAKE:
+    if (
+        hs.bone == "skull"
+        and np.isfinite(hs.ap_ratio)
+        and hs.ap_ratio >= FACIAL_MIN_AP
+        and hs.normalized_uptake < FACIAL_MAX_UPTAKE
+    ):
         return "facial_bones"
-    if hs.bone == "femora" and np.isfinite(hs.ap_ratio) and hs.ap_ratio >= ANTERIOR_THIGH_MIN_AP and \
-            hs.normalized_uptake < ANTERIOR_THIGH_MAX_UPTAKE:
+    if (
+        hs.bone == "femora"
+        and np.isfinite(hs.ap_ratio)
+        and hs.ap_ratio >= ANTERIOR_THIGH_MIN_AP
+        and hs.normalized_uptake < ANTERIOR_THIGH_MAX_UPTAKE
+    ):
         return "anterior_thigh"
-    if hs.bone == "pelvis" and hs.normalized_uptake < PELVIC_ANATOMY_MAX_UPTAKE and \
-            hs.area_px >= scaled_area_px(det, PELVIC_ANATOMY_MIN_AREA_PX):
+    if (
+        hs.bone == "pelvis"
+        and hs.normalized_uptake < PELVIC_ANATOMY_MAX_UPTAKE
+        and hs.area_px >= scaled_area_px(det, PELVIC_ANATOMY_MIN_AREA_PX)
+    ):
         return "pelvic_anatomy"
-    if hs.bone == "lumbar_spine" and hs.area_px <= scaled_area_px(det, LUMBAR_FACET_MAX_AREA_PX) and \
-            _elongation(hs.mask) <= LUMBAR_FACET_MAX_ELONGATION and hs.normalized_uptake <= LUMBAR_FACET_MAX_UPTAKE:
+    if (
+        hs.bone == "lumbar_spine"
+        and hs.area_px <= scaled_area_px(det, LUMBAR_FACET_MAX_AREA_PX)
+        and _elongation(hs.mask) <= LUMBAR_FACET_MAX_ELONGATION
+        and hs.normalized_uptake <= LUMBAR_FACET_MAX_UPTAKE
+    ):
         spine_half = 0.095 * max(lm.half_width, 1.0)
         if abs(hs.col - float(lm.midline(hs.row))) > 0.55 * spine_half:
             return "lumbar_facet"
@@ -860,8 +956,12 @@ def comparable_pair(det: Detection, hs: Hotspot, u: float, v: float) -> bool:
             continue
         ou, ov = _canon(det, other)
         ratio = max(other.normalized_uptake, 1e-3) / max(hs.normalized_uptake, 1e-3)
-        if ou * u < 0 and abs(abs(ou) - abs(u)) < 0.12 and abs(ov - v) < 0.02 and \
-                1 / FRACTURE_MAX_RATIO <= ratio <= FRACTURE_MAX_RATIO:
+        if (
+            ou * u < 0
+            and abs(abs(ou) - abs(u)) < 0.12
+            and abs(ov - v) < 0.02
+            and 1 / FRACTURE_MAX_RATIO <= ratio <= FRACTURE_MAX_RATIO
+        ):
             return True
     return False
 
@@ -935,8 +1035,9 @@ def local_contrast(det: Detection, hs: Hotspot) -> float:
     return _along_contrast(det, hs, sm, r, c, peak, win_c)
 
 
-def _mirror_contrast(det: Detection, atlas: Atlas, sm: np.ndarray, r: int, c: int, mid: float, peak: float,
-                     win_r: int, win_c: int) -> float:
+def _mirror_contrast(
+    det: Detection, atlas: Atlas, sm: np.ndarray, r: int, c: int, mid: float, peak: float, win_r: int, win_c: int
+) -> float:
     """Peak over the brightest smoothed count at the mirror-image place (see :func:`local_contrast`)."""
     cols = sm.shape[1]
     mc = int(round(2 * mid - c))
@@ -948,7 +1049,7 @@ def _mirror_contrast(det: Detection, atlas: Atlas, sm: np.ndarray, r: int, c: in
         mc = int(round(2 * float(atlas.landmarks.midline(r)) - c))
     if not 0 <= mc < cols:
         return float("nan")
-    box = sm[max(r - win_r, 0): r + win_r + 1, max(mc - win_c, 0): mc + win_c + 1]
+    box = sm[max(r - win_r, 0) : r + win_r + 1, max(mc - win_c, 0) : mc + win_c + 1]
     return peak / max(float(box.max()), 1e-3) if box.size else float("nan")
 
 
@@ -957,7 +1058,7 @@ def _along_contrast(det: Detection, hs: Hotspot, sm: np.ndarray, r: int, c: int,
     leaving out rows of other bright hot spots (see :func:`local_contrast`)."""
     rows = sm.shape[0]
     near, far = int(round(30.0 / det.spacing[0])), int(round(90.0 / det.spacing[0]))
-    band = np.r_[max(r - far, 0): max(r - near, 0), min(r + near, rows): min(r + far, rows)]
+    band = np.r_[max(r - far, 0) : max(r - near, 0), min(r + near, rows) : min(r + far, rows)]
     c_lo, c_hi = max(c - win_c, 0), c + win_c + 1
     # The neighbours stand for normal bone: rows that another bright hot spot crosses are
     # tumour or disease, not what normal is (a mottled lesion over three lumbar vertebrae,
@@ -1007,7 +1108,7 @@ def _row_midline(body: np.ndarray, row: int, half: int = 8) -> float | None:
     Measured per row rather than taken from the atlas's straight midline, because a
     straight line fitted to the head and trunk can drift by centimetres at the legs.
     """
-    band = body[max(row - half, 0): row + half + 1]
+    band = body[max(row - half, 0) : row + half + 1]
     if not band.any():
         return None
     cols = np.nonzero(band)[1]
@@ -1077,9 +1178,24 @@ def apply_rules(det: Detection) -> None:
 #: one-hot), symmetry (uptake over the mirror-image partner on the same bone, when there
 #: is one), crowding (other hot spots on the same bone) and the default rules' verdict.
 FEATURES: tuple[str, ...] = (
-    "log_uptake", "log_contrast", "log_area", "log_ap", "has_ap", "both_views", "on_skeleton", "u_abs", "v",
-    "rule_benign", "rule_p", *(f"rule_{k}" for k in RULES),
-    "log_peak_mean", "elongation", "midline_dist", "has_partner", "log_partner_ratio", "log_n_same_bone",
+    "log_uptake",
+    "log_contrast",
+    "log_area",
+    "log_ap",
+    "has_ap",
+    "both_views",
+    "on_skeleton",
+    "u_abs",
+    "v",
+    "rule_benign",
+    "rule_p",
+    *(f"rule_{k}" for k in RULES),
+    "log_peak_mean",
+    "elongation",
+    "midline_dist",
+    "has_partner",
+    "log_partner_ratio",
+    "log_n_same_bone",
     *(f"bone_{b}" for b in BONES),
 )
 
@@ -1124,7 +1240,8 @@ def hotspot_features(det: Detection, hs: Hotspot) -> dict[str, float]:
         "has_ap": float(np.isfinite(hs.ap_ratio) and hs.ap_ratio > 0),
         "both_views": float(hs.view == "ANT+POST"),
         "on_skeleton": float(hs.bone is not None),
-        "u_abs": abs(u), "v": v,
+        "u_abs": abs(u),
+        "v": v,
         "rule_benign": float(bool(hs.kind)),
         "rule_p": hs.p_metastatic,
     }
@@ -1133,15 +1250,17 @@ def hotspot_features(det: Detection, hs: Hotspot) -> dict[str, float]:
     lm = det.atlas["ANT" if "ANT" in det.atlas else "POST"].landmarks
     spine_half = max(0.095 * float(lm.half_width), 1.0)
     ratio = _partner_ratio(det, hs, u, v)
-    f.update({
-        "log_peak_mean": math.log(max(hs.peak_counts, 1e-3) / max(hs.mean_counts, 1e-3)),
-        "elongation": _elongation(hs.mask),
-        # in vertebral half-widths: facet / osteophyte foci sit at the column's edge
-        "midline_dist": min(abs(hs.col - float(lm.midline(hs.row))) / spine_half, 20.0),
-        "has_partner": float(np.isfinite(ratio)),
-        "log_partner_ratio": math.log(ratio) if np.isfinite(ratio) else 0.0,
-        "log_n_same_bone": math.log1p(sum(1 for o in det.hotspots if o is not hs and o.bone == hs.bone)),
-    })
+    f.update(
+        {
+            "log_peak_mean": math.log(max(hs.peak_counts, 1e-3) / max(hs.mean_counts, 1e-3)),
+            "elongation": _elongation(hs.mask),
+            # in vertebral half-widths: facet / osteophyte foci sit at the column's edge
+            "midline_dist": min(abs(hs.col - float(lm.midline(hs.row))) / spine_half, 20.0),
+            "has_partner": float(np.isfinite(ratio)),
+            "log_partner_ratio": math.log(ratio) if np.isfinite(ratio) else 0.0,
+            "log_n_same_bone": math.log1p(sum(1 for o in det.hotspots if o is not hs and o.bone == hs.bone)),
+        }
+    )
     for b in BONES:
         f[f"bone_{b}"] = float(hs.bone == b)
     return f
@@ -1195,8 +1314,9 @@ class HotspotModel:
     def save(self, path: str | Path) -> Path:
         """Write the model as JSON."""
         path = Path(path)
-        path.write_text(json.dumps({"type": "scintilab-hotspot-logreg", **self.__dict__}, indent=1) + "\n",
-                        encoding="utf-8")
+        path.write_text(
+            json.dumps({"type": "scintilab-hotspot-logreg", **self.__dict__}, indent=1) + "\n", encoding="utf-8"
+        )
         return path
 
     @classmethod
@@ -1214,8 +1334,14 @@ class HotspotModel:
         if not isinstance(data, dict) or data.get("type") != "scintilab-hotspot-logreg":
             raise InputError(path, "not a scintilab hotspot model (expected type scintilab-hotspot-logreg)")
         try:
-            return cls(features=list(data["features"]), mean=list(data["mean"]), scale=list(data["scale"]),
-                       coef=list(data["coef"]), intercept=float(data["intercept"]), info=dict(data.get("info", {})))
+            return cls(
+                features=list(data["features"]),
+                mean=list(data["mean"]),
+                scale=list(data["scale"]),
+                coef=list(data["coef"]),
+                intercept=float(data["intercept"]),
+                info=dict(data.get("info", {})),
+            )
         except KeyError as err:
             raise InputError(path, f"hotspot model lacks {err}") from None
 
@@ -1244,7 +1370,7 @@ def annotation_labels(det: Detection, study: Study, dilate_px: int = 2) -> list[
             continue
         if s.shape_type == "circle" and len(pts) >= 2:
             rad = float(np.hypot(*(pts[1] - pts[0])))
-            rr, cc = np.mgrid[0:shape[0], 0:shape[1]]
+            rr, cc = np.mgrid[0 : shape[0], 0 : shape[1]]
             les |= (rr - pts[0, 1]) ** 2 + (cc - pts[0, 0]) ** 2 <= rad**2
             continue
         if s.shape_type == "rectangle" and len(pts) >= 2:
@@ -1283,8 +1409,9 @@ def _fit_logreg(x: np.ndarray, y: np.ndarray, C: float) -> tuple[np.ndarray, np.
     return mean, scale, clf.coef_[0], float(clf.intercept_[0])
 
 
-def choose_threshold(p: np.ndarray, y: np.ndarray, n_scans: int, max_fp_per_scan: float = TRAIN_MAX_FP_PER_SCAN
-                     ) -> tuple[float, float, float]:
+def choose_threshold(
+    p: np.ndarray, y: np.ndarray, n_scans: int, max_fp_per_scan: float = TRAIN_MAX_FP_PER_SCAN
+) -> tuple[float, float, float]:
     """The lowest probability threshold whose false positives per scan stay within
     ``max_fp_per_scan`` (so the most lesions are called within that budget).
 
@@ -1305,9 +1432,15 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, n_scans: int, max_fp_per_scan
     return best
 
 
-def train_hotspot_model(detections: Iterable[Detection], labels: Iterable[Sequence[int]], *,
-                        C: float = 1.0, folds: int = 5, max_fp_per_scan: float = TRAIN_MAX_FP_PER_SCAN,
-                        seed: int = 0) -> HotspotModel:
+def train_hotspot_model(
+    detections: Iterable[Detection],
+    labels: Iterable[Sequence[int]],
+    *,
+    C: float = 1.0,
+    folds: int = 5,
+    max_fp_per_scan: float = TRAIN_MAX_FP_PER_SCAN,
+    seed: int = 0,
+) -> HotspotModel:
     """Fit a :class:`HotspotModel` on hot spots with known truth (e.g. LabelMe lesions).
 
     The operating threshold is chosen on the training cohort only: out-of-fold
@@ -1370,18 +1503,48 @@ def train_hotspot_model(detections: Iterable[Detection], labels: Iterable[Sequen
             threshold, fp, called = choose_threshold(oof[ok], ya[ok], n_scans, max_fp_per_scan)
     mean, scale, coef, intercept = _fit_logreg(x, ya, C)
     shift = math.log(threshold / (1.0 - threshold))
-    return HotspotModel(features=feats, mean=mean.tolist(), scale=scale.tolist(), coef=coef.tolist(),
-                        intercept=intercept - shift,
-                        info={"hotspots": len(y), "positives": int(sum(y)), "scans": n_scans,
-                              "patients": int(len(pats)), "C": C, "folds": k, "raw_threshold": threshold,
-                              "max_fp_per_scan": max_fp_per_scan,
-                              "cv_fp_per_scan": round(fp, 4) if np.isfinite(fp) else None,
-                              "cv_share_called": round(called, 4) if np.isfinite(called) else None})
+    return HotspotModel(
+        features=feats,
+        mean=mean.tolist(),
+        scale=scale.tolist(),
+        coef=coef.tolist(),
+        intercept=intercept - shift,
+        info={
+            "hotspots": len(y),
+            "positives": int(sum(y)),
+            "scans": n_scans,
+            "patients": int(len(pats)),
+            "C": C,
+            "folds": k,
+            "raw_threshold": threshold,
+            "max_fp_per_scan": max_fp_per_scan,
+            "cv_fp_per_scan": round(fp, 4) if np.isfinite(fp) else None,
+            "cv_share_called": round(called, 4) if np.isfinite(called) else None,
+        },
+    )
 
 
 __all__ = [
-    "DEFAULT_THRESHOLD", "Detection", "FEATURES", "Hotspot", "HotspotModel", "METASTATIC_P", "RULES",
-    "RULES_ENDPOINT_P", "RULES_METASTATIC_P", "SKULL_BOTH_VIEWS_GAIN",
-    "TRAIN_MAX_FP_PER_SCAN", "annotation_labels", "apply_rules", "bone_references", "choose_threshold", "detect_hotspots", "hotspot_features",
-    "reference_image", "rule_kind", "rule_probability", "train_hotspot_model", "uptake_probability",
+    "DEFAULT_THRESHOLD",
+    "Detection",
+    "FEATURES",
+    "Hotspot",
+    "HotspotModel",
+    "METASTATIC_P",
+    "RULES",
+    "RULES_ENDPOINT_P",
+    "RULES_METASTATIC_P",
+    "SKULL_BOTH_VIEWS_GAIN",
+    "TRAIN_MAX_FP_PER_SCAN",
+    "annotation_labels",
+    "apply_rules",
+    "bone_references",
+    "choose_threshold",
+    "detect_hotspots",
+    "hotspot_features",
+    "reference_image",
+    "rule_kind",
+    "rule_probability",
+    "train_hotspot_model",
+    "uptake_probability",
 ]

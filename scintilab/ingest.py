@@ -18,6 +18,7 @@ and never written. Input files are opened for reading only.
 :func:`load_cohort` turns a manifest back into a lazy sequence of
 :class:`~scintilab.study.Study` whose pixels are read when a study is accessed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,10 +48,31 @@ from scintilab.study import CLASSES, VIEWS, Shape, Study
 
 #: Manifest columns, in order (docs/CONVENTIONS.md).
 MANIFEST_COLUMNS: tuple[str, ...] = (
-    "study_key", "patient_key", "study_date", "label", "views", "layout", "rows", "cols",
-    "spacing_row", "spacing_col", "counts_ant", "counts_post", "lesion_count",
-    "ant_path", "post_path", "ant_frame", "post_frame", "annotation_ant", "annotation_post",
-    "status", "flags", "manufacturer", "model", "view_source", "turned",
+    "study_key",
+    "patient_key",
+    "study_date",
+    "label",
+    "views",
+    "layout",
+    "rows",
+    "cols",
+    "spacing_row",
+    "spacing_col",
+    "counts_ant",
+    "counts_post",
+    "lesion_count",
+    "ant_path",
+    "post_path",
+    "ant_frame",
+    "post_frame",
+    "annotation_ant",
+    "annotation_post",
+    "status",
+    "flags",
+    "manufacturer",
+    "model",
+    "view_source",
+    "turned",
 )
 #: Skipped items (``path, reason``; paths relative to the scanned folder) beside the manifest.
 SKIPPED_FILE = "skipped.csv"
@@ -59,9 +81,24 @@ FLAG_SEP = "; "
 # Sidecar files that live beside images and are not images themselves: never reported.
 _LABEL_ALIASES = {c.lower(): c for c in CLASSES}
 _LABEL_ALIASES.update({"no_met": "NoMet", "no met": "NoMet", "ad_met": "ADMet", "nad_met": "nADMet"})
-_STR_COLUMNS = ("study_key", "patient_key", "study_date", "label", "views", "layout", "ant_path",
-                "post_path", "annotation_ant", "annotation_post", "status", "flags", "manufacturer", "model",
-                "view_source", "turned")
+_STR_COLUMNS = (
+    "study_key",
+    "patient_key",
+    "study_date",
+    "label",
+    "views",
+    "layout",
+    "ant_path",
+    "post_path",
+    "annotation_ant",
+    "annotation_post",
+    "status",
+    "flags",
+    "manufacturer",
+    "model",
+    "view_source",
+    "turned",
+)
 
 
 @dataclass
@@ -128,12 +165,17 @@ class IngestResult:
         lines = [f"ingest: {n} studies kept ({n_ok} ok, {n - n_ok} flagged), {len(self.skipped)} item(s) skipped"]
         if n:
             n_pat = m["patient_key"].nunique()
-            lines.append(f"  patients: {n_pat}; layouts: " + ", ".join(
-                f"{k} {v}" for k, v in sorted(Counter(m["layout"]).items())))
+            lines.append(
+                f"  patients: {n_pat}; layouts: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(Counter(m["layout"]).items()))
+            )
             labelled = m["label"].fillna("").astype(str)
             counts = Counter(x for x in labelled if x)
-            lines.append("  labels: " + (", ".join(f"{c} {counts.get(c, 0)}" for c in CLASSES))
-                         + f", unlabelled {int((labelled == '').sum())}")
+            lines.append(
+                "  labels: "
+                + (", ".join(f"{c} {counts.get(c, 0)}" for c in CLASSES))
+                + f", unlabelled {int((labelled == '').sum())}"
+            )
             one_view = int((m["views"] != "ANT+POST").sum())
             if one_view:
                 lines.append(f"  one view only: {one_view}")
@@ -142,16 +184,20 @@ class IngestResult:
                 lines.append(f"  turned head-up (stored head down): {turned}")
             annotated = m["lesion_count"].notna()
             if annotated.any():
-                lines.append(f"  annotated: {int(annotated.sum())} studies, "
-                             f"{int(m.loc[annotated, 'lesion_count'].sum())} lesion shapes")
+                lines.append(
+                    f"  annotated: {int(annotated.sum())} studies, "
+                    f"{int(m.loc[annotated, 'lesion_count'].sum())} lesion shapes"
+                )
         if self.skipped:
             lines.append("skipped:")
             lines += [f"  {what}: {why}" for what, why in self.skipped]
         flagged = m[m["status"] != "ok"] if n else m
         if len(flagged):
             lines.append("flagged (kept):")
-            lines += [f"  {key}: {flags}" for key, flags in
-                      zip(flagged["study_key"][:max_flagged], flagged["flags"][:max_flagged])]
+            lines += [
+                f"  {key}: {flags}"
+                for key, flags in zip(flagged["study_key"][:max_flagged], flagged["flags"][:max_flagged])
+            ]
             if len(flagged) > max_flagged:
                 lines.append(f"  ... and {len(flagged) - max_flagged} more (see the manifest's flags column)")
         return "\n".join(lines)
@@ -262,8 +308,17 @@ def _raster_rec(path: Path, root: Path, spacing: tuple[float, float]) -> _FileRe
         study_date=None,
         spacing=spacing,
         layout="png" if path.suffix.lower() == ".png" else "tiff",
-        views={view: _ViewRec(path, None, (int(img.shape[0]), int(img.shape[1])),
-                              int(img.sum(dtype=np.int64)), False, flags, (False, 0, 0, str(path)))},
+        views={
+            view: _ViewRec(
+                path,
+                None,
+                (int(img.shape[0]), int(img.shape[1])),
+                int(img.sum(dtype=np.int64)),
+                False,
+                flags,
+                (False, 0, 0, str(path)),
+            )
+        },
         spacing_known=False,
     )
 
@@ -306,16 +361,24 @@ def read_labels(path: Path) -> pd.DataFrame:
     if label_col is None:
         raise InputError(path, f"no label column (expected 'label'); columns: {list(raw.columns)}")
     pid = next((cols[c] for c in ("patient_id", "patientid", "patient", "patient_name") if c in cols), None)
-    sid = next((cols[c] for c in ("study_id", "studyid", "study", "study_uid", "image", "filename",
-                                   "file", "image_name", "name") if c in cols), None)
+    sid = next(
+        (
+            cols[c]
+            for c in ("study_id", "studyid", "study", "study_uid", "image", "filename", "file", "image_name", "name")
+            if c in cols
+        ),
+        None,
+    )
     if pid is None and sid is None:
         raise InputError(path, "no id column (expected patient_id and/or study_id)")
-    return pd.DataFrame({
-        "row": np.arange(2, len(raw) + 2),  # spreadsheet row numbers (header is row 1)
-        "patient_id": raw[pid].str.strip() if pid else "",
-        "study_id": raw[sid].str.strip() if sid else "",
-        "label": raw[label_col].str.strip(),
-    })
+    return pd.DataFrame(
+        {
+            "row": np.arange(2, len(raw) + 2),  # spreadsheet row numbers (header is row 1)
+            "patient_id": raw[pid].str.strip() if pid else "",
+            "study_id": raw[sid].str.strip() if sid else "",
+            "label": raw[label_col].str.strip(),
+        }
+    )
 
 
 def normalize_label(value: str) -> str | None:
@@ -324,7 +387,10 @@ def normalize_label(value: str) -> str | None:
 
 
 def _join_labels(
-    sheet: pd.DataFrame, studies: dict[str, dict[str, Any]], sheet_name: str, key: str | None,
+    sheet: pd.DataFrame,
+    studies: dict[str, dict[str, Any]],
+    sheet_name: str,
+    key: str | None,
     skipped: list[tuple[str, str]],
 ) -> dict[str, str | None]:
     """Label per study group; rows that match nothing or carry a bad label are reported."""
@@ -345,8 +411,12 @@ def _join_labels(
         if row.study_id:
             groups = by_study.get(row.study_id.lower()) or by_study.get(Path(row.study_id).stem.lower())
             if not groups:
-                skipped.append((where, f"names a study that is not in the folder "
-                                       f"({_study_key(row.study_id, key)}): label not used"))
+                skipped.append(
+                    (
+                        where,
+                        f"names a study that is not in the folder ({_study_key(row.study_id, key)}): label not used",
+                    )
+                )
                 continue
             if row.patient_id:
                 # StudyID is often unique only per patient: keep the studies of this patient.
@@ -359,8 +429,13 @@ def _join_labels(
         elif row.patient_id:
             groups = by_patient.get(row.patient_id.lower())
             if not groups:
-                skipped.append((where, f"names a patient that is not in the folder "
-                                       f"({_patient_key(row.patient_id, key)}): label not used"))
+                skipped.append(
+                    (
+                        where,
+                        f"names a patient that is not in the folder "
+                        f"({_patient_key(row.patient_id, key)}): label not used",
+                    )
+                )
                 continue
             for g in groups:
                 patient_labels[g].add(label)
@@ -374,9 +449,12 @@ def _join_labels(
         if study_labels.get(group) and by_pat and by_pat != study_labels[group]:
             studies[group]["flags"].append(
                 f"label sheet: the study's row says {'/'.join(sorted(study_labels[group]))}, the patient's row "
-                f"says {'/'.join(sorted(by_pat))}: the study's row is used")
+                f"says {'/'.join(sorted(by_pat))}: the study's row is used"
+            )
         if len(found) > 1:
-            studies[group]["flags"].append(f"conflicting labels in the label sheet ({'/'.join(sorted(found))}): left unlabelled")
+            studies[group]["flags"].append(
+                f"conflicting labels in the label sheet ({'/'.join(sorted(found))}): left unlabelled"
+            )
             out[group] = None
         else:
             out[group] = next(iter(found), None)
@@ -406,8 +484,9 @@ def _image_names(rec: _ViewRec, view: str, ann: Path) -> set[str]:
     return {n.lower() for n in (stem, base, f"{stem}_{view}", f"{base}_{view}", ann.stem)}
 
 
-def _annotation_for(rec: _ViewRec, view: str, index: dict[str, list[Path]], source: Path,
-                    ann_root: Path | None) -> Path | None:
+def _annotation_for(
+    rec: _ViewRec, view: str, index: dict[str, list[Path]], source: Path, ann_root: Path | None
+) -> Path | None:
     stem = rec.path.stem
     base = raster_base(rec.path)
     names = [f"{stem}_{view}", f"{base}_{view}"]
@@ -452,13 +531,17 @@ def _choose(cands: list[_ViewRec], view: str, flags: list[str]) -> _ViewRec:
         n_other = len(cands) - 1 - (n_lossy if not kept.lossy else 0)
         if n_other:
             same = all(c.shape == kept.shape and c.counts == kept.counts for c in cands[1:])
-            flags.append(f"{view}: {n_other + 1} images of this view"
-                         + (" (identical), kept one" if same else ", kept the first series: check for mislabelled views"))
+            flags.append(
+                f"{view}: {n_other + 1} images of this view"
+                + (" (identical), kept one" if same else ", kept the first series: check for mislabelled views")
+            )
         # name the files left out (their names only: folders of exports can carry identity)
         unused = sorted({c.path.name for c in cands[1:] if c.path != kept.path})
         if unused:
-            flags.append(f"{view}: kept {kept.path.name}, not used: {', '.join(unused[:20])}"
-                         + (f" and {len(unused) - 20} more" if len(unused) > 20 else ""))
+            flags.append(
+                f"{view}: kept {kept.path.name}, not used: {', '.join(unused[:20])}"
+                + (f" and {len(unused) - 20} more" if len(unused) > 20 else "")
+            )
     elif kept.lossy:
         flags.append(f"{view}: only a lossy copy")
     return kept
@@ -595,8 +678,9 @@ def ingest(
         if len(patients) > 1:
             pkeys = ", ".join(_patient_key(p, key) for p in patients)
             for r in recs:
-                skipped.append((_rel(r.path, source),
-                                f"study {skey} mixes two patients ({pkeys}): whole study skipped"))
+                skipped.append(
+                    (_rel(r.path, source), f"study {skey} mixes two patients ({pkeys}): whole study skipped")
+                )
             continue
         _decide_pair(recs)
         flags: list[str] = []
@@ -606,9 +690,13 @@ def ingest(
             if cands:
                 chosen[view] = _choose(cands, view, flags)
                 # a two-frame file's findings are said once, under its first view
-                flags += [f"{view}: {f}" for f in chosen[view].flags
-                          if not any(chosen[v].path == chosen[view].path and f in chosen[v].flags
-                                     for v in chosen if v != view)]
+                flags += [
+                    f"{view}: {f}"
+                    for f in chosen[view].flags
+                    if not any(
+                        chosen[v].path == chosen[view].path and f in chosen[v].flags for v in chosen if v != view
+                    )
+                ]
         present = [v for v in VIEWS if v in chosen]
         if len(present) == 1:
             flags.insert(0, f"one view only ({present[0]}; {'POST' if present[0] == 'ANT' else 'ANT'} missing)")
@@ -673,8 +761,9 @@ def ingest(
                 continue
             used_annotations.add(ann)
             try:
-                shapes, problems = read_labelme(ann, image_hw=rec.stored_shape, view=view,
-                                                image_names=_image_names(rec, view, ann))
+                shapes, problems = read_labelme(
+                    ann, image_hw=rec.stored_shape, view=view, image_names=_image_names(rec, view, ann)
+                )
             except InputError as err:
                 skipped.append((_rel(ann, ann_root or source), err.problem))
                 flags.append(f"{view}: annotation unreadable, not used")
@@ -684,34 +773,36 @@ def ingest(
             lesion_total = (lesion_total or 0) + sum(is_lesion(s) for s in shapes)
         ant, post = chosen.get("ANT"), chosen.get("POST")
         any_rec = ant or post
-        rows.append({
-            "study_key": info["study_key"],
-            "patient_key": info["patient_key"],
-            "study_date": info["study_date"].isoformat() if info["study_date"] else "",
-            "label": label or "",
-            "views": "+".join(v for v in VIEWS if v in chosen),
-            "layout": info["layout"],
-            "rows": any_rec.shape[0],
-            "cols": any_rec.shape[1],
-            "spacing_row": float(info["spacing"][0]),
-            "spacing_col": float(info["spacing"][1]),
-            "counts_ant": ant.counts if ant else None,
-            "counts_post": post.counts if post else None,
-            "lesion_count": lesion_total,
-            "ant_path": _relpath(ant.path if ant else None, base),
-            "post_path": _relpath(post.path if post else None, base),
-            "ant_frame": ant.frame if ant else None,
-            "post_frame": post.frame if post else None,
-            "annotation_ant": _relpath(ann_paths["ANT"], base),
-            "annotation_post": _relpath(ann_paths["POST"], base),
-            "status": "flagged" if flags else "ok",
-            "flags": FLAG_SEP.join(f.replace(";", ",") for f in flags),
-            # the scanner of the kept views' file (the data card counts studies per scanner)
-            "manufacturer": info["manufacturer"],
-            "model": info["model"],
-            "view_source": _view_sources(chosen),
-            "turned": format_turned({v: chosen[v].quarter_turns for v in VIEWS if v in chosen}),
-        })
+        rows.append(
+            {
+                "study_key": info["study_key"],
+                "patient_key": info["patient_key"],
+                "study_date": info["study_date"].isoformat() if info["study_date"] else "",
+                "label": label or "",
+                "views": "+".join(v for v in VIEWS if v in chosen),
+                "layout": info["layout"],
+                "rows": any_rec.shape[0],
+                "cols": any_rec.shape[1],
+                "spacing_row": float(info["spacing"][0]),
+                "spacing_col": float(info["spacing"][1]),
+                "counts_ant": ant.counts if ant else None,
+                "counts_post": post.counts if post else None,
+                "lesion_count": lesion_total,
+                "ant_path": _relpath(ant.path if ant else None, base),
+                "post_path": _relpath(post.path if post else None, base),
+                "ant_frame": ant.frame if ant else None,
+                "post_frame": post.frame if post else None,
+                "annotation_ant": _relpath(ann_paths["ANT"], base),
+                "annotation_post": _relpath(ann_paths["POST"], base),
+                "status": "flagged" if flags else "ok",
+                "flags": FLAG_SEP.join(f.replace(";", ",") for f in flags),
+                # the scanner of the kept views' file (the data card counts studies per scanner)
+                "manufacturer": info["manufacturer"],
+                "model": info["model"],
+                "view_source": _view_sources(chosen),
+                "turned": format_turned({v: chosen[v].quarter_turns for v in VIEWS if v in chosen}),
+            }
+        )
     for _name, paths in sorted(ann_index.items()):
         for p in paths:
             if p not in used_annotations and ann_root is not None:
@@ -745,9 +836,15 @@ def read_manifest(path: Path) -> pd.DataFrame:
     """Read a manifest CSV with the column types ingest wrote (a cohort folder: its manifest.csv)."""
     path = manifest_of(path)
     try:
-        df = pd.read_csv(path, dtype={c: str for c in _STR_COLUMNS}, keep_default_na=False,
-                         na_values={c: [""] for c in ("counts_ant", "counts_post", "lesion_count",
-                                                       "ant_frame", "post_frame", "rows", "cols")})
+        df = pd.read_csv(
+            path,
+            dtype={c: str for c in _STR_COLUMNS},
+            keep_default_na=False,
+            na_values={
+                c: [""]
+                for c in ("counts_ant", "counts_post", "lesion_count", "ant_frame", "post_frame", "rows", "cols")
+            },
+        )
     except FileNotFoundError as exc:
         raise InputError(path, "manifest not found") from exc
     missing = [c for c in ("study_key", "patient_key", "ant_path", "post_path") if c not in df.columns]
@@ -793,8 +890,11 @@ class Cohort(Sequence[Study]):
 
     def subset(self, mask_or_index: Any) -> Cohort:
         """A Cohort of the manifest rows selected by a boolean mask or index list."""
-        sub = self.manifest[mask_or_index] if str(getattr(mask_or_index, "dtype", "")) == "bool" else \
-            self.manifest.iloc[list(mask_or_index)]
+        sub = (
+            self.manifest[mask_or_index]
+            if str(getattr(mask_or_index, "dtype", "")) == "bool"
+            else self.manifest.iloc[list(mask_or_index)]
+        )
         return Cohort(sub, self.root, with_shapes=self.with_shapes)
 
     def by_key(self, study_key: str) -> Study:
@@ -896,8 +996,7 @@ def _views_as_ingested(df: DicomFile, row: pd.Series) -> dict[str, np.ndarray]:
     return out
 
 
-def load_cohort(manifest: Path | str | pd.DataFrame, *, with_shapes: bool = True,
-                root: Path | None = None) -> Cohort:
+def load_cohort(manifest: Path | str | pd.DataFrame, *, with_shapes: bool = True, root: Path | None = None) -> Cohort:
     """A lazy sequence of :class:`Study` from a manifest (pixels read on access).
 
     Args:
@@ -920,8 +1019,9 @@ def load_cohort(manifest: Path | str | pd.DataFrame, *, with_shapes: bool = True
     return Cohort(read_manifest(path), root if root is not None else path.parent, with_shapes=with_shapes)
 
 
-def resolve_manifest(path: str | os.PathLike[str], *, progress: bool = False,
-                     note: Callable[[str], None] | None = print) -> Path:
+def resolve_manifest(
+    path: str | os.PathLike[str], *, progress: bool = False, note: Callable[[str], None] | None = print
+) -> Path:
     """The manifest of a cohort given as a folder or a manifest CSV, ingesting when needed.
 
     A folder with ``manifest.csv`` gives it. A folder without one but with images is ingested
@@ -950,13 +1050,21 @@ def resolve_manifest(path: str | os.PathLike[str], *, progress: bool = False,
     if not has_images(source):
         raise InputError(p, f"a folder with neither {MANIFEST_NAME} nor images to ingest: {EXPECTED}")
     if not os.access(p, os.W_OK):
-        raise InputError(p, f"holds no {MANIFEST_NAME} and is read-only: run 'scintilab ingest {p} --out "
-                            f"ELSEWHERE/{MANIFEST_NAME}' and pass that manifest")
+        raise InputError(
+            p,
+            f"holds no {MANIFEST_NAME} and is read-only: run 'scintilab ingest {p} --out "
+            f"ELSEWHERE/{MANIFEST_NAME}' and pass that manifest",
+        )
     labels, annotations = p / "labels.csv", p / "annotations"
     if note is not None:
         note(f"{p}: no {MANIFEST_NAME}; ingesting {source} into {manifest} (the images are only read)")
-    ingest(source, labels if labels.is_file() else None, annotations if annotations.is_dir() else None, manifest,
-           progress=progress)
+    ingest(
+        source,
+        labels if labels.is_file() else None,
+        annotations if annotations.is_dir() else None,
+        manifest,
+        progress=progress,
+    )
     return manifest
 
 
@@ -970,22 +1078,33 @@ def cli_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="scintilab ingest",
         description="Walk a folder of DICOM (or 16-bit PNG/TIFF) bone scans, group files into "
-                    "studies, join labels and LabelMe annotations, and write a manifest with "
-                    "pseudonymous ids. Set SCINTILAB_PSEUDONYM_KEY to your own secret for real data.",
+        "studies, join labels and LabelMe annotations, and write a manifest with "
+        "pseudonymous ids. Set SCINTILAB_PSEUDONYM_KEY to your own secret for real data.",
     )
     parser.add_argument("source", type=Path, help="folder holding the images (any depth)")
     parser.add_argument("--labels", type=Path, default=None, help="label sheet CSV: patient_id, study_id, label")
     parser.add_argument("--annotations", type=Path, default=None, help="folder of LabelMe JSON files")
     parser.add_argument("--out", type=Path, required=True, help="manifest CSV to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing manifest at --out")
-    parser.add_argument("--assume-view", choices=VIEWS, default=None,
-                        help="the view of one-view files whose header and file name do not name it "
-                             "(default: recognised from the image, flagged with its probability)")
+    parser.add_argument(
+        "--assume-view",
+        choices=VIEWS,
+        default=None,
+        help="the view of one-view files whose header and file name do not name it "
+        "(default: recognised from the image, flagged with its probability)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
-        result = ingest(args.source, args.labels, args.annotations, args.out, progress=not args.quiet,
-                        overwrite=args.overwrite, assume_view=args.assume_view)
+        result = ingest(
+            args.source,
+            args.labels,
+            args.annotations,
+            args.out,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+            assume_view=args.assume_view,
+        )
     except (InputError, ValueError) as err:
         print(f"scintilab ingest: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -11,6 +11,7 @@ nothing else on stderr is touched (tracebacks, warnings from our own code, progr
 It acts only inside an IPython kernel (``import scintilab`` calls it); a command-line run
 keeps TensorFlow's stderr as it is, because there it may be the only clue to a crash.
 """
+
 from __future__ import annotations
 
 import re
@@ -29,6 +30,8 @@ NOISE = re.compile(
     rf"|[IW]\d{{4}} \d\d:\d\d:\d+\.\d+\s+\d+ [\w./-]+:\d+\].*"
     rf"|E\d{{4}} \d\d:\d\d:\d+\.\d+\s+\d+ [\w./-]+:\d+\].*(?:{'|'.join(map(re.escape, _HARMLESS_ERRORS))}).*"
     r"|WARNING:tensorflow:.*"
+    # the second line of cpu_feature_guard's notice, on CPUs with instructions the wheel was not built for
+    r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\."
     r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] (?:tensorflow|external)/.*)$"
 )
 """One line of TensorFlow/absl log noise (info and warning lines, and harmless errors)."""
@@ -36,7 +39,7 @@ NOISE = re.compile(
 
 def drop_noise(text: str) -> str:
     """``text`` without its TensorFlow/absl noise lines (see :data:`NOISE`); other text unchanged."""
-    if "]" not in text and "WARNING" not in text:  # the common case: nothing to look at
+    if "]" not in text and "WARNING" not in text and "rebuild TensorFlow" not in text:  # the common case
         return text
     return "".join(line for line in text.splitlines(keepends=True) if not NOISE.match(line.rstrip("\r\n")))
 

@@ -8,6 +8,7 @@ The reader never drops a shape silently: anything odd (a size that does not matc
 DICOM, a shape outside the image, a degenerate polygon, an unknown shape type) comes back
 as a plain-words problem next to the shapes.
 """
+
 from __future__ import annotations
 
 import json
@@ -124,7 +125,9 @@ def _extent(shape_type: str, pts: np.ndarray) -> tuple[float, float, float, floa
 
 
 def read_labelme(
-    path: Path, image_hw: tuple[int, int] | None = None, view: str | None = None,
+    path: Path,
+    image_hw: tuple[int, int] | None = None,
+    view: str | None = None,
     image_names: set[str] | None = None,
 ) -> tuple[list[Shape], list[str]]:
     """Read a LabelMe JSON file into shapes plus the problems found.
@@ -160,8 +163,9 @@ def read_labelme(
     problems: list[str] = []
     named = str(doc.get("imagePath") or "").replace("\\", "/").rsplit("/", 1)[-1]
     if image_names is not None and named and Path(named).stem.lower() not in image_names:
-        problems.append(f"imagePath names {named!r}, not the image this annotation was joined to (check it "
-                        "belongs to this study)")
+        problems.append(
+            f"imagePath names {named!r}, not the image this annotation was joined to (check it belongs to this study)"
+        )
     if view is None:
         view = view_from_name(path.name) or view_from_name(str(doc.get("imagePath", "")))
         if view is None:
@@ -222,8 +226,7 @@ def read_labelme(
         kind = label.split(":", 1)[0].strip().lower()
         if kind not in LABEL_KINDS:
             # kept (the user's drawing), but no table counts it: say so, or a lesion is lost unseen
-            problems.append(f"{name}: label is neither 'lesion[:shape:region]' nor 'benign:<kind>': "
-                            "counted as neither")
+            problems.append(f"{name}: label is neither 'lesion[:shape:region]' nor 'benign:<kind>': counted as neither")
         shapes.append(Shape(label=label, points=pts, shape_type=shape_type, view=view, attributes=attributes))
     return shapes, problems
 

@@ -9,37 +9,88 @@ layered (TensorFlow and Keras stay imported lazily where they are heavy).
 
 An entry names one module, or with ``.*`` a package and every module under it.
 """
+
 from __future__ import annotations
 
 #: (layer, what it holds, modules), bottom first.
 LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("core", "records, units, errors, pseudonyms, paths, provenance",
-     ("scintilab", "scintilab.errors", "scintilab.paths", "scintilab.pseudonym", "scintilab.study",
-      "scintilab.utils", "scintilab.anatomy", "scintilab.provenance", "scintilab.kernel_logs",
-      "scintilab.performance", "scintilab.layers")),
-    ("io", "DICOM, rasters, LabelMe, view recognition, ingest, output folders, HTML pages",
-     ("scintilab.viewrec", "scintilab.orientation", "scintilab.dicomio", "scintilab.raster",
-      "scintilab.labelme", "scintilab.cohorts", "scintilab.outputs", "scintilab.ingest",
-      "scintilab.reports")),
-    ("geometry", "fusion of the two views, the atlas, augmentation, scan figures",
-     ("scintilab.fusion", "scintilab.atlas", "scintilab.augment", "scintilab.figures_fusion",
-      "scintilab.viz")),
-    ("audit", "duplicates, leaks and bad scans before training",
-     ("scintilab.audit.*",)),
-    ("classifier", "datasets, models, configs, runs, training, evaluation, explanations, export",
-     ("scintilab.datasets", "scintilab.models.*", "scintilab.presets", "scintilab.runs",
-      "scintilab.evaluation", "scintilab.distributed", "scintilab.training", "scintilab.explain",
-      "scintilab.export", "scintilab.experiments")),
-    ("quant", "hot spots, BSI, follow-up, lesion statistics, quantify, DICOM results",
-     ("scintilab.hotspots", "scintilab.bsi", "scintilab.followup", "scintilab.lesions",
-      "scintilab.quantify", "scintilab.dicom_results")),
-    ("synth", "the synthetic cohort, planted faults, validation against its truth",
-     ("scintilab.synth.*", "scintilab.faults")),
-    ("runner", "papermill batches, Dask, benchmarks, the command line",
-     ("scintilab.batch", "scintilab.dask_executor", "scintilab.bench.*", "scintilab.cli",
-      "scintilab.__main__")),
-    ("widgets", "the notebooks' explorers (ipywidgets)",
-     ("scintilab_widgets.*",)),
+    (
+        "core",
+        "records, units, errors, pseudonyms, paths, provenance",
+        (
+            "scintilab",
+            "scintilab.errors",
+            "scintilab.paths",
+            "scintilab.pseudonym",
+            "scintilab.study",
+            "scintilab.utils",
+            "scintilab.anatomy",
+            "scintilab.provenance",
+            "scintilab.kernel_logs",
+            "scintilab.performance",
+            "scintilab.layers",
+        ),
+    ),
+    (
+        "io",
+        "DICOM, rasters, LabelMe, view recognition, ingest, output folders, HTML pages",
+        (
+            "scintilab.viewrec",
+            "scintilab.orientation",
+            "scintilab.dicomio",
+            "scintilab.raster",
+            "scintilab.labelme",
+            "scintilab.cohorts",
+            "scintilab.outputs",
+            "scintilab.ingest",
+            "scintilab.reports",
+        ),
+    ),
+    (
+        "geometry",
+        "fusion of the two views, the atlas, augmentation, scan figures",
+        ("scintilab.fusion", "scintilab.atlas", "scintilab.augment", "scintilab.figures_fusion", "scintilab.viz"),
+    ),
+    ("audit", "duplicates, leaks and bad scans before training", ("scintilab.audit.*",)),
+    (
+        "classifier",
+        "datasets, models, configs, runs, training, evaluation, explanations, export",
+        (
+            "scintilab.datasets",
+            "scintilab.models.*",
+            "scintilab.presets",
+            "scintilab.runs",
+            "scintilab.evaluation",
+            "scintilab.distributed",
+            "scintilab.training",
+            "scintilab.explain",
+            "scintilab.export",
+            "scintilab.experiments",
+        ),
+    ),
+    (
+        "quant",
+        "hot spots, BSI, follow-up, lesion statistics, quantify, DICOM results",
+        (
+            "scintilab.hotspots",
+            "scintilab.bsi",
+            "scintilab.followup",
+            "scintilab.lesions",
+            "scintilab.quantify",
+            "scintilab.dicom_results",
+        ),
+    ),
+    (
+        "synth",
+        "the synthetic cohort, planted faults, validation against its truth",
+        ("scintilab.synth.*", "scintilab.faults"),
+    ),
+    (
+        "runner",
+        "papermill batches, Dask, benchmarks, the command line",
+        ("scintilab.batch", "scintilab.dask_executor", "scintilab.bench.*", "scintilab.cli", "scintilab.__main__"),
+    ),
+    ("widgets", "the notebooks' explorers (ipywidgets)", ("scintilab_widgets.*",)),
 )
 
 #: Layers that analyse scans: they never import the generator.

@@ -23,6 +23,7 @@ correlation for continuous values.
 
 This module never imports Keras.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,14 @@ MET_CLASSES: tuple[str, str] = ("ADMet", "nADMet")
 
 #: Continuous lesion features compared between classes by Mann-Whitney U.
 CONTINUOUS_FEATURES: tuple[str, ...] = (
-    "area_mm2", "equiv_diameter_mm", "eccentricity", "solidity", "uptake",
-    "mean_drawn", "contrast", "ap_ratio",
+    "area_mm2",
+    "equiv_diameter_mm",
+    "eccentricity",
+    "solidity",
+    "uptake",
+    "mean_drawn",
+    "contrast",
+    "ap_ratio",
 )
 
 #: Pixel size (mm) the uptake is quoted for: the paper's 256 x 1024 matrix at 2.3 mm.
@@ -133,8 +140,10 @@ def shape_mask(shape: Shape, image_shape: tuple[int, int]) -> np.ndarray:
         (x0, y0), (x1, y1) = pts[0], pts[1]
         r0, r1 = sorted((y0, y1))
         c0, c1 = sorted((x0, x1))
-        mask[max(int(math.ceil(r0)), 0): min(int(math.floor(r1)) + 1, h),
-             max(int(math.ceil(c0)), 0): min(int(math.floor(c1)) + 1, w)] = True
+        mask[
+            max(int(math.ceil(r0)), 0) : min(int(math.floor(r1)) + 1, h),
+            max(int(math.ceil(c0)), 0) : min(int(math.floor(c1)) + 1, w),
+        ] = True
     elif kind == "circle":
         if len(pts) < 2:
             raise InputError(None, f"circle {shape.label!r} needs centre and rim points")
@@ -209,8 +218,9 @@ def ring_mask(mask: np.ndarray, *, gap: int = 1, width: int = 3) -> np.ndarray:
     return outer & ~inner
 
 
-def intensity_features(image: np.ndarray, mask: np.ndarray, *, prefix: str = "",
-                       gap: int = 1, width: int = 3) -> dict[str, float]:
+def intensity_features(
+    image: np.ndarray, mask: np.ndarray, *, prefix: str = "", gap: int = 1, width: int = 3
+) -> dict[str, float]:
     """Counts inside a mask and its background-corrected contrast.
 
     Args:
@@ -413,16 +423,19 @@ def _box(mask: np.ndarray, margin: int = 8) -> tuple[slice, slice]:
     so per-lesion work touches a few hundred pixels rather than the whole view."""
     rr, cc = np.nonzero(mask)
     h, w = mask.shape
-    return (slice(max(int(rr.min()) - margin, 0), min(int(rr.max()) + margin + 1, h)),
-            slice(max(int(cc.min()) - margin, 0), min(int(cc.max()) + margin + 1, w)))
+    return (
+        slice(max(int(rr.min()) - margin, 0), min(int(rr.max()) + margin + 1, h)),
+        slice(max(int(cc.min()) - margin, 0), min(int(cc.max()) + margin + 1, w)),
+    )
 
 
 def _nan_intensity(suffix: str) -> dict[str, float]:
     return {f"{k}{suffix}": np.nan for k in ("max", "mean", "total", "background", "contrast")}
 
 
-def study_lesions(study: Study, *, fusion_method: str = "add",
-                  kinds: Iterable[str] = ("lesion",)) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+def study_lesions(
+    study: Study, *, fusion_method: str = "add", kinds: Iterable[str] = ("lesion",)
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Feature rows for every lesion annotated on one study.
 
     A lesion outlined on both views (the same label, overlapping once the POST outline is
@@ -488,10 +501,19 @@ def study_lesions(study: Study, *, fusion_method: str = "add",
         except InputError as err:
             skipped.append((key, err.problem))
             continue
-        items.append({"index": i, "kind": kind, "view": view, "shape": ann_shape, "region": ann_region,
-                      "label": shp.label.strip().lower(),
-                      "mask": mask, "ant_mask": to_ant_frame(mask, view, shift),
-                      "ant_mask_mirror": to_ant_frame(mask, view, (0.0, 0.0)) if view == "POST" else None})
+        items.append(
+            {
+                "index": i,
+                "kind": kind,
+                "view": view,
+                "shape": ann_shape,
+                "region": ann_region,
+                "label": shp.label.strip().lower(),
+                "mask": mask,
+                "ant_mask": to_ant_frame(mask, view, shift),
+                "ant_mask_mirror": to_ant_frame(mask, view, (0.0, 0.0)) if view == "POST" else None,
+            }
+        )
 
     atlases: dict[str, Any] = {}
 
@@ -501,8 +523,12 @@ def study_lesions(study: Study, *, fusion_method: str = "add",
             atlases[view] = None
             if img is not None:
                 try:
-                    atlases[view] = fit_atlas(img, view=view, spacing=spacing,  # type: ignore[arg-type]
-                                              other=other_view_in_frame(fusion, view))
+                    atlases[view] = fit_atlas(
+                        img,
+                        view=view,
+                        spacing=spacing,  # type: ignore[arg-type]
+                        other=other_view_in_frame(fusion, view),
+                    )
                 except ValueError as err:
                     skipped.append((study.study_key, f"atlas on {view} failed: {err}"))
         return atlases[view]
@@ -543,7 +569,9 @@ def study_lesions(study: Study, *, fusion_method: str = "add",
             b = _box(ant_mask)
             row.update(intensity_features(fusion.image[b], ant_mask[b], prefix="_fused"))
             g = intensity_features(geo[b], ant_mask[b], prefix="_geo")
-            row["uptake_raw"] = max(g["max_geo"] - (g["background_geo"] if np.isfinite(g["background_geo"]) else 0.0), 0.0)
+            row["uptake_raw"] = max(
+                g["max_geo"] - (g["background_geo"] if np.isfinite(g["background_geo"]) else 0.0), 0.0
+            )
         else:
             row.update(_nan_intensity("_fused"))
             row["uptake_raw"] = np.nan
@@ -594,8 +622,13 @@ def _ap_ratio(row: dict[str, Any]) -> float:
     return float(ma / mp) if mp > 0 else float("nan")
 
 
-def lesion_table(cohort: Sequence[Study] | Iterable[Study], *, fusion_method: str = "add",
-                 kinds: Iterable[str] = ("lesion",), progress: bool = False) -> pd.DataFrame:
+def lesion_table(
+    cohort: Sequence[Study] | Iterable[Study],
+    *,
+    fusion_method: str = "add",
+    kinds: Iterable[str] = ("lesion",),
+    progress: bool = False,
+) -> pd.DataFrame:
     """Tidy per-lesion table for a cohort (one row per annotated lesion).
 
     Studies that fail are skipped and listed in ``table.attrs["skipped"]`` as
@@ -645,8 +678,9 @@ def lesion_table(cohort: Sequence[Study] | Iterable[Study], *, fusion_method: st
             continue
         rows.extend(r)
         skipped.extend(s)
-        studies.append({"study_key": study.study_key, "patient_key": study.patient_key,
-                        "label": study.label, "n_lesions": len(r)})
+        studies.append(
+            {"study_key": study.study_key, "patient_key": study.patient_key, "label": study.label, "n_lesions": len(r)}
+        )
     df = pd.DataFrame(rows)
     df.attrs["skipped"] = skipped
     # Plain records, not a DataFrame: pandas compares attrs when it combines frames
@@ -658,8 +692,9 @@ def lesion_table(cohort: Sequence[Study] | Iterable[Study], *, fusion_method: st
 # ---------------------------------------------------------------------------------------
 # Agreement
 # ---------------------------------------------------------------------------------------
-def shape_agreement(table: pd.DataFrame, predicted: str = "shape_rule",
-                    reference: str = "shape_annotated") -> tuple[pd.DataFrame, float]:
+def shape_agreement(
+    table: pd.DataFrame, predicted: str = "shape_rule", reference: str = "shape_annotated"
+) -> tuple[pd.DataFrame, float]:
     """Confusion matrix and accuracy of a shape prediction against annotations.
 
     Args:
@@ -673,16 +708,25 @@ def shape_agreement(table: pd.DataFrame, predicted: str = "shape_rule",
     """
     sel = table[reference].notna() & table[predicted].notna() if len(table) else []
     sub = table[sel] if len(table) else table
-    cm = pd.crosstab(pd.Categorical(sub[reference] if len(sub) else [], categories=SHAPE_CLASSES),
-                     pd.Categorical(sub[predicted] if len(sub) else [], categories=SHAPE_CLASSES),
-                     rownames=["annotated"], colnames=["predicted"], dropna=False)
+    cm = pd.crosstab(
+        pd.Categorical(sub[reference] if len(sub) else [], categories=SHAPE_CLASSES),
+        pd.Categorical(sub[predicted] if len(sub) else [], categories=SHAPE_CLASSES),
+        rownames=["annotated"],
+        colnames=["predicted"],
+        dropna=False,
+    )
     acc = float((sub[reference] == sub[predicted]).mean()) if len(sub) else float("nan")
     return cm, acc
 
 
-def fit_shape_classifier(table: pd.DataFrame, *, features: Sequence[str] = (
-        "equiv_diameter_mm", "eccentricity", "solidity", "cv_drawn", "contrast"),
-        max_depth: int = 4, folds: int = 5, rng: int = 0) -> tuple[Any, pd.Series, float]:
+def fit_shape_classifier(
+    table: pd.DataFrame,
+    *,
+    features: Sequence[str] = ("equiv_diameter_mm", "eccentricity", "solidity", "cv_drawn", "contrast"),
+    max_depth: int = 4,
+    folds: int = 5,
+    rng: int = 0,
+) -> tuple[Any, pd.Series, float]:
     """A small decision tree for shape from geometry, scored by patient-grouped CV.
 
     Args:
@@ -739,8 +783,7 @@ def load_truth(truth_dir: str | Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def attach_truth(table: pd.DataFrame, truth: dict[str, dict[str, Any]], *,
-                 max_dist_px: float = 12.0) -> pd.DataFrame:
+def attach_truth(table: pd.DataFrame, truth: dict[str, dict[str, Any]], *, max_dist_px: float = 12.0) -> pd.DataFrame:
     """Add ``region_truth``/``bone_truth``/``shape_truth``/``uptake_truth`` by nearest centre.
 
     Truth centres (``center_rc``) are in the anterior frame; each lesion's anterior-frame
@@ -804,12 +847,16 @@ def uptake_agreement(table: pd.DataFrame) -> dict[str, float]:
     if len(sub) < 3:
         return {"n": int(len(sub)), "spearman": float("nan"), "median_ratio": float("nan")}
     rho = stats.spearmanr(sub["uptake"], sub["uptake_truth"]).statistic
-    return {"n": int(len(sub)), "spearman": float(rho),
-            "median_ratio": float(np.median(sub["uptake"] / sub["uptake_truth"]))}
+    return {
+        "n": int(len(sub)),
+        "spearman": float(rho),
+        "median_ratio": float(np.median(sub["uptake"] / sub["uptake_truth"])),
+    }
 
 
-def region_agreement(table: pd.DataFrame, predicted: str = "region_atlas",
-                     reference: str = "region_truth") -> tuple[float, int, pd.DataFrame]:
+def region_agreement(
+    table: pd.DataFrame, predicted: str = "region_atlas", reference: str = "region_truth"
+) -> tuple[float, int, pd.DataFrame]:
     """Share of lesions whose predicted region equals the reference region.
 
     Returns:
@@ -818,9 +865,13 @@ def region_agreement(table: pd.DataFrame, predicted: str = "region_atlas",
     if table.empty or reference not in table:
         return float("nan"), 0, pd.DataFrame()
     sub = table[table[reference].notna()]
-    cm = pd.crosstab(pd.Categorical(sub[reference], categories=REGIONS),
-                     pd.Categorical(sub[predicted].fillna("none"), categories=REGIONS + ("none",)),
-                     rownames=["truth"], colnames=["atlas"], dropna=False)
+    cm = pd.crosstab(
+        pd.Categorical(sub[reference], categories=REGIONS),
+        pd.Categorical(sub[predicted].fillna("none"), categories=REGIONS + ("none",)),
+        rownames=["truth"],
+        colnames=["atlas"],
+        dropna=False,
+    )
     if sub.empty:
         return float("nan"), 0, cm
     return float((sub[predicted] == sub[reference]).mean()), int(len(sub)), cm
@@ -831,8 +882,7 @@ def region_agreement(table: pd.DataFrame, predicted: str = "region_atlas",
 # ---------------------------------------------------------------------------------------
 def uptake_bins(values: Sequence[float] | pd.Series) -> pd.Categorical:
     """Bin uptake values with the paper's bins (:data:`~scintilab.anatomy.UPTAKE_BINS`)."""
-    return pd.cut(pd.Series(values, dtype=float), bins=list(UPTAKE_BINS), right=False,
-                  labels=list(UPTAKE_BIN_LABELS))
+    return pd.cut(pd.Series(values, dtype=float), bins=list(UPTAKE_BINS), right=False, labels=list(UPTAKE_BIN_LABELS))
 
 
 def study_counts(table: pd.DataFrame) -> pd.DataFrame:
@@ -846,8 +896,9 @@ def study_counts(table: pd.DataFrame) -> pd.DataFrame:
     return g.rename("n_lesions").reset_index()
 
 
-def class_distributions(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES,
-                        uptake: str = "uptake") -> dict[str, pd.DataFrame]:
+def class_distributions(
+    table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES, uptake: str = "uptake"
+) -> dict[str, pd.DataFrame]:
     """Per-class distributions: the data behind the paper's Fig. 12 and lesion counts.
 
     Args:
@@ -866,20 +917,25 @@ def class_distributions(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLA
         recs = []
         for cls in classes:
             part = sub[sub["label"] == cls] if not sub.empty else sub
-            col = uptake_bins(part[uptake]) if (name == "uptake" and not part.empty) else (
-                part[name] if not part.empty else pd.Series([], dtype=object))
+            col = (
+                uptake_bins(part[uptake])
+                if (name == "uptake" and not part.empty)
+                else (part[name] if not part.empty else pd.Series([], dtype=object))
+            )
             counts = pd.Series(col).value_counts()
             total = int(counts.sum())
             for lev in levels:
                 n = int(counts.get(lev, 0))
-                recs.append({"label": cls, name: lev, "n": n,
-                             "percent": 100.0 * n / total if total else 0.0})
+                recs.append({"label": cls, name: lev, "n": n, "percent": 100.0 * n / total if total else 0.0})
         out[name] = pd.DataFrame(recs)
     sc = study_counts(table)
     sc = sc[sc["label"].isin(classes)]
-    out["per_study"] = (sc.groupby("label")["n_lesions"]
-                        .agg(studies="count", mean="mean", median="median", min="min", max="max")
-                        .reindex(list(classes)).reset_index())
+    out["per_study"] = (
+        sc.groupby("label")["n_lesions"]
+        .agg(studies="count", mean="mean", median="median", min="min", max="max")
+        .reindex(list(classes))
+        .reset_index()
+    )
     return out
 
 
@@ -927,9 +983,13 @@ def mann_whitney(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, 
     return float(res.statistic), float(res.pvalue), r
 
 
-def compare_classes(table: pd.DataFrame, *, classes: tuple[str, str] = MET_CLASSES,
-                    continuous: Sequence[str] = CONTINUOUS_FEATURES,
-                    uptake: str = "uptake") -> pd.DataFrame:
+def compare_classes(
+    table: pd.DataFrame,
+    *,
+    classes: tuple[str, str] = MET_CLASSES,
+    continuous: Sequence[str] = CONTINUOUS_FEATURES,
+    uptake: str = "uptake",
+) -> pd.DataFrame:
     """Tests of difference between two classes (ADMet vs nADMet by default).
 
     Categories (shape, region, uptake bin) by chi-square with Cramer's V; continuous
@@ -957,10 +1017,20 @@ def compare_classes(table: pd.DataFrame, *, classes: tuple[str, str] = MET_CLASS
         ct = pd.crosstab(sub["label"], pd.Series(col.to_numpy(), index=sub.index))
         ct = ct.reindex(list(classes), fill_value=0)
         chi2, p, v, dof = cramers_v(ct.to_numpy())
-        rows.append({"variable": var, "test": f"chi-square (dof {dof})", "statistic": chi2, "p": p,
-                     "effect": "Cramer's V", "effect_size": v,
-                     f"n_{a}": int(ct.loc[a].sum()), f"n_{b}": int(ct.loc[b].sum()),
-                     f"median_{a}": np.nan, f"median_{b}": np.nan})
+        rows.append(
+            {
+                "variable": var,
+                "test": f"chi-square (dof {dof})",
+                "statistic": chi2,
+                "p": p,
+                "effect": "Cramer's V",
+                "effect_size": v,
+                f"n_{a}": int(ct.loc[a].sum()),
+                f"n_{b}": int(ct.loc[b].sum()),
+                f"median_{a}": np.nan,
+                f"median_{b}": np.nan,
+            }
+        )
     sc = study_counts(table)
     pairs = [("lesions_per_study", sc[sc["label"] == a]["n_lesions"], sc[sc["label"] == b]["n_lesions"])]
     for var in continuous:
@@ -970,16 +1040,32 @@ def compare_classes(table: pd.DataFrame, *, classes: tuple[str, str] = MET_CLASS
         u, p, r = mann_whitney(xa, xb)
         xa_f = pd.to_numeric(xa, errors="coerce").dropna()
         xb_f = pd.to_numeric(xb, errors="coerce").dropna()
-        rows.append({"variable": var, "test": "Mann-Whitney U", "statistic": u, "p": p,
-                     "effect": "rank-biserial r", "effect_size": r,
-                     f"n_{a}": int(xa_f.size), f"n_{b}": int(xb_f.size),
-                     f"median_{a}": float(xa_f.median()) if xa_f.size else np.nan,
-                     f"median_{b}": float(xb_f.median()) if xb_f.size else np.nan})
+        rows.append(
+            {
+                "variable": var,
+                "test": "Mann-Whitney U",
+                "statistic": u,
+                "p": p,
+                "effect": "rank-biserial r",
+                "effect_size": r,
+                f"n_{a}": int(xa_f.size),
+                f"n_{b}": int(xb_f.size),
+                f"median_{a}": float(xa_f.median()) if xa_f.size else np.nan,
+                f"median_{b}": float(xb_f.median()) if xb_f.size else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def describe_differences(tests: pd.DataFrame, table: pd.DataFrame, *, classes: tuple[str, str] = MET_CLASSES,
-                         top: int = 3, alpha: float = 0.05, uptake: str = "uptake") -> list[str]:
+def describe_differences(
+    tests: pd.DataFrame,
+    table: pd.DataFrame,
+    *,
+    classes: tuple[str, str] = MET_CLASSES,
+    top: int = 3,
+    alpha: float = 0.05,
+    uptake: str = "uptake",
+) -> list[str]:
     """Plain-words lines for the strongest class differences (smallest p first).
 
     Args:
@@ -1008,13 +1094,17 @@ def describe_differences(tests: pd.DataFrame, table: pd.DataFrame, *, classes: t
             share = share.reindex(columns=list(classes), fill_value=0.0)
             diff = (share[a] - share[b]).abs()
             cat = diff.idxmax()
-            out.append(f"{var}: {cat} is {100 * share.loc[cat, a]:.0f}% of {a} lesions vs "
-                       f"{100 * share.loc[cat, b]:.0f}% of {b} (chi-square p = {t['p']:.2g}, "
-                       f"Cramer's V = {t['effect_size']:.2f}; {verdict})")
+            out.append(
+                f"{var}: {cat} is {100 * share.loc[cat, a]:.0f}% of {a} lesions vs "
+                f"{100 * share.loc[cat, b]:.0f}% of {b} (chi-square p = {t['p']:.2g}, "
+                f"Cramer's V = {t['effect_size']:.2f}; {verdict})"
+            )
         else:
-            out.append(f"{var}: median {t[f'median_{a}']:.3g} ({a}, n={int(t[f'n_{a}'])}) vs "
-                       f"{t[f'median_{b}']:.3g} ({b}, n={int(t[f'n_{b}'])}) (Mann-Whitney p = {t['p']:.2g}, "
-                       f"rank-biserial r = {t['effect_size']:+.2f}; {verdict})")
+            out.append(
+                f"{var}: median {t[f'median_{a}']:.3g} ({a}, n={int(t[f'n_{a}'])}) vs "
+                f"{t[f'median_{b}']:.3g} ({b}, n={int(t[f'n_{b}'])}) (Mann-Whitney p = {t['p']:.2g}, "
+                f"rank-biserial r = {t['effect_size']:+.2f}; {verdict})"
+            )
     return out
 
 
@@ -1025,8 +1115,7 @@ _PANELS = (("shape", "a  shape"), ("region", "b  body region"), ("uptake", "c  u
 _CLASS_COLOURS = {"NoMet": "#7f7f7f", "ADMet": "#d62728", "nADMet": "#1f77b4"}
 
 
-def fig12_static(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES,
-                 uptake: str = "uptake") -> Figure:
+def fig12_static(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES, uptake: str = "uptake") -> Figure:
     """Seaborn version of the paper's Fig. 12: shape, region and uptake per class.
 
     Bars give the percentage of each class's lesions (classes differ in size).
@@ -1047,8 +1136,7 @@ def fig12_static(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES,
     palette = {c: _CLASS_COLOURS.get(c, "#333333") for c in classes}
     for ax, (name, title) in zip(axes, _PANELS):
         d = dist[name]
-        sns.barplot(data=d, x=name, y="percent", hue="label", hue_order=list(classes),
-                    palette=palette, ax=ax)
+        sns.barplot(data=d, x=name, y="percent", hue="label", hue_order=list(classes), palette=palette, ax=ax)
         ax.set_title(title, loc="left", fontsize=11)
         ax.set_xlabel("")
         ax.set_ylabel("% of the class's lesions" if name == "shape" else "")
@@ -1063,26 +1151,34 @@ def fig12_static(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES,
     return fig
 
 
-def fig12_plotly(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES,
-                 uptake: str = "uptake") -> Any:
+def fig12_plotly(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSES, uptake: str = "uptake") -> Any:
     """Interactive plotly version of :func:`fig12_static` (hover shows counts)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     dist = class_distributions(table, classes=classes, uptake=uptake)
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in _PANELS],
-                        column_widths=[0.22, 0.45, 0.33])
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in _PANELS], column_widths=[0.22, 0.45, 0.33])
     for col, (name, _) in enumerate(_PANELS, start=1):
         d = dist[name]
         for cls in classes:
             part = d[d["label"] == cls]
-            fig.add_trace(go.Bar(x=part[name], y=part["percent"], name=cls, legendgroup=cls,
-                                 showlegend=(col == 1), marker_color=_CLASS_COLOURS.get(cls),
-                                 customdata=part["n"],
-                                 hovertemplate="%{x}<br>%{y:.1f}% (n=%{customdata})<extra>" + cls + "</extra>"),
-                          row=1, col=col)
-    fig.update_layout(barmode="group", height=420, width=1200,
-                      title="Metastatic lesions by class (percent of each class's lesions)")
+            fig.add_trace(
+                go.Bar(
+                    x=part[name],
+                    y=part["percent"],
+                    name=cls,
+                    legendgroup=cls,
+                    showlegend=(col == 1),
+                    marker_color=_CLASS_COLOURS.get(cls),
+                    customdata=part["n"],
+                    hovertemplate="%{x}<br>%{y:.1f}% (n=%{customdata})<extra>" + cls + "</extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_layout(
+        barmode="group", height=420, width=1200, title="Metastatic lesions by class (percent of each class's lesions)"
+    )
     fig.update_yaxes(title_text="%", row=1, col=1)
     return fig
 
@@ -1097,19 +1193,32 @@ def per_study_figure(table: pd.DataFrame, *, classes: Sequence[str] = MET_CLASSE
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
     if not sc.empty:
         palette = {c: _CLASS_COLOURS.get(c, "#333333") for c in classes}
-        sns.boxplot(data=sc, x="label", y="n_lesions", hue="label", order=list(classes),
-                    palette=palette, ax=ax, fliersize=0, legend=False)
-        sns.stripplot(data=sc, x="label", y="n_lesions", order=list(classes), color="k",
-                      size=3, ax=ax, jitter=0.2)
+        sns.boxplot(
+            data=sc,
+            x="label",
+            y="n_lesions",
+            hue="label",
+            order=list(classes),
+            palette=palette,
+            ax=ax,
+            fliersize=0,
+            legend=False,
+        )
+        sns.stripplot(data=sc, x="label", y="n_lesions", order=list(classes), color="k", size=3, ax=ax, jitter=0.2)
     ax.set_xlabel("")
     ax.set_ylabel("lesions per study")
     fig.tight_layout()
     return fig
 
 
-def lesion_figure(study: Study, rows: pd.DataFrame | None = None, *, view: str = "ANT",
-                  show_atlas: bool = True, columns: Sequence[str] = (
-                      "shape", "region", "area_mm2", "uptake", "ap_ratio", "contrast")) -> Figure:
+def lesion_figure(
+    study: Study,
+    rows: pd.DataFrame | None = None,
+    *,
+    view: str = "ANT",
+    show_atlas: bool = True,
+    columns: Sequence[str] = ("shape", "region", "area_mm2", "uptake", "ap_ratio", "contrast"),
+) -> Figure:
     """One study's lesions outlined on a view, numbered, with their features beside.
 
     Args:
@@ -1148,8 +1257,14 @@ def lesion_figure(study: Study, rows: pd.DataFrame | None = None, *, view: str =
         pad = max(2, int(0.02 * h))
         ax.set_ylim(min(body_rows[-1] + pad, h - 0.5), max(body_rows[0] - pad, -0.5))  # crop to the body
         if show_atlas:
-            ax.imshow(np.ma.masked_equal(atl.region_map(), 0) - 1, cmap=ListedColormap(BONE_COLOURS[: len(REGIONS)]),
-                      vmin=0, vmax=len(REGIONS) - 1, alpha=0.22, interpolation="nearest")
+            ax.imshow(
+                np.ma.masked_equal(atl.region_map(), 0) - 1,
+                cmap=ListedColormap(BONE_COLOURS[: len(REGIONS)]),
+                vmin=0,
+                vmax=len(REGIONS) - 1,
+                alpha=0.22,
+                interpolation="nearest",
+            )
     cells = []
     for _, r in rows.iterrows():
         # "3;7" from a fresh table, 3 or 3.0 once a CSV round trip has parsed it
@@ -1168,8 +1283,15 @@ def lesion_figure(study: Study, rows: pd.DataFrame | None = None, *, view: str =
             ax.plot(cont[:, 1] - 1, cont[:, 0] - 1, style, color="#d62728", lw=0.9)
         rr, cc = np.nonzero(mask)
         if rr.size:
-            ax.text(cc.max() + 2, rr.min(), str(int(r["lesion_index"]) + 1), color="#d62728", fontsize=7,
-                    va="top", ha="left")
+            ax.text(
+                cc.max() + 2,
+                rr.min(),
+                str(int(r["lesion_index"]) + 1),
+                color="#d62728",
+                fontsize=7,
+                va="top",
+                ha="left",
+            )
         cells.append([str(int(r["lesion_index"]) + 1)] + [_fmt(r.get(c)) for c in columns])
     ax.set_title(f"{study.study_key} ({study.label or 'unlabelled'}), {view}", fontsize=9)
     ax.set_xticks([])
@@ -1222,8 +1344,10 @@ def cli_main(argv: list[str]) -> int:
     out = Path(args.out)
     stats = Path(args.stats) if args.stats else None
     # refuse an existing table (or a folder, or an unwritable place) before any pixel is read
-    with OutputFile(out, "lesions", overwrite=args.overwrite, inputs={"manifest": args.manifest}), \
-            (OutputFile(stats, "lesions", overwrite=args.overwrite) if stats else contextlib.nullcontext()):
+    with (
+        OutputFile(out, "lesions", overwrite=args.overwrite, inputs={"manifest": args.manifest}),
+        OutputFile(stats, "lesions", overwrite=args.overwrite) if stats else contextlib.nullcontext(),
+    ):
         table = lesion_table(cohort, fusion_method=args.fusion, kinds=kinds, progress=True)
         if args.truth:
             table = attach_truth(table, load_truth(args.truth))

@@ -26,6 +26,7 @@ The weights (``orientation_weights.json`` beside this module) were trained by
 ``benchmarks/train_orientation.py``; the accuracy on held-out seeds and varieties is in
 ``docs/orientation_model_card.md``.
 """
+
 from __future__ import annotations
 
 import json
@@ -132,15 +133,25 @@ class OrientationModel:
         diffs = [self._difference(im, spacing) for im in images]
         z = float(sum(d @ self.weights for d in diffs))
         p_up = float(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))))
-        typical = all(float(np.sqrt(np.mean(d ** 2))) <= self.rms_limit for d in diffs)
+        typical = all(float(np.sqrt(np.mean(d**2))) <= self.rms_limit for d in diffs)
         return OrientationCall(p_up >= 0.5, max(p_up, 1.0 - p_up), typical)
 
     def to_json(self, path: str | Path) -> Path:
         """Write the weights (and the training facts in ``info``) as JSON."""
         path = Path(path)
-        path.write_text(json.dumps({"features": list(FEATURE_NAMES), "scale": self.scale.tolist(),
-                                    "weights": self.weights.tolist(), "rms_limit": self.rms_limit,
-                                    "info": self.info}, indent=1) + "\n")
+        path.write_text(
+            json.dumps(
+                {
+                    "features": list(FEATURE_NAMES),
+                    "scale": self.scale.tolist(),
+                    "weights": self.weights.tolist(),
+                    "rms_limit": self.rms_limit,
+                    "info": self.info,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
         return path
 
     @classmethod
@@ -149,26 +160,28 @@ class OrientationModel:
         d = json.loads(Path(path).read_text())
         if tuple(d["features"]) != FEATURE_NAMES:
             raise ValueError(f"{path}: its features are not this version's")
-        return cls(np.asarray(d["scale"]), np.asarray(d["weights"]), dict(d.get("info", {})),
-                   float(d.get("rms_limit", "inf")))
+        return cls(
+            np.asarray(d["scale"]), np.asarray(d["weights"]), dict(d.get("info", {})), float(d.get("rms_limit", "inf"))
+        )
 
 
-def fit(upright: np.ndarray, turned: np.ndarray, *, l2: float = 1e-2, steps: int = 4000,
-        info: dict | None = None) -> OrientationModel:
+def fit(
+    upright: np.ndarray, turned: np.ndarray, *, l2: float = 1e-2, steps: int = 4000, info: dict | None = None
+) -> OrientationModel:
     """Fit on features of head-up views and of the same views turned (row by row).
 
     Each pair gives the difference ``upright - turned`` labelled head up and its negative
     labelled head down, so the model has no bias and turning an image flips its call.
     """
     D = np.asarray(upright, np.float64) - np.asarray(turned, np.float64)
-    scale = np.sqrt((D ** 2).mean(0)) + 1e-9
+    scale = np.sqrt((D**2).mean(0)) + 1e-9
     A = np.concatenate([D / scale, -D / scale])
     y = np.concatenate([np.ones(len(D)), np.zeros(len(D))])
     w = np.zeros(A.shape[1])
     for _ in range(steps):
         p = 1.0 / (1.0 + np.exp(-(A @ w)))
         w -= 0.5 * (A.T @ (p - y) / len(y) + l2 * w)
-    rms_limit = 1.5 * float(np.sqrt((A ** 2).mean(1)).max())
+    rms_limit = 1.5 * float(np.sqrt((A**2).mean(1)).max())
     return OrientationModel(scale, w, dict(info or {}), rms_limit)
 
 
@@ -190,17 +203,29 @@ def decide(call: OrientationCall | None, patient_position: str = "") -> tuple[bo
     said = f"PatientPosition {position}"
     if call is not None and call.confident:
         if not call.head_up:
-            return True, (f"{TURNED_FLAG}: the image shows the head at the bottom (p {call.p:.2f})"
-                          + (f"; {said} agrees" if feet_first else ""))
+            return True, (
+                f"{TURNED_FLAG}: the image shows the head at the bottom (p {call.p:.2f})"
+                + (f"; {said} agrees" if feet_first else "")
+            )
         if feet_first:
             return False, f"{said} (feet first), but the image is head-up (p {call.p:.2f}): kept as stored"
         return False, ""
     if feet_first:
-        unsure = "" if call is None else (f"; the image cannot tell (p {call.p:.2f}"
-                                          + (", unlike the training views" if not call.typical else "") + ")")
+        unsure = (
+            ""
+            if call is None
+            else (
+                f"; the image cannot tell (p {call.p:.2f}"
+                + (", unlike the training views" if not call.typical else "")
+                + ")"
+            )
+        )
         return True, f"{TURNED_FLAG}: {said} (feet first){unsure}"
     if call is not None and not position.startswith("HF"):
-        return False, (f"orientation unsure: the image cannot tell head from feet (p {call.p:.2f} head-"
-                       + ("up" if call.head_up else "down") + (", unlike the training views" if not call.typical else "")
-                       + ") and no PatientPosition says: kept as stored; check it")
+        return False, (
+            f"orientation unsure: the image cannot tell head from feet (p {call.p:.2f} head-"
+            + ("up" if call.head_up else "down")
+            + (", unlike the training views" if not call.typical else "")
+            + ") and no PatientPosition says: kept as stored; check it"
+        )
     return False, ""

@@ -18,6 +18,7 @@ manifest, the lesion table). The rules, documented in the README ("When things g
   command, the package versions, the inputs' fingerprints and a hash of each output, which
   ties side files (ingest's ``skipped.csv``) to the output they belong with.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -158,9 +159,12 @@ class RunLock:
                 holder = self.path.read_text(encoding="utf-8").strip()
             except OSError:
                 holder = ""
-            raise InputError(self.path.parent, "another scintilab run is writing here "
-                             f"({holder or 'lock file ' + self.path.name}); wait for it to finish, "
-                             f"or delete {self.path.name} if that run is gone") from exc
+            raise InputError(
+                self.path.parent,
+                "another scintilab run is writing here "
+                f"({holder or 'lock file ' + self.path.name}); wait for it to finish, "
+                f"or delete {self.path.name} if that run is gone",
+            ) from exc
         except OSError as exc:
             raise InputError(self.path.parent, f"cannot write here ({exc.strerror or exc})") from exc
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -180,8 +184,9 @@ def _record(command: str, inputs: dict[str, Any], argv: list[str] | None) -> dic
         "argv": list(sys.argv[1:] if argv is None else argv),
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
         "versions": package_versions(),
-        "inputs": {k: (None if v is None else {"path": str(v), "fingerprint": input_fingerprint(v)})
-                   for k, v in inputs.items()},
+        "inputs": {
+            k: (None if v is None else {"path": str(v), "fingerprint": input_fingerprint(v)}) for k, v in inputs.items()
+        },
         "status": "running",
     }
 
@@ -213,8 +218,16 @@ class OutputFolder:
             lock, or the folder holds an earlier run's outputs and ``overwrite`` is False.
     """
 
-    def __init__(self, path: str | Path, command: str, owned: Iterable[str], *, overwrite: bool = False,
-                 inputs: dict[str, Any] | None = None, argv: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        command: str,
+        owned: Iterable[str],
+        *,
+        overwrite: bool = False,
+        inputs: dict[str, Any] | None = None,
+        argv: list[str] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.command = command
         self.owned = list(owned)
@@ -238,8 +251,11 @@ class OutputFolder:
             old = self.existing()
             if old and not self.overwrite:
                 names = ", ".join(p.name for p in old[:4]) + (" ..." if len(old) > 4 else "")
-                raise InputError(self.path, f"already holds outputs of an earlier run ({names}); "
-                                 "pass --overwrite to replace them, or choose another --out folder")
+                raise InputError(
+                    self.path,
+                    f"already holds outputs of an earlier run ({names}); "
+                    "pass --overwrite to replace them, or choose another --out folder",
+                )
             for p in old:  # only what this command owns: the user's other files stay
                 if p.is_dir() and not p.is_symlink():
                     shutil.rmtree(p)
@@ -254,10 +270,12 @@ class OutputFolder:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
-            status = "complete" if exc_type is None else (
-                "interrupted" if exc_type is KeyboardInterrupt else "failed")
-            outputs = {p.relative_to(self.path).as_posix(): file_sha(p)
-                       for p in self.existing() if p.is_file() and p.name != RECORD_FILE}
+            status = "complete" if exc_type is None else ("interrupted" if exc_type is KeyboardInterrupt else "failed")
+            outputs = {
+                p.relative_to(self.path).as_posix(): file_sha(p)
+                for p in self.existing()
+                if p.is_file() and p.name != RECORD_FILE
+            }
             _close_record(self.record, status, outputs, self.path / RECORD_FILE)
         finally:
             self._lock.release()
@@ -294,8 +312,16 @@ class OutputFile:
             run holds the lock, or the file exists and ``overwrite`` is False.
     """
 
-    def __init__(self, path: str | Path, command: str, *, overwrite: bool = False, side: Iterable[str] = (),
-                 inputs: dict[str, Any] | None = None, argv: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        command: str,
+        *,
+        overwrite: bool = False,
+        side: Iterable[str] = (),
+        inputs: dict[str, Any] | None = None,
+        argv: list[str] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.command = command
         self.overwrite = overwrite
@@ -323,8 +349,12 @@ class OutputFile:
         try:
             if exc_type is None and self.path.is_file():
                 outs = [self.path] + [self.path.parent / s for s in self.side]
-                _close_record(self.record, "complete", {p.name: file_sha(p) for p in outs if p.is_file()},
-                              file_record_path(self.path))
+                _close_record(
+                    self.record,
+                    "complete",
+                    {p.name: file_sha(p) for p in outs if p.is_file()},
+                    file_record_path(self.path),
+                )
         finally:
             self._lock.release()
 
@@ -348,5 +378,18 @@ def side_file_belongs(output: str | Path, side: str | Path) -> bool | None:
         return False
 
 
-__all__ = ["LOCK_SUFFIX", "RECORD_FILE", "OutputFile", "OutputFolder", "RunLock", "atomic_write", "file_record_path",
-           "file_sha", "input_fingerprint", "read_record", "side_file_belongs", "write_csv", "write_text"]
+__all__ = [
+    "LOCK_SUFFIX",
+    "RECORD_FILE",
+    "OutputFile",
+    "OutputFolder",
+    "RunLock",
+    "atomic_write",
+    "file_record_path",
+    "file_sha",
+    "input_fingerprint",
+    "read_record",
+    "side_file_belongs",
+    "write_csv",
+    "write_text",
+]

@@ -1,4 +1,5 @@
 """Where things live: the repo root, the default data directory, run folders."""
+
 from __future__ import annotations
 
 import os

@@ -31,6 +31,7 @@ the figures), and what this module therefore does:
 Everything here is backend-aware: on JAX or PyTorch the TensorFlow-only settings are
 skipped.
 """
+
 from __future__ import annotations
 
 import os
@@ -282,8 +283,11 @@ def _folded_bn_class() -> type:
             def get_config(self) -> dict[str, Any]:
                 # Keras' automatic config capture does not see through the lazy class
                 # definition; the layer has no arguments beyond the base ones.
-                return {"name": self.name, "trainable": self.trainable,
-                        "dtype": keras.saving.serialize_keras_object(self.dtype_policy)}
+                return {
+                    "name": self.name,
+                    "trainable": self.trainable,
+                    "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+                }
 
             def compute_output_spec(self, inputs: Any, mask: Any = None, training: Any = None) -> Any:  # noqa: ARG002
                 return keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)

@@ -7,6 +7,7 @@ Every field can be overridden (``config_from_preset("quick", epochs=3)``, or
 ``--set epochs=3`` on the command line), so notebooks and batch runs never carry magic
 numbers of their own.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,8 +26,19 @@ from scintilab.study import CLASSES
 #: Fields that do not change what a run computes, left out of the fingerprint.
 # allow_leaks only decides whether a leaky split may run, not what it computes; the audit
 # files are hashed by content into the data fingerprint (training.audit_fingerprint), not by path.
-_NOT_IN_FINGERPRINT = frozenset({"preset", "data", "verbose", "n_boot", "save_test_images",
-                                 "allow_leaks", "audit_flags", "audit_review", "distribution"})
+_NOT_IN_FINGERPRINT = frozenset(
+    {
+        "preset",
+        "data",
+        "verbose",
+        "n_boot",
+        "save_test_images",
+        "allow_leaks",
+        "audit_flags",
+        "audit_review",
+        "distribution",
+    }
+)
 
 
 @dataclass
@@ -261,7 +273,10 @@ def config_from_preset(name: str, **overrides: Any) -> TrainConfig:
     """
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    values: dict[str, Any] = {"preset": name, **{k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESETS[name].items()}}
+    values: dict[str, Any] = {
+        "preset": name,
+        **{k: (dict(v) if isinstance(v, dict) else v) for k, v in PRESETS[name].items()},
+    }
     for k, v in overrides.items():
         if k == "model_options" and isinstance(v, dict):
             values["model_options"] = {**values.get("model_options", {}), **v}
@@ -375,7 +390,9 @@ def audit_files(config: TrainConfig) -> tuple[Path | None, Path | None, str]:
     else:
         flags = repo_path(setting)
         if not flags.is_file():
-            raise InputError(flags, "audit flags not found (run 'scintilab audit MANIFEST --out DIR' first, or set audit_flags=off)")
+            raise InputError(
+                flags, "audit flags not found (run 'scintilab audit MANIFEST --out DIR' first, or set audit_flags=off)"
+            )
         source = "config"
     review: Path | None = None
     if config.audit_review:

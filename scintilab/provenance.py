@@ -3,6 +3,7 @@
 One list of what shaped a run's numbers, used by every record a command writes
 (:mod:`scintilab.outputs`, a training run's ``config.json``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,7 +25,13 @@ def package_versions() -> dict[str, str]:
 
     import scintilab
 
-    out = {"python": platform.python_version(), "platform": platform.platform(), "scintilab": scintilab.__version__, "numpy": np.__version__, "pandas": pd.__version__}
+    out = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "scintilab": scintilab.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+    }
     for mod in ("keras", "tensorflow", "jax", "torch", "sklearn", "pydicom"):
         m = sys.modules.get(mod)
         if m is not None:
@@ -49,7 +56,22 @@ def manifest_fingerprint(manifest: str | Path) -> str:
         df = pd.read_csv(path, dtype=str).fillna("")
     except (OSError, ValueError) as exc:
         raise InputError(path, f"cannot read manifest ({exc})") from exc
-    cols = [c for c in ("study_key", "patient_key", "label", "views", "rows", "cols", "counts_ant", "counts_post", "lesion_count", "status") if c in df.columns]
+    cols = [
+        c
+        for c in (
+            "study_key",
+            "patient_key",
+            "label",
+            "views",
+            "rows",
+            "cols",
+            "counts_ant",
+            "counts_post",
+            "lesion_count",
+            "status",
+        )
+        if c in df.columns
+    ]
     if not cols:
         raise InputError(path, "not a scintilab manifest (no study_key/label columns)")
     table = df[cols].sort_values(cols).to_csv(index=False)

@@ -6,6 +6,7 @@ Every identifier that is shown is ``pseudonymize(raw_id)``. The key comes from t
 back to a fixed project default so that a synthetic cohort gives the same ids everywhere.
 Use your own secret key for real data: with the default key anybody can test a guess.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -31,6 +31,7 @@ named (by its pseudonymous key) with the reason, and the rest go on.
 Nothing rendered carries patient identity: reports show pseudonymous keys, dates as days
 since baseline, and no source paths.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,13 +63,37 @@ from scintilab.outputs import OutputFolder, write_csv, write_text
 from scintilab.study import Study
 
 #: Columns of hotspots.csv, in order.
-HOTSPOT_COLUMNS: tuple[str, ...] = ("study_key", "view", "row", "col", "region", "area_px", "peak_counts",
-                                    "normalized_uptake", "p_metastatic", "id", "mean_counts", "ap_ratio", "kind",
-                                    "metastatic")
+HOTSPOT_COLUMNS: tuple[str, ...] = (
+    "study_key",
+    "view",
+    "row",
+    "col",
+    "region",
+    "area_px",
+    "peak_counts",
+    "normalized_uptake",
+    "p_metastatic",
+    "id",
+    "mean_counts",
+    "ap_ratio",
+    "kind",
+    "metastatic",
+)
 #: Columns of followup.csv, in order.
-FOLLOWUP_COLUMNS: tuple[str, ...] = ("patient_key", "baseline_study_key", "study_key", "days", "new_lesions",
-                                     "resolved_lesions", "bsi_change", "pcwg3", "grown_lesions",
-                                     "new_vs_first_followup", "shift_rows", "shift_cols")
+FOLLOWUP_COLUMNS: tuple[str, ...] = (
+    "patient_key",
+    "baseline_study_key",
+    "study_key",
+    "days",
+    "new_lesions",
+    "resolved_lesions",
+    "bsi_change",
+    "pcwg3",
+    "grown_lesions",
+    "new_vs_first_followup",
+    "shift_rows",
+    "shift_cols",
+)
 
 
 @dataclass
@@ -94,9 +119,13 @@ class StudyQuant:
     def row(self) -> dict[str, Any]:
         """The study's row of ``studies.csv``."""
         st = self.study
-        out: dict[str, Any] = {"study_key": st.study_key, "patient_key": st.patient_key, "label": st.label or "",
-                               "study_date": st.study_date.isoformat() if st.study_date else "",
-                               "views": "+".join(st.views)}
+        out: dict[str, Any] = {
+            "study_key": st.study_key,
+            "patient_key": st.patient_key,
+            "label": st.label or "",
+            "study_date": st.study_date.isoformat() if st.study_date else "",
+            "views": "+".join(st.views),
+        }
         out.update(self.bsi.row())
         for k, v in (self.probabilities or {}).items():
             out[f"p_{k}"] = round(float(v), 4)
@@ -166,8 +195,13 @@ class Classifier:
 # --------------------------------------------------------------------------------- per patient
 
 
-def quantify_study(study: Study, *, model: HotspotModel | None = None, threshold: float | None = None,
-                   classifier: Classifier | None = None) -> StudyQuant:
+def quantify_study(
+    study: Study,
+    *,
+    model: HotspotModel | None = None,
+    threshold: float | None = None,
+    classifier: Classifier | None = None,
+) -> StudyQuant:
     """Hot spots, BSI and (optionally) class probabilities of one study.
 
     Args:
@@ -191,9 +225,13 @@ def quantify_study(study: Study, *, model: HotspotModel | None = None, threshold
     return sq
 
 
-def quantify_patient(studies: Sequence[Study], *, model: HotspotModel | None = None,
-                     threshold: float | None = None, classifier: Classifier | None = None
-                     ) -> tuple[list[StudyQuant], PatientFollowup | None, list[tuple[str, str]]]:
+def quantify_patient(
+    studies: Sequence[Study],
+    *,
+    model: HotspotModel | None = None,
+    threshold: float | None = None,
+    classifier: Classifier | None = None,
+) -> tuple[list[StudyQuant], PatientFollowup | None, list[tuple[str, str]]]:
     """Quantify one patient's studies and compare the later ones with the baseline.
 
     Args:
@@ -214,8 +252,7 @@ def quantify_patient(studies: Sequence[Study], *, model: HotspotModel | None = N
             failed.append((st.study_key, getattr(err, "problem", str(err))))
     fu = None
     if len(done) >= 2:
-        fu = follow_patient([d.detection for d in done], [d.study.study_date for d in done],
-                            [d.bsi.bsi for d in done])
+        fu = follow_patient([d.detection for d in done], [d.study.study_date for d in done], [d.bsi.bsi for d in done])
     return done, fu, failed
 
 
@@ -230,12 +267,21 @@ def _iter_patients(manifest: pd.DataFrame) -> list[list[int]]:
     return list(groups.values())
 
 
-def quantify_cohort(manifest: str | Path | pd.DataFrame, out_dir: str | Path | None = None, *,
-                    hotspot_model: str | Path | HotspotModel | None = None,
-                    classifier: str | Path | Classifier | None = None, threshold: float | None = None,
-                    reports: bool = True, progress: bool = True, limit: int | None = None,
-                    hook: Callable[[list[StudyQuant], PatientFollowup | None], None] | None = None,
-                    dicom: bool = False, link_to_source: bool = False, overwrite: bool = False) -> QuantifyResult:
+def quantify_cohort(
+    manifest: str | Path | pd.DataFrame,
+    out_dir: str | Path | None = None,
+    *,
+    hotspot_model: str | Path | HotspotModel | None = None,
+    classifier: str | Path | Classifier | None = None,
+    threshold: float | None = None,
+    reports: bool = True,
+    progress: bool = True,
+    limit: int | None = None,
+    hook: Callable[[list[StudyQuant], PatientFollowup | None], None] | None = None,
+    dicom: bool = False,
+    link_to_source: bool = False,
+    overwrite: bool = False,
+) -> QuantifyResult:
     """Quantify every study of a manifest (see the module docstring).
 
     Args:
@@ -272,9 +318,17 @@ def quantify_cohort(manifest: str | Path | pd.DataFrame, out_dir: str | Path | N
     model = HotspotModel.load(hotspot_model) if isinstance(hotspot_model, (str, Path)) else hotspot_model
     clf = Classifier(classifier) if isinstance(classifier, (str, Path)) else classifier
     out = Path(out_dir) if out_dir is not None else None
-    folder = (OutputFolder(out, "quantify", QUANTIFY_OUTPUTS, overwrite=overwrite,
-                           inputs={"manifest": manifest if isinstance(manifest, (str, Path)) else None})
-              if out is not None else contextlib.nullcontext())
+    folder = (
+        OutputFolder(
+            out,
+            "quantify",
+            QUANTIFY_OUTPUTS,
+            overwrite=overwrite,
+            inputs={"manifest": manifest if isinstance(manifest, (str, Path)) else None},
+        )
+        if out is not None
+        else contextlib.nullcontext()
+    )
     with folder:
         if out is not None:
             (out / "reports").mkdir(parents=True, exist_ok=True)
@@ -318,9 +372,15 @@ def quantify_cohort(manifest: str | Path | pd.DataFrame, out_dir: str | Path | N
                     comp = fu.comparisons.get(sq.study.study_key) if fu is not None else None
                     row = next((r for r in (fu.rows if fu else []) if r["study_key"] == sq.study.study_key), None)
                     try:
-                        pages.append(write_report(sq, out / "reports" / f"{sq.study.study_key}.html",
-                                                  baseline=base if comp is not None else None, comparison=comp,
-                                                  followup_row=row))
+                        pages.append(
+                            write_report(
+                                sq,
+                                out / "reports" / f"{sq.study.study_key}.html",
+                                baseline=base if comp is not None else None,
+                                comparison=comp,
+                                followup_row=row,
+                            )
+                        )
                     except (ValueError, RuntimeError) as err:  # a figure that cannot be drawn
                         failed.append((sq.study.study_key, f"report not written: {err}"))
             if exporter is not None:
@@ -333,12 +393,18 @@ def quantify_cohort(manifest: str | Path | pd.DataFrame, out_dir: str | Path | N
         if bar:
             bar.close()
         studies_df = pd.DataFrame(study_rows)
-        hot_df = pd.DataFrame(hot_rows, columns=list(HOTSPOT_COLUMNS)) if hot_rows else pd.DataFrame(
-            columns=list(HOTSPOT_COLUMNS))
+        hot_df = (
+            pd.DataFrame(hot_rows, columns=list(HOTSPOT_COLUMNS))
+            if hot_rows
+            else pd.DataFrame(columns=list(HOTSPOT_COLUMNS))
+        )
         if hot_rows:
             hot_df = pd.DataFrame(hot_rows)[list(HOTSPOT_COLUMNS)]
-        fu_df = pd.DataFrame(fu_rows, columns=list(FOLLOWUP_COLUMNS)) if fu_rows else pd.DataFrame(
-            columns=list(FOLLOWUP_COLUMNS))
+        fu_df = (
+            pd.DataFrame(fu_rows, columns=list(FOLLOWUP_COLUMNS))
+            if fu_rows
+            else pd.DataFrame(columns=list(FOLLOWUP_COLUMNS))
+        )
         if out is not None:
             write_csv(studies_df, out / "studies.csv")
             write_csv(hot_df, out / "hotspots.csv")
@@ -346,8 +412,9 @@ def quantify_cohort(manifest: str | Path | pd.DataFrame, out_dir: str | Path | N
             write_csv(pd.DataFrame(failed, columns=["study_key", "reason"]), out / "failed.csv")
         if exporter is not None:
             exporter.finish()
-    return QuantifyResult(studies=studies_df, hotspots=hot_df, followup=fu_df, failed=failed, out_dir=out,
-                          reports=pages)
+    return QuantifyResult(
+        studies=studies_df, hotspots=hot_df, followup=fu_df, failed=failed, out_dir=out, reports=pages
+    )
 
 
 class _DicomExporter:
@@ -369,9 +436,17 @@ class _DicomExporter:
             key = sq.study.study_key
             page = reports_dir / f"{key}.html" if reports_dir is not None else None
             try:
-                self.exports.append(export_study(sq, self.cohort.manifest.iloc[self.rows[key]], self.cohort.root,
-                                                 self.out, self.uids, model=self.model,
-                                                 report_html=page if page is not None and page.exists() else None))
+                self.exports.append(
+                    export_study(
+                        sq,
+                        self.cohort.manifest.iloc[self.rows[key]],
+                        self.cohort.root,
+                        self.out,
+                        self.uids,
+                        model=self.model,
+                        report_html=page if page is not None and page.exists() else None,
+                    )
+                )
             except (ValueError, KeyError, OSError, AttributeError) as err:
                 failed.append((key, f"DICOM objects not written: {type(err).__name__}: {err}"))
         return failed
@@ -406,9 +481,17 @@ def _crop_rows(det: Detection) -> tuple[int, int]:
     return max(int(rows[0]) - pad, 0), min(int(rows[-1]) + pad, det.shape[0])
 
 
-def draw_views(det: Detection, *, ax: Any = None, hotspots: bool = True, regions: bool = False,
-               highlight: Sequence[Any] = (), threshold: float | None = None, title_prefix: str = "",
-               views: Sequence[str] | None = None) -> Any:
+def draw_views(
+    det: Detection,
+    *,
+    ax: Any = None,
+    hotspots: bool = True,
+    regions: bool = False,
+    highlight: Sequence[Any] = (),
+    threshold: float | None = None,
+    title_prefix: str = "",
+    views: Sequence[str] | None = None,
+) -> Any:
     """Both views side by side (posterior flipped into the anterior frame), hot spots marked.
 
     Hot spots are circles coloured by probability of metastasis (blue 0 ... red 1); the
@@ -441,17 +524,38 @@ def draw_views(det: Detection, *, ax: Any = None, hotspots: bool = True, regions
         a.imshow(img, cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
         if regions:
             bmap = det.atlas[v].bone_map()[r0:r1]
-            a.imshow(np.ma.masked_equal(bmap, 0), cmap=ListedColormap(plt.cm.tab20.colors[:17]), vmin=1,
-                     vmax=len(BONES), alpha=0.3, interpolation="nearest")
+            a.imshow(
+                np.ma.masked_equal(bmap, 0),
+                cmap=ListedColormap(plt.cm.tab20.colors[:17]),
+                vmin=1,
+                vmax=len(BONES),
+                alpha=0.3,
+                interpolation="nearest",
+            )
         if hotspots:
             for hs in det.hotspots:
                 rad = max(3.0, float(np.sqrt(hs.area_px / np.pi)) + 2)
                 col = cmap(hs.p_metastatic)
-                a.add_patch(plt.Circle((hs.col, hs.row - r0), rad, fill=False, color=col,
-                                       lw=1.6 if hs.p_metastatic >= threshold else 0.6))
+                a.add_patch(
+                    plt.Circle(
+                        (hs.col, hs.row - r0),
+                        rad,
+                        fill=False,
+                        color=col,
+                        lw=1.6 if hs.p_metastatic >= threshold else 0.6,
+                    )
+                )
                 if id(hs) in hl:
-                    a.add_patch(plt.Rectangle((hs.col - rad - 2, hs.row - r0 - rad - 2), 2 * rad + 4, 2 * rad + 4,
-                                              fill=False, color="gold", lw=1.8))
+                    a.add_patch(
+                        plt.Rectangle(
+                            (hs.col - rad - 2, hs.row - r0 - rad - 2),
+                            2 * rad + 4,
+                            2 * rad + 4,
+                            fill=False,
+                            color="gold",
+                            lw=1.8,
+                        )
+                    )
         a.set_title(f"{title_prefix}{'POST (flipped)' if v == 'POST' else v}", fontsize=8)
         a.set_xticks([])
         a.set_yticks([])
@@ -473,8 +577,14 @@ def _table_html(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def report_html(sq: StudyQuant, *, baseline: StudyQuant | None = None, comparison: Comparison | None = None,
-                followup_row: dict[str, Any] | None = None, threshold: float | None = None) -> str:
+def report_html(
+    sq: StudyQuant,
+    *,
+    baseline: StudyQuant | None = None,
+    comparison: Comparison | None = None,
+    followup_row: dict[str, Any] | None = None,
+    threshold: float | None = None,
+) -> str:
     """One study's report as a self-contained HTML page (pseudonymous ids only).
 
     Args:
@@ -490,26 +600,35 @@ def report_html(sq: StudyQuant, *, baseline: StudyQuant | None = None, compariso
     st = sq.study
     det = sq.detection
     threshold = det.call_threshold(threshold)
-    parts = [f"<h1>Bone scan quantification: study {html.escape(st.study_key)}</h1>",
-             f"<p class='muted'>patient {html.escape(st.patient_key)} &middot; label "
-             f"{html.escape(st.label or 'unknown')} &middot; views {html.escape(', '.join(st.views))}</p>"]
+    parts = [
+        f"<h1>Bone scan quantification: study {html.escape(st.study_key)}</h1>",
+        f"<p class='muted'>patient {html.escape(st.patient_key)} &middot; label "
+        f"{html.escape(st.label or 'unknown')} &middot; views {html.escape(', '.join(st.views))}</p>",
+    ]
     if len(st.views) == 1:
         other = "POST" if st.views[0] == "ANT" else "ANT"
-        parts.append(f"<p class='warn'><b>One view only</b> ({html.escape(st.views[0])}; {other} not recorded): "
-                     "hot spots and BSI come from this view alone; anterior/posterior ratios are unavailable (never taken as "
-                     "equal), so the benign rules that need them (contamination, face, anterior thigh) do not apply.</p>")
+        parts.append(
+            f"<p class='warn'><b>One view only</b> ({html.escape(st.views[0])}; {other} not recorded): "
+            "hot spots and BSI come from this view alone; anterior/posterior ratios are unavailable (never taken as "
+            "equal), so the benign rules that need them (contamination, face, anterior thigh) do not apply.</p>"
+        )
     bsi = sq.bsi
     parts.append(
         f"<h2>Bone Scan Index</h2><p><b>BSI {bsi.bsi:.2f} %</b> of skeletal mass &middot; hot spots "
         f"{bsi.hotspots_total} &middot; called metastatic (p &ge; {bsi.call_threshold:.2f}) {bsi.hotspots_metastatic}"
         f"{'' if bsi.threshold == bsi.call_threshold else f' &middot; BSI and new lesions from p &ge; {bsi.threshold:.2f}'}"
-        "</p>")
+        "</p>"
+    )
     if sq.probabilities:
         probs = " &middot; ".join(f"{html.escape(k)} {v:.2f}" for k, v in sq.probabilities.items())
         parts.append(f"<h2>Classifier</h2><p>{probs}</p>")
-    parts.append("<h2>Views</h2><p class='muted'>circles: hot spots coloured by probability of "
-                 "metastasis (blue low, red high; thick = called metastatic)</p>")
-    parts.append(f"<img alt='views with hot spots' src='data:image/png;base64,{_png(draw_views(det, threshold=threshold))}'>")
+    parts.append(
+        "<h2>Views</h2><p class='muted'>circles: hot spots coloured by probability of "
+        "metastasis (blue low, red high; thick = called metastatic)</p>"
+    )
+    parts.append(
+        f"<img alt='views with hot spots' src='data:image/png;base64,{_png(draw_views(det, threshold=threshold))}'>"
+    )
     if sq.gradcam is not None and sq.classifier_input is not None:
         import matplotlib.pyplot as plt
 
@@ -530,7 +649,8 @@ def report_html(sq: StudyQuant, *, baseline: StudyQuant | None = None, compariso
                 f"&middot; grown {followup_row['grown_lesions']} &middot; BSI change "
                 f"{followup_row['bsi_change']:+.2f} &middot; PCWG3 <b>{html.escape(str(followup_row['pcwg3']))}</b></p>"
                 "<p class='muted'>boxes: new hot spots; boxes on one bone within "
-                f"{SAME_LESION_MM:g} mm of each other count as one lesion</p>")
+                f"{SAME_LESION_MM:g} mm of each other count as one lesion</p>"
+            )
         import matplotlib.pyplot as plt
 
         fig, axes = plt.subplots(1, 2, figsize=(5.6, 7))
@@ -540,26 +660,49 @@ def report_html(sq: StudyQuant, *, baseline: StudyQuant | None = None, compariso
         parts.append(f"<img alt='baseline and follow-up' src='data:image/png;base64,{_png(fig)}'>")
     parts.append("<h2>Regions</h2>")
     rows = [r for r in bsi.table() if r["hotspots"] or r["bsi"] > 0] or bsi.table()
-    parts.append(_table_html(rows, ["bone", "mass_share_pct", "involved_fraction", "bsi", "hotspots",
-                                    "hotspots_metastatic"]))
+    parts.append(
+        _table_html(rows, ["bone", "mass_share_pct", "involved_fraction", "bsi", "hotspots", "hotspots_metastatic"])
+    )
     parts.append("<h2>Hot spots</h2>")
-    parts.append(_table_html([h.as_row() for h in det.hotspots[:60]],
-                             ["id", "view", "row", "col", "region", "area_px", "peak_counts", "normalized_uptake",
-                              "ap_ratio", "kind", "p_metastatic"]))
+    parts.append(
+        _table_html(
+            [h.as_row() for h in det.hotspots[:60]],
+            [
+                "id",
+                "view",
+                "row",
+                "col",
+                "region",
+                "area_px",
+                "peak_counts",
+                "normalized_uptake",
+                "ap_ratio",
+                "kind",
+                "p_metastatic",
+            ],
+        )
+    )
     if len(det.hotspots) > 60:
         parts.append(f"<p class='muted'>{len(det.hotspots) - 60} more in hotspots.csv</p>")
-    parts.append("<p class='muted'>Research software, not a medical device. Positions in pixels of the "
-                 "stored anterior image. Uptake normalised to the patient's own bone of the same group.</p>")
+    parts.append(
+        "<p class='muted'>Research software, not a medical device. Positions in pixels of the "
+        "stored anterior image. Uptake normalised to the patient's own bone of the same group.</p>"
+    )
     screen = "<div class='screen'>" + "\n".join(parts) + "</div>"
-    return html_page(f"Quantification {st.study_key}", screen + _print_pages(sq, parts[:2], threshold),
-                     css="img{max-width:100%;margin:4px}" + _PRINT_CSS)
+    return html_page(
+        f"Quantification {st.study_key}",
+        screen + _print_pages(sq, parts[:2], threshold),
+        css="img{max-width:100%;margin:4px}" + _PRINT_CSS,
+    )
 
 
 #: Printed (PDF) layout: one A4 page per view, the screen layout hidden.
-_PRINT_CSS = ("@media screen{.print{display:none}}@media print{@page{size:A4;margin:10mm}.screen{display:none}"
-              "body{margin:0;font-size:9pt}.page{break-after:page;display:flex;gap:6mm;height:270mm;"
-              "overflow:hidden}.page:last-child{break-after:auto}.page img{height:250mm;width:auto;max-width:80mm}"
-              ".page table{font-size:7pt}.page td,.page th{padding:1px 4px}}")
+_PRINT_CSS = (
+    "@media screen{.print{display:none}}@media print{@page{size:A4;margin:10mm}.screen{display:none}"
+    "body{margin:0;font-size:9pt}.page{break-after:page;display:flex;gap:6mm;height:270mm;"
+    "overflow:hidden}.page:last-child{break-after:auto}.page img{height:250mm;width:auto;max-width:80mm}"
+    ".page table{font-size:7pt}.page td,.page th{padding:1px 4px}}"
+)
 
 
 def _print_pages(sq: StudyQuant, header: list[str], threshold: float) -> str:
@@ -576,12 +719,18 @@ def _print_pages(sq: StudyQuant, header: list[str], threshold: float) -> str:
             f"<section class='page'><img alt='{v} view' src='data:image/png;base64,{img}'><div>{''.join(header)}"
             f"<p><b>BSI {bsi.bsi:.2f} %</b> &middot; hot spots {bsi.hotspots_total} &middot; called metastatic "
             f"{bsi.hotspots_metastatic}</p><h2>{v} view: hot spots</h2>"
-            + _table_html(hs[:40], ["id", "view", "row", "col", "region", "area_px", "normalized_uptake",
-                                    "p_metastatic"]) + more + "</div></section>")
+            + _table_html(
+                hs[:40], ["id", "view", "row", "col", "region", "area_px", "normalized_uptake", "p_metastatic"]
+            )
+            + more
+            + "</div></section>"
+        )
     return "<div class='print'>" + "".join(pages) + "</div>"
 
 
-def draw_one_view(det: Detection, ax: Any, title: str, highlight: Sequence[Any], threshold: float | None = None) -> None:
+def draw_one_view(
+    det: Detection, ax: Any, title: str, highlight: Sequence[Any], threshold: float | None = None
+) -> None:
     import matplotlib
     import matplotlib.pyplot as plt
 
@@ -596,11 +745,17 @@ def draw_one_view(det: Detection, ax: Any, title: str, highlight: Sequence[Any],
         if hs.p_metastatic < threshold and id(hs) not in hl:
             continue
         rad = max(3.0, float(np.sqrt(hs.area_px / np.pi)) + 2)
-        ax.add_patch(plt.Circle((hs.col, hs.row - r0), rad, fill=False, color=matplotlib.colormaps["coolwarm"](hs.p_metastatic),
-                                lw=1.2))
+        ax.add_patch(
+            plt.Circle(
+                (hs.col, hs.row - r0), rad, fill=False, color=matplotlib.colormaps["coolwarm"](hs.p_metastatic), lw=1.2
+            )
+        )
         if id(hs) in hl:
-            ax.add_patch(plt.Rectangle((hs.col - rad - 2, hs.row - r0 - rad - 2), 2 * rad + 4, 2 * rad + 4,
-                                       fill=False, color="gold", lw=2))
+            ax.add_patch(
+                plt.Rectangle(
+                    (hs.col - rad - 2, hs.row - r0 - rad - 2), 2 * rad + 4, 2 * rad + 4, fill=False, color="gold", lw=2
+                )
+            )
     ax.set_title(f"{title} ({v})", fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -621,8 +776,9 @@ def bsi_by_class(studies: pd.DataFrame) -> pd.DataFrame:
     if studies.empty:
         return pd.DataFrame()
     g = studies.groupby("label")["bsi"]
-    return pd.DataFrame({"n": g.size(), "median": g.median(), "q1": g.quantile(0.25), "q3": g.quantile(0.75),
-                         "max": g.max()}).round(3)
+    return pd.DataFrame(
+        {"n": g.size(), "median": g.median(), "q1": g.quantile(0.25), "q3": g.quantile(0.75), "max": g.max()}
+    ).round(3)
 
 
 def hotspots_by_region(hotspots: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
@@ -654,8 +810,9 @@ def mass_shares() -> pd.DataFrame:
 # --------------------------------------------------------------------------------- CLI
 
 
-def train_from_manifest(manifest: str | Path, out_path: str | Path, *, limit: int | None = None,
-                        progress: bool = True) -> HotspotModel:
+def train_from_manifest(
+    manifest: str | Path, out_path: str | Path, *, limit: int | None = None, progress: bool = True
+) -> HotspotModel:
     """Train a :class:`HotspotModel` from a manifest's LabelMe lesion annotations and save it.
 
     Each detected hot spot overlapping an annotated ``lesion`` shape is a positive; every
@@ -694,32 +851,58 @@ def cli_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="scintilab quantify",
         description="Hot spots, Bone Scan Index and follow-up (PCWG3) per study, with one HTML report per "
-                    "study. Writes studies.csv, hotspots.csv, followup.csv, failed.csv and reports/.")
+        "study. Writes studies.csv, hotspots.csv, followup.csv, failed.csv and reports/.",
+    )
     parser.add_argument("manifest", type=Path, help="manifest CSV written by 'scintilab ingest', or a cohort folder")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--hotspot-model", type=Path, default=None,
-                        help="trained hot-spot classifier (JSON); default: the documented rules")
-    parser.add_argument("--classifier", type=Path, default=None,
-                        help="training run directory: adds class probabilities and Grad-CAM to the reports")
-    parser.add_argument("--train-hotspot-model", type=Path, default=None, metavar="OUT_JSON",
-                        help="first train a hot-spot classifier on this manifest's LabelMe lesions, save it "
-                             "here and use it")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="one probability cut for metastatic calls, BSI and follow-up (default: the "
-                             f"active classifier's own: the default rules call at {RULES_METASTATIC_P} and "
-                             f"take BSI / new lesions from {RULES_ENDPOINT_P}; a learned model uses the cut "
-                             "it chose on its training cohort)")
+    parser.add_argument(
+        "--hotspot-model",
+        type=Path,
+        default=None,
+        help="trained hot-spot classifier (JSON); default: the documented rules",
+    )
+    parser.add_argument(
+        "--classifier",
+        type=Path,
+        default=None,
+        help="training run directory: adds class probabilities and Grad-CAM to the reports",
+    )
+    parser.add_argument(
+        "--train-hotspot-model",
+        type=Path,
+        default=None,
+        metavar="OUT_JSON",
+        help="first train a hot-spot classifier on this manifest's LabelMe lesions, save it here and use it",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="one probability cut for metastatic calls, BSI and follow-up (default: the "
+        f"active classifier's own: the default rules call at {RULES_METASTATIC_P} and "
+        f"take BSI / new lesions from {RULES_ENDPOINT_P}; a learned model uses the cut "
+        "it chose on its training cohort)",
+    )
     parser.add_argument("--no-reports", action="store_true", help="tables only")
-    parser.add_argument("--dicom", action="store_true",
-                        help="also write per study a DICOM SEG, a TID 1500 SR and the report as Encapsulated PDF "
-                             "under OUT/dicom/<study_key>/ (de-identified: new UIDs, pseudonymous patient)")
-    parser.add_argument("--link-to-source", action="store_true",
-                        help="with --dicom: keep the source study's UIDs and patient module (to send the objects "
-                             "back into the PACS the study came from)")
+    parser.add_argument(
+        "--dicom",
+        action="store_true",
+        help="also write per study a DICOM SEG, a TID 1500 SR and the report as Encapsulated PDF "
+        "under OUT/dicom/<study_key>/ (de-identified: new UIDs, pseudonymous patient)",
+    )
+    parser.add_argument(
+        "--link-to-source",
+        action="store_true",
+        help="with --dicom: keep the source study's UIDs and patient module (to send the objects "
+        "back into the PACS the study came from)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="only the first N patients")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an earlier quantification in --out (its tables, reports/ and dicom/)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier quantification in --out (its tables, reports/ and dicom/)",
+    )
     args = parser.parse_args(argv)
     try:
         from scintilab.ingest import resolve_manifest
@@ -729,18 +912,31 @@ def cli_main(argv: list[str]) -> int:
         if args.train_hotspot_model is not None:
             model = train_from_manifest(args.manifest, args.train_hotspot_model, progress=not args.quiet)
             i = model.info
-            print(f"hot-spot model trained on {i['hotspots']} hot spots ({i['positives']} annotated lesions, "
-                  f"{i.get('scans', '?')} scans); operating threshold {i.get('raw_threshold', 0.5):.2f} chosen "
-                  f"out of fold ({i.get('cv_fp_per_scan')} FP/scan) -> {args.train_hotspot_model}")
-        res = quantify_cohort(args.manifest, args.out, hotspot_model=model, classifier=args.classifier,
-                              threshold=args.threshold, reports=not args.no_reports, progress=not args.quiet,
-                              limit=args.limit, dicom=args.dicom, link_to_source=args.link_to_source,
-                              overwrite=args.overwrite)
+            print(
+                f"hot-spot model trained on {i['hotspots']} hot spots ({i['positives']} annotated lesions, "
+                f"{i.get('scans', '?')} scans); operating threshold {i.get('raw_threshold', 0.5):.2f} chosen "
+                f"out of fold ({i.get('cv_fp_per_scan')} FP/scan) -> {args.train_hotspot_model}"
+            )
+        res = quantify_cohort(
+            args.manifest,
+            args.out,
+            hotspot_model=model,
+            classifier=args.classifier,
+            threshold=args.threshold,
+            reports=not args.no_reports,
+            progress=not args.quiet,
+            limit=args.limit,
+            dicom=args.dicom,
+            link_to_source=args.link_to_source,
+            overwrite=args.overwrite,
+        )
     except (InputError, ValueError) as err:
         print(f"scintilab quantify: {err}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"quantified {len(res.studies)} studies, {len(res.hotspots)} hot spots, "
-          f"{len(res.followup)} follow-up comparisons -> {res.out_dir}")
+    print(
+        f"quantified {len(res.studies)} studies, {len(res.hotspots)} hot spots, "
+        f"{len(res.followup)} follow-up comparisons -> {res.out_dir}"
+    )
     if len(res.studies):
         print(f"BSI median {res.studies['bsi'].median():.2f} % (max {res.studies['bsi'].max():.2f} %)")
     for key, reason in res.failed:
@@ -751,9 +947,22 @@ def cli_main(argv: list[str]) -> int:
     return partial_exit("quantify", len(res.failed), "studies failed", res.out_dir / "failed.csv")
 
 
-__all__ = ["Classifier", "QuantifyResult", "StudyQuant", "bsi_by_class", "cli_main", "draw_views",
-           "hotspots_by_region", "mass_shares", "quantify_cohort", "quantify_patient", "quantify_study",
-           "report_html", "train_from_manifest", "write_report"]
+__all__ = [
+    "Classifier",
+    "QuantifyResult",
+    "StudyQuant",
+    "bsi_by_class",
+    "cli_main",
+    "draw_views",
+    "hotspots_by_region",
+    "mass_shares",
+    "quantify_cohort",
+    "quantify_patient",
+    "quantify_study",
+    "report_html",
+    "train_from_manifest",
+    "write_report",
+]
 
 
 def bsi_over_time(studies: pd.DataFrame) -> pd.DataFrame:

@@ -6,6 +6,7 @@ name. :func:`read_raster` reads such a file as uint16 counts (flagging any conve
 :func:`write_raster` writes one (tests, exports). Named ``raster`` rather than ``rasterio``
 so it never shadows the geospatial package of that name.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

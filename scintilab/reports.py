@@ -21,6 +21,7 @@ Notebooks report headline numbers with :func:`record_metrics`; the index page
 (:func:`write_index`) shows them beside each run's status. :func:`chromium_render` drives
 headless Chromium (Debian's ``chromium`` package) to check a page and take a screenshot.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -104,8 +105,9 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def record_metrics(metrics: Mapping[str, Any], *, out_dir: str | os.PathLike[str] | None = None,
-                   display: bool = True) -> None:
+def record_metrics(
+    metrics: Mapping[str, Any], *, out_dir: str | os.PathLike[str] | None = None, display: bool = True
+) -> None:
     """Record a notebook's headline numbers for the batch index page.
 
     Nested mappings are flattened to dotted keys (``{"macro": {"f1": .7}}`` -> ``macro.f1``).
@@ -242,8 +244,10 @@ def plotly_js() -> str:
 
 def plotly_script_tag() -> str:
     """A ``<script>`` holding plotly.js; put it once per page, before any figure div."""
-    return '<script type="text/javascript">window.PlotlyConfig = {MathJaxConfig: "local"};</script>\n' \
-           f'<script type="text/javascript">{plotly_js()}</script>'
+    return (
+        '<script type="text/javascript">window.PlotlyConfig = {MathJaxConfig: "local"};</script>\n'
+        f'<script type="text/javascript">{plotly_js()}</script>'
+    )
 
 
 def figure_html(fig: Any, *, div_id: str | None = None) -> str:
@@ -254,8 +258,14 @@ def figure_html(fig: Any, *, div_id: str | None = None) -> str:
     """
     import plotly.io as pio
 
-    return pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=div_id,
-                       config={"responsive": True, "displaylogo": False}, validate=False)
+    return pio.to_html(
+        fig,
+        include_plotlyjs=False,
+        full_html=False,
+        div_id=div_id,
+        config={"responsive": True, "displaylogo": False},
+        validate=False,
+    )
 
 
 def _is_plotly_loader(output: Mapping[str, Any]) -> bool:
@@ -389,8 +399,9 @@ def _drop_stderr(nb: Any) -> None:
     """
     for cell in nb.cells:
         if cell.get("outputs"):
-            cell["outputs"] = [o for o in cell["outputs"]
-                               if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+            cell["outputs"] = [
+                o for o in cell["outputs"] if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
+            ]
 
 
 def _show_parameters(nb: Any) -> None:
@@ -481,6 +492,7 @@ def run_metrics(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 def headline(metrics: Mapping[str, Any], limit: int = 6) -> list[tuple[str, Any]]:
     """Up to ``limit`` numbers worth showing first: accuracy, F1, AUC, ... then the rest."""
     numeric = [(k, v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
     # CI bounds and per-class values are detail, not headline: shown only if room is left.
     def rank(item: tuple[str, Any]) -> tuple[int, int, int]:
         key = item[0].lower()
@@ -551,9 +563,11 @@ def write_index(out_root: str | os.PathLike[str], *, title: str = "scintilab run
     phi_line = ""
     if phi:
         verdict = "clean" if not phi.get("hits") else f"{len(phi['hits'])} report(s) with identifiers!"
-        phi_line = (f"<p>Identity check: <b class='{'ok' if not phi.get('hits') else 'failed'}'>{verdict}</b> "
-                    f"({phi.get('reports', 0)} reports searched for {phi.get('terms', 0)} identifiers "
-                    f"from the DICOM headers)</p>")
+        phi_line = (
+            f"<p>Identity check: <b class='{'ok' if not phi.get('hits') else 'failed'}'>{verdict}</b> "
+            f"({phi.get('reports', 0)} reports searched for {phi.get('terms', 0)} identifiers "
+            f"from the DICOM headers)</p>"
+        )
     summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
     body = (
         f"<h1>{html.escape(title)}</h1>"
@@ -561,9 +575,7 @@ def write_index(out_root: str | os.PathLike[str], *, title: str = "scintilab run
         "Each run is a notebook executed by papermill; click a name for its report.</p>"
         f"{phi_line}"
         "<table><thead><tr><th>#</th><th>run</th><th>notebook</th><th>status</th><th>time</th>"
-        "<th>headline metrics</th><th>parameters</th></tr></thead><tbody>"
-        + "".join(rows)
-        + "</tbody></table>"
+        "<th>headline metrics</th><th>parameters</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
     index = out_root / "index.html"
     index.write_text(html_page(title, body), encoding="utf-8")
@@ -574,19 +586,40 @@ def write_index(out_root: str | os.PathLike[str], *, title: str = "scintilab run
 
 
 #: Person-name attributes: each is searched for in its usual spellings.
-_NAME_KEYWORDS = ("PatientName", "OtherPatientNames", "OperatorsName", "ReferringPhysicianName",
-                  "PerformingPhysicianName", "PatientMotherBirthName", "PatientBirthName")
+_NAME_KEYWORDS = (
+    "PatientName",
+    "OtherPatientNames",
+    "OperatorsName",
+    "ReferringPhysicianName",
+    "PerformingPhysicianName",
+    "PatientMotherBirthName",
+    "PatientBirthName",
+)
 #: Attributes searched for as written (whole value), when at least 3 characters long.
-_VALUE_KEYWORDS = ("PatientID", "OtherPatientIDs", "AccessionNumber", "InstitutionName", "InstitutionAddress",
-                   "InstitutionalDepartmentName", "StationName", "DeviceSerialNumber", "PatientAddress",
-                   "PatientTelephoneNumbers", "ImageComments", "StudyComments", "PatientComments")
+_VALUE_KEYWORDS = (
+    "PatientID",
+    "OtherPatientIDs",
+    "AccessionNumber",
+    "InstitutionName",
+    "InstitutionAddress",
+    "InstitutionalDepartmentName",
+    "StationName",
+    "DeviceSerialNumber",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+    "ImageComments",
+    "StudyComments",
+    "PatientComments",
+)
 #: Words of scan vocabulary: a private value made only of these (``WHOLE BODY``, ``BONE SCAN``)
 #: names nobody, and searching for it would flag every report.
-_SCAN_WORDS = frozenset("""
+_SCAN_WORDS = frozenset(
+    """
     ANT ANTERIOR POST POSTERIOR WB WHOLE BODY BONE BONES SCAN SCANS NM TC MDP HDP STATIC SWEEP
     EMISSION ORIGINAL PRIMARY DERIVED SECONDARY LEHR LEAP COLLIMATOR DETECTOR HEAD IMAGE
     STUDY SERIES VIEW FRAME SPOT
-""".split())
+""".split()
+)
 
 
 def _name_terms(name: str) -> set[str]:
@@ -766,10 +799,19 @@ def chromium_render(
     url = Path(page).resolve().as_uri()
     with tempfile.TemporaryDirectory(prefix="scintilab-chromium-") as profile:
         base = [
-            exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--no-first-run", "--hide-scrollbars", "--mute-audio",
-            f"--user-data-dir={profile}", f"--virtual-time-budget={int(budget_ms)}",
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--mute-audio",
+            f"--user-data-dir={profile}",
+            f"--virtual-time-budget={int(budget_ms)}",
         ]
         proc = subprocess.run(base + ["--dump-dom", url], capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0 or not proc.stdout.strip():
@@ -778,7 +820,9 @@ def chromium_render(
             shot = Path(screenshot).resolve()
             proc2 = subprocess.run(
                 base + [f"--screenshot={shot}", f"--window-size={window[0]},{window[1]}", url],
-                capture_output=True, text=True, timeout=timeout,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
             )
             if proc2.returncode != 0 or not shot.exists():
                 raise RuntimeError(f"chromium screenshot failed: rc={proc2.returncode} {proc2.stderr[-1500:]}")
@@ -802,8 +846,13 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("target", help="batch output folder (papermill_runs/out) or an executed .ipynb")
     parser.add_argument("--out", help="HTML file (for a single notebook)")
     parser.add_argument("--show-code", action="store_true", help="show code cells (default: report mode, hidden)")
-    parser.add_argument("--phi-check", metavar="DICOM_DIR", action="append", default=[],
-                        help="search the reports for identifiers from these DICOM headers; repeatable")
+    parser.add_argument(
+        "--phi-check",
+        metavar="DICOM_DIR",
+        action="append",
+        default=[],
+        help="search the reports for identifiers from these DICOM headers; repeatable",
+    )
     parser.add_argument("--no-render", action="store_true", help="only check and index existing reports")
     args = parser.parse_args(argv)
     target = Path(args.target)
@@ -815,8 +864,11 @@ def cli_main(argv: list[str]) -> int:
             print(f"scintilab report: wrote {reports[0]}")
         elif target.is_dir():
             if args.out:
-                raise InputError(Path(args.out), "--out names the HTML of a single notebook; a batch folder's "
-                                 f"reports and index are written inside {target}")
+                raise InputError(
+                    Path(args.out),
+                    "--out names the HTML of a single notebook; a batch folder's "
+                    f"reports and index are written inside {target}",
+                )
             reports = []
             for run_dir in sorted(p.parent for p in target.glob("*/status.json")):
                 st = _read_json(run_dir / "status.json") or {}
@@ -824,8 +876,9 @@ def cli_main(argv: list[str]) -> int:
                 html_path = run_dir / "report.html"
                 if not args.no_render and executed and (run_dir / executed).exists():
                     try:
-                        render_report(run_dir / executed, html_path,
-                                      report_mode=bool(st.get("report_mode", report_mode)))
+                        render_report(
+                            run_dir / executed, html_path, report_mode=bool(st.get("report_mode", report_mode))
+                        )
                     except Exception as exc:  # one bad notebook must not stop the others
                         failures += 1
                         print(f"scintilab report: {run_dir.name}: {exc}", file=sys.stderr)
@@ -844,15 +897,26 @@ def cli_main(argv: list[str]) -> int:
             pages.append(write_index(target))  # the index shows parameters and errors: check it too
         hits = check_reports(pages, terms)
         if target.is_dir():
-            (target / "phi_check.json").write_text(json.dumps(
-                {"reports": len(pages), "terms": len(terms),
-                 # which report, never which identifier: the check must not leak what it finds
-                 "hits": {Path(k).parent.name: len(v) for k, v in hits.items()}}, indent=2), encoding="utf-8")
+            (target / "phi_check.json").write_text(
+                json.dumps(
+                    {
+                        "reports": len(pages),
+                        "terms": len(terms),
+                        # which report, never which identifier: the check must not leak what it finds
+                        "hits": {Path(k).parent.name: len(v) for k, v in hits.items()},
+                    },
+                    indent=2,
+                ),
+                encoding="utf-8",
+            )
         if hits:
             failures += 1
             for page, found in hits.items():
-                print(f"scintilab report: {Path(page).parent.name}/{Path(page).name}: "
-                      f"{len(found)} patient identifier(s) found", file=sys.stderr)
+                print(
+                    f"scintilab report: {Path(page).parent.name}/{Path(page).name}: "
+                    f"{len(found)} patient identifier(s) found",
+                    file=sys.stderr,
+                )
         else:
             print(f"scintilab report: identity check clean ({len(pages)} pages, {len(terms)} identifiers)")
     if target.is_dir():

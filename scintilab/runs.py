@@ -20,6 +20,7 @@ Only pseudonymous keys are written; notebooks compare runs by reading these fold
 never by re-training. :func:`scintilab.training.find_or_train` reuses a finished run whose configuration
 fingerprint matches.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,7 +65,9 @@ class NonFiniteError(RuntimeError):
         super().__init__(f"{self.run_dir}: {message}")
 
 
-def nonfinite_message(epoch: int | None, where: str, dtype_policy: str | None = "float32", *, after: bool = False) -> str:
+def nonfinite_message(
+    epoch: int | None, where: str, dtype_policy: str | None = "float32", *, after: bool = False
+) -> str:
     """The sentence (without the folder) a non-finite run reports, in training and evaluation.
 
     Args:
@@ -75,8 +78,11 @@ def nonfinite_message(epoch: int | None, where: str, dtype_policy: str | None = 
     """
     # Under a reduced-precision policy float32 is the first thing to try; in float32 the
     # usual cause is a step the loss surface cannot take.
-    hint = ("try a lower learning rate" if dtype_policy == "float32"
-            else "try float32 (mixed_precision=false) or a lower learning rate")
+    hint = (
+        "try a lower learning rate"
+        if dtype_policy == "float32"
+        else "try float32 (mixed_precision=false) or a lower learning rate"
+    )
     when = "" if epoch is None else f" {'after' if after else 'at'} epoch {epoch}"
     policy = f" ({dtype_policy})" if dtype_policy else ""
     return f"the model produced non-finite (NaN/inf) {where}{when}{policy}; {hint}"

@@ -4,6 +4,7 @@ Data flows one way: DICOM/PNG/TIFF folder -> :class:`Study` records -> fusion ->
 augmentation -> datasets -> model -> run directory. Nothing downstream knows whether a
 study came from a hospital export or the synthetic generator.
 """
+
 from __future__ import annotations
 
 import datetime as _dt

@@ -19,6 +19,7 @@ Reproducibility and robustness:
   reaching the evaluation.
 * Keras prints one line per epoch (``verbose=2``), which reads well in logs and notebooks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,6 +49,7 @@ from scintilab.presets import (
     manifest_fingerprint,
     parse_override,
 )
+from scintilab.provenance import package_versions
 
 STATE_FILE = "state.json"
 CKPT_MODEL = "last.keras"
@@ -119,12 +121,17 @@ def resolve_data_fingerprint(config: TrainConfig, studies: Sequence[Any] | None 
     if studies is not None:
         return studies_fingerprint(studies) + tail
     if config.data:
-
         return manifest_fingerprint(config_manifest(config)) + tail
     return tail
 
 
-def load_image_set(config: TrainConfig, studies: Sequence[Any] | None = None, *, cache_dir: str | os.PathLike[str] | None = None, progress: bool = False) -> Any:
+def load_image_set(
+    config: TrainConfig,
+    studies: Sequence[Any] | None = None,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> Any:
     """Build the configured dataset (D1/D2/D3) from ``studies`` or the manifest in ``config.data``.
 
     Args:
@@ -210,9 +217,14 @@ def _fixed_split(ds: Any, split: Any) -> tuple[np.ndarray, np.ndarray, np.ndarra
         sides = {str(k): str(v) for k, v in table.items()}
     else:
         if not {"study_key", "split"} <= set(table.columns):
-            raise InputError(split if isinstance(split, (str, os.PathLike)) else None, "split table needs columns study_key and split")
+            raise InputError(
+                split if isinstance(split, (str, os.PathLike)) else None,
+                "split table needs columns study_key and split",
+            )
         sides = dict(zip(table["study_key"].astype(str), table["split"].astype(str)))
-    sides = {k: {"validation": "val", "valid": "val"}.get(v.strip().lower(), v.strip().lower()) for k, v in sides.items()}
+    sides = {
+        k: {"validation": "val", "valid": "val"}.get(v.strip().lower(), v.strip().lower()) for k, v in sides.items()
+    }
     keys = np.asarray(ds.study_keys).astype(str)
     missing = sorted(set(keys) - set(sides))
     if missing:
@@ -250,9 +262,14 @@ def check_leaks(config: TrainConfig, ds: Any, parts: dict[str, np.ndarray]) -> d
     import warnings
 
     flags, review, source = audit_files(config)
-    record: dict[str, Any] = {"applied": flags is not None, "source": source,
-                              "flags": _shown_path(flags, config), "review": _shown_path(review, config),
-                              "allow_leaks": bool(config.allow_leaks), "straddling": []}
+    record: dict[str, Any] = {
+        "applied": flags is not None,
+        "source": source,
+        "flags": _shown_path(flags, config),
+        "review": _shown_path(review, config),
+        "allow_leaks": bool(config.allow_leaks),
+        "straddling": [],
+    }
     if flags is None:
         return record
     from scintilab.audit import refuse_leaky_split
@@ -261,8 +278,12 @@ def check_leaks(config: TrainConfig, ds: Any, parts: dict[str, np.ndarray]) -> d
     split_df = pd.DataFrame([{"study_key": k, "split": name} for name, idx in parts.items() for k in keys[idx]])
     pairs = refuse_leaky_split(split_df, flags, go_on=config.allow_leaks, review=review)
     if pairs:
-        warnings.warn(f"allow_leaks: training goes on with {len(pairs)} duplicate/same-patient pair(s) "
-                      f"across the split: {'; '.join(map(str, pairs))}", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"allow_leaks: training goes on with {len(pairs)} duplicate/same-patient pair(s) "
+            f"across the split: {'; '.join(map(str, pairs))}",
+            UserWarning,
+            stacklevel=3,
+        )
     record["straddling"] = [str(p) for p in pairs]
     return record
 
@@ -272,7 +293,6 @@ def _shown_path(path: Path | None, config: TrainConfig) -> str | None:
     if path is None:
         return None
     if config.data:
-
         try:
             return path.resolve().relative_to(config_manifest(config).parent.resolve()).as_posix()
         except ValueError:
@@ -371,7 +391,11 @@ def _callbacks(config: TrainConfig, run_dir: Path, history_rows: list[dict[str, 
 
     cbs: list[Any] = [HistoryAndCheckpoint()]
     if config.early_stopping > 0:
-        cbs.append(ResumableEarlyStopping(monitor=es_monitor, patience=config.early_stopping, min_delta=config.min_delta, mode="min", verbose=1))
+        cbs.append(
+            ResumableEarlyStopping(
+                monitor=es_monitor, patience=config.early_stopping, min_delta=config.min_delta, mode="min", verbose=1
+            )
+        )
     return cbs
 
 
@@ -462,7 +486,9 @@ def live_curves_callback(metrics: Sequence[str] = ("loss", "accuracy")) -> Any:
     return LiveCurves()
 
 
-def history_figure(history: pd.DataFrame, metrics: Sequence[str] = ("loss", "accuracy"), title: str = "Training curves"):
+def history_figure(
+    history: pd.DataFrame, metrics: Sequence[str] = ("loss", "accuracy"), title: str = "Training curves"
+):
     """Plotly figure: one panel per metric, training and validation curves by epoch."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -470,9 +496,23 @@ def history_figure(history: pd.DataFrame, metrics: Sequence[str] = ("loss", "acc
     present = [m for m in metrics if m in history.columns]
     fig = make_subplots(rows=1, cols=max(1, len(present)), subplot_titles=present)
     for i, m in enumerate(present, start=1):
-        fig.add_trace(go.Scatter(x=history["epoch"], y=history[m], mode="lines+markers", name=f"train {m}", legendgroup="train"), row=1, col=i)
+        fig.add_trace(
+            go.Scatter(x=history["epoch"], y=history[m], mode="lines+markers", name=f"train {m}", legendgroup="train"),
+            row=1,
+            col=i,
+        )
         if f"val_{m}" in history.columns:
-            fig.add_trace(go.Scatter(x=history["epoch"], y=history[f"val_{m}"], mode="lines+markers", name=f"val {m}", line={"dash": "dash"}), row=1, col=i)
+            fig.add_trace(
+                go.Scatter(
+                    x=history["epoch"],
+                    y=history[f"val_{m}"],
+                    mode="lines+markers",
+                    name=f"val {m}",
+                    line={"dash": "dash"},
+                ),
+                row=1,
+                col=i,
+            )
         fig.update_xaxes(title_text="epoch", row=1, col=i)
     fig.update_layout(title=title, height=360, width=380 * max(1, len(present)))
     return fig
@@ -532,8 +572,16 @@ def _prepare_run_dir(config: TrainConfig, run_dir: Path, fingerprint: str, resum
 
 def _clear_run_dir(run_dir: Path) -> None:
     # Only the files a run writes are removed: a user's own notes in the folder survive.
-    for name in (runs_mod.CONFIG_FILE, runs_mod.MODEL_FILE, runs_mod.HISTORY_FILE, runs_mod.PREDICTIONS_FILE, runs_mod.METRICS_FILE, TEST_IMAGES_FILE,
-                 runs_mod.SKIPPED_FILE, runs_mod.NONFINITE_FILE):
+    for name in (
+        runs_mod.CONFIG_FILE,
+        runs_mod.MODEL_FILE,
+        runs_mod.HISTORY_FILE,
+        runs_mod.PREDICTIONS_FILE,
+        runs_mod.METRICS_FILE,
+        TEST_IMAGES_FILE,
+        runs_mod.SKIPPED_FILE,
+        runs_mod.NONFINITE_FILE,
+    ):
         (run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(run_dir / runs_mod.CHECKPOINT_DIR, ignore_errors=True)
 
@@ -593,15 +641,35 @@ def train(
     lock = RunLock(run_dir / (".train" + LOCK_SUFFIX))
     lock.acquire()
     try:
-        return _train_in(config, run_dir, studies=studies, dataset=dataset, resume=resume, verbose=verbose,
-                         callbacks=callbacks, cache_dir=cache_dir, distribution=distribution, split=split)
+        return _train_in(
+            config,
+            run_dir,
+            studies=studies,
+            dataset=dataset,
+            resume=resume,
+            verbose=verbose,
+            callbacks=callbacks,
+            cache_dir=cache_dir,
+            distribution=distribution,
+            split=split,
+        )
     finally:
         lock.release()
 
 
-def _train_in(config: TrainConfig, run_dir: Path, *, studies: Sequence[Any] | None, dataset: Any, resume: bool,
-              verbose: int | None, callbacks: Sequence[Any], cache_dir: str | os.PathLike[str] | None,
-              distribution: str | None, split: Any) -> RunResult:
+def _train_in(
+    config: TrainConfig,
+    run_dir: Path,
+    *,
+    studies: Sequence[Any] | None,
+    dataset: Any,
+    resume: bool,
+    verbose: int | None,
+    callbacks: Sequence[Any],
+    cache_dir: str | os.PathLike[str] | None,
+    distribution: str | None,
+    split: Any,
+) -> RunResult:
     """:func:`train`'s work, in a run folder that exists and whose lock is held."""
     import keras
 
@@ -614,7 +682,9 @@ def _train_in(config: TrainConfig, run_dir: Path, *, studies: Sequence[Any] | No
 
     set_seed(config.seed)
     _enable_determinism(config)
-    ds = dataset if dataset is not None else load_image_set(config, studies, cache_dir=cache_dir, progress=bool(verbose))
+    ds = (
+        dataset if dataset is not None else load_image_set(config, studies, cache_dir=cache_dir, progress=bool(verbose))
+    )
     data_fp = resolve_data_fingerprint(config, studies, dataset)
     if split is not None:  # a hand-made split changes the result: a run of another split is not reused
         data_fp += "+split:" + _split_fingerprint(split)
@@ -639,7 +709,11 @@ def _train_in(config: TrainConfig, run_dir: Path, *, studies: Sequence[Any] | No
         "fingerprint": fingerprint,
         "data_fingerprint": data_fp,
         "classes": list(config.classes),
-        "dataset": {"name": getattr(ds, "name", config.dataset), "normalization": getattr(ds, "normalization", None), "n_images": int(len(y))},
+        "dataset": {
+            "name": getattr(ds, "name", config.dataset),
+            "normalization": getattr(ds, "normalization", None),
+            "n_images": int(len(y)),
+        },
         "n_train": int(len(train_idx)),
         "n_val": int(len(val_idx)),
         "n_test": int(len(test_idx)),
@@ -648,7 +722,7 @@ def _train_in(config: TrainConfig, run_dir: Path, *, studies: Sequence[Any] | No
         "audit": audit_record,
         # studies the dataset left out (unreadable, unlabelled), by key: a run says what it lacks
         "skipped": [[str(k), str(r)] for k, r in getattr(ds, "skipped", [])],
-        "versions": runs_mod.package_versions(),
+        "versions": package_versions(),
         "status": "running",
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -677,7 +751,9 @@ def _train_in(config: TrainConfig, run_dir: Path, *, studies: Sequence[Any] | No
             hist_path = run_dir / runs_mod.HISTORY_FILE
             if hist_path.exists():
                 # a crash between history and checkpoint writes can leave an extra row
-                history_rows = [r for r in pd.read_csv(hist_path).to_dict(orient="records") if r["epoch"] <= start_epoch]
+                history_rows = [
+                    r for r in pd.read_csv(hist_path).to_dict(orient="records") if r["epoch"] <= start_epoch
+                ]
             if verbose:
                 print(f"resuming {run_dir.name} from epoch {start_epoch}/{config.epochs}")
         else:
@@ -710,8 +786,16 @@ def _train_in(config: TrainConfig, run_dir: Path, *, studies: Sequence[Any] | No
         # Equal-size batches (the last one completed from the rest of the epoch): one
         # batch shape, one traced step, and no re-run for a smaller last batch, which
         # corrupted the heap in TensorFlow 2.21's oneDNN kernels (see ScanSequence).
-        fit_x = ScanSequence(images, y, batch_size=config.batch_size, shuffle=True, seed=config.seed,
-                             augment=layer, indices=train_idx, equal_batches=True)
+        fit_x = ScanSequence(
+            images,
+            y,
+            batch_size=config.batch_size,
+            shuffle=True,
+            seed=config.seed,
+            augment=layer,
+            indices=train_idx,
+            equal_batches=True,
+        )
         # Resume reproducibility (issue 29): one fit() per epoch, each given its epoch's
         # batches and its dropout draws from (seed, epoch) alone. A single fit() over all
         # epochs cannot promise that: Keras fetches batches ahead and calls the dataset's
@@ -737,8 +821,16 @@ def _train_in(config: TrainConfig, run_dir: Path, *, studies: Sequence[Any] | No
             with distribution_scope(distribution):  # JAX's Keras distribution shards the batches during fit
                 # shuffle=False: the sequence shuffles by (seed, epoch); Keras' own shuffle of a
                 # PyDataset draws from Python's global random state, which a resume does not restore
-                hist = model.fit(fit_x, epochs=epoch + 1, initial_epoch=epoch, validation_data=validation,
-                                 class_weight=weights, callbacks=cbs, verbose=verbose, shuffle=False)
+                hist = model.fit(
+                    fit_x,
+                    epochs=epoch + 1,
+                    initial_epoch=epoch,
+                    validation_data=validation,
+                    class_weight=weights,
+                    callbacks=cbs,
+                    verbose=verbose,
+                    shuffle=False,
+                )
             if hist.epoch:
                 last = epoch
             if not hist.epoch or guard.found is not None or model.stop_training:
@@ -785,7 +877,9 @@ def _train_in(config: TrainConfig, run_dir: Path, *, studies: Sequence[Any] | No
     return RunResult(run_dir, config, history, predictions, metrics, model, False, wall, info)
 
 
-def predictions_frame(ds: Any, idx: np.ndarray, y: np.ndarray, proba: np.ndarray, classes: Sequence[str], split: str) -> pd.DataFrame:
+def predictions_frame(
+    ds: Any, idx: np.ndarray, y: np.ndarray, proba: np.ndarray, classes: Sequence[str], split: str
+) -> pd.DataFrame:
     """The predictions table rows for images ``idx`` (pseudonymous keys only)."""
     classes = list(classes)
     df = pd.DataFrame(
@@ -814,7 +908,14 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--data", required=True, help="manifest CSV (from 'scintilab ingest') or a cohort folder")
     parser.add_argument("--model", default=None, help="model name (default: the preset's, inrac)")
     parser.add_argument("--out", required=True, help="run directory to write (resumed if interrupted)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config field (JSON values), e.g. epochs=3, image_size=[128,32], model_options.width=8")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field (JSON values), e.g. epochs=3, image_size=[128,32], model_options.width=8",
+    )
     parser.add_argument("--fresh", action="store_true", help="do not resume: retrain from scratch")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     args = parser.parse_args(argv)
@@ -854,8 +955,10 @@ def cli_main(argv: list[str]) -> int:
         return 1
     audit_rec = result.info.get("audit") or {}
     if audit_rec.get("applied"):
-        print(f"audit applied ({audit_rec.get('source')}: {audit_rec.get('flags')}); "
-              f"{len(audit_rec.get('straddling', []))} pair(s) across the split")
+        print(
+            f"audit applied ({audit_rec.get('source')}: {audit_rec.get('flags')}); "
+            f"{len(audit_rec.get('straddling', []))} pair(s) across the split"
+        )
     m = result.metrics.get("metrics", {})
     ci = result.metrics.get("ci", {})
     state = "reused finished run" if result.reused else f"trained in {result.wall_s:.0f} s"
@@ -870,8 +973,12 @@ def cli_main(argv: list[str]) -> int:
         print(f"  skipped {key}: {reason}", file=sys.stderr)
     if len(skipped) > 20:
         print(f"  ... and {len(skipped) - 20} more", file=sys.stderr)
-    return partial_exit("train", len(skipped), "studies left out of the dataset",
-                        result.run_dir / runs_mod.SKIPPED_FILE if skipped else None)
+    return partial_exit(
+        "train",
+        len(skipped),
+        "studies left out of the dataset",
+        result.run_dir / runs_mod.SKIPPED_FILE if skipped else None,
+    )
 
 
 def find_or_train(config: TrainConfig, runs_root: str | Path, *, force: bool = False, **train_kwargs: Any):

@@ -1,4 +1,5 @@
 """Small shared helpers: randomness and seeding."""
+
 from __future__ import annotations
 
 import os

@@ -24,6 +24,7 @@ cut fields of view, low counts and mirrored copies; its model card is
 Below :data:`CONFIDENCE` a view is not trusted: ingest keeps the study, flags "view
 unknown" and analyses it as the likelier view until ``--assume-view`` decides.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,8 @@ BODY_ROW_SHARE = 0.08
 ROW_QUANTILES = (0.25, 0.5, 0.75, 0.9)
 
 FEATURE_NAMES: tuple[str, ...] = tuple(
-    f"band{b:02d}_{k}" for b in range(N_BANDS) for k in ("log_share", "near20", "mid60", "log_peak")) + tuple(
-    f"rows_{k}_q{int(q * 100)}" for k in ("near20", "log_peak") for q in ROW_QUANTILES)
+    f"band{b:02d}_{k}" for b in range(N_BANDS) for k in ("log_share", "near20", "mid60", "log_peak")
+) + tuple(f"rows_{k}_q{int(q * 100)}" for k in ("near20", "log_peak") for q in ROW_QUANTILES)
 
 
 def view_features(image: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
@@ -82,15 +83,20 @@ def view_features(image: np.ndarray, spacing: tuple[float, float]) -> np.ndarray
     total = x[r0:r1].sum() + 1e-12
     cols = np.arange(x.shape[1])
     out: list[float] = []
-    for a, b in zip(np.linspace(r0, r1, N_BANDS + 1).astype(int)[:-1],
-                    np.linspace(r0, r1, N_BANDS + 1).astype(int)[1:]):
+    for a, b in zip(
+        np.linspace(r0, r1, N_BANDS + 1).astype(int)[:-1], np.linspace(r0, r1, N_BANDS + 1).astype(int)[1:]
+    ):
         band = x[a:b]
         profile = band.sum(0)
         s = profile.sum() + 1e-12
         centre = float((profile * cols).sum() / s)
         dist = np.abs(cols - centre) * sc
-        out += [float(np.log(s / total)), float(profile[dist < NEAR_MM].sum() / s),
-                float(profile[dist < MID_MM].sum() / s), float(np.log(band.max() / (band.mean() + 1e-12)))]
+        out += [
+            float(np.log(s / total)),
+            float(profile[dist < NEAR_MM].sum() / s),
+            float(profile[dist < MID_MM].sum() / s),
+            float(np.log(band.max() / (band.mean() + 1e-12))),
+        ]
     body = x[r0:r1]
     rs = body.sum(1) + 1e-12
     centres = (body * cols).sum(1) / rs
@@ -139,15 +145,16 @@ class ViewRecogniser:
         """The likelier view of one image."""
         f = self._standardised(image, spacing)
         p_ant = _sigmoid(float(f @ self.weights + self.bias))
-        typical = bool(np.sqrt(np.mean(f ** 2)) <= self.rms_limit)
+        typical = bool(np.sqrt(np.mean(f**2)) <= self.rms_limit)
         return ViewCall("ANT", p_ant, typical) if p_ant >= 0.5 else ViewCall("POST", 1.0 - p_ant, typical)
 
     def typical(self, image: np.ndarray, spacing: tuple[float, float]) -> bool:
         """True when the image's features lie within the training views' spread."""
         return bool(np.sqrt(np.mean(self._standardised(image, spacing) ** 2)) <= self.rms_limit)
 
-    def recognise_pair(self, first: np.ndarray, second: np.ndarray,
-                       spacing: tuple[float, float]) -> tuple[tuple[str, str], float]:
+    def recognise_pair(
+        self, first: np.ndarray, second: np.ndarray, spacing: tuple[float, float]
+    ) -> tuple[tuple[str, str], float]:
         """Two views of one study, one of each: which is anterior.
 
         The two images share a patient, so the difference of their log-odds cancels much of
@@ -160,10 +167,21 @@ class ViewRecogniser:
     def to_json(self, path: str | Path) -> Path:
         """Write the weights (and the training facts in ``info``) as JSON."""
         path = Path(path)
-        path.write_text(json.dumps({
-            "features": list(FEATURE_NAMES), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
-            "weights": self.weights.tolist(), "bias": self.bias, "rms_limit": self.rms_limit,
-            "info": self.info}, indent=1) + "\n")
+        path.write_text(
+            json.dumps(
+                {
+                    "features": list(FEATURE_NAMES),
+                    "mean": self.mean.tolist(),
+                    "scale": self.scale.tolist(),
+                    "weights": self.weights.tolist(),
+                    "bias": self.bias,
+                    "rms_limit": self.rms_limit,
+                    "info": self.info,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
         return path
 
     @classmethod
@@ -171,13 +189,22 @@ class ViewRecogniser:
         """Read weights written by :meth:`to_json`."""
         d = json.loads(Path(path).read_text())
         if tuple(d["features"]) != FEATURE_NAMES:
-            raise ValueError(f"{path}: its features are not this version's ({len(d['features'])} vs {len(FEATURE_NAMES)})")
-        return cls(np.asarray(d["mean"]), np.asarray(d["scale"]), np.asarray(d["weights"]), float(d["bias"]),
-                   dict(d.get("info", {})), float(d.get("rms_limit", "inf")))
+            raise ValueError(
+                f"{path}: its features are not this version's ({len(d['features'])} vs {len(FEATURE_NAMES)})"
+            )
+        return cls(
+            np.asarray(d["mean"]),
+            np.asarray(d["scale"]),
+            np.asarray(d["weights"]),
+            float(d["bias"]),
+            dict(d.get("info", {})),
+            float(d.get("rms_limit", "inf")),
+        )
 
 
-def fit(features: np.ndarray, is_anterior: np.ndarray, *, l2: float = 1e-2, steps: int = 4000,
-        info: dict | None = None) -> ViewRecogniser:
+def fit(
+    features: np.ndarray, is_anterior: np.ndarray, *, l2: float = 1e-2, steps: int = 4000, info: dict | None = None
+) -> ViewRecogniser:
     """Fit the logistic regression by gradient descent on standardised features."""
     X = np.asarray(features, np.float64)
     y = np.asarray(is_anterior, np.float64)
@@ -189,7 +216,7 @@ def fit(features: np.ndarray, is_anterior: np.ndarray, *, l2: float = 1e-2, step
         w -= 0.5 * (A.T @ (p - y) / len(y) + l2 * w)
         b -= 0.5 * float((p - y).mean())
     # Half as far again as the farthest training view: beyond, the image is unlike them all.
-    rms_limit = 1.5 * float(np.sqrt((A ** 2).mean(1)).max())
+    rms_limit = 1.5 * float(np.sqrt((A**2).mean(1)).max())
     return ViewRecogniser(mean, scale, w, b, dict(info or {}), rms_limit)
 
 

@@ -4,6 +4,7 @@ Scans are shown as nuclear-medicine readers look at them: inverted grey scale (u
 dark on white), windowed on the body's counts so the bladder and injection site do not
 wash out the skeleton. Titles carry pseudonymous keys only.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -64,8 +65,15 @@ def draw_shapes(ax: Any, shapes: Sequence[Shape], *, lw: float = 0.9, legend: bo
         ax.legend(loc="lower right", fontsize=7, frameon=True)
 
 
-def show_views(study: Study, shapes: bool = True, *, percentile: float = 99.0, crop: bool = True,
-               title: str | None = None, figsize: tuple[float, float] = (6.0, 9.0)):
+def show_views(
+    study: Study,
+    shapes: bool = True,
+    *,
+    percentile: float = 99.0,
+    crop: bool = True,
+    title: str | None = None,
+    figsize: tuple[float, float] = (6.0, 9.0),
+):
     """Anterior | posterior side by side (as stored), with annotation outlines on top.
 
     Args:
@@ -92,8 +100,7 @@ def show_views(study: Study, shapes: bool = True, *, percentile: float = 99.0, c
             ax.text(0.5, 0.5, f"{view}\nnot recorded", ha="center", va="center", transform=ax.transAxes)
             ax.set_facecolor("#eeeeee")
             continue
-        ax.imshow(img, cmap="gray_r", vmin=0, vmax=window(img, percentile), interpolation="nearest",
-                  aspect="equal")
+        ax.imshow(img, cmap="gray_r", vmin=0, vmax=window(img, percentile), interpolation="nearest", aspect="equal")
         if shapes:
             draw_shapes(ax, study.shapes_for(view), legend=view == "ANT")
         ax.set_ylim(hi, lo)
@@ -103,8 +110,14 @@ def show_views(study: Study, shapes: bool = True, *, percentile: float = 99.0, c
     return fig
 
 
-def show_findings(items: Sequence[tuple[Study, Shape]], *, ncols: int = 6, half: int = 28,
-                  percentile: float = 99.5, figsize_per: float = 1.9):
+def show_findings(
+    items: Sequence[tuple[Study, Shape]],
+    *,
+    ncols: int = 6,
+    half: int = 28,
+    percentile: float = 99.5,
+    figsize_per: float = 1.9,
+):
     """A gallery of cropped findings (e.g. benign confounders), each outlined on its view.
 
     Args:
@@ -156,8 +169,14 @@ def plot_class_counts(manifest: pd.DataFrame):
         bars = ax.bar(series.index, series.values, color=[CLASS_COLORS[c] for c in series.index])
         total = float(series.sum()) or 1.0
         for b, v in zip(bars, series.values):
-            ax.text(b.get_x() + b.get_width() / 2, v, f"{int(v)}\n{100 * v / total:.1f}%", ha="center",
-                    va="bottom", fontsize=8)
+            ax.text(
+                b.get_x() + b.get_width() / 2,
+                v,
+                f"{int(v)}\n{100 * v / total:.1f}%",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
         ax.set_title(f"{what} per class (n = {int(total)})", fontsize=10)
         ax.set_ylim(0, series.max() * 1.3 + 1)
         ax.spines[["top", "right"]].set_visible(False)
@@ -178,9 +197,13 @@ def plot_demographics(demographics: pd.DataFrame, labels: pd.DataFrame | None = 
     demo = demographics.drop_duplicates("patient_id").copy()
     fig, axes = _figure(1, 2, figsize=(9, 3.4), gridspec_kw={"width_ratios": [1, 2.2]})
     sexes = demo["sex"].map({"M": "male", "F": "female"}).fillna("other").value_counts()
-    axes[0].pie(sexes.values, labels=[f"{k}\n{v} ({100 * v / sexes.sum():.0f}%)" for k, v in sexes.items()],
-                colors=["#4c72b0", "#c44e52", "#999999"][: len(sexes)], startangle=90,
-                wedgeprops={"width": 0.45})
+    axes[0].pie(
+        sexes.values,
+        labels=[f"{k}\n{v} ({100 * v / sexes.sum():.0f}%)" for k, v in sexes.items()],
+        colors=["#4c72b0", "#c44e52", "#999999"][: len(sexes)],
+        startangle=90,
+        wedgeprops={"width": 0.45},
+    )
     axes[0].set_title(f"sex (n = {len(demo)})", fontsize=10)
     bins = np.arange(20, 95, 5)
     ax = axes[1]
@@ -194,8 +217,7 @@ def plot_demographics(demographics: pd.DataFrame, labels: pd.DataFrame | None = 
         ax.hist(data, bins=bins, stacked=True, label=["male", "female"], color=["#4c72b0", "#c44e52"])
     ax.set_xlabel("age (years)")
     ax.set_ylabel("patients")
-    ax.set_title(f"age: median {demo['age'].median():.0f}, range {demo['age'].min()}-{demo['age'].max()}",
-                 fontsize=10)
+    ax.set_title(f"age: median {demo['age'].median():.0f}, range {demo['age'].min()}-{demo['age'].max()}", fontsize=10)
     ax.legend(fontsize=8, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
@@ -220,8 +242,9 @@ def example_studies(studies: Sequence[Study], per_class: int = 1, *, min_lesions
     return out
 
 
-def benign_findings(studies: Sequence[Study], *, max_items: int = 18, view: str | None = None,
-                    kinds: Sequence[str] | None = None) -> list[tuple[Study, Shape]]:
+def benign_findings(
+    studies: Sequence[Study], *, max_items: int = 18, view: str | None = None, kinds: Sequence[str] | None = None
+) -> list[tuple[Study, Shape]]:
     """(study, shape) pairs of benign findings, one of each kind first, then the rest."""
     pairs: list[tuple[Study, Shape]] = []
     for st in studies:
@@ -257,9 +280,15 @@ def annotation_table(studies: Sequence[Study], view: str = "ANT") -> pd.DataFram
         for s in st.shapes_for(view):
             parts = s.label.split(":")
             kind = parts[0] if len(parts) == 3 else "other"
-            rows.append({"study_key": st.study_key, "label": st.label, "kind": kind,
-                         "shape": parts[1] if len(parts) == 3 else s.label,
-                         "region": parts[2] if len(parts) == 3 else ""})
+            rows.append(
+                {
+                    "study_key": st.study_key,
+                    "label": st.label,
+                    "kind": kind,
+                    "shape": parts[1] if len(parts) == 3 else s.label,
+                    "region": parts[2] if len(parts) == 3 else "",
+                }
+            )
     return pd.DataFrame(rows, columns=["study_key", "label", "kind", "shape", "region"])
 
 
@@ -296,8 +325,10 @@ def cohort_summary(manifest: pd.DataFrame) -> str:
     lines = [f"studies: {len(manifest)}, patients: {manifest['patient_key'].nunique()}, images: {int(views.sum())}"]
     for c in CLASSES:
         sel = manifest["label"] == c
-        lines.append(f"  {c:<7} studies {int(sel.sum()):4d}  images {int(views[sel].sum()):4d}  "
-                     f"annotated lesions {int(manifest.loc[sel, 'lesion_count'].fillna(0).sum()):5d}")
+        lines.append(
+            f"  {c:<7} studies {int(sel.sum()):4d}  images {int(views[sel].sum()):4d}  "
+            f"annotated lesions {int(manifest.loc[sel, 'lesion_count'].fillna(0).sum()):5d}"
+        )
     one_view = int((views == 1).sum())
     lines.append(f"studies with one view only: {one_view}")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ the other identifying fields of a real export (:func:`planted_export_header`: ot
 and ids, institution, station, operators, physicians, device serial, comments and a GE
 Genie-style private tag repeating the name).
 """
+
 from __future__ import annotations
 
 import csv
@@ -46,18 +47,25 @@ def planted_export_header(i: int, seed: int = 0, *, image_comments: bool = True)
     ``SECRET`` so a leak is easy to read in a failing assertion."""
     tag = f"{seed:02d}{i:02d}"
     return ExportHeader(
-        other_patient_names=f"Othersecret{tag}^Olga", other_patient_ids=f"OPIDSECRET{tag}",
-        institution=f"Secretville Hospital {tag}", institution_address=f"{tag} Secretroad Lane",
-        station=f"STNSECRET{tag}", operators=f"Opsecret{tag}^Ivan", referring_physician=f"Refsecret{tag}^Mia",
-        performing_physician=f"Perfsecret{tag}^Tom", device_serial=f"SNSECRET{tag}",
+        other_patient_names=f"Othersecret{tag}^Olga",
+        other_patient_ids=f"OPIDSECRET{tag}",
+        institution=f"Secretville Hospital {tag}",
+        institution_address=f"{tag} Secretroad Lane",
+        station=f"STNSECRET{tag}",
+        operators=f"Opsecret{tag}^Ivan",
+        referring_physician=f"Refsecret{tag}^Mia",
+        performing_physician=f"Perfsecret{tag}^Tom",
+        device_serial=f"SNSECRET{tag}",
         image_comments=f"Imgcommentsecret {tag}" if image_comments else "",
-        study_comments=f"Studycommentsecret {tag}", patient_comments=f"Patcommentsecret {tag}",
+        study_comments=f"Studycommentsecret {tag}",
+        patient_comments=f"Patcommentsecret {tag}",
         private_patient_name=f"Geniesecret{tag}^{PLANTED_NAME.split('^')[0]}",
     )
 
 
-def phantom(shape: tuple[int, int], lesions: Sequence[tuple[int, int, int]], rng: np.random.Generator,
-            *, level: float = 1.0) -> np.ndarray:
+def phantom(
+    shape: tuple[int, int], lesions: Sequence[tuple[int, int, int]], rng: np.random.Generator, *, level: float = 1.0
+) -> np.ndarray:
     """A Poisson whole-body-like phantom: body ellipse, spine, hot spots (row, col, radius)."""
     rows, cols = shape
     rr, cc = np.mgrid[0:rows, 0:cols]
@@ -117,18 +125,35 @@ def make_cohort(
             study_id = f"ACC{seed:02d}{i:04d}{v}"
             label = labels[i]
             n_les = 0 if label == "NoMet" else int(rng.integers(1, 4))
-            spots = [(int(rng.integers(rows * 0.15, rows * 0.85)), int(rng.integers(cols * 0.3, cols * 0.7)),
-                      int(rng.integers(2, 4))) for _ in range(n_les)]
+            spots = [
+                (
+                    int(rng.integers(rows * 0.15, rows * 0.85)),
+                    int(rng.integers(cols * 0.3, cols * 0.7)),
+                    int(rng.integers(2, 4)),
+                )
+                for _ in range(n_les)
+            ]
             ant = phantom(shape, spots, rng)
             # The posterior view is a left-right mirror of the body, stored as acquired.
             post = phantom(shape, [(r, cols - 1 - c, rad) for r, c, rad in spots], rng, level=1.2)
             stem = f"study_{i:04d}_{v}"
             case_dir = root / "dicom" / f"case_{i:04d}"
             files = write_study(
-                case_dir, ant, post, stem=stem, layout=layout, patient_id=patient_id, patient_name=name,
-                study_id=study_id, study_date=dt.date(2020, 1, 1) + dt.timedelta(days=120 * v + i),
-                birth_date="19600101", sex=sex, age=age, accession_number=f"{patient_id}{v}",
-                view_naming=view_naming, sop_class=sop_class,
+                case_dir,
+                ant,
+                post,
+                stem=stem,
+                layout=layout,
+                patient_id=patient_id,
+                patient_name=name,
+                study_id=study_id,
+                study_date=dt.date(2020, 1, 1) + dt.timedelta(days=120 * v + i),
+                birth_date="19600101",
+                sex=sex,
+                age=age,
+                accession_number=f"{patient_id}{v}",
+                view_naming=view_naming,
+                sop_class=sop_class,
                 export_header=planted_export_header(i, seed, image_comments=view_naming != "image_comments"),
             )
             label_rows.append({"patient_id": patient_id, "study_id": study_id, "label": label})
@@ -136,15 +161,23 @@ def make_cohort(
                 for view, pts in (("ANT", spots), ("POST", [(r, cols - 1 - c, rad) for r, c, rad in spots])):
                     shapes = [
                         Shape("lesion:punctate:ribs", np.array([[c, r], [c + rad, r]], float), "circle", view)
-                        if k % 2 == 0 else
-                        Shape("lesion:patchy:thoracic_spine",
-                              np.array([[c - rad, r - rad], [c + rad, r - rad], [c + rad, r + rad], [c - rad, r + rad]], float),
-                              "polygon", view)
+                        if k % 2 == 0
+                        else Shape(
+                            "lesion:patchy:thoracic_spine",
+                            np.array(
+                                [[c - rad, r - rad], [c + rad, r - rad], [c + rad, r + rad], [c - rad, r + rad]], float
+                            ),
+                            "polygon",
+                            view,
+                        )
                         for k, (r, c, rad) in enumerate(pts)
                     ]
-                    dcm_name = files[0].name if layout == "multiframe" else next(f.name for f in files if view in f.name)
-                    write_labelme(root / "annotations" / f"{stem}_{view}.json", shapes,
-                                  image_path=dcm_name, image_hw=shape)
+                    dcm_name = (
+                        files[0].name if layout == "multiframe" else next(f.name for f in files if view in f.name)
+                    )
+                    write_labelme(
+                        root / "annotations" / f"{stem}_{view}.json", shapes, image_path=dcm_name, image_hw=shape
+                    )
     with open(root / "labels.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["patient_id", "study_id", "label"])
         writer.writeheader()
@@ -237,4 +270,3 @@ def _isolated_keras_state():
         return
     keras.backend.clear_session(free_memory=False)  # also resets the dtype policy to float32
     keras.config.set_dtype_policy("float32")
-

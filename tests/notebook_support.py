@@ -1,6 +1,7 @@
 """What the notebook tests share (papermill runs in test_notebooks, the browser in test_browser):
 the cohort and run fixtures (registered in conftest), the smoke parameters of a notebook, and
 the check that no TensorFlow log line reached a notebook's outputs."""
+
 from __future__ import annotations
 
 import re
@@ -39,8 +40,18 @@ def _make_cohort(root: Path, *extra: str) -> CohortFixture:
     rc = main(["synth", str(root), "--size", "tiny", "--seed", "0", *extra])
     assert rc == 0, f"scintilab synth failed (rc={rc})"
     manifest = root / "manifest.csv"
-    main(["ingest", str(root / "dicom"), "--labels", str(root / "labels.csv"),
-          "--annotations", str(root / "annotations"), "--out", str(manifest)])
+    main(
+        [
+            "ingest",
+            str(root / "dicom"),
+            "--labels",
+            str(root / "labels.csv"),
+            "--annotations",
+            str(root / "annotations"),
+            "--out",
+            str(manifest),
+        ]
+    )
     assert manifest.exists(), "scintilab ingest wrote no manifest"
     return CohortFixture(root, manifest)
 
@@ -73,8 +84,17 @@ def run_dir(cohort_small: CohortFixture, runs_root: Path) -> Path:
     from scintilab.presets import config_from_preset
     from scintilab.training import find_or_train
 
-    config = config_from_preset("quick", data=str(cohort_small.manifest), image_size=(128, 32), epochs=1,
-                                model_options={"width": 16}, n_boot=50, seed=0, model="inrac", dataset="D3")
+    config = config_from_preset(
+        "quick",
+        data=str(cohort_small.manifest),
+        image_size=(128, 32),
+        epochs=1,
+        model_options={"width": 16},
+        n_boot=50,
+        seed=0,
+        model="inrac",
+        dataset="D3",
+    )
     return Path(find_or_train(config, runs_root, verbose=0).run_dir)
 
 
@@ -86,8 +106,11 @@ def smoke_parameters(nb_path: Path, fixtures: dict[str, object], tmp: Path, runs
     smoke, needs = smoke_metadata(nb)
     declared = papermill.inspect_notebook(str(nb_path))
     places: dict[str, str] = {"tmp": str(tmp), "runs_root": str(runs_root_dir)}
-    auto: dict[str, str] = {"runs_root": str(runs_root_dir), "out_dir": str(tmp / "out"),
-                            "output_dir": str(tmp / "out")}
+    auto: dict[str, str] = {
+        "runs_root": str(runs_root_dir),
+        "out_dir": str(tmp / "out"),
+        "output_dir": str(tmp / "out"),
+    }
     for name in needs:
         value = fixtures[name]
         if isinstance(value, CohortFixture):
@@ -120,7 +143,9 @@ def tf_log_lines(nb: nbformat.NotebookNode) -> list[str]:
     found = []
     for cell in nb.cells:
         for out in cell.get("outputs", []):
-            text = out.get("text", "") if out.get("output_type") == "stream" else out.get("data", {}).get("text/plain", "")
+            text = (
+                out.get("text", "") if out.get("output_type") == "stream" else out.get("data", {}).get("text/plain", "")
+            )
             text = "".join(text) if isinstance(text, list) else text
             found += [line for line in text.splitlines() if _TF_LOG_LINE.match(line)]
     return found

@@ -1,4 +1,5 @@
 """Tests for scintilab.atlas: landmarks, maps, views, and region agreement with synthetic truth."""
+
 from __future__ import annotations
 
 import json
@@ -83,7 +84,7 @@ def test_a_small_very_bright_spot_does_not_move_the_knees_or_the_bladder(one_stu
     r = int(round(clean.top + 0.64 * height))
     c = int(round(float(clean.midline(r))))
     rr, cc = np.ogrid[: img.shape[0], : img.shape[1]]
-    spot = (rr - r) ** 2 + (cc - c) ** 2 <= 3 ** 2
+    spot = (rr - r) ** 2 + (cc - c) ** 2 <= 3**2
     img[spot] = 40 * np.percentile(img[maps["body"] > 0], 99)
     lm = fit_atlas(img, spacing=study.pixel_spacing).landmarks
     femur = np.flatnonzero((maps["bone"] == BONES.index("femora") + 1).any(axis=1))
@@ -102,7 +103,7 @@ def test_bone_and_region_maps_overlap_the_truth(one_study):
     assert bmap.shape == rmap.shape == study.anterior.shape
     assert set(np.unique(rmap)) - {0} <= set(range(1, len(REGIONS) + 1))
     # the coarse map is the fine map seen through region_of
-    i = np.flatnonzero(bmap.ravel())[:: 97]
+    i = np.flatnonzero(bmap.ravel())[::97]
     for b, r in zip(bmap.ravel()[i], rmap.ravel()[i]):
         assert REGIONS[r - 1] == region_of(BONES[b - 1])
     # lookups agree with the maps
@@ -120,8 +121,9 @@ def test_any_matrix_size(one_study):
     a_big = fit_atlas(big, spacing=sp)
     a_small = fit_atlas(small, spacing=(sp[0] * 2, sp[1] * 2))
     for key in ("neck", "shoulder", "bladder", "knee", "sole"):
-        assert getattr(a_small.landmarks, key) * 2 == pytest.approx(getattr(a_big.landmarks, key),
-                                                                    abs=0.02 * big.shape[0])
+        assert getattr(a_small.landmarks, key) * 2 == pytest.approx(
+            getattr(a_big.landmarks, key), abs=0.02 * big.shape[0]
+        )
     # rescaled maps: the small atlas's map, blown up, agrees with the big one
     up = np.kron(a_small.region_map(), np.ones((2, 2), int))
     both = (up > 0) | (a_big.region_map() > 0)
@@ -153,7 +155,7 @@ def test_depth_cue_separates_sternum_from_spine(one_study):
     r = int(round(lm.top + 0.22 * h))  # mid-sternum height in the template
     c = int(round(float(lm.spine(r))))
     mask = np.zeros(study.anterior.shape, bool)
-    mask[r - 1: r + 2, c - 1: c + 2] = True
+    mask[r - 1 : r + 2, c - 1 : c + 2] = True
     assert {"sternum", "thoracic_spine"} <= set(atlas.bone_candidates(r, c))
     assert atlas.assign_bone(mask, ap_ratio=4.0) == "sternum"
     assert atlas.assign_bone(mask, ap_ratio=0.25) == "thoracic_spine"
@@ -216,8 +218,10 @@ def test_cli_reports_agreement_with_truth(synth_cohort: Path, tmp_path: Path, ca
     from scintilab.cli import main
 
     out = tmp_path / "lesions.csv"
-    assert main(["lesions", str(synth_cohort / "manifest.csv"), "--out", str(out),
-                 "--truth", str(synth_cohort / "truth")]) == 0
+    assert (
+        main(["lesions", str(synth_cohort / "manifest.csv"), "--out", str(out), "--truth", str(synth_cohort / "truth")])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "region agreement with truth" in printed
     df = pd.read_csv(out)

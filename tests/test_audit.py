@@ -3,6 +3,7 @@
 The cohort comes from the real synthetic generator at a reduced matrix (512x128), written
 as DICOM and ingested; faults are planted into a copy with pydicom (scintilab.faults).
 """
+
 from __future__ import annotations
 
 import os
@@ -121,8 +122,9 @@ def test_planting_on_disk_never_touches_the_source(clean_cohort: Path, faulty) -
     src = sorted((clean_cohort / "dicom").rglob("*.dcm"))
     assert not any("plant" in p.name for p in src)
     manifest, truth = faulty
-    assert len(read_manifest(manifest)) == len(read_manifest(clean_cohort / "manifest.csv")) + \
-        sum(k in PAIR_FAULTS for k in truth["kind"])
+    assert len(read_manifest(manifest)) == len(read_manifest(clean_cohort / "manifest.csv")) + sum(
+        k in PAIR_FAULTS for k in truth["kind"]
+    )
 
 
 # ------------------------------------------------------------------------ splits
@@ -134,9 +136,14 @@ def _imageset(man: pd.DataFrame):
 
     n = len(man)
     labels = np.array([CLASSES.index(x) if x in CLASSES else 0 for x in man["label"].fillna("NoMet")])
-    return ImageSet(images=np.zeros((n, 2, 2), np.float32), labels=labels,
-                    patient_keys=man["patient_key"].to_numpy(), study_keys=man["study_key"].to_numpy(),
-                    kinds=np.array(["fused"] * n), aug=np.array(["orig"] * n))
+    return ImageSet(
+        images=np.zeros((n, 2, 2), np.float32),
+        labels=labels,
+        patient_keys=man["patient_key"].to_numpy(),
+        study_keys=man["study_key"].to_numpy(),
+        kinds=np.array(["fused"] * n),
+        aug=np.array(["orig"] * n),
+    )
 
 
 def test_splits_never_put_a_flagged_pair_on_both_sides(faulty_audit) -> None:
@@ -168,13 +175,16 @@ def test_splits_never_put_a_flagged_pair_on_both_sides(faulty_audit) -> None:
 
 
 def test_split_groups_merge_transitively_and_honour_review(tmp_path: Path) -> None:
-    man = pd.DataFrame({"study_key": ["S-a", "S-b", "S-c", "S-d", "S-e"],
-                        "patient_key": ["P-1", "P-2", "P-3", "P-3", "P-5"]})
-    flags = pd.DataFrame([
-        {"kind": "near_duplicate", "study_a": "S-a", "study_b": "S-b", "score": 1.0, "detail": "x"},
-        {"kind": "same_patient", "study_a": "S-b", "study_b": "S-c", "score": 0.5, "detail": "x"},
-        {"kind": "saturation", "study_a": "S-e", "study_b": "", "score": 0.5, "detail": "x"},
-    ])
+    man = pd.DataFrame(
+        {"study_key": ["S-a", "S-b", "S-c", "S-d", "S-e"], "patient_key": ["P-1", "P-2", "P-3", "P-3", "P-5"]}
+    )
+    flags = pd.DataFrame(
+        [
+            {"kind": "near_duplicate", "study_a": "S-a", "study_b": "S-b", "score": 1.0, "detail": "x"},
+            {"kind": "same_patient", "study_a": "S-b", "study_b": "S-c", "score": 0.5, "detail": "x"},
+            {"kind": "saturation", "study_a": "S-e", "study_b": "", "score": 0.5, "detail": "x"},
+        ]
+    )
     g = split_groups(man, flags)
     assert g["S-a"] == g["S-b"] == g["S-c"] == g["S-d"] != g["S-e"]
     assert all(v.startswith("G-") for v in g)
@@ -182,11 +192,14 @@ def test_split_groups_merge_transitively_and_honour_review(tmp_path: Path) -> No
     record_decision(review, "same_patient", "S-c", "S-b", "dismiss", "different arms")
     g2 = split_groups(man, flags, review=review)
     assert g2["S-a"] == g2["S-b"] and g2["S-c"] == g2["S-d"] and g2["S-a"] != g2["S-c"]
-    split = pd.DataFrame({"study_key": ["S-a", "S-b", "S-c", "S-d", "S-e"],
-                          "split": ["train", "test", "train", "train", "test"]})
+    split = pd.DataFrame(
+        {"study_key": ["S-a", "S-b", "S-c", "S-d", "S-e"], "split": ["train", "test", "train", "train", "test"]}
+    )
     pairs = check_split(split, flags)
-    assert [(p.kind, p.study_a, p.study_b) for p in pairs] == [("near_duplicate", "S-a", "S-b"),
-                                                               ("same_patient", "S-b", "S-c")]
+    assert [(p.kind, p.study_a, p.study_b) for p in pairs] == [
+        ("near_duplicate", "S-a", "S-b"),
+        ("same_patient", "S-b", "S-c"),
+    ]
     assert check_split(split, flags, review=review)[0].study_b == "S-b"
     with pytest.raises(LeakageError, match="S-a.*S-b"):
         refuse_leaky_split(split, flags)
@@ -201,8 +214,10 @@ def test_review_dismissal_removes_the_finding(faulty, faulty_audit, tmp_path: Pa
     record_decision(review, row["kind"], row["study_b"], row["study_a"], "dismiss")  # order does not matter
     assert read_review(review)["decision"].tolist() == ["dismiss"]
     again = audit(manifest, review=review)
-    same = lambda f: f[(f["kind"] == row["kind"]) & (f["study_a"] == row["study_a"])  # noqa: E731
-                       & (f["study_b"] == row["study_b"])]
+
+    def same(f: pd.DataFrame) -> pd.DataFrame:
+        return f[(f["kind"] == row["kind"]) & (f["study_a"] == row["study_a"]) & (f["study_b"] == row["study_b"])]
+
     assert same(again.flags).empty and len(same(again.dismissed)) == 1
     assert len(again.flags) == len(res.flags) - 1
     with pytest.raises(ValueError, match="accept"):
@@ -225,8 +240,9 @@ def test_cli_writes_flags_and_a_datacard_without_identities(faulty, faulty_audit
     dismissed = res.flags[res.flags["kind"] == "saturation"].iloc[0]
     record_decision(review, "saturation", dismissed["study_a"], "", "dismiss")
     out = tmp_path / "audit"
-    rc = cli_main([str(manifest), "--split", str(split_csv), "--review", str(review), "--out", str(out),
-                   "--fail-on-leak"])
+    rc = cli_main(
+        [str(manifest), "--split", str(split_csv), "--review", str(review), "--out", str(out), "--fail-on-leak"]
+    )
     assert rc == 1  # the split leaks the pair
     flags = pd.read_csv(out / "flags.csv", keep_default_na=False)
     assert list(flags.columns) == FLAG_COLUMNS
@@ -311,8 +327,12 @@ def test_audit_explorer_records_decisions(faulty, faulty_audit, tmp_path: Path) 
     ex.dismiss.click()
     assert ex.finding.value == 1
     rv = read_review(tmp_path / "review.csv")
-    assert rv.iloc[0][["kind", "study_a", "decision", "note"]].tolist() == \
-        [first["kind"], first["study_a"], "dismiss", "checked"]
+    assert rv.iloc[0][["kind", "study_a", "decision", "note"]].tolist() == [
+        first["kind"],
+        first["study_a"],
+        "dismiss",
+        "checked",
+    ]
     single = int(res.flags.index[res.flags["study_b"] == ""][0])
     ex.finding.value = single
     assert len(ex.figure.axes) == 2 and ex.status.value == "no decision yet"
@@ -336,8 +356,14 @@ def test_audit_notebook_runs_under_papermill(clean_cohort: Path, tmp_path: Path)
     declared = pm.inspect_notebook(str(nb_path))
     assert set(smoke) <= set(declared)
     smoke.update(data_dir=str(clean_cohort), out_dir=str(tmp_path / "out"))
-    pm.execute_notebook(str(nb_path), str(tmp_path / "run.ipynb"), parameters=smoke, kernel_name="python3",
-                        progress_bar=False, cwd=str(repo_root()))
+    pm.execute_notebook(
+        str(nb_path),
+        str(tmp_path / "run.ipynb"),
+        parameters=smoke,
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(repo_root()),
+    )
     assert (tmp_path / "out" / "datacard.html").exists()
     run = nbformat.read(tmp_path / "run.ipynb", as_version=4)
     text = "\n".join(str(o) for c in run.cells for o in c.get("outputs", []))

@@ -1,4 +1,5 @@
 """Augmentation: parameters within the paper's ranges, counts never invented."""
+
 from __future__ import annotations
 
 import json

@@ -3,6 +3,7 @@
 Throwaway notebooks are written into tmp folders (tiny: no Keras), and executed for real
 with papermill; each kernel start costs a few seconds, so the executed runs are few.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,13 @@ def test_grid_expansion_names_defaults_and_templates(nb_path: Path, tmp_path: Pa
         "runs": [
             {"name": "plain", "notebook": str(nb_path), "parameters": {"x": 3}},
             {"name": "grid", "notebook": str(nb_path), "grid": {"x": [1, 2], "label": ["p", "q"]}},
-            {"name": "t-{x}", "notebook": str(nb_path), "grid": {"x": [7]},
-             "parameters": {"label": "{out}|{name}"}, "depends_on": ["grid"]},
+            {
+                "name": "t-{x}",
+                "notebook": str(nb_path),
+                "grid": {"x": [7]},
+                "parameters": {"label": "{out}|{name}"},
+                "depends_on": ["grid"],
+            },
         ],
     }
     specs = batch.expand_specs(doc, out_root=tmp_path / "out")
@@ -101,7 +107,9 @@ def test_defaults_only_reach_notebooks_that_declare_them(nb_path: Path, tmp_path
         ({"colour": "blue"}, "unknown keys ['colour']"),
     ],
 )
-def test_invalid_runs_are_errors_naming_file_and_problem(nb_path: Path, tmp_path: Path, run: dict, message: str) -> None:
+def test_invalid_runs_are_errors_naming_file_and_problem(
+    nb_path: Path, tmp_path: Path, run: dict, message: str
+) -> None:
     params_file = write_yaml(tmp_path / "bad.yaml", {"runs": [{"name": "r", "notebook": str(nb_path), **run}]})
     with pytest.raises(InputError) as info:
         batch.load_specs(params_file)
@@ -123,10 +131,15 @@ def test_misspelt_default_and_missing_notebook_and_duplicates(nb_path: Path, tmp
 
 
 def test_unknown_parameter_stops_cli_before_anything_executes(nb_path: Path, tmp_path: Path, capsys) -> None:
-    params_file = write_yaml(tmp_path / "p.yaml", {"runs": [
-        {"name": "good", "notebook": str(nb_path)},
-        {"name": "typo", "notebook": str(nb_path), "parameters": {"X": 2}},
-    ]})
+    params_file = write_yaml(
+        tmp_path / "p.yaml",
+        {
+            "runs": [
+                {"name": "good", "notebook": str(nb_path)},
+                {"name": "typo", "notebook": str(nb_path), "parameters": {"X": 2}},
+            ]
+        },
+    )
     out = tmp_path / "out"
     assert batch.cli_main([str(params_file), "--out", str(out)]) == 2
     assert "unknown parameter 'X'" in capsys.readouterr().err
@@ -134,10 +147,14 @@ def test_unknown_parameter_stops_cli_before_anything_executes(nb_path: Path, tmp
 
 
 def test_select_only(nb_path: Path) -> None:
-    specs = batch.expand_specs({"runs": [
-        {"name": "a", "notebook": str(nb_path)},
-        {"name": "g", "notebook": str(nb_path), "grid": {"x": [1, 2]}},
-    ]})
+    specs = batch.expand_specs(
+        {
+            "runs": [
+                {"name": "a", "notebook": str(nb_path)},
+                {"name": "g", "notebook": str(nb_path), "grid": {"x": [1, 2]}},
+            ]
+        }
+    )
     assert [s.name for s in batch.select(specs, ["g"])] == ["g-x-1", "g-x-2"]
     assert [s.name for s in batch.select(specs, ["*-2", "a"])] == ["a", "g-x-2"]
     with pytest.raises(ValueError, match="matches no run"):
@@ -150,12 +167,17 @@ def test_select_only(nb_path: Path) -> None:
 @pytest.mark.slow
 def test_success_failure_kept_dependants_skipped_then_rerun_skips(nb_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    specs = batch.expand_specs({"runs": [
-        {"name": "good", "notebook": str(nb_path), "parameters": {"x": 3, "label": "g"}},
-        {"name": "bad", "notebook": str(nb_path), "parameters": {"fail": True, "label": "b"}},
-        {"name": "after-bad", "notebook": str(nb_path), "depends_on": ["bad"]},
-        {"name": "after-good", "notebook": str(nb_path), "parameters": {"x": 5}, "depends_on": ["good"]},
-    ]}, out_root=out)
+    specs = batch.expand_specs(
+        {
+            "runs": [
+                {"name": "good", "notebook": str(nb_path), "parameters": {"x": 3, "label": "g"}},
+                {"name": "bad", "notebook": str(nb_path), "parameters": {"fail": True, "label": "b"}},
+                {"name": "after-bad", "notebook": str(nb_path), "depends_on": ["bad"]},
+                {"name": "after-good", "notebook": str(nb_path), "parameters": {"x": 5}, "depends_on": ["good"]},
+            ]
+        },
+        out_root=out,
+    )
     result = batch.run_batch(specs, out, log=None)
     assert [o.status for o in result.outcomes] == ["ok", "failed", "skipped", "ok"]
 
@@ -191,8 +213,9 @@ def test_success_failure_kept_dependants_skipped_then_rerun_skips(nb_path: Path,
     assert json.loads((out / "good" / "status.json").read_text())["started"] == started
 
     # Changed parameters mean a different result: executes again; --force re-executes anyway.
-    changed = batch.expand_specs({"runs": [{"name": "good", "notebook": str(nb_path), "parameters": {"x": 4}}]},
-                                 out_root=out)
+    changed = batch.expand_specs(
+        {"runs": [{"name": "good", "notebook": str(nb_path), "parameters": {"x": 4}}]}, out_root=out
+    )
     assert batch.run_batch(changed, out, log=None, write_index=False).outcomes[0].status == "ok"
     forced = batch.run_batch(changed, out, log=None, force=True, render=False, write_index=False)
     assert forced.outcomes[0].status == "ok"
@@ -202,11 +225,16 @@ def test_success_failure_kept_dependants_skipped_then_rerun_skips(nb_path: Path,
 @pytest.mark.slow
 def test_executor_runs_waves_and_keeps_failures(nb_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    specs = batch.expand_specs({"runs": [
-        {"name": "p", "notebook": str(nb_path), "grid": {"x": [1, 2]}},
-        {"name": "boom", "notebook": str(nb_path), "parameters": {"fail": True}},
-        {"name": "last", "notebook": str(nb_path), "depends_on": ["p"]},
-    ]}, out_root=out)
+    specs = batch.expand_specs(
+        {
+            "runs": [
+                {"name": "p", "notebook": str(nb_path), "grid": {"x": [1, 2]}},
+                {"name": "boom", "notebook": str(nb_path), "parameters": {"fail": True}},
+                {"name": "last", "notebook": str(nb_path), "depends_on": ["p"]},
+            ]
+        },
+        out_root=out,
+    )
     with ProcessPoolExecutor(max_workers=2) as pool:
         result = batch.run_batch(specs, out, executor=pool, render=False, log=None)
     assert {o.name: o.status for o in result.outcomes} == {"p-x-1": "ok", "p-x-2": "ok", "boom": "failed", "last": "ok"}
@@ -216,10 +244,15 @@ def test_executor_runs_waves_and_keeps_failures(nb_path: Path, tmp_path: Path) -
 
 @pytest.mark.slow
 def test_cli_exit_codes_and_list(nb_path: Path, tmp_path: Path, capsys) -> None:
-    params_file = write_yaml(tmp_path / "p.yaml", {"runs": [
-        {"name": "ok-run", "notebook": str(nb_path)},
-        {"name": "fail-run", "notebook": str(nb_path), "parameters": {"fail": True}},
-    ]})
+    params_file = write_yaml(
+        tmp_path / "p.yaml",
+        {
+            "runs": [
+                {"name": "ok-run", "notebook": str(nb_path)},
+                {"name": "fail-run", "notebook": str(nb_path), "parameters": {"fail": True}},
+            ]
+        },
+    )
     out = tmp_path / "out"
     assert batch.cli_main([str(params_file), "--out", str(out), "--list"]) == 0
     assert "ok-run" in capsys.readouterr().out and not out.exists()

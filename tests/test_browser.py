@@ -8,6 +8,7 @@ render (no "Error displaying widget", no JavaScript error), moving one control c
 what it shows, and a screenshot is saved (``SCINTILAB_SCREENSHOTS=docs/screenshots`` also
 writes the README's). The server and the browser stop at the end, also on failure.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:
-    pytest.skip("no Chromium: the browser tests need Debian's chromium (apt-get install chromium; .ci/run "
-                "installs it)", allow_module_level=True)
+    pytest.skip(
+        "no Chromium: the browser tests need Debian's chromium (apt-get install chromium; .ci/run installs it)",
+        allow_module_level=True,
+    )
 
 from playwright.sync_api import Browser, Locator, Page, sync_playwright  # noqa: E402
 
@@ -114,19 +117,40 @@ def lab(request, tmp_path_factory, runs_root: Path) -> Iterator[Lab]:
     (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     (root / "settings" / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
     (root / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(root / "settings"), "JUPYTER_CONFIG_DIR": str(root / "config"),
-           "JUPYTER_RUNTIME_DIR": str(root / "runtime"), "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0",
-           "SCINTILAB_DATA": str(cohorts[0].data_dir) if cohorts else os.environ.get("SCINTILAB_DATA", ""),
-           "SCINTILAB_RUN_OUT": str(root / "run_out")}
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    env = {
+        **os.environ,
+        "JUPYTERLAB_SETTINGS_DIR": str(root / "settings"),
+        "JUPYTER_CONFIG_DIR": str(root / "config"),
+        "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONHASHSEED": "0",
+        "SCINTILAB_DATA": str(cohorts[0].data_dir) if cohorts else os.environ.get("SCINTILAB_DATA", ""),
+        "SCINTILAB_RUN_OUT": str(root / "run_out"),
+    }
     port = _free_port()
     log = root / "jupyterlab.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-             f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-             *(["--allow-root"] if os.geteuid() == 0 else [])],  # CI containers run as root
-            cwd=root, env=env, stdout=fh, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "jupyter",
+                "lab",
+                "--no-browser",
+                "--ServerApp.ip=127.0.0.1",
+                f"--ServerApp.port={port}",
+                f"--IdentityProvider.token={TOKEN}",
+                f"--ServerApp.root_dir={root}",
+                "--LabApp.expose_app_in_browser=True",
+                *(["--allow-root"] if os.geteuid() == 0 else []),
+            ],  # CI containers run as root
+            cwd=root,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
     pw = browser = None
     try:
         base = f"http://127.0.0.1:{port}"
@@ -187,15 +211,20 @@ _FIGURE_JS = """(box) => {
 def _open_and_run(page: Page, lab: Lab, notebook: str) -> None:
     # a workspace of its own, reset: no tab (and no kernel) of an earlier notebook comes back
     page.goto(f"{lab.base}/lab/workspaces/{notebook}/tree/notebooks/{notebook}.ipynb?reset&token={TOKEN}")
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
-                           "&& window.jupyterapp.shell.currentWidget.sessionContext", timeout=120_000)
+    page.wait_for_function(
+        "() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
+        "&& window.jupyterapp.shell.currentWidget.sessionContext",
+        timeout=120_000,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         accept = page.locator(".jp-Dialog .jp-mod-accept")
         if accept.count():  # "Select Kernel": take the notebook's own (python3)
             accept.first.click()
-        if page.evaluate("() => { const s = window.jupyterapp.shell.currentWidget.sessionContext.session; "
-                         "return !!(s && s.kernel && s.kernel.status === 'idle'); }"):
+        if page.evaluate(
+            "() => { const s = window.jupyterapp.shell.currentWidget.sessionContext.session; "
+            "return !!(s && s.kernel && s.kernel.status === 'idle'); }"
+        ):
             break
         time.sleep(0.5)
     else:
@@ -286,6 +315,8 @@ def test_explorers_render_and_answer_a_control_in_jupyterlab(lab: Lab, notebook:
     finally:
         page.screenshot(path=str(tmp_path / f"{notebook}_page.png"), full_page=False)
         # stop this notebook's kernel: the next notebook gets the machine to itself
-        page.evaluate("async () => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget; "
-                      "if (w && w.sessionContext) { await w.sessionContext.shutdown(); } }")
+        page.evaluate(
+            "async () => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget; "
+            "if (w && w.sessionContext) { await w.sessionContext.shutdown(); } }"
+        )
         page.close()

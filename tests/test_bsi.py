@@ -1,4 +1,5 @@
 """Bone Scan Index: arithmetic, agreement statistics, and against the generator's truth."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,13 @@ MATRIX = (512, 128)
 def _quant(label: str, seed: int):
     pat = generate_patient(np.random.default_rng([seed, 1]), label, index=1, matrix=MATRIX, seed=seed)
     st = render_study(pat, np.random.default_rng([seed, 2]))
-    study = Study(study_key=f"S-{seed}", patient_key="P-1", anterior=st.anterior, posterior=st.posterior,
-                  pixel_spacing=spacing_for(MATRIX))
+    study = Study(
+        study_key=f"S-{seed}",
+        patient_key="P-1",
+        anterior=st.anterior,
+        posterior=st.posterior,
+        pixel_spacing=spacing_for(MATRIX),
+    )
     det = detect_hotspots(study)
     return det, compute_bsi(det), st
 
@@ -31,7 +37,8 @@ def test_bsi_is_the_mass_weighted_sum_of_involved_fractions() -> None:
     assert res.bsi == pytest.approx(sum(res.per_bone[b]["bsi"] for b in BONES))
     assert res.hotspots_total == len(det.hotspots)
     assert res.hotspots_metastatic == sum(res.per_bone[b]["hotspots_metastatic"] for b in BONES) + sum(
-        1 for h in det.hotspots if h.bone is None and h.metastatic)
+        1 for h in det.hotspots if h.bone is None and h.metastatic
+    )
     row = res.row()
     assert {f"bsi_{b}" for b in BONES} <= set(row) and {f"hotspots_{b}" for b in BONES} <= set(row)
     # by default the classifier's own cuts: involvement from its endpoint cut, the
@@ -47,8 +54,10 @@ def test_bsi_is_the_mass_weighted_sum_of_involved_fractions() -> None:
 
 def test_bsi_tracks_the_true_bsi() -> None:
     """Metastatic patients score above patients without metastases, near their true BSI."""
-    pairs = [(_quant(lab, s)[1].bsi, _quant(lab, s)[2].true_bsi) for lab, s in
-             (("ADMet", 3), ("nADMet", 7), ("NoMet", 5), ("ADMet", 11))]
+    pairs = [
+        (_quant(lab, s)[1].bsi, _quant(lab, s)[2].true_bsi)
+        for lab, s in (("ADMet", 3), ("nADMet", 7), ("NoMet", 5), ("ADMet", 11))
+    ]
     meas = np.array([p[0] for p in pairs])
     true = np.array([p[1] for p in pairs])
     assert meas[2] < min(meas[0], meas[1], meas[3])
@@ -58,7 +67,9 @@ def test_bsi_tracks_the_true_bsi() -> None:
 def test_bland_altman_and_repeatability_statistics() -> None:
     t = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
     out = bland_altman(t + 0.5, t)
-    assert out["bias"] == pytest.approx(0.5) and out["sd"] == pytest.approx(0.0) and out["pearson_r"] == pytest.approx(1)
+    assert (
+        out["bias"] == pytest.approx(0.5) and out["sd"] == pytest.approx(0.0) and out["pearson_r"] == pytest.approx(1)
+    )
     noisy = bland_altman(t + np.array([0.1, -0.1, 0.2, -0.2, 0.0]), t)
     assert noisy["loa_low"] < noisy["bias"] < noisy["loa_high"]
     rep = repeatability([1.0, 1.2, 0.8])
@@ -95,8 +106,22 @@ def test_each_bone_group_size_is_near_its_true_projected_area() -> None:
             assert true_px > 0
             # at the reduced test matrix a group's edge is a larger share of it: the hands,
             # feet and clavicles read up to 1.34 here (1.04-1.05 at full resolution)
-            rel = 0.15 if b in ("skull", "thoracic_spine", "lumbar_spine", "sacrum", "ribs", "scapulae",
-                                "humeri", "pelvis", "femora") else 0.4
+            rel = (
+                0.15
+                if b
+                in (
+                    "skull",
+                    "thoracic_spine",
+                    "lumbar_spine",
+                    "sacrum",
+                    "ribs",
+                    "scapulae",
+                    "humeri",
+                    "pelvis",
+                    "femora",
+                )
+                else 0.4
+            )
             assert res.per_bone[b]["bone_px"] == pytest.approx(true_px, rel=rel), b
 
 

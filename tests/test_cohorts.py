@@ -1,4 +1,5 @@
 """Every command that takes a cohort takes a folder or a manifest, and says one sentence otherwise."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,12 @@ def test_an_export_folder_itself_is_ingested(tmp_cohort_dir) -> None:
 
 @pytest.mark.parametrize("kind", ["missing", "png", "empty", "sidecars only"])
 def test_anything_else_is_one_sentence(kind, tmp_path: Path) -> None:
-    path = {"missing": tmp_path / "nope", "png": tmp_path / "scan.png", "empty": tmp_path / "empty",
-            "sidecars only": tmp_path / "notes"}[kind]
+    path = {
+        "missing": tmp_path / "nope",
+        "png": tmp_path / "scan.png",
+        "empty": tmp_path / "empty",
+        "sidecars only": tmp_path / "notes",
+    }[kind]
     if kind == "png":
         path.write_bytes(b"\x89PNG")
     elif kind == "empty":
@@ -61,10 +66,13 @@ def test_anything_else_is_one_sentence(kind, tmp_path: Path) -> None:
 def test_every_command_refuses_a_wrong_path_in_one_line(command, tmp_path: Path, capsys) -> None:
     bad = tmp_path / "scan.png"
     bad.write_bytes(b"\x89PNG")
-    argv = {"lesions": ["lesions", str(bad)], "audit": ["audit", str(bad), "--out", str(tmp_path / "a")],
-            "quantify": ["quantify", str(bad), "--out", str(tmp_path / "q"), "--quiet"],
-            "datasets": ["datasets", str(bad), "--out", str(tmp_path / "d")],
-            "train": ["train", "--data", str(bad), "--out", str(tmp_path / "r"), "--quiet"]}[command]
+    argv = {
+        "lesions": ["lesions", str(bad)],
+        "audit": ["audit", str(bad), "--out", str(tmp_path / "a")],
+        "quantify": ["quantify", str(bad), "--out", str(tmp_path / "q"), "--quiet"],
+        "datasets": ["datasets", str(bad), "--out", str(tmp_path / "d")],
+        "train": ["train", "--data", str(bad), "--out", str(tmp_path / "r"), "--quiet"],
+    }[command]
     assert main(argv) == 2
     captured = capsys.readouterr()
     text = (captured.out + captured.err).strip()
@@ -85,15 +93,38 @@ def test_train_takes_a_cohort_folder(tmp_cohort_dir, tmp_path: Path) -> None:
     """The user's case: ``scintilab train --data FOLDER`` ended in IsADirectoryError."""
     root = tmp_cohort_dir(6)
     run = tmp_path / "run"
-    assert main(["train", "--preset", "quick", "--data", str(root), "--out", str(run), "--quiet",
-                 "--set", "image_size=[64,16]", "--set", 'model_options={"width":4,"blocks":[1,1,1,1]}',
-                 "--set", "epochs=1", "--set", "batch_size=4", "--set", "n_boot=10"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "quick",
+                "--data",
+                str(root),
+                "--out",
+                str(run),
+                "--quiet",
+                "--set",
+                "image_size=[64,16]",
+                "--set",
+                'model_options={"width":4,"blocks":[1,1,1,1]}',
+                "--set",
+                "epochs=1",
+                "--set",
+                "batch_size=4",
+                "--set",
+                "n_boot=10",
+            ]
+        )
+        == 0
+    )
     config = json.loads((run / "config.json").read_text())
     assert config["status"] == "complete" and Path(config["config"]["data"]).name == "manifest.csv"
 
 
-def test_notebooks_data_dir_takes_a_manifest_or_an_export_and_never_writes_into_it(tmp_manifest, tmp_cohort_dir,
-                                                                                    tmp_path: Path) -> None:
+def test_notebooks_data_dir_takes_a_manifest_or_an_export_and_never_writes_into_it(
+    tmp_manifest, tmp_cohort_dir, tmp_path: Path
+) -> None:
     """``ensure_cohort`` (every notebook's data_dir): a manifest CSV as it is; a folder of
     DICOM exports is ingested, not filled with a synthetic cohort; a folder with neither is
     refused."""
@@ -105,8 +136,11 @@ def test_notebooks_data_dir_takes_a_manifest_or_an_export_and_never_writes_into_
     before = set(export.rglob("*"))
     got = ensure_cohort(export, progress=False)
     assert got == export / "manifest.csv" and len(pd.read_csv(got)) == 2
-    assert set(export.rglob("*")) - before <= {export / "manifest.csv", export / "skipped.csv",
-                                               *export.glob("manifest.csv*")}
+    assert set(export.rglob("*")) - before <= {
+        export / "manifest.csv",
+        export / "skipped.csv",
+        *export.glob("manifest.csv*"),
+    }
     assert not (export / "truth").exists()  # no synthetic cohort was written there
     notes = tmp_path / "notes"
     notes.mkdir()
@@ -120,8 +154,30 @@ def test_train_reads_a_relative_manifest_from_the_current_folder(tmp_cohort_dir,
     root = tmp_cohort_dir(6)
     monkeypatch.chdir(root)
     assert main(["ingest", "dicom", "--labels", "labels.csv", "--annotations", "annotations", "--out", "mine.csv"]) == 0
-    assert main(["train", "--preset", "quick", "--data", "mine.csv", "--out", "run", "--quiet",
-                 "--set", "image_size=[64,16]", "--set", 'model_options={"width":4,"blocks":[1,1,1,1]}',
-                 "--set", "epochs=1", "--set", "batch_size=4", "--set", "n_boot=10"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "quick",
+                "--data",
+                "mine.csv",
+                "--out",
+                "run",
+                "--quiet",
+                "--set",
+                "image_size=[64,16]",
+                "--set",
+                'model_options={"width":4,"blocks":[1,1,1,1]}',
+                "--set",
+                "epochs=1",
+                "--set",
+                "batch_size=4",
+                "--set",
+                "n_boot=10",
+            ]
+        )
+        == 0
+    )
     config = json.loads((root / "run" / "config.json").read_text())
     assert Path(config["config"]["data"]) == (root / "mine.csv").absolute()

@@ -1,4 +1,5 @@
 """D1/D2/D3, Table 2 counts, patient-level splits, the memmap cache and the Keras input."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -212,7 +213,14 @@ def test_scan_sequence_batches_and_reshuffles(cohort: list[Study]) -> None:
     before = seq._order.copy()
     seq.on_epoch_end()
     assert not np.array_equal(before, seq._order)
-    onehot = ScanSequence(d1.images, d1.labels, batch_size=3, shuffle=False, num_classes=3, augment=augmentation_layers(3, 1, SIZE, seed=0))
+    onehot = ScanSequence(
+        d1.images,
+        d1.labels,
+        batch_size=3,
+        shuffle=False,
+        num_classes=3,
+        augment=augmentation_layers(3, 1, SIZE, seed=0),
+    )
     xb, yb = onehot[0]
     assert yb.shape == (3, 3) and np.allclose(yb.sum(axis=1), 1)
     assert xb.min() >= 0 and xb.max() <= 4.0 + 1e-5
@@ -226,7 +234,9 @@ def test_scan_sequence_trains_a_keras_model(cohort: list[Study]) -> None:
     from scintilab.datasets import ScanSequence
 
     d1 = build_dataset(cohort[:6], "D1", image_size=(32, 8), rng=0, progress=False)
-    model = keras.Sequential([keras.Input((32, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential(
+        [keras.Input((32, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")]
+    )
     model.compile("adam", "sparse_categorical_crossentropy")
     hist = model.fit(ScanSequence(d1, batch_size=4, seed=0), epochs=1, verbose=0)
     assert np.isfinite(hist.history["loss"][0])
@@ -239,8 +249,23 @@ def test_cli_builds_sets_and_leak_free_split_files(tmp_manifest, tmp_path, capsy
 
     manifest = tmp_manifest(n=6, labels=["NoMet", "ADMet", "nADMet", "NoMet", "ADMet", "nADMet"], visits=2)
     out = tmp_path / "sets"
-    rc = main(["datasets", str(manifest), "--out", str(out), "--names", "D1", "D3", "--image-size", "64", "16",
-               "--seed", "3", "--quiet"])
+    rc = main(
+        [
+            "datasets",
+            str(manifest),
+            "--out",
+            str(out),
+            "--names",
+            "D1",
+            "D3",
+            "--image-size",
+            "64",
+            "16",
+            "--seed",
+            "3",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "ADMet" in printed and "D3" in printed
@@ -290,6 +315,7 @@ def test_input_pipeline_runs_on_other_keras_backends(backend: str) -> None:
 
 def test_scan_sequence_equal_batches_fill_the_last_batch() -> None:
     from scintilab.datasets import ScanSequence as seq_cls
+
     images = np.arange(12 * 4 * 2, dtype=np.float32).reshape(12, 4, 2)
     labels = np.arange(12) % 3
     idx = np.array([0, 2, 3, 5, 6, 7, 9, 10, 11, 1])  # ten images, batch 4: 4 + 4 + (2 filled to 4)

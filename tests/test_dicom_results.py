@@ -1,4 +1,5 @@
 """``scintilab quantify --dicom``: SEG, TID 1500 SR and Encapsulated PDF read back equal the CSVs."""
+
 from __future__ import annotations
 
 import re
@@ -37,9 +38,13 @@ def exported(tmp_path_factory) -> dict:
 
     out = {}
     for layout, n in (("pair", 2), ("multiframe", 1), ("feet first", 1), ("pair sc", 1)):
-        root = make_cohort(tmp_path_factory.mktemp("dc"), n, labels=["ADMet", "nADMet"][:n],
-                           layout={"feet first": "multiframe", "pair sc": "pair"}.get(layout, layout),
-                           sop_class="sc" if layout == "pair sc" else "nm")
+        root = make_cohort(
+            tmp_path_factory.mktemp("dc"),
+            n,
+            labels=["ADMet", "nADMet"][:n],
+            layout={"feet first": "multiframe", "pair sc": "pair"}.get(layout, layout),
+            sop_class="sc" if layout == "pair sc" else "nm",
+        )
         if layout == "pair":
             next((root / "dicom" / "case_0001").glob("*_POST.dcm")).unlink()  # a single-view export
         if layout == "feet first":
@@ -66,20 +71,29 @@ def test_segments_equal_the_hotspot_masks_on_the_stored_views(exported) -> None:
             srcs, _ = source_views(row, base)
             seg = pydicom.dcmread(q / "dicom" / st.study_key / "seg.dcm")
             masks = read_seg_masks(q / "dicom" / st.study_key / "seg.dcm")
-            uids = {str(i.ReferencedSOPInstanceUID) for s in seg.ReferencedSeriesSequence
-                    for i in s.ReferencedInstanceSequence}
+            uids = {
+                str(i.ReferencedSOPInstanceUID)
+                for s in seg.ReferencedSeriesSequence
+                for i in s.ReferencedInstanceSequence
+            }
             assert len(uids) == (len(srcs) if layout.startswith("pair") else 1)
             segs = {int(s.SegmentNumber): s for s in seg.SegmentSequence}
             assert segs[1].SegmentedPropertyTypeCodeSequence[0].CodeValue == "14799000"  # Neoplasm, metastatic
-            assert segs[2].SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence[
-                0].CodeValue == "30807003"  # benign
+            assert (
+                segs[2].SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence[0].CodeValue
+                == "30807003"
+            )  # benign
             assert len(segs) == 2 + len(det.hotspots)
             for view in st.views:
                 seen_views.add((layout, len(st.views), view))
                 frame = srcs[view].frame
                 # frames are written view by view in VIEWS order: the n-th referenced (instance, frame) is the n-th view
-                order = list(dict.fromkeys((str(it.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID))
-                                           for it in seg.PerFrameFunctionalGroupsSequence))
+                order = list(
+                    dict.fromkeys(
+                        (str(it.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID))
+                        for it in seg.PerFrameFunctionalGroupsSequence
+                    )
+                )
                 uid = order[list(st.views).index(view)] if layout.startswith("pair") else order[0]
                 union = {1: np.zeros(det.shape, bool), 2: np.zeros(det.shape, bool)}
                 for i, hs in enumerate(det.hotspots):
@@ -110,8 +124,9 @@ def test_secondary_capture_sources_are_referenced_as_they_are(exported) -> None:
     root, q = exported["pair sc"]
     for st, row, base in _studies(root):
         seg = pydicom.dcmread(q / "dicom" / st.study_key / "seg.dcm")
-        classes = {str(i.ReferencedSOPClassUID) for s in seg.ReferencedSeriesSequence
-                   for i in s.ReferencedInstanceSequence}
+        classes = {
+            str(i.ReferencedSOPClassUID) for s in seg.ReferencedSeriesSequence for i in s.ReferencedInstanceSequence
+        }
         assert classes == {str(SECONDARY_CAPTURE_STORAGE)}
         srcs, _ = source_views(row, base)
         assert {str(s.header.SOPClassUID) for s in srcs.values()} == {str(SECONDARY_CAPTURE_STORAGE)}
@@ -194,7 +209,10 @@ def test_pdf_has_one_page_per_view_and_is_not_blank(exported, tmp_path: Path) ->
         for st, _, _ in _studies(root):
             beside = q / "reports" / f"{st.study_key}.pdf"
             ds = pydicom.dcmread(q / "dicom" / st.study_key / "report.dcm")
-            assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.104.1" and ds.MIMETypeOfEncapsulatedDocument == "application/pdf"
+            assert (
+                ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.104.1"
+                and ds.MIMETypeOfEncapsulatedDocument == "application/pdf"
+            )
             doc = bytes(ds.EncapsulatedDocument)[: int(ds.EncapsulatedDocumentLength)]
             assert doc == beside.read_bytes()
             assert _pages(beside) == len(st.views), st.study_key
@@ -240,21 +258,24 @@ def test_objects_carry_no_identity_and_new_uids(exported) -> None:
         seg = pydicom.dcmread(objs[0].parent / "seg.dcm")
         sr_text = "\n".join(_all_text(pydicom.dcmread(objs[0].parent / "sr.dcm")))
         assert str(seg.SOPInstanceUID) in sr_text  # the SR references the SEG of the same run
-        seg_src = {str(i.ReferencedSOPInstanceUID) for s in seg.ReferencedSeriesSequence
-                   for i in s.ReferencedInstanceSequence}
+        seg_src = {
+            str(i.ReferencedSOPInstanceUID) for s in seg.ReferencedSeriesSequence for i in s.ReferencedInstanceSequence
+        }
         assert seg_src <= set(sr_text.split("\n"))  # same source UID -> same new UID in SEG and SR
 
 
 def test_link_to_source_keeps_the_source_study(exported, tmp_path: Path) -> None:
     root, _ = exported["multiframe"]
-    res = quantify_cohort(root / "manifest.csv", tmp_path, reports=False, progress=False, dicom=True,
-                          link_to_source=True)
+    res = quantify_cohort(
+        root / "manifest.csv", tmp_path, reports=False, progress=False, dicom=True, link_to_source=True
+    )
     [key] = list(res.studies["study_key"])
     src = pydicom.dcmread(next((root / "dicom").rglob("*.dcm")), stop_before_pixels=True)
     seg = pydicom.dcmread(tmp_path / "dicom" / key / "seg.dcm")
     assert seg.StudyInstanceUID == src.StudyInstanceUID and seg.PatientID == src.PatientID
-    assert {str(i.ReferencedSOPInstanceUID) for s in seg.ReferencedSeriesSequence
-            for i in s.ReferencedInstanceSequence} == {str(src.SOPInstanceUID)}
+    assert {
+        str(i.ReferencedSOPInstanceUID) for s in seg.ReferencedSeriesSequence for i in s.ReferencedInstanceSequence
+    } == {str(src.SOPInstanceUID)}
     notes = pd.read_csv(tmp_path / "dicom" / "export.csv")
     assert "no HTML report" in " ".join(notes["note"].dropna())
 

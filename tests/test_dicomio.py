@@ -1,4 +1,5 @@
 """DICOM writer and reader: both layouts, every view naming, NM attributes, bad files."""
+
 from __future__ import annotations
 
 import hashlib
@@ -43,8 +44,17 @@ NAMED = [(layout, naming) for layout, names in VIEW_NAMINGS.items() for naming i
 def test_every_layout_and_view_naming_reads_back_the_right_views(tmp_path, views, layout, naming) -> None:
     ant, post = views
     # Frame 1 holds POST so a reader going by frame order alone would swap the views.
-    files = write_study(tmp_path, ant, post, stem="s", layout=layout, view_naming=naming,
-                        frame_order=("POST", "ANT"), study_date="2021-03-04", **IDS)
+    files = write_study(
+        tmp_path,
+        ant,
+        post,
+        stem="s",
+        layout=layout,
+        view_naming=naming,
+        frame_order=("POST", "ANT"),
+        study_date="2021-03-04",
+        **IDS,
+    )
     assert len(files) == (1 if layout == "multiframe" else 2)
     study = read_study(files)
     np.testing.assert_array_equal(study.anterior, ant)
@@ -82,8 +92,17 @@ def test_pair_files_named_only_by_file_name_are_read_by_file_name(tmp_path, view
 
 
 def test_multiframe_file_has_proper_nm_attributes(tmp_path, views) -> None:
-    (path,) = write_study(tmp_path, *views, stem="s", pixel_spacing=(2.4, 2.2), sex="F", age=61,
-                          birth_date="1960-02-03", accession_number="A1", **IDS)
+    (path,) = write_study(
+        tmp_path,
+        *views,
+        stem="s",
+        pixel_spacing=(2.4, 2.2),
+        sex="F",
+        age=61,
+        birth_date="1960-02-03",
+        accession_number="A1",
+        **IDS,
+    )
     ds = pydicom.dcmread(path)
     assert path.read_bytes()[128:132] == b"DICM"
     assert ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
@@ -138,8 +157,9 @@ def test_missing_pixel_spacing_is_assumed_from_the_matrix_and_said(tmp_path, hw,
     ds.save_as(f)
     df = read_file(f)
     assert df.pixel_spacing == pytest.approx((mm, mm), abs=0.005)
-    assert any(x.startswith(f"no PixelSpacing: assumed {mm:.2f} mm from the {max(hw)}-pixel long axis")
-               for x in df.flags), df.flags
+    assert any(
+        x.startswith(f"no PixelSpacing: assumed {mm:.2f} mm from the {max(hw)}-pixel long axis") for x in df.flags
+    ), df.flags
     assert df.views["ANT"].shape == (max(hw), min(hw))
 
 
@@ -151,8 +171,9 @@ def test_one_view_study_is_kept_and_flagged(tmp_path, views) -> None:
 
 def test_two_files_of_different_patients_are_refused(tmp_path, views) -> None:
     a = write_study(tmp_path / "a", views[0], None, stem="s", layout="pair", study_uid="1.2.9", **IDS)
-    other = write_study(tmp_path / "b", *views, stem="t", layout="pair", study_uid="1.2.9",
-                        **{**IDS, "patient_id": "OTHER"})
+    other = write_study(
+        tmp_path / "b", *views, stem="t", layout="pair", study_uid="1.2.9", **{**IDS, "patient_id": "OTHER"}
+    )
     with pytest.raises(InputError, match="two different patients"):
         read_study(a + other[1:])  # ANT of one patient, POST of another, same study UID
 
@@ -217,8 +238,9 @@ LOSSLESS = ["rle", "jpeg-ls", "j2k", "jpeg-lossless", "jpeg-lossless-sv1", "defl
 def test_lossless_syntaxes_give_the_counts_back_bit_exact(tmp_path, views, compress, signed) -> None:
     ant = views[0].astype(np.int16) if signed else views[0]
     ant[10, 10] = 4000  # a hot bladder pixel well beyond 8 and 12 bits' reach of the rest
-    (path,) = write_study(tmp_path, ant, None, stem="s", layout="pair", sop_class="sc", signed=signed,
-                          compress=compress, **IDS)
+    (path,) = write_study(
+        tmp_path, ant, None, stem="s", layout="pair", sop_class="sc", signed=signed, compress=compress, **IDS
+    )
     ts = pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID
     assert ts == COMPRESSIONS[compress]
     got = read_file(path)

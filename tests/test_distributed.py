@@ -5,6 +5,7 @@ two-device cases run in a fresh Python process: TensorFlow with the CPU split in
 logical devices, JAX with two host devices (``--xla_force_host_platform_device_count``).
 The Dask case starts a real two-worker LocalCluster and runs two real notebooks.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,9 @@ PY = sys.executable
 def run_child(code: str, env: dict[str, str] | None = None, timeout: int = 240) -> dict:
     """Run ``code`` in a fresh interpreter; it prints one JSON line last, returned here."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    out = subprocess.run([PY, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout, env=full_env)
+    out = subprocess.run(
+        [PY, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout, env=full_env
+    )
     assert out.returncode == 0, out.stderr[-4000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -75,7 +78,8 @@ def test_mirrored_strategy_on_two_logical_cpus_trains_a_run(tmp_path: Path) -> N
 
 def test_keras_distribution_api_on_two_jax_cpu_devices() -> None:
     pytest.importorskip("jax")
-    res = run_child("""
+    res = run_child(
+        """
         import json
         import numpy as np
         import keras
@@ -99,7 +103,9 @@ def test_keras_distribution_api_on_two_jax_cpu_devices() -> None:
             "loss": float(hist.history["loss"][-1]),
             "after": keras.distribution.distribution() is None,
         }))
-    """, env={"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"})
+    """,
+        env={"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"},
+    )
     assert res["backend"] == "jax" and res["kind"] == "DataParallel"
     assert res["mesh_devices"] == 2 and res["weight_devices"] == 2  # replicated on both devices
     assert res["changed"] and res["loss"] == res["loss"]
@@ -117,12 +123,14 @@ def test_unknown_distribution_name_is_refused() -> None:
 def _notebook(path: Path) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell('x: int = 1  # a number\nfail: bool = False  # raise on purpose')
+    params = nbformat.v4.new_code_cell("x: int = 1  # a number\nfail: bool = False  # raise on purpose")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [
         nbformat.v4.new_markdown_cell("# Dask test notebook"),
         params,
-        nbformat.v4.new_code_cell('import os\nfrom pathlib import Path\nPath("pid.txt").write_text(str(os.getppid()))\nprint("value", x * 10)'),
+        nbformat.v4.new_code_cell(
+            'import os\nfrom pathlib import Path\nPath("pid.txt").write_text(str(os.getppid()))\nprint("value", x * 10)'
+        ),
         nbformat.v4.new_code_cell('if fail:\n    raise RuntimeError("planned failure")'),
         nbformat.v4.new_code_cell('print("after the failure point")'),
     ]
@@ -135,11 +143,13 @@ def test_dask_local_cluster_runs_a_grid_and_keeps_the_failed_run(tmp_path: Path)
     from scintilab.dask_executor import DaskExecutor
 
     nb = _notebook(tmp_path / "tiny.ipynb")
-    doc = {"runs": [
-        {"name": "good", "notebook": str(nb), "parameters": {"x": 4}},
-        {"name": "bad", "notebook": str(nb), "parameters": {"fail": True}},
-        {"name": "after-bad", "notebook": str(nb), "depends_on": ["bad"]},
-    ]}
+    doc = {
+        "runs": [
+            {"name": "good", "notebook": str(nb), "parameters": {"x": 4}},
+            {"name": "bad", "notebook": str(nb), "parameters": {"fail": True}},
+            {"name": "after-bad", "notebook": str(nb), "depends_on": ["bad"]},
+        ]
+    }
     out = tmp_path / "out"
     specs = batch.expand_specs(doc, out_root=out)
     with DaskExecutor(n_workers=2) as ex:

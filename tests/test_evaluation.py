@@ -1,4 +1,5 @@
 """Tests for scintilab.evaluation: metrics vs scikit-learn, hand-made matrices, bootstrap."""
+
 from __future__ import annotations
 
 import json
@@ -116,7 +117,17 @@ def _patient_frame(seed: int, n_patients: int = 40, per_patient: int = 3) -> pd.
             p = rng.dirichlet(np.ones(3))
             target = label if good else (label + 1) % 3
             p = 0.3 * p + 0.7 * np.eye(3)[target]
-            rows.append({"study_key": f"S-{i:03d}", "patient_key": f"P-{i:03d}", "kind": "fused", "aug": str(j), "split": "test", "true": classes[label], **{f"p_{c}": v for c, v in zip(classes, p)}})
+            rows.append(
+                {
+                    "study_key": f"S-{i:03d}",
+                    "patient_key": f"P-{i:03d}",
+                    "kind": "fused",
+                    "aug": str(j),
+                    "split": "test",
+                    "true": classes[label],
+                    **{f"p_{c}": v for c, v in zip(classes, p)},
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -3,6 +3,7 @@
 No training here: results are built from hand-made records (notebooks 05/06 run the real
 thing under tests/test_notebooks.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -20,15 +21,22 @@ PAPER = Path("/work/shared/seed/guo2022_lung_cancer_bone_metastasis_insights_ima
 def _paper_rows(text: str, title: str) -> list[list[float]]:
     """Rows of four 0.xxxx numbers under a table title of the paper's text."""
     block = text.split(title, 1)[1].split("Best value", 1)[0]
-    return [[float(v) for v in re.findall(r"0\.\d{4}", line)] for line in block.splitlines()
-            if len(re.findall(r"0\.\d{4}", line)) == 4]
+    return [
+        [float(v) for v in re.findall(r"0\.\d{4}", line)]
+        for line in block.splitlines()
+        if len(re.findall(r"0\.\d{4}", line)) == 4
+    ]
 
 
 @pytest.mark.skipif(not PAPER.exists(), reason="paper text not available on this machine")
 def test_paper_numbers_match_the_paper_text() -> None:
     text = PAPER.read_text(encoding="utf-8")
-    for key, title in [("table4", "Table 4 Scores"), ("table5", "Table 5 Scores"),
-                       ("table6", "Table 6 Effects"), ("table10", "Table 10 Scores")]:
+    for key, title in [
+        ("table4", "Table 4 Scores"),
+        ("table5", "Table 5 Scores"),
+        ("table6", "Table 6 Effects"),
+        ("table10", "Table 10 Scores"),
+    ]:
         rows = _paper_rows(text, title)
         ours = [list(v) for v in ex.PAPER_TABLES[key].values()]
         assert ours == rows, key
@@ -45,8 +53,12 @@ def test_paper_table_layout() -> None:
 
 
 def test_plan_expands_rows_seeds_and_shares_fingerprints() -> None:
-    planned = ex.plan(["table6", "table4", "table5"], preset="quick", seeds=[0, 1],
-                      **ex.overrides_from(epochs=2, image_size=[128, 32], width=16))
+    planned = ex.plan(
+        ["table6", "table4", "table5"],
+        preset="quick",
+        seeds=[0, 1],
+        **ex.overrides_from(epochs=2, image_size=[128, 32], width=16),
+    )
     assert len(planned) == (4 + 2 + 3) * 2
     assert all(p.config.epochs == 2 and p.config.image_size == (128, 32) for p in planned)
     assert {p.config.model_options["width"] for p in planned} == {16}
@@ -57,8 +69,11 @@ def test_plan_expands_rows_seeds_and_shares_fingerprints() -> None:
     assert fps[("table6", "plain", 0)] != fps[("table6", "plain", 1)]
     assert {p.config.dataset for p in planned if p.table == "table5"} == {"D1", "D2", "D3"}
     only = ex.plan(["table6", "table10"], models=["inrac", "vgg11"])
-    assert [(p.table, p.row.label) for p in only] == [("table6", "Classifier-inRAC"), ("table10", "VGG 11"),
-                                                      ("table10", "Classifier-inRAC")]
+    assert [(p.table, p.row.label) for p in only] == [
+        ("table6", "Classifier-inRAC"),
+        ("table10", "VGG 11"),
+        ("table10", "Classifier-inRAC"),
+    ]
     frame = ex.plan_frame(only)
     assert list(frame["model"]) == ["inrac", "vgg11", "inrac"] and "status" not in frame
 
@@ -68,16 +83,35 @@ def _result(values: dict[tuple[str, str, int], float]) -> ex.ExperimentResult:
     for (table, row, seed), acc in values.items():
         for metric, shift in (("accuracy", 0.0), ("precision", 0.01), ("recall", 0.02), ("f1", -0.01)):
             v = acc + shift
-            records.append({"table": table, "row": row, "seed": seed, "metric": metric, "value": v,
-                            "low": v - 0.1, "high": v + 0.1, "run": f"r-{row}-{seed}", "reused": False, "seconds": 1.0})
-    planned = [ex.PlannedRun(t, next(r for r in ex.experiment(t).rows if r.label == row), s, None)
-               for (t, row, s) in values]
+            records.append(
+                {
+                    "table": table,
+                    "row": row,
+                    "seed": seed,
+                    "metric": metric,
+                    "value": v,
+                    "low": v - 0.1,
+                    "high": v + 0.1,
+                    "run": f"r-{row}-{seed}",
+                    "reused": False,
+                    "seconds": 1.0,
+                }
+            )
+    planned = [
+        ex.PlannedRun(t, next(r for r in ex.experiment(t).rows if r.label == row), s, None) for (t, row, s) in values
+    ]
     return ex.ExperimentResult(planned, records, [])
 
 
 def test_comparison_table_beside_the_paper_with_cis_and_seed_means() -> None:
-    result = _result({("table6", "plain", 0): 0.50, ("table6", "plain", 1): 0.60,
-                      ("table6", "residual only", 0): 0.70, ("table6", "Classifier-inRAC", 0): 0.80})
+    result = _result(
+        {
+            ("table6", "plain", 0): 0.50,
+            ("table6", "plain", 1): 0.60,
+            ("table6", "residual only", 0): 0.70,
+            ("table6", "Classifier-inRAC", 0): 0.80,
+        }
+    )
     table = ex.comparison_table(result, "table6")
     assert list(table.index) == ["plain", "residual only", "Classifier-inRAC"]  # paper order; missing row left out
     assert table.loc["plain", "Accuracy"] == "0.5500 (0.450–0.650)"  # mean over two seeds, mean CI bounds
@@ -88,8 +122,9 @@ def test_comparison_table_beside_the_paper_with_cis_and_seed_means() -> None:
     agreement = ex.ranking_agreement(result, "table6")
     assert agreement["ours_best"] == agreement["paper_best"] == "Classifier-inRAC"
     assert agreement["spearman"] == pytest.approx(1.0)
-    reversed_result = _result({("table6", "plain", 0): 0.9, ("table6", "residual only", 0): 0.7,
-                               ("table6", "Classifier-inRAC", 0): 0.5})
+    reversed_result = _result(
+        {("table6", "plain", 0): 0.9, ("table6", "residual only", 0): 0.7, ("table6", "Classifier-inRAC", 0): 0.5}
+    )
     assert ex.ranking_agreement(reversed_result, "table6")["spearman"] == pytest.approx(-1.0)
     assert "no run" in ex.comparison_table(result, "table4").iloc[0, 0]
     assert ex.headline(result)["table6.plain.accuracy"] == pytest.approx(0.55)

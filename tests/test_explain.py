@@ -1,4 +1,5 @@
 """Tests for scintilab.explain: Grad-CAM, CBAM attention maps, overlays, the gallery."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -120,11 +121,24 @@ def tiny_run(tmp_path_factory):
     from scintilab.training import train
 
     images, labels, _ = blob_images(24, (64, 32), 3)
-    ds = ImageSet(images=images, labels=labels * 2, patient_keys=np.array([f"P-{i // 2}" for i in range(24)]),
-                  study_keys=np.array([f"S-{i}" for i in range(24)]), kinds=np.array(["fused"] * 24),
-                  aug=np.array(["orig"] * 24))
-    cfg = config_from_preset("quick", image_size=(64, 32), model_options={"width": 4}, epochs=1, batch_size=8,
-                             n_boot=20, verbose=0, run_eagerly=True)
+    ds = ImageSet(
+        images=images,
+        labels=labels * 2,
+        patient_keys=np.array([f"P-{i // 2}" for i in range(24)]),
+        study_keys=np.array([f"S-{i}" for i in range(24)]),
+        kinds=np.array(["fused"] * 24),
+        aug=np.array(["orig"] * 24),
+    )
+    cfg = config_from_preset(
+        "quick",
+        image_size=(64, 32),
+        model_options={"width": 4},
+        epochs=1,
+        batch_size=8,
+        n_boot=20,
+        verbose=0,
+        run_eagerly=True,
+    )
     return train(cfg, tmp_path_factory.mktemp("run") / "run", dataset=ds)
 
 

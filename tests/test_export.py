@@ -1,4 +1,5 @@
 """ONNX export and ONNX Runtime scoring agree with Keras; bad inputs are named."""
+
 from __future__ import annotations
 
 import os

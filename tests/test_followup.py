@@ -1,4 +1,5 @@
 """Follow-up: registration, lesion matching, new-lesion counts and the PCWG3 2+2 rule."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -49,8 +50,14 @@ def test_new_lesions_of_a_progressing_patient_are_counted() -> None:
     dets, dates = [], []
     for v in range(2):
         st = render_study(pat, np.random.default_rng([seed, v, 9]), visit=v)
-        study = Study(study_key=f"S-v{v}", patient_key="P-1", anterior=st.anterior, posterior=st.posterior,
-                      pixel_spacing=spacing_for(MATRIX), study_date=pat.visit_dates[v])
+        study = Study(
+            study_key=f"S-v{v}",
+            patient_key="P-1",
+            anterior=st.anterior,
+            posterior=st.posterior,
+            pixel_spacing=spacing_for(MATRIX),
+            study_date=pat.visit_dates[v],
+        )
         dets.append(detect_hotspots(study))
         dates.append(pat.visit_dates[v])
     comp = compare(dets[0], dets[1])
@@ -75,23 +82,45 @@ def test_single_study_has_no_followup() -> None:
 
 def _det(key: str, spots: list[Hotspot]) -> Detection:
     """A detection holding only hand-made hot spots (compared with a given shift)."""
-    return Detection(study_key=key, patient_key="P-1", frame="ANT", images={"ANT": np.zeros((64, 32), np.float32)},
-                     atlas={}, skeleton={}, references={}, hotspots=spots)
+    return Detection(
+        study_key=key,
+        patient_key="P-1",
+        frame="ANT",
+        images={"ANT": np.zeros((64, 32), np.float32)},
+        atlas={},
+        skeleton={},
+        references={},
+        hotspots=spots,
+    )
 
 
 def _hs(r: float, c: float, p: float, nu: float, area: int = 20) -> Hotspot:
-    return Hotspot(id=0, view="ANT+POST", row=r, col=c, bone="ribs", area_px=area, peak_counts=10 * nu,
-                   mean_counts=8 * nu, normalized_uptake=nu, ap_ratio=1.0, p_metastatic=p)
+    return Hotspot(
+        id=0,
+        view="ANT+POST",
+        row=r,
+        col=c,
+        bone="ribs",
+        area_px=area,
+        peak_counts=10 * nu,
+        mean_counts=8 * nu,
+        normalized_uptake=nu,
+        ap_ratio=1.0,
+        p_metastatic=p,
+    )
 
 
 def test_new_means_nothing_there_before_or_a_lesion_appearing_on_faint_uptake() -> None:
     base = _det("S-0", [_hs(10, 10, 0.1, 1.5), _hs(30, 10, 0.3, 2.0), _hs(50, 20, 0.9, 5.0)])
-    fu = _det("S-1", [
-        _hs(10.5, 10, 0.9, 5.0),   # appeared on faint uptake (excess 0.5 -> 4.0): new
-        _hs(30, 10.5, 0.7, 2.6),   # a sub-threshold lesion brightening (flare, excess x1.6): not new
-        _hs(50, 20, 0.95, 6.0),    # the known lesion: matched, not new
-        _hs(20, 25, 0.8, 4.0),     # nothing there at baseline: new
-    ])
+    fu = _det(
+        "S-1",
+        [
+            _hs(10.5, 10, 0.9, 5.0),  # appeared on faint uptake (excess 0.5 -> 4.0): new
+            _hs(30, 10.5, 0.7, 2.6),  # a sub-threshold lesion brightening (flare, excess x1.6): not new
+            _hs(50, 20, 0.95, 6.0),  # the known lesion: matched, not new
+            _hs(20, 25, 0.8, 4.0),  # nothing there at baseline: new
+        ],
+    )
     comp = compare(base, fu, shift=(0.0, 0.0))
     assert sorted((h.row, h.col) for h in comp.new) == [(10.5, 10), (20, 25)]
     assert not comp.resolved
@@ -117,21 +146,45 @@ def test_new_and_resolved_are_counted_at_each_detections_own_threshold() -> None
     assert compare(base, fu, shift=(0.0, 0.0), threshold=0.5).new == []
 
 
-def _quiet_det(key: str, spots: list[Hotspot], level: float = 10.0, bright: list[tuple[int, int, float]] = ()
-               ) -> Detection:
+def _quiet_det(
+    key: str, spots: list[Hotspot], level: float = 10.0, bright: list[tuple[int, int, float]] = ()
+) -> Detection:
     """A detection with a flat smoothed image at ``level`` (bone reference ``level``: quiet
     bone reads a normalised uptake of 1) and the given (row, col, normalised uptake) bumps."""
     sm = np.full((64, 32), level, np.float32)
     for r, c, nu in bright:
-        sm[r - 1:r + 2, c - 1:c + 2] = nu * level
-    return Detection(study_key=key, patient_key="P-1", frame="ANT", images={"ANT": sm.copy()}, atlas={},
-                     skeleton={}, references={"ANT": {"ribs": level}}, hotspots=spots, smoothed={"ANT": sm})
+        sm[r - 1 : r + 2, c - 1 : c + 2] = nu * level
+    return Detection(
+        study_key=key,
+        patient_key="P-1",
+        frame="ANT",
+        images={"ANT": sm.copy()},
+        atlas={},
+        skeleton={},
+        references={"ANT": {"ribs": level}},
+        hotspots=spots,
+        smoothed={"ANT": sm},
+    )
 
 
 def _spot(r: int, c: int, p: float, nu: float, kind: str = "", area: int = 9) -> Hotspot:
-    return Hotspot(id=0, view="ANT+POST", row=float(r), col=float(c), bone="ribs", area_px=area,
-                   peak_counts=10 * nu, mean_counts=8 * nu, normalized_uptake=nu, ap_ratio=1.0, p_metastatic=p,
-                   kind=kind, bbox=(r - 1, c - 1), mask=np.ones((3, 3), bool), peak_rc=(r, c))
+    return Hotspot(
+        id=0,
+        view="ANT+POST",
+        row=float(r),
+        col=float(c),
+        bone="ribs",
+        area_px=area,
+        peak_counts=10 * nu,
+        mean_counts=8 * nu,
+        normalized_uptake=nu,
+        ap_ratio=1.0,
+        p_metastatic=p,
+        kind=kind,
+        bbox=(r - 1, c - 1),
+        mask=np.ones((3, 3), bool),
+        peak_rc=(r, c),
+    )
 
 
 def test_a_focus_emerging_on_quiet_bone_is_new_even_below_the_endpoint_cut() -> None:
@@ -141,9 +194,9 @@ def test_a_focus_emerging_on_quiet_bone_is_new_even_below_the_endpoint_cut() -> 
     from scintilab.followup import EMERGED_MIN_UPTAKE
 
     base = _quiet_det("S-0", [], bright=[(40, 20, 2.4)])
-    emerged = _spot(10, 10, 0.2, 3.0)             # quiet bone before (1.0): new
+    emerged = _spot(10, 10, 0.2, 3.0)  # quiet bone before (1.0): new
     faint = _spot(20, 10, 0.2, EMERGED_MIN_UPTAKE - 0.3)  # emerged but too faint to count
-    was_there = _spot(40, 20, 0.2, 3.0)           # 2.4 before: excess x1.4, not new
+    was_there = _spot(40, 20, 0.2, 3.0)  # 2.4 before: excess x1.4, not new
     injection = _spot(55, 25, 0.05, 8.0, kind="injection_site")
     fu = _quiet_det("S-1", [emerged, faint, was_there, injection])
     comp = compare(base, fu, shift=(0.0, 0.0))
@@ -178,9 +231,22 @@ def test_a_new_lesion_merged_with_an_old_one_is_counted() -> None:
     the old one; its own peak, far from the old peak on bone that was quiet, makes it new."""
     old = _spot(20, 12, 0.9, 5.0)
     base = _quiet_det("S-0", [old], bright=[(20, 12, 5.0)])
-    merged = Hotspot(id=0, view="ANT+POST", row=24.0, col=12.0, bone="ribs", area_px=40, peak_counts=50.0,
-                     mean_counts=40.0, normalized_uptake=5.0, ap_ratio=1.0, p_metastatic=0.95, bbox=(18, 10),
-                     mask=np.ones((14, 5), bool), peak_rc=(20, 12))
+    merged = Hotspot(
+        id=0,
+        view="ANT+POST",
+        row=24.0,
+        col=12.0,
+        bone="ribs",
+        area_px=40,
+        peak_counts=50.0,
+        mean_counts=40.0,
+        normalized_uptake=5.0,
+        ap_ratio=1.0,
+        p_metastatic=0.95,
+        bbox=(18, 10),
+        mask=np.ones((14, 5), bool),
+        peak_rc=(20, 12),
+    )
     fu = _quiet_det("S-1", [merged], bright=[(20, 12, 5.2), (29, 12, 4.0)])
     comp = compare(base, fu, shift=(0.0, 0.0))
     assert comp.matched and comp.new_lesions == 1
@@ -197,9 +263,22 @@ def test_what_was_there_before_is_read_at_the_new_peak_not_over_the_whole_new_sp
 
     old = _spot(20, 16, 0.9, 5.0)
     area = 150  # radius ~7 px: a box that wide around the new peak holds the old lesion
-    big = Hotspot(id=0, view="ANT+POST", row=27.0, col=16.0, bone="ribs", area_px=area, peak_counts=40.0,
-                  mean_counts=32.0, normalized_uptake=4.0, ap_ratio=1.0, p_metastatic=0.9, bbox=(21, 10),
-                  mask=np.ones((12, 12), bool), peak_rc=(27, 16))
+    big = Hotspot(
+        id=0,
+        view="ANT+POST",
+        row=27.0,
+        col=16.0,
+        bone="ribs",
+        area_px=area,
+        peak_counts=40.0,
+        mean_counts=32.0,
+        normalized_uptake=4.0,
+        ap_ratio=1.0,
+        p_metastatic=0.9,
+        bbox=(21, 10),
+        mask=np.ones((12, 12), bool),
+        peak_rc=(27, 16),
+    )
     assert 27 - 20 > PLACE_RADIUS_PX + 1 and 27 - 20 <= int(round(np.sqrt(area / np.pi)))
     base = _quiet_det("S-0", [old], bright=[(20, 16, 5.0)])
     fu = _quiet_det("S-1", [_spot(20, 16, 0.9, 5.0), big], bright=[(20, 16, 5.0), (27, 16, 4.0)])

@@ -1,4 +1,5 @@
 """View fusion: flipping, critical points, alignment, aggregation formulas."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ A seeded loop, bounded in size (about 60 mutants of a 64 x 32 two-frame study, a
 seconds): ingest must never raise, and every file must come out either kept, with the
 matrix and counts its pixels really hold, or skipped with a reason.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -25,8 +26,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 def _base(folder: Path) -> Path:
     rng = np.random.default_rng(0)
     ant, post = phantom((64, 32), [], rng), phantom((64, 32), [], rng)
-    return write_study(folder, ant, post, stem="base", patient_id="PBASE", patient_name="Fuzz^Base",
-                       study_id="SBASE")[0]
+    return write_study(folder, ant, post, stem="base", patient_id="PBASE", patient_name="Fuzz^Base", study_id="SBASE")[
+        0
+    ]
 
 
 def _header_mutations(rng: np.random.Generator) -> list[Callable[[pydicom.Dataset], None]]:
@@ -51,16 +53,32 @@ def _header_mutations(rng: np.random.Generator) -> list[Callable[[pydicom.Datase
         ds.PixelData = bytes(arr)
 
     return [
-        set_("Rows", 0, 1, 63, 65, 1000, 65535), set_("Columns", 0, 31, 33, 4096),
-        set_("NumberOfFrames", 0, 1, 3, 100, "x"), set_("BitsAllocated", 8, 12, 32, 0),
-        set_("BitsStored", 1, 17, 40), set_("HighBit", 31, 0), set_("PixelRepresentation", 1, 2),
-        set_("SamplesPerPixel", 3, 0), set_("PhotometricInterpretation", "RGB", "PALETTE COLOR", "YBR_FULL", ""),
+        set_("Rows", 0, 1, 63, 65, 1000, 65535),
+        set_("Columns", 0, 31, 33, 4096),
+        set_("NumberOfFrames", 0, 1, 3, 100, "x"),
+        set_("BitsAllocated", 8, 12, 32, 0),
+        set_("BitsStored", 1, 17, 40),
+        set_("HighBit", 31, 0),
+        set_("PixelRepresentation", 1, 2),
+        set_("SamplesPerPixel", 3, 0),
+        set_("PhotometricInterpretation", "RGB", "PALETTE COLOR", "YBR_FULL", ""),
         set_("PixelSpacing", [0, 0], [-2.3, 2.3], ["nan", "1"], [1e9, 1e9]),
-        set_("Modality", "CT", "", "OT"), set_("RescaleSlope", 0, -1, 1e30), set_("RescaleIntercept", -1e6, 1e6),
-        set_("StudyDate", "notadate", "20261399", ""), set_("PatientID", "", " ", "x" * 64),
-        drop("Rows"), drop("PixelData"), drop("SOPClassUID"), drop("PixelSpacing"), drop("BitsAllocated"),
-        drop("PatientID"), drop("StudyInstanceUID"), drop("NumberOfFrames"),
-        cut_pixels, pad_pixels, scramble_pixels,
+        set_("Modality", "CT", "", "OT"),
+        set_("RescaleSlope", 0, -1, 1e30),
+        set_("RescaleIntercept", -1e6, 1e6),
+        set_("StudyDate", "notadate", "20261399", ""),
+        set_("PatientID", "", " ", "x" * 64),
+        drop("Rows"),
+        drop("PixelData"),
+        drop("SOPClassUID"),
+        drop("PixelSpacing"),
+        drop("BitsAllocated"),
+        drop("PatientID"),
+        drop("StudyInstanceUID"),
+        drop("NumberOfFrames"),
+        cut_pixels,
+        pad_pixels,
+        scramble_pixels,
     ]
 
 
@@ -126,8 +144,12 @@ def test_mutated_dicoms_are_kept_with_their_counts_or_named(tmp_path: Path, seed
 
     res = ingest(src, out=tmp_path / "manifest.csv", progress=False)  # must not raise
 
-    kept = {Path(p).name: row for _, row in res.manifest.iterrows()
-            for p in (row["ant_path"], row["post_path"]) if isinstance(p, str) and p}
+    kept = {
+        Path(p).name: row
+        for _, row in res.manifest.iterrows()
+        for p in (row["ant_path"], row["post_path"])
+        if isinstance(p, str) and p
+    }
     skipped = {Path(p).name: why for p, why in res.skipped}
     flags = " | ".join(res.manifest["flags"].fillna("")) if len(res.manifest) else ""
     for name in written:

@@ -1,4 +1,5 @@
 """Hot-spot detection on the synthetic generator's studies, checked against its truth."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,8 +33,14 @@ def _study(label: str, seed: int, scale: float = 1.0, visits: int = 1, visit: in
     st = render_study(pat, np.random.default_rng([seed, 2, visit]), visit=visit)
     ant = st.anterior.astype(float) * scale
     post = st.posterior.astype(float) * scale
-    study = Study(study_key=f"S-test{seed}", patient_key="P-test", anterior=ant.astype(np.uint16),
-                  posterior=post.astype(np.uint16), pixel_spacing=spacing_for(MATRIX), shapes=st.shapes)
+    study = Study(
+        study_key=f"S-test{seed}",
+        patient_key="P-test",
+        anterior=ant.astype(np.uint16),
+        posterior=post.astype(np.uint16),
+        pixel_spacing=spacing_for(MATRIX),
+        shapes=st.shapes,
+    )
     return study, st
 
 
@@ -64,10 +71,13 @@ def test_uptake_is_normalised_to_the_patients_own_bone(metastatic) -> None:
     """A dim scan (a third of the counts) reads the same normalised uptake."""
     study, _ = metastatic
     bright = detect_hotspots(study)
-    dim_study = Study(study_key="S-dim", patient_key="P-test",
-                      anterior=np.random.default_rng(0).binomial(study.anterior, 1 / 3).astype(np.uint16),
-                      posterior=np.random.default_rng(1).binomial(study.posterior, 1 / 3).astype(np.uint16),
-                      pixel_spacing=study.pixel_spacing)
+    dim_study = Study(
+        study_key="S-dim",
+        patient_key="P-test",
+        anterior=np.random.default_rng(0).binomial(study.anterior, 1 / 3).astype(np.uint16),
+        posterior=np.random.default_rng(1).binomial(study.posterior, 1 / 3).astype(np.uint16),
+        pixel_spacing=study.pixel_spacing,
+    )
     dim = detect_hotspots(dim_study)
     top = [h for h in bright.hotspots if h.metastatic][:3]
     assert top
@@ -169,8 +179,13 @@ def test_bad_model_file_and_empty_study_are_input_errors(tmp_path) -> None:
 
 def test_single_view_study_is_quantified(metastatic) -> None:
     study, _ = metastatic
-    ant_only = Study(study_key="S-ant", patient_key="P-test", anterior=study.anterior, posterior=None,
-                     pixel_spacing=study.pixel_spacing)
+    ant_only = Study(
+        study_key="S-ant",
+        patient_key="P-test",
+        anterior=study.anterior,
+        posterior=None,
+        pixel_spacing=study.pixel_spacing,
+    )
     det = detect_hotspots(ant_only)
     assert det.frame == "ANT" and det.hotspots
     assert all(h.view == "ANT" and not np.isfinite(h.ap_ratio) for h in det.hotspots)
@@ -178,9 +193,22 @@ def test_single_view_study_is_quantified(metastatic) -> None:
 
 def _spot(r: int, c: int, nu: float) -> Hotspot:
     """A small hand-made rib hot spot (2 x 5 pixels) for the rule tests."""
-    return Hotspot(id=0, view="ANT+POST", row=float(r), col=float(c), bone="ribs", area_px=10, peak_counts=100.0,
-                   mean_counts=80.0, normalized_uptake=nu, ap_ratio=1.0, bbox=(r - 1, c - 2),
-                   mask=np.ones((2, 5), bool), contrast=float("nan"), peak_rc=(r, c))
+    return Hotspot(
+        id=0,
+        view="ANT+POST",
+        row=float(r),
+        col=float(c),
+        bone="ribs",
+        area_px=10,
+        peak_counts=100.0,
+        mean_counts=80.0,
+        normalized_uptake=nu,
+        ap_ratio=1.0,
+        bbox=(r - 1, c - 2),
+        mask=np.ones((2, 5), bool),
+        contrast=float("nan"),
+        peak_rc=(r, c),
+    )
 
 
 def test_rib_rules_need_a_partner_of_similar_intensity(metastatic) -> None:
@@ -233,19 +261,48 @@ def test_second_focal_hand_spot_and_elongated_lumbar_spot_are_not_explained_away
     other.contrast = 1.2  # like the wrist on the other side: normal arm uptake
     assert rule_kind(det, other) == "injection_site"
     spine_half = 0.095 * lm.half_width
-    lumbar = [(int(r), int(c)) for r, c in np.argwhere(bmap == BONES.index("lumbar_spine") + 1)
-              if abs(c - float(lm.midline(r))) > 0.8 * spine_half]
+    lumbar = [
+        (int(r), int(c))
+        for r, c in np.argwhere(bmap == BONES.index("lumbar_spine") + 1)
+        if abs(c - float(lm.midline(r))) > 0.8 * spine_half
+    ]
     assert lumbar, "the atlas drew no lumbar column"
     r, c = lumbar[len(lumbar) // 2]
     # at this matrix (4.6 mm pixels) the 40-pixel bound at 2.3 mm is 10 pixels
-    round_spot = Hotspot(id=0, view="ANT+POST", row=float(r), col=float(c), bone="lumbar_spine", area_px=9,
-                         peak_counts=100.0, mean_counts=80.0, normalized_uptake=3.0, ap_ratio=0.4, bbox=(r - 1, c - 1),
-                         mask=np.ones((3, 3), bool), contrast=3.0, peak_rc=(r, c))
+    round_spot = Hotspot(
+        id=0,
+        view="ANT+POST",
+        row=float(r),
+        col=float(c),
+        bone="lumbar_spine",
+        area_px=9,
+        peak_counts=100.0,
+        mean_counts=80.0,
+        normalized_uptake=3.0,
+        ap_ratio=0.4,
+        bbox=(r - 1, c - 1),
+        mask=np.ones((3, 3), bool),
+        contrast=3.0,
+        peak_rc=(r, c),
+    )
     det.hotspots = [round_spot]
     assert rule_kind(det, round_spot) == "lumbar_facet"
-    long_spot = Hotspot(id=0, view="ANT+POST", row=float(r), col=float(c), bone="lumbar_spine", area_px=9,
-                        peak_counts=100.0, mean_counts=80.0, normalized_uptake=3.0, ap_ratio=0.4, bbox=(r - 4, c),
-                        mask=np.ones((9, 1), bool), contrast=3.0, peak_rc=(r, c))
+    long_spot = Hotspot(
+        id=0,
+        view="ANT+POST",
+        row=float(r),
+        col=float(c),
+        bone="lumbar_spine",
+        area_px=9,
+        peak_counts=100.0,
+        mean_counts=80.0,
+        normalized_uptake=3.0,
+        ap_ratio=0.4,
+        bbox=(r - 4, c),
+        mask=np.ones((9, 1), bool),
+        contrast=3.0,
+        peak_rc=(r, c),
+    )
     det.hotspots = [long_spot]
     assert rule_kind(det, long_spot) == ""
 
@@ -253,12 +310,28 @@ def test_second_focal_hand_spot_and_elongated_lumbar_spot_are_not_explained_away
 def _on(det, bone: str, area: int, nu: float, ap: float) -> Hotspot:
     """A hand-made round hot spot centred on a pixel of ``bone`` in the atlas."""
     bmap = det.bone_map()
-    pts = [rc for rc in np.argwhere(bmap == BONES.index(bone) + 1)
-           if 3 <= rc[0] < bmap.shape[0] - 3 and 3 <= rc[1] < bmap.shape[1] - 3]
+    pts = [
+        rc
+        for rc in np.argwhere(bmap == BONES.index(bone) + 1)
+        if 3 <= rc[0] < bmap.shape[0] - 3 and 3 <= rc[1] < bmap.shape[1] - 3
+    ]
     r, c = (int(v) for v in pts[len(pts) // 2])
-    return Hotspot(id=0, view="ANT+POST", row=float(r), col=float(c), bone=bone, area_px=area, peak_counts=100.0,
-                   mean_counts=80.0, normalized_uptake=nu, ap_ratio=ap, bbox=(r - 1, c - 1),
-                   mask=np.ones((3, 3), bool), contrast=float("nan"), peak_rc=(r, c))
+    return Hotspot(
+        id=0,
+        view="ANT+POST",
+        row=float(r),
+        col=float(c),
+        bone=bone,
+        area_px=area,
+        peak_counts=100.0,
+        mean_counts=80.0,
+        normalized_uptake=nu,
+        ap_ratio=ap,
+        bbox=(r - 1, c - 1),
+        mask=np.ones((3, 3), bool),
+        contrast=float("nan"),
+        peak_rc=(r, c),
+    )
 
 
 def test_depth_and_size_rules_for_face_thigh_and_pelvis(metastatic) -> None:
@@ -314,12 +387,16 @@ def test_spine_uptake_term_uses_the_neighbouring_vertebrae(metastatic) -> None:
     spine.normalized_uptake = pelvis.normalized_uptake = nu
     p_spine, kind = hmod.rule_probability(det, spine)
     assert kind == ""
-    assert p_spine == pytest.approx(uptake_probability(min(con, hmod.NEIGHBOUR_MAX_GAIN * nu))
-                                    * hmod.contrast_probability(con))
+    assert p_spine == pytest.approx(
+        uptake_probability(min(con, hmod.NEIGHBOUR_MAX_GAIN * nu)) * hmod.contrast_probability(con)
+    )
     assert p_spine > uptake_probability(nu) * hmod.contrast_probability(con)
     p_pelvis, _ = hmod.rule_probability(det, pelvis)
-    assert p_pelvis == pytest.approx(uptake_probability(nu) * hmod.contrast_probability(pelvis.contrast)
-                                     * (hmod.RULES[pelvis.kind][0] if pelvis.kind else 1.0))
+    assert p_pelvis == pytest.approx(
+        uptake_probability(nu)
+        * hmod.contrast_probability(pelvis.contrast)
+        * (hmod.RULES[pelvis.kind][0] if pelvis.kind else 1.0)
+    )
 
 
 def test_spine_neighbours_leave_out_rows_of_other_bright_hot_spots(metastatic) -> None:
@@ -370,7 +447,7 @@ def test_lesions_on_both_femoral_shafts_at_one_height_are_focal(metastatic) -> N
     mc = int(round(2 * mid - c))
     sm = det.smoothed["ANT"].copy()
     for cc in (c, mc):
-        sm[r - 2: r + 3, cc - 2: cc + 3] += 3.0 * float(sm[r, cc])
+        sm[r - 2 : r + 3, cc - 2 : cc + 3] += 3.0 * float(sm[r, cc])
     det.smoothed = {**det.smoothed, "ANT": sm}
     spot, partner = _on(det, "femora", 20, 3.0, 1.0), _on(det, "femora", 20, 3.0, 1.0)
     for h, cc in ((spot, c), (partner, mc)):
@@ -379,7 +456,7 @@ def test_lesions_on_both_femoral_shafts_at_one_height_are_focal(metastatic) -> N
     assert hmod._on_shaft(det, spot) and hmod._mirror_partner(det, spot, *hmod._canon(det, spot), min_uptake=3.0)
     wr = max(2, int(round(10.0 / det.spacing[0])))
     wc = max(2, int(round(10.0 / det.spacing[1])))
-    mirror = float(sm[r, c]) / float(sm[r - wr: r + wr + 1, mc - wc: mc + wc + 1].max())
+    mirror = float(sm[r, c]) / float(sm[r - wr : r + wr + 1, mc - wc : mc + wc + 1].max())
     assert mirror < 1.5  # each lesion matches its mirror
     focal = hmod.local_contrast(det, spot)
     assert focal > 2.5 and focal == pytest.approx(hmod.local_contrast(det, partner), rel=0.3)
@@ -427,7 +504,7 @@ def test_mirror_image_stays_on_the_body_when_one_hand_lies_further_out(metastati
         c = int(round(2 * mid - c))
         spot.peak_rc, spot.col = (r, c), float(c)
     body = atlas.body.copy()
-    body[max(r - 8, 0): r + 9, 0:2] = True  # the far hand, at the image edge
+    body[max(r - 8, 0) : r + 9, 0:2] = True  # the far hand, at the image edge
     atlas.body = body
     det.hotspots = [spot]
     skewed = hmod._row_midline(body, r)
@@ -436,7 +513,7 @@ def test_mirror_image_stays_on_the_body_when_one_hand_lies_further_out(metastati
     wr = max(2, int(round(10.0 / det.spacing[0])))
     wc = max(2, int(round(10.0 / det.spacing[1])))
     mc = int(round(2 * mid - c))
-    expected = float(sm[r, c]) / float(sm[max(r - wr, 0): r + wr + 1, max(mc - wc, 0): mc + wc + 1].max())
+    expected = float(sm[r, c]) / float(sm[max(r - wr, 0) : r + wr + 1, max(mc - wc, 0) : mc + wc + 1].max())
     assert hmod.local_contrast(det, spot) == pytest.approx(expected)
 
 
@@ -450,9 +527,9 @@ def test_an_area_holding_two_hot_spots_gives_two(monkeypatch) -> None:
     rr, cc = np.mgrid[0:80, 0:60]
     ref = np.full((80, 60), 10.0)
     pair = ref.copy()
-    pair[(rr - 40) ** 2 + (cc - 20) ** 2 <= 25] = 200.0   # 20x its bone
-    pair[(rr - 40) ** 2 + (cc - 40) ** 2 <= 9] = 50.0     # 5x
-    pair[40, 20:40] = np.maximum(pair[40, 20:40], 20.0)   # a bridge at 2x
+    pair[(rr - 40) ** 2 + (cc - 20) ** 2 <= 25] = 200.0  # 20x its bone
+    pair[(rr - 40) ** 2 + (cc - 40) ** 2 <= 9] = 50.0  # 5x
+    pair[40, 20:40] = np.maximum(pair[40, 20:40], 20.0)  # a bridge at 2x
     assert ndi.label(pair / ref >= 1.6)[1] == 1
     two = hmod._segment("ANT", pair, pair, ref, 1.6, 3)
     assert len(two) == 2 and sorted(round(r["norm"]) for r in two) == [5, 20]

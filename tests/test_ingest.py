@@ -1,4 +1,5 @@
 """Cohort ingest: grouping, labels, annotations, every bad input, identity, lazy cohort."""
+
 from __future__ import annotations
 
 import hashlib
@@ -43,8 +44,12 @@ class Messy:
 
 
 def _ids(n: int) -> dict[str, str]:
-    return dict(patient_id=f"{PLANTED_ID}{n:03d}", patient_name=f"{PLANTED_NAME}{n}",
-                study_id=f"{PLANTED_ID}S{n:03d}", accession_number=f"{PLANTED_ID}A{n:03d}")
+    return dict(
+        patient_id=f"{PLANTED_ID}{n:03d}",
+        patient_name=f"{PLANTED_NAME}{n}",
+        study_id=f"{PLANTED_ID}S{n:03d}",
+        accession_number=f"{PLANTED_ID}A{n:03d}",
+    )
 
 
 def build_messy(root: Path) -> Messy:
@@ -76,14 +81,30 @@ def build_messy(root: Path) -> Messy:
     # The same view exported twice: lossless, and a lossy signed copy with negative values.
     study("dup", 9, "case_i", study_uid="1.2.826.0.1.3680043.9.7.9.99")
     lossy = m.images["dup"][0].astype(np.int16) - 2
-    write_study(m.dicom / "case_i", lossy, lossy, stem="dup_lossy", signed=True, lossy=True,
-                series_number=2, study_uid="1.2.826.0.1.3680043.9.7.9.99", **_ids(9))
+    write_study(
+        m.dicom / "case_i",
+        lossy,
+        lossy,
+        stem="dup_lossy",
+        signed=True,
+        lossy=True,
+        series_number=2,
+        study_uid="1.2.826.0.1.3680043.9.7.9.99",
+        **_ids(9),
+    )
     neg = phantom(HW, [], rng).astype(np.int16) - 1
     study("lossy_only", 10, "case_j", signed=True, lossy=True, ant_img=neg, post_img=neg)
     # One study UID, two patients.
     study("mixA", 11, "case_k", layout="pair", post=False, study_uid="1.2.826.0.1.3680043.9.7.11.1")
-    mix_b = write_study(m.dicom / "case_k", phantom(HW, [], rng), phantom(HW, [], rng), stem="mixB",
-                        layout="pair", study_uid="1.2.826.0.1.3680043.9.7.11.1", **_ids(12))
+    mix_b = write_study(
+        m.dicom / "case_k",
+        phantom(HW, [], rng),
+        phantom(HW, [], rng),
+        stem="mixB",
+        layout="pair",
+        study_uid="1.2.826.0.1.3680043.9.7.11.1",
+        **_ids(12),
+    )
     mix_b[0].unlink()  # keep only mixB_POST.dcm
     m.secrets += list(_ids(12).values())
 
@@ -99,8 +120,14 @@ def build_messy(root: Path) -> Messy:
     study("ct", 14, "junk", modality="CT")
     study("nopix", 15, "junk", include_pixels=False)
     study("noviews", 16, "junk", view_naming="none")  # kept: named from the image, as "view unknown"
-    study("blank_noviews", 18, "junk", view_naming="none", ant_img=np.zeros(HW, np.uint16),
-          post_img=np.zeros(HW, np.uint16))
+    study(
+        "blank_noviews",
+        18,
+        "junk",
+        view_naming="none",
+        ant_img=np.zeros(HW, np.uint16),
+        post_img=np.zeros(HW, np.uint16),
+    )
     jp = study("j2k", 17, "junk")[0]
     ds = pydicom.dcmread(jp)
     ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
@@ -122,8 +149,12 @@ def build_messy(root: Path) -> Messy:
     point = Shape("lesion:punctate:skull", np.array([[30, 10]], float), "point")
     benign = Shape("benign:arthritis:lower_limbs", np.array([[30, 200], [33, 203]], float), "circle")
     for view in ("ANT", "POST"):
-        write_labelme(m.annotations / "case_a" / f"good_mf_{view}.json", [lesion, point, benign],
-                      image_path="good_mf.dcm", image_hw=HW)
+        write_labelme(
+            m.annotations / "case_a" / f"good_mf_{view}.json",
+            [lesion, point, benign],
+            image_path="good_mf.dcm",
+            image_hw=HW,
+        )
     write_labelme(m.annotations / "good_pair_ANT.json", [lesion], image_path="good_pair_ANT.dcm", image_hw=HW)
     (m.annotations / "good_pair_POST.json").write_text("{ not json")
     write_labelme(m.annotations / "orphan_ANT.json", [lesion], image_path="orphan.dcm", image_hw=HW)
@@ -172,8 +203,20 @@ def _skip_reason(result, name: str) -> str:
     return reasons[0]
 
 
-KEPT = ["good_mf", "good_pair", "visit1", "visit2", "one_view", "unlabelled", "big", "small", "signed_sc",
-        "dup", "lossy_only", "noviews"]
+KEPT = [
+    "good_mf",
+    "good_pair",
+    "visit1",
+    "visit2",
+    "one_view",
+    "unlabelled",
+    "big",
+    "small",
+    "signed_sc",
+    "dup",
+    "lossy_only",
+    "noviews",
+]
 
 
 def test_manifest_has_the_convention_columns_and_one_row_per_kept_study(result, messy) -> None:
@@ -246,18 +289,21 @@ def test_annotations_are_joined_counted_and_problems_flagged(result, messy) -> N
     assert pd.isna(_row(result, messy, "visit1").lesion_count)
 
 
-@pytest.mark.parametrize("name, reason", [
-    ("junk/notes.dat", "not a DICOM file"),
-    ("junk/random.dcm", "not a DICOM file"),
-    ("junk/truncated.dcm", "truncated"),
-    ("junk/ct.dcm", "wrong modality CT"),
-    ("junk/report.dcm", "structured report"),
-    ("junk/nopix.dcm", "no pixel data"),
-    ("junk/blank_noviews.dcm", "cannot tell the views apart"),
-    ("junk/j2k.dcm", "JPEG 2000"),
-    ("case_k/mixA_ANT.dcm", "mixes two patients"),
-    ("case_k/mixB_POST.dcm", "mixes two patients"),
-])
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("junk/notes.dat", "not a DICOM file"),
+        ("junk/random.dcm", "not a DICOM file"),
+        ("junk/truncated.dcm", "truncated"),
+        ("junk/ct.dcm", "wrong modality CT"),
+        ("junk/report.dcm", "structured report"),
+        ("junk/nopix.dcm", "no pixel data"),
+        ("junk/blank_noviews.dcm", "cannot tell the views apart"),
+        ("junk/j2k.dcm", "JPEG 2000"),
+        ("case_k/mixA_ANT.dcm", "mixes two patients"),
+        ("case_k/mixB_POST.dcm", "mixes two patients"),
+    ],
+)
 def test_every_bad_input_is_skipped_with_its_reason(result, name, reason) -> None:
     assert reason in _skip_reason(result, name)
 
@@ -267,15 +313,18 @@ def test_corrupt_compressed_pixels_are_skipped_as_undecodable(result) -> None:
     assert "could not be decoded" in _skip_reason(result, "junk/j2k.dcm")
 
 
-@pytest.mark.parametrize("name, flag", [
-    ("one_view", "one view only"),
-    ("signed_sc", "signed pixel data"),
-    ("dup", "kept the lossless one"),
-    ("lossy_only", "clipped at 0"),
-    ("lossy_only", "only a lossy copy"),
-    # the test phantom is an ellipse, like no real body: the image cannot vouch for its views
-    ("noviews", "view unknown: the image suggests"),
-])
+@pytest.mark.parametrize(
+    "name, flag",
+    [
+        ("one_view", "one view only"),
+        ("signed_sc", "signed pixel data"),
+        ("dup", "kept the lossless one"),
+        ("lossy_only", "clipped at 0"),
+        ("lossy_only", "only a lossy copy"),
+        # the test phantom is an ellipse, like no real body: the image cannot vouch for its views
+        ("noviews", "view unknown: the image suggests"),
+    ],
+)
 def test_odd_but_usable_studies_are_kept_and_flagged(result, messy, name, flag) -> None:
     row = _row(result, messy, name)
     assert row.status == "flagged" and flag in row["flags"]
@@ -294,8 +343,12 @@ def test_other_matrix_sizes_are_kept(result, messy, name, hw) -> None:
 
 
 def test_no_identity_reaches_the_manifest_or_the_summary(result, messy) -> None:
-    texts = [result.out.read_text(), result.summary(), repr(result.skipped),
-             (result.out.parent / "skipped.csv").read_text()]
+    texts = [
+        result.out.read_text(),
+        result.summary(),
+        repr(result.skipped),
+        (result.out.parent / "skipped.csv").read_text(),
+    ]
     for secret in set(messy.secrets):
         for text in texts:
             assert secret not in text
@@ -304,8 +357,18 @@ def test_no_identity_reaches_the_manifest_or_the_summary(result, messy) -> None:
 
 def test_cli_writes_the_manifest_and_prints_no_identity(messy, tmp_path, capsys) -> None:
     out = tmp_path / "m" / "manifest.csv"
-    code = scintilab_main(["ingest", str(messy.dicom), "--labels", str(messy.labels),
-                           "--annotations", str(messy.annotations), "--out", str(out)])
+    code = scintilab_main(
+        [
+            "ingest",
+            str(messy.dicom),
+            "--labels",
+            str(messy.labels),
+            "--annotations",
+            str(messy.annotations),
+            "--out",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 3 and out.exists()  # some items skipped: exit code 3, with the count and the list
     assert "12 studies kept" in captured.out and "skipped:" in captured.out
@@ -321,8 +384,11 @@ def test_cli_reports_a_missing_folder(tmp_path, capsys) -> None:
 
 
 def _snapshot(root: Path) -> dict[str, tuple[str, int]]:
-    return {str(p): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_input_files_are_never_written(messy, tmp_path) -> None:
@@ -404,8 +470,12 @@ def test_png_and_tiff_exports_are_ingested_as_studies(tmp_path) -> None:
     (src / "BS0005_POST.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     labels = tmp_path / "labels.csv"
     pd.DataFrame({"image": ["BS0001_ANT.png", "BS0002"], "label": ["ADMet", "NoMet"]}).to_csv(labels, index=False)
-    write_labelme(tmp_path / "ann" / "BS0001_ANT.json", [Shape("lesion:patchy:ribs",
-                  np.array([[28, 48], [32, 48], [30, 52]], float))], image_path="BS0001_ANT.png", image_hw=HW)
+    write_labelme(
+        tmp_path / "ann" / "BS0001_ANT.json",
+        [Shape("lesion:patchy:ribs", np.array([[28, 48], [32, 48], [30, 52]], float))],
+        image_path="BS0001_ANT.png",
+        image_hw=HW,
+    )
     res = ingest(src, labels, tmp_path / "ann", tmp_path / "manifest.csv", progress=False)
     m = res.manifest.set_index("layout", drop=False)
     assert sorted(res.manifest["layout"]) == ["png", "png", "tiff"]
@@ -428,10 +498,18 @@ def test_load_cohort_accepts_the_result_dataframe(result, messy) -> None:
 def test_study_id_shared_by_two_patients_labels_only_the_named_patient(tmp_path) -> None:
     rng = np.random.default_rng(0)
     for n in (1, 2):  # hospitals often number studies per patient: both are study "1"
-        write_study(tmp_path / "dicom" / f"case_{n}", phantom(HW, [], rng), phantom(HW, [], rng), stem="s",
-                    patient_id=f"P{n}", patient_name=f"N^{n}", study_id="1")
+        write_study(
+            tmp_path / "dicom" / f"case_{n}",
+            phantom(HW, [], rng),
+            phantom(HW, [], rng),
+            stem="s",
+            patient_id=f"P{n}",
+            patient_name=f"N^{n}",
+            study_id="1",
+        )
     pd.DataFrame({"patient_id": ["P1", "P2"], "study_id": ["1", "1"], "label": ["ADMet", "NoMet"]}).to_csv(
-        tmp_path / "labels.csv", index=False)
+        tmp_path / "labels.csv", index=False
+    )
     m = ingest(tmp_path / "dicom", tmp_path / "labels.csv", progress=False).manifest.set_index("patient_key")
     assert (m.loc[patient_key("P1"), "label"], m.loc[patient_key("P2"), "label"]) == ("ADMet", "NoMet")
 
@@ -440,8 +518,7 @@ def test_two_different_images_named_ant_are_flagged_as_possibly_mislabelled(tmp_
     rng = np.random.default_rng(2)
     ids = dict(patient_id="P1", patient_name="N^1", study_id="1", study_uid="1.2.826.0.1.3680043.9.7.77")
     write_study(tmp_path / "d", phantom(HW, [], rng), None, stem="a", layout="pair", **ids)
-    write_study(tmp_path / "d", phantom(HW, [(40, 30, 3)], rng), None, stem="b", layout="pair",
-                series_number=2, **ids)
+    write_study(tmp_path / "d", phantom(HW, [(40, 30, 3)], rng), None, stem="b", layout="pair", series_number=2, **ids)
     m = ingest(tmp_path / "d", progress=False).manifest
     assert len(m) == 1 and m.loc[0, "ant_path"].endswith("a_ANT.dcm")
     assert "mislabelled" in m.loc[0, "flags"] and "one view only" in m.loc[0, "flags"]

@@ -2,6 +2,7 @@
 
 The two tests run in file order: the first leaves the global dtype policy at bfloat16 and
 the global seed state advanced, the second must find neither."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """LabelMe reader/writer: round trips of every shape type, and problems reported, not dropped."""
+
 from __future__ import annotations
 
 import json
@@ -16,11 +17,21 @@ HW = (256, 64)
 
 def _shapes(view: str = "POST") -> list[Shape]:
     return [
-        Shape("lesion:patchy:ribs", np.array([[10.5, 20.0], [20.0, 22.5], [15.0, 30.25]]), "polygon", view,
-              {"group_id": 2, "flags": {"new": True}, "region": "ribs"}),
+        Shape(
+            "lesion:patchy:ribs",
+            np.array([[10.5, 20.0], [20.0, 22.5], [15.0, 30.25]]),
+            "polygon",
+            view,
+            {"group_id": 2, "flags": {"new": True}, "region": "ribs"},
+        ),
         Shape("lesion:strip:pelvis", np.array([[5.0, 100.0], [12.0, 140.0]]), "rectangle", view),
-        Shape("benign:arthritis:lower_limbs", np.array([[30.0, 200.0], [33.0, 204.0]]), "circle", view,
-              {"description": "knee"}),
+        Shape(
+            "benign:arthritis:lower_limbs",
+            np.array([[30.0, 200.0], [33.0, 204.0]]),
+            "circle",
+            view,
+            {"description": "knee"},
+        ),
         Shape("lesion:punctate:skull", np.array([[32.0, 8.0]]), "point", view),
     ]
 
@@ -69,8 +80,11 @@ def test_unnamed_view_is_reported(tmp_path: Path) -> None:
 
 def _raw(tmp_path: Path, shapes: list[dict], hw: tuple[int, int] = HW) -> Path:
     path = tmp_path / "raw_ANT.json"
-    path.write_text(json.dumps({"shapes": shapes, "imagePath": "raw.dcm", "imageHeight": hw[0],
-                                "imageWidth": hw[1], "imageData": None}))
+    path.write_text(
+        json.dumps(
+            {"shapes": shapes, "imagePath": "raw.dcm", "imageHeight": hw[0], "imageWidth": hw[1], "imageData": None}
+        )
+    )
     return path
 
 

@@ -3,9 +3,11 @@
 Every ``import`` and ``from ... import`` of the package is read from the source (function-level
 ones included; those under ``if TYPE_CHECKING:`` never run and are left out).
 """
+
 from __future__ import annotations
 
 import ast
+import importlib.util
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,9 +107,13 @@ def test_every_module_has_a_layer(graph) -> None:
 
 def test_no_module_imports_from_a_higher_layer(graph) -> None:
     _, edges = graph
-    upward = [f"{_where(e)} ({layer_of(e.source)} -> {layer_of(e.target)})" for e in edges
-              if layer_of(e.source) and layer_of(e.target)
-              and layer_index(layer_of(e.target)) > layer_index(layer_of(e.source))]
+    upward = [
+        f"{_where(e)} ({layer_of(e.source)} -> {layer_of(e.target)})"
+        for e in edges
+        if layer_of(e.source)
+        and layer_of(e.target)
+        and layer_index(layer_of(e.target)) > layer_index(layer_of(e.source))
+    ]
     assert not upward, "imports from a higher layer:\n" + "\n".join(upward)
 
 
@@ -119,8 +125,11 @@ def test_the_analysis_never_imports_the_generator(graph) -> None:
 
 def test_no_private_name_crosses_a_module(graph) -> None:
     _, edges = graph
-    bad = [_where(e) for e in edges
-           if e.name and e.name.startswith("_") and not (e.name.startswith("__") and e.name.endswith("__"))]
+    bad = [
+        _where(e)
+        for e in edges
+        if e.name and e.name.startswith("_") and not (e.name.startswith("__") and e.name.endswith("__"))
+    ]
     assert not bad, "private names imported from another module:\n" + "\n".join(bad)
 
 
@@ -175,8 +184,9 @@ def test_no_import_cycles(graph) -> None:
     for e in edges:
         succ[e.source].add(e.target)
     cycles = _cycles(sorted(mods), succ)
-    detail = [" <-> ".join(c) + ": " + "; ".join(_where(e) for e in edges if e.source in c and e.target in c)
-              for c in cycles]
+    detail = [
+        " <-> ".join(c) + ": " + "; ".join(_where(e) for e in edges if e.source in c and e.target in c) for c in cycles
+    ]
     assert not cycles, "import cycles:\n" + "\n".join(detail)
 
 
@@ -202,7 +212,21 @@ def test_edges_read_function_level_relative_and_type_only_imports(tmp_path: Path
         "def f():\n    from ..low import _Y\n    import scintilab.low\n"
     )
     (pkg / "high.py").write_text("")
-    mods = {"scintilab": pkg / "__init__.py", "scintilab.low": pkg / "low.py", "scintilab.high": pkg / "high.py",
-            "scintilab.sub": pkg / "sub" / "__init__.py", "scintilab.sub.mod": pkg / "sub" / "mod.py"}
+    mods = {
+        "scintilab": pkg / "__init__.py",
+        "scintilab.low": pkg / "low.py",
+        "scintilab.high": pkg / "high.py",
+        "scintilab.sub": pkg / "sub" / "__init__.py",
+        "scintilab.sub.mod": pkg / "sub" / "mod.py",
+    }
     edges = _edges("scintilab.sub.mod", mods["scintilab.sub.mod"], mods)
     assert {(e.target, e.name) for e in edges} == {("scintilab.low", "_Y"), ("scintilab.low", None)}
+
+
+def test_the_committed_picture_matches_the_table() -> None:
+    spec = importlib.util.spec_from_file_location("draw_layers", ROOT / "docs" / "draw_layers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (ROOT / "docs" / "layers.svg").read_text(encoding="utf-8") == module.svg(), (
+        "docs/layers.svg is out of date: run .venv/bin/python docs/draw_layers.py"
+    )

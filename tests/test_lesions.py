@@ -1,4 +1,5 @@
 """Tests for scintilab.lesions: geometry on drawn shapes, counts, statistics, table, CLI."""
+
 from __future__ import annotations
 
 import math
@@ -185,8 +186,9 @@ def test_texture_features_tell_a_flat_sheet_from_spots():
 
 
 def test_shape_agreement_counts_and_accuracy():
-    t = pd.DataFrame({"shape_annotated": ["patchy", "strip", "strip", None],
-                      "shape_rule": ["patchy", "strip", "flake", "punctate"]})
+    t = pd.DataFrame(
+        {"shape_annotated": ["patchy", "strip", "strip", None], "shape_rule": ["patchy", "strip", "flake", "punctate"]}
+    )
     cm, acc = L.shape_agreement(t)
     assert acc == pytest.approx(2 / 3)
     assert cm.loc["strip", "flake"] == 1 and cm.to_numpy().sum() == 3
@@ -219,8 +221,15 @@ def test_mann_whitney_against_scipy_and_rank_biserial():
 
 def test_uptake_bins_follow_the_paper():
     cats = L.uptake_bins([0, 49.9, 50, 99.9, 100, 250, 1e5])
-    assert list(cats.astype(str)) == ["[0, 50)", "[0, 50)", "[50, 100)", "[50, 100)", "[100, 150)",
-                                      "[200, 300)", "[500, inf)"]
+    assert list(cats.astype(str)) == [
+        "[0, 50)",
+        "[0, 50)",
+        "[50, 100)",
+        "[50, 100)",
+        "[100, 150)",
+        "[200, 300)",
+        "[500, inf)",
+    ]
     assert len(L.UPTAKE_BIN_LABELS) == len(UPTAKE_BINS) - 1
 
 
@@ -229,11 +238,23 @@ def _fake_table() -> pd.DataFrame:
     rows = []
     for cls, n, shapes, up in (("ADMet", 40, ["punctate", "mottled"], 70), ("nADMet", 30, ["patchy", "flake"], 140)):
         for i in range(n):
-            rows.append({"study_key": f"S-{cls}{i % 8}", "patient_key": f"P-{cls}{i % 8}", "label": cls,
-                         "shape": shapes[i % 2], "region": "ribs" if i % 3 else "pelvis",
-                         "uptake": float(rng.normal(up, 15)), "area_mm2": float(rng.normal(100, 10)),
-                         "equiv_diameter_mm": 10.0, "eccentricity": 0.5, "solidity": 0.9,
-                         "mean_drawn": 50.0, "contrast": 2.0, "ap_ratio": 1.0})
+            rows.append(
+                {
+                    "study_key": f"S-{cls}{i % 8}",
+                    "patient_key": f"P-{cls}{i % 8}",
+                    "label": cls,
+                    "shape": shapes[i % 2],
+                    "region": "ribs" if i % 3 else "pelvis",
+                    "uptake": float(rng.normal(up, 15)),
+                    "area_mm2": float(rng.normal(100, 10)),
+                    "equiv_diameter_mm": 10.0,
+                    "eccentricity": 0.5,
+                    "solidity": 0.9,
+                    "mean_drawn": 50.0,
+                    "contrast": 2.0,
+                    "ap_ratio": 1.0,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -275,8 +296,15 @@ def test_figures_show_the_class_percentages():
 
 # -- whole studies and cohorts ---------------------------------------------------------
 def _study(ant, post, shapes, label="ADMet") -> Study:
-    return Study(study_key="S-test", patient_key="P-test", anterior=ant, posterior=post,
-                 pixel_spacing=(2.3, 2.3), label=label, shapes=shapes)
+    return Study(
+        study_key="S-test",
+        patient_key="P-test",
+        anterior=ant,
+        posterior=post,
+        pixel_spacing=(2.3, 2.3),
+        label=label,
+        shapes=shapes,
+    )
 
 
 def _pair_with_lesion(depth_front: bool) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
@@ -309,8 +337,9 @@ def test_same_lesion_on_both_views_is_one_row_and_back_lying_reads_below_one():
     ant, post, (r, c) = _pair_with_lesion(depth_front=False)
     w = ant.shape[1]
     s_ant = Shape("lesion:patchy:thoracic_spine", np.array([[c, r], [c + 3, r]], float), "circle", "ANT")
-    s_post = Shape("lesion:patchy:thoracic_spine", np.array([[w - 1 - c, r], [w - 1 - c + 3, r]], float),
-                   "circle", "POST")
+    s_post = Shape(
+        "lesion:patchy:thoracic_spine", np.array([[w - 1 - c, r], [w - 1 - c + 3, r]], float), "circle", "POST"
+    )
     other = Shape("benign:knee_arthritis:lower_limbs", np.array([[20, 100], [22, 100]], float), "circle", "ANT")
     rows, _ = L.study_lesions(_study(ant, post, [s_ant, s_post, other]))
     assert len(rows) == 1

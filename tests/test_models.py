@@ -1,4 +1,5 @@
 """Tests for scintilab.models: registry, shapes, CBAM maths, wiring, introspection, saving."""
+
 from __future__ import annotations
 
 import os
@@ -94,8 +95,17 @@ def test_full_size_forward_of_a_narrow_inrac():
 
 
 def test_depth_matches_the_papers_layer_counts():
-    expected = {"inrac": 26, "outrac": 26, "plain": 26, "attention": 26, "residual": 26,
-                "classifier18": 18, "classifier34": 34, "vgg11": 11, "inception_v1": 22}
+    expected = {
+        "inrac": 26,
+        "outrac": 26,
+        "plain": 26,
+        "attention": 26,
+        "residual": 26,
+        "classifier18": 18,
+        "classifier34": 34,
+        "vgg11": 11,
+        "inception_v1": 22,
+    }
     got = {n: weight_layer_depth(build_model(n, input_shape=SMALL, width=TINY_WIDTH)) for n in ALL}
     assert got == expected
     vgg_gap = build_model("vgg11", input_shape=SMALL, width=TINY_WIDTH, head="gap")
@@ -148,7 +158,7 @@ def _numpy_cbam(x, w1, b1, w2, b2, kernel):
     logits = np.zeros((b, h, w))
     for i in range(k):  # cross-correlation, as every deep-learning "conv"
         for j in range(k):
-            logits += np.einsum("bhwc,c->bhw", padded[:, i:i + h, j:j + w, :], kernel[i, j, :, 0])
+            logits += np.einsum("bhwc,c->bhw", padded[:, i : i + h, j : j + w, :], kernel[i, j, :, 0])
     fs = sigmoid(logits)[..., None]
     return fs * f1, fc, fs
 
@@ -184,7 +194,9 @@ def test_inrac_and_outrac_differ_only_in_wiring(images):
     outrac = build_model("outrac", input_shape=SMALL, width=TINY_WIDTH)
     assert inrac.count_params() == outrac.count_params()
     assert sorted(layer.name for layer in inrac.layers) == sorted(layer.name for layer in outrac.layers)
-    assert sorted(type(layer).__name__ for layer in inrac.layers) == sorted(type(layer).__name__ for layer in outrac.layers)
+    assert sorted(type(layer).__name__ for layer in inrac.layers) == sorted(
+        type(layer).__name__ for layer in outrac.layers
+    )
     for cbam in cbam_layers(inrac):
         block = cbam.name[: -len("_cbam")]
         assert _parent(cbam).name == f"{block}_bn2"  # inside: on the branch's BN output

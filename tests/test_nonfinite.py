@@ -4,6 +4,7 @@ Everything goes non-finite for real: an absurd learning rate on a tiny model (th
 overflows within the first epoch), and a batch norm with an impossible (negative) moving
 variance, which leaves the training loss finite but makes every inference output NaN.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,17 +27,38 @@ def test_cli_train_stops_on_nan_loss_records_it_and_evaluate_refuses(tmp_manifes
 
     manifest = tmp_manifest(6)
     out = tmp_path / "run"
-    argv = ["train", "--preset", "quick", "--data", str(manifest), "--out", str(out), "--quiet",
-            "--set", "image_size=[64,16]", "--set", 'model_options={"width":4,"blocks":[1,1,1,1]}', "--set", "epochs=2",
-            "--set", "batch_size=4", "--set", "run_eagerly=true", "--set", f"learning_rate={HUGE_LR}"]
+    argv = [
+        "train",
+        "--preset",
+        "quick",
+        "--data",
+        str(manifest),
+        "--out",
+        str(out),
+        "--quiet",
+        "--set",
+        "image_size=[64,16]",
+        "--set",
+        'model_options={"width":4,"blocks":[1,1,1,1]}',
+        "--set",
+        "epochs=2",
+        "--set",
+        "batch_size=4",
+        "--set",
+        "run_eagerly=true",
+        "--set",
+        f"learning_rate={HUGE_LR}",
+    ]
     assert main(argv) == 1
     printed = capsys.readouterr().out.strip().splitlines()
     info = json.loads((out / "config.json").read_text())
     assert info["status"] == "nonfinite"
     epoch, where = info["nonfinite"]["epoch"], info["nonfinite"]["where"]
     # one sentence, naming the folder, what went wrong, the epoch and what to try (no traceback)
-    assert printed == [f"scintilab train: {out}: the model produced non-finite (NaN/inf) {where} at epoch "
-                       f"{epoch} (float32); try a lower learning rate"]
+    assert printed == [
+        f"scintilab train: {out}: the model produced non-finite (NaN/inf) {where} at epoch "
+        f"{epoch} (float32); try a lower learning rate"
+    ]
     assert (out / runs.NONFINITE_FILE).read_text().strip() == info["nonfinite"]["message"]
     assert printed[0].endswith(info["nonfinite"]["message"])
     # it stopped in that epoch: the history ends there, with the bad loss when the loss was it
@@ -81,14 +103,23 @@ def test_guard_catches_nan_outputs_behind_a_finite_loss() -> None:
     # and a healthy model trains on
     norm.moving_variance.assign(np.ones(8, np.float32))
     healthy = nonfinite_guard(x[:4])
-    assert len(model.fit(x, y, batch_size=8, epochs=2, callbacks=[healthy], verbose=0).epoch) == 2 and healthy.found is None
+    assert (
+        len(model.fit(x, y, batch_size=8, epochs=2, callbacks=[healthy], verbose=0).epoch) == 2
+        and healthy.found is None
+    )
 
 
 def _predictions(n: int = 12) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     p = rng.dirichlet(np.ones(3), n)
-    df = pd.DataFrame({"study_key": [f"S-{i}" for i in range(n)], "patient_key": [f"P-{i // 2}" for i in range(n)],
-                       "split": "test", "true": np.array(["NoMet", "ADMet", "nADMet"])[np.arange(n) % 3]})
+    df = pd.DataFrame(
+        {
+            "study_key": [f"S-{i}" for i in range(n)],
+            "patient_key": [f"P-{i // 2}" for i in range(n)],
+            "split": "test",
+            "true": np.array(["NoMet", "ADMet", "nADMet"])[np.arange(n) % 3],
+        }
+    )
     for k, c in enumerate(("NoMet", "ADMet", "nADMet")):
         df[f"p_{c}"] = p[:, k]
     return df
@@ -100,12 +131,16 @@ def test_evaluation_refuses_nan_predictions_in_one_sentence(tmp_path: Path) -> N
     df = _predictions()
     df.loc[[2, 5], ["p_NoMet", "p_ADMet", "p_nADMet"]] = np.nan  # as a bfloat16 run wrote them before the guard
     df.to_csv(run / "predictions.csv", index=False)
-    runs.write_json(run / "config.json", {"status": "complete", "epochs_run": 4, "speed": {"dtype_policy": "mixed_bfloat16"}})
+    runs.write_json(
+        run / "config.json", {"status": "complete", "epochs_run": 4, "speed": {"dtype_policy": "mixed_bfloat16"}}
+    )
     with pytest.raises(InputError) as err:
         ev.evaluate_run(run, n_boot=0)
-    assert str(err.value) == (f"{run / 'predictions.csv'}: 2 of 12 rows have NaN/inf probabilities: the model produced "
-                              "non-finite (NaN/inf) outputs after epoch 4 (mixed_bfloat16); "
-                              "try float32 (mixed_precision=false) or a lower learning rate")
+    assert str(err.value) == (
+        f"{run / 'predictions.csv'}: 2 of 12 rows have NaN/inf probabilities: the model produced "
+        "non-finite (NaN/inf) outputs after epoch 4 (mixed_bfloat16); "
+        "try float32 (mixed_precision=false) or a lower learning rate"
+    )
     with pytest.raises(ValueError, match="2 of 12 predictions have NaN/inf probabilities"):
         ev.evaluate_predictions(df, n_boot=0)
     df.loc[[2, 5], "p_NoMet"] = np.inf

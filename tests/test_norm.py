@@ -1,4 +1,5 @@
 """The fused batch norm (scintilab.models.norm.BatchNorm) against Keras' own layer."""
+
 from __future__ import annotations
 
 import keras

@@ -33,6 +33,7 @@ Placeholders usable in smoke strings: ``{cohort_small}``, ``{cohort_small_manife
 ``{two_visit_cohort}``, ``{two_visit_cohort_manifest}``, ``{run_dir}``, ``{runs_root}``,
 ``{tmp}``.
 """
+
 from __future__ import annotations
 
 import ast
@@ -88,7 +89,9 @@ def skeleton_problems(nb: nbformat.NotebookNode) -> list[str]:
         problems.append("the first cell must be markdown starting with a level-1 title ('# ...')")
     else:
         has_text = len(cells[0].source.strip().splitlines()) > 1
-        next_is_text = len(cells) > 1 and cells[1].cell_type == "markdown" and not cells[1].source.lstrip().startswith("#")
+        next_is_text = (
+            len(cells) > 1 and cells[1].cell_type == "markdown" and not cells[1].source.lstrip().startswith("#")
+        )
         if not (has_text or next_is_text):
             problems.append("the title needs a purpose (a sentence under it)")
     heads = [(i, t) for i, lvl, t in _headings(nb) if lvl == 2]
@@ -127,15 +130,20 @@ def skeleton_problems(nb: nbformat.NotebookNode) -> list[str]:
                 try:
                     ast.literal_eval(node.value) if node.value is not None else None
                 except ValueError:
-                    problems.append(f"parameter {ast.unparse(node.target)!r}: default must be a literal "
-                                    "(derived values go in the next cell)")
+                    problems.append(
+                        f"parameter {ast.unparse(node.target)!r}: default must be a literal "
+                        "(derived values go in the next cell)"
+                    )
         nb_params = _inspect(nb) if tree is not None else {}
-        assigned = [ast.unparse(n.target) for n in (tree.body if tree is not None else []) if isinstance(n, ast.AnnAssign)]
+        assigned = [
+            ast.unparse(n.target) for n in (tree.body if tree is not None else []) if isinstance(n, ast.AnnAssign)
+        ]
         for name in assigned:
             if name not in nb_params:
                 # papermill's line parser drops a parameter whose trailing comment holds '='
-                problems.append(f"parameter {name!r} is invisible to papermill.inspect_notebook "
-                                "(an '=' in its comment?)")
+                problems.append(
+                    f"parameter {name!r} is invisible to papermill.inspect_notebook (an '=' in its comment?)"
+                )
         for name, info in nb_params.items():
             if not (info.get("help") or "").strip():
                 problems.append(f"parameter {name!r} has no trailing '# comment' saying what it is")
@@ -180,7 +188,8 @@ def test_smoke_overrides_name_declared_parameters(path: Path) -> None:
 
     nb = _read(path)
     assert "scintilab" in nb.metadata and "smoke" in nb.metadata["scintilab"], (
-        f"{path.name}: notebook metadata needs scintilab.smoke (see docs/CONVENTIONS.md)")
+        f"{path.name}: notebook metadata needs scintilab.smoke (see docs/CONVENTIONS.md)"
+    )
     smoke, needs = smoke_metadata(nb)
     declared = papermill.inspect_notebook(str(path))
     unknown = sorted(set(smoke) - set(declared))
@@ -193,8 +202,10 @@ def test_smoke_overrides_name_declared_parameters(path: Path) -> None:
 def test_notebook_has_a_checked_summary_cell(path: Path) -> None:
     """nbval-lax compares only tagged cells: without one, determinism is never checked."""
     tagged = [c for c in _read(path).cells if "nbval-check-output" in c.get("metadata", {}).get("tags", [])]
-    assert tagged, (f"{path.name}: tag at least one deterministic summary cell 'nbval-check-output' "
-                    "(cell metadata tags), so the test suite checks it comes out the same twice")
+    assert tagged, (
+        f"{path.name}: tag at least one deterministic summary cell 'nbval-check-output' "
+        "(cell metadata tags), so the test suite checks it comes out the same twice"
+    )
 
 
 def test_skeleton_check_catches_a_broken_notebook() -> None:
@@ -205,21 +216,39 @@ def test_skeleton_check_catches_a_broken_notebook() -> None:
     p2 = nbformat.v4.new_code_cell("y: int = 2  # another")
     p2.metadata["tags"] = ["parameters"]
     out = nbformat.v4.new_code_cell("print('/work/main/data')", outputs=[nbformat.v4.new_output("stream", text="x")])
-    nb.cells = [nbformat.v4.new_markdown_cell("## No title"), p1, p2, nbformat.v4.new_markdown_cell("## Summary"),
-                nbformat.v4.new_markdown_cell("## Setup"), out]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("## No title"),
+        p1,
+        p2,
+        nbformat.v4.new_markdown_cell("## Summary"),
+        nbformat.v4.new_markdown_cell("## Setup"),
+        out,
+    ]
     text = "\n".join(skeleton_problems(nb))
-    for expected in ("level-1 title", "missing '## Parameters'", "last '##' heading must be Summary",
-                     "exactly one cell tagged 'parameters'", "has outputs", "absolute path"):
+    for expected in (
+        "level-1 title",
+        "missing '## Parameters'",
+        "last '##' heading must be Summary",
+        "exactly one cell tagged 'parameters'",
+        "has outputs",
+        "absolute path",
+    ):
         assert expected in text, expected
     assert "no kernelspec" in text
     good = nbformat.v4.new_notebook()
     good.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     params = nbformat.v4.new_code_cell('preset: str = "quick"  # training preset\nepochs: int = 1  # epochs')
     params.metadata["tags"] = ["parameters"]
-    good.cells = [nbformat.v4.new_markdown_cell("# Title\nWhat it is for."), nbformat.v4.new_markdown_cell("## Parameters"),
-                  params, nbformat.v4.new_markdown_cell("## Setup"), nbformat.v4.new_code_cell("import scintilab"),
-                  nbformat.v4.new_markdown_cell("## Work"), nbformat.v4.new_code_cell("1 + 1"),
-                  nbformat.v4.new_markdown_cell("## Summary\nDone.")]
+    good.cells = [
+        nbformat.v4.new_markdown_cell("# Title\nWhat it is for."),
+        nbformat.v4.new_markdown_cell("## Parameters"),
+        params,
+        nbformat.v4.new_markdown_cell("## Setup"),
+        nbformat.v4.new_code_cell("import scintilab"),
+        nbformat.v4.new_markdown_cell("## Work"),
+        nbformat.v4.new_code_cell("1 + 1"),
+        nbformat.v4.new_markdown_cell("## Summary\nDone."),
+    ]
     assert skeleton_problems(good) == []
     params.source = 'preset: str = "quick"  # training preset (empty = default)'
     assert "invisible to papermill" in "\n".join(skeleton_problems(good))
@@ -236,8 +265,9 @@ def test_skeleton_check_catches_a_broken_notebook() -> None:
 @pytest.mark.slow
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
-def test_notebook_runs_under_papermill_and_nbval(path: Path, request, tmp_path: Path, runs_root: Path,
-                                                 monkeypatch) -> None:
+def test_notebook_runs_under_papermill_and_nbval(
+    path: Path, request, tmp_path: Path, runs_root: Path, monkeypatch
+) -> None:
     import papermill
 
     from scintilab import reports
@@ -254,8 +284,9 @@ def test_notebook_runs_under_papermill_and_nbval(path: Path, request, tmp_path: 
     # checks PYTEST_CURRENT_TEST); without it the kernel runs as a user's does.
     monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
     executed = tmp_path / path.name
-    papermill.execute_notebook(str(path), str(executed), parameters=params, cwd=str(tmp_path),
-                               progress_bar=False, kernel_name="python3")
+    papermill.execute_notebook(
+        str(path), str(executed), parameters=params, cwd=str(tmp_path), progress_bar=False, kernel_name="python3"
+    )
 
     # Shared reports carry no TensorFlow log noise (issue 26; scintilab.kernel_logs).
     noise = tf_log_lines(_read(executed))
@@ -272,8 +303,25 @@ def test_notebook_runs_under_papermill_and_nbval(path: Path, request, tmp_path: 
     # nbval-lax re-executes the executed copy: cells tagged nbval-check-output must match.
     env = dict(os.environ)
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-sanitize-with", str(SANITIZE),
-         "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path), str(executed)],
-        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=1800,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "--nbval-current-env",
+            "--nbval-sanitize-with",
+            str(SANITIZE),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--rootdir",
+            str(tmp_path),
+            str(executed),
+        ],
+        cwd=str(tmp_path),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     assert proc.returncode == 0, f"nbval-lax failed for {path.name}:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"

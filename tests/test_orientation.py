@@ -1,5 +1,6 @@
 """Head up or down: the model, the rules, and ingest turning a feet-first export head-up
 (pixels, LabelMe shapes, the manifest, the audit's head-down check)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -70,18 +71,21 @@ def test_the_model_tells_head_up_from_turned_on_held_out_views(held_out_views) -
 SURE_UP, SURE_DOWN, UNSURE = OrientationCall(True, 0.99), OrientationCall(False, 0.99), OrientationCall(False, 0.6)
 
 
-@pytest.mark.parametrize("call, position, turned, words", [
-    (SURE_DOWN, "", True, f"{TURNED_FLAG}: the image shows the head at the bottom (p 0.99)"),
-    (SURE_DOWN, "FFS", True, "PatientPosition FFS agrees"),
-    (SURE_UP, "HFS", False, ""),
-    (SURE_UP, "FFS", False, "PatientPosition FFS (feet first), but the image is head-up (p 0.99): kept as stored"),
-    (UNSURE, "FFP", True, f"{TURNED_FLAG}: PatientPosition FFP (feet first); the image cannot tell (p 0.60)"),
-    (UNSURE, "HFS", False, ""),
-    (UNSURE, "", False, "orientation unsure: the image cannot tell head from feet (p 0.60 head-down)"),
-    (None, "FFS", True, f"{TURNED_FLAG}: PatientPosition FFS (feet first)"),
-    (None, "", False, ""),
-    (OrientationCall(False, 0.99, typical=False), "", False, "unlike the training views"),
-])
+@pytest.mark.parametrize(
+    "call, position, turned, words",
+    [
+        (SURE_DOWN, "", True, f"{TURNED_FLAG}: the image shows the head at the bottom (p 0.99)"),
+        (SURE_DOWN, "FFS", True, "PatientPosition FFS agrees"),
+        (SURE_UP, "HFS", False, ""),
+        (SURE_UP, "FFS", False, "PatientPosition FFS (feet first), but the image is head-up (p 0.99): kept as stored"),
+        (UNSURE, "FFP", True, f"{TURNED_FLAG}: PatientPosition FFP (feet first); the image cannot tell (p 0.60)"),
+        (UNSURE, "HFS", False, ""),
+        (UNSURE, "", False, "orientation unsure: the image cannot tell head from feet (p 0.60 head-down)"),
+        (None, "FFS", True, f"{TURNED_FLAG}: PatientPosition FFS (feet first)"),
+        (None, "", False, ""),
+        (OrientationCall(False, 0.99, typical=False), "", False, "unlike the training views"),
+    ],
+)
 def test_the_image_decides_when_sure_else_the_header(call, position, turned, words) -> None:
     assert CONFIDENCE <= 0.99
     do, flag = decide(call, position)
@@ -95,8 +99,9 @@ def feet_first(tmp_path_factory):
     stores them (turned 180°, PatientPosition FFS, shapes drawn on the stored images)."""
     roots = {}
     for kind in ("upright", "feet first"):
-        root = make_cohort(tmp_path_factory.mktemp("orient"), 3, labels=["ADMet", "nADMet", "ADMet"], layout="pair",
-                           seed=7)
+        root = make_cohort(
+            tmp_path_factory.mktemp("orient"), 3, labels=["ADMet", "nADMet", "ADMet"], layout="pair", seed=7
+        )
         if kind == "feet first":
             store_head_down(root)
         ingest(root / "dicom", root / "labels.csv", root / "annotations", root / "manifest.csv", progress=False)
@@ -160,7 +165,8 @@ def test_a_view_stored_sideways_is_turned_upright(stored_turns, manifest_turned,
     for a, b in zip(load_cohort(upright / "manifest.csv"), load_cohort(side / "manifest.csv")):
         np.testing.assert_array_equal(a.anterior, b.anterior)
         np.testing.assert_array_equal(a.posterior, b.posterior)
-        assert [shape_mask(s, a.anterior.shape).sum() for s in a.shapes] == \
-            [shape_mask(s, b.anterior.shape).sum() for s in b.shapes]
+        assert [shape_mask(s, a.anterior.shape).sum() for s in a.shapes] == [
+            shape_mask(s, b.anterior.shape).sum() for s in b.shapes
+        ]
         for sa, sb in zip(a.shapes, b.shapes):
             assert np.array_equal(shape_mask(sa, a.anterior.shape), shape_mask(sb, b.anterior.shape))

@@ -1,5 +1,6 @@
 """One output-folder policy for every command (issue 29): refuse, overwrite only what is owned,
 lock, write atomically, exit codes scripts can trust. Each case was seen by a user first."""
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,10 @@ def test_quantify_rerun_is_refused_then_overwrite_leaves_no_stale_report(cohort:
     err = capsys.readouterr().err
     _one_sentence(err)
     assert "--overwrite" in err and str(out) in err
-    assert main(["quantify", str(cohort / "manifest.csv"), "--out", str(out), "--quiet", "--limit", "1",
-                 "--overwrite"]) == 0
+    assert (
+        main(["quantify", str(cohort / "manifest.csv"), "--out", str(out), "--quiet", "--limit", "1", "--overwrite"])
+        == 0
+    )
     left = sorted(p.name for p in (out / "reports").glob("*.html"))
     studies = pd.read_csv(out / "studies.csv")
     assert left == [f"{k}.html" for k in studies["study_key"]] and len(left) == 1  # the other report is gone
@@ -107,8 +110,9 @@ def test_audit_overwrite_keeps_the_reviewers_file(cohort: Path, tmp_path: Path, 
 def test_a_second_run_into_a_held_folder_is_refused(cohort: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "q"
     with OutputFolder(out, "quantify", ["studies.csv"]):  # another run, still writing
-        assert main(["quantify", str(cohort / "manifest.csv"), "--out", str(out), "--quiet", "--limit", "1"]) \
-            == EXIT_USAGE
+        assert (
+            main(["quantify", str(cohort / "manifest.csv"), "--out", str(out), "--quiet", "--limit", "1"]) == EXIT_USAGE
+        )
         err = capsys.readouterr().err
         _one_sentence(err)
         assert "another scintilab run is writing here" in err
@@ -130,13 +134,25 @@ def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path: Path) -> None:
 
 def test_datasets_rerun_needs_overwrite_but_reuses_its_cache(cohort: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "sets"
-    argv = ["datasets", str(cohort / "manifest.csv"), "--out", str(out), "--names", "D1", "--image-size", "64", "16",
-            "--quiet"]
+    argv = [
+        "datasets",
+        str(cohort / "manifest.csv"),
+        "--out",
+        str(out),
+        "--names",
+        "D1",
+        "--image-size",
+        "64",
+        "16",
+        "--quiet",
+    ]
     assert main(argv) == 0
     cache = sorted(p.name for p in out.iterdir() if p.name.startswith("D1"))
     assert main(argv) == EXIT_USAGE and "--overwrite" in capsys.readouterr().err
     assert main(argv + ["--overwrite"]) == 0
-    assert sorted(p.name for p in out.iterdir() if p.name.startswith("D1")) == cache and (out / "splits_D1.csv").is_file()
+    assert (
+        sorted(p.name for p in out.iterdir() if p.name.startswith("D1")) == cache and (out / "splits_D1.csv").is_file()
+    )
 
 
 def test_synth_refuses_an_earlier_cohort_and_overwrite_leaves_nothing_of_it(tmp_path: Path, capsys) -> None:
@@ -151,8 +167,10 @@ def test_synth_refuses_an_earlier_cohort_and_overwrite_leaves_nothing_of_it(tmp_
     err = capsys.readouterr().err
     _one_sentence(err)
     assert "--overwrite" in err
-    assert main(["synth", str(root), "--patients", "2", "--size", "tiny", "--matrix", "128x32", "--quiet",
-                 "--overwrite"]) == 0
+    assert (
+        main(["synth", str(root), "--patients", "2", "--size", "tiny", "--matrix", "128x32", "--quiet", "--overwrite"])
+        == 0
+    )
     assert len(list((root / "dicom").iterdir())) == 2 and not (root / "manifest.csv").exists()
     assert (root / "my_notes.txt").read_text() == "mine"
 
@@ -178,9 +196,29 @@ def test_ctrl_c_in_train_is_one_line_and_the_rerun_resumes(tmp_cohort_dir, tmp_p
 
     root = tmp_cohort_dir(6)
     run = tmp_path / "run"
-    argv = [sys.executable, "-m", "scintilab", "train", "--preset", "quick", "--data", str(root), "--out", str(run),
-            "--quiet", "--set", "image_size=[64,16]", "--set", 'model_options={"width":4,"blocks":[1,1,1,1]}',
-            "--set", "epochs=12", "--set", "batch_size=4", "--set", "n_boot=10"]
+    argv = [
+        sys.executable,
+        "-m",
+        "scintilab",
+        "train",
+        "--preset",
+        "quick",
+        "--data",
+        str(root),
+        "--out",
+        str(run),
+        "--quiet",
+        "--set",
+        "image_size=[64,16]",
+        "--set",
+        'model_options={"width":4,"blocks":[1,1,1,1]}',
+        "--set",
+        "epochs=12",
+        "--set",
+        "batch_size=4",
+        "--set",
+        "n_boot=10",
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:

@@ -1,4 +1,5 @@
 """Packaging checks: environment.yml agrees with pyproject.toml; notebooks keep their tags."""
+
 from __future__ import annotations
 
 import json

@@ -3,6 +3,7 @@
 No test here times anything against a threshold (speed figures live in BENCHMARKS.md);
 they check that the fast paths compute the same function as the plain ones.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,9 @@ def _perturbed(model: keras.Model, seed: int = 1) -> keras.Model:
 # --------------------------------------------------------------------------- CPU detection and settings
 def test_cpu_flags_read_from_a_cpuinfo_file(tmp_path: Path) -> None:
     info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu avx2 AVX512F avx512_bf16\n\nprocessor\t: 1\nflags\t: fpu\n")
+    info.write_text(
+        "processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu avx2 AVX512F avx512_bf16\n\nprocessor\t: 1\nflags\t: fpu\n"
+    )
     flags = perf.cpu_flags(info)
     assert flags == frozenset({"fpu", "avx2", "avx512f", "avx512_bf16"})  # first CPU, lower-cased
     assert perf.cpu_has_bf16(flags)
@@ -105,8 +108,11 @@ def test_torch_reference_is_the_same_network() -> None:
         t = torch.softmax(net(torch.from_numpy(x).permute(0, 3, 1, 2)), dim=1).numpy()
     np.testing.assert_allclose(t, np.asarray(model.predict_on_batch(x)), atol=1e-5)
     keras_params = model.count_params() - sum(
-        int(np.prod(w.shape)) for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)
-        for w in (layer.moving_mean, layer.moving_variance))
+        int(np.prod(w.shape))
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+        for w in (layer.moving_mean, layer.moving_variance)
+    )
     assert sum(p.numel() for p in net.parameters()) == keras_params
 
 
@@ -118,11 +124,24 @@ def test_train_uses_the_resolved_precision(tmp_path: Path) -> None:
 
     n = 12
     rng = np.random.default_rng(0)
-    ds = ImageSet(images=rng.random((n, 64, 16), dtype=np.float32), labels=np.arange(n) % 3,
-                  patient_keys=np.array([f"P{i // 2}" for i in range(n)]), study_keys=np.array([f"S{i}" for i in range(n)]),
-                  kinds=np.array(["ANT"] * n), aug=np.array(["orig"] * n))
-    cfg = config_from_preset("quick", image_size=(64, 16), model_options={"width": 4}, epochs=1, batch_size=4,
-                             n_boot=10, save_test_images=False, mixed_precision=True)
+    ds = ImageSet(
+        images=rng.random((n, 64, 16), dtype=np.float32),
+        labels=np.arange(n) % 3,
+        patient_keys=np.array([f"P{i // 2}" for i in range(n)]),
+        study_keys=np.array([f"S{i}" for i in range(n)]),
+        kinds=np.array(["ANT"] * n),
+        aug=np.array(["orig"] * n),
+    )
+    cfg = config_from_preset(
+        "quick",
+        image_size=(64, 16),
+        model_options={"width": 4},
+        epochs=1,
+        batch_size=4,
+        n_boot=10,
+        save_test_images=False,
+        mixed_precision=True,
+    )
     result = train(cfg, tmp_path / "run", dataset=ds, verbose=0)
     expected = perf.resolve_precision(True)
     assert result.info["speed"]["dtype_policy"] == expected
@@ -152,8 +171,17 @@ def test_model_speed_section_runs_every_contender_interleaved() -> None:
     from scintilab.bench.runner import model_speed
 
     lines: list[str] = []
-    md, raw = model_speed((64, 16), batch=2, steps=1, rounds=3, precisions=("float32",), torch_threads=(1,),
-                          onnx=False, before=True, log=lines.append)
+    md, raw = model_speed(
+        (64, 16),
+        batch=2,
+        steps=1,
+        rounds=3,
+        precisions=("float32",),
+        torch_threads=(1,),
+        onnx=False,
+        before=True,
+        log=lines.append,
+    )
     names = [(r["name"], r["mode"]) for r in raw["results"]]
     assert ("keras", "train") in names and ("torch/1t", "infer") in names and ("keras+fold", "infer") in names
     assert ("keras-before", "train") in names and "| train | float32 |" in md.split("before img/s")[1]
@@ -198,23 +226,27 @@ def test_machine_kind_and_isa_line_follow_the_flags() -> None:
 def test_parse_onednn_verbose_groups_kernels_by_phase() -> None:
     from scintilab.bench.runner import parse_onednn_verbose
 
-    text = "\n".join([
-        "onednn_verbose,v1,info,cpu,isa:Intel AVX-512 with AVX512BW, AVX512VL, and AVX512DQ extensions",
-        "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core,forward_training,src,,alg,9.0",
-        "scintilab-phase:train",
-        "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core_amx,forward_training,src,,alg,2.5",
-        "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core_amx,forward_training,src,,alg,1.5",
-        "onednn_verbose,v1,primitive,exec,cpu,convolution,brgconv_bwd_w:avx512_core_amx,backward_weights,src,,alg,6.0",
-        "some other line",
-        "scintilab-phase:infer",
-        "onednn_verbose,v1,primitive,exec,cpu,gemm_api,,undef,src,,,4x8:8x3,0.5",
-        "scintilab-phase:end",
-        "onednn_verbose,v1,primitive,exec,cpu,reorder,simple:any,undef,src,,,1x1,7.0",
-    ])
+    text = "\n".join(
+        [
+            "onednn_verbose,v1,info,cpu,isa:Intel AVX-512 with AVX512BW, AVX512VL, and AVX512DQ extensions",
+            "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core,forward_training,src,,alg,9.0",
+            "scintilab-phase:train",
+            "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core_amx,forward_training,src,,alg,2.5",
+            "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core_amx,forward_training,src,,alg,1.5",
+            "onednn_verbose,v1,primitive,exec,cpu,convolution,brgconv_bwd_w:avx512_core_amx,backward_weights,src,,alg,6.0",
+            "some other line",
+            "scintilab-phase:infer",
+            "onednn_verbose,v1,primitive,exec,cpu,gemm_api,,undef,src,,,4x8:8x3,0.5",
+            "scintilab-phase:end",
+            "onednn_verbose,v1,primitive,exec,cpu,reorder,simple:any,undef,src,,,1x1,7.0",
+        ]
+    )
     found = parse_onednn_verbose(text)
     assert found["isa"].startswith("Intel AVX-512")
     rows = {(k["phase"], k["implementation"], k["prop_kind"]): (k["calls"], k["ms"]) for k in found["kernels"]}
-    assert rows == {("train", "brgconv_bwd_w:avx512_core_amx", "backward_weights"): (1, 6.0),
-                    ("train", "brg_conv_fwd:avx512_core_amx", "forward_training"): (2, 4.0),
-                    ("infer", "-", "undef"): (1, 0.5)}
+    assert rows == {
+        ("train", "brgconv_bwd_w:avx512_core_amx", "backward_weights"): (1, 6.0),
+        ("train", "brg_conv_fwd:avx512_core_amx", "forward_training"): (2, 4.0),
+        ("infer", "-", "undef"): (1, 0.5),
+    }
     assert found["kernels"][0]["ms"] == 6.0  # slowest first; warm-up and after-end lines left out

@@ -9,6 +9,7 @@ Genie-style private block ((0009,0010) ``GEMS_GENIE_1``, (0009,1040) the patient
 beside PatientName, PatientID, BirthDate, AccessionNumber and StudyID; one case folder is
 named by the patient, as exports often are.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,8 +33,14 @@ TEXT_SUFFIXES = {".csv", ".json", ".html", ".htm", ".md", ".txt", ".svg", ".log"
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Path:
-    root = make_cohort(tmp_path_factory.mktemp("privacy") / "cohort", N, layout="pair", shape=(256, 64), seed=SEED,
-                       labels=["ADMet", "NoMet", "nADMet"])
+    root = make_cohort(
+        tmp_path_factory.mktemp("privacy") / "cohort",
+        N,
+        layout="pair",
+        shape=(256, 64),
+        seed=SEED,
+        labels=["ADMet", "NoMet", "nADMet"],
+    )
     # exports often name the folder by patient: the path is identifying too
     first = root / "dicom" / "case_0000"
     first.rename(root / "dicom" / f"{PLANTED_ID}{SEED:02d}0000_{PLANTED_NAME.split('^')[0]}")
@@ -46,6 +53,7 @@ def outputs(exported: Path, tmp_path_factory) -> dict:
     log records: capsys is per test, so this captures by hand) and wrote."""
     out = tmp_path_factory.mktemp("privacy_out")
     printed: dict[str, str] = {}
+
     def run(name: str, argv: list[str], ok: tuple[int, ...] = (0,)) -> None:
         buf_out, buf_err, logs = io.StringIO(), io.StringIO(), io.StringIO()
         handler = logging.StreamHandler(logs)
@@ -59,11 +67,31 @@ def outputs(exported: Path, tmp_path_factory) -> dict:
         assert code in ok, f"{name} exited {code}: {printed[name][-2000:]}"
 
     manifest = out / "ingest" / "manifest.csv"
-    run("ingest", ["ingest", str(exported / "dicom"), "--labels", str(exported / "labels.csv"),
-                   "--annotations", str(exported / "annotations"), "--out", str(manifest)])
+    run(
+        "ingest",
+        [
+            "ingest",
+            str(exported / "dicom"),
+            "--labels",
+            str(exported / "labels.csv"),
+            "--annotations",
+            str(exported / "annotations"),
+            "--out",
+            str(manifest),
+        ],
+    )
     run("audit", ["audit", str(manifest), "--out", str(out / "audit")])
-    run("lesions", ["lesions", str(manifest), "--out", str(out / "lesions" / "lesions.csv"),
-                    "--stats", str(out / "lesions" / "stats.csv")])
+    run(
+        "lesions",
+        [
+            "lesions",
+            str(manifest),
+            "--out",
+            str(out / "lesions" / "lesions.csv"),
+            "--stats",
+            str(out / "lesions" / "stats.csv"),
+        ],
+    )
     run("quantify", ["quantify", str(manifest), "--out", str(out / "quantify"), "--dicom", "--quiet"])
     return {"root": out, "printed": printed, "manifest": manifest}
 
@@ -87,9 +115,13 @@ def test_a_planted_value_is_found_where_it_leaks(exported: Path) -> None:
     """A scan that cannot fail proves nothing: each kind of term is found in a page showing it."""
     terms = _terms(exported)
     h = planted_export_header(1, SEED)
-    for value, shown in ((h.private_patient_name, h.private_patient_name.replace("^", " ")),
-                         (h.operators, h.operators.split("^")[0]), (h.institution, h.institution),
-                         (h.device_serial, h.device_serial), (h.image_comments, h.image_comments)):
+    for value, shown in (
+        (h.private_patient_name, h.private_patient_name.replace("^", " ")),
+        (h.operators, h.operators.split("^")[0]),
+        (h.institution, h.institution),
+        (h.device_serial, h.device_serial),
+        (h.image_comments, h.image_comments),
+    ):
         page = f"<html><body><p>Study of {shown}</p></body></html>"
         assert reports.scan_for_phi(page, terms), f"{value!r} shown as {shown!r} was not found"
 
@@ -126,8 +158,9 @@ def test_no_identity_in_anything_printed_or_written(outputs: dict, exported: Pat
             text = path.read_text(encoding="utf-8", errors="replace")
         elif path.suffix.lower() == ".dcm":
             ds = pydicom.dcmread(path)
-            assert not any(e.tag.is_private for e in ds.iterall()
-                           if e.tag.group in (0x0009, 0x0011, 0x0013)), f"{rel}: a private tag was copied"
+            assert not any(e.tag.is_private for e in ds.iterall() if e.tag.group in (0x0009, 0x0011, 0x0013)), (
+                f"{rel}: a private tag was copied"
+            )
             text = path.read_bytes().decode("latin-1")
             searched["dicom"] += 1
         else:

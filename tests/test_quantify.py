@@ -1,4 +1,5 @@
 """``scintilab quantify``: tables, per-study reports (rendered in Chromium), no identity leaks."""
+
 from __future__ import annotations
 
 import re
@@ -27,8 +28,26 @@ def two_visits(tmp_path_factory) -> Path:
     import pydicom
 
     root = tmp_path_factory.mktemp("quant")
-    assert main(["synth", str(root), "--patients", "3", "--size", "tiny", "--seed", "2", "--visits", "2",
-                 "--matrix", "512x128", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                str(root),
+                "--patients",
+                "3",
+                "--size",
+                "tiny",
+                "--seed",
+                "2",
+                "--visits",
+                "2",
+                "--matrix",
+                "512x128",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     # plant a recognisable name and id (the generator's are random-looking already)
     for f in sorted((root / "dicom").rglob("*.dcm")):
         ds = pydicom.dcmread(f)
@@ -39,8 +58,21 @@ def two_visits(tmp_path_factory) -> Path:
     labels = (root / "labels.csv").read_text()
     labels = re.sub(r"^(LC\d+)", lambda m: f"{PLANTED_ID}{m.group(1)}", labels, flags=re.M)
     (root / "labels.csv").write_text(labels)
-    assert main(["ingest", str(root / "dicom"), "--labels", str(root / "labels.csv"), "--annotations",
-                 str(root / "annotations"), "--out", str(root / "manifest.csv")]) == 0
+    assert (
+        main(
+            [
+                "ingest",
+                str(root / "dicom"),
+                "--labels",
+                str(root / "labels.csv"),
+                "--annotations",
+                str(root / "annotations"),
+                "--out",
+                str(root / "manifest.csv"),
+            ]
+        )
+        == 0
+    )
     return root
 
 
@@ -55,8 +87,15 @@ def test_tables_have_the_agreed_columns(quantified: Path, two_visits: Path) -> N
     man = pd.read_csv(two_visits / "manifest.csv")
     studies = pd.read_csv(quantified / "studies.csv")
     assert set(studies["study_key"]) == set(man["study_key"])
-    for col in ("study_key", "patient_key", "bsi", "hotspots_total", "hotspots_metastatic", "bsi_ribs",
-                "hotspots_ribs"):
+    for col in (
+        "study_key",
+        "patient_key",
+        "bsi",
+        "hotspots_total",
+        "hotspots_metastatic",
+        "bsi_ribs",
+        "hotspots_ribs",
+    ):
         assert col in studies.columns
     assert (studies["bsi"] >= 0).all() and (studies["bsi"] < 100).all()
     hot = pd.read_csv(quantified / "hotspots.csv")
@@ -130,11 +169,21 @@ def test_cli_rejects_a_missing_manifest(tmp_path: Path, capsys) -> None:
 def test_validation_verdict_reads_every_figure_from_the_run() -> None:
     """The notebook's summary states the measured figures against the bars: change a
     figure and the sentence (and its verdict) changes with it."""
-    figs = {"scans": 12, "patients": 4, "followup_pairs": 8, "operating_threshold": 0.5,
-            "sensitivity_bright_at_op": 0.93, "fp_per_scan_at_op": 0.4, "best_sensitivity_bright_at_1fp": 0.95,
-            "threshold_at_1fp": 0.3, "fp_per_scan_at_that_threshold": 0.9,
-            "bsi": {"pearson_r": 0.961, "bias": 0.05, "loa_low": -0.4, "loa_high": 0.5},
-            "new_count_exact": 0.875, "pcwg3_right": 0.9, "repeatability": {"n": 3, "sd": 0.021, "mean": 1.2}}
+    figs = {
+        "scans": 12,
+        "patients": 4,
+        "followup_pairs": 8,
+        "operating_threshold": 0.5,
+        "sensitivity_bright_at_op": 0.93,
+        "fp_per_scan_at_op": 0.4,
+        "best_sensitivity_bright_at_1fp": 0.95,
+        "threshold_at_1fp": 0.3,
+        "fp_per_scan_at_that_threshold": 0.9,
+        "bsi": {"pearson_r": 0.961, "bias": 0.05, "loa_low": -0.4, "loa_high": 0.5},
+        "new_count_exact": 0.875,
+        "pcwg3_right": 0.9,
+        "repeatability": {"n": 3, "sd": 0.021, "mean": 1.2},
+    }
     text = validation_verdict(figs)
     lines = {k: next(ln for ln in text.splitlines() if what in ln) for k, (_, what) in VALIDATION_BARS.items()}
     assert "0.930" in lines["sensitivity_bright_at_op"] and "0.40 false positives" in lines["sensitivity_bright_at_op"]
@@ -146,22 +195,34 @@ def test_validation_verdict_reads_every_figure_from_the_run() -> None:
     worse = validation_verdict({**figs, "fp_per_scan_at_op": 1.4})
     assert next(ln for ln in worse.splitlines() if "operating point" in ln and "sensitivity" in ln).endswith("misses)")
     # a cohort of single visits: the follow-up figures are not measured, not missed
-    single = validation_verdict({**figs, "followup_pairs": 0, "new_count_exact": float("nan"),
-                                 "pcwg3_right": float("nan")})
+    single = validation_verdict(
+        {**figs, "followup_pairs": 0, "new_count_exact": float("nan"), "pcwg3_right": float("nan")}
+    )
     fu_lines = [ln for ln in single.splitlines() if "follow-up pairs:" in ln]
-    assert len(fu_lines) == 2 and all(ln.endswith("(bar >= 0.85: not measured on this cohort)")
-                                      or ln.endswith("(bar >= 0.95: not measured on this cohort)") for ln in fu_lines)
+    assert len(fu_lines) == 2 and all(
+        ln.endswith("(bar >= 0.85: not measured on this cohort)")
+        or ln.endswith("(bar >= 0.95: not measured on this cohort)")
+        for ln in fu_lines
+    )
 
 
 def test_summary_over_cohorts_counts_who_meets_each_bar() -> None:
     """Several cohorts against the bars: the mean and range are over the cohorts that
     measured a figure, a sensitivity with too many false positives misses, and a cohort
     without follow-up pairs is 'not measured', not a miss."""
-    base = {"sensitivity_bright_at_op": 0.93, "fp_per_scan_at_op": 0.4, "best_sensitivity_bright_at_1fp": 0.95,
-            "bsi": {"pearson_r": 0.96}, "new_count_exact": 0.9, "pcwg3_right": 0.97}
-    runs = {"s1": base,
-            "s2": {**base, "bsi": {"pearson_r": 0.90}, "fp_per_scan_at_op": 1.3, "new_count_exact": 0.8},
-            "s3": {**base, "new_count_exact": float("nan"), "pcwg3_right": None}}
+    base = {
+        "sensitivity_bright_at_op": 0.93,
+        "fp_per_scan_at_op": 0.4,
+        "best_sensitivity_bright_at_1fp": 0.95,
+        "bsi": {"pearson_r": 0.96},
+        "new_count_exact": 0.9,
+        "pcwg3_right": 0.97,
+    }
+    runs = {
+        "s1": base,
+        "s2": {**base, "bsi": {"pearson_r": 0.90}, "fp_per_scan_at_op": 1.3, "new_count_exact": 0.8},
+        "s3": {**base, "new_count_exact": float("nan"), "pcwg3_right": None},
+    }
     summary = summarise_validations(runs)
     r = summary["bsi_pearson_r"]
     assert r["meets"] == 2 and r["misses"] == ["s2"]
@@ -185,8 +246,21 @@ def test_cli_trains_a_hotspot_model_on_the_annotations_and_uses_it(two_visits: P
 
     model_path = tmp_path / "hs.json"
     out = tmp_path / "q"
-    assert main(["quantify", str(two_visits / "manifest.csv"), "--out", str(out), "--train-hotspot-model",
-                 str(model_path), "--no-reports", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "quantify",
+                str(two_visits / "manifest.csv"),
+                "--out",
+                str(out),
+                "--train-hotspot-model",
+                str(model_path),
+                "--no-reports",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     data = json.loads(model_path.read_text())
     assert data["type"] == "scintilab-hotspot-logreg" and data["info"]["patients"] == 3
     assert data["info"]["folds"] == 3 and 0 < data["info"]["raw_threshold"] < 1
@@ -194,8 +268,21 @@ def test_cli_trains_a_hotspot_model_on_the_annotations_and_uses_it(two_visits: P
     assert "log_partner_ratio" in model.features and "bone_skull" in model.features
     hot = pd.read_csv(out / "hotspots.csv")
     assert len(hot) and hot["p_metastatic"].between(0, 1).all()
-    assert main(["quantify", str(two_visits / "manifest.csv"), "--out", str(tmp_path / "q2"), "--hotspot-model",
-                 str(model_path), "--no-reports", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "quantify",
+                str(two_visits / "manifest.csv"),
+                "--out",
+                str(tmp_path / "q2"),
+                "--hotspot-model",
+                str(model_path),
+                "--no-reports",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     again = pd.read_csv(tmp_path / "q2" / "hotspots.csv")
     assert list(again["p_metastatic"]) == list(hot["p_metastatic"])
 
@@ -205,17 +292,52 @@ def test_cli_with_a_trained_classifier_adds_probabilities_and_grad_cam(tmp_path:
     root = tmp_path / "cohort"
     assert main(["synth", str(root), "--size", "tiny", "--seed", "3", "--matrix", "512x128", "--quiet"]) == 0
     manifest = root / "manifest.csv"
-    assert main(["ingest", str(root / "dicom"), "--labels", str(root / "labels.csv"), "--annotations",
-                 str(root / "annotations"), "--out", str(manifest)]) == 0
+    assert (
+        main(
+            [
+                "ingest",
+                str(root / "dicom"),
+                "--labels",
+                str(root / "labels.csv"),
+                "--annotations",
+                str(root / "annotations"),
+                "--out",
+                str(manifest),
+            ]
+        )
+        == 0
+    )
     run = tmp_path / "run"
-    assert main(["train", "--preset", "quick", "--data", str(root), "--model", "inrac", "--out", str(run),
-                 "--set", "image_size=[128,32]", "--set", 'model_options={"width":8}', "--set", "epochs=1",
-                 "--set", "n_boot=20"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "quick",
+                "--data",
+                str(root),
+                "--model",
+                "inrac",
+                "--out",
+                str(run),
+                "--set",
+                "image_size=[128,32]",
+                "--set",
+                'model_options={"width":8}',
+                "--set",
+                "epochs=1",
+                "--set",
+                "n_boot=20",
+            ]
+        )
+        == 0
+    )
     small = pd.read_csv(manifest).head(2)  # two studies are enough to exercise the path
     small.to_csv(root / "manifest_two.csv", index=False)
     out = tmp_path / "q"
-    assert main(["quantify", str(root / "manifest_two.csv"), "--out", str(out), "--classifier", str(run),
-                 "--quiet"]) == 0
+    assert (
+        main(["quantify", str(root / "manifest_two.csv"), "--out", str(out), "--classifier", str(run), "--quiet"]) == 0
+    )
     studies = pd.read_csv(out / "studies.csv")
     probs = studies[["p_NoMet", "p_ADMet", "p_nADMet"]]
     assert probs.notna().all().all() and ((probs.sum(axis=1) - 1).abs() < 1e-3).all()

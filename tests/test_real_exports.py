@@ -8,6 +8,7 @@ file, a file with no extension and no DICOM marker, and a text sidecar (left alo
 Ingest must keep the one study (flagged, with the counts of the stored pixels) and name
 every other file with its reason.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,20 +37,51 @@ def mixed(tmp_path_factory):
     ant = render_study(pat, np.random.default_rng([SEED, 1])).anterior
     ge = root / "export" / "WB_20240102"
     written = write_study(
-        ge, ant.astype(np.int16), None, stem="WHOLE_BODY_E", layout="pair", sop_class="sc", signed=True,
-        compress="jpeg-lossless-sv1", view_naming="none", pixel_spacing=(2.26, 2.26), patient_id=PID,
-        patient_name=NAME, study_id="GE4101", manufacturer="GE MEDICAL SYSTEMS",
-        export_header=ExportHeader(private_patient_name=NAME, image_comments="Lossless JPEG compression",
-                                   station="MGCAM01", institution="Exportsecret Hospital"),
+        ge,
+        ant.astype(np.int16),
+        None,
+        stem="WHOLE_BODY_E",
+        layout="pair",
+        sop_class="sc",
+        signed=True,
+        compress="jpeg-lossless-sv1",
+        view_naming="none",
+        pixel_spacing=(2.26, 2.26),
+        patient_id=PID,
+        patient_name=NAME,
+        study_id="GE4101",
+        manufacturer="GE MEDICAL SYSTEMS",
+        export_header=ExportHeader(
+            private_patient_name=NAME,
+            image_comments="Lossless JPEG compression",
+            station="MGCAM01",
+            institution="Exportsecret Hospital",
+        ),
     )
     other = root / "export" / "other"
     rng = np.random.default_rng(0)
     img = rng.poisson(20, (128, 32)).astype(np.uint16)
     for modality in ("CT", "MR", "US"):
-        write_study(other / modality, img, img, stem=f"series_{modality}", patient_id="OTHER1", patient_name="Other^P",
-                    study_id=f"O{modality}", modality=modality)
-    write_study(other / "SEG", img, img, stem="seg", patient_id="OTHER1", patient_name="Other^P", study_id="OSEG",
-                modality="SEG")
+        write_study(
+            other / modality,
+            img,
+            img,
+            stem=f"series_{modality}",
+            patient_id="OTHER1",
+            patient_name="Other^P",
+            study_id=f"O{modality}",
+            modality=modality,
+        )
+    write_study(
+        other / "SEG",
+        img,
+        img,
+        stem="seg",
+        patient_id="OTHER1",
+        patient_name="Other^P",
+        study_id="OSEG",
+        modality="SEG",
+    )
     (other / "notes.txt").write_text("a sidecar: text and tables (labels, annotations, notes) are left alone")
     (other / "screenshot.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
     (other / "IM000001").write_bytes(b"no extension, no DICOM marker" * 10)

@@ -1,4 +1,5 @@
 """Issue 29: odd paths, corrupt headers, silent losses and exit codes, tried as a new user would."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,9 @@ from scintilab.ingest import ingest
 def _write(folder: Path, stem: str, hw=(64, 32), seed=0, **kw) -> list[Path]:
     rng = np.random.default_rng(seed)
     ant, post = phantom(hw, [], rng), phantom(hw, [], rng)
-    return write_study(folder, ant, post, stem=stem, patient_id=f"P{stem}", patient_name="Test^Name",
-                       study_id=f"S{stem}", **kw)
+    return write_study(
+        folder, ant, post, stem=stem, patient_id=f"P{stem}", patient_name="Test^Name", study_id=f"S{stem}", **kw
+    )
 
 
 def _cohort(root: Path, n: int = 2) -> Path:
@@ -114,7 +116,7 @@ def test_multiframe_rows_smaller_than_its_pixels_is_refused(tmp_path: Path) -> N
     _short_rows(path, 60)  # 64 rows per frame stored, 60 said: frame 2 would start inside frame 1
     res = ingest(src, progress=False)
     assert len(res.manifest) == 0
-    (what, why), = res.skipped
+    ((what, why),) = res.skipped
     assert what == "c/mf.dcm" and "frames cannot be placed" in why and "about 64 rows per frame" in why
 
 
@@ -134,7 +136,7 @@ def test_truncated_pixel_data_is_refused_with_the_sizes(tmp_path: Path) -> None:
     ds.PixelData = ds.PixelData[:-200]
     ds.save_as(path, enforce_file_format=True)
     res = ingest(src, progress=False)
-    (_, why), = res.skipped
+    ((_, why),) = res.skipped
     assert "truncated pixel data" in why and "Rows 64 x Columns 32 x 2 frame(s) x 16 bits" in why
 
 
@@ -148,8 +150,9 @@ def test_pydicom_pixel_warnings_become_flags(tmp_path: Path) -> None:
     assert "ANT: pixel data: The pixel data is 4096 bytes long" in flags and "excess padding" in flags
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="root reads a file of mode 000: no permission error to provoke")
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads a file of mode 000: no permission error to provoke"
+)
 def test_unreadable_file_is_reported_as_unreadable(tmp_path: Path) -> None:
     src = _cohort(tmp_path / "dicom")
     locked = src / "locked.dcm"
@@ -181,8 +184,9 @@ def test_annotation_losses_and_label_conflicts_are_flagged(tmp_path: Path) -> No
     sheet = pd.read_csv(root / "labels.csv", dtype=str)
     row = sheet.iloc[2]  # the third study: the first two have annotation problems
     other = next(c for c in ("NoMet", "ADMet", "nADMet") if c != row["label"])
-    pd.concat([sheet, pd.DataFrame([{"patient_id": row["patient_id"], "study_id": "", "label": other}])],
-              ignore_index=True).to_csv(root / "labels.csv", index=False)
+    pd.concat(
+        [sheet, pd.DataFrame([{"patient_id": row["patient_id"], "study_id": "", "label": other}])], ignore_index=True
+    ).to_csv(root / "labels.csv", index=False)
     res = ingest(root / "dicom", root / "labels.csv", root / "annotations", tmp_path / "m.csv", progress=False)
     flags = " | ".join(res.manifest["flags"].fillna(""))
     assert "'metastasis'" in flags and "counted as neither" in flags

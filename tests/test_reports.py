@@ -4,6 +4,7 @@ Notebooks here are throwaway ones written into tmp folders and executed for real
 papermill; the browser test uses Debian's ``chromium`` (``apt-get install chromium``) and
 skips, saying so, where it is absent.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,10 +29,15 @@ def _nb(cells: list, params: str) -> nbformat.NotebookNode:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     p = nbformat.v4.new_code_cell(params)
     p.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# Report test\nA throwaway notebook."),
-                nbformat.v4.new_markdown_cell("## Parameters"), p, nbformat.v4.new_markdown_cell("## Setup")]
-    nb.cells += [nbformat.v4.new_code_cell(c) if not c.startswith("#") else nbformat.v4.new_markdown_cell(c)
-                 for c in cells]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Report test\nA throwaway notebook."),
+        nbformat.v4.new_markdown_cell("## Parameters"),
+        p,
+        nbformat.v4.new_markdown_cell("## Setup"),
+    ]
+    nb.cells += [
+        nbformat.v4.new_code_cell(c) if not c.startswith("#") else nbformat.v4.new_markdown_cell(c) for c in cells
+    ]
     nb.cells.append(nbformat.v4.new_markdown_cell("## Summary\nThe end."))
     return nb
 
@@ -40,18 +46,21 @@ def _nb(cells: list, params: str) -> nbformat.NotebookNode:
 def executed(tmp_path_factory) -> Path:
     """A notebook with a plotly figure, a matplotlib figure, metrics and absolute paths, executed."""
     d = tmp_path_factory.mktemp("report")
-    nb = _nb([
-        "import matplotlib.pyplot as plt\nimport plotly.graph_objects as go\nfrom scintilab import reports\n"
-        "reports.setup_plotly()",
-        "## Figures",
-        f"{CODE_TOKEN} = 1\ngo.Figure(go.Bar(x=['NoMet', 'ADMet', 'nADMet'], y=[n, 2 * n, 3]), "
-        "layout_title_text='class counts').show()",
-        "go.Figure(go.Scatter(y=[1, 3, 2], mode='lines+markers')).show()",
-        "fig, ax = plt.subplots(figsize=(4, 2))\nax.plot([0, 1, 4, 9], color='tab:red')\nplt.show()",
-        "from pathlib import Path\nprint('cwd is', Path.cwd().resolve())\n"
-        f"print('repo file', {str(repo_root() / 'data' / 'x.dcm')!r})",
-        "reports.record_metrics({'accuracy': 0.75, 'macro': {'f1': 0.5}}, out_dir='.')",
-    ], "n: int = 4  # bar height")
+    nb = _nb(
+        [
+            "import matplotlib.pyplot as plt\nimport plotly.graph_objects as go\nfrom scintilab import reports\n"
+            "reports.setup_plotly()",
+            "## Figures",
+            f"{CODE_TOKEN} = 1\ngo.Figure(go.Bar(x=['NoMet', 'ADMet', 'nADMet'], y=[n, 2 * n, 3]), "
+            "layout_title_text='class counts').show()",
+            "go.Figure(go.Scatter(y=[1, 3, 2], mode='lines+markers')).show()",
+            "fig, ax = plt.subplots(figsize=(4, 2))\nax.plot([0, 1, 4, 9], color='tab:red')\nplt.show()",
+            "from pathlib import Path\nprint('cwd is', Path.cwd().resolve())\n"
+            f"print('repo file', {str(repo_root() / 'data' / 'x.dcm')!r})",
+            "reports.record_metrics({'accuracy': 0.75, 'macro': {'f1': 0.5}}, out_dir='.')",
+        ],
+        "n: int = 4  # bar height",
+    )
     src = d / "source.ipynb"
     nbformat.write(nb, src)
     out = d / "executed.ipynb"
@@ -64,9 +73,11 @@ def executed(tmp_path_factory) -> Path:
 
 def test_sanitize_text_hides_absolute_paths_keeps_the_rest() -> None:
     root = str(repo_root())
-    text = (f"{root}/data/synthetic_small/manifest.csv and /tmp/pytest-7/cohort/Doe_John/a.dcm, "
-            "/mnt/pacs/export/JOHN_DOE_123/IM0001 and C:\\Users\\doe\\scan.dcm; "
-            "relative data/synthetic_small/dicom kept, 3/4 kept, counts/s kept, https://example.org/a/b kept")
+    text = (
+        f"{root}/data/synthetic_small/manifest.csv and /tmp/pytest-7/cohort/Doe_John/a.dcm, "
+        "/mnt/pacs/export/JOHN_DOE_123/IM0001 and C:\\Users\\doe\\scan.dcm; "
+        "relative data/synthetic_small/dicom kept, 3/4 kept, counts/s kept, https://example.org/a/b kept"
+    )
     out = reports.sanitize_text(text)
     assert "$REPO/data/synthetic_small/manifest.csv" in out
     assert "Doe_John" not in out and "JOHN_DOE_123" not in out and out.count("[path]") == 3
@@ -101,30 +112,50 @@ def test_report_is_self_contained_with_plotly_once_and_code_hidden(executed: Pat
 def test_index_lists_runs_with_status_and_metrics(executed: Path, tmp_path: Path) -> None:
     run = tmp_path / "out" / "demo-run"
     run.mkdir(parents=True)
-    (run / "status.json").write_text(json.dumps({"status": "ok", "notebook": "notebooks/x.ipynb", "seconds": 12.3,
-                                                 "executed": "executed.ipynb", "parameters": {"n": 5},
-                                                 "started": "2026-01-01T00:00:00"}))
+    (run / "status.json").write_text(
+        json.dumps(
+            {
+                "status": "ok",
+                "notebook": "notebooks/x.ipynb",
+                "seconds": 12.3,
+                "executed": "executed.ipynb",
+                "parameters": {"n": 5},
+                "started": "2026-01-01T00:00:00",
+            }
+        )
+    )
     (run / "executed.ipynb").write_bytes(executed.read_bytes())
     reports.render_report(run / "executed.ipynb", run / "report.html")
     failed = tmp_path / "out" / "broken-run"
     failed.mkdir()
-    (failed / "status.json").write_text(json.dumps({"status": "failed", "notebook": "notebooks/y.ipynb",
-                                                    "error": {"ename": "ValueError", "evalue": "bad value"},
-                                                    "started": "2026-01-01T00:01:00"}))
+    (failed / "status.json").write_text(
+        json.dumps(
+            {
+                "status": "failed",
+                "notebook": "notebooks/y.ipynb",
+                "error": {"ename": "ValueError", "evalue": "bad value"},
+                "started": "2026-01-01T00:01:00",
+            }
+        )
+    )
     page = reports.write_index(tmp_path / "out").read_text()
     assert "href='demo-run/report.html'" in page and "accuracy: <b>0.75</b>" in page
     assert "class='failed'" in page and "ValueError: bad value" in page
     assert page.index("demo-run") < page.index("broken-run")  # in the order the runs started
     assert reports.headline({"accuracy.ci_low": 0.1, "loss": 2.0, "macro.f1": 0.4, "accuracy": 0.7})[:2] == [
-        ("accuracy", 0.7), ("macro.f1", 0.4)]
+        ("accuracy", 0.7),
+        ("macro.f1", 0.4),
+    ]
 
 
 # --------------------------------------------------------------------------- browser
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(reports.find_chromium() is None,
-                    reason="headless Chromium not installed (Debian: apt-get install -y chromium; .ci/run does it)")
+@pytest.mark.skipif(
+    reports.find_chromium() is None,
+    reason="headless Chromium not installed (Debian: apt-get install -y chromium; .ci/run does it)",
+)
 def test_report_renders_in_headless_chromium(executed: Path, tmp_path: Path) -> None:
     from PIL import Image
 
@@ -161,31 +192,46 @@ def planted_cohort(tmp_path_factory) -> Path:
     rng = np.random.default_rng(0)
     for i in range(2):
         folder = root / "dicom" / f"{PLANTED_ID}_case{i}"  # exports often name folders by patient
-        write_study(folder, rng.poisson(5, (128, 32)).astype(np.uint16), rng.poisson(5, (128, 32)).astype(np.uint16),
-                    stem=f"study{i}", patient_id=f"{PLANTED_ID}" if i == 0 else f"{PLANTED_ID}B",
-                    patient_name=PLANTED_NAME, study_id=f"{PLANTED_ID}S{i}", birth_date="19410203",
-                    accession_number=f"ACC{PLANTED_ID}{i}")
+        write_study(
+            folder,
+            rng.poisson(5, (128, 32)).astype(np.uint16),
+            rng.poisson(5, (128, 32)).astype(np.uint16),
+            stem=f"study{i}",
+            patient_id=f"{PLANTED_ID}" if i == 0 else f"{PLANTED_ID}B",
+            patient_name=PLANTED_NAME,
+            study_id=f"{PLANTED_ID}S{i}",
+            birth_date="19410203",
+            accession_number=f"ACC{PLANTED_ID}{i}",
+        )
     return root
 
 
 def test_no_patient_identity_in_rendered_html(planted_cohort: Path, tmp_path: Path) -> None:
     terms = reports.phi_terms_from_dicom([planted_cohort / "dicom"])
     assert {PLANTED_NAME, "Planted Name", PLANTED_ID, "19410203", "1941-02-03"} <= terms
-    nb = _nb([
-        "from pathlib import Path\nimport pandas as pd\nfrom scintilab.ingest import ingest\nfrom scintilab.dicomio import read_study",
-        "result = ingest(Path(data_dir) / 'dicom', progress=False)\nresult.manifest",
-        "files = sorted(Path(data_dir).rglob('*.dcm'))\nstudy = read_study([files[0]])\n"
-        "print(study.study_key, study.patient_key, study.anterior.shape)\n"
-        "print('careless absolute path:', files[0].resolve())",
-        "if leak:\n    import pydicom\n    print('LEAK', pydicom.dcmread(files[0]).PatientName)",
-    ], 'data_dir: str = "data"  # cohort\nleak: bool = False  # negative control')
+    nb = _nb(
+        [
+            "from pathlib import Path\nimport pandas as pd\nfrom scintilab.ingest import ingest\nfrom scintilab.dicomio import read_study",
+            "result = ingest(Path(data_dir) / 'dicom', progress=False)\nresult.manifest",
+            "files = sorted(Path(data_dir).rglob('*.dcm'))\nstudy = read_study([files[0]])\n"
+            "print(study.study_key, study.patient_key, study.anterior.shape)\n"
+            "print('careless absolute path:', files[0].resolve())",
+            "if leak:\n    import pydicom\n    print('LEAK', pydicom.dcmread(files[0]).PatientName)",
+        ],
+        'data_dir: str = "data"  # cohort\nleak: bool = False  # negative control',
+    )
     src = tmp_path / "phi.ipynb"
     nbformat.write(nb, src)
     pages = {}
     for leak in (False, True):
         out = tmp_path / f"phi_{leak}.ipynb"
-        papermill.execute_notebook(str(src), str(out), progress_bar=False, cwd=str(tmp_path),
-                                   parameters={"data_dir": str(planted_cohort), "leak": leak})
+        papermill.execute_notebook(
+            str(src),
+            str(out),
+            progress_bar=False,
+            cwd=str(tmp_path),
+            parameters={"data_dir": str(planted_cohort), "leak": leak},
+        )
         for mode in (True, False):
             pages[(leak, mode)] = reports.render_report(out, tmp_path / f"phi_{leak}_{mode}.html", report_mode=mode)
     executed_text = (tmp_path / "phi_False.ipynb").read_text()

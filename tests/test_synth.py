@@ -1,4 +1,5 @@
 """Tests of the synthetic cohort generator (small matrices, tiny cohorts)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -51,8 +52,9 @@ def _post_in_ant_frame(post: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
     dr, dc = shift
     h, w = post.shape
     out = np.zeros_like(post)
-    out[max(-dr, 0):h + min(-dr, 0), max(-dc, 0):w + min(-dc, 0)] = \
-        post[max(dr, 0):h + min(dr, 0), max(dc, 0):w + min(dc, 0)]
+    out[max(-dr, 0) : h + min(-dr, 0), max(-dc, 0) : w + min(-dc, 0)] = post[
+        max(dr, 0) : h + min(dr, 0), max(dc, 0) : w + min(dc, 0)
+    ]
     return out[:, ::-1]
 
 
@@ -129,7 +131,7 @@ def test_paper_matrix_counts_and_values() -> None:
     # the bladder holds a few percent of the counts, not tens of percent
     by, bx = pat.phantom.landmarks["bladder"]
     r0, c0 = int(by), int(bx)
-    box = st.anterior[r0 - 25:r0 + 25, c0 - 30:c0 + 30].sum()
+    box = st.anterior[r0 - 25 : r0 + 25, c0 - 30 : c0 + 30].sum()
     assert box / st.anterior.sum() < 0.12
 
 
@@ -138,8 +140,11 @@ def test_spine_brighter_post_sternum_brighter_ant(cohort: Path) -> None:
     ratios_spine, ratios_sternum = [], []
     for t in _truths(cohort):
         m = _maps(cohort, t["study_id"])
-        st = next(s for s in studies.values() if s.study_date.isoformat() == t["date"]
-                  and int(s.anterior.sum()) == t["counts"]["ANT"])
+        st = next(
+            s
+            for s in studies.values()
+            if s.study_date.isoformat() == t["date"] and int(s.anterior.sum()) == t["counts"]["ANT"]
+        )
         post = _post_in_ant_frame(st.posterior.astype(np.float64), tuple(t["post_shift_rc"]))
         ant = st.anterior.astype(np.float64)
         sternum = m["bone"] == BONE_IDS["sternum"]
@@ -160,8 +165,9 @@ def test_lesions_on_bone_inside_body_and_outlined(cohort: Path) -> None:
     for t in _truths(cohort):
         m = _maps(cohort, t["study_id"])
         ant_json = json.loads((cohort / t["annotations"][0]).read_text())
-        polys = {s["attributes"]["id"]: np.array(s["points"]) for s in ant_json["shapes"]
-                 if s["label"].startswith("lesion")}
+        polys = {
+            s["attributes"]["id"]: np.array(s["points"]) for s in ant_json["shapes"] if s["label"].startswith("lesion")
+        }
         for les in t["lesions"]:
             n_checked += 1
             r, c = (int(round(v)) for v in les["center_rc"])
@@ -173,10 +179,11 @@ def test_lesions_on_bone_inside_body_and_outlined(cohort: Path) -> None:
             assert les["shape"] in SHAPE_CLASSES
             # the LabelMe polygon surrounds the lesion centre and stays inside the body
             poly = polys[les["id"]]
-            assert MplPath(poly).contains_point((c, r), radius=-1.0) or \
-                MplPath(poly).contains_point((c, r), radius=1.0)
-            xs, ys = np.clip(np.round(poly[:, 0]).astype(int), 0, MATRIX[1] - 1), \
-                np.clip(np.round(poly[:, 1]).astype(int), 0, MATRIX[0] - 1)
+            assert MplPath(poly).contains_point((c, r), radius=-1.0) or MplPath(poly).contains_point((c, r), radius=1.0)
+            xs, ys = (
+                np.clip(np.round(poly[:, 0]).astype(int), 0, MATRIX[1] - 1),
+                np.clip(np.round(poly[:, 1]).astype(int), 0, MATRIX[0] - 1),
+            )
             body = m["body"].astype(bool)
             near = np.zeros_like(body)
             near[1:-1, 1:-1] = body[:-2, 1:-1] | body[2:, 1:-1] | body[1:-1, :-2] | body[1:-1, 2:] | body[1:-1, 1:-1]
@@ -249,8 +256,11 @@ def test_visits_same_patient_new_lesions(cohort: Path) -> None:
 
 
 def _hash_tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_same_bytes(tmp_path: Path) -> None:

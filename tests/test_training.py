@@ -1,4 +1,5 @@
 """Tests for scintilab.presets, scintilab.training and scintilab.runs (tiny models, CPU)."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,15 @@ from scintilab.datasets import ImageSet
 from scintilab.presets import PRESETS, TrainConfig, config_from_preset, parse_override
 
 # Eager mode: tracing inrac's graph costs more than two epochs of a 64 x 32 model on a CPU.
-TINY = {"image_size": (64, 32), "model_options": {"width": 4}, "epochs": 2, "batch_size": 8, "n_boot": 50, "verbose": 0, "run_eagerly": True}
+TINY = {
+    "image_size": (64, 32),
+    "model_options": {"width": 4},
+    "epochs": 2,
+    "batch_size": 8,
+    "n_boot": 50,
+    "verbose": 0,
+    "run_eagerly": True,
+}
 
 
 def blob_set(n: int = 24, hw: tuple[int, int] = (64, 32), seed: int = 0) -> ImageSet:
@@ -32,9 +41,13 @@ def blob_set(n: int = 24, hw: tuple[int, int] = (64, 32), seed: int = 0) -> Imag
         labels.append(label)
     keys = np.array([f"P-{i // 2:04d}" for i in range(n)])
     return ImageSet(
-        images=np.asarray(images, np.float32), labels=np.asarray(labels), patient_keys=keys,
-        study_keys=np.array([f"S-{i:04d}" for i in range(n)]), kinds=np.array(["fused"] * n),
-        aug=np.array(["orig"] * n), name="D3",
+        images=np.asarray(images, np.float32),
+        labels=np.asarray(labels),
+        patient_keys=keys,
+        study_keys=np.array([f"S-{i:04d}" for i in range(n)]),
+        kinds=np.array(["fused"] * n),
+        aug=np.array(["orig"] * n),
+        name="D3",
     )
 
 
@@ -52,7 +65,9 @@ def test_paper_preset_is_the_paper() -> None:
 def test_overrides_and_fingerprint() -> None:
     cfg = config_from_preset("quick", epochs=3, model_options={"dropout": 0.1})
     assert cfg.epochs == 3 and cfg.model_options == {"width": 16, "dropout": 0.1}
-    assert cfg.fingerprint("abc") == config_from_preset("quick", epochs=3, model_options={"dropout": 0.1}).fingerprint("abc")
+    assert cfg.fingerprint("abc") == config_from_preset("quick", epochs=3, model_options={"dropout": 0.1}).fingerprint(
+        "abc"
+    )
     assert cfg.fingerprint("abc") != cfg.replace(seed=1).fingerprint("abc")
     assert cfg.fingerprint("abc") != cfg.fingerprint("abd")  # other data, other run
     assert cfg.fingerprint("abc") == cfg.replace(verbose=0, preset="renamed").fingerprint("abc")
@@ -155,11 +170,29 @@ def test_cli_trains_inrac_on_a_cohort_and_leaves_a_complete_run(tmp_manifest, tm
 
     manifest = tmp_manifest(9)
     out = tmp_path / "run"
-    rc = main([
-        "train", "--preset", "quick", "--data", str(manifest), "--model", "inrac", "--out", str(out),
-        "--set", "image_size=[128,32]", "--set", "model_options.width=8", "--set", "epochs=2",
-        "--set", "n_boot=50", "--set", "batch_size=8",
-    ])
+    rc = main(
+        [
+            "train",
+            "--preset",
+            "quick",
+            "--data",
+            str(manifest),
+            "--model",
+            "inrac",
+            "--out",
+            str(out),
+            "--set",
+            "image_size=[128,32]",
+            "--set",
+            "model_options.width=8",
+            "--set",
+            "epochs=2",
+            "--set",
+            "n_boot=50",
+            "--set",
+            "batch_size=8",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "accuracy" in printed and "Epoch 2/2" in printed  # Keras per-epoch lines
@@ -171,7 +204,9 @@ def test_cli_trains_inrac_on_a_cohort_and_leaves_a_complete_run(tmp_manifest, tm
     assert run.config.model == "inrac" and run.config.image_size == (128, 32)
     assert len(run.history) == 2
     pred = run.predictions
-    assert {"study_key", "patient_key", "kind", "aug", "true", "p_NoMet", "p_ADMet", "p_nADMet", "pred"} <= set(pred.columns)
+    assert {"study_key", "patient_key", "kind", "aug", "true", "p_NoMet", "p_ADMet", "p_nADMet", "pred"} <= set(
+        pred.columns
+    )
     assert np.allclose(pred[["p_NoMet", "p_ADMet", "p_nADMet"]].sum(axis=1), 1.0, atol=1e-4)
     assert pred["study_key"].str.startswith("S-").all() and pred["patient_key"].str.startswith("P-").all()
     # test patients never appear among training patients (patient-level split)
@@ -192,8 +227,30 @@ def test_cli_trains_inrac_on_a_cohort_and_leaves_a_complete_run(tmp_manifest, tm
     assert m["n_images"] == len(pred) and 0.0 <= m["metrics"]["accuracy"] <= 1.0
     assert run.load_model().output_shape == (None, 3)
     # the same command again reuses the finished run
-    assert main(["train", "--preset", "quick", "--data", str(manifest), "--out", str(out), "--set", "image_size=[128,32]",
-                 "--set", "model_options.width=8", "--set", "epochs=2", "--set", "n_boot=50", "--set", "batch_size=8"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "quick",
+                "--data",
+                str(manifest),
+                "--out",
+                str(out),
+                "--set",
+                "image_size=[128,32]",
+                "--set",
+                "model_options.width=8",
+                "--set",
+                "epochs=2",
+                "--set",
+                "n_boot=50",
+                "--set",
+                "batch_size=8",
+            ]
+        )
+        == 0
+    )
     assert "reused" in capsys.readouterr().out
 
 
@@ -215,7 +272,9 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path: Path)
     from scintilab.training import train
 
     ds = blob_set()
-    cfg = config_from_preset("quick", **{**TINY, "epochs": 3, "model_options": {"width": 4, "dropout": 0.3}}, augment_online=True)
+    cfg = config_from_preset(
+        "quick", **{**TINY, "epochs": 3, "model_options": {"width": 4, "dropout": 0.3}}, augment_online=True
+    )
     whole = train(cfg, tmp_path / "whole", dataset=ds)
     cut = tmp_path / "cut"
     with pytest.raises(_Interrupt):

@@ -5,6 +5,7 @@ under a new patient id (scintilab.faults, on disk), is ingested and audited; tra
 has to keep the pair on one side, refuse a split that straddles it, and go on with a
 warning only when told to.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,16 @@ from scintilab.runs import find_run
 from scintilab.training import audit_files, cli_main, load_image_set, split_indices, train
 
 # Eager mode, 64 x 32 input, width 4, one epoch: seconds on a CPU.
-TINY = {"image_size": (64, 32), "model_options": {"width": 4}, "epochs": 1, "batch_size": 8, "n_boot": 20,
-        "verbose": 0, "run_eagerly": True, "dataset": "D1"}
+TINY = {
+    "image_size": (64, 32),
+    "model_options": {"width": 4},
+    "epochs": 1,
+    "batch_size": 8,
+    "n_boot": 20,
+    "verbose": 0,
+    "run_eagerly": True,
+    "dataset": "D1",
+}
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +70,12 @@ def test_audit_groups_keep_the_pair_together_and_cli_trains(audited: dict, tmp_p
     assert audit_files(cfg)[2] == "auto"  # <manifest folder>/audit/flags.csv is found by itself
     # Without the audit the patient split separates the copy from its original for some
     # seed (they carry different patient keys); with it, never.
-    off_leaky = [s for s in range(12)
-                 if _sides(ds, split_indices(cfg.replace(audit_flags="off", seed=s), ds))[a]
-                 != _sides(ds, split_indices(cfg.replace(audit_flags="off", seed=s), ds))[b]]
+    off_leaky = [
+        s
+        for s in range(12)
+        if _sides(ds, split_indices(cfg.replace(audit_flags="off", seed=s), ds))[a]
+        != _sides(ds, split_indices(cfg.replace(audit_flags="off", seed=s), ds))[b]
+    ]
     assert off_leaky, "the patient split never straddled the pair: the test would prove nothing"
     for s in range(12):
         sides = _sides(ds, split_indices(cfg.replace(seed=s), ds))
@@ -71,10 +83,33 @@ def test_audit_groups_keep_the_pair_together_and_cli_trains(audited: dict, tmp_p
 
     # The CLI, with a seed at which a plain patient split would leak: trains one epoch.
     run_dir = tmp_path / "run"
-    rc = cli_main(["--data", str(audited["manifest"]), "--out", str(run_dir), "--quiet",
-                   "--set", f"audit_flags={audited['flags']}", "--set", "allow_leaks=true",
-                   "--set", f"seed={off_leaky[0]}", "--set", "image_size=[64,32]", "--set", "model_options.width=4",
-                   "--set", "epochs=1", "--set", "dataset=D1", "--set", "run_eagerly=true", "--set", "n_boot=20"])
+    rc = cli_main(
+        [
+            "--data",
+            str(audited["manifest"]),
+            "--out",
+            str(run_dir),
+            "--quiet",
+            "--set",
+            f"audit_flags={audited['flags']}",
+            "--set",
+            "allow_leaks=true",
+            "--set",
+            f"seed={off_leaky[0]}",
+            "--set",
+            "image_size=[64,32]",
+            "--set",
+            "model_options.width=4",
+            "--set",
+            "epochs=1",
+            "--set",
+            "dataset=D1",
+            "--set",
+            "run_eagerly=true",
+            "--set",
+            "n_boot=20",
+        ]
+    )
     assert rc == 0
     info = json.loads((run_dir / "config.json").read_text())
     assert info["audit"]["applied"] is True and info["audit"]["source"] == "config"

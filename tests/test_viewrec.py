@@ -1,4 +1,5 @@
 """Views nothing names: recognised from the image, decided as a pair, or set by --assume-view."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -57,8 +58,9 @@ def test_recogniser_names_held_out_views_and_mirroring_changes_nothing(held_out)
 
 def test_features_are_in_millimetres_not_pixels(held_out) -> None:
     # the same patient at twice the matrix gives nearly the same features and the same call
-    pat = generate_patient(np.random.default_rng([HELD_OUT_SEED, 0]), "NoMet", index=1, matrix=(1024, 256),
-                           seed=HELD_OUT_SEED)
+    pat = generate_patient(
+        np.random.default_rng([HELD_OUT_SEED, 0]), "NoMet", index=1, matrix=(1024, 256), seed=HELD_OUT_SEED
+    )
     big = render_study(pat, np.random.default_rng([HELD_OUT_SEED, 0, 5])).anterior
     small = held_out[0][0]
     rec = default_recogniser()
@@ -81,8 +83,17 @@ def test_fit_recovers_a_separable_rule_and_round_trips(tmp_path) -> None:
 def test_unnamed_single_views_are_inferred_and_flagged_with_p(tmp_path, held_out) -> None:
     ant, post = held_out[1]
     for view, img in (("ANT", ant), ("POST", post)):
-        (path,) = write_study(tmp_path / view, img, None, stem="WHOLE_BODY", layout="pair", view_naming="none",
-                              sop_class="sc", pixel_spacing=SPACING, **_ids(1))
+        (path,) = write_study(
+            tmp_path / view,
+            img,
+            None,
+            stem="WHOLE_BODY",
+            layout="pair",
+            view_naming="none",
+            sop_class="sc",
+            pixel_spacing=SPACING,
+            **_ids(1),
+        )
         got = read_file(path)
         assert list(got.views) == [view]
         assert got.meta["view_source"].startswith("image (p ")
@@ -94,8 +105,17 @@ def test_unnamed_single_views_are_inferred_and_flagged_with_p(tmp_path, held_out
 def test_unnamed_multiframe_is_decided_as_a_pair_in_either_frame_order(tmp_path, held_out) -> None:
     ant, post = held_out[2]
     for order in (("ANT", "POST"), ("POST", "ANT")):
-        (path,) = write_study(tmp_path / "".join(order), ant, post, stem="s", layout="multiframe", view_naming="none",
-                              frame_order=order, pixel_spacing=SPACING, **_ids(2))
+        (path,) = write_study(
+            tmp_path / "".join(order),
+            ant,
+            post,
+            stem="s",
+            layout="multiframe",
+            view_naming="none",
+            frame_order=order,
+            pixel_spacing=SPACING,
+            **_ids(2),
+        )
         got = read_file(path)
         assert np.array_equal(got.views["ANT"], ant) and np.array_equal(got.views["POST"], post)
         assert any(f.startswith("views inferred from the image, as a pair") for f in got.flags)
@@ -108,8 +128,9 @@ def test_two_unnamed_files_of_one_study_are_decided_together(tmp_path, held_out)
     blend = (0.45 * ant + 0.55 * post[:, ::-1]).astype(np.uint16)
     rec = default_recogniser()
     assert rec.recognise(blend, SPACING).p < CONFIDENCE
-    files = write_study(tmp_path / "dicom", blend, post, stem="s", layout="pair", view_naming="none",
-                        pixel_spacing=SPACING, **_ids(3))
+    files = write_study(
+        tmp_path / "dicom", blend, post, stem="s", layout="pair", view_naming="none", pixel_spacing=SPACING, **_ids(3)
+    )
     # file names that name nothing: the pair is told apart by the image only
     plain = [f.rename(f.with_name(f"image{i}.dcm")) for i, f in enumerate(files)]
     res = ingest(tmp_path / "dicom", out=tmp_path / "manifest.csv", progress=False)
@@ -125,8 +146,16 @@ def test_an_unsure_single_view_is_kept_as_view_unknown(tmp_path, held_out) -> No
     ant, post = held_out[4]
     blend = (0.5 * ant + 0.5 * post[:, ::-1]).astype(np.uint16)
     assert default_recogniser().recognise(blend, SPACING).p < CONFIDENCE
-    write_study(tmp_path / "dicom", blend, None, stem="export", layout="pair", view_naming="none",
-                pixel_spacing=SPACING, **_ids(4))
+    write_study(
+        tmp_path / "dicom",
+        blend,
+        None,
+        stem="export",
+        layout="pair",
+        view_naming="none",
+        pixel_spacing=SPACING,
+        **_ids(4),
+    )
     res = ingest(tmp_path / "dicom", out=tmp_path / "manifest.csv", progress=False)
     (row,) = res.manifest.itertuples()
     assert row.status == "flagged" and "view unknown: the image suggests" in row.flags
@@ -138,10 +167,26 @@ def test_an_unsure_single_view_is_kept_as_view_unknown(tmp_path, held_out) -> No
 
 def test_assume_view_overrides_the_image_but_never_the_header(tmp_path, held_out) -> None:
     ant, post = held_out[5]
-    write_study(tmp_path / "dicom" / "a", ant, None, stem="export", layout="pair", view_naming="none",
-                pixel_spacing=SPACING, **_ids(5))
-    write_study(tmp_path / "dicom" / "b", ant, None, stem="named", layout="pair", view_naming="standard",
-                pixel_spacing=SPACING, **_ids(6))
+    write_study(
+        tmp_path / "dicom" / "a",
+        ant,
+        None,
+        stem="export",
+        layout="pair",
+        view_naming="none",
+        pixel_spacing=SPACING,
+        **_ids(5),
+    )
+    write_study(
+        tmp_path / "dicom" / "b",
+        ant,
+        None,
+        stem="named",
+        layout="pair",
+        view_naming="standard",
+        pixel_spacing=SPACING,
+        **_ids(6),
+    )
     out = tmp_path / "manifest.csv"
     assert main(["ingest", str(tmp_path / "dicom"), "--out", str(out), "--assume-view", "POST", "--quiet"]) == 0
     m = pd.read_csv(out)

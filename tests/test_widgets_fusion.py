@@ -1,4 +1,5 @@
 """Fusion and augmentation explorers, driven like a user would, without a kernel."""
+
 from __future__ import annotations
 
 import json
@@ -88,7 +89,9 @@ def test_augment_explorer_sliders_rebuild_the_grid(studies, tmp_path) -> None:
 
 
 def test_augment_explorer_save_button_writes_the_chosen_values(studies, tmp_path) -> None:
-    box = augment_explorer([(studies[0].study_key, studies[0].anterior)], out_dir=tmp_path / "cfg", extra={"source": "test"})
+    box = augment_explorer(
+        [(studies[0].study_key, studies[0].anterior)], out_dir=tmp_path / "cfg", extra={"source": "test"}
+    )
     ex = box.explorer
     ex.r_t.value = 2.5
     ex.t_t.value = 7

@@ -1,4 +1,5 @@
 """The report viewer and the follow-up explorer (notebook 09), driven like a user would, without a kernel."""
+
 from __future__ import annotations
 
 import matplotlib
@@ -73,8 +74,10 @@ def test_followup_explorer_starts_on_the_most_new_lesions_and_follows_the_pair(q
     days = res.studies[res.studies["patient_key"] == row["patient_key"]]
     assert len(line.get_xdata()) == len(days) and np.isclose(sorted(line.get_ydata()), sorted(days["bsi"])).all()
     # new lesions are boxed on the follow-up view, as many as the table says
-    boxes = sum(isinstance(p, plt.Rectangle) and p.get_edgecolor()[:3] == matplotlib.colors.to_rgb("gold")
-                for p in fig.axes[1].patches)
+    boxes = sum(
+        isinstance(p, plt.Rectangle) and p.get_edgecolor()[:3] == matplotlib.colors.to_rgb("gold")
+        for p in fig.axes[1].patches
+    )
     assert boxes == row["new_lesions"]
     plt.close(fig)
 

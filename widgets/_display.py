@@ -1,4 +1,5 @@
 """Showing figures inside an explorer's Output widget: one helper for every explorer."""
+
 from __future__ import annotations
 
 import sys
@@ -49,4 +50,3 @@ def _bundle(shell: Any, fig: Any) -> tuple[dict[str, Any], dict[str, Any]]:
             return dict(bundle), {}
     data, metadata = shell.display_formatter.format(fig)
     return dict(data), dict(metadata)
-

@@ -7,6 +7,7 @@ note box and *accept* / *dismiss* buttons. Each decision is appended to the revi
 (:func:`scintilab.audit.record_decision`); later audits drop dismissed findings and
 :func:`scintilab.audit.split_groups` stops merging dismissed pairs.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -46,14 +47,18 @@ class AuditExplorer:
         self.lookup = lookup
         self.review_csv = Path(review_csv)
         options = [(_label(i, r), i) for i, r in self.flags.iterrows()] or [("(no findings)", -1)]
-        self.finding = widgets.Dropdown(options=options, value=options[0][1], description="finding",
-                                        layout=widgets.Layout(width="720px"))
-        self.note = widgets.Text(value="", placeholder="why (optional)", description="note",
-                                 layout=widgets.Layout(width="720px"))
-        self.accept = widgets.Button(description="accept", button_style="danger",
-                                     tooltip="the finding is real: keep it (pairs stay grouped)")
-        self.dismiss = widgets.Button(description="dismiss", button_style="success",
-                                      tooltip="false alarm: drop it from later audits and splits")
+        self.finding = widgets.Dropdown(
+            options=options, value=options[0][1], description="finding", layout=widgets.Layout(width="720px")
+        )
+        self.note = widgets.Text(
+            value="", placeholder="why (optional)", description="note", layout=widgets.Layout(width="720px")
+        )
+        self.accept = widgets.Button(
+            description="accept", button_style="danger", tooltip="the finding is real: keep it (pairs stay grouped)"
+        )
+        self.dismiss = widgets.Button(
+            description="dismiss", button_style="success", tooltip="false alarm: drop it from later audits and splits"
+        )
         self.status = widgets.HTML()
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="900px"))
         self.figure: Any = None
@@ -75,8 +80,11 @@ class AuditExplorer:
             return ""
         rv = read_review(self.review_csv)
         pair = sorted((str(row["study_a"]), str(row["study_b"])))
-        hit = rv[(rv["kind"] == row["kind"]) & rv.apply(
-            lambda r: sorted((r["study_a"], r["study_b"])) == pair, axis=1)] if len(rv) else rv
+        hit = (
+            rv[(rv["kind"] == row["kind"]) & rv.apply(lambda r: sorted((r["study_a"], r["study_b"])) == pair, axis=1)]
+            if len(rv)
+            else rv
+        )
         return "" if hit.empty else str(hit["decision"].iloc[-1])
 
     def refresh(self) -> None:
@@ -97,8 +105,9 @@ class AuditExplorer:
         row = self.current
         if row is None:
             return
-        record_decision(self.review_csv, str(row["kind"]), str(row["study_a"]), str(row["study_b"]),
-                        decision, self.note.value)
+        record_decision(
+            self.review_csv, str(row["kind"]), str(row["study_a"]), str(row["study_b"]), decision, self.note.value
+        )
         self.note.value = ""
         nxt = int(self.finding.value) + 1
         if nxt < len(self.flags):
@@ -109,5 +118,6 @@ class AuditExplorer:
     @property
     def widget(self) -> widgets.VBox:
         """The explorer to display."""
-        return widgets.VBox([self.finding, widgets.HBox([self.accept, self.dismiss, self.status]),
-                             self.note, self.image])
+        return widgets.VBox(
+            [self.finding, widgets.HBox([self.accept, self.dismiss, self.status]), self.note, self.image]
+        )

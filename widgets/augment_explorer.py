@@ -5,6 +5,7 @@ the seed; ``.grid_figure`` and ``.hist_figure`` are rebuilt on every change (pur
 :mod:`scintilab.figures_fusion`); the *save* button writes ``augmentation.json`` for
 training into ``out_dir``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -41,19 +42,32 @@ class AugmentExplorer:
             first drawing waits for the first change; show ``.grid_figure`` in a cell.
     """
 
-    def __init__(self, images: Sequence[tuple[str, np.ndarray]], out_dir: str | Path = "augmentation",
-                 r_t: float = DEFAULT_R_T, t_t: int = DEFAULT_T_T, n_copies: int = 5, seed: int = 0,
-                 extra: dict[str, Any] | None = None, render_on_init: bool = False) -> None:
+    def __init__(
+        self,
+        images: Sequence[tuple[str, np.ndarray]],
+        out_dir: str | Path = "augmentation",
+        r_t: float = DEFAULT_R_T,
+        t_t: int = DEFAULT_T_T,
+        n_copies: int = 5,
+        seed: int = 0,
+        extra: dict[str, Any] | None = None,
+        render_on_init: bool = False,
+    ) -> None:
         if not images:
             raise ValueError("no images to augment")
         self.images = list(images)
         self.out_dir = Path(out_dir)
         self.extra = dict(extra or {})
-        self.image = widgets.IntSlider(value=0, min=0, max=len(self.images) - 1, description="image", continuous_update=False)
-        self.r_t = widgets.FloatSlider(value=float(r_t), min=0.0, max=15.0, step=0.5, description="r_T (°)",
-                                       continuous_update=False)
+        self.image = widgets.IntSlider(
+            value=0, min=0, max=len(self.images) - 1, description="image", continuous_update=False
+        )
+        self.r_t = widgets.FloatSlider(
+            value=float(r_t), min=0.0, max=15.0, step=0.5, description="r_T (°)", continuous_update=False
+        )
         self.t_t = widgets.IntSlider(value=int(t_t), min=0, max=30, description="t_T (px)", continuous_update=False)
-        self.n_copies = widgets.IntSlider(value=int(n_copies), min=1, max=11, description="copies", continuous_update=False)
+        self.n_copies = widgets.IntSlider(
+            value=int(n_copies), min=1, max=11, description="copies", continuous_update=False
+        )
         self.seed = widgets.IntText(value=int(seed), description="seed")
         self.save = widgets.Button(description="save for training", icon="save", button_style="primary")
         self.info = widgets.HTML()
@@ -66,12 +80,14 @@ class AugmentExplorer:
             w.observe(lambda _c: self.update(), names="value")
         self.save.on_click(lambda _b: self.write())
         self._render = render_on_init
-        self.widget = widgets.VBox([
-            widgets.HBox([self.image, self.r_t, self.t_t]),
-            widgets.HBox([self.n_copies, self.seed, self.save]),
-            self.info,
-            self.output,
-        ])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.image, self.r_t, self.t_t]),
+                widgets.HBox([self.n_copies, self.seed, self.save]),
+                self.info,
+                self.output,
+            ]
+        )
         self.update()
         self._render = True
 
@@ -84,11 +100,15 @@ class AugmentExplorer:
         name, img = self.images[self.image.value]
         v = self.values()
         self.copies = augment_copies(img, self.n_copies.value, v["r_t"], v["t_t"], rng=int(self.seed.value))
-        self.grid_figure = augment_grid_figure(img, self.copies, title=f"{name}: r_T {v['r_t']:.1f}°, t_T {v['t_t']} px")
+        self.grid_figure = augment_grid_figure(
+            img, self.copies, title=f"{name}: r_T {v['r_t']:.1f}°, t_T {v['t_t']} px"
+        )
         self.hist_figure = uptake_distribution_figure([img], [c for c, _ in self.copies])
         kept = count_retention(img, v["r_t"], v["t_t"])
-        self.info.value = (f"r_T {v['r_t']:.1f}°, t_T {v['t_t']} px: at the extremes {100 * kept:.2f} % of this image's "
-                           f"counts stay in the field")
+        self.info.value = (
+            f"r_T {v['r_t']:.1f}°, t_T {v['t_t']} px: at the extremes {100 * kept:.2f} % of this image's "
+            f"counts stay in the field"
+        )
         if self._render:
             show_in(self.output, self.grid_figure, self.hist_figure)
 

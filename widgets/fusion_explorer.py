@@ -4,6 +4,7 @@
 built by :func:`scintilab.figures_fusion.fusion_figure`, kept in ``.figure`` so tests can set
 ``.study.value`` / ``.threshold.value`` and assert on it without a kernel.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -37,17 +38,29 @@ class FusionExplorer:
             first drawing waits for the first change; show ``.figure`` in a cell.
     """
 
-    def __init__(self, studies: Sequence[Study], start: int = 0, max_rows: int = 384, render_on_init: bool = False) -> None:
+    def __init__(
+        self, studies: Sequence[Study], start: int = 0, max_rows: int = 384, render_on_init: bool = False
+    ) -> None:
         self.studies = studies
         self.max_rows = max_rows
         n = len(studies)
         if n == 0:
             raise ValueError("no studies to explore")
-        self.study = widgets.IntSlider(value=min(start, n - 1), min=0, max=n - 1, description="study", continuous_update=False)
-        self.threshold = widgets.FloatSlider(value=DEFAULT_THRESHOLD_FRACTION, min=0.01, max=0.6, step=0.01,
-                                             description="threshold", readout_format=".2f", continuous_update=False)
-        self.smooth = widgets.IntSlider(value=DEFAULT_SMOOTH, min=1, max=15, step=2, description="smooth",
-                                        continuous_update=False)
+        self.study = widgets.IntSlider(
+            value=min(start, n - 1), min=0, max=n - 1, description="study", continuous_update=False
+        )
+        self.threshold = widgets.FloatSlider(
+            value=DEFAULT_THRESHOLD_FRACTION,
+            min=0.01,
+            max=0.6,
+            step=0.01,
+            description="threshold",
+            readout_format=".2f",
+            continuous_update=False,
+        )
+        self.smooth = widgets.IntSlider(
+            value=DEFAULT_SMOOTH, min=1, max=15, step=2, description="smooth", continuous_update=False
+        )
         self.method = widgets.Dropdown(options=list(METHODS), value="add", description="method")
         self.scale = widgets.Checkbox(value=False, description="scale")
         self.compare = widgets.Checkbox(value=False, description="all methods")
@@ -58,12 +71,14 @@ class FusionExplorer:
         self.error: str | None = None
         for w in (self.study, self.threshold, self.smooth, self.method, self.scale, self.compare):
             w.observe(self._on_change, names="value")
-        self.widget = widgets.VBox([
-            widgets.HBox([self.study, self.threshold, self.smooth]),
-            widgets.HBox([self.method, self.scale, self.compare]),
-            self.info,
-            self.output,
-        ])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.study, self.threshold, self.smooth]),
+                widgets.HBox([self.method, self.scale, self.compare]),
+                self.info,
+                self.output,
+            ]
+        )
         self._render = render_on_init
         self.update()
         self._render = True
@@ -80,11 +95,22 @@ class FusionExplorer:
                 raise InputError(s.study_key, "holds no view")
             if s.anterior is None or s.posterior is None:  # one view: shown alone, and said so below
                 view = "ANT" if s.anterior is not None else "POST"
-                self.result = single_view_result(s.view(view), view, method=self.method.value,
-                                                 smooth=self.smooth.value, threshold_fraction=self.threshold.value)
+                self.result = single_view_result(
+                    s.view(view),
+                    view,
+                    method=self.method.value,
+                    smooth=self.smooth.value,
+                    threshold_fraction=self.threshold.value,
+                )
             else:
-                self.result = fuse(s.anterior, s.posterior, method=self.method.value, smooth=self.smooth.value,
-                                   scale=self.scale.value, threshold_fraction=self.threshold.value)
+                self.result = fuse(
+                    s.anterior,
+                    s.posterior,
+                    method=self.method.value,
+                    smooth=self.smooth.value,
+                    scale=self.scale.value,
+                    threshold_fraction=self.threshold.value,
+                )
         except InputError as err:
             self.result = None
             self.error = err.problem

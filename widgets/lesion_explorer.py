@@ -6,6 +6,7 @@ first), a view toggle and an atlas switch above the figure drawn by
 with each lesion's outline (dashed when carried over from the other view) and a table of
 its shape, region, area, uptake, anterior/posterior ratio and contrast.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -39,10 +40,12 @@ class LesionExplorer:
         self.table = table
         counts = study_counts(table)
         counts = counts.sort_values(["n_lesions", "study_key"], ascending=[False, True])
-        options = [(f"{r.study_key} ({r.label}, {int(r.n_lesions)} lesions)", r.study_key)
-                   for r in counts.itertuples()] or [("(no studies)", "")]
-        self.study = widgets.Dropdown(options=options, value=options[0][1], description="study",
-                                      layout=widgets.Layout(width="420px"))
+        options = [
+            (f"{r.study_key} ({r.label}, {int(r.n_lesions)} lesions)", r.study_key) for r in counts.itertuples()
+        ] or [("(no studies)", "")]
+        self.study = widgets.Dropdown(
+            options=options, value=options[0][1], description="study", layout=widgets.Layout(width="420px")
+        )
         self.view = widgets.ToggleButtons(options=["ANT", "POST"], value="ANT", description="view")
         self.atlas = widgets.Checkbox(value=True, description="atlas regions")
         self.output = widgets.Output()

@@ -7,6 +7,7 @@ map (Grad-CAM, CBAM attention, none). The figure comes from the pure function
 :func:`scintilab.explain.case_figure`, so tests can set ``.value`` and look at
 ``explorer.figure`` without a kernel. Only pseudonymous study keys are shown.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,14 +41,19 @@ class PredictionsExplorer:
     def __init__(self, run_dir: str | Path, model: Any = None, layer_name: str | None = None) -> None:
         self.run = load_run(run_dir)
         preds = self.run.predictions
-        self.test = preds[preds["split"] == "test"].reset_index(drop=True) if "split" in preds else preds.reset_index(drop=True)
+        self.test = (
+            preds[preds["split"] == "test"].reset_index(drop=True) if "split" in preds else preds.reset_index(drop=True)
+        )
         self.images = explain.load_test_images(run_dir)
         self._model = model
         self.layer_name = layer_name
         self._cache: dict[tuple[int, str], np.ndarray | None] = {}
         self.groups = {ALL: self.test, **explain.case_groups(self.test)}
-        self.group = widgets.Dropdown(options=[f"{k} ({len(v)})" for k, v in self.groups.items()], description="group",
-                                      layout=widgets.Layout(width="420px"))
+        self.group = widgets.Dropdown(
+            options=[f"{k} ({len(v)})" for k, v in self.groups.items()],
+            description="group",
+            layout=widgets.Layout(width="420px"),
+        )
         self.case = widgets.Dropdown(options=[], description="case", layout=widgets.Layout(width="420px"))
         self.method = widgets.ToggleButtons(options=list(METHODS), value="Grad-CAM", description="map")
         self.output = widgets.Output()
@@ -71,7 +77,10 @@ class PredictionsExplorer:
 
     def _fill_cases(self) -> None:
         frame = self._group_frame()
-        options = [(f"{r['study_key']} {r['kind']} {r['aug']}: {r['true']} -> {r['pred']}", int(i)) for i, r in frame.iterrows()]
+        options = [
+            (f"{r['study_key']} {r['kind']} {r['aug']}: {r['true']} -> {r['pred']}", int(i))
+            for i, r in frame.iterrows()
+        ]
         # setting options fires a value change, which redraws
         self.case.options = options
         if options and self.case.value is None:
@@ -104,7 +113,9 @@ class PredictionsExplorer:
         method = METHODS[self.method.value]
         if self.figure is not None:
             plt.close(self.figure)
-        self.figure = explain.case_figure(self.images[index], self.heat(index, method), self.row, method=self.method.value)
+        self.figure = explain.case_figure(
+            self.images[index], self.heat(index, method), self.row, method=self.method.value
+        )
         show_in(self.output, self.figure)
 
     @property

@@ -5,6 +5,7 @@
 follow-up with new lesions boxed, beside the patient's BSI over time. Detections are
 recomputed for the studies shown (about a second each), so nothing large is kept.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -71,8 +72,9 @@ class FollowupExplorer:
         self.cohort = load_cohort(manifest, with_shapes=False)
         self.followup = followup.reset_index(drop=True)
         self.studies = studies
-        opts = [(f"{r.patient_key}: +{r.days} d, {r.new_lesions} new, {r.pcwg3}", i)
-                for i, r in self.followup.iterrows()]
+        opts = [
+            (f"{r.patient_key}: +{r.days} d, {r.new_lesions} new, {r.pcwg3}", i) for i, r in self.followup.iterrows()
+        ]
         # start on the pair with the most new lesions: the first pairs are often unchanged
         first = int(self.followup["new_lesions"].idxmax()) if len(self.followup) else None
         self.pair = W.Dropdown(options=opts, value=first, description="follow-up", layout=W.Layout(width="480px"))

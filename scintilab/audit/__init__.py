@@ -10,33 +10,45 @@ Public API::
     record_decision(review_csv, kind, study_a, study_b, decision, note="")
     cli_main(argv)  # scintilab audit MANIFEST [--split CSV] [--review CSV] --out DIR
 """
+
 from __future__ import annotations
 
 from scintilab.audit.core import (
-                                  FLAG_COLUMNS,
-                                  KIND_ORDER,
-                                  KIND_WORDS,
-                                  PAIR_KINDS,
-                                  REVIEW_COLUMNS,
-                                  AuditResult,
-                                  LeakageError,
-                                  StraddlingPair,
-                                  audit,
-                                  check_split,
-                                  cli_main,
-                                  dismissed_ids,
-                                  ingest_findings,
-                                  merged_groups,
-                                  read_review,
-                                  record_decision,
-                                  refuse_leaky_split,
-                                  split_groups,
-                                  write_outputs,
+    AuditResult,
+    LeakageError,
+    StraddlingPair,
+    audit,
+    check_split,
+    cli_main,
+    dismissed_ids,
+    ingest_findings,
+    merged_groups,
+    read_review,
+    record_decision,
+    refuse_leaky_split,
+    split_groups,
+    write_outputs,
 )
+from scintilab.audit.kinds import FLAG_COLUMNS, KIND_ORDER, KIND_WORDS, PAIR_KINDS, REVIEW_COLUMNS
 
 __all__ = [
-    "FLAG_COLUMNS", "KIND_ORDER", "KIND_WORDS", "PAIR_KINDS", "REVIEW_COLUMNS", "AuditResult",
-    "LeakageError", "StraddlingPair", "audit", "check_split", "cli_main", "dismissed_ids",
-    "ingest_findings", "merged_groups", "read_review", "record_decision", "refuse_leaky_split", "split_groups",
+    "FLAG_COLUMNS",
+    "KIND_ORDER",
+    "KIND_WORDS",
+    "PAIR_KINDS",
+    "REVIEW_COLUMNS",
+    "AuditResult",
+    "LeakageError",
+    "StraddlingPair",
+    "audit",
+    "check_split",
+    "cli_main",
+    "dismissed_ids",
+    "ingest_findings",
+    "merged_groups",
+    "read_review",
+    "record_decision",
+    "refuse_leaky_split",
+    "split_groups",
     "write_outputs",
 ]

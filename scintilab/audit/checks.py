@@ -5,6 +5,7 @@ Cohort-relative on purpose: a "normal" study is what most of this cohort looks l
 range), so the checks work for any camera and matrix without thresholds tuned to one
 site. The price: a fault shared by most of a cohort is invisible.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,8 +34,13 @@ class Finding:
     detail: str
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "study_a": self.study_a, "study_b": self.study_b,
-                "score": round(float(self.score), 4), "detail": self.detail}
+        return {
+            "kind": self.kind,
+            "study_a": self.study_a,
+            "study_b": self.study_b,
+            "score": round(float(self.score), 4),
+            "detail": self.detail,
+        }
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -118,16 +124,24 @@ def study_checks(feats: list[StudyFeatures]) -> list[Finding]:
     # Counts per view, in log10, against the cohort's robust range.
     logc = np.array([np.log10(max(v.counts, 1.0)) for f in ok for v in f.views])
     med_c, sig_c = _robust(logc)
-    q10, q90 = (np.percentile(logc, [10, 90]) if logc.size else (med_c, med_c))
+    q10, q90 = np.percentile(logc, [10, 90]) if logc.size else (med_c, med_c)
     # Low: a factor 2.5 below the lower of (10th percentile, half the median); high alike.
     # A tenth of the counts lands below it; the usual 1-4 M spread of a cohort does not.
     low_thr = min(q10, med_c - np.log10(2)) - np.log10(2.5)
     high_thr = max(q90, med_c + np.log10(2)) + np.log10(2.5)
 
-    whole = [f for f in ok if f.shape[0] / max(1, f.shape[1]) > 0.6 * med_aspect
-             and f.shape[0] * f.spacing[0] > 0.6 * med_fov]
-    lengths = np.array([(f.views[0].box[1] - f.views[0].box[0]) * f.spacing[0]
-                        for f in whole if f.views and f.views[0].box is not None])
+    whole = [
+        f
+        for f in ok
+        if f.shape[0] / max(1, f.shape[1]) > 0.6 * med_aspect and f.shape[0] * f.spacing[0] > 0.6 * med_fov
+    ]
+    lengths = np.array(
+        [
+            (f.views[0].box[1] - f.views[0].box[0]) * f.spacing[0]
+            for f in whole
+            if f.views and f.views[0].box is not None
+        ]
+    )
     med_len, sig_len = _robust(lengths) if lengths.size else (float("nan"), float("nan"))
 
     # Reference row profile (upright) and contrast map from the cohort's majority.
@@ -139,35 +153,65 @@ def study_checks(feats: list[StudyFeatures]) -> list[Finding]:
     for f in ok:
         k = f.study_key
         # Empty frames: no uptake, or a thousandth of the cohort's usual counts.
-        empty_views = [name for name, v in (("ANT", f.ant), ("POST", f.post)) if v is not None and
-                       (v.box is None or v.counts < 10 ** (med_c - 3) or v.nonzero < 0.001 * np.prod(f.shape))]
+        empty_views = [
+            name
+            for name, v in (("ANT", f.ant), ("POST", f.post))
+            if v is not None and (v.box is None or v.counts < 10 ** (med_c - 3) or v.nonzero < 0.001 * np.prod(f.shape))
+        ]
         for name in empty_views:
             v = f.ant if name == "ANT" else f.post
-            out.append(Finding("empty_frame", k, "", 1.0,
-                               f"{name} view is empty ({v.counts:.0f} counts, {v.nonzero} non-zero pixels)"))
+            out.append(
+                Finding(
+                    "empty_frame",
+                    k,
+                    "",
+                    1.0,
+                    f"{name} view is empty ({v.counts:.0f} counts, {v.nonzero} non-zero pixels)",
+                )
+            )
         live = [(n, v) for n, v in (("ANT", f.ant), ("POST", f.post)) if v is not None and n not in empty_views]
 
         for name, v in live:
             # Saturation: a plateau of pixels at the maximum (Poisson images have few).
             body_px = max(1, (v.box[1] - v.box[0] + 1) * (v.box[3] - v.box[2] + 1)) if v.box else 1
             if v.max > 0 and v.n_at_max >= max(8, 0.001 * body_px):
-                out.append(Finding("saturation", k, "", min(1.0, v.n_at_max / (0.01 * body_px)),
-                                   f"{name}: {v.n_at_max} pixels clipped at the maximum value {v.max:.0f}"))
+                out.append(
+                    Finding(
+                        "saturation",
+                        k,
+                        "",
+                        min(1.0, v.n_at_max / (0.01 * body_px)),
+                        f"{name}: {v.n_at_max} pixels clipped at the maximum value {v.max:.0f}",
+                    )
+                )
             lc = np.log10(max(v.counts, 1.0))
             if lc < low_thr or lc > high_thr:
                 ratio = 10 ** (lc - med_c)
                 words = "below" if lc < low_thr else "above"
-                out.append(Finding("counts_outlier", k, "", float(abs(lc - med_c)),
-                                   f"{name}: {v.counts / 1e6:.3g} M counts, x{ratio:.2g} the cohort median "
-                                   f"({10 ** med_c / 1e6:.3g} M), {words} its usual range"))
+                out.append(
+                    Finding(
+                        "counts_outlier",
+                        k,
+                        "",
+                        float(abs(lc - med_c)),
+                        f"{name}: {v.counts / 1e6:.3g} M counts, x{ratio:.2g} the cohort median "
+                        f"({10**med_c / 1e6:.3g} M), {words} its usual range",
+                    )
+                )
 
         if not live:
             continue
         if f not in whole:
-            out.append(Finding("spot_view", k, "", float(1 - min(f.shape[0] * f.spacing[0] / med_fov,
-                                                                  (f.shape[0] / f.shape[1]) / med_aspect)),
-                               f"matrix {f.shape[0]}x{f.shape[1]} covers {f.shape[0] * f.spacing[0] / 10:.0f} cm; "
-                               f"the cohort's whole-body views cover {med_fov / 10:.0f} cm"))
+            out.append(
+                Finding(
+                    "spot_view",
+                    k,
+                    "",
+                    float(1 - min(f.shape[0] * f.spacing[0] / med_fov, (f.shape[0] / f.shape[1]) / med_aspect)),
+                    f"matrix {f.shape[0]}x{f.shape[1]} covers {f.shape[0] * f.spacing[0] / 10:.0f} cm; "
+                    f"the cohort's whole-body views cover {med_fov / 10:.0f} cm",
+                )
+            )
             continue
 
         name, v = live[0]
@@ -185,8 +229,9 @@ def study_checks(feats: list[StudyFeatures]) -> list[Finding]:
             cut_reasons.append(f"body {length / 10:.0f} cm long against the cohort's {med_len / 10:.0f} cm")
         if cut_reasons:
             score = float(max(0.0, 1 - length / med_len)) if np.isfinite(med_len) and med_len > 0 else 1.0
-            out.append(Finding("partial_sweep", k, "", max(score, 0.5 if len(cut_reasons) else 0.0),
-                               "; ".join(cut_reasons)))
+            out.append(
+                Finding("partial_sweep", k, "", max(score, 0.5 if len(cut_reasons) else 0.0), "; ".join(cut_reasons))
+            )
             continue  # orientation checks assume the whole body
 
         upside = False
@@ -195,9 +240,16 @@ def study_checks(feats: list[StudyFeatures]) -> list[Finding]:
                 c_up = _corr(vv.row_profile, ref_prof)
                 c_dn = _corr(vv.row_profile, ref_prof[::-1])
                 if c_dn > c_up + 0.2:
-                    out.append(Finding("head_down", k, "", c_dn - c_up,
-                                       f"{nm}: uptake along the body matches the cohort upside down "
-                                       f"(r={c_dn:.2f} flipped vs {c_up:.2f} upright): head at the bottom"))
+                    out.append(
+                        Finding(
+                            "head_down",
+                            k,
+                            "",
+                            c_dn - c_up,
+                            f"{nm}: uptake along the body matches the cohort upside down "
+                            f"(r={c_dn:.2f} flipped vs {c_up:.2f} upright): head at the bottom",
+                        )
+                    )
                     upside = True
         if upside:
             continue  # the view checks below assume an upright body
@@ -208,15 +260,29 @@ def study_checks(feats: list[StudyFeatures]) -> list[Finding]:
                 c_ok = _corr(d, ref_d)
                 c_sw = _corr(d, -ref_d[:, ::-1])
                 if c_sw > c_ok + 0.3:
-                    out.append(Finding("swapped_views", k, "", (c_sw - c_ok) / 2,
-                                       f"front/back contrast is reversed (r={c_ok:.2f} with the cohort's): "
-                                       "the view labelled ANT looks like a posterior view"))
+                    out.append(
+                        Finding(
+                            "swapped_views",
+                            k,
+                            "",
+                            (c_sw - c_ok) / 2,
+                            f"front/back contrast is reversed (r={c_ok:.2f} with the cohort's): "
+                            "the view labelled ANT looks like a posterior view",
+                        )
+                    )
                     continue
             c_m = _corr(_asymmetry(f.ant.thumb_fine), _asymmetry(f.post.thumb_fine))
             if c_m < -0.3:
-                out.append(Finding("mirrored_view", k, "", -c_m,
-                                   f"left-right features disagree between ANT and flipped POST (r={c_m:.2f}): "
-                                   "one view is stored mirrored"))
+                out.append(
+                    Finding(
+                        "mirrored_view",
+                        k,
+                        "",
+                        -c_m,
+                        f"left-right features disagree between ANT and flipped POST (r={c_m:.2f}): "
+                        "one view is stored mirrored",
+                    )
+                )
     return out
 
 
@@ -251,9 +317,16 @@ def turned_findings(manifest) -> list[Finding]:
         if down:
             words.append(f"{'+'.join(down)}: stored head-down")
         if down or sideways:
-            out.append(Finding("head_down", str(key), "", 1.0,
-                               "; ".join(words) + f"; ingest turned {'it' if len(turns) == 1 else 'them'} upright "
-                               f"({turned})" + (f": {why[0].split(TURNED_FLAG + ': ', 1)[-1]}" if why else "")))
+            out.append(
+                Finding(
+                    "head_down",
+                    str(key),
+                    "",
+                    1.0,
+                    "; ".join(words) + f"; ingest turned {'it' if len(turns) == 1 else 'them'} upright "
+                    f"({turned})" + (f": {why[0].split(TURNED_FLAG + ': ', 1)[-1]}" if why else ""),
+                )
+            )
     return out
 
 
@@ -283,8 +356,9 @@ def lossy_findings(manifest) -> list[Finding]:
 # --------------------------------------------------------------------------- pairs
 
 
-def _common_scale(a: np.ndarray, sa: tuple[float, float], b: np.ndarray,
-                  sb: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def _common_scale(
+    a: np.ndarray, sa: tuple[float, float], b: np.ndarray, sb: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Bring two views to the coarser of their pixel spacings (counts summed, not averaged)."""
 
     def down(img: np.ndarray, f_r: float, f_c: float) -> np.ndarray:
@@ -336,7 +410,7 @@ def _overlap_rows(a: np.ndarray, b: np.ndarray, dr: int) -> tuple[np.ndarray, np
     r0, r1 = max(0, dr), min(a.shape[0], b.shape[0] + dr)
     if r1 <= r0:
         return a[:0], b[:0]
-    return a[r0:r1], b[r0 - dr: r1 - dr]
+    return a[r0:r1], b[r0 - dr : r1 - dr]
 
 
 def _overlap(a: np.ndarray, b: np.ndarray, dr: int, dc: int) -> tuple[np.ndarray, np.ndarray]:
@@ -345,7 +419,7 @@ def _overlap(a: np.ndarray, b: np.ndarray, dr: int, dc: int) -> tuple[np.ndarray
     c0, c1 = max(0, dc), min(a.shape[1], b.shape[1] + dc)
     if r1 <= r0 or c1 <= c0:
         return a[:0, :0], b[:0, :0]
-    return a[r0:r1, c0:c1], b[r0 - dr: r1 - dr, c0 - dc: c1 - dc]
+    return a[r0:r1, c0:c1], b[r0 - dr : r1 - dr, c0 - dc : c1 - dc]
 
 
 def _noise_ratio(a: np.ndarray, b: np.ndarray) -> float:
@@ -354,8 +428,9 @@ def _noise_ratio(a: np.ndarray, b: np.ndarray) -> float:
     return float(((a - s * b) ** 2).sum() / den) if den > 0 else float("inf")
 
 
-def match_views(a: np.ndarray, sa: tuple[float, float], b: np.ndarray,
-                sb: tuple[float, float]) -> tuple[float, float, tuple[int, int]]:
+def match_views(
+    a: np.ndarray, sa: tuple[float, float], b: np.ndarray, sb: tuple[float, float]
+) -> tuple[float, float, tuple[int, int]]:
     """Compare two views in full: align them, then measure what is left over.
 
     Counts are Poisson: two acquisitions of the same body differ pixel by pixel by about

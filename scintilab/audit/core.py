@@ -5,6 +5,7 @@
 (:mod:`scintilab.audit.checks`), merges ingest's own findings, drops what a reviewer
 dismissed, and with a split names every duplicate or same-patient pair across it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,6 +29,7 @@ from scintilab.pseudonym import pseudonymize
 from scintilab.study import Study
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class AuditResult:
@@ -84,16 +86,25 @@ def _manifest_from_studies(studies: Sequence[Study]) -> pd.DataFrame:
     rows = []
     for s in studies:
         hw = s.shape_hw if s.views else (0, 0)
-        rows.append({
-            "study_key": s.study_key, "patient_key": s.patient_key,
-            "study_date": "" if s.study_date is None else str(s.study_date),
-            "label": s.label or "", "views": "+".join(s.views), "rows": hw[0], "cols": hw[1],
-            "spacing_row": s.pixel_spacing[0], "spacing_col": s.pixel_spacing[1],
-            "counts_ant": float(s.anterior.sum()) if s.anterior is not None else np.nan,
-            "counts_post": float(s.posterior.sum()) if s.posterior is not None else np.nan,
-            "manufacturer": s.meta.get("manufacturer", ""), "model": s.meta.get("model", ""), "status": "ok",
-            "flags": "; ".join(s.flags),
-        })
+        rows.append(
+            {
+                "study_key": s.study_key,
+                "patient_key": s.patient_key,
+                "study_date": "" if s.study_date is None else str(s.study_date),
+                "label": s.label or "",
+                "views": "+".join(s.views),
+                "rows": hw[0],
+                "cols": hw[1],
+                "spacing_row": s.pixel_spacing[0],
+                "spacing_col": s.pixel_spacing[1],
+                "counts_ant": float(s.anterior.sum()) if s.anterior is not None else np.nan,
+                "counts_post": float(s.posterior.sum()) if s.posterior is not None else np.nan,
+                "manufacturer": s.meta.get("manufacturer", ""),
+                "model": s.meta.get("model", ""),
+                "status": "ok",
+                "flags": "; ".join(s.flags),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -132,9 +143,12 @@ def _clean_reason(reason: str) -> str:
     return reason
 
 
-def ingest_findings(manifest: pd.DataFrame, folder: Path | None = None,
-                    skipped: Iterable[tuple[str, str]] | None = None,
-                    manifest_path: Path | None = None) -> list[C.Finding]:
+def ingest_findings(
+    manifest: pd.DataFrame,
+    folder: Path | None = None,
+    skipped: Iterable[tuple[str, str]] | None = None,
+    manifest_path: Path | None = None,
+) -> list[C.Finding]:
     """Ingest's own findings as audit rows: non-ok rows, manifest flags, skipped files.
 
     Skipped files come from ``skipped`` or a ``skipped.csv`` (columns ``path, reason``)
@@ -164,17 +178,34 @@ def ingest_findings(manifest: pd.DataFrame, folder: Path | None = None,
 
                 belongs = side_file_belongs(manifest_path, p)
                 if not belongs:
-                    why = ("was written by another ingest, not with this manifest" if belongs is False
-                           else "is not tied to this manifest (no ingest record beside it)")
-                    out.append(C.Finding("ingest_skipped", pseudonymize(name, "F"), "", 0.5,
-                                         f"{name} beside the manifest {why}: not read (re-ingest to list skipped files)"))
+                    why = (
+                        "was written by another ingest, not with this manifest"
+                        if belongs is False
+                        else "is not tied to this manifest (no ingest record beside it)"
+                    )
+                    out.append(
+                        C.Finding(
+                            "ingest_skipped",
+                            pseudonymize(name, "F"),
+                            "",
+                            0.5,
+                            f"{name} beside the manifest {why}: not read (re-ingest to list skipped files)",
+                        )
+                    )
                     break
             if p.is_file():
                 try:
                     sk = pd.read_csv(p, keep_default_na=False, dtype=str)
                 except (OSError, ValueError) as exc:  # a broken side file must not stop the audit
-                    out.append(C.Finding("ingest_skipped", pseudonymize(name, "F"), "", 0.5,
-                                         f"{name} beside the manifest unreadable ({exc.__class__.__name__})"))
+                    out.append(
+                        C.Finding(
+                            "ingest_skipped",
+                            pseudonymize(name, "F"),
+                            "",
+                            0.5,
+                            f"{name} beside the manifest unreadable ({exc.__class__.__name__})",
+                        )
+                    )
                     break
                 if {"path", "reason"} <= set(sk.columns):
                     rows = list(zip(sk["path"], sk["reason"]))
@@ -222,16 +253,24 @@ def dismissed_ids(review: pd.DataFrame) -> set[tuple[str, str, str]]:
     return {k for k, d in latest.items() if d in {"dismiss", "dismissed", "reject", "no"}}
 
 
-def record_decision(review_csv: str | Path, kind: str, study_a: str, study_b: str,
-                    decision: str, note: str = "") -> pd.DataFrame:
+def record_decision(
+    review_csv: str | Path, kind: str, study_a: str, study_b: str, decision: str, note: str = ""
+) -> pd.DataFrame:
     """Append one decision (``accept`` or ``dismiss``) to a review CSV; returns the table."""
     decision = decision.strip().lower()
     if decision not in {"accept", "dismiss"}:
         raise ValueError(f"decision must be 'accept' or 'dismiss', not {decision!r}")
     p = Path(review_csv)
     df = read_review(p)
-    df = pd.concat([df, pd.DataFrame([{"kind": kind, "study_a": study_a, "study_b": study_b or "",
-                                       "decision": decision, "note": note}])], ignore_index=True)
+    df = pd.concat(
+        [
+            df,
+            pd.DataFrame(
+                [{"kind": kind, "study_a": study_a, "study_b": study_b or "", "decision": decision, "note": note}]
+            ),
+        ],
+        ignore_index=True,
+    )
     p.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(p, index=False)
     return df
@@ -273,9 +312,17 @@ def split_groups(manifest_or_cohort: Any, flags_df: Any, review: Any = None) -> 
     """
     if isinstance(manifest_or_cohort, AuditResult):
         man = manifest_or_cohort.manifest
-    elif isinstance(manifest_or_cohort, (list, tuple)) and manifest_or_cohort and isinstance(manifest_or_cohort[0], Study):
-        man = pd.DataFrame({"study_key": [s.study_key for s in manifest_or_cohort],
-                            "patient_key": [s.patient_key for s in manifest_or_cohort]})
+    elif (
+        isinstance(manifest_or_cohort, (list, tuple))
+        and manifest_or_cohort
+        and isinstance(manifest_or_cohort[0], Study)
+    ):
+        man = pd.DataFrame(
+            {
+                "study_key": [s.study_key for s in manifest_or_cohort],
+                "patient_key": [s.patient_key for s in manifest_or_cohort],
+            }
+        )
     elif isinstance(manifest_or_cohort, pd.DataFrame):
         man = manifest_or_cohort
     else:
@@ -319,10 +366,14 @@ def merged_groups(groups: pd.Series) -> pd.DataFrame:
     """The split groups holding more than one study: ``group, studies, n_studies``."""
     sizes = groups.groupby(groups).size()
     big = sizes[sizes > 1].index
-    rows = [{"group": g, "studies": ", ".join(sorted(groups.index[groups == g])),
-             "n_studies": int(sizes[g])} for g in big]
-    return pd.DataFrame(rows, columns=["group", "studies", "n_studies"]).sort_values(
-        ["n_studies", "group"], ascending=[False, True]).reset_index(drop=True)
+    rows = [
+        {"group": g, "studies": ", ".join(sorted(groups.index[groups == g])), "n_studies": int(sizes[g])} for g in big
+    ]
+    return (
+        pd.DataFrame(rows, columns=["group", "studies", "n_studies"])
+        .sort_values(["n_studies", "group"], ascending=[False, True])
+        .reset_index(drop=True)
+    )
 
 
 class StraddlingPair(NamedTuple):
@@ -386,8 +437,9 @@ class LeakageError(ValueError):
     """A split puts a duplicate or same-patient pair on both sides."""
 
 
-def refuse_leaky_split(split_df: Any, flags_df: Any, *, go_on: bool = False,
-                       review: Any = None) -> list[StraddlingPair]:
+def refuse_leaky_split(
+    split_df: Any, flags_df: Any, *, go_on: bool = False, review: Any = None
+) -> list[StraddlingPair]:
     """Raise :class:`LeakageError` naming the pairs across a split, unless ``go_on``.
 
     Training calls this before fitting. With ``go_on=True`` the pairs are logged as a
@@ -396,9 +448,11 @@ def refuse_leaky_split(split_df: Any, flags_df: Any, *, go_on: bool = False,
     pairs = check_split(split_df, flags_df, review)
     if pairs and not go_on:
         names = "; ".join(str(p) for p in pairs[:10]) + (f"; and {len(pairs) - 10} more" if len(pairs) > 10 else "")
-        raise LeakageError(f"{len(pairs)} duplicate/same-patient pair(s) straddle the split: {names}. "
-                           "Regroup with scintilab.audit.split_groups, dismiss false flags in the review "
-                           "CSV, or pass the option to go on anyway.")
+        raise LeakageError(
+            f"{len(pairs)} duplicate/same-patient pair(s) straddle the split: {names}. "
+            "Regroup with scintilab.audit.split_groups, dismiss false flags in the review "
+            "CSV, or pass the option to go on anyway."
+        )
     for p in pairs:
         log.warning("split leak accepted: %s", p)
     return pairs
@@ -407,8 +461,9 @@ def refuse_leaky_split(split_df: Any, flags_df: Any, *, go_on: bool = False,
 # --------------------------------------------------------------------------- the audit
 
 
-def _pair_findings(feats: list[StudyFeatures], idx_of: list[int], cache: _Cache,
-                   k: int, known_same: set[tuple[str, str]]) -> list[C.Finding]:
+def _pair_findings(
+    feats: list[StudyFeatures], idx_of: list[int], cache: _Cache, k: int, known_same: set[tuple[str, str]]
+) -> list[C.Finding]:
     """Exact duplicates by hash; near duplicates and same-patient suspects by signature."""
     out: list[C.Finding] = []
     ok = [f for f in feats if f.error is None and f.views]
@@ -420,8 +475,15 @@ def _pair_findings(feats: list[StudyFeatures], idx_of: list[int], cache: _Cache,
         for j in range(1, len(group)):
             a, b = group[0], group[j]
             exact.add(frozenset((a.study_key, b.study_key)))
-            out.append(C.Finding("exact_duplicate", a.study_key, b.study_key, 1.0,
-                                 "identical pixels in both views under another study id"))
+            out.append(
+                C.Finding(
+                    "exact_duplicate",
+                    a.study_key,
+                    b.study_key,
+                    1.0,
+                    "identical pixels in both views under another study id",
+                )
+            )
     if len(ok) < 2:
         return out
     x = np.stack([signature_vector(f) for f in ok])
@@ -429,8 +491,9 @@ def _pair_findings(feats: list[StudyFeatures], idx_of: list[int], cache: _Cache,
     shp = np.stack([shape_vector(f) for f in ok])
     # Chance level for outlines: each body's nearest other outline, in mm RMS.
     rs = np.arange(len(ok)) if len(ok) <= 4096 else np.random.default_rng(0).choice(len(ok), 2048, replace=False)
-    dd = np.sqrt(np.maximum(0.0, (shp[rs] ** 2).sum(1)[:, None] + (shp ** 2).sum(1)[None]
-                            - 2 * shp[rs] @ shp.T) / shp.shape[1])
+    dd = np.sqrt(
+        np.maximum(0.0, (shp[rs] ** 2).sum(1)[:, None] + (shp**2).sum(1)[None] - 2 * shp[rs] @ shp.T) / shp.shape[1]
+    )
     dd[np.arange(len(rs)), rs] = np.inf
     med_shape = float(np.median(dd.min(axis=1)))
 
@@ -448,9 +511,16 @@ def _pair_findings(feats: list[StudyFeatures], idx_of: list[int], cache: _Cache,
             resid, smooth = C.match_studies(cache[idx_of[i]], cache[idx_of[int(j)]])
             if resid <= C.DUP_NOISE_RATIO:
                 dups.add(pair)
-                out.append(C.Finding("near_duplicate", a.study_key, b.study_key, float(1 - resid),
-                                     f"same acquisition: pixel differences {resid:.2f} of Poisson noise after "
-                                     f"alignment (two acquisitions give about 1; signature r={s:.3f}); {_how(a, b)}"))
+                out.append(
+                    C.Finding(
+                        "near_duplicate",
+                        a.study_key,
+                        b.study_key,
+                        float(1 - resid),
+                        f"same acquisition: pixel differences {resid:.2f} of Poisson noise after "
+                        f"alignment (two acquisitions give about 1; signature r={s:.3f}); {_how(a, b)}",
+                    )
+                )
             else:
                 tested.append((i, int(j), float(s), resid, smooth))
 
@@ -473,11 +543,18 @@ def _pair_findings(feats: list[StudyFeatures], idx_of: list[int], cache: _Cache,
         z = (med1 - np.log10(max(1.0 - s, 1e-6))) / sig1
         d_shape = float(np.sqrt(np.mean((shp[i] - shp[j]) ** 2)))
         if z >= 3.0 and smooth > 0.95 and d_shape <= 1.5 * med_shape:
-            out.append(C.Finding("same_patient", a.study_key, b.study_key, float(min(1.0, z / 10)),
-                                 f"different acquisitions (pixel differences {resid:.1f} x Poisson noise) "
-                                 f"of bodies alike beyond chance: signature r={s:.4f}, {z:.1f} sigma closer than "
-                                 f"the cohort's best matches; outlines differ {d_shape:.0f} mm RMS "
-                                 f"(nearest other body typically {med_shape:.0f} mm): review, never merged silently"))
+            out.append(
+                C.Finding(
+                    "same_patient",
+                    a.study_key,
+                    b.study_key,
+                    float(min(1.0, z / 10)),
+                    f"different acquisitions (pixel differences {resid:.1f} x Poisson noise) "
+                    f"of bodies alike beyond chance: signature r={s:.4f}, {z:.1f} sigma closer than "
+                    f"the cohort's best matches; outlines differ {d_shape:.0f} mm RMS "
+                    f"(nearest other body typically {med_shape:.0f} mm): review, never merged silently",
+                )
+            )
     return out
 
 
@@ -491,9 +568,16 @@ def _how(a: StudyFeatures, b: StudyFeatures) -> str:
     return "same matrix, other id"
 
 
-def audit(manifest: Any, *, split: Any = None, out: str | Path | None = None, review: Any = None,
-          skipped: Iterable[tuple[str, str]] | None = None, neighbours: int = 5,
-          progress: bool = False) -> AuditResult:
+def audit(
+    manifest: Any,
+    *,
+    split: Any = None,
+    out: str | Path | None = None,
+    review: Any = None,
+    skipped: Iterable[tuple[str, str]] | None = None,
+    neighbours: int = 5,
+    progress: bool = False,
+) -> AuditResult:
     """Audit a cohort: duplicates, same-patient suspects, mislabelled views, unusable scans.
 
     Args:
@@ -556,9 +640,13 @@ def audit(manifest: Any, *, split: Any = None, out: str | Path | None = None, re
     findings += per_study
     findings += C.lossy_findings(man)
     findings += C.turned_findings(man)
-    manifest_path = (Path(manifest) if isinstance(manifest, (str, Path)) else
-                     Path(manifest.attrs["path"]) if isinstance(manifest, pd.DataFrame) and manifest.attrs.get("path")
-                     else None)
+    manifest_path = (
+        Path(manifest)
+        if isinstance(manifest, (str, Path))
+        else Path(manifest.attrs["path"])
+        if isinstance(manifest, pd.DataFrame) and manifest.attrs.get("path")
+        else None
+    )
     findings += ingest_findings(man, folder, skipped, manifest_path)
 
     flags = pd.DataFrame([x.as_dict() for x in findings], columns=FLAG_COLUMNS)
@@ -566,16 +654,34 @@ def audit(manifest: Any, *, split: Any = None, out: str | Path | None = None, re
     flags = flags.drop_duplicates(subset=["kind", "study_a", "study_b", "detail"])
     rv = read_review(review)
     gone = dismissed_ids(rv)
-    is_gone = flags.apply(lambda r: _pair_id(r["kind"], r["study_a"], r["study_b"]) in gone, axis=1) \
-        if len(flags) else pd.Series([], dtype=bool)
+    is_gone = (
+        flags.apply(lambda r: _pair_id(r["kind"], r["study_a"], r["study_b"]) in gone, axis=1)
+        if len(flags)
+        else pd.Series([], dtype=bool)
+    )
     dismissed = flags[is_gone.astype(bool)].copy()
     flags = flags[~is_gone.astype(bool)].copy()
     if split is not None:
         leaks = check_split(split, flags)
-        flags = pd.concat([flags, pd.DataFrame([
-            {"kind": "split_leak", "study_a": p.study_a, "study_b": p.study_b, "score": p.score,
-             "detail": f"{p.kind.replace('_', ' ')} pair across the split: {p.side_a} and {p.side_b}"}
-            for p in leaks], columns=FLAG_COLUMNS)], ignore_index=True)
+        flags = pd.concat(
+            [
+                flags,
+                pd.DataFrame(
+                    [
+                        {
+                            "kind": "split_leak",
+                            "study_a": p.study_a,
+                            "study_b": p.study_b,
+                            "score": p.score,
+                            "detail": f"{p.kind.replace('_', ' ')} pair across the split: {p.side_a} and {p.side_b}",
+                        }
+                        for p in leaks
+                    ],
+                    columns=FLAG_COLUMNS,
+                ),
+            ],
+            ignore_index=True,
+        )
     order = {k: n for n, k in enumerate(KIND_ORDER)}
     flags = flags.assign(_o=flags["kind"].map(order).fillna(len(order)))
     flags = flags.sort_values(["_o", "score"], ascending=[True, False]).drop(columns="_o").reset_index(drop=True)
@@ -604,17 +710,24 @@ def write_outputs(result: AuditResult, out: str | Path) -> Path:
 
 def cli_main(argv: list[str]) -> int:
     """``scintilab audit MANIFEST [--split SPLIT_CSV] [--review REVIEW_CSV] --out DIR``."""
-    ap = argparse.ArgumentParser(prog="scintilab audit", description=(
-        "Find duplicates, same-patient suspects, mislabelled views and unusable scans; "
-        "write DIR/flags.csv and a data card DIR/datacard.html (.md)."))
+    ap = argparse.ArgumentParser(
+        prog="scintilab audit",
+        description=(
+            "Find duplicates, same-patient suspects, mislabelled views and unusable scans; "
+            "write DIR/flags.csv and a data card DIR/datacard.html (.md)."
+        ),
+    )
     ap.add_argument("manifest", help="manifest CSV written by 'scintilab ingest', or a cohort folder")
     ap.add_argument("--split", help="split CSV (study_key, split): report pairs across it")
     ap.add_argument("--review", help="review CSV of accepted/dismissed flags")
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--neighbours", type=int, default=5, help="nearest neighbours compared in full per study")
     ap.add_argument("--fail-on-leak", action="store_true", help="exit 1 when a pair straddles the split")
-    ap.add_argument("--overwrite", action="store_true",
-                    help="replace an earlier audit in --out (flags.csv, datacard.*; a review.csv there stays)")
+    ap.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier audit in --out (flags.csv, datacard.*; a review.csv there stays)",
+    )
     args = ap.parse_args(argv)
     from scintilab.outputs import OutputFolder
 
@@ -623,16 +736,29 @@ def cli_main(argv: list[str]) -> int:
 
         args.manifest = resolve_manifest(args.manifest)  # a bad input is named before --out is made
         # refused before the studies are read: a folder holding another audit, a file, no write access
-        with OutputFolder(args.out, "audit", AUDIT_OUTPUTS, overwrite=args.overwrite,
-                          inputs={"manifest": args.manifest, "split": args.split, "review": args.review}):
-            res = audit(args.manifest, split=args.split, out=args.out, review=args.review,
-                        neighbours=args.neighbours, progress=True)
+        with OutputFolder(
+            args.out,
+            "audit",
+            AUDIT_OUTPUTS,
+            overwrite=args.overwrite,
+            inputs={"manifest": args.manifest, "split": args.split, "review": args.review},
+        ):
+            res = audit(
+                args.manifest,
+                split=args.split,
+                out=args.out,
+                review=args.review,
+                neighbours=args.neighbours,
+                progress=True,
+            )
     except InputError as exc:
         print(f"scintilab audit: {exc}", file=sys.stderr)
         return 2
     counts = res.kinds()
-    print(f"{len(res.manifest)} studies audited; {len(res.flags)} findings"
-          + ("" if counts.empty else ": " + ", ".join(f"{k} {n}" for k, n in counts.items())))
+    print(
+        f"{len(res.manifest)} studies audited; {len(res.flags)} findings"
+        + ("" if counts.empty else ": " + ", ".join(f"{k} {n}" for k, n in counts.items()))
+    )
     print(f"wrote {res.out / 'flags.csv'} and {res.out / 'datacard.html'}")
     if args.fail_on_leak and (res.flags["kind"] == "split_leak").any():
         return 1

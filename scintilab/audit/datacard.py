@@ -4,6 +4,7 @@ Written as Markdown (for a repository or a paper's supplement) and as a self-con
 HTML page (figures inlined), from an :class:`~scintilab.audit.core.AuditResult`. Only
 pseudonymous keys appear: no names, patient ids, dates of birth or source paths.
 """
+
 from __future__ import annotations
 
 import base64
@@ -18,8 +19,21 @@ if TYPE_CHECKING:  # pragma: no cover
     from scintilab.audit.core import AuditResult
 
 #: Manifest columns a data card may show (pseudonymous or technical only).
-_SAFE_COLUMNS = ("study_key", "patient_key", "label", "views", "layout", "rows", "cols",
-                 "spacing_row", "spacing_col", "counts_ant", "counts_post", "status", "flags")
+_SAFE_COLUMNS = (
+    "study_key",
+    "patient_key",
+    "label",
+    "views",
+    "layout",
+    "rows",
+    "cols",
+    "spacing_row",
+    "spacing_col",
+    "counts_ant",
+    "counts_post",
+    "status",
+    "flags",
+)
 
 
 def _count_table(series: pd.Series, name: str) -> pd.DataFrame:
@@ -41,9 +55,13 @@ def summary_tables(result: AuditResult) -> dict[str, pd.DataFrame]:
     m = result.manifest
     out: dict[str, pd.DataFrame] = {}
     n_pat = m["patient_key"].nunique() if "patient_key" in m else len(m)
-    overview = [("studies", len(m)), ("patients", n_pat), ("findings", len(result.flags)),
-                ("studies named in a finding", len(result.flagged_studies() & set(m["study_key"].astype(str)))),
-                ("findings dismissed by review", len(result.dismissed))]
+    overview = [
+        ("studies", len(m)),
+        ("patients", n_pat),
+        ("findings", len(result.flags)),
+        ("studies named in a finding", len(result.flagged_studies() & set(m["study_key"].astype(str)))),
+        ("findings dismissed by review", len(result.dismissed)),
+    ]
     out["Overview"] = pd.DataFrame(overview, columns=["", "number"])
     if "label" in m:
         out["Classes"] = _count_table(m["label"], "label")
@@ -51,7 +69,9 @@ def summary_tables(result: AuditResult) -> dict[str, pd.DataFrame]:
     # scanner is the pair, so two models of one vendor are told apart.
     scanner_cols = [c for c in ("manufacturer", "model", "scanner") if c in m.columns]
     if scanner_cols:
-        parts = m[scanner_cols].fillna("").astype(str).apply(lambda r: " ".join(x.strip() for x in r if x.strip()), axis=1)
+        parts = (
+            m[scanner_cols].fillna("").astype(str).apply(lambda r: " ".join(x.strip() for x in r if x.strip()), axis=1)
+        )
         out["Scanners"] = _count_table(parts if len(m) else pd.Series([], dtype=str), "scanner")
     else:
         out["Scanners"] = pd.DataFrame({"scanner": ["not recorded in the manifest"], "studies": [len(m)]})
@@ -74,14 +94,17 @@ def summary_tables(result: AuditResult) -> dict[str, pd.DataFrame]:
                 counts.append([view, len(c)] + [round(float(v), 3) for v in q])
     if counts:
         out["Counts per view (millions)"] = pd.DataFrame(
-            counts, columns=["view", "n", "min", "5%", "25%", "median", "75%", "95%", "max"])
+            counts, columns=["view", "n", "min", "5%", "25%", "median", "75%", "95%", "max"]
+        )
     if "status" in m:
         out["Ingest status"] = _count_table(m["status"], "status")
     kinds = result.flags["kind"].value_counts()
-    out["Findings by kind"] = pd.DataFrame({
-        "kind": kinds.index, "what it means": [KIND_WORDS.get(k, k) for k in kinds.index], "findings": kinds.values})
-    excl = result.flags[result.flags["kind"].isin(
-        ["empty_frame", "spot_view", "partial_sweep", "unreadable", "ingest_skipped"])]
+    out["Findings by kind"] = pd.DataFrame(
+        {"kind": kinds.index, "what it means": [KIND_WORDS.get(k, k) for k in kinds.index], "findings": kinds.values}
+    )
+    excl = result.flags[
+        result.flags["kind"].isin(["empty_frame", "spot_view", "partial_sweep", "unreadable", "ingest_skipped"])
+    ]
     out["Suggested exclusions"] = excl[["kind", "study_a", "detail"]].rename(columns={"study_a": "study / file"})
     out["All findings"] = result.flags.copy()
     if len(result.dismissed):
@@ -107,8 +130,14 @@ def counts_figure(result: AuditResult) -> Any:
         ax.hist(c[ok], bins=bins, alpha=0.55, color=colour, label=view)
         out = ok & m["study_key"].isin(flagged)
         if out.any():
-            ax.plot(c[out], np.zeros(int(out.sum())) + 0.3, "v", color="crimson", ms=7,
-                    label="counts outlier" if view == "ANT" else None)
+            ax.plot(
+                c[out],
+                np.zeros(int(out.sum())) + 0.3,
+                "v",
+                color="crimson",
+                ms=7,
+                label="counts outlier" if view == "ANT" else None,
+            )
     ax.set_xscale("log")
     ax.set_xlabel("total counts per view")
     ax.set_ylabel("studies")
@@ -128,9 +157,13 @@ def _fig_png(fig: Any) -> str:
 def to_markdown(result: AuditResult) -> str:
     """The data card as Markdown."""
     tables = summary_tables(result)
-    lines = ["# Cohort data card", "",
-             "Written by `scintilab audit`. Identifiers are pseudonymous keys (S- study, P- patient, "
-             "F- file); no names, patient ids or source paths.", ""]
+    lines = [
+        "# Cohort data card",
+        "",
+        "Written by `scintilab audit`. Identifiers are pseudonymous keys (S- study, P- patient, "
+        "F- file); no names, patient ids or source paths.",
+        "",
+    ]
     for title, df in tables.items():
         lines += [f"## {title}", ""]
         if df.empty:
@@ -159,12 +192,15 @@ td.k-same_patient{color:#a65e00;font-weight:600}
 def to_html(result: AuditResult) -> str:
     """The data card as one self-contained HTML page (figures inlined as PNG)."""
     tables = summary_tables(result)
-    small = ["Overview", "Classes", "Scanners", "Matrix sizes", "Views present", "Visits per patient",
-             "Ingest status"]
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Cohort data card</title>",
-             f"<style>{_CSS}</style></head><body>", "<h1>Cohort data card</h1>",
-             "<p class='note'>Written by <code>scintilab audit</code>. Identifiers are pseudonymous keys "
-             "(S- study, P- patient, F- file); no names, patient ids or source paths.</p>", "<div class='grid'>"]
+    small = ["Overview", "Classes", "Scanners", "Matrix sizes", "Views present", "Visits per patient", "Ingest status"]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>Cohort data card</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>Cohort data card</h1>",
+        "<p class='note'>Written by <code>scintilab audit</code>. Identifiers are pseudonymous keys "
+        "(S- study, P- patient, F- file); no names, patient ids or source paths.</p>",
+        "<div class='grid'>",
+    ]
     for title in small:
         if title in tables:
             parts.append(f"<div><h2>{html.escape(title)}</h2>{tables[title].to_html(index=False, escape=True)}</div>")
@@ -184,8 +220,9 @@ def to_html(result: AuditResult) -> str:
         body = df.to_html(index=False, escape=True)
         if "kind" in df.columns:  # colour pair findings so leaks stand out
             for k in df["kind"].unique():
-                body = body.replace(f"<td>{html.escape(str(k))}</td>", f"<td class='k-{html.escape(str(k))}'>"
-                                    f"{html.escape(str(k))}</td>")
+                body = body.replace(
+                    f"<td>{html.escape(str(k))}</td>", f"<td class='k-{html.escape(str(k))}'>{html.escape(str(k))}</td>"
+                )
         parts.append(body)
     parts.append("</body></html>")
     return "\n".join(parts)

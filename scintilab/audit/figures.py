@@ -1,4 +1,5 @@
 """Figures for the audit: a finding's studies side by side (plotly)."""
+
 from __future__ import annotations
 
 import textwrap
@@ -55,26 +56,45 @@ def flag_figure(flag: Mapping[str, Any], lookup: Callable[[str], Study]) -> Any:
     for i, s in enumerate(studies):
         for j, view in enumerate(("ANT", "POST")):
             img = None if s is None else s.view(view)
-            fig.add_trace(go.Heatmap(z=_display(img), colorscale="Greys", showscale=False, zmin=0, zmax=255,
-                                     hovertemplate=f"{keys[i]} {view}<br>row %{{y}} col %{{x}}<extra></extra>"),
-                          row=1, col=2 * i + j + 1)
+            fig.add_trace(
+                go.Heatmap(
+                    z=_display(img),
+                    colorscale="Greys",
+                    showscale=False,
+                    zmin=0,
+                    zmax=255,
+                    hovertemplate=f"{keys[i]} {view}<br>row %{{y}} col %{{x}}<extra></extra>",
+                ),
+                row=1,
+                col=2 * i + j + 1,
+            )
     fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor="x", constrain="domain")
     for n in range(2, 2 * len(keys) + 1):
         fig.update_yaxes(scaleanchor=f"x{n}", row=1, col=n)
     fig.update_xaxes(showticklabels=False, constrain="domain")
     detail = "<br>".join(textwrap.wrap(str(flag.get("detail", "")), 110))
     fig.update_layout(
-        title=dict(text=f"<b>{flag['kind']}</b> (score {float(flag.get('score', 0)):.2f})<br>"
-                        f"<span style='font-size:11px'>{detail}</span>", x=0.01),
-        height=560, width=260 * len(keys) * 2 + 40, margin=dict(l=10, r=10, t=110, b=10))
+        title=dict(
+            text=f"<b>{flag['kind']}</b> (score {float(flag.get('score', 0)):.2f})<br>"
+            f"<span style='font-size:11px'>{detail}</span>",
+            x=0.01,
+        ),
+        height=560,
+        width=260 * len(keys) * 2 + 40,
+        margin=dict(l=10, r=10, t=110, b=10),
+    )
     for ann in fig.layout.annotations:
         ann.font.size = 10
     return fig
 
 
-def pair_figures(flags: Any, lookup: Callable[[str], Study], n: int = 4,
-                 kinds: tuple[str, ...] = ("exact_duplicate", "near_duplicate", "same_patient", "split_leak"),
-                 static: bool = True) -> list:
+def pair_figures(
+    flags: Any,
+    lookup: Callable[[str], Study],
+    n: int = 4,
+    kinds: tuple[str, ...] = ("exact_duplicate", "near_duplicate", "same_patient", "split_leak"),
+    static: bool = True,
+) -> list:
     """Figures of the first ``n`` pair findings of each kind in ``kinds``, in table order.
 
     Args:
@@ -110,8 +130,11 @@ def flag_figure_static(flag: Mapping[str, Any], lookup: Callable[[str], Study]) 
             ax.imshow(_display(None if s is None else s.view(view)), cmap="gray_r", vmin=0, vmax=255)
             ax.set_title(f"{k}\n{view}", fontsize=8)
             ax.set_axis_off()
-    fig.suptitle(f"{flag['kind']} (score {float(flag.get('score', 0)):.2f})\n"
-                 + "\n".join(textwrap.wrap(str(flag.get("detail", "")), 30 * len(keys))), fontsize=8)
+    fig.suptitle(
+        f"{flag['kind']} (score {float(flag.get('score', 0)):.2f})\n"
+        + "\n".join(textwrap.wrap(str(flag.get("detail", "")), 30 * len(keys))),
+        fontsize=8,
+    )
     fig.tight_layout()
     return fig
 

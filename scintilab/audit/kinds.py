@@ -1,4 +1,5 @@
 """The audit's vocabulary: finding kinds, their order and words, and the table columns."""
+
 from __future__ import annotations
 
 FLAG_COLUMNS = ["kind", "study_a", "study_b", "score", "detail"]
@@ -7,9 +8,22 @@ REVIEW_COLUMNS = ["kind", "study_a", "study_b", "decision", "note"]
 PAIR_KINDS: tuple[str, ...] = ("exact_duplicate", "near_duplicate", "same_patient")
 #: Display order of kinds (the table is sorted by it, then by score).
 KIND_ORDER: tuple[str, ...] = (
-    "split_leak", "exact_duplicate", "near_duplicate", "same_patient", "swapped_views",
-    "mirrored_view", "head_down", "partial_sweep", "spot_view", "empty_frame", "saturation",
-    "counts_outlier", "lossy_compressed", "unreadable", "ingest_skipped", "ingest_flag",
+    "split_leak",
+    "exact_duplicate",
+    "near_duplicate",
+    "same_patient",
+    "swapped_views",
+    "mirrored_view",
+    "head_down",
+    "partial_sweep",
+    "spot_view",
+    "empty_frame",
+    "saturation",
+    "counts_outlier",
+    "lossy_compressed",
+    "unreadable",
+    "ingest_skipped",
+    "ingest_flag",
 )
 KIND_WORDS: dict[str, str] = {
     "split_leak": "pair across the split",

@@ -9,6 +9,7 @@ comparing L2-normalised thumbnail vectors with a matrix product, block by block,
 only each study's few nearest neighbours: O(n^2 d) multiply-adds with a small ``d``, no
 full-resolution comparison except for the few candidate pairs.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -199,11 +200,21 @@ def view_features(img: np.ndarray, spacing: tuple[float, float]) -> ViewFeatures
     empty = np.zeros(THUMB, np.float32), np.zeros(THUMB_FINE, np.float32)
     frame = _unit_sum(np.sqrt(area_resize(f, THUMB)))
     if box is None:
-        return ViewFeatures(float(f.sum()), mx, int((f == mx).sum()), int((f > 0).sum()), None,
-                            (0.0, 0.0), empty[0], empty[1], frame,
-                            np.zeros(PROFILE_LEN, np.float32), np.zeros(PROFILE_LEN, np.float32))
+        return ViewFeatures(
+            float(f.sum()),
+            mx,
+            int((f == mx).sum()),
+            int((f > 0).sum()),
+            None,
+            (0.0, 0.0),
+            empty[0],
+            empty[1],
+            frame,
+            np.zeros(PROFILE_LEN, np.float32),
+            np.zeros(PROFILE_LEN, np.float32),
+        )
     top, bottom, left, right = box
-    crop = f[top: bottom + 1, left: right + 1]
+    crop = f[top : bottom + 1, left : right + 1]
     thumb = _unit_sum(np.sqrt(area_resize(crop, THUMB)))
     fine = _unit_sum(area_resize(crop, THUMB_FINE))
     rowmean = crop.mean(axis=1)
@@ -216,8 +227,9 @@ def view_features(img: np.ndarray, spacing: tuple[float, float]) -> ViewFeatures
     tot = np.maximum(cum[:, -1:], 1e-9)
     x = np.arange(cum.shape[1], dtype=np.float64)
     # Sub-pixel crossings (linear interpolation), so the width is not stuck to whole pixels.
-    wprof = np.array([np.interp(0.95 * t[0], c, x) - np.interp(0.05 * t[0], c, x) for c, t in zip(cum, tot)],
-                     np.float32) * float(spacing[1])
+    wprof = np.array(
+        [np.interp(0.95 * t[0], c, x) - np.interp(0.05 * t[0], c, x) for c, t in zip(cum, tot)], np.float32
+    ) * float(spacing[1])
     med_row = float(np.median(rowmean)) or 1.0
     k = max(2, (bottom - top) // 100)
     edge = (float(rowmean[:k].mean()) / med_row, float(rowmean[-k:].mean()) / med_row)
@@ -226,8 +238,21 @@ def view_features(img: np.ndarray, spacing: tuple[float, float]) -> ViewFeatures
     colsum = f.sum(axis=0)
     centre = float((colsum * np.arange(f.shape[1])).sum() / max(colsum.sum(), 1e-9))
     tmm = _unit_sum(np.sqrt(np.clip(_mm_window(f, spacing, _vertex(f) - 40.0 / spacing[0], centre), 0, None)))
-    return ViewFeatures(float(f.sum()), mx, int((f == mx).sum()), int((f > 0).sum()), box, edge,
-                        thumb, fine, frame, prof, wprof, extent, tmm)
+    return ViewFeatures(
+        float(f.sum()),
+        mx,
+        int((f == mx).sum()),
+        int((f > 0).sum()),
+        box,
+        edge,
+        thumb,
+        fine,
+        frame,
+        prof,
+        wprof,
+        extent,
+        tmm,
+    )
 
 
 def pixel_hash(study: Study) -> str:
@@ -248,8 +273,7 @@ def study_features(study: Study) -> StudyFeatures:
     sp = tuple(float(x) for x in study.pixel_spacing)
     ant = None if study.anterior is None else view_features(study.anterior, sp)
     post = None if study.posterior is None else view_features(study.posterior[:, ::-1], sp)
-    return StudyFeatures(study.study_key, study.patient_key, study.shape_hw, sp, ant, post,
-                         pixel_hash(study))
+    return StudyFeatures(study.study_key, study.patient_key, study.shape_hw, sp, ant, post, pixel_hash(study))
 
 
 def signature_vector(feat: StudyFeatures) -> np.ndarray:

@@ -18,6 +18,7 @@ with the oneDNN kernel families that ran.
 PyTorch (the reference implementation) is the optional ``bench`` extra; without it the
 model section measures scintilab alone.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,9 @@ def cli_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="scintilab bench", description=__doc__.split("\n")[0])
     parser.add_argument("section", choices=["model", "ceiling", "pipeline", "memory", "scripts", "all"])
     parser.add_argument("names", nargs="*", help="for 'scripts': which scripts (default all)")
-    parser.add_argument("--size", type=_size, action="append", default=None, help="rows x cols (repeatable; default 1024x256)")
+    parser.add_argument(
+        "--size", type=_size, action="append", default=None, help="rows x cols (repeatable; default 1024x256)"
+    )
     parser.add_argument("--batch", type=int, default=8, help="batch for model speed (memory uses --memory-batch)")
     parser.add_argument("--memory-batch", type=int, default=32, help="batch for the peak-memory step (paper: 32)")
     parser.add_argument("--steps", type=int, default=2, help="timed steps per round")
@@ -51,8 +54,11 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--precision", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
     parser.add_argument("--torch-threads", nargs="+", type=int, default=[1, 2], help="PyTorch thread counts tried")
     parser.add_argument("--no-onnx", action="store_true", help="skip ONNX Runtime in the model section")
-    parser.add_argument("--before", action="store_true",
-                        help="model section: also measure the engine before issue 11's changes (oneDNN off, unfused BN)")
+    parser.add_argument(
+        "--before",
+        action="store_true",
+        help="model section: also measure the engine before issue 11's changes (oneDNN off, unfused BN)",
+    )
     parser.add_argument("--no-kernels", action="store_true", help="model section: skip the oneDNN kernel listing")
     parser.add_argument("--out", default=None, help="BENCHMARKS.md to update (default: the repository's)")
     parser.add_argument("--json", default=None, help="also write the raw model figures to this JSON file")
@@ -78,9 +84,17 @@ def cli_main(argv: list[str]) -> int:
     for section in sections:
         if section == "model":
             for size in sizes:
-                md, raw = runner.model_speed(size, args.batch, args.steps, args.rounds, tuple(args.precision),
-                                             tuple(args.torch_threads), onnx=not args.no_onnx, before=args.before,
-                                             kernels=not args.no_kernels)
+                md, raw = runner.model_speed(
+                    size,
+                    args.batch,
+                    args.steps,
+                    args.rounds,
+                    tuple(args.precision),
+                    tuple(args.torch_threads),
+                    onnx=not args.no_onnx,
+                    before=args.before,
+                    kernels=not args.no_kernels,
+                )
                 emit(f"model-{size[0]}x{size[1]}", f"inRAC speed at {size[0]}x{size[1]}: scintilab vs PyTorch", md)
                 if args.json:
                     Path(args.json).write_text(json.dumps(raw, indent=2), encoding="utf-8")
@@ -90,13 +104,18 @@ def cli_main(argv: list[str]) -> int:
             rows = ["| dtype | best GFLOP/s | per framework |", "|---|---:|---|"]
             for p in args.precision:
                 c = measure_ceiling(p)
-                rows.append(f"| {p} | {c.gflops:.1f} | {', '.join(f'{k} {v:.1f}' for k, v in c.by_framework.items())} |")
+                rows.append(
+                    f"| {p} | {c.gflops:.1f} | {', '.join(f'{k} {v:.1f}' for k, v in c.by_framework.items())} |"
+                )
             emit("ceiling", "Matrix-product ceiling (2048x2048)", "\n".join(rows))
         elif section == "pipeline":
             emit("pipeline", "Input pipeline alone (no model)", "\n\n".join(runner.input_pipeline(s) for s in sizes))
         elif section == "memory":
-            emit("memory", f"Peak memory of training at batch {args.memory_batch}",
-                 "\n\n".join(runner.peak_memory(s, args.memory_batch, tuple(args.precision)) for s in sizes))
+            emit(
+                "memory",
+                f"Peak memory of training at batch {args.memory_batch}",
+                "\n\n".join(runner.peak_memory(s, args.memory_batch, tuple(args.precision)) for s in sizes),
+            )
         elif section == "scripts":
             unknown = sorted(set(args.names) - set(runner.SCRIPTS))
             if unknown:

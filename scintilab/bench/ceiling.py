@@ -6,6 +6,7 @@ product is the fastest thing a CPU (or GPU) does with the libraries at hand, so
 training or inference step uses. Both frameworks are measured (TensorFlow's oneDNN/Eigen
 and, when installed, PyTorch's oneDNN/MKL) and the higher figure is the ceiling.
 """
+
 from __future__ import annotations
 
 import time
@@ -73,7 +74,9 @@ def torch_matmul_gflops(n: int = 2048, dtype: str = "float32", repeats: int = 5)
     return _best_rate(lambda: torch.mm(a, b), 2.0 * n**3, repeats)
 
 
-def measure_ceiling(dtype: str = "float32", n: int = 2048, repeats: int = 5, frameworks: tuple[str, ...] = ("tensorflow", "torch")) -> Ceiling:
+def measure_ceiling(
+    dtype: str = "float32", n: int = 2048, repeats: int = 5, frameworks: tuple[str, ...] = ("tensorflow", "torch")
+) -> Ceiling:
     """The best matmul rate over the installed frameworks.
 
     Args:

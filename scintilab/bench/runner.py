@@ -18,6 +18,7 @@ kernel families that ran (:func:`onednn_kernels`) are printed beside it, because
 code runs different kernels (AMX ``brg_conv``, ``jit:avx512_core_bf16``, ``avx2``) on
 different machine kinds.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,12 @@ SHOWN_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16
 
 
 #: Instruction-set families that decide which oneDNN kernels can run, with the flags that name them.
-ISA_FAMILIES = (("AVX2", ("avx2",)), ("AVX-512", ("avx512f",)), ("AVX512_BF16", ("avx512_bf16",)),
-                ("AMX-BF16", ("amx_bf16",)))
+ISA_FAMILIES = (
+    ("AVX2", ("avx2",)),
+    ("AVX-512", ("avx512f",)),
+    ("AVX512_BF16", ("avx512_bf16",)),
+    ("AMX-BF16", ("amx_bf16",)),
+)
 
 
 def isa_line(flags: frozenset[str] | None = None) -> str:
@@ -81,9 +86,11 @@ def machine_line() -> str:
         except ImportError:
             pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"CPU: {cpu_model()} (kind `{machine_kind(flags)}`), {cores} cores, {isa_line(flags)} "
-            f"(flags {' '.join(shown) or '-'}); {', '.join(versions)}; "
-            f"load average at start {load:.1f}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    return (
+        f"CPU: {cpu_model()} (kind `{machine_kind(flags)}`), {cores} cores, {isa_line(flags)} "
+        f"(flags {' '.join(shown) or '-'}); {', '.join(versions)}; "
+        f"load average at start {load:.1f}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
 
 
 # --------------------------------------------------------------------------- contenders
@@ -140,8 +147,16 @@ class Contender:
         return (min(self.rates), max(self.rates)) if self.rates else (float("nan"), float("nan"))
 
 
-def keras_contenders(size: tuple[int, int], batch: int, precision: str, *, fold: bool = True,
-                     num_classes: int = 3, seed: int = 0, before: bool = False) -> list[Contender]:
+def keras_contenders(
+    size: tuple[int, int],
+    batch: int,
+    precision: str,
+    *,
+    fold: bool = True,
+    num_classes: int = 3,
+    seed: int = 0,
+    before: bool = False,
+) -> list[Contender]:
     """Keras inRAC training and inference steps on one preloaded batch.
 
     A preloaded batch (``train_on_batch``/``predict_on_batch``) measures the model, not
@@ -191,8 +206,9 @@ def keras_contenders(size: tuple[int, int], batch: int, precision: str, *, fold:
     return out
 
 
-def torch_contenders(size: tuple[int, int], batch: int, precision: str, threads: int,
-                     num_classes: int = 3, seed: int = 0) -> list[Contender]:
+def torch_contenders(
+    size: tuple[int, int], batch: int, precision: str, threads: int, num_classes: int = 3, seed: int = 0
+) -> list[Contender]:
     """PyTorch inRAC (channels-last, autocast bf16 when asked) at ``threads`` threads."""
     import torch
     import torch.nn.functional as F
@@ -226,7 +242,9 @@ def torch_contenders(size: tuple[int, int], batch: int, precision: str, threads:
     return [Contender(name, "train", precision, train, batch), Contender(name, "infer", precision, infer, batch)]
 
 
-def onnx_contender(size: tuple[int, int], batch: int, workdir: Path, num_classes: int = 3, seed: int = 0) -> list[Contender]:
+def onnx_contender(
+    size: tuple[int, int], batch: int, workdir: Path, num_classes: int = 3, seed: int = 0
+) -> list[Contender]:
     """ONNX Runtime inference of the exported float32 inRAC (empty without onnxruntime/tf2onnx)."""
     try:
         import onnxruntime  # noqa: F401
@@ -284,10 +302,14 @@ class _Group:
         self.proc.start()
         reply = self.conn.recv()
         self.error = reply if isinstance(reply, str) else ""
-        self.members = [] if self.error else [
-            Contender(name, mode, precision, self._measurer(i), batch, remote=True)
-            for i, (name, mode, precision, batch) in enumerate(reply)
-        ]
+        self.members = (
+            []
+            if self.error
+            else [
+                Contender(name, mode, precision, self._measurer(i), batch, remote=True)
+                for i, (name, mode, precision, batch) in enumerate(reply)
+            ]
+        )
 
     def _measurer(self, index: int) -> Callable[[int], float]:
         def run(steps: int) -> float:
@@ -296,6 +318,7 @@ class _Group:
             if isinstance(reply, str):
                 raise RuntimeError(reply)
             return reply
+
         return run
 
     def close(self) -> None:
@@ -318,10 +341,18 @@ def train_flops_per_image(forward_flops: float) -> float:
     return 3.0 * forward_flops
 
 
-def model_speed(size: tuple[int, int] = (1024, 256), batch: int = 8, steps: int = 2, rounds: int = 5,
-                precisions: tuple[str, ...] = ("float32", "bfloat16"), torch_threads: tuple[int, ...] = (1, 2),
-                onnx: bool = True, before: bool = False, kernels: bool = True,
-                log: Callable[[str], None] = print) -> tuple[str, dict[str, Any]]:
+def model_speed(
+    size: tuple[int, int] = (1024, 256),
+    batch: int = 8,
+    steps: int = 2,
+    rounds: int = 5,
+    precisions: tuple[str, ...] = ("float32", "bfloat16"),
+    torch_threads: tuple[int, ...] = (1, 2),
+    onnx: bool = True,
+    before: bool = False,
+    kernels: bool = True,
+    log: Callable[[str], None] = print,
+) -> tuple[str, dict[str, Any]]:
     """Interleaved images/s of Keras vs PyTorch (vs ONNX Runtime), beside the matmul ceiling.
 
     Every figure is the median of ``rounds`` interleaved rounds, with the lowest and
@@ -352,15 +383,20 @@ def model_speed(size: tuple[int, int] = (1024, 256), batch: int = 8, steps: int 
     contenders: list[Contender] = []
     groups: list[_Group] = []
     with tempfile.TemporaryDirectory() as tmp:
-        specs: list[tuple[str, dict[str, Any]]] = [("keras", {"size": size, "batch": batch, "precision": p}) for p in precisions]
+        specs: list[tuple[str, dict[str, Any]]] = [
+            ("keras", {"size": size, "batch": batch, "precision": p}) for p in precisions
+        ]
         if before and "float32" in precisions:
             # float32 only: the old bfloat16 training step ran at ~0.07 img/s (minutes per round)
             specs += [("keras", {"size": size, "batch": batch, "precision": "float32", "before": True})]
         try:
             import torch  # noqa: F401
 
-            specs += [("torch", {"size": size, "batch": batch, "precision": p, "threads": t})
-                      for p in precisions for t in torch_threads]
+            specs += [
+                ("torch", {"size": size, "batch": batch, "precision": p, "threads": t})
+                for p in precisions
+                for t in torch_threads
+            ]
         except ImportError:
             log("PyTorch not installed (the 'bench' extra): no reference figures")
         if onnx:
@@ -384,21 +420,45 @@ def model_speed(size: tuple[int, int] = (1024, 256), batch: int = 8, steps: int 
         ceilings[p] = max(ceilings[p], measure_ceiling(p).gflops)
 
     rows = []
-    raw: dict[str, Any] = {"size": list(size), "batch": batch, "steps": steps, "rounds": rounds,
-                           "machine_kind": machine_kind(), "isa": isa_line(),
-                           "forward_gflops": fwd / 1e9, "ceiling_gflops": ceilings, "results": []}
+    raw: dict[str, Any] = {
+        "size": list(size),
+        "batch": batch,
+        "steps": steps,
+        "rounds": rounds,
+        "machine_kind": machine_kind(),
+        "isa": isa_line(),
+        "forward_gflops": fwd / 1e9,
+        "ceiling_gflops": ceilings,
+        "results": [],
+    }
     for c in contenders:
         per_image = train_flops_per_image(fwd) if c.mode == "train" else fwd
         frac = per_image * c.median / 1e9 / ceilings[c.precision]
         lo, hi = c.spread
-        raw["results"].append({"name": c.name, "mode": c.mode, "precision": c.precision, "median": c.median,
-                               "low": lo, "high": hi, "best": c.best, "rounds": c.rates, "fraction": frac})
-        rows.append(f"| {size[0]}x{size[1]} | {c.mode} | {c.precision} | {c.name} | {c.median:.2f} | "
-                    f"{lo:.2f}-{hi:.2f} | {100 * frac:.1f}% |")
+        raw["results"].append(
+            {
+                "name": c.name,
+                "mode": c.mode,
+                "precision": c.precision,
+                "median": c.median,
+                "low": lo,
+                "high": hi,
+                "best": c.best,
+                "rounds": c.rates,
+                "fraction": frac,
+            }
+        )
+        rows.append(
+            f"| {size[0]}x{size[1]} | {c.mode} | {c.precision} | {c.name} | {c.median:.2f} | "
+            f"{lo:.2f}-{hi:.2f} | {100 * frac:.1f}% |"
+        )
 
     def medians(mode: str, precision: str | None, names: Callable[[str], bool]) -> list[float]:
-        return [r["median"] for r in raw["results"]
-                if r["mode"] == mode and (precision is None or r["precision"] == precision) and names(r["name"])]
+        return [
+            r["median"]
+            for r in raw["results"]
+            if r["mode"] == mode and (precision is None or r["precision"] == precision) and names(r["name"])
+        ]
 
     ours_names = lambda name: name in OURS  # noqa: E731
     torch_names = lambda name: name.startswith("torch")  # noqa: E731
@@ -409,8 +469,10 @@ def model_speed(size: tuple[int, int] = (1024, 256), batch: int = 8, steps: int 
             if ours and ref:
                 ratio_lines.append(f"| {mode} | {p} | {max(ours):.2f} | {max(ref):.2f} | {max(ours) / max(ref):.2f} |")
     nan = float("nan")
-    best_of = {m: (max(medians(m, None, ours_names), default=nan), max(medians(m, None, torch_names), default=nan))
-               for m in ("train", "infer")}
+    best_of = {
+        m: (max(medians(m, None, ours_names), default=nan), max(medians(m, None, torch_names), default=nan))
+        for m in ("train", "infer")
+    }
     raw["ratio_best_config"] = {m: ours / ref for m, (ours, ref) in best_of.items()}
     before_lines = []
     for mode in ("train", "infer"):
@@ -419,9 +481,15 @@ def model_speed(size: tuple[int, int] = (1024, 256), batch: int = 8, steps: int 
             if old and new:
                 before_lines.append(f"| {mode} | {p} | {max(old):.2f} | {max(new):.2f} | {max(new) / max(old):.2f}x |")
     if before_lines:
-        before_lines = ["", "Before (oneDNN off, Keras' unfused batch norm) and after (oneDNN on, fused batch norm, "
-                        "BN folding for inference), same rounds, medians:", "",
-                        "| step | precision | before img/s | after img/s | speed-up |", "|---|---|---:|---:|---:|", *before_lines]
+        before_lines = [
+            "",
+            "Before (oneDNN off, Keras' unfused batch norm) and after (oneDNN on, fused batch norm, "
+            "BN folding for inference), same rounds, medians:",
+            "",
+            "| step | precision | before img/s | after img/s | speed-up |",
+            "|---|---|---:|---:|---:|",
+            *before_lines,
+        ]
     kernel_lines: list[str] = []
     if kernels:
         raw["onednn"] = {}
@@ -431,27 +499,29 @@ def model_speed(size: tuple[int, int] = (1024, 256), batch: int = 8, steps: int 
             raw["onednn"][p] = found
             kernel_lines += ["", kernels_markdown(found, p)]
     ceil_txt = ", ".join(f"{p} {v:.0f} GFLOP/s" for p, v in ceilings.items())
-    md = "\n".join([
-        f"Machine kind `{raw['machine_kind']}` ({raw['isa']}). Input {size[0]}x{size[1]}x1, batch {batch}, "
-        f"{steps} timed steps per round after one warm-up, {rounds} interleaved rounds: the median round "
-        f"counts, the lowest and highest round beside it. Forward {fwd / 1e9:.1f} GFLOP/image "
-        f"(training counted as 3x forward). Matmul ceiling (2048^2, best of TF/PyTorch, same run): {ceil_txt}.",
-        "",
-        "| size | step | precision | engine | median img/s | rounds low-high | median of ceiling |",
-        "|---|---|---|---|---:|---|---:|",
-        *rows,
-        "",
-        "scintilab (best Keras engine) vs the PyTorch reference (best thread count), same precision, medians:",
-        "",
-        "| step | precision | scintilab img/s | PyTorch img/s | ratio |",
-        "|---|---|---:|---:|---:|",
-        *ratio_lines,
-        "",
-        f"Best configuration against best configuration (medians): training {raw['ratio_best_config']['train']:.2f}x, "
-        f"inference {raw['ratio_best_config']['infer']:.2f}x the PyTorch reference.",
-        *before_lines,
-        *kernel_lines,
-    ])
+    md = "\n".join(
+        [
+            f"Machine kind `{raw['machine_kind']}` ({raw['isa']}). Input {size[0]}x{size[1]}x1, batch {batch}, "
+            f"{steps} timed steps per round after one warm-up, {rounds} interleaved rounds: the median round "
+            f"counts, the lowest and highest round beside it. Forward {fwd / 1e9:.1f} GFLOP/image "
+            f"(training counted as 3x forward). Matmul ceiling (2048^2, best of TF/PyTorch, same run): {ceil_txt}.",
+            "",
+            "| size | step | precision | engine | median img/s | rounds low-high | median of ceiling |",
+            "|---|---|---|---|---:|---|---:|",
+            *rows,
+            "",
+            "scintilab (best Keras engine) vs the PyTorch reference (best thread count), same precision, medians:",
+            "",
+            "| step | precision | scintilab img/s | PyTorch img/s | ratio |",
+            "|---|---|---:|---:|---:|",
+            *ratio_lines,
+            "",
+            f"Best configuration against best configuration (medians): training {raw['ratio_best_config']['train']:.2f}x, "
+            f"inference {raw['ratio_best_config']['infer']:.2f}x the PyTorch reference.",
+            *before_lines,
+            *kernel_lines,
+        ]
+    )
     return md, raw
 
 
@@ -499,7 +569,7 @@ def parse_onednn_verbose(text: str) -> dict[str, Any]:
     table: dict[tuple[str, str, str, str], list[float]] = {}
     for line in text.splitlines():
         if line.startswith(_PHASE_MARK):
-            phase = line[len(_PHASE_MARK):].strip()
+            phase = line[len(_PHASE_MARK) :].strip()
             continue
         if not line.startswith("onednn_verbose,"):
             continue
@@ -516,8 +586,10 @@ def parse_onednn_verbose(text: str) -> dict[str, Any]:
         entry = table.setdefault(key, [0, 0.0])
         entry[0] += 1
         entry[1] += ms
-    kernels = [{"phase": k[0], "primitive": k[1], "implementation": k[2], "prop_kind": k[3], "calls": int(v[0]), "ms": v[1]}
-               for k, v in table.items()]
+    kernels = [
+        {"phase": k[0], "primitive": k[1], "implementation": k[2], "prop_kind": k[3], "calls": int(v[0]), "ms": v[1]}
+        for k, v in table.items()
+    ]
     kernels.sort(key=lambda r: -r["ms"])
     return {"isa": isa, "kernels": kernels}
 
@@ -534,8 +606,9 @@ def onednn_kernels(size: tuple[int, int], batch: int, precision: str, timeout: i
         :func:`parse_onednn_verbose`'s dict, plus ``"error"`` when the child failed.
     """
     env = {**os.environ, "ONEDNN_VERBOSE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    code = (f"from scintilab.bench.runner import _onednn_probe; "
-            f"_onednn_probe({tuple(size)!r}, {int(batch)}, {precision!r})")
+    code = (
+        f"from scintilab.bench.runner import _onednn_probe; _onednn_probe({tuple(size)!r}, {int(batch)}, {precision!r})"
+    )
     try:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
@@ -550,13 +623,19 @@ def kernels_markdown(found: dict[str, Any], precision: str, top: int = 8) -> str
     """A short table of the kernel families that took most oneDNN time, per phase."""
     if found.get("error"):
         return f"oneDNN kernels ({precision}): not measured ({found['error']})."
-    lines = [f"oneDNN kernels that ran ({precision}; oneDNN ISA: {found['isa'] or 'not reported'}), "
-             f"one step after warm-up, slowest first:", "",
-             "| phase | primitive | implementation | prop_kind | calls | ms |", "|---|---|---|---|---:|---:|"]
+    lines = [
+        f"oneDNN kernels that ran ({precision}; oneDNN ISA: {found['isa'] or 'not reported'}), "
+        f"one step after warm-up, slowest first:",
+        "",
+        "| phase | primitive | implementation | prop_kind | calls | ms |",
+        "|---|---|---|---|---:|---:|",
+    ]
     for phase in ("train", "infer"):
         rows = [k for k in found["kernels"] if k["phase"] == phase][:top]
-        lines += [f"| {phase} | {k['primitive']} | {k['implementation']} | {k['prop_kind']} | {k['calls']} | {k['ms']:.1f} |"
-                  for k in rows]
+        lines += [
+            f"| {phase} | {k['primitive']} | {k['implementation']} | {k['prop_kind']} | {k['calls']} | {k['ms']:.1f} |"
+            for k in rows
+        ]
     return "\n".join(lines)
 
 
@@ -611,8 +690,12 @@ def _rss_child(size: tuple[int, int], batch: int, precision: str) -> None:
     print(json.dumps({"peak_rss_mib": peak_mib, "first_step_s": time.perf_counter() - t0}), flush=True)
 
 
-def peak_memory(size: tuple[int, int] = (1024, 256), batch: int = 32, precisions: tuple[str, ...] = ("float32", "bfloat16"),
-                timeout: int = 240) -> str:
+def peak_memory(
+    size: tuple[int, int] = (1024, 256),
+    batch: int = 32,
+    precisions: tuple[str, ...] = ("float32", "bfloat16"),
+    timeout: int = 240,
+) -> str:
     """Peak resident memory of a training step at ``batch`` (each precision in a fresh process).
 
     The parent also samples the child's RSS twice a second, so a step that outlasts
@@ -626,7 +709,9 @@ def peak_memory(size: tuple[int, int] = (1024, 256), batch: int = 32, precisions
             continue
         code = f"from scintilab.bench.runner import _rss_child; _rss_child({tuple(size)!r}, {batch}, {p!r})"
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+        )
         sampled, t0 = 0, time.perf_counter()
         while proc.poll() is None and time.perf_counter() - t0 < timeout:
             try:
@@ -637,14 +722,24 @@ def peak_memory(size: tuple[int, int] = (1024, 256), batch: int = 32, precisions
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-            rows.append(f"| {size[0]}x{size[1]} | {batch} | {p} | >= {sampled / 2**30:.2f} (step not finished in {timeout} s) | - |")
+            rows.append(
+                f"| {size[0]}x{size[1]} | {batch} | {p} | >= {sampled / 2**30:.2f} (step not finished in {timeout} s) | - |"
+            )
             continue
         try:
             rec = json.loads((proc.stdout.read() if proc.stdout else "").strip().splitlines()[-1])
-            rows.append(f"| {size[0]}x{size[1]} | {batch} | {p} | {max(rec['peak_rss_mib'] / 1024, sampled / 2**30):.2f} | {rec['first_step_s']:.0f} |")
+            rows.append(
+                f"| {size[0]}x{size[1]} | {batch} | {p} | {max(rec['peak_rss_mib'] / 1024, sampled / 2**30):.2f} | {rec['first_step_s']:.0f} |"
+            )
         except (IndexError, ValueError):
             rows.append(f"| {size[0]}x{size[1]} | {batch} | {p} | failed (exit status {proc.returncode}) | - |")
-    return "\n".join(["| size | batch | precision | peak RSS GiB | first step s (incl. tracing) |", "|---|---:|---|---:|---:|", *rows])
+    return "\n".join(
+        [
+            "| size | batch | precision | peak RSS GiB | first step s (incl. tracing) |",
+            "|---|---:|---|---:|---:|",
+            *rows,
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- other scripts

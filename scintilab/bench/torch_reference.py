@@ -17,6 +17,7 @@ usual symmetric PyTorch padding, which costs the same.
 PyTorch is an optional dependency (the ``bench`` extra): import this module only when
 ``torch`` is installed.
 """
+
 from __future__ import annotations
 
 import time
@@ -47,8 +48,9 @@ class SameConv2d(nn.Conv2d):
             PyTorch's symmetric ``kernel // 2``; only needed to reproduce Keras outputs.
     """
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, *, bias: bool = False,
-                 keras_padding: bool = False) -> None:
+    def __init__(
+        self, cin: int, cout: int, kernel: int, stride: int = 1, *, bias: bool = False, keras_padding: bool = False
+    ) -> None:
         super().__init__(cin, cout, kernel, stride, padding=0 if keras_padding else kernel // 2, bias=bias)
         self.keras_padding = keras_padding
 
@@ -116,8 +118,9 @@ class InRAC(nn.Module):
         keras_padding: reproduce Keras "same" padding exactly (see :class:`SameConv2d`).
     """
 
-    def __init__(self, num_classes: int = 3, blocks: Sequence[int] = STAGES, width: int = 64,
-                 *, keras_padding: bool = False) -> None:
+    def __init__(
+        self, num_classes: int = 3, blocks: Sequence[int] = STAGES, width: int = 64, *, keras_padding: bool = False
+    ) -> None:
         super().__init__()
         widths = [max(1, round(f * width / 64)) for f in FILTERS]
         stem = max(1, round(64 * width / 64))
@@ -159,6 +162,7 @@ def load_keras_weights(net: InRAC, keras_model: Any) -> InRAC:
     Returns:
         ``net``.
     """
+
     def arr(w: Any) -> torch.Tensor:
         return torch.from_numpy(np.array(w.numpy() if hasattr(w, "numpy") else w, dtype=np.float32))
 
@@ -175,7 +179,11 @@ def load_keras_weights(net: InRAC, keras_model: Any) -> InRAC:
 
     conv(net.stem_conv, "stem_conv")
     bn(net.stem_bn, "stem_bn")
-    names = [layer.name[: -len("_conv1")] for layer in keras_model.layers if layer.name.endswith("_conv1") and layer.name.startswith("s")]
+    names = [
+        layer.name[: -len("_conv1")]
+        for layer in keras_model.layers
+        if layer.name.endswith("_conv1") and layer.name.startswith("s")
+    ]
     if len(names) != len(net.blocks):
         raise ValueError(f"Keras model has {len(names)} blocks, the PyTorch net {len(net.blocks)}")
     for block, prefix in zip(net.blocks, names):

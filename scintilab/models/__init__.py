@@ -23,6 +23,7 @@ Models are Keras 3 functional models written with ``keras.layers``/``keras.ops``
 so they run on the TensorFlow, JAX and PyTorch backends; the only custom layer,
 :class:`~scintilab.models.cbam.CBAM`, is registered for ``.keras`` saving.
 """
+
 from __future__ import annotations
 
 from scintilab.models.cbam import CBAM, cbam_param_count

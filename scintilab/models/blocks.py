@@ -5,6 +5,7 @@ Layer names follow one scheme so later code (Grad-CAM, overlays, tests) can find
 ``_proj_conv`` / ``_proj_bn`` / ``_add`` / ``_out``; the head is ``features`` (identity on the last feature map), ``gap``, ``dropout``,
 ``logits`` and ``predictions`` (softmax, always float32).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -111,7 +112,11 @@ def ra_block(
         shortcut = x
         if strides != 1 or in_channels != filters:
             shortcut = layers.Conv2D(
-                filters, 1, strides=strides, use_bias=False, kernel_initializer="he_normal",
+                filters,
+                1,
+                strides=strides,
+                use_bias=False,
+                kernel_initializer="he_normal",
                 name=f"{name}_proj_conv",
             )(x)
             shortcut = BatchNorm(name=f"{name}_proj_bn")(shortcut)

@@ -24,6 +24,7 @@ Choices, following Woo et al. where Guo et al. are silent:
 Everything is written with ``keras.ops`` so the layer runs on TensorFlow, JAX and PyTorch.
 Data layout is channels-last.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -100,9 +101,7 @@ class CBAM(keras.layers.Layer):
         self.mlp_w2 = self.add_weight(name="mlp_w2", shape=(hidden, channels), initializer="glorot_uniform")
         self.mlp_b2 = self.add_weight(name="mlp_b2", shape=(channels,), initializer="zeros")
         k = self.spatial_kernel_size
-        self.spatial_kernel = self.add_weight(
-            name="spatial_kernel", shape=(k, k, 2, 1), initializer="glorot_uniform"
-        )
+        self.spatial_kernel = self.add_weight(name="spatial_kernel", shape=(k, k, 2, 1), initializer="glorot_uniform")
 
     def _mlp(self, v: Any) -> Any:
         """The shared two-layer MLP applied to a (B, C) descriptor."""
@@ -118,9 +117,7 @@ class CBAM(keras.layers.Layer):
 
     def spatial_attention(self, x: Any) -> Any:
         """Eq. 4: spatial weights in (0, 1), shape (B, H, W, 1)."""
-        pooled = ops.concatenate(
-            [_mean(x, axis=-1, keepdims=True), ops.max(x, axis=-1, keepdims=True)], axis=-1
-        )
+        pooled = ops.concatenate([_mean(x, axis=-1, keepdims=True), ops.max(x, axis=-1, keepdims=True)], axis=-1)
         logits = ops.conv(pooled, self.spatial_kernel, strides=1, padding="same", data_format="channels_last")
         return ops.sigmoid(logits)
 
@@ -151,7 +148,7 @@ class CBAM(keras.layers.Layer):
         _, height, width, channels = input_shape
         hidden = max(1, int(channels) // self.reduction)
         mlp = 2 * (int(channels) * hidden + hidden * int(channels))  # two descriptors share it
-        spatial = int(height) * int(width) * self.spatial_kernel_size ** 2 * 2
+        spatial = int(height) * int(width) * self.spatial_kernel_size**2 * 2
         return mlp + spatial
 
     def get_config(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ Choices:
   et al. do not mention them, and one output keeps the training loop model-agnostic.
 * Depth: 3 stem convs + 9 x 2 + 1 dense = 22 weight layers on the longest path.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -4,6 +4,7 @@ Grad-CAM needs the last feature map before global pooling; attention overlays ne
 CBAM spatial map. Both are nodes of the functional graph (the CBAM layers are built with
 ``return_attention=True``), so sub-models can expose them without re-running anything.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -15,6 +15,7 @@ call on the TensorFlow backend, for a 4-D channels-last input without mask or re
 takes the fused kernel. Everything else (JAX, PyTorch, masks, other axes) is Keras' own
 code. Moving statistics follow Keras' convention (biased batch variance).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -31,7 +32,11 @@ class BatchNorm(keras.layers.BatchNormalization):
             return False
         if keras.backend.backend() != "tensorflow" or len(inputs.shape) != 4:
             return False
-        return self.axis in (-1, 3) and keras.backend.standardize_dtype(inputs.dtype) in {"float32", "bfloat16", "float16"}
+        return self.axis in (-1, 3) and keras.backend.standardize_dtype(inputs.dtype) in {
+            "float32",
+            "bfloat16",
+            "float16",
+        }
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
         """Normalise ``inputs``; fused on TensorFlow when training (see the module doc)."""

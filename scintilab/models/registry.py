@@ -1,4 +1,5 @@
 """The registry of model builders: :data:`MODELS`, :func:`list_models`, :func:`build_model`."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

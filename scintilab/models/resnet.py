@@ -13,6 +13,7 @@ Table 1 lists no activation after the stem's batch norm; we put a ReLU there, as
 ResNet, because a BN output fed straight to max pooling and the first block's
 convolution would otherwise let half of the stem's signal be negative.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -98,7 +99,9 @@ def build_ra_classifier(
 def _variant(name: str, doc: str, **fixed: Any):
     """Make a registry builder with some architecture switches fixed."""
 
-    def builder(input_shape: tuple[int, int, int] = (1024, 256, 1), num_classes: int = 3, **options: Any) -> keras.Model:
+    def builder(
+        input_shape: tuple[int, int, int] = (1024, 256, 1), num_classes: int = 3, **options: Any
+    ) -> keras.Model:
         params = dict(fixed)
         clash = set(options) & {"residual", "attention", "placement"}
         if clash:
@@ -113,17 +116,56 @@ def _variant(name: str, doc: str, **fixed: Any):
     return builder
 
 
-inrac = _variant("inrac", "Classifier-inRAC (Table 1): residual blocks [2,3,5,2], CBAM inside the branch.",
-                 blocks=STAGES_INRAC, residual=True, attention=True, placement="inside")
-outrac = _variant("outrac", "Classifier-outRAC: as inRAC with CBAM after the addition (and its ReLU).",
-                  blocks=STAGES_INRAC, residual=True, attention=True, placement="outside")
-plain = _variant("plain", "Table 6 ablation: no residual connection, no attention, blocks [2,3,5,2].",
-                 blocks=STAGES_INRAC, residual=False, attention=False)
-attention = _variant("attention", "Table 6 ablation: CBAM without residual connection, blocks [2,3,5,2].",
-                     blocks=STAGES_INRAC, residual=False, attention=True)
-residual = _variant("residual", "Table 6 ablation: residual blocks without attention, blocks [2,3,5,2].",
-                    blocks=STAGES_INRAC, residual=True, attention=False)
-classifier18 = _variant("classifier18", "Table 7: inRAC blocks, stages [2,2,2,2] (18 weight layers).",
-                        blocks=STAGES_18, residual=True, attention=True, placement="inside")
-classifier34 = _variant("classifier34", "Table 7: inRAC blocks, stages [3,4,6,3] (34 weight layers).",
-                        blocks=STAGES_34, residual=True, attention=True, placement="inside")
+inrac = _variant(
+    "inrac",
+    "Classifier-inRAC (Table 1): residual blocks [2,3,5,2], CBAM inside the branch.",
+    blocks=STAGES_INRAC,
+    residual=True,
+    attention=True,
+    placement="inside",
+)
+outrac = _variant(
+    "outrac",
+    "Classifier-outRAC: as inRAC with CBAM after the addition (and its ReLU).",
+    blocks=STAGES_INRAC,
+    residual=True,
+    attention=True,
+    placement="outside",
+)
+plain = _variant(
+    "plain",
+    "Table 6 ablation: no residual connection, no attention, blocks [2,3,5,2].",
+    blocks=STAGES_INRAC,
+    residual=False,
+    attention=False,
+)
+attention = _variant(
+    "attention",
+    "Table 6 ablation: CBAM without residual connection, blocks [2,3,5,2].",
+    blocks=STAGES_INRAC,
+    residual=False,
+    attention=True,
+)
+residual = _variant(
+    "residual",
+    "Table 6 ablation: residual blocks without attention, blocks [2,3,5,2].",
+    blocks=STAGES_INRAC,
+    residual=True,
+    attention=False,
+)
+classifier18 = _variant(
+    "classifier18",
+    "Table 7: inRAC blocks, stages [2,2,2,2] (18 weight layers).",
+    blocks=STAGES_18,
+    residual=True,
+    attention=True,
+    placement="inside",
+)
+classifier34 = _variant(
+    "classifier34",
+    "Table 7: inRAC blocks, stages [3,4,6,3] (34 weight layers).",
+    blocks=STAGES_34,
+    residual=True,
+    attention=True,
+    placement="inside",
+)

@@ -16,6 +16,7 @@ the **11 weight layers** Table 9 lists (8 conv + 3 dense):
 
 ``fc_units`` defaults to 64 x ``width`` (4096 at the base width 64).
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -15,6 +15,7 @@ patient's posterior view was not recorded), image shares 60.7 / 23.4 / 15.8 %.
 Each patient is drawn from its own seed ``(seed, case number)``, so the output is the same
 bytes for the same arguments, whatever the number of worker processes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -115,8 +116,15 @@ def _write_patient(args: tuple[int, str, str | None, dict[str, Any]]) -> list[di
     root = Path(opt["root"])
     seed = opt["seed"]
     matrix = tuple(opt["matrix"])
-    pat: SynthPatient = generate_patient(np.random.default_rng([seed, index]), label, index=index,
-                                         matrix=matrix, visits=opt["visits"], seed=seed, missing_view=missing)
+    pat: SynthPatient = generate_patient(
+        np.random.default_rng([seed, index]),
+        label,
+        index=index,
+        matrix=matrix,
+        visits=opt["visits"],
+        seed=seed,
+        missing_view=missing,
+    )
     case = f"case_{index:04d}"
     rows: list[dict[str, Any]] = []
     for visit in range(pat.visits):
@@ -127,11 +135,21 @@ def _write_patient(args: tuple[int, str, str | None, dict[str, Any]]) -> list[di
         ant = st.anterior if st.anterior is not None else None
         post = st.posterior
         if ant is None:  # the writer needs the ANT slot filled; a POST-only study is a pair file
-            raise ValueError("the generator leaves out posterior views only (missing_view=\"POST\")")
+            raise ValueError('the generator leaves out posterior views only (missing_view="POST")')
         files = write_study(
-            root / "dicom" / case, ant, post, stem=stem, layout=opt["layout"], patient_id=pat.patient_id,
-            patient_name=pat.patient_name, study_id=study_id, study_uid=uid, study_date=st.study_date,
-            pixel_spacing=spacing_for(matrix), birth_date=pat.birth_date.strftime("%Y%m%d"), sex=pat.sex,
+            root / "dicom" / case,
+            ant,
+            post,
+            stem=stem,
+            layout=opt["layout"],
+            patient_id=pat.patient_id,
+            patient_name=pat.patient_name,
+            study_id=study_id,
+            study_uid=uid,
+            study_date=st.study_date,
+            pixel_spacing=spacing_for(matrix),
+            birth_date=pat.birth_date.strftime("%Y%m%d"),
+            sex=pat.sex,
             age=pat.age + (st.study_date - pat.visit_dates[0]).days // 365,
             accession_number=f"A{seed % 1000:03d}{index:05d}{visit:02d}",
             export_header=export_header(index, seed, pat.patient_name),
@@ -142,9 +160,12 @@ def _write_patient(args: tuple[int, str, str | None, dict[str, Any]]) -> list[di
         for view, img in (("ANT", st.anterior), ("POST", st.posterior)):
             if img is None:
                 continue
-            write_labelme(root / "annotations" / f"{stem}_{view}.json",
-                          [s for s in st.shapes if s.view == view],
-                          image_path=by_view.get(view, files[0].name), image_hw=img.shape)
+            write_labelme(
+                root / "annotations" / f"{stem}_{view}.json",
+                [s for s in st.shapes if s.view == view],
+                image_path=by_view.get(view, files[0].name),
+                image_hw=img.shape,
+            )
         truth = {
             "study_id": study_id,
             "study_uid": uid,
@@ -155,8 +176,11 @@ def _write_patient(args: tuple[int, str, str | None, dict[str, Any]]) -> list[di
             "date": st.study_date.isoformat(),
             "baseline_date": pat.visit_dates[0].isoformat(),
             "files": [str(f.relative_to(root)) for f in files],
-            "annotations": [f"annotations/{stem}_{v}.json" for v, img in
-                            (("ANT", st.anterior), ("POST", st.posterior)) if img is not None],
+            "annotations": [
+                f"annotations/{stem}_{v}.json"
+                for v, img in (("ANT", st.anterior), ("POST", st.posterior))
+                if img is not None
+            ],
             "missing_view": pat.missing_view,
             "matrix": list(matrix),
             "pixel_spacing": list(spacing_for(matrix)),
@@ -177,21 +201,43 @@ def _write_patient(args: tuple[int, str, str | None, dict[str, Any]]) -> list[di
         }
         tdir = root / "truth"
         (tdir / f"{study_id}.json").write_text(json.dumps(truth, indent=1) + "\n", encoding="utf-8")
-        _save_npz(tdir / f"{study_id}_maps.npz", {
-            "bone": st.bone_maps, "lesion": st.lesion_maps, "benign": st.benign_maps,
-            "body": st.body_map.astype(np.uint8),
-        })
-        rows.append({
-            "patient_id": pat.patient_id, "study_id": study_id, "label": pat.label, "sex": pat.sex,
-            "age": pat.age, "visit": visit, "views": int(st.anterior is not None) + int(st.posterior is not None),
-            "missing": pat.missing_view,
-        })
+        _save_npz(
+            tdir / f"{study_id}_maps.npz",
+            {
+                "bone": st.bone_maps,
+                "lesion": st.lesion_maps,
+                "benign": st.benign_maps,
+                "body": st.body_map.astype(np.uint8),
+            },
+        )
+        rows.append(
+            {
+                "patient_id": pat.patient_id,
+                "study_id": study_id,
+                "label": pat.label,
+                "sex": pat.sex,
+                "age": pat.age,
+                "visit": visit,
+                "views": int(st.anterior is not None) + int(st.posterior is not None),
+                "missing": pat.missing_view,
+            }
+        )
     return rows
 
 
-def write_cohort(out_dir: str | Path, *, n_patients: int | None = None, size: str = "paper", seed: int = 0,
-                 layout: str = "multiframe", visits: int = 1, matrix: tuple[int, int] = PAPER_MATRIX,
-                 progress: bool = True, workers: int = 1, missing_views: int | None = None) -> CohortInfo:
+def write_cohort(
+    out_dir: str | Path,
+    *,
+    n_patients: int | None = None,
+    size: str = "paper",
+    seed: int = 0,
+    layout: str = "multiframe",
+    visits: int = 1,
+    matrix: tuple[int, int] = PAPER_MATRIX,
+    progress: bool = True,
+    workers: int = 1,
+    missing_views: int | None = None,
+) -> CohortInfo:
     """Write a synthetic cohort (DICOM + LabelMe + CSV + ground truth).
 
     Args:
@@ -277,26 +323,50 @@ def write_cohort(out_dir: str | Path, *, n_patients: int | None = None, size: st
     image_counts = {c: sum(r["views"] for r in study_rows if r["label"] == c) for c in CLASSES}
     missing = [(r["study_id"], r["missing"]) for r in study_rows if r["missing"]]
     meta = {
-        "generator": "scintilab.synth", "size": size, "n_patients": n, "seed": int(seed), "layout": layout,
-        "visits": int(visits), "matrix": [rows_, cols_], "pixel_spacing": list(spacing_for((rows_, cols_))),
-        "patients_per_class": patient_counts, "images_per_class": image_counts,
-        "missing_views": [list(m) for m in missing], "bone_ids": BONE_IDS, "bones": list(BONES),
+        "generator": "scintilab.synth",
+        "size": size,
+        "n_patients": n,
+        "seed": int(seed),
+        "layout": layout,
+        "visits": int(visits),
+        "matrix": [rows_, cols_],
+        "pixel_spacing": list(spacing_for((rows_, cols_))),
+        "patients_per_class": patient_counts,
+        "images_per_class": image_counts,
+        "missing_views": [list(m) for m in missing],
+        "bone_ids": BONE_IDS,
+        "bones": list(BONES),
         "bsi_method": BSI_METHOD,
     }
     (root / "cohort.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     return CohortInfo(
-        root=root, labels_csv=root / "labels.csv", demographics_csv=root / "demographics.csv",
-        dicom_dir=root / "dicom", annotations_dir=root / "annotations", truth_dir=root / "truth",
-        n_patients=n, n_studies=len(study_rows), n_images=sum(r["views"] for r in study_rows),
-        patient_counts=patient_counts, image_counts=image_counts, missing_views=missing,
+        root=root,
+        labels_csv=root / "labels.csv",
+        demographics_csv=root / "demographics.csv",
+        dicom_dir=root / "dicom",
+        annotations_dir=root / "annotations",
+        truth_dir=root / "truth",
+        n_patients=n,
+        n_studies=len(study_rows),
+        n_images=sum(r["views"] for r in study_rows),
+        patient_counts=patient_counts,
+        image_counts=image_counts,
+        missing_views=missing,
         seconds=time.perf_counter() - t0,
     )
 
 
-def ensure_cohort(data_dir: str | Path, *, size: str = "small", seed: int = 0,
-                  matrix: tuple[int, int] = PAPER_MATRIX, progress: bool = True,
-                  manifest_name: str = "manifest.csv", n_patients: int | None = None,
-                  visits: int = 1) -> Path:
+def ensure_cohort(
+    data_dir: str | Path,
+    *,
+    size: str = "small",
+    seed: int = 0,
+    matrix: tuple[int, int] = PAPER_MATRIX,
+    progress: bool = True,
+    manifest_name: str = "manifest.csv",
+    n_patients: int | None = None,
+    visits: int = 1,
+) -> Path:
     """Make sure ``data_dir`` holds a cohort and its manifest; return the manifest path.
 
     A manifest CSV given as ``data_dir`` is used as it is, and so is a folder that already
@@ -330,8 +400,7 @@ def ensure_cohort(data_dir: str | Path, *, size: str = "small", seed: int = 0,
     if manifest.exists():
         return manifest
     if not root.exists() or not any(root.iterdir()):
-        write_cohort(root, size=size, seed=seed, matrix=matrix, progress=progress, n_patients=n_patients,
-                     visits=visits)
+        write_cohort(root, size=size, seed=seed, matrix=matrix, progress=progress, n_patients=n_patients, visits=visits)
     from scintilab.cohorts import has_images
 
     source = root / "dicom" if (root / "dicom").is_dir() else root
@@ -339,8 +408,7 @@ def ensure_cohort(data_dir: str | Path, *, size: str = "small", seed: int = 0,
         raise InputError(root, f"a folder with neither {manifest_name} nor images to ingest: {EXPECTED}")
     labels = root / "labels.csv"
     ann = root / "annotations"
-    ingest(source, labels if labels.exists() else None, ann if ann.is_dir() else None, manifest,
-           progress=progress)
+    ingest(source, labels if labels.exists() else None, ann if ann.is_dir() else None, manifest, progress=progress)
     return manifest
 
 
@@ -368,8 +436,13 @@ def clear_cohort(root: str | Path) -> None:
     for sub in ("dicom", "annotations", "truth"):
         shutil.rmtree(root / sub, ignore_errors=True)
     # cohort.json stays: it marks the folder as the generator's, which write_cohort then rewrites
-    derived = ["labels.csv", "demographics.csv", "manifest.csv", "skipped.csv",
-               file_record_path(root / "manifest.csv").name]
+    derived = [
+        "labels.csv",
+        "demographics.csv",
+        "manifest.csv",
+        "skipped.csv",
+        file_record_path(root / "manifest.csv").name,
+    ]
     derived += [f"audit/{name}" for name in (*AUDIT_OUTPUTS, RECORD_FILE)]
     for name in derived:
         (root / name).unlink(missing_ok=True)
@@ -380,22 +453,34 @@ def cli_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="scintilab synth",
         description="Write the built-in synthetic cohort: whole-body bone scans as DICOM, LabelMe "
-                    "annotations, labels.csv, demographics.csv and ground truth (truth/).",
+        "annotations, labels.csv, demographics.csv and ground truth (truth/).",
     )
-    parser.add_argument("out_dir", type=Path, help="cohort folder to write (new or empty; an earlier cohort "
-                                                   "needs --overwrite)")
+    parser.add_argument(
+        "out_dir", type=Path, help="cohort folder to write (new or empty; an earlier cohort needs --overwrite)"
+    )
     parser.add_argument("--patients", type=int, default=None, help="number of patients (default: from --size)")
-    parser.add_argument("--size", choices=list(SIZES), default="paper",
-                        help="paper: 506 patients as in Guo et al. 2022; small: 120; tiny: 12")
+    parser.add_argument(
+        "--size",
+        choices=list(SIZES),
+        default="paper",
+        help="paper: 506 patients as in Guo et al. 2022; small: 120; tiny: 12",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
-    parser.add_argument("--layout", choices=["multiframe", "pair"], default="multiframe",
-                        help="one 2-frame DICOM per study, or an _ANT/_POST file pair")
+    parser.add_argument(
+        "--layout",
+        choices=["multiframe", "pair"],
+        default="multiframe",
+        help="one 2-frame DICOM per study, or an _ANT/_POST file pair",
+    )
     parser.add_argument("--visits", type=int, default=1, help="studies per patient, months apart (follow-up)")
     parser.add_argument("--matrix", type=_matrix, default=PAPER_MATRIX, help="ROWSxCOLS, default 1024x256")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an earlier cohort in OUT_DIR, and the manifest and audit made from it")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier cohort in OUT_DIR, and the manifest and audit made from it",
+    )
     args = parser.parse_args(argv)
     from scintilab.errors import InputError
 
@@ -404,18 +489,31 @@ def cli_main(argv: list[str]) -> int:
         raise InputError(root, "is a file, not a folder: OUT_DIR of scintilab synth is the cohort folder to write")
     if (root / "cohort.json").exists():
         if not args.overwrite:
-            raise InputError(root, "already holds a synthetic cohort; pass --overwrite to replace it (and the "
-                                   "manifest and audit made from it), or choose another folder")
+            raise InputError(
+                root,
+                "already holds a synthetic cohort; pass --overwrite to replace it (and the "
+                "manifest and audit made from it), or choose another folder",
+            )
         clear_cohort(root)
     try:
-        info = write_cohort(args.out_dir, n_patients=args.patients, size=args.size, seed=args.seed,
-                            layout=args.layout, visits=args.visits, matrix=args.matrix,
-                            progress=not args.quiet, workers=args.workers)
+        info = write_cohort(
+            args.out_dir,
+            n_patients=args.patients,
+            size=args.size,
+            seed=args.seed,
+            layout=args.layout,
+            visits=args.visits,
+            matrix=args.matrix,
+            progress=not args.quiet,
+            workers=args.workers,
+        )
     except ValueError as err:
         print(f"scintilab synth: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {info.n_patients} patients, {info.n_studies} studies, {info.n_images} images "
-          f"to {info.root} in {info.seconds:.1f} s")
+    print(
+        f"wrote {info.n_patients} patients, {info.n_studies} studies, {info.n_images} images "
+        f"to {info.root} in {info.seconds:.1f} s"
+    )
     print("patients per class: " + ", ".join(f"{k} {v}" for k, v in info.patient_counts.items()))
     print("images per class:   " + ", ".join(f"{k} {v}" for k, v in info.image_counts.items()))
     if info.missing_views:

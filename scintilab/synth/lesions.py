@@ -26,6 +26,7 @@ Benign findings (all classes; more with age): knee and shoulder arthritis, lumba
 degeneration, healed rib fractures lined up on consecutive ribs, foot arthritis; plus the
 non-skeletal injection site and urine contamination.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,9 +45,20 @@ CLASS_MODELS: dict[str, dict] = {
         "count_max": 30,
         "shapes": {"punctate": 0.34, "mottled": 0.30, "patchy": 0.18, "strip": 0.12, "flake": 0.06},
         "size_factor": 1.0,
-        "bones": {"thoracic_spine": 0.26, "lumbar_spine": 0.16, "cervical_spine": 0.04, "ribs": 0.20,
-                  "sternum": 0.03, "sacrum": 0.04, "pelvis": 0.10, "skull": 0.05, "scapulae": 0.03,
-                  "clavicles": 0.01, "humeri": 0.03, "femora": 0.05},
+        "bones": {
+            "thoracic_spine": 0.26,
+            "lumbar_spine": 0.16,
+            "cervical_spine": 0.04,
+            "ribs": 0.20,
+            "sternum": 0.03,
+            "sacrum": 0.04,
+            "pelvis": 0.10,
+            "skull": 0.05,
+            "scapulae": 0.03,
+            "clavicles": 0.01,
+            "humeri": 0.03,
+            "femora": 0.05,
+        },
         "uptake": ((0.88, 78.0, 0.30), (0.12, 220.0, 0.45)),
         "lytic": 0.06,
     },
@@ -55,9 +67,20 @@ CLASS_MODELS: dict[str, dict] = {
         "count_max": 20,
         "shapes": {"patchy": 0.34, "flake": 0.20, "punctate": 0.16, "mottled": 0.16, "strip": 0.14},
         "size_factor": 1.3,
-        "bones": {"thoracic_spine": 0.16, "lumbar_spine": 0.09, "cervical_spine": 0.02, "ribs": 0.30,
-                  "sternum": 0.04, "sacrum": 0.03, "pelvis": 0.13, "skull": 0.06, "scapulae": 0.05,
-                  "clavicles": 0.02, "humeri": 0.04, "femora": 0.06},
+        "bones": {
+            "thoracic_spine": 0.16,
+            "lumbar_spine": 0.09,
+            "cervical_spine": 0.02,
+            "ribs": 0.30,
+            "sternum": 0.04,
+            "sacrum": 0.03,
+            "pelvis": 0.13,
+            "skull": 0.06,
+            "scapulae": 0.05,
+            "clavicles": 0.02,
+            "humeri": 0.04,
+            "femora": 0.06,
+        },
         "uptake": ((0.85, 85.0, 0.32), (0.15, 260.0, 0.45)),
         "lytic": 0.22,
     },
@@ -147,8 +170,14 @@ def _bone_pixels(ph: Phantom, bone: str, cache: dict[str, np.ndarray]) -> np.nda
     return cache[bone]
 
 
-def _place(rng: np.random.Generator, ph: Phantom, bone: str, cache: dict[str, np.ndarray],
-           taken: list[tuple[float, float, float]], size_px: float) -> tuple[float, float] | None:
+def _place(
+    rng: np.random.Generator,
+    ph: Phantom,
+    bone: str,
+    cache: dict[str, np.ndarray],
+    taken: list[tuple[float, float, float]],
+    size_px: float,
+) -> tuple[float, float] | None:
     """Pick a pixel on ``bone`` away from lesions already placed."""
     idx = _bone_pixels(ph, bone, cache)
     if idx.size == 0:
@@ -162,10 +191,23 @@ def _place(rng: np.random.Generator, ph: Phantom, bone: str, cache: dict[str, np
     return None
 
 
-def _make(ph: Phantom, fid: str, kind: str, shape: str, bone: str | None, region: str,
-          rc: tuple[float, float], size_mm: float, uptake: float, rng: np.random.Generator, *,
-          lytic: bool = False, first_visit: int = 0, angle: float | None = None,
-          depths: tuple[float, float] | None = None) -> Finding:
+def _make(
+    ph: Phantom,
+    fid: str,
+    kind: str,
+    shape: str,
+    bone: str | None,
+    region: str,
+    rc: tuple[float, float],
+    size_mm: float,
+    uptake: float,
+    rng: np.random.Generator,
+    *,
+    lytic: bool = False,
+    first_visit: int = 0,
+    angle: float | None = None,
+    depths: tuple[float, float] | None = None,
+) -> Finding:
     r, c = int(round(rc[0])), int(round(rc[1]))
     pi = int(ph.prim_map[r, c])
     if pi >= 0:
@@ -179,16 +221,33 @@ def _make(ph: Phantom, fid: str, kind: str, shape: str, bone: str | None, region
     if depths is not None:
         d_a, d_p = depths
     return Finding(
-        id=fid, kind=kind, shape=shape, bone=bone, region=region, center_rc=(float(rc[0]), float(rc[1])),
-        size_mm=float(size_mm), angle=float(ang), uptake=float(uptake),
-        depth_ant_cm=float(max(d_a, 0.5)), depth_post_cm=float(max(d_p, 0.5)), lytic_rim=lytic,
-        first_visit=first_visit, shape_seed=int(rng.integers(2**31)),
+        id=fid,
+        kind=kind,
+        shape=shape,
+        bone=bone,
+        region=region,
+        center_rc=(float(rc[0]), float(rc[1])),
+        size_mm=float(size_mm),
+        angle=float(ang),
+        uptake=float(uptake),
+        depth_ant_cm=float(max(d_a, 0.5)),
+        depth_post_cm=float(max(d_p, 0.5)),
+        lytic_rim=lytic,
+        first_visit=first_visit,
+        shape_seed=int(rng.integers(2**31)),
     )
 
 
-def sample_lesions(rng: np.random.Generator, ph: Phantom, label: str, *, n: int | None = None,
-                   first_visit: int = 0, start_id: int = 1,
-                   taken: list[tuple[float, float, float]] | None = None) -> list[Finding]:
+def sample_lesions(
+    rng: np.random.Generator,
+    ph: Phantom,
+    label: str,
+    *,
+    n: int | None = None,
+    first_visit: int = 0,
+    start_id: int = 1,
+    taken: list[tuple[float, float, float]] | None = None,
+) -> list[Finding]:
     """Draw the metastases of one patient of class ``label`` (none for NoMet).
 
     Args:
@@ -230,8 +289,22 @@ def sample_lesions(rng: np.random.Generator, ph: Phantom, label: str, *, n: int 
         if rc is None:
             continue
         taken.append((rc[0], rc[1], size / px_mm))
-        out.append(_make(ph, f"L{start_id + len(out):02d}", "lesion", shape, bone, region_of(bone), rc, size,
-                         uptake, rng, lytic=bool(rng.random() < m["lytic"]), first_visit=first_visit))
+        out.append(
+            _make(
+                ph,
+                f"L{start_id + len(out):02d}",
+                "lesion",
+                shape,
+                bone,
+                region_of(bone),
+                rc,
+                size,
+                uptake,
+                rng,
+                lytic=bool(rng.random() < m["lytic"]),
+                first_visit=first_visit,
+            )
+        )
     return out
 
 
@@ -242,10 +315,22 @@ def sample_benign(rng: np.random.Generator, ph: Phantom, age: int) -> list[Findi
     px_mm = 0.5 * (ph.spacing[0] + ph.spacing[1])
     old = max(age - 50, 0)
 
-    def add(kind: str, shape_rc: tuple[float, float], bone: str | None, size: float, uptake: float,
-            **kw) -> None:
-        out.append(_make(ph, f"B{len(out) + 1:02d}", "benign", kind, bone, BENIGN_REGION[kind], shape_rc,
-                         size, uptake * area, rng, **kw))
+    def add(kind: str, shape_rc: tuple[float, float], bone: str | None, size: float, uptake: float, **kw) -> None:
+        out.append(
+            _make(
+                ph,
+                f"B{len(out) + 1:02d}",
+                "benign",
+                kind,
+                bone,
+                BENIGN_REGION[kind],
+                shape_rc,
+                size,
+                uptake * area,
+                rng,
+                **kw,
+            )
+        )
 
     def snap(r: float, c: float, bone: str, radius_px: float) -> tuple[float, float] | None:
         """Nearest pixel of ``bone`` to (r, c) within a search radius."""
@@ -264,12 +349,18 @@ def sample_benign(rng: np.random.Generator, ph: Phantom, age: int) -> list[Findi
         for s in sides:
             r, c = lm[f"knee_{s}"]
             medial = 1 if s == "R" else -1  # the medial compartment faces the midline
-            rc = snap(r + rng.normal(0, 1), c + medial * 12 / px_mm, "femora", 25 / px_mm) or \
-                snap(r, c, "tibiae_fibulae", 25 / px_mm)
+            rc = snap(r + rng.normal(0, 1), c + medial * 12 / px_mm, "femora", 25 / px_mm) or snap(
+                r, c, "tibiae_fibulae", 25 / px_mm
+            )
             if rc is not None:
-                add("knee_arthritis", rc, "femora" if ph.bone_map[int(rc[0]), int(rc[1])] == BONE_IDS["femora"]
-                    else "tibiae_fibulae", float(rng.uniform(8, 16)), float(rng.lognormal(math.log(65), 0.35)),
-                    angle=0.0)
+                add(
+                    "knee_arthritis",
+                    rc,
+                    "femora" if ph.bone_map[int(rc[0]), int(rc[1])] == BONE_IDS["femora"] else "tibiae_fibulae",
+                    float(rng.uniform(8, 16)),
+                    float(rng.lognormal(math.log(65), 0.35)),
+                    angle=0.0,
+                )
     if rng.random() < min(0.04 + 0.008 * old, 0.35):  # shoulder (glenohumeral) arthritis
         s = str(rng.choice(["R", "L"]))
         r, c = lm[f"shoulder_{s}"]
@@ -283,8 +374,13 @@ def sample_benign(rng: np.random.Generator, ph: Phantom, age: int) -> list[Findi
             side = 1 if rng.random() < 0.5 else -1
             rc = snap(r + rng.normal(0, 2), c + side * 28 / px_mm, "lumbar_spine", 12 / px_mm)
             if rc is not None:
-                add("lumbar_degeneration", rc, "lumbar_spine", float(rng.uniform(5, 9)),
-                    float(rng.lognormal(math.log(55), 0.3)))
+                add(
+                    "lumbar_degeneration",
+                    rc,
+                    "lumbar_spine",
+                    float(rng.uniform(5, 9)),
+                    float(rng.lognormal(math.log(55), 0.3)),
+                )
     if rng.random() < 0.09:  # healed fractures: aligned foci on 2-4 consecutive ribs
         side = 1 if rng.random() < 0.5 else -1
         cc = int(round(ph.landmarks["pelvis_centre"][1] + side * rng.uniform(70, 120) / ph.spacing[1]))
@@ -298,20 +394,31 @@ def sample_benign(rng: np.random.Generator, ph: Phantom, age: int) -> list[Findi
             if len(centres) >= k:
                 start = int(rng.integers(0, len(centres) - k + 1))
                 up = float(rng.lognormal(math.log(70), 0.3))
-                for rr in centres[start:start + k]:
-                    add("rib_fracture", (rr, float(cc)), "ribs", float(rng.uniform(3.5, 5.5)),
-                        up * float(rng.uniform(0.8, 1.2)))
+                for rr in centres[start : start + k]:
+                    add(
+                        "rib_fracture",
+                        (rr, float(cc)),
+                        "ribs",
+                        float(rng.uniform(3.5, 5.5)),
+                        up * float(rng.uniform(0.8, 1.2)),
+                    )
     if rng.random() < min(0.03 + 0.006 * old, 0.3):
         bones = np.flatnonzero(ph.bone_map == BONE_IDS["feet"])
         if bones.size:
             r, c = divmod(int(bones[rng.integers(bones.size)]), ph.bone_map.shape[1])
-            add("foot_arthritis", (float(r), float(c)), "feet", float(rng.uniform(6, 12)),
-                float(rng.lognormal(math.log(60), 0.3)))
+            add(
+                "foot_arthritis",
+                (float(r), float(c)),
+                "feet",
+                float(rng.uniform(6, 12)),
+                float(rng.lognormal(math.log(60), 0.3)),
+            )
     return out
 
 
-def visit_dynamics(rng: np.random.Generator, lesions: list[Finding], label: str, visits: int,
-                   ph: Phantom) -> list[Finding]:
+def visit_dynamics(
+    rng: np.random.Generator, lesions: list[Finding], label: str, visits: int, ph: Phantom
+) -> list[Finding]:
     """Add follow-up behaviour: uptake change, new lesions, and an optional flare.
 
     Metastatic patients are progressors (55 %: about 2-3 new lesions per visit) or stable
@@ -331,8 +438,9 @@ def visit_dynamics(rng: np.random.Generator, lesions: list[Finding], label: str,
         if metastatic:
             n_new = int(rng.poisson(2.5 if progress else 0.3))
             if n_new:
-                lesions += sample_lesions(rng, ph, label, n=n_new, first_visit=v, start_id=len(lesions) + 1,
-                                          taken=taken)
+                lesions += sample_lesions(
+                    rng, ph, label, n=n_new, first_visit=v, start_id=len(lesions) + 1, taken=taken
+                )
     for f in lesions:
         gains, flares = [], []
         g = 1.0
@@ -346,8 +454,9 @@ def visit_dynamics(rng: np.random.Generator, lesions: list[Finding], label: str,
     return lesions
 
 
-def finding_field(f: Finding, spacing: tuple[float, float], shape_hw: tuple[int, int]
-                  ) -> tuple[np.ndarray, tuple[int, int]] | None:
+def finding_field(
+    f: Finding, spacing: tuple[float, float], shape_hw: tuple[int, int]
+) -> tuple[np.ndarray, tuple[int, int]] | None:
     """Pre-blur spatial profile of a finding over its bounding box (peak about 1).
 
     Returns:
@@ -370,8 +479,7 @@ def finding_field(f: Finding, spacing: tuple[float, float], shape_hw: tuple[int,
         return np.exp(-0.5 * ((u / max(a, 0.35)) ** 2 + (v / max(b, 0.35)) ** 2))
 
     shape = f.shape
-    if shape in ("punctate", "rib_fracture", "lumbar_degeneration", "injection_site",
-                 "urine_contamination"):
+    if shape in ("punctate", "rib_fracture", "lumbar_degeneration", "injection_site", "urine_contamination"):
         fld = blob(0, 0, 0.6 * R, 0.6 * R, 0)
     elif shape == "strip" or shape == "knee_arthritis":
         fld = blob(0, 0, R, max(0.3 * R, 2.5 / px), f.angle)
@@ -379,8 +487,9 @@ def finding_field(f: Finding, spacing: tuple[float, float], shape_hw: tuple[int,
         fld = np.zeros((n, n), np.float32)
         for _ in range(int(rng.integers(2, 5))):
             d = rng.normal(0, 0.35 * R, 2)
-            fld = np.maximum(fld, blob(d[0], d[1], R * rng.uniform(0.4, 0.75), R * rng.uniform(0.4, 0.75),
-                                       rng.uniform(0, math.pi)))
+            fld = np.maximum(
+                fld, blob(d[0], d[1], R * rng.uniform(0.4, 0.75), R * rng.uniform(0.4, 0.75), rng.uniform(0, math.pi))
+            )
     elif shape == "mottled":
         fld = 0.25 * blob(0, 0, 0.7 * R, 0.7 * R, 0)
         for _ in range(int(rng.integers(4, 10))):
@@ -405,16 +514,15 @@ def finding_field(f: Finding, spacing: tuple[float, float], shape_hw: tuple[int,
     c, d = max(c0, 0), min(c0 + n, w)
     if a >= b or c >= d:
         return None
-    return fld[a - r0:b - r0, c - c0:d - c0], (a, c)
+    return fld[a - r0 : b - r0, c - c0 : d - c0], (a, c)
 
 
-def finding_mask(f: Finding, fld: np.ndarray, corner: tuple[int, int], bone_map: np.ndarray
-                 ) -> np.ndarray:
+def finding_mask(f: Finding, fld: np.ndarray, corner: tuple[int, int], bone_map: np.ndarray) -> np.ndarray:
     """Truth mask of a finding in its box: profile >= 30 % of its peak, on its own bone."""
     m = fld >= 0.3 * float(fld.max() or 1.0)
     if f.bone is not None:
         h, w = fld.shape
-        on = bone_map[corner[0]:corner[0] + h, corner[1]:corner[1] + w] == BONE_IDS[f.bone]
+        on = bone_map[corner[0] : corner[0] + h, corner[1] : corner[1] + w] == BONE_IDS[f.bone]
         m &= on
     r, c = int(round(f.center_rc[0])) - corner[0], int(round(f.center_rc[1])) - corner[1]
     if 0 <= r < m.shape[0] and 0 <= c < m.shape[1]:
@@ -428,6 +536,14 @@ def blurred_peak(fld: np.ndarray, sigma_px: float) -> float:
 
 
 __all__ = [
-    "BENIGN_REGION", "CLASS_MODELS", "Finding", "SHAPE_SIZE_MM", "blurred_peak", "finding_field",
-    "finding_mask", "sample_benign", "sample_lesions", "visit_dynamics",
+    "BENIGN_REGION",
+    "CLASS_MODELS",
+    "Finding",
+    "SHAPE_SIZE_MM",
+    "blurred_peak",
+    "finding_field",
+    "finding_mask",
+    "sample_benign",
+    "sample_lesions",
+    "visit_dynamics",
 ]

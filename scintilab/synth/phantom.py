@@ -15,6 +15,7 @@ direction and depth place lesions), and the soft-tissue thickness (the body outl
 Drawing is vectorised per primitive over its bounding box only, so a 1024 x 256 phantom
 costs a few hundred small NumPy operations.
 """
+
 from __future__ import annotations
 
 import math
@@ -204,8 +205,18 @@ class Canvas:
             return None
         return a, b, c, d
 
-    def _emit(self, box, cov: np.ndarray, bone: str | None, act: float, d_a: float, d_p: float,
-              angle: float, *, organ: bool = False) -> None:
+    def _emit(
+        self,
+        box,
+        cov: np.ndarray,
+        bone: str | None,
+        act: float,
+        d_a: float,
+        d_p: float,
+        angle: float,
+        *,
+        organ: bool = False,
+    ) -> None:
         a, b, c, d = box
         wa = act * math.exp(-MU_PER_CM * d_a)
         wp = act * math.exp(-MU_PER_CM * d_p)
@@ -224,9 +235,17 @@ class Canvas:
             self.prim[a:b, c:d][sel] = idx
 
     # -- primitives -----------------------------------------------------------------
-    def line(self, pts_mm: list[tuple[float, float]], width_mm: float, bone: str | None, act: float,
-             depths: list[tuple[float, float]] | tuple[float, float], *, tissue: float | None = None,
-             tube: bool = True) -> None:
+    def line(
+        self,
+        pts_mm: list[tuple[float, float]],
+        width_mm: float,
+        bone: str | None,
+        act: float,
+        depths: list[tuple[float, float]] | tuple[float, float],
+        *,
+        tissue: float | None = None,
+        tube: bool = True,
+    ) -> None:
         """A thick polyline (depth may change along it).
 
         Args:
@@ -255,7 +274,7 @@ class Canvas:
         dist = np.sqrt(np.take_along_axis(d2, k[None], axis=0)[0])
         cov = np.clip(hw + 0.5 - dist, 0.0, 1.0)
         if tissue is not None:
-            view = self.tissue[box[0]:box[1], box[2]:box[3]]
+            view = self.tissue[box[0] : box[1], box[2] : box[3]]
             np.maximum(view, tissue * cov, out=view)
             return
         if tube:  # thicker through the middle of a cylinder than at its edges
@@ -282,9 +301,21 @@ class Canvas:
             bm[sel] = BONE_IDS[bone]
             self.prim[a:b, c:d][sel] = (base + k[sel]).astype(np.int16)
 
-    def ellipse(self, x: float, y: float, ax_mm: float, ay_mm: float, bone: str | None, act: float,
-                depths: tuple[float, float], *, angle_deg: float = 0.0, ring_mm: float | None = None,
-                tissue: float | None = None, organ: bool = False) -> None:
+    def ellipse(
+        self,
+        x: float,
+        y: float,
+        ax_mm: float,
+        ay_mm: float,
+        bone: str | None,
+        act: float,
+        depths: tuple[float, float],
+        *,
+        angle_deg: float = 0.0,
+        ring_mm: float | None = None,
+        tissue: float | None = None,
+        organ: bool = False,
+    ) -> None:
         """A filled (or ring-shaped) ellipse with soft edges.
 
         Args:
@@ -316,14 +347,20 @@ class Canvas:
             inner = np.clip((1.0 - qi) * max(min(a, b) - t, 0.5) + 0.5, 0.0, 1.0)
             cov = np.clip(cov - inner, 0.0, 1.0)
         if tissue is not None:
-            view = self.tissue[box[0]:box[1], box[2]:box[3]]
+            view = self.tissue[box[0] : box[1], box[2] : box[3]]
             np.maximum(view, tissue * cov, out=view)
             return
-        self._emit(box, cov, bone, act, depths[0], depths[1], th + math.pi / 2 if b > a else th,
-                   organ=organ)
+        self._emit(box, cov, bone, act, depths[0], depths[1], th + math.pi / 2 if b > a else th, organ=organ)
 
-    def polygon(self, pts_mm: list[tuple[float, float]], bone: str | None, act: float,
-                depths: tuple[float, float], *, tissue: float | None = None) -> None:
+    def polygon(
+        self,
+        pts_mm: list[tuple[float, float]],
+        bone: str | None,
+        act: float,
+        depths: tuple[float, float],
+        *,
+        tissue: float | None = None,
+    ) -> None:
         """A filled convex polygon (vertices in either winding) with soft edges."""
         px = np.array([self.to_px(x, y) for x, y in pts_mm], np.float64)
         box = self._bbox(px[:, 0].min(), px[:, 0].max(), px[:, 1].min(), px[:, 1].max(), 2)
@@ -346,7 +383,7 @@ class Canvas:
             dmax = d if dmax is None else np.maximum(dmax, d)
         cov = np.clip(0.5 - dmax, 0.0, 1.0)
         if tissue is not None:
-            view = self.tissue[box[0]:box[1], box[2]:box[3]]
+            view = self.tissue[box[0] : box[1], box[2] : box[3]]
             np.maximum(view, tissue * cov, out=view)
             return
         span = px.max(axis=0) - px.min(axis=0)
@@ -389,23 +426,34 @@ def render_phantom(an: Anatomy, matrix: tuple[int, int] = PAPER_MATRIX) -> Phant
 
     vert_levels: dict[str, float] = {}
     for i, y in enumerate(np.linspace(Y(212), Y(288), 7)):
-        cv.ellipse(spine_x(y), y, 13 * w, 5.5 * s, "cervical_spine", 1.15 * g["cervical_spine"],
-                   (T["neck"] - 5.0, 5.0))
+        cv.ellipse(spine_x(y), y, 13 * w, 5.5 * s, "cervical_spine", 1.15 * g["cervical_spine"], (T["neck"] - 5.0, 5.0))
         vert_levels[f"C{i + 1}"] = y
     ty = np.linspace(Y(300), Y(640), 12)
     for i, y in enumerate(ty):
         ax = (15 + 0.6 * i) * w
-        cv.ellipse(spine_x(y), y, ax, (10.5 + 0.3 * i) * s, "thoracic_spine", 1.25 * g["thoracic_spine"],
-                   (T["chest"] - 6.0, 6.0))
+        cv.ellipse(
+            spine_x(y),
+            y,
+            ax,
+            (10.5 + 0.3 * i) * s,
+            "thoracic_spine",
+            1.25 * g["thoracic_spine"],
+            (T["chest"] - 6.0, 6.0),
+        )
         vert_levels[f"T{i + 1}"] = y
     ly = np.linspace(Y(664), Y(808), 5)
     for i, y in enumerate(ly):
-        cv.ellipse(spine_x(y), y, (23 + i) * w, 13.5 * s, "lumbar_spine", 1.35 * g["lumbar_spine"],
-                   (T["abdomen"] - 7.0, 7.0))
+        cv.ellipse(
+            spine_x(y), y, (23 + i) * w, 13.5 * s, "lumbar_spine", 1.35 * g["lumbar_spine"], (T["abdomen"] - 7.0, 7.0)
+        )
         vert_levels[f"L{i + 1}"] = y
     # sacrum: an inverted triangle, brighter SI joints drawn as pelvis lines beside it
-    cv.polygon([(-40 * w, Y(828)), (40 * w, Y(828)), (11 * w, Y(925)), (-11 * w, Y(925))],
-               "sacrum", 1.15 * g["sacrum"], (T["pelvis"] - 5.0, 5.0))
+    cv.polygon(
+        [(-40 * w, Y(828)), (40 * w, Y(828)), (11 * w, Y(925)), (-11 * w, Y(925))],
+        "sacrum",
+        1.15 * g["sacrum"],
+        (T["pelvis"] - 5.0, 5.0),
+    )
 
     # -- sternum and clavicles (front) --------------------------------------------------
     cv.ellipse(0, Y(318), 24 * w, 22 * s, "sternum", 1.1 * g["sternum"], (1.5, T["chest"] - 1.5))
@@ -413,8 +461,13 @@ def render_phantom(an: Anatomy, matrix: tuple[int, int] = PAPER_MATRIX) -> Phant
     cv.ellipse(0, Y(482), 8 * w, 10 * s, "sternum", 0.7 * g["sternum"], (1.5, T["chest"] - 1.5))
     sh = 188 * w  # half of the bi-acromial width
     for side in (-1, 1):
-        cv.line(_mirror([(22 * w, Y(296)), (75 * w, Y(292)), (140 * w, Y(276)), (sh - 18, Y(282))], side),
-                13, "clavicles", 0.9 * g["clavicles"], (2.0, T["chest"] - 2.0))
+        cv.line(
+            _mirror([(22 * w, Y(296)), (75 * w, Y(292)), (140 * w, Y(276)), (sh - 18, Y(282))], side),
+            13,
+            "clavicles",
+            0.9 * g["clavicles"],
+            (2.0, T["chest"] - 2.0),
+        )
 
     # -- ribs: posterior arc near the back, anterior arc near the front ---------------
     lat = [55, 84, 104, 117, 126, 131, 134, 134, 131, 124, 104, 78]
@@ -429,15 +482,20 @@ def render_phantom(an: Anatomy, matrix: tuple[int, int] = PAPER_MATRIX) -> Phant
         pts, dep = [], []
         for th_ in np.linspace(0, math.pi / 2, 5):
             f = th_ / (math.pi / 2)
-            pts.append((18 * w + (xl - 18 * w) * math.sin(th_) ** 0.8,
-                        y0 - 7 * s * math.sin(2 * th_) + drop_p[k] * s * f ** 1.6))
+            pts.append(
+                (18 * w + (xl - 18 * w) * math.sin(th_) ** 0.8, y0 - 7 * s * math.sin(2 * th_) + drop_p[k] * s * f**1.6)
+            )
             dp = 3.0 + (T["chest"] / 2 - 3.0) * (1 - math.cos(th_))
             dep.append((T["chest"] - dp, dp))
         if drop_a[k] > 0:
             for th_ in np.linspace(math.pi / 2, math.pi, 6)[1:]:
                 f = (th_ - math.pi / 2) / (math.pi / 2)
-                pts.append((x_end[k] * w + (xl - x_end[k] * w) * math.sin(th_) ** 0.6,
-                            y0 + drop_p[k] * s + drop_a[k] * s * f ** 1.25))
+                pts.append(
+                    (
+                        x_end[k] * w + (xl - x_end[k] * w) * math.sin(th_) ** 0.6,
+                        y0 + drop_p[k] * s + drop_a[k] * s * f**1.25,
+                    )
+                )
                 da = 2.0 + (T["chest"] / 2 - 2.0) * (1 + math.cos(th_))
                 dep.append((da, T["chest"] - da))
         else:  # floating ribs end laterally
@@ -451,12 +509,21 @@ def render_phantom(an: Anatomy, matrix: tuple[int, int] = PAPER_MATRIX) -> Phant
     for si, side in enumerate((-1, 1)):
         glen = (side * (sh - 38), Y(312))
         cv.ellipse(*glen, 9, 17 * s, "scapulae", 0.95 * g["scapulae"], mid(T["chest"]))
-        cv.line([(side * 80 * w, Y(322)), (side * (sh - 22), Y(298))], 12, "scapulae",
-                0.75 * g["scapulae"], (T["chest"] - 3.0, 3.0))
+        cv.line(
+            [(side * 80 * w, Y(322)), (side * (sh - 22), Y(298))],
+            12,
+            "scapulae",
+            0.75 * g["scapulae"],
+            (T["chest"] - 3.0, 3.0),
+        )
         cv.line([glen, (side * 96 * w, Y(468))], 12, "scapulae", 0.6 * g["scapulae"], (T["chest"] - 3.0, 3.0))
         cv.ellipse(side * 96 * w, Y(463), 10, 11, "scapulae", 0.85 * g["scapulae"], (T["chest"] - 3.0, 3.0))
-        cv.polygon([(side * (sh - 45), Y(305)), (side * 74 * w, Y(305)), (side * 96 * w, Y(468))],
-                   "scapulae", 0.32 * g["scapulae"], (T["chest"] - 3.0, 3.0))
+        cv.polygon(
+            [(side * (sh - 45), Y(305)), (side * 74 * w, Y(305)), (side * 96 * w, Y(468))],
+            "scapulae",
+            0.32 * g["scapulae"],
+            (T["chest"] - 3.0, 3.0),
+        )
         # arm: shoulder -> elbow -> wrist -> hand; keep the hand inside the field
         head = (side * (sh - 12), Y(318))
         a = math.radians(an.arm_abduction_deg[si])
@@ -472,8 +539,13 @@ def render_phantom(an: Anatomy, matrix: tuple[int, int] = PAPER_MATRIX) -> Phant
         cv.ellipse(*elbow, 27, 16, "humeri", 0.75 * g["humeri"], (4.0, 4.0))
         ux, uy = (wrist[0] - elbow[0]) / fl, (wrist[1] - elbow[1]) / fl
         for off in (-9, 9):
-            cv.line([(elbow[0] - uy * off, elbow[1] + ux * off), (wrist[0] - uy * off * 0.8, wrist[1] + ux * off)],
-                    10, "forearms", 0.5 * g["forearms"], (3.5, 3.5))
+            cv.line(
+                [(elbow[0] - uy * off, elbow[1] + ux * off), (wrist[0] - uy * off * 0.8, wrist[1] + ux * off)],
+                10,
+                "forearms",
+                0.5 * g["forearms"],
+                (3.5, 3.5),
+            )
         carpus = (wrist[0] + ux * 22, wrist[1] + uy * 22)
         cv.ellipse(*carpus, 20, 17, "hands", 0.95 * g["hands"], (2.5, 2.5))
         for fdeg in (-22, -10, 0, 10, 20):
@@ -494,24 +566,64 @@ def render_phantom(an: Anatomy, matrix: tuple[int, int] = PAPER_MATRIX) -> Phant
     cv.ellipse(0, Y(100), 66 * w, 90 * s, "skull", 0.22 * g["skull"], mid(T["head"]))
     cv.ellipse(0, Y(168), 40 * w, 24 * s, "skull", 0.75 * g["skull"], (3.0, T["head"] - 3.0))
     cv.ellipse(0, Y(140), 14 * w, 14 * s, "skull", 0.45 * g["skull"], (2.0, T["head"] - 2.0))
-    cv.line([(-48 * w, Y(170)), (-44 * w, Y(210)), (-20 * w, Y(230)), (0, Y(233)), (20 * w, Y(230)),
-             (44 * w, Y(210)), (48 * w, Y(170))], 12, "mandible", 0.9 * g["mandible"], (3.0, T["head"] - 3.0))
+    cv.line(
+        [
+            (-48 * w, Y(170)),
+            (-44 * w, Y(210)),
+            (-20 * w, Y(230)),
+            (0, Y(233)),
+            (20 * w, Y(230)),
+            (44 * w, Y(210)),
+            (48 * w, Y(170)),
+        ],
+        12,
+        "mandible",
+        0.9 * g["mandible"],
+        (3.0, T["head"] - 3.0),
+    )
 
     # -- pelvis: iliac wings (crest brighter), SI joints, acetabula, pubis, ischium ---------
     hip = 150 * w * (1.06 if an.sex == "F" else 1.0)
     for side in (-1, 1):
-        wing = [(40 * w, Y(842)), (62 * w, Y(800)), (105 * w, Y(782)), (hip - 8, Y(805)),
-                (hip - 16, Y(860)), (92 * w, Y(905)), (52 * w, Y(900))]
-        cv.line(_mirror([(44 * w, Y(835)), (30 * w, Y(895))], side), 11, "pelvis", 1.45 * g["pelvis"],
-                (T["pelvis"] - 6.0, 6.0))
-        cv.line(_mirror([(62 * w, Y(800)), (105 * w, Y(782)), (hip - 8, Y(805))], side), 13, "pelvis",
-                0.9 * g["pelvis"], (T["pelvis"] - 8.0, 8.0))
+        wing = [
+            (40 * w, Y(842)),
+            (62 * w, Y(800)),
+            (105 * w, Y(782)),
+            (hip - 8, Y(805)),
+            (hip - 16, Y(860)),
+            (92 * w, Y(905)),
+            (52 * w, Y(900)),
+        ]
+        cv.line(
+            _mirror([(44 * w, Y(835)), (30 * w, Y(895))], side),
+            11,
+            "pelvis",
+            1.45 * g["pelvis"],
+            (T["pelvis"] - 6.0, 6.0),
+        )
+        cv.line(
+            _mirror([(62 * w, Y(800)), (105 * w, Y(782)), (hip - 8, Y(805))], side),
+            13,
+            "pelvis",
+            0.9 * g["pelvis"],
+            (T["pelvis"] - 8.0, 8.0),
+        )
         cv.polygon(_mirror(wing, side), "pelvis", 0.42 * g["pelvis"], (T["pelvis"] - 8.5, 8.5))
         cv.ellipse(side * 98 * w, Y(925), 27, 27, "pelvis", 0.55 * g["pelvis"], mid(T["pelvis"]), ring_mm=11)
-        cv.line(_mirror([(88 * w, Y(942)), (45 * w, Y(955)), (12, Y(960))], side), 14, "pelvis",
-                0.85 * g["pelvis"], (3.0, T["pelvis"] - 3.0))
-        cv.line(_mirror([(85 * w, Y(948)), (74 * w, Y(990)), (35 * w, Y(988)), (14, Y(966))], side), 12,
-                "pelvis", 0.55 * g["pelvis"], mid(T["pelvis"]))
+        cv.line(
+            _mirror([(88 * w, Y(942)), (45 * w, Y(955)), (12, Y(960))], side),
+            14,
+            "pelvis",
+            0.85 * g["pelvis"],
+            (3.0, T["pelvis"] - 3.0),
+        )
+        cv.line(
+            _mirror([(85 * w, Y(948)), (74 * w, Y(990)), (35 * w, Y(988)), (14, Y(966))], side),
+            12,
+            "pelvis",
+            0.55 * g["pelvis"],
+            mid(T["pelvis"]),
+        )
 
     # -- legs: femora, knees, patellae, tibiae, fibulae, feet ------------------------------
     for side in (-1, 1):
@@ -522,20 +634,34 @@ def render_phantom(an: Anatomy, matrix: tuple[int, int] = PAPER_MATRIX) -> Phant
         cv.ellipse(*fh, 23, 23, "femora", 1.0 * g["femora"], mid(T["pelvis"]))
         cv.line([fh, (side * (hip - 20), Y(955))], 27, "femora", 0.75 * g["femora"], mid(T["pelvis"]))
         cv.ellipse(*gt, 18, 25, "femora", 0.9 * g["femora"], mid(T["thigh"]))
-        cv.line([(side * (hip - 22), Y(965)), (side * 100 * w, Y(1100)), knee], 25, "femora",
-                0.62 * g["femora"], mid(T["thigh"]))
+        cv.line(
+            [(side * (hip - 22), Y(965)), (side * 100 * w, Y(1100)), knee],
+            25,
+            "femora",
+            0.62 * g["femora"],
+            mid(T["thigh"]),
+        )
         cv.ellipse(knee[0], Y(1232), 38 * w, 22 * s, "femora", 0.95 * g["femora"], mid(11.0))
         cv.ellipse(knee[0] + side * 2, Y(1222), 19, 23, "femora", 0.55 * g["femora"], (1.5, 9.5))
         cv.ellipse(knee[0], Y(1266), 37 * w, 13 * s, "tibiae_fibulae", 0.9 * g["tibiae_fibulae"], mid(11.0))
-        cv.line([(knee[0], Y(1275)), ankle], 23, "tibiae_fibulae", 0.58 * g["tibiae_fibulae"],
-                (2.5, T["calf"] - 2.5))
-        cv.line([(side * 112 * w, Y(1282)), (ankle[0] + side * 26, Y(1606))], 9, "tibiae_fibulae",
-                0.35 * g["tibiae_fibulae"], mid(T["calf"]))
+        cv.line([(knee[0], Y(1275)), ankle], 23, "tibiae_fibulae", 0.58 * g["tibiae_fibulae"], (2.5, T["calf"] - 2.5))
+        cv.line(
+            [(side * 112 * w, Y(1282)), (ankle[0] + side * 26, Y(1606))],
+            9,
+            "tibiae_fibulae",
+            0.35 * g["tibiae_fibulae"],
+            mid(T["calf"]),
+        )
         cv.ellipse(ankle[0], Y(1618), 28, 13, "tibiae_fibulae", 0.85 * g["tibiae_fibulae"], mid(8.0))
         cv.ellipse(ankle[0] + side * 8, Y(1656), 34, 30 * s, "feet", 0.85 * g["feet"], (4.0, 5.0))
         for toe in (-18, -6, 6, 18):
-            cv.line([(ankle[0] + side * 8 + toe, Y(1670)), (ankle[0] + side * 8 + toe * 1.3, Y(1705))],
-                    8, "feet", 0.5 * g["feet"], (3.0, 6.0))
+            cv.line(
+                [(ankle[0] + side * 8 + toe, Y(1670)), (ankle[0] + side * 8 + toe * 1.3, Y(1705))],
+                8,
+                "feet",
+                0.5 * g["feet"],
+                (3.0, 6.0),
+            )
         landmarks[f"knee_{'R' if side < 0 else 'L'}"] = cv.to_px(knee[0], Y(1250))
         # soft tissue of the leg
         cv.line([(side * 95 * w, Y(940)), knee], 150 * w, None, 0, (0, 0), tissue=T["thigh"])
@@ -544,20 +670,54 @@ def render_phantom(an: Anatomy, matrix: tuple[int, int] = PAPER_MATRIX) -> Phant
 
     # -- kidneys (faint, posterior) -------------------------------------------------------
     for side in (-1, 1):
-        cv.ellipse(side * 58 * w, Y(640 + (10 if side < 0 else 0)), 30 * w, 55 * s, None,
-                   0.35 * an.kidney_gain, (T["abdomen"] - 6.0, 6.0), angle_deg=side * -12, organ=True)
+        cv.ellipse(
+            side * 58 * w,
+            Y(640 + (10 if side < 0 else 0)),
+            30 * w,
+            55 * s,
+            None,
+            0.35 * an.kidney_gain,
+            (T["abdomen"] - 6.0, 6.0),
+            angle_deg=side * -12,
+            organ=True,
+        )
 
     # -- soft tissue of head, neck and trunk ----------------------------------------------
     cv.ellipse(0, Y(112), 82 * w, 118 * s, None, 0, (0, 0), tissue=T["head"])
     cv.line([(0, Y(215)), (0, Y(300))], 110 * w, None, 0, (0, 0), tissue=T["neck"])
     chest = 160 * w
     waist = 142 * w * (0.95 if an.sex == "F" else 1.0)
-    cv.polygon([(-(sh - 8), Y(278)), (sh - 8, Y(278)), (sh + 12, Y(320)), (chest, Y(600)), (-chest, Y(600)),
-                (-(sh + 12), Y(320))], None, 0, (0, 0), tissue=T["chest"])
-    cv.polygon([(-chest, Y(590)), (chest, Y(590)), (waist, Y(740)), (-waist, Y(740))], None, 0, (0, 0),
-               tissue=T["abdomen"])
-    cv.polygon([(-waist, Y(730)), (waist, Y(730)), (hip + 28, Y(900)), (hip + 18, Y(1000)), (-(hip + 18), Y(1000)),
-                (-(hip + 28), Y(900))], None, 0, (0, 0), tissue=T["pelvis"])
+    cv.polygon(
+        [
+            (-(sh - 8), Y(278)),
+            (sh - 8, Y(278)),
+            (sh + 12, Y(320)),
+            (chest, Y(600)),
+            (-chest, Y(600)),
+            (-(sh + 12), Y(320)),
+        ],
+        None,
+        0,
+        (0, 0),
+        tissue=T["chest"],
+    )
+    cv.polygon(
+        [(-chest, Y(590)), (chest, Y(590)), (waist, Y(740)), (-waist, Y(740))], None, 0, (0, 0), tissue=T["abdomen"]
+    )
+    cv.polygon(
+        [
+            (-waist, Y(730)),
+            (waist, Y(730)),
+            (hip + 28, Y(900)),
+            (hip + 18, Y(1000)),
+            (-(hip + 18), Y(1000)),
+            (-(hip + 28), Y(900)),
+        ],
+        None,
+        0,
+        (0, 0),
+        tissue=T["pelvis"],
+    )
 
     by, bx = cv.to_px(0, Y(962))
     bl_r = 28 * s / cv.sr
@@ -569,8 +729,15 @@ def render_phantom(an: Anatomy, matrix: tuple[int, int] = PAPER_MATRIX) -> Phant
     for k, y in enumerate(rib_levels):
         landmarks[f"rib{k + 1}"] = (cv.to_px(0, y)[0], 0.0)
     return Phantom(
-        act_ant=cv.act_a, act_post=cv.act_p, bone_map=cv.bone, prim_map=cv.prim, tissue_cm=cv.tissue,
-        organ_act_ant=cv.org_a, organ_act_post=cv.org_p,
-        bladder=(by, bx, bl_r, bl_c, 5.0, T["pelvis"] - 5.0), prims=cv.prims, landmarks=landmarks,
+        act_ant=cv.act_a,
+        act_post=cv.act_p,
+        bone_map=cv.bone,
+        prim_map=cv.prim,
+        tissue_cm=cv.tissue,
+        organ_act_ant=cv.org_a,
+        organ_act_post=cv.org_p,
+        bladder=(by, bx, bl_r, bl_c, 5.0, T["pelvis"] - 5.0),
+        prims=cv.prims,
+        landmarks=landmarks,
         spacing=(cv.sr, cv.sc),
     )

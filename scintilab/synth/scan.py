@@ -10,6 +10,7 @@ view holds 0.8-1.9 million counts less the bladder's share; the bladder, metasta
 benign hot spots, the injection site and any urine contamination are added in counts on
 top. Everything is blurred once for the camera (7 mm FWHM) and then Poisson sampled.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -51,10 +52,50 @@ CAMERA_FWHM_MM: float = 7.0
 #: Mean background outside the body (counts per pixel, at the paper's pixel size).
 BACKGROUND: float = 0.03
 
-_SURNAMES = ("WANG", "LI", "ZHANG", "LIU", "CHEN", "YANG", "ZHAO", "HUANG", "ZHOU", "WU", "XU", "SUN",
-             "MA", "ZHU", "HU", "GUO", "HE", "GAO", "LIN", "LUO")
-_GIVEN = ("WEI", "FANG", "NA", "MIN", "JING", "LEI", "JUN", "YAN", "TAO", "MING", "CHAO", "XIU", "HUA",
-          "PING", "GANG", "HONG", "LING", "QIANG", "YONG", "JIE")
+_SURNAMES = (
+    "WANG",
+    "LI",
+    "ZHANG",
+    "LIU",
+    "CHEN",
+    "YANG",
+    "ZHAO",
+    "HUANG",
+    "ZHOU",
+    "WU",
+    "XU",
+    "SUN",
+    "MA",
+    "ZHU",
+    "HU",
+    "GUO",
+    "HE",
+    "GAO",
+    "LIN",
+    "LUO",
+)
+_GIVEN = (
+    "WEI",
+    "FANG",
+    "NA",
+    "MIN",
+    "JING",
+    "LEI",
+    "JUN",
+    "YAN",
+    "TAO",
+    "MING",
+    "CHAO",
+    "XIU",
+    "HUA",
+    "PING",
+    "GANG",
+    "HONG",
+    "LING",
+    "QIANG",
+    "YONG",
+    "JIE",
+)
 
 
 @dataclass
@@ -150,9 +191,11 @@ def patient_identity(index: int, seed: int) -> tuple[str, str]:
 
 
 _STAFF = ("NOVAK^PETRA", "OKAFOR^DANIEL", "LINDQVIST^ANNA", "MORENO^LUIS", "BRANDT^KLAUS", "SATO^YUKI")
-_SITES = (("RIVERSIDE GENERAL HOSPITAL", "12 MILL LANE, EASTBRIDGE"),
-          ("ST BRENDAN UNIVERSITY CLINIC", "4 HARBOUR ROAD, WESTPORT"),
-          ("NORTHFIELD CANCER CENTRE", "88 ORCHARD STREET, NORTHFIELD"))
+_SITES = (
+    ("RIVERSIDE GENERAL HOSPITAL", "12 MILL LANE, EASTBRIDGE"),
+    ("ST BRENDAN UNIVERSITY CLINIC", "4 HARBOUR ROAD, WESTPORT"),
+    ("NORTHFIELD CANCER CENTRE", "88 ORCHARD STREET, NORTHFIELD"),
+)
 
 
 def export_header(index: int, seed: int, patient_name: str) -> ExportHeader:
@@ -166,7 +209,8 @@ def export_header(index: int, seed: int, patient_name: str) -> ExportHeader:
     site, address = _SITES[int(rng.integers(len(_SITES)))]
     return ExportHeader(
         other_patient_ids=f"OLD{seed % 100:02d}{index:05d}X",
-        institution=site, institution_address=address,
+        institution=site,
+        institution_address=address,
         station=f"NMCAM{int(rng.integers(1, 9)):02d}",
         operators=_STAFF[int(rng.integers(len(_STAFF)))],
         referring_physician=_STAFF[int(rng.integers(len(_STAFF)))],
@@ -175,9 +219,16 @@ def export_header(index: int, seed: int, patient_name: str) -> ExportHeader:
     )
 
 
-def generate_patient(rng: np.random.Generator | int | None, label: str, *, index: int = 1,
-                     matrix: tuple[int, int] = PAPER_MATRIX, visits: int = 1, seed: int = 0,
-                     missing_view: str | None = None) -> SynthPatient:
+def generate_patient(
+    rng: np.random.Generator | int | None,
+    label: str,
+    *,
+    index: int = 1,
+    matrix: tuple[int, int] = PAPER_MATRIX,
+    visits: int = 1,
+    seed: int = 0,
+    missing_view: str | None = None,
+) -> SynthPatient:
     """Draw one patient: demographics, habitus, metastases (per visit) and benign findings.
 
     Args:
@@ -210,9 +261,22 @@ def generate_patient(rng: np.random.Generator | int | None, label: str, *, index
     birth = baseline - _dt.timedelta(days=int(age * 365.25 + rng.integers(0, 365)))
     an = random_anatomy(rng, sex=sex, age=age)
     pid, name = patient_identity(index, seed)
-    pat = SynthPatient(index=index, patient_id=pid, patient_name=name, sex=sex, age=age, birth_date=birth,
-                       label=label, anatomy=an, lesions=[], benign=[], visit_dates=dates, matrix=tuple(matrix),
-                       missing_view=missing_view, seed=int(rng.integers(2**31)))
+    pat = SynthPatient(
+        index=index,
+        patient_id=pid,
+        patient_name=name,
+        sex=sex,
+        age=age,
+        birth_date=birth,
+        label=label,
+        anatomy=an,
+        lesions=[],
+        benign=[],
+        visit_dates=dates,
+        matrix=tuple(matrix),
+        missing_view=missing_view,
+        seed=int(rng.integers(2**31)),
+    )
     ph = pat.phantom
     lesions = sample_lesions(rng, ph, label)
     pat.lesions = visit_dynamics(rng, lesions, label, visits, ph)
@@ -241,8 +305,7 @@ def _polygon(mask: np.ndarray, corner: tuple[int, int]) -> np.ndarray:
     return np.stack([cols, rows], axis=1)
 
 
-def _truth_record(f: Finding, visit: int, peaks: tuple[float, float], n_px: int, px_mm: float
-                  ) -> dict[str, Any]:
+def _truth_record(f: Finding, visit: int, peaks: tuple[float, float], n_px: int, px_mm: float) -> dict[str, Any]:
     rec = {
         "id": f.id,
         "kind": f.kind,
@@ -283,8 +346,13 @@ def _poisson_image(rng: np.random.Generator, mean: np.ndarray, background: float
     return np.minimum(out, 65535).astype(np.uint16)
 
 
-def render_study(patient: SynthPatient, rng: np.random.Generator | int | None = None, *, visit: int = 0,
-                 fwhm_mm: float = CAMERA_FWHM_MM) -> SynthStudy:
+def render_study(
+    patient: SynthPatient,
+    rng: np.random.Generator | int | None = None,
+    *,
+    visit: int = 0,
+    fwhm_mm: float = CAMERA_FWHM_MM,
+) -> SynthStudy:
     """Render one visit of ``patient`` as the camera would store it.
 
     Args:
@@ -329,7 +397,7 @@ def render_study(patient: SynthPatient, rng: np.random.Generator | int | None = 
     cc = (np.arange(W, dtype=np.float32)[None, :] - bx) / (brc * fill)
     r0, r1 = max(int(by - 3 * brr), 0), min(int(by + 3 * brr) + 1, H)
     bl = np.zeros((H, W), np.float32)
-    bl[r0:r1] = np.clip(1.3 - np.sqrt(rr[r0:r1] ** 2 + cc ** 2), 0, 0.3)
+    bl[r0:r1] = np.clip(1.3 - np.sqrt(rr[r0:r1] ** 2 + cc**2), 0, 0.3)
     bl /= bl.sum() or 1.0
     ant += bl * (bl_frac * total)
     post += bl * (bl_frac * total) * math.exp(-MU_PER_CM * (bdp - bda))
@@ -348,13 +416,13 @@ def render_study(patient: SynthPatient, rng: np.random.Generator | int | None = 
         fld, (a, c) = got
         h, w = fld.shape
         if f.bone is not None:  # a bone lesion lives in its bone (edge softened by one pixel)
-            on = ph.bone_map[a:a + h, c:c + w] == BONE_IDS[f.bone]
+            on = ph.bone_map[a : a + h, c : c + w] == BONE_IDS[f.bone]
             fld = fld * (0.35 + 0.65 * on) * binary_dilation(on)
         fld = fld / blurred_peak(fld, sigma)
-        ant[a:a + h, c:c + w] += peaks[0] * fld
-        post[a:a + h, c:c + w] += peaks[1] * fld
+        ant[a : a + h, c : c + w] += peaks[0] * fld
+        post[a : a + h, c : c + w] += peaks[1] * fld
         m = finding_mask(f, fld, (a, c), ph.bone_map)
-        view = target[a:a + h, c:c + w]
+        view = target[a : a + h, c : c + w]
         view[m & (view == 0)] = num
         masks.append((f, m, (a, c)))
         return int(m.sum())
@@ -372,22 +440,41 @@ def render_study(patient: SynthPatient, rng: np.random.Generator | int | None = 
     side = str(rng.choice(["R", "L"]))
     ir, ic = ph.landmarks[f"{site}_{side}"]
     jitter = rng.normal(0, 4.0 / sr, 2)
-    extra.append(Finding(id=f"B{len(patient.benign) + 1:02d}", kind="benign", shape="injection_site",
-                         bone=None, region="upper_limbs", center_rc=(float(ir + jitter[0]), float(ic + jitter[1])),
-                         size_mm=float(rng.uniform(4, 9)), angle=0.0,
-                         uptake=float(rng.lognormal(math.log(600), 0.6)) * area, depth_ant_cm=1.5,
-                         depth_post_cm=5.5, shape_seed=int(rng.integers(2**31))))
+    extra.append(
+        Finding(
+            id=f"B{len(patient.benign) + 1:02d}",
+            kind="benign",
+            shape="injection_site",
+            bone=None,
+            region="upper_limbs",
+            center_rc=(float(ir + jitter[0]), float(ic + jitter[1])),
+            size_mm=float(rng.uniform(4, 9)),
+            angle=0.0,
+            uptake=float(rng.lognormal(math.log(600), 0.6)) * area,
+            depth_ant_cm=1.5,
+            depth_post_cm=5.5,
+            shape_seed=int(rng.integers(2**31)),
+        )
+    )
     if rng.random() < 0.12:  # urine on skin or clothing near the pelvis / upper thighs
         pr, pc = ph.landmarks["bladder"]
         front = rng.random() < 0.6
-        extra.append(Finding(id=f"B{len(extra) + 1:02d}", kind="benign", shape="urine_contamination",
-                             bone=None, region="pelvis",
-                             center_rc=(float(pr + rng.uniform(10, 120) / sr),
-                                        float(pc + rng.normal(0, 45) / sc)),
-                             size_mm=float(rng.uniform(4, 12)), angle=0.0,
-                             uptake=float(rng.lognormal(math.log(150), 0.6)) * area,
-                             depth_ant_cm=0.5 if front else 18.0, depth_post_cm=18.0 if front else 0.5,
-                             shape_seed=int(rng.integers(2**31))))
+        extra.append(
+            Finding(
+                id=f"B{len(extra) + 1:02d}",
+                kind="benign",
+                shape="urine_contamination",
+                bone=None,
+                region="pelvis",
+                center_rc=(float(pr + rng.uniform(10, 120) / sr), float(pc + rng.normal(0, 45) / sc)),
+                size_mm=float(rng.uniform(4, 12)),
+                angle=0.0,
+                uptake=float(rng.lognormal(math.log(150), 0.6)) * area,
+                depth_ant_cm=0.5 if front else 18.0,
+                depth_post_cm=18.0 if front else 0.5,
+                shape_seed=int(rng.integers(2**31)),
+            )
+        )
     for f in extra:
         peaks = f.view_peaks(0)
         n = paint(f, peaks, benign_map, int(f.id[1:]))
@@ -401,8 +488,9 @@ def render_study(patient: SynthPatient, rng: np.random.Generator | int | None = 
     mr, mc = max(1, round(14.0 / sr)), max(1, round(9.0 / sc))
     dr, dc = int(rng.integers(-mr, mr + 1)), int(rng.integers(-mc, mc + 1))
     shifted = np.zeros_like(post)
-    shifted[max(dr, 0):H + min(dr, 0), max(dc, 0):W + min(dc, 0)] = \
-        post[max(-dr, 0):H + min(-dr, 0), max(-dc, 0):W + min(-dc, 0)]
+    shifted[max(dr, 0) : H + min(dr, 0), max(dc, 0) : W + min(dc, 0)] = post[
+        max(-dr, 0) : H + min(-dr, 0), max(-dc, 0) : W + min(-dc, 0)
+    ]
     a_img = _poisson_image(rng, ant, bg)
     p_img = _poisson_image(rng, shifted, bg)
 
@@ -416,8 +504,9 @@ def render_study(patient: SynthPatient, rng: np.random.Generator | int | None = 
         for view, pts in (("ANT", poly), ("POST", post_poly)):
             if patient.missing_view == view:
                 continue
-            shapes.append(Shape(label=label, points=np.round(pts, 2), shape_type="polygon", view=view,
-                                attributes=dict(attrs)))
+            shapes.append(
+                Shape(label=label, points=np.round(pts, 2), shape_type="polygon", view=view, attributes=dict(attrs))
+            )
 
     # true BSI: per bone, lesion pixels / bone pixels (ANT projection maps), weighted by mass share
     involved: dict[str, float] = {}
@@ -432,9 +521,19 @@ def render_study(patient: SynthPatient, rng: np.random.Generator | int | None = 
     anterior = None if patient.missing_view == "ANT" else a_img
     posterior = None if patient.missing_view == "POST" else p_img
     return SynthStudy(
-        anterior=anterior, posterior=posterior, shapes=shapes, lesions=truth_les, benign=truth_ben,
-        bone_maps=ph.bone_map, lesion_maps=lesion_map, benign_maps=benign_map, body_map=ph.body_mask,
-        true_bsi=round(100.0 * bsi, 4), involved_fraction=involved, shift_rc=(dr, dc), visit=visit,
+        anterior=anterior,
+        posterior=posterior,
+        shapes=shapes,
+        lesions=truth_les,
+        benign=truth_ben,
+        bone_maps=ph.bone_map,
+        lesion_maps=lesion_map,
+        benign_maps=benign_map,
+        body_map=ph.body_mask,
+        true_bsi=round(100.0 * bsi, 4),
+        involved_fraction=involved,
+        shift_rc=(dr, dc),
+        visit=visit,
         study_date=patient.visit_dates[visit],
         counts={"ANT": int(a_img.sum(dtype=np.int64)), "POST": int(p_img.sum(dtype=np.int64))},
     )

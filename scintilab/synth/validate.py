@@ -6,6 +6,7 @@ follow-up with the truth the generator recorded. It lives beside the generator b
 re-renders studies with the generator's own random streams; the analysis never imports
 ``synth``.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,9 @@ from scintilab.quantify import StudyQuant, quantify_cohort, quantify_study
 from scintilab.study import Study
 
 
-def _lesion_contrast(gm: np.ndarray, bone_map: np.ndarray, occupied: np.ndarray, lesion: dict[str, Any],
-                     bone_id: int) -> float:
+def _lesion_contrast(
+    gm: np.ndarray, bone_map: np.ndarray, occupied: np.ndarray, lesion: dict[str, Any], bone_id: int
+) -> float:
     """(bone + lesion uptake) / bone, the bone level taken around the lesion on its own bone.
 
     ``gm`` is the conjugate-view (geometric) mean, the image in which the generator states
@@ -40,10 +42,19 @@ def _lesion_contrast(gm: np.ndarray, bone_map: np.ndarray, occupied: np.ndarray,
     return (bone + float(lesion["uptake"])) / bone
 
 
-def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visits: int = 3, seed: int = 1,
-                           matrix: tuple[int, int] = (1024, 256), repeats: int = 6, progress: bool = True,
-                           limit: int | None = None, hotspot_model: str | Path | HotspotModel | None = None,
-                           threshold: float | None = None) -> dict[str, Any]:
+def validate_against_truth(
+    cohort_dir: str | Path,
+    *,
+    n_patients: int = 40,
+    visits: int = 3,
+    seed: int = 1,
+    matrix: tuple[int, int] = (1024, 256),
+    repeats: int = 6,
+    progress: bool = True,
+    limit: int | None = None,
+    hotspot_model: str | Path | HotspotModel | None = None,
+    threshold: float | None = None,
+) -> dict[str, Any]:
     """Quantify a synthetic cohort and compare everything with the generator's truth.
 
     Writes the cohort (``n_patients`` x ``visits``) into ``cohort_dir`` when it holds none,
@@ -105,11 +116,20 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
             op_thresholds.add(float(det.threshold))
             end_thresholds.add(float(det.endpoint_threshold))
             n_scans += 1
-            bsi_pairs.append({"study_key": sq.study.study_key, "label": d["label"], "visit": d["visit"],
-                              "bsi": sq.bsi.bsi, "true_bsi": float(d["true_bsi"])})
+            bsi_pairs.append(
+                {
+                    "study_key": sq.study.study_key,
+                    "label": d["label"],
+                    "visit": d["visit"],
+                    "bsi": sq.bsi.bsi,
+                    "true_bsi": float(d["true_bsi"]),
+                }
+            )
             if "ANT" in det.images and "POST" in det.images:
-                gm = np.sqrt(np.clip(ndi.gaussian_filter(det.images["ANT"], 1.0), 0, None)
-                             * np.clip(ndi.gaussian_filter(det.images["POST"], 1.0), 0, None))
+                gm = np.sqrt(
+                    np.clip(ndi.gaussian_filter(det.images["ANT"], 1.0), 0, None)
+                    * np.clip(ndi.gaussian_filter(det.images["POST"], 1.0), 0, None)
+                )
             else:
                 gm = ndi.gaussian_filter(next(iter(det.images.values())), 1.0)
             occupied = ndi.binary_dilation((lmap > 0) | (benign > 0), iterations=2)
@@ -120,29 +140,54 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
                 zone = ndi.binary_dilation(lmap == k, iterations=2)
                 hits = [j for j, m in enumerate(masks) if (m & zone).any()]
                 hit_by[k] = hits
-                lesion_rows.append({
-                    "study_key": sq.study.study_key, "id": les["id"], "bone": les["bone"], "shape": les["shape"],
-                    "uptake": les["uptake"], "lytic_rim": les["lytic_rim"],
-                    "contrast": _lesion_contrast(gm, bmap_t, occupied, les, BONE_IDS[les["bone"]]),
-                    "max_p": max((det.hotspots[j].p_metastatic for j in hits), default=0.0),
-                    "called": any(det.hotspots[j].metastatic for j in hits),
-                })
+                lesion_rows.append(
+                    {
+                        "study_key": sq.study.study_key,
+                        "id": les["id"],
+                        "bone": les["bone"],
+                        "shape": les["shape"],
+                        "uptake": les["uptake"],
+                        "lytic_rim": les["lytic_rim"],
+                        "contrast": _lesion_contrast(gm, bmap_t, occupied, les, BONE_IDS[les["bone"]]),
+                        "max_p": max((det.hotspots[j].p_metastatic for j in hits), default=0.0),
+                        "called": any(det.hotspots[j].metastatic for j in hits),
+                    }
+                )
             on_lesion = {j for hits in hit_by.values() for j in hits}
             for j, h in enumerate(det.hotspots):
-                benign_here = int(np.bincount(benign[masks[j]], minlength=2)[1:].argmax() + 1) \
-                    if (benign[masks[j]] > 0).any() else 0
+                benign_here = (
+                    int(np.bincount(benign[masks[j]], minlength=2)[1:].argmax() + 1)
+                    if (benign[masks[j]] > 0).any()
+                    else 0
+                )
                 kind_truth = ""
                 if benign_here:
                     kind_truth = next((b["shape"] for b in d["benign"] if int(b["id"][1:]) == benign_here), "benign")
-                hot_rows.append({"study_key": sq.study.study_key, "p": h.p_metastatic, "called": h.metastatic,
-                                 "lesion": j in on_lesion,
-                                 "truth_benign": kind_truth, "rule": h.kind, "region": h.bone or "soft_tissue",
-                                 "normalized_uptake": h.normalized_uptake})
+                hot_rows.append(
+                    {
+                        "study_key": sq.study.study_key,
+                        "p": h.p_metastatic,
+                        "called": h.metastatic,
+                        "lesion": j in on_lesion,
+                        "truth_benign": kind_truth,
+                        "rule": h.kind,
+                        "region": h.bone or "soft_tissue",
+                        "normalized_uptake": h.normalized_uptake,
+                    }
+                )
 
     t0 = __import__("time").perf_counter()
     model = HotspotModel.load(hotspot_model) if isinstance(hotspot_model, (str, Path)) else hotspot_model
-    res = quantify_cohort(manifest, None, hotspot_model=model, threshold=threshold, reports=False,
-                          progress=progress, hook=hook, limit=limit)
+    res = quantify_cohort(
+        manifest,
+        None,
+        hotspot_model=model,
+        threshold=threshold,
+        reports=False,
+        progress=progress,
+        hook=hook,
+        limit=limit,
+    )
     seconds = __import__("time").perf_counter() - t0
     les = pd.DataFrame(lesion_rows)
     hot = pd.DataFrame(hot_rows)
@@ -151,9 +196,14 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
     froc = []
     for t in thresholds:
         fp = int(((hot["p"] >= t) & ~hot["lesion"]).sum()) if len(hot) else 0
-        froc.append({"threshold": round(float(t), 3), "fp_per_scan": fp / max(n_scans, 1),
-                     "sensitivity_bright": float((bright["max_p"] >= t).mean()) if len(bright) else float("nan"),
-                     "sensitivity_all": float((les["max_p"] >= t).mean()) if len(les) else float("nan")})
+        froc.append(
+            {
+                "threshold": round(float(t), 3),
+                "fp_per_scan": fp / max(n_scans, 1),
+                "sensitivity_bright": float((bright["max_p"] >= t).mean()) if len(bright) else float("nan"),
+                "sensitivity_all": float((les["max_p"] >= t).mean()) if len(les) else float("nan"),
+            }
+        )
     froc_df = pd.DataFrame(froc)
     ok = froc_df[froc_df["fp_per_scan"] <= 1.0]
     best = ok.sort_values(["sensitivity_bright", "threshold"], ascending=[False, True]).iloc[0] if len(ok) else None
@@ -161,9 +211,11 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
     # own threshold), not the nearest FROC grid point.
     op_t = max(op_thresholds) if op_thresholds else (METASTATIC_P if threshold is None else threshold)
     end_t = max(end_thresholds) if end_thresholds else op_t
-    op = {"sensitivity_bright": float(bright["called"].mean()) if len(bright) else float("nan"),
-          "sensitivity_all": float(les["called"].mean()) if len(les) else float("nan"),
-          "fp_per_scan": (int((hot["called"] & ~hot["lesion"]).sum()) if len(hot) else 0) / max(n_scans, 1)}
+    op = {
+        "sensitivity_bright": float(bright["called"].mean()) if len(bright) else float("nan"),
+        "sensitivity_all": float(les["called"].mean()) if len(les) else float("nan"),
+        "fp_per_scan": (int((hot["called"] & ~hot["lesion"]).sum()) if len(hot) else 0) / max(n_scans, 1),
+    }
     bp = pd.DataFrame(bsi_pairs)
     ba = bland_altman(bp["bsi"], bp["true_bsi"]) if len(bp) >= 3 else {}
 
@@ -178,9 +230,17 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
             t_first = [None] + [sum(1 for x in t["lesions"] if x["first_visit"] >= 2) for t in tl[1:]]
             t_status = pcwg3_statuses(list(g["days"].astype(float)), t_new, t_first)
             for (_, r), tn, ts in zip(g.iterrows(), t_new, t_status):
-                fu_pairs.append({"patient_key": pk, "study_key": r["study_key"], "new": int(r["new_lesions"]),
-                                 "true_new": tn, "pcwg3": r["pcwg3"], "true_pcwg3": ts,
-                                 "label": truth_by_key[r["study_key"]]["label"]})
+                fu_pairs.append(
+                    {
+                        "patient_key": pk,
+                        "study_key": r["study_key"],
+                        "new": int(r["new_lesions"]),
+                        "true_new": tn,
+                        "pcwg3": r["pcwg3"],
+                        "true_pcwg3": ts,
+                        "label": truth_by_key[r["study_key"]]["label"],
+                    }
+                )
     fp_df = pd.DataFrame(fu_pairs)
 
     # repeatability: one metastatic study re-rendered with fresh Poisson noise only
@@ -188,12 +248,17 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
     rep_stats = repeatability(rep.get("values", [])) if rep else {}
 
     figures: dict[str, Any] = {
-        "scans": n_scans, "patients": int(res.studies["patient_key"].nunique()) if len(res.studies) else 0,
-        "lesions": int(len(les)), "lesions_bright": int(len(bright)),
-        "seconds": round(seconds, 1), "seconds_per_study": round(seconds / max(n_scans, 1), 2),
-        "operating_threshold": op_t, "endpoint_threshold": end_t,
+        "scans": n_scans,
+        "patients": int(res.studies["patient_key"].nunique()) if len(res.studies) else 0,
+        "lesions": int(len(les)),
+        "lesions_bright": int(len(bright)),
+        "seconds": round(seconds, 1),
+        "seconds_per_study": round(seconds / max(n_scans, 1), 2),
+        "operating_threshold": op_t,
+        "endpoint_threshold": end_t,
         "operating_classifier": "default rules" if model is None else "learned hot-spot model",
-        "sensitivity_bright_at_op": float(op["sensitivity_bright"]), "fp_per_scan_at_op": float(op["fp_per_scan"]),
+        "sensitivity_bright_at_op": float(op["sensitivity_bright"]),
+        "fp_per_scan_at_op": float(op["fp_per_scan"]),
         "sensitivity_all_at_op": float(op["sensitivity_all"]),
         "best_sensitivity_bright_at_1fp": None if best is None else float(best["sensitivity_bright"]),
         "threshold_at_1fp": None if best is None else float(best["threshold"]),
@@ -217,30 +282,51 @@ def validate_against_truth(cohort_dir: str | Path, *, n_patients: int = 40, visi
         f"all lesions {figures['sensitivity_all_at_op']:.3f}, false positives per scan {figures['fp_per_scan_at_op']:.2f}",
     ]
     if best is not None:
-        lines.append(f"FROC: at <= 1.0 FP/scan (p >= {best['threshold']:.2f}; {best['fp_per_scan']:.2f} FP/scan) "
-                     f"sensitivity (bright lesions) {best['sensitivity_bright']:.3f}")
+        lines.append(
+            f"FROC: at <= 1.0 FP/scan (p >= {best['threshold']:.2f}; {best['fp_per_scan']:.2f} FP/scan) "
+            f"sensitivity (bright lesions) {best['sensitivity_bright']:.3f}"
+        )
     if ba:
-        lines.append(f"BSI vs true BSI: Pearson r {ba['pearson_r']:.3f}; Bland-Altman bias {ba['bias']:+.3f}, "
-                     f"95% limits {ba['loa_low']:+.3f} .. {ba['loa_high']:+.3f} BSI points (n={ba['n']})")
+        lines.append(
+            f"BSI vs true BSI: Pearson r {ba['pearson_r']:.3f}; Bland-Altman bias {ba['bias']:+.3f}, "
+            f"95% limits {ba['loa_low']:+.3f} .. {ba['loa_high']:+.3f} BSI points (n={ba['n']})"
+        )
     if rep_stats:
-        lines.append(f"repeatability (fresh Poisson noise, n={rep_stats['n']}): BSI {rep_stats['mean']:.3f} "
-                     f"+- SD {rep_stats['sd']:.3f} points (CV {rep_stats['cv']:.2f})")
+        lines.append(
+            f"repeatability (fresh Poisson noise, n={rep_stats['n']}): BSI {rep_stats['mean']:.3f} "
+            f"+- SD {rep_stats['sd']:.3f} points (CV {rep_stats['cv']:.2f})"
+        )
     if len(fp_df):
-        lines.append(f"follow-up pairs {len(fp_df)}: new-lesion count exact {figures['new_count_exact']:.3f}; "
-                     f"PCWG3 status right {figures['pcwg3_right']:.3f}")
+        lines.append(
+            f"follow-up pairs {len(fp_df)}: new-lesion count exact {figures['new_count_exact']:.3f}; "
+            f"PCWG3 status right {figures['pcwg3_right']:.3f}"
+        )
     if len(missed):
-        lines.append("missed bright lesions by bone: " + ", ".join(
-            f"{k} {v}" for k, v in missed["bone"].value_counts().items()))
-        lines.append("missed bright lesions by shape: " + ", ".join(
-            f"{k} {v}" for k, v in missed["shape"].value_counts().items()))
+        lines.append(
+            "missed bright lesions by bone: " + ", ".join(f"{k} {v}" for k, v in missed["bone"].value_counts().items())
+        )
+        lines.append(
+            "missed bright lesions by shape: "
+            + ", ".join(f"{k} {v}" for k, v in missed["shape"].value_counts().items())
+        )
     if len(fp_kind):
-        lines.append("false positives by truth: " + ", ".join(
-            f"{k} {v}" for k, v in fp_kind["what"].value_counts().items()))
-        lines.append("false positives by region: " + ", ".join(
-            f"{k} {v}" for k, v in fp_kind["region"].value_counts().head(8).items()))
-    return {**figures, "froc": froc_df, "bsi_pairs": bp, "followup_table": fp_df, "missed": missed,
-            "false_positives": fp_kind, "lesion_table": les, "text": "\n".join(lines),
-            }
+        lines.append(
+            "false positives by truth: " + ", ".join(f"{k} {v}" for k, v in fp_kind["what"].value_counts().items())
+        )
+        lines.append(
+            "false positives by region: "
+            + ", ".join(f"{k} {v}" for k, v in fp_kind["region"].value_counts().head(8).items())
+        )
+    return {
+        **figures,
+        "froc": froc_df,
+        "bsi_pairs": bp,
+        "followup_table": fp_df,
+        "missed": missed,
+        "false_positives": fp_kind,
+        "lesion_table": les,
+        "text": "\n".join(lines),
+    }
 
 
 #: The acceptance bars of issue 13: figure -> (lowest acceptable value, what it is).
@@ -288,10 +374,13 @@ def validation_verdict(figures: dict[str, Any]) -> str:
         A Markdown bullet list, one line per bar, each saying "meets", "misses", or "not
         measured on this cohort" (e.g. no follow-up pairs in a cohort of single visits).
     """
-    lines = [f"Measured on this run: {figures.get('scans', 0)} scans of {figures.get('patients', 0)} patients, "
-             f"{figures.get('followup_pairs', 0)} follow-up pairs, operating point p >= "
-             f"{figures.get('operating_threshold', METASTATIC_P):.2f} (BSI and follow-up from p >= "
-             f"{figures.get('endpoint_threshold', figures.get('operating_threshold', METASTATIC_P)):.2f}).", ""]
+    lines = [
+        f"Measured on this run: {figures.get('scans', 0)} scans of {figures.get('patients', 0)} patients, "
+        f"{figures.get('followup_pairs', 0)} follow-up pairs, operating point p >= "
+        f"{figures.get('operating_threshold', METASTATIC_P):.2f} (BSI and follow-up from p >= "
+        f"{figures.get('endpoint_threshold', figures.get('operating_threshold', METASTATIC_P)):.2f}).",
+        "",
+    ]
     for key, (bar, what) in VALIDATION_BARS.items():
         v = bar_value(figures, key)
         met = bar_met(figures, key)
@@ -302,16 +391,20 @@ def validation_verdict(figures: dict[str, Any]) -> str:
             extra = f" (p >= {figures['threshold_at_1fp']:.2f}, {figures['fp_per_scan_at_that_threshold']:.2f} FP/scan)"
         elif key == "bsi_pearson_r" and figures.get("bsi"):
             ba = figures["bsi"]
-            extra = (f"; Bland-Altman bias {ba['bias']:+.3f}, 95 % limits {ba['loa_low']:+.3f} .. "
-                     f"{ba['loa_high']:+.3f} BSI points")
+            extra = (
+                f"; Bland-Altman bias {ba['bias']:+.3f}, 95 % limits {ba['loa_low']:+.3f} .. "
+                f"{ba['loa_high']:+.3f} BSI points"
+            )
         shown = f"{v:.3f}" if met is not None else "n/a"
         # A cohort of single visits has no follow-up pairs: nothing to hold against the bar.
         verdict = "not measured on this cohort" if met is None else ("meets" if met else "misses")
         lines.append(f"- {what}: **{shown}**{extra} (bar >= {bar:.2f}: {verdict})")
     rep = figures.get("repeatability") or {}
     if rep.get("n"):
-        lines.append(f"- repeatability, {rep['n']} re-simulations with fresh Poisson noise: SD "
-                     f"**{rep['sd']:.3f}** BSI points at a mean BSI of {rep['mean']:.3f}")
+        lines.append(
+            f"- repeatability, {rep['n']} re-simulations with fresh Poisson noise: SD "
+            f"**{rep['sd']:.3f}** BSI points at a mean BSI of {rep['mean']:.3f}"
+        )
     return "\n".join(lines)
 
 
@@ -338,10 +431,16 @@ def summarise_validations(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str
         met = {n: bar_met(runs[n], key) for n in measured} if key in VALIDATION_BARS else {}
         meets = [n for n, ok in met.items() if ok]
         misses = [n for n, ok in met.items() if not ok]
-        out[key] = {"bar": bar, "values": values, "mean": float(arr.mean()) if arr.size else float("nan"),
-                    "min": float(arr.min()) if arr.size else float("nan"),
-                    "max": float(arr.max()) if arr.size else float("nan"), "meets": len(meets), "misses": misses,
-                    "not_measured": [n for n in values if n not in measured]}
+        out[key] = {
+            "bar": bar,
+            "values": values,
+            "mean": float(arr.mean()) if arr.size else float("nan"),
+            "min": float(arr.min()) if arr.size else float("nan"),
+            "max": float(arr.max()) if arr.size else float("nan"),
+            "meets": len(meets),
+            "misses": misses,
+            "not_measured": [n for n in values if n not in measured],
+        }
     return out
 
 
@@ -350,28 +449,47 @@ def validation_summary_text(runs: dict[str, dict[str, Any]]) -> str:
     (range) and how many cohorts meet each bar."""
     summary = summarise_validations(runs)
     keys = [*VALIDATION_BARS, "fp_per_scan_at_op"]
-    short = {"sensitivity_bright_at_op": "sens@op", "best_sensitivity_bright_at_1fp": "FROC<=1FP",
-             "bsi_pearson_r": "BSI r", "new_count_exact": "new exact", "pcwg3_right": "PCWG3",
-             "fp_per_scan_at_op": "FP/scan"}
+    short = {
+        "sensitivity_bright_at_op": "sens@op",
+        "best_sensitivity_bright_at_1fp": "FROC<=1FP",
+        "bsi_pearson_r": "BSI r",
+        "new_count_exact": "new exact",
+        "pcwg3_right": "PCWG3",
+        "fp_per_scan_at_op": "FP/scan",
+    }
     lines = [f"{'cohort':<14}" + "".join(f"{short[k]:>12}" for k in keys)]
     for name in runs:
         lines.append(f"{name:<14}" + "".join(f"{summary[k]['values'][name]:>12.3f}" for k in keys))
     lines.append(f"{'mean':<14}" + "".join(f"{summary[k]['mean']:>12.3f}" for k in keys))
     lines.append(f"{'range':<14}" + "".join(f"{summary[k]['min']:>6.3f}-{summary[k]['max']:<5.3f}" for k in keys))
-    lines.append(f"{'bar':<14}" + "".join(f"{summary[k]['bar']:>12.2f}" if np.isfinite(summary[k]["bar"])
-                                          else f"{'':>12}" for k in keys))
-    lines.append(f"{'cohorts meet':<14}" + "".join(
-        f"{summary[k]['meets']:>9}/{len(runs) - len(summary[k]['not_measured']):<2}" if np.isfinite(summary[k]["bar"])
-        else f"{'':>12}" for k in keys))
+    lines.append(
+        f"{'bar':<14}"
+        + "".join(f"{summary[k]['bar']:>12.2f}" if np.isfinite(summary[k]["bar"]) else f"{'':>12}" for k in keys)
+    )
+    lines.append(
+        f"{'cohorts meet':<14}"
+        + "".join(
+            f"{summary[k]['meets']:>9}/{len(runs) - len(summary[k]['not_measured']):<2}"
+            if np.isfinite(summary[k]["bar"])
+            else f"{'':>12}"
+            for k in keys
+        )
+    )
     for k in VALIDATION_BARS:
         if summary[k]["misses"]:
-            lines.append(f"{short[k]} misses: " + ", ".join(
-                f"{n} ({summary[k]['values'][n]:.4f})" for n in summary[k]["misses"]))
+            lines.append(
+                f"{short[k]} misses: " + ", ".join(f"{n} ({summary[k]['values'][n]:.4f})" for n in summary[k]["misses"])
+            )
     return "\n".join(lines)
 
 
-def _repeatability(root: Path, truth: dict[str, dict[str, Any]], repeats: int,
-                   model: HotspotModel | None = None, threshold: float | None = None) -> dict[str, Any]:
+def _repeatability(
+    root: Path,
+    truth: dict[str, dict[str, Any]],
+    repeats: int,
+    model: HotspotModel | None = None,
+    threshold: float | None = None,
+) -> dict[str, Any]:
     """BSI of one metastatic baseline study re-rendered ``repeats`` times, only the Poisson
     noise changed (the generator's other draws replayed from the same seed)."""
     from scintilab.synth.phantom import spacing_for
@@ -380,14 +498,23 @@ def _repeatability(root: Path, truth: dict[str, dict[str, Any]], repeats: int,
     meta = json.loads((root / "cohort.json").read_text(encoding="utf-8"))
     seed, visits = int(meta["seed"]), int(meta["visits"])
     mat = tuple(meta["matrix"])
-    cands = sorted((t for t in truth.values() if t["label"] != "NoMet" and t["visit"] == 0 and not t["missing_view"]),
-                   key=lambda t: t["case"])
+    cands = sorted(
+        (t for t in truth.values() if t["label"] != "NoMet" and t["visit"] == 0 and not t["missing_view"]),
+        key=lambda t: t["case"],
+    )
     if not cands:
         return {}
     t = cands[0]
     index = int(t["case"].split("_")[1])
-    pat = generate_patient(np.random.default_rng([seed, index]), t["label"], index=index, matrix=mat, visits=visits,
-                           seed=seed, missing_view=None)
+    pat = generate_patient(
+        np.random.default_rng([seed, index]),
+        t["label"],
+        index=index,
+        matrix=mat,
+        visits=visits,
+        seed=seed,
+        missing_view=None,
+    )
 
     class _FreshNoise(np.random.Generator):
         """Replays the visit's random draws but samples Poisson noise afresh."""
@@ -402,8 +529,13 @@ def _repeatability(root: Path, truth: dict[str, dict[str, Any]], repeats: int,
     values = []
     for k in range(repeats):
         st = render_study(pat, _FreshNoise([seed, index, 0, 3], 1000 + k), visit=0)
-        study = Study(study_key=f"S-repeat{k}", patient_key="P-repeat", anterior=st.anterior, posterior=st.posterior,
-                      pixel_spacing=spacing_for(mat))
+        study = Study(
+            study_key=f"S-repeat{k}",
+            patient_key="P-repeat",
+            anterior=st.anterior,
+            posterior=st.posterior,
+            pixel_spacing=spacing_for(mat),
+        )
         values.append(quantify_study(study, model=model, threshold=threshold).bsi.bsi)
     return {"values": values, "study": f"{t['label']} baseline (true BSI {t['true_bsi']:.3f})"}
 
@@ -411,5 +543,12 @@ def _repeatability(root: Path, truth: dict[str, dict[str, Any]], repeats: int,
 # --------------------------------------------------------------------------------- notebook figures
 
 
-__all__ = ["VALIDATION_BARS", "bar_met", "bar_value", "summarise_validations", "validate_against_truth",
-           "validation_summary_text", "validation_verdict"]
+__all__ = [
+    "VALIDATION_BARS",
+    "bar_met",
+    "bar_value",
+    "summarise_validations",
+    "validate_against_truth",
+    "validation_summary_text",
+    "validation_verdict",
+]
