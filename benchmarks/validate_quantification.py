@@ -5,10 +5,10 @@ Prints (and writes as JSON with ``--json``) the figures issue 13 asks for:
 * lesion-level sensitivity for lesions at least twice as bright as the bone under them,
   at the operating point and at <= 1.0 false-positive hot spot per scan (FROC). The
   operating point is the one the product uses, printed with every figure: the active
-  classifier's own calling threshold (the rules' ``RULES_METASTATIC_P``, a learned
+  classifier's own calling threshold (the rules' ``rules.metastatic_p``, a learned
   model's cut chosen on its training cohort), unless ``--threshold`` overrides it; BSI,
   new-lesion counts and PCWG3 are measured at the classifier's endpoint cut (the rules'
-  ``RULES_ENDPOINT_P``; a learned model's same cut), also printed;
+  ``rules.endpoint_p``; a learned model's same cut), also printed;
 * BSI against the true BSI: Pearson r and Bland-Altman bias and limits of agreement;
 * repeatability: SD of the BSI (points) when one study is re-simulated with fresh
   Poisson noise (same patient, same visit, same everything else);

@@ -14,7 +14,7 @@ share of skeletal mass). Here, on one study's :class:`~scintilab.hotspots.Detect
 * the involved pixels are the union of the hot spots' extents whose probability reaches
   the active classifier's endpoint cut (:attr:`Detection.endpoint_threshold`: 0.5 for
   the default rules, whose calling threshold is lower; see
-  :data:`scintilab.hotspots.RULES_ENDPOINT_P` for why), counted on the group they fall on.
+  ``rules.endpoint_p`` for why), counted on the group they fall on.
   Where two groups differ only in depth (sternum in front of the thoracic spine,
   :data:`scintilab.atlas.DRAW_ORDER`), each group's own pixels, involved or not, are
   those of the view's map that draws it in front, and a hot spot's extent
@@ -24,7 +24,7 @@ share of skeletal mass). Here, on one study's :class:`~scintilab.hotspots.Detect
   and the spine's own size held 0.63 of its true pixels. A hot spot's extent
   (:func:`lesion_extent`) is re-segmented in the view where it is brightest: the pixels
   around it whose smoothed excess over the bone's reference keeps at least
-  :data:`EXTENT_LEVEL` of the peak excess, connected to the peak. The reference is the
+  ``bsi.extent_level`` of the peak excess, connected to the peak. The reference is the
   bone's *healthy* level (:func:`healthy_references`: its skeleton pixels away from every
   hot spot), not the detection's median of all its skeleton pixels: in a heavily
   involved bone that median is lesion uptake, which raised the cut and shrank every
@@ -34,8 +34,8 @@ share of skeletal mass). Here, on one study's :class:`~scintilab.hotspots.Detect
   excess approximates 30 % of the unblurred one (the truth convention of the synthetic
   generator), chosen on a tuning cohort and checked on a fresh one. The blur also adds
   a rim of about the same area whatever the lesion's size, which doubles a punctate
-  lesion: the extent leaves out its :data:`BLUR_RIM_PX` dimmest pixels (keeping at least
-  :data:`BLUR_RIM_MIN_KEEP` of them);
+  lesion: the extent leaves out its ``bsi.blur_rim_px`` dimmest pixels (keeping at least
+  ``bsi.blur_rim_min_keep`` of them);
 * the shares are :data:`scintilab.anatomy.BONE_MASS_FRACTION` (Spiers 1968, as for BSI).
 
 Like the commercial tools, the result also counts hot spots per bone group (all, and
@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from scintilab import quant_params as qp
 from scintilab.anatomy import BONE_MASS_FRACTION, BONES
 from scintilab.atlas import DRAW_ORDER
 from scintilab.hotspots import (
@@ -92,22 +93,6 @@ TEMPLATE_AREA_SCALE: dict[str, float] = {
     "feet": 0.472,
 }
 
-#: Fraction of a hot spot's peak excess over bone that bounds its extent for the BSI.
-EXTENT_LEVEL: float = 0.4
-
-#: Pixels (of 2.3 mm) of the rim the camera blur adds around a lesion, left out of each
-#: extent (its dimmest pixels). On the ten tuning cohorts the extents of 3,242 called
-#: lesions held 7-16 px more than the lesions' true pixels on average in every decile of
-#: extent size but the largest (5 px); the mean over the deciles was 11. An extent of
-#: 23 px or less held 2.6 times its lesion's pixels (median), one over 177 px 1.0 times.
-BLUR_RIM_PX: float = 11.0
-#: Share of an extent's pixels kept whatever the rim (the smallest extents).
-BLUR_RIM_MIN_KEEP: float = 0.3
-
-#: Pixels around every hot spot left out of a bone's healthy level (the blurred rim of a
-#: lesion is not healthy bone either).
-HEALTHY_MARGIN_PX: int = 2
-
 
 def front_view(bone: str) -> str:
     """The view whose bone map draws ``bone`` in front of the groups it overlaps.
@@ -136,7 +121,7 @@ def depth_maps(det: Detection) -> dict[str, np.ndarray]:
 def healthy_references(det: Detection) -> dict[str, np.ndarray]:
     """Per view, each pixel's healthy bone level for :func:`lesion_extent`.
 
-    The median of each bone group's skeleton pixels at least :data:`HEALTHY_MARGIN_PX`
+    The median of each bone group's skeleton pixels at least ``bsi.healthy_margin_px``
     away from every hot spot (:func:`scintilab.hotspots.bone_references`), never above the
     detection's own reference (the median of all its skeleton pixels): a group mostly
     covered by tumour otherwise takes tumour uptake as its healthy level.
@@ -150,7 +135,7 @@ def healthy_references(det: Detection) -> dict[str, np.ndarray]:
     hot = np.zeros(det.shape, bool)
     for h in det.hotspots:
         hot |= h.full_mask(det.shape)
-    hot = ndi.binary_dilation(hot, iterations=HEALTHY_MARGIN_PX) if hot.any() else hot
+    hot = ndi.binary_dilation(hot, iterations=qp.active().bsi.healthy_margin_px) if hot.any() else hot
     out: dict[str, np.ndarray] = {}
     for v, sm in det.smoothed.items():
         if v not in det.atlas or v not in det.skeleton:
@@ -217,7 +202,7 @@ def lesion_extent(
     det: Detection,
     hs: Hotspot,
     refs: dict[str, np.ndarray] | None = None,
-    level: float = EXTENT_LEVEL,
+    level: float | None = None,
     rim: float | None = None,
 ) -> np.ndarray:
     """A hot spot's extent for the BSI, in the detection's frame (see the module docstring).
@@ -227,13 +212,15 @@ def lesion_extent(
         hs: the hot spot.
         refs: view -> reference image; None: :func:`healthy_references` (pass the dict
             it returns so several hot spots share it).
-        level: fraction of the peak excess that bounds the extent.
+        level: fraction of the peak excess that bounds the extent (None: the active
+            ``bsi.extent_level``).
         rim: pixels of the blur's rim left out (the dimmest); None:
-            :data:`BLUR_RIM_PX` in pixels of the detection's spacing; 0 keeps them.
+            ``bsi.blur_rim_px`` in pixels of the detection's spacing; 0 keeps them.
 
     Returns:
         Boolean mask; the hot spot's detection mask when the smoothed view is not kept.
     """
+    level = qp.active().bsi.extent_level if level is None else level
     full = hs.full_mask(det.shape)
     view = hs.best_view
     sm = det.smoothed.get(view)
@@ -249,9 +236,9 @@ def lesion_extent(
     mask = zone & (excess >= level * float(excess[pr, pc]))
     lab, _ = ndi.label(mask)
     mask = lab == lab[pr, pc] if lab[pr, pc] else full
-    rim = scaled_area_px(det, BLUR_RIM_PX) if rim is None else rim
+    rim = scaled_area_px(det, qp.active().bsi.blur_rim_px) if rim is None else rim
     n = int(mask.sum())
-    keep = max(int(round(n - rim)), int(np.ceil(BLUR_RIM_MIN_KEEP * n)), 1)
+    keep = max(int(round(n - rim)), int(np.ceil(qp.active().bsi.blur_rim_min_keep * n)), 1)
     if keep >= n:
         return mask
     # The blur's rim is the dimmest part of the extent: keep the brightest ``keep`` pixels.
@@ -403,11 +390,7 @@ def bland_altman(measured: Any, truth: Any) -> dict[str, float]:
 
 
 __all__ = [
-    "BLUR_RIM_MIN_KEEP",
-    "BLUR_RIM_PX",
     "BSIResult",
-    "EXTENT_LEVEL",
-    "HEALTHY_MARGIN_PX",
     "TEMPLATE_AREA_SCALE",
     "bland_altman",
     "compute_bsi",

@@ -8,16 +8,16 @@ visits), its hot spots are moved into the baseline's frame and matched:
 * **new**: a lesion hot spot of the follow-up with no baseline hot spot (of any
   probability) at that place, or whose baseline counterpart was not called metastatic and
   had a small fraction of its excess uptake over the bone (normalised uptake minus one;
-  :data:`APPEARED_RATIO`): a lesion
+  ``followup.appeared_ratio``): a lesion
   just under the call threshold at baseline that brightens (healing flare, growth) is not
   new, while a lesion appearing on bone that showed only faint or joint uptake before is.
   "At that place" is a distance gate scaled to the two hot spots' sizes (see :func:`match`).
   A lesion hot spot is one at the endpoint cut, or one that *emerged*: at least
-  :data:`EMERGED_MIN_UPTAKE` times its bone where the baseline showed quiet bone (the
+  ``followup.emerged_min_uptake`` times its bone where the baseline showed quiet bone (the
   rules' damping stands for normal anatomy and chronic disease, which were there before
   too). A follow-up hot spot matched to an old lesion counts as new as well when it holds
   a second peak, away from the old one, that emerged (a new lesion merged with an old
-  one). New hot spots on one bone within :data:`SAME_LESION_MM` of each other are one
+  one). New hot spots on one bone within ``followup.same_lesion_mm`` of each other are one
   lesion (:func:`count_lesions`);
 * **resolved**: a metastatic hot spot of the baseline with no hot spot left at that place;
 * **grown**: matched, and its area grew by more than 25 % or its normalised uptake by more
@@ -48,38 +48,12 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from scintilab import quant_params as qp
 from scintilab.hotspots import Detection, Hotspot, greedy_pairs
 
-#: Relative growth (area or normalised uptake) that makes a matched lesion "grown".
-GROWTH: float = 0.25
-#: A follow-up hot spot with at least this many times the excess uptake over bone
-#: (normalised uptake - 1) of an uncalled baseline hot spot at the same place is a new
-#: lesion there. A healing flare brightens a lesion by 30-70 %, far less than this.
-APPEARED_RATIO: float = 2.5
-#: A follow-up hot spot below the endpoint cut still counts as a lesion when it emerged
-#: where the earlier study showed quiet bone (:data:`APPEARED_RATIO` times the excess
-#: uptake there) and its normalised uptake reaches the rules' uptake midpoint: the
-#: damping of the rules (symmetry with the other side, a joint, a lumbar facet position)
-#: stands for normal anatomy and chronic disease, which were there before too. Hot spots a
-#: rule explains as never bone (:data:`NEVER_LESION`) are left out.
-EMERGED_MIN_UPTAKE: float = 2.6
 #: Rule kinds that are never a bone lesion, even when new: the injection site and urine
 #: change between visits by nature.
 NEVER_LESION: tuple[str, ...] = ("bladder", "soft_tissue", "injection_site", "contamination")
-#: What the earlier study showed at a follow-up peak is its brightest count within this
-#: many pixels of the peak moved by the registration (which is good to a pixel or two).
-#: Reading within the whole radius of a large new hot spot instead took in the shoulder of
-#: an old lesion or bright normal bone beside it, and the new lesion did not count as
-#: emerged: on the seven longitudinal tuning cohorts (seeds 1, 7, 23, 41, 53, 61, 101) the
-#: new-lesion count was exact on 0.899 of pairs with this radius against 0.891 (PCWG3 0.989
-#: against 0.984); radii of 3 and 4 gave 0.899 and 0.898.
-PLACE_RADIUS_PX: int = 2
-#: New hot spots on one bone whose extents come this close (mm) are counted as one lesion.
-SAME_LESION_MM: float = 10.0
-#: Fewest new lesions for PCWG3 progression, and fewest additional ones to confirm it.
-PCWG3_MIN_NEW: int = 2
-#: Fewest days between the first follow-up and the confirmatory scan.
-PCWG3_CONFIRM_DAYS: int = 42
 PCWG3_STATUSES: tuple[str, ...] = ("none", "unconfirmed", "confirmed")
 
 
@@ -93,7 +67,7 @@ class Comparison:
         new: follow-up hot spots that are new (lesion hot spots without a counterpart,
             or holding a new lesion beside an old one; see the module docstring).
         new_lesions: how many lesions those are: new hot spots on one bone whose extents
-            come within :data:`SAME_LESION_MM` of each other are one lesion (a mottled
+            come within ``followup.same_lesion_mm`` of each other are one lesion (a mottled
             lesion breaks into several hot spots).
         resolved: reference hot spots (metastatic) with no counterpart left.
         grown: (reference, follow-up) matched pairs that grew.
@@ -156,15 +130,22 @@ def match(
 
 
 def _emerged(uptake: float, before: float | None) -> bool:
-    """Whether a normalised ``uptake`` holds at least :data:`APPEARED_RATIO` times the
+    """Whether a normalised ``uptake`` holds at least ``followup.appeared_ratio`` times the
     excess over bone (normalised uptake - 1) that its place showed before (``before``)."""
-    return before is not None and uptake - 1 >= APPEARED_RATIO * max(before - 1, 1e-3)
+    return before is not None and uptake - 1 >= qp.active().followup.appeared_ratio * max(before - 1, 1e-3)
 
 
 def _uptake_before(reference: Detection, h: Hotspot, shift: tuple[float, float]) -> float | None:
     """The reference study's normalised uptake at follow-up hot spot ``h``'s place (its
-    peak moved by ``shift``; the brightest count within :data:`PLACE_RADIUS_PX`)."""
-    return _uptake_at(reference, h.best_view, h.bone, h.peak_rc[0] + shift[0], h.peak_rc[1] + shift[1], PLACE_RADIUS_PX)
+    peak moved by ``shift``; the brightest count within ``followup.place_radius_px``)."""
+    return _uptake_at(
+        reference,
+        h.best_view,
+        h.bone,
+        h.peak_rc[0] + shift[0],
+        h.peak_rc[1] + shift[1],
+        qp.active().followup.place_radius_px,
+    )
 
 
 def _emerged_beside(
@@ -172,7 +153,7 @@ def _emerged_beside(
 ) -> bool:
     """Whether follow-up hot spot ``b`` (matched with reference hot spot ``a``) holds a
     local peak at least ``gap_px`` from ``a``'s peak, of normalised uptake at least
-    :data:`EMERGED_MIN_UPTAKE`, that emerged where the reference showed quiet bone."""
+    ``followup.emerged_min_uptake``, that emerged where the reference showed quiet bone."""
     from skimage.feature import peak_local_max
 
     view = b.best_view
@@ -183,13 +164,16 @@ def _emerged_beside(
     h, w = b.mask.shape
     r0, c0 = b.bbox
     patch = np.where(b.mask, sm[r0 : r0 + h, c0 : c0 + w], 0.0)
-    peaks = peak_local_max(patch, min_distance=2, threshold_abs=EMERGED_MIN_UPTAKE * level, exclude_border=False)
+    peaks = peak_local_max(
+        patch, min_distance=2, threshold_abs=qp.active().followup.emerged_min_uptake * level, exclude_border=False
+    )
     for pr, pc in peaks:
         r, c = pr + r0, pc + c0
         if math.hypot(r + shift[0] - a.peak_rc[0], c + shift[1] - a.peak_rc[1]) < gap_px:
             continue
         if _emerged(
-            float(sm[r, c]) / level, _uptake_at(reference, view, b.bone, r + shift[0], c + shift[1], PLACE_RADIUS_PX)
+            float(sm[r, c]) / level,
+            _uptake_at(reference, view, b.bone, r + shift[0], c + shift[1], qp.active().followup.place_radius_px),
         ):
             return True
     return False
@@ -235,7 +219,7 @@ def compare(
         threshold: probability at which a hot spot counts as a lesion; None: each
             detection's own endpoint cut (:attr:`Detection.endpoint_threshold`, the cut
             its BSI uses; for the default rules 0.5, above their calling threshold, see
-            :data:`scintilab.hotspots.RULES_ENDPOINT_P`).
+            ``rules.endpoint_p``).
         shift: follow-up-to-reference translation; None registers the two studies.
         tol_mm: matching tolerance for small hot spots.
 
@@ -253,10 +237,10 @@ def compare(
     tol = tol_mm / (0.5 * (reference.spacing[0] + reference.spacing[1]))
     # Every baseline hot spot takes part, whatever its probability: a lesion just under
     # the call threshold at baseline that crosses it later (a flare) is not new. A faint
-    # baseline peak does not hide a lesion that appears on it: see APPEARED_RATIO.
+    # baseline peak does not hide a lesion that appears on it: see followup.appeared_ratio.
     pairs = match(list(reference.hotspots), list(followup.hotspots), shift, tol)
     # What counts as a lesion at follow-up: a call at the endpoint cut, or a hot spot that
-    # emerged where the reference showed quiet bone (see EMERGED_MIN_UPTAKE).
+    # emerged where the reference showed quiet bone (see followup.emerged_min_uptake).
     before = {id(h): _uptake_before(reference, h, shift) for h in followup.hotspots}
     lesion_fu = {
         id(h)
@@ -264,7 +248,7 @@ def compare(
         if h.p_metastatic >= t_fu
         or (
             h.kind not in NEVER_LESION
-            and h.normalized_uptake >= EMERGED_MIN_UPTAKE
+            and h.normalized_uptake >= qp.active().followup.emerged_min_uptake
             and _emerged(h.normalized_uptake, before[id(h)])
         )
     }
@@ -286,7 +270,7 @@ def compare(
         and id(h) not in matched_fu
         and (before[id(h)] is None or _emerged(h.normalized_uptake, before[id(h)]))
     ]
-    gap = SAME_LESION_MM / (0.5 * (followup.spacing[0] + followup.spacing[1]))
+    gap = qp.active().followup.same_lesion_mm / (0.5 * (followup.spacing[0] + followup.spacing[1]))
     # A new lesion next to an old one can merge with it into one hot spot that matches the
     # old one: such a hot spot counts as new too when it holds a second peak that emerged.
     beside = [b for a, b in pairs if id(b) in lesion_fu and _emerged_beside(reference, followup, a, b, shift, gap)]
@@ -296,7 +280,10 @@ def compare(
         (a, b)
         for a, b in pairs
         if b.p_metastatic >= t_fu
-        and (b.area_px > (1 + GROWTH) * a.area_px or b.normalized_uptake > (1 + GROWTH) * a.normalized_uptake)
+        and (
+            b.area_px > (1 + qp.active().followup.growth) * a.area_px
+            or b.normalized_uptake > (1 + qp.active().followup.growth) * a.normalized_uptake
+        )
     ]
     return Comparison(
         reference_key=reference.study_key,
@@ -358,20 +345,20 @@ def pcwg3_statuses(
             out.append("confirmed")
             continue
         if k == 0:
-            first_flag = nb >= PCWG3_MIN_NEW
+            first_flag = nb >= qp.active().followup.pcwg3_min_new
             pending = first_flag
             out.append("unconfirmed" if first_flag else "none")
             continue
         nf = new_vs_first[k] if k < len(new_vs_first) and new_vs_first[k] is not None else 0
         if pending:
             pending = False
-            if nf >= PCWG3_MIN_NEW and d - days[0] >= PCWG3_CONFIRM_DAYS:
+            if nf >= qp.active().followup.pcwg3_min_new and d - days[0] >= qp.active().followup.pcwg3_confirm_days:
                 confirmed = True
                 out.append("confirmed")
             else:
                 out.append("none")
             continue
-        if nf >= PCWG3_MIN_NEW:
+        if nf >= qp.active().followup.pcwg3_min_new:
             confirmed = True
             out.append("confirmed")
         else:
@@ -455,7 +442,6 @@ def follow_patient(
 
 __all__ = [
     "Comparison",
-    "GROWTH",
     "PCWG3_STATUSES",
     "PatientFollowup",
     "compare",

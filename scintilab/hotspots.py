@@ -18,14 +18,14 @@ What happens to one study (:func:`detect_hotspots`):
    the skeleton: of the nearest bone). A dim scan and a bright scan read the same.
 4. **Hot spots.** Connected areas whose normalised uptake exceeds ``threshold`` (default
    1.6) in either view, an area holding a second hot spot split in two
-   (:data:`SPLIT_PEAKS`); the two views' hot spots are matched by position (the same lesion
+   (``detection.split_peaks``); the two views' hot spots are matched by position (the same lesion
    seen from both sides becomes one ``ANT+POST`` hot spot). Per hot spot: bone group, area,
    peak and mean counts, normalised uptake, anterior/posterior count ratio (depth cue:
    above 1 nearer the front) and a probability of being metastatic.
 5. **Probability.** Without a trained model (:func:`rule_probability`): a logistic
    function of the normalised uptake (on the vertebral column, of the larger of it and the
    contrast with the neighbouring vertebrae, so a spine full of tumour cannot set its own
-   normal) times a focality term (waived in part from :data:`FOCALITY_WAIVER_UPTAKE`),
+   normal) times a focality term (waived in part from ``rules.focality_waiver_uptake``),
    damped by documented rules for what usually is not a
    metastasis (see :data:`RULES`; their constants were tuned on a seed-1 synthetic cohort
    of 100 patients x 3 visits, some checked and adjusted on cohorts of seeds 7, 23, 41,
@@ -50,146 +50,19 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from scintilab import quant_params as qp
 from scintilab.anatomy import BONES, region_of
 from scintilab.atlas import Atlas, fit_atlas
 from scintilab.errors import InputError
 from scintilab.study import Study
 
-#: The shoulder-joint rules apply to humeral hot spots above this height (v, body heights).
-SHOULDER_MAX_V: float = 0.215
-#: Shafts of the long bones where :func:`local_contrast` also looks along the bone (v in
-#: body heights; see there): the femur from this far below the bladder landmark to this far
-#: above the knee, the humerus from this far below :data:`SHOULDER_MAX_V`.
-SHAFT_HIP_GAP: float = 0.02
-SHAFT_KNEE_GAP: float = 0.05
-SHAFT_SHOULDER_GAP: float = 0.05
-
-#: Default detection threshold: smoothed counts over the bone's own reference.
-DEFAULT_THRESHOLD: float = 1.6
-#: Normalised uptake at which the uptake term of the rule probability is one half.
-UPTAKE_MIDPOINT: float = 2.6
-#: Steepness of the uptake term (per unit of log normalised uptake).
-UPTAKE_SLOPE: float = 5.0
-#: Local contrast (see :func:`local_contrast`) at which the focality term is one half.
-CONTRAST_MIDPOINT: float = 1.7
-#: Steepness of the focality term.
-CONTRAST_SLOPE: float = 8.0
 #: Bones whose hot spots' uptake term may use the neighbouring vertebrae as the reference
 #: (see :func:`rule_probability`).
 NEIGHBOUR_REFERENCE_BONES: tuple[str, ...] = ("cervical_spine", "thoracic_spine", "lumbar_spine", "sacrum")
-#: ... by at most this factor over the normalised uptake: the most a bone's median rose
-#: above its usual share of the skeleton's median when 40-100 % of it was tumour (1.5-1.7
-#: on the seed-1 tuning cohort). A contrast far above it means the place compared with
-#: holds no bone (the head above the neck), not that the lesion is that bright.
-NEIGHBOUR_MAX_GAIN: float = 1.6
-#: Normalised uptake from which the focality term damps at most to FOCALITY_WAIVER_FLOOR.
-#: The focality term stands for normal symmetric anatomy, which stays below about four
-#: times its bone's median (see SYMMETRIC_ANATOMY_MAX_UPTAKE); a focus that bright with a
-#: bright mirror image is more often bilateral disease, or a mirror place that holds other
-#: uptake (the bladder beside a pubic lesion). On the cohorts of seeds 7, 23, 41 and 53
-#: (480 scans) 20 lesion hot spots and 4 others had an uptake of 4 or more and a local
-#: contrast below 1.7.
-FOCALITY_WAIVER_UPTAKE: float = 4.0
-FOCALITY_WAIVER_FLOOR: float = 0.5
-#: On the skull, the uptake term of a hot spot seen in both views (``ANT+POST``) reads its
-#: normalised uptake times this. The skull's reference, the median of its skeleton pixels,
-#: is set by the rim of the calvarium seen edge-on: on the lesion-free skulls of the
-#: seed-1 tuning cohort it was 1.75 (IQR 1.68-1.83) times the median of the inner skull,
-#: where the calvarium is seen en face and where its lesions lie. A focus seen in both
-#: views is on the calvarium (the face shows in front only, the occiput's protuberance
-#: behind). Such lesions read 1.9-2.5 times the skull's reference (rule p 0.17-0.45) and
-#: were left out of the BSI (up to 1.2 BSI points each). On the cohorts of
-#: seeds 1, 41, 53, 61 and 101 (780 scans) every one of the 118 skull hot spots seen in both
-#: views lay on a lesion (all 1624 others were seen in one view). Gains of 1.3, 1.45 and
-#: 1.75 gave the same figures on seeds 1, 7, 23, 41, 53, 61 and 101 (BSI r on seed 101
-#: 0.929, against 0.878 without); the smallest is kept, well under the rim's
-#: factor, because real skulls have benign findings seen in both views (Paget's disease,
-#: hyperostosis) that the synthetic ones lack.
-SKULL_BOTH_VIEWS_GAIN: float = 1.3
 #: The probability cut for classifiers calibrated to it: a :class:`HotspotModel` folds its
 #: own operating threshold into its intercept so that p >= 0.5 applies it.
 METASTATIC_P: float = 0.5
-#: The default rules' operating threshold: a hot spot scored by the rules is called
-#: metastatic at or above this probability (``Hotspot.metastatic``, the ``metastatic``
-#: column of hotspots.csv, the metastatic counts of studies.csv, the reports' marks).
-#: Chosen only on the seed-1 tuning cohort (100 patients x 3 visits, 300 scans) by the
-#: criterion the learned model uses (:func:`choose_threshold` with the budget
-#: :data:`TRAIN_MAX_FP_PER_SCAN`): the lowest cut (0.01 steps) with at most 0.5
-#: false-positive hot spots (over no true lesion) per scan, half the issue's bar of 1.0.
-#: There: 0.47 FP/scan, sensitivity for lesions >= 2x their bone 0.954 (at 0.5: 0.17
-#: FP/scan, 0.930; 0.503 FP/scan at 0.34, the cut chosen before SPLIT_PEAKS).
-RULES_METASTATIC_P: float = 0.35
-#: The default rules' cut for the quantitative endpoints: BSI involvement and the new /
-#: resolved / grown lesions behind PCWG3. Kept at 0.5, above the calling threshold,
-#: because on the same tuning cohort lower cuts made the BSI worse: Pearson r against the
-#: true BSI 0.973 at 0.5, 0.961 at 0.4, 0.956 at 0.35 (a false positive adds its whole
-#: extent to the BSI); 0.971 at 0.6. The new-lesion count (exact on 0.880 of 200
-#: follow-up pairs) and PCWG3 (0.985) did not change between 0.35 and 0.6: a focus below
-#: the cut that emerged on quiet bone counts as new anyway (see
-#: :data:`scintilab.followup.EMERGED_MIN_UPTAKE`). (Before that rule, a cut of 0.34 made
-#: the counts worse: 0.835 exact instead of 0.850.)
-RULES_ENDPOINT_P: float = 0.5
-#: Split an area above the detection threshold that holds more than one hot spot: once the
-#: brightest hot spot is taken out (its extent, see :func:`_record`), each piece left over
-#: whose brightest pixel is not next to a hot spot already taken is a hot spot of its own
-#: (and so on, brightest first). Without the split a lesion joined to the bladder or to a
-#: brighter lesion by a bridge of uptake vanished into it: on the cohorts of seeds 1, 7,
-#: 23, 41 and 53 the sensitivity for lesions >= 2x their bone rose by 0.9-2.5 points, the
-#: false positives per scan by at most 0.01. Splitting at every peak of dynamic >= 0.5
-#: (h-maxima, watershed) found slightly more lesions but added false positives and pieces
-#: of the shoulder of bright lesions to the BSI: on seed 1, BSI r 0.950 with it, 0.973
-#: with this split, 0.965 with none.
-SPLIT_PEAKS: bool = True
-#: Smallest hot spot kept (pixels at 2.3 mm; scaled with the pixel area).
-MIN_AREA_PX: int = 3
 
-#: The bladder rule needs the hot spot brighter in front than behind (A/P ratio) by this.
-BLADDER_MIN_AP: float = 1.2
-#: A hot spot this large (pixels at 2.3 mm) touching the bladder blob is bladder whatever its
-#: depth; without a blob, a front-heavy midline one at the bladder landmark is.
-BLADDER_MIN_AREA_PX: int = 300
-#: Injection-site rule on the humerus: only lateral to the chest wall (|u| in chest half-widths).
-ARM_MIN_U: float = 0.7
-#: Joint rules: a hot spot this many times brighter than the mirror-image place is focal.
-SYMMETRIC_MAX_CONTRAST: float = 4.0
-#: Rib-fracture line: neighbouring foci within this factor of each other's normalised uptake.
-FRACTURE_MAX_RATIO: float = 1.6
-#: Symmetric-anatomy rule (rib / scapular foci with a mirror-image partner): only below
-#: this normalised uptake. Normal bilateral foci are moderate (2.7-3.9 times their bone on
-#: the seed-1 tuning cohort, 109 such hot spots); mirror-image metastases on both sides can
-#: be far hotter.
-SYMMETRIC_ANATOMY_MAX_UPTAKE: float = 4.0
-#: Lumbar facet rule: largest focus (pixels at 2.3 mm) and its roundness (square root of the
-#: ratio of principal moments, :func:`_elongation`). Lateral osteophytes are small round
-#: blobs (on the seed-1 tuning cohort of 100 patients their hot spots spanned 6-42 px with
-#: elongation below 1.25, while half of the lumbar metastases' hot spots exceeded 79 px and
-#: strips/flakes are elongated); 30 px let a third of the osteophytes through. Osteophyte
-#: uptake is moderate (normalised uptake at most 7.6 there): a focus above
-#: LUMBAR_FACET_MAX_UPTAKE times its bone is not explained away.
-LUMBAR_FACET_MAX_AREA_PX: int = 40
-LUMBAR_FACET_MAX_ELONGATION: float = 1.35
-LUMBAR_FACET_MAX_UPTAKE: float = 8.0
-#: Pelvic anatomy rule: a pelvic hot spot at least this large (pixels at 2.3 mm) whose
-#: normalised uptake stays below PELVIC_ANATOMY_MAX_UPTAKE. On the seed-1 tuning cohort
-#: (100 patients) such hot spots were the sacroiliac / posterior iliac uptake of normal
-#: scans (9 of its 12 pelvic false positives, each worth 0.3-0.8 BSI points) and never a
-#: metastasis (pelvic metastases that large had a normalised uptake of 3.5 or more).
-PELVIC_ANATOMY_MIN_AREA_PX: int = 150
-PELVIC_ANATOMY_MAX_UPTAKE: float = 3.5
-#: Anterior-thigh rule: the femur lies mid-depth in the thigh, so its own uptake reads about
-#: the same from both sides (femoral metastases of the seed-1 tuning cohort: A/P ratio
-#: 0.88-1.09); a femoral hot spot with an A/P ratio of at least ANTERIOR_THIGH_MIN_AP and a
-#: normalised uptake below ANTERIOR_THIGH_MAX_UPTAKE lies in front of it (all seven such
-#: hot spots called there were normal anatomy).
-ANTERIOR_THIGH_MIN_AP: float = 1.3
-ANTERIOR_THIGH_MAX_UPTAKE: float = 3.5
-#: Facial-bones rule: skull hot spots with an A/P ratio of at least FACIAL_MIN_AP and a
-#: normalised uptake below FACIAL_MAX_UPTAKE. On the seed-1 tuning cohort the skull's normal
-#: hot spots (two per scan, up to 600 px: the face) read A/P 1.8-2.7 (10-90 %) and at most
-#: 2.5 times the skull's median, its metastases A/P 0.84-1.45. The skull carries 16.6 % of
-#: the skeletal mass, so one such hot spot called metastatic adds about 2 BSI points.
-FACIAL_MIN_AP: float = 1.6
-FACIAL_MAX_UPTAKE: float = 3.5
 
 #: The default rules: kind -> (factor applied to the probability, what it stands for).
 RULES: dict[str, tuple[float, str]] = {
@@ -242,7 +115,7 @@ class Hotspot:
         kind: the default rule that fired (a key of :data:`RULES`), ``""`` when none.
         p_metastatic: probability of being a metastasis (rules or a trained model).
         threshold: the operating (calling) threshold of the classifier that set
-            ``p_metastatic`` (:data:`RULES_METASTATIC_P` for the rules,
+            ``p_metastatic`` (``rules.metastatic_p`` for the rules,
             :attr:`HotspotModel.threshold`).
         bbox: (row0, col0) of ``mask`` in the image.
         mask: boolean mask inside its bounding box.
@@ -329,7 +202,7 @@ class Detection:
             spots (set by :func:`apply_rules` and :meth:`HotspotModel.apply`): which hot
             spots are metastatic in tables, counts and reports.
         endpoint_threshold: that classifier's cut for the quantitative endpoints (BSI
-            involvement, new / resolved lesions, PCWG3): :data:`RULES_ENDPOINT_P` for the
+            involvement, new / resolved lesions, PCWG3): ``rules.endpoint_p`` for the
             rules, the model's own threshold for a learned model.
     """
 
@@ -464,7 +337,7 @@ def _segment(
     """Connected areas above ``threshold`` x reference; one record per hot spot.
 
     An area can hold more than one (a lesion joined to the bladder or to a brighter
-    lesion): see :data:`SPLIT_PEAKS`.
+    lesion): see ``detection.split_peaks``.
     """
     norm = sm / np.maximum(ref, 1e-3)
     hot = norm >= threshold
@@ -481,7 +354,7 @@ def _segment(
             continue
         rec = _record(view, img, sm, ref, sl, comp, *_argmax(sm[sl], comp))
         out.append(rec)
-        if not SPLIT_PEAKS:
+        if not qp.active().detection.split_peaks:
             continue
         taken = rec["mask"].copy()
         todo = _pieces(comp & ~ndi.binary_dilation(taken, iterations=1))
@@ -603,7 +476,7 @@ def _match_views(
 def detect_hotspots(
     study: Study,
     *,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
     model: HotspotModel | None = None,
     smooth_mm: float = 2.5,
     match_mm: float = 12.0,
@@ -612,7 +485,8 @@ def detect_hotspots(
 
     Args:
         study: the study (either or both views).
-        threshold: smoothed counts over the bone's reference that make a pixel hot.
+        threshold: smoothed counts over the bone's reference that make a pixel hot (None: the active
+            ``detection.threshold``).
         model: a trained :class:`HotspotModel`; None applies the default rules.
         smooth_mm: Gaussian smoothing (sigma, mm) before thresholding, against Poisson noise.
         match_mm: largest distance between an anterior and a posterior hot spot taken for
@@ -625,6 +499,7 @@ def detect_hotspots(
         InputError: no view, mismatched views, or no body to fit the atlas to (named by the
             study's pseudonymous key).
     """
+    threshold = qp.active().detection.threshold if threshold is None else threshold
     frame, images, shift = _frame_images(study)
     spacing = tuple(float(s) for s in study.pixel_spacing)
     base_view = "ANT" if "ANT" in images else "POST"
@@ -634,7 +509,7 @@ def detect_hotspots(
         raise InputError(study.study_key, f"cannot fit the skeleton atlas: {err}") from None
     atlases: dict[str, Atlas] = {v: view_atlas(base, v) for v in images}
     area_scale = spacing[0] * spacing[1] / 2.3**2
-    min_area = max(2, int(round(MIN_AREA_PX / area_scale)))
+    min_area = max(2, int(round(qp.active().detection.min_area_px / area_scale)))
     skeleton: dict[str, np.ndarray] = {}
     refs: dict[str, dict[str, float]] = {}
     found: dict[str, list[dict[str, Any]]] = {}
@@ -755,8 +630,10 @@ def _full(mask: np.ndarray, bbox: tuple[int, int], shape: tuple[int, int]) -> np
 
 
 def uptake_probability(normalized_uptake: float) -> float:
-    """The uptake term: logistic in log normalised uptake, one half at :data:`UPTAKE_MIDPOINT`."""
-    x = UPTAKE_SLOPE * (math.log(max(normalized_uptake, 1e-6)) - math.log(UPTAKE_MIDPOINT))
+    """The uptake term: logistic in log normalised uptake, one half at ``rules.uptake_midpoint``."""
+    x = qp.active().rules.uptake_slope * (
+        math.log(max(normalized_uptake, 1e-6)) - math.log(qp.active().rules.uptake_midpoint)
+    )
     return 1.0 / (1.0 + math.exp(-x))
 
 
@@ -772,14 +649,14 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
     The rules look only at position, size and depth (never at the class label):
 
     * ``bladder``: the hot spot touches the bladder blob the atlas found and is brighter
-      in front (A/P ratio above :data:`BLADDER_MIN_AP`; the bladder lies anteriorly, a
+      in front (A/P ratio above ``rules.bladder_min_ap``; the bladder lies anteriorly, a
       pelvic bone lesion next to it does not) or is as large as a bladder
-      (:data:`BLADDER_MIN_AREA_PX`). The atlas's bladder blob can spread over the
+      (``rules.bladder_min_area_px``). The atlas's bladder blob can spread over the
       neighbouring pelvis, hence the checks.
     * ``soft_tissue``: no template bone within ~5 mm of its peak (kidneys, soft tissue).
     * ``injection_site``: forearms and hands (the brightest hot spot there, or one that is
       not focal: :func:`_injection_like`), or the distal humerus (elbow) lateral to the
-      chest wall (``|u|`` above :data:`ARM_MIN_U`): a lateral rib lesion that the atlas
+      chest wall (``|u|`` above ``rules.arm_min_u``): a lateral rib lesion that the atlas
       gives to the humerus is not an injection.
     * ``contamination``: below the bladder landmark, off the axial skeleton, and more than
       4x brighter in one view than in the other (a source on the skin; the bones below the
@@ -787,27 +664,27 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
     * ``knee_joint``: on a femur or tibia within 3 % of body height of the knee landmark.
     * ``symmetric_joint``: a humeral head / knee hot spot with a mirror-image partner and
       a mirror-image place of comparable brightness (:func:`local_contrast` below
-      :data:`SYMMETRIC_MAX_CONTRAST`): joint disease is bilateral and similar.
+      ``rules.symmetric_max_contrast``): joint disease is bilateral and similar.
     * ``shoulder_joint``: humeral head at the shoulder, not far brighter than the other
       shoulder (a focus many times the other side is a lesion, not arthritis).
     * ``feet``: on the feet.
     * ``rib_fracture_line``: a small rib focus with another small rib focus of similar
-      normalised uptake (within a factor :data:`FRACTURE_MAX_RATIO`) 4-30 px above or below
+      normalised uptake (within a factor ``rules.fracture_max_ratio``) 4-30 px above or below
       it in the same column (+-4 px): healed fractures in a line share their intensity.
     * ``symmetric_anatomy``: a rib or scapular focus of moderate uptake (below
-      :data:`SYMMETRIC_ANATOMY_MAX_UPTAKE`) with a mirror-image focus of similar normalised
+      ``rules.symmetric_anatomy_max_uptake``) with a mirror-image focus of similar normalised
       uptake (:func:`comparable_pair`): normal bilateral anatomy.
     * ``facial_bones``: a skull hot spot of moderate uptake much brighter in front
-      (:data:`FACIAL_MIN_AP`, :data:`FACIAL_MAX_UPTAKE`): the face, not the calvarium.
+      (``rules.facial_min_ap``, ``rules.facial_max_uptake``): the face, not the calvarium.
     * ``anterior_thigh``: a femoral hot spot of moderate uptake much brighter in front
-      (:data:`ANTERIOR_THIGH_MIN_AP`, :data:`ANTERIOR_THIGH_MAX_UPTAKE`): in front of the
+      (``rules.anterior_thigh_min_ap``, ``rules.anterior_thigh_max_uptake``): in front of the
       femur, which lies mid-depth.
     * ``pelvic_anatomy``: a large pelvic hot spot of moderate normalised uptake
-      (:data:`PELVIC_ANATOMY_MIN_AREA_PX`, :data:`PELVIC_ANATOMY_MAX_UPTAKE`): sacroiliac
+      (``rules.pelvic_anatomy_min_area_px``, ``rules.pelvic_anatomy_max_uptake``): sacroiliac
       joints and posterior ilium, brighter than the rest of the pelvis in normal scans.
     * ``lumbar_facet``: a small round lumbar focus of moderate uptake
-      (:data:`LUMBAR_FACET_MAX_AREA_PX`, :data:`LUMBAR_FACET_MAX_ELONGATION`,
-      :data:`LUMBAR_FACET_MAX_UPTAKE`) at the lateral edge of the vertebral column.
+      (``rules.lumbar_facet_max_area_px``, ``rules.lumbar_facet_max_elongation``,
+      ``rules.lumbar_facet_max_uptake``) at the lateral edge of the vertebral column.
 
     When the atlas found no bladder blob, a large front-heavy midline hot spot at the
     bladder landmark is called ``bladder`` too.
@@ -822,17 +699,17 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
     if det.bladder is not None and det.bladder.any():
         if det._bladder_zone is None:
             det._bladder_zone = ndi.binary_dilation(det.bladder, iterations=2)
-        big = hs.area_px >= scaled_area_px(det, BLADDER_MIN_AREA_PX)
+        big = hs.area_px >= scaled_area_px(det, qp.active().rules.bladder_min_area_px)
         if (det._bladder_zone & full).any() and (
-            big or not (np.isfinite(hs.ap_ratio) and hs.ap_ratio < BLADDER_MIN_AP)
+            big or not (np.isfinite(hs.ap_ratio) and hs.ap_ratio < qp.active().rules.bladder_min_ap)
         ):
             return "bladder"
     elif (
-        hs.area_px >= scaled_area_px(det, BLADDER_MIN_AREA_PX)
+        hs.area_px >= scaled_area_px(det, qp.active().rules.bladder_min_area_px)
         and abs(u) < 0.3
         and abs(v - float(atlas.v_of_row(lm.bladder))) < 0.04
         and np.isfinite(hs.ap_ratio)
-        and hs.ap_ratio >= BLADDER_MIN_AP
+        and hs.ap_ratio >= qp.active().rules.bladder_min_ap
     ):
         # No bladder blob (the atlas's threshold failed): a large, front-heavy hot spot on
         # the midline at the bladder landmark is the bladder.
@@ -847,7 +724,7 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
     small = hs.area_px <= scaled_area_px(det, 60)
     if hs.bone in ("forearms", "hands") and _injection_like(det, hs):
         return "injection_site"
-    if hs.bone == "humeri" and v > 0.32 and abs(u) > ARM_MIN_U:
+    if hs.bone == "humeri" and v > 0.32 and abs(u) > qp.active().rules.arm_min_u:
         return "injection_site"
     if (
         hs.row > lm.bladder
@@ -856,12 +733,12 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
         and (hs.ap_ratio > 4 or hs.ap_ratio < 1 / 4)
     ):
         return "contamination"
-    comparable = not (np.isfinite(hs.contrast) and hs.contrast >= SYMMETRIC_MAX_CONTRAST)
+    comparable = not (np.isfinite(hs.contrast) and hs.contrast >= qp.active().rules.symmetric_max_contrast)
     partner = comparable and _mirror_partner(det, hs, u, v)
     knee_v = float(atlas.v_of_row(lm.knee))
     if hs.bone in ("femora", "tibiae_fibulae") and abs(v - knee_v) < 0.03:
         return "symmetric_joint" if partner else "knee_joint"
-    if hs.bone == "humeri" and v < SHOULDER_MAX_V and comparable:
+    if hs.bone == "humeri" and v < qp.active().rules.shoulder_max_v and comparable:
         return "symmetric_joint" if partner else "shoulder_joint"
     if hs.bone == "feet":
         return "feet"
@@ -874,40 +751,40 @@ def rule_kind(det: Detection, hs: Hotspot) -> str:
                 other.area_px <= scaled_area_px(det, 60)
                 and abs(other.col - hs.col) <= 4
                 and 4 <= abs(other.row - hs.row) <= 30
-                and 1 / FRACTURE_MAX_RATIO <= ratio <= FRACTURE_MAX_RATIO
+                and 1 / qp.active().rules.fracture_max_ratio <= ratio <= qp.active().rules.fracture_max_ratio
             ):
                 return "rib_fracture_line"
     if (
         hs.bone in ("ribs", "scapulae")
-        and hs.normalized_uptake < SYMMETRIC_ANATOMY_MAX_UPTAKE
+        and hs.normalized_uptake < qp.active().rules.symmetric_anatomy_max_uptake
         and comparable_pair(det, hs, u, v)
     ):
         return "symmetric_anatomy"
     if (
         hs.bone == "skull"
         and np.isfinite(hs.ap_ratio)
-        and hs.ap_ratio >= FACIAL_MIN_AP
-        and hs.normalized_uptake < FACIAL_MAX_UPTAKE
+        and hs.ap_ratio >= qp.active().rules.facial_min_ap
+        and hs.normalized_uptake < qp.active().rules.facial_max_uptake
     ):
         return "facial_bones"
     if (
         hs.bone == "femora"
         and np.isfinite(hs.ap_ratio)
-        and hs.ap_ratio >= ANTERIOR_THIGH_MIN_AP
-        and hs.normalized_uptake < ANTERIOR_THIGH_MAX_UPTAKE
+        and hs.ap_ratio >= qp.active().rules.anterior_thigh_min_ap
+        and hs.normalized_uptake < qp.active().rules.anterior_thigh_max_uptake
     ):
         return "anterior_thigh"
     if (
         hs.bone == "pelvis"
-        and hs.normalized_uptake < PELVIC_ANATOMY_MAX_UPTAKE
-        and hs.area_px >= scaled_area_px(det, PELVIC_ANATOMY_MIN_AREA_PX)
+        and hs.normalized_uptake < qp.active().rules.pelvic_anatomy_max_uptake
+        and hs.area_px >= scaled_area_px(det, qp.active().rules.pelvic_anatomy_min_area_px)
     ):
         return "pelvic_anatomy"
     if (
         hs.bone == "lumbar_spine"
-        and hs.area_px <= scaled_area_px(det, LUMBAR_FACET_MAX_AREA_PX)
-        and _elongation(hs.mask) <= LUMBAR_FACET_MAX_ELONGATION
-        and hs.normalized_uptake <= LUMBAR_FACET_MAX_UPTAKE
+        and hs.area_px <= scaled_area_px(det, qp.active().rules.lumbar_facet_max_area_px)
+        and _elongation(hs.mask) <= qp.active().rules.lumbar_facet_max_elongation
+        and hs.normalized_uptake <= qp.active().rules.lumbar_facet_max_uptake
     ):
         spine_half = 0.095 * max(lm.half_width, 1.0)
         if abs(hs.col - float(lm.midline(hs.row))) > 0.55 * spine_half:
@@ -926,7 +803,9 @@ def _arm_site(det: Detection, hs: Hotspot) -> bool:
     u, v = _canon(det, hs)
     if hs.bone is None:
         return abs(u) > 0.5 and v > 0.3
-    return hs.bone in ("forearms", "hands") or (hs.bone == "humeri" and v > 0.32 and abs(u) > ARM_MIN_U)
+    return hs.bone in ("forearms", "hands") or (
+        hs.bone == "humeri" and v > 0.32 and abs(u) > qp.active().rules.arm_min_u
+    )
 
 
 def _injection_like(det: Detection, hs: Hotspot) -> bool:
@@ -937,10 +816,10 @@ def _injection_like(det: Detection, hs: Hotspot) -> bool:
     one injection per scan: the brightest hot spot of the places an injection shows
     (:func:`_arm_site`) is it, and so is anything on the forearm or hand that is not focal
     (a wrist or elbow like its mirror image); a second, focal one (:func:`local_contrast`
-    at least :data:`SYMMETRIC_MAX_CONTRAST`) is judged by the other rules like any bone
+    at least ``rules.symmetric_max_contrast``) is judged by the other rules like any bone
     hot spot.
     """
-    if not (np.isfinite(hs.contrast) and hs.contrast >= SYMMETRIC_MAX_CONTRAST):
+    if not (np.isfinite(hs.contrast) and hs.contrast >= qp.active().rules.symmetric_max_contrast):
         return True
     arm = [h for h in det.hotspots if _arm_site(det, h)]
     return not arm or max(arm, key=lambda h: h.peak_counts) is hs
@@ -949,7 +828,7 @@ def _injection_like(det: Detection, hs: Hotspot) -> bool:
 def comparable_pair(det: Detection, hs: Hotspot, u: float, v: float) -> bool:
     """True when a hot spot on the same bone group mirrors ``hs`` across the midline (same
     height within 2 % of body height, same distance from the midline within 0.12 chest
-    half-widths) with a normal uptake within :data:`FRACTURE_MAX_RATIO` of it: normal
+    half-widths) with a normal uptake within ``rules.fracture_max_ratio`` of it: normal
     bilateral anatomy (rib ends, scapular tips) rather than a metastasis."""
     for other in det.hotspots:
         if other is hs or other.bone != hs.bone:
@@ -960,7 +839,7 @@ def comparable_pair(det: Detection, hs: Hotspot, u: float, v: float) -> bool:
             ou * u < 0
             and abs(abs(ou) - abs(u)) < 0.12
             and abs(ov - v) < 0.02
-            and 1 / FRACTURE_MAX_RATIO <= ratio <= FRACTURE_MAX_RATIO
+            and 1 / qp.active().rules.fracture_max_ratio <= ratio <= qp.active().rules.fracture_max_ratio
         ):
             return True
     return False
@@ -989,11 +868,11 @@ def local_contrast(det: Detection, hs: Hotspot) -> float:
       count at the mirror-image place on the other side (a window of about +-1 cm);
     * on the midline: peak over the median of the row maxima of the column 3-9 cm above
       and below (the neighbouring vertebrae or sternum), leaving out the rows that other
-      hot spots at least :data:`UPTAKE_MIDPOINT` times their bone cross (unless fewer than
+      hot spots at least ``rules.uptake_midpoint`` times their bone cross (unless fewer than
       three rows would be left);
     * on a femoral or humeral shaft (away from the hip, knee and shoulder:
-      :data:`SHAFT_HIP_GAP`, :data:`SHAFT_KNEE_GAP`, :data:`SHAFT_SHOULDER_GAP`) whose
-      mirror image holds a hot spot on the same bone of at least :data:`UPTAKE_MIDPOINT`
+      ``rules.shaft_hip_gap``, ``rules.shaft_knee_gap``, ``rules.shaft_shoulder_gap``) whose
+      mirror image holds a hot spot on the same bone of at least ``rules.uptake_midpoint``
       times its bone, the larger of the mirror contrast and the same measure along the
       bone: the mirror is then not normal bone. Lesions on both femora at one height read
       0.9-1.3 against each other and scored p 0.01-0.05 (two single-visit tuning cohorts
@@ -1027,7 +906,9 @@ def local_contrast(det: Detection, hs: Hotspot) -> float:
     win_c = max(2, int(round(10.0 / det.spacing[1])))
     if abs(c - mid) > spine_half:
         mirror = _mirror_contrast(det, atlas, sm, r, c, mid, peak, win_r, win_c)
-        if _on_shaft(det, hs) and _mirror_partner(det, hs, *_canon(det, hs), min_uptake=UPTAKE_MIDPOINT):
+        if _on_shaft(det, hs) and _mirror_partner(
+            det, hs, *_canon(det, hs), min_uptake=qp.active().rules.uptake_midpoint
+        ):
             along = _along_contrast(det, hs, sm, r, c, peak, win_c)
             if np.isfinite(along) and not mirror >= along:  # a NaN mirror gives way too
                 return along
@@ -1075,11 +956,11 @@ def _along_contrast(det: Detection, hs: Hotspot, sm: np.ndarray, r: int, c: int,
 
 def _rows_of_hot_spots(det: Detection, hs: Hotspot, rows: int, c_lo: int, c_hi: int) -> np.ndarray:
     """Rows crossed, between columns ``c_lo`` and ``c_hi``, by the detection's other hot spots
-    whose normalised uptake reaches :data:`UPTAKE_MIDPOINT` (the uptake term's half point:
+    whose normalised uptake reaches ``rules.uptake_midpoint`` (the uptake term's half point:
     more likely tumour than not)."""
     out = np.zeros(rows, bool)
     for other in det.hotspots:
-        if other is hs or other.normalized_uptake < UPTAKE_MIDPOINT:
+        if other is hs or other.normalized_uptake < qp.active().rules.uptake_midpoint:
             continue
         r0, c0 = other.bbox
         a, b = max(c_lo - c0, 0), min(max(c_hi - c0, 0), other.mask.shape[1])
@@ -1098,8 +979,12 @@ def _on_shaft(det: Detection, hs: Hotspot) -> bool:
     lm = atlas.landmarks
     _, v = _canon(det, hs)
     if hs.bone == "humeri":
-        return v > SHOULDER_MAX_V + SHAFT_SHOULDER_GAP
-    return float(atlas.v_of_row(lm.bladder)) + SHAFT_HIP_GAP < v < float(atlas.v_of_row(lm.knee)) - SHAFT_KNEE_GAP
+        return v > qp.active().rules.shoulder_max_v + qp.active().rules.shaft_shoulder_gap
+    return (
+        float(atlas.v_of_row(lm.bladder)) + qp.active().rules.shaft_hip_gap
+        < v
+        < float(atlas.v_of_row(lm.knee)) - qp.active().rules.shaft_knee_gap
+    )
 
 
 def _row_midline(body: np.ndarray, row: int, half: int = 8) -> float | None:
@@ -1116,10 +1001,12 @@ def _row_midline(body: np.ndarray, row: int, half: int = 8) -> float | None:
 
 
 def contrast_probability(contrast: float) -> float:
-    """The focality term: logistic in log contrast, one half at :data:`CONTRAST_MIDPOINT`."""
+    """The focality term: logistic in log contrast, one half at ``rules.contrast_midpoint``."""
     if not np.isfinite(contrast):
         return 1.0
-    x = CONTRAST_SLOPE * (math.log(max(contrast, 1e-6)) - math.log(CONTRAST_MIDPOINT))
+    x = qp.active().rules.contrast_slope * (
+        math.log(max(contrast, 1e-6)) - math.log(qp.active().rules.contrast_midpoint)
+    )
     return 1.0 / (1.0 + math.exp(-x))
 
 
@@ -1130,27 +1017,27 @@ def rule_probability(det: Detection, hs: Hotspot) -> tuple[float, str]:
 
     On the vertebral column (:data:`NEIGHBOUR_REFERENCE_BONES`) the uptake term reads the
     larger of the normalised uptake and the local contrast (the latter capped at
-    :data:`NEIGHBOUR_MAX_GAIN` times the former): a spine full of tumour raises
+    ``rules.neighbour_max_gain`` times the former): a spine full of tumour raises
     its own median (the region-wise reference) until its lesions look only 1.7-2.3 times
     "normal", while the vertebrae 3-9 cm above and below still show what normal is. Off
     the spine the contrast is against the mirror-image side, which normal anatomy and
     bilateral disease share, so it does not stand in for the reference there (on the
     seed-1 tuning cohort doing so for the pelvis tripled the false positives). From a
-    normalised uptake of :data:`FOCALITY_WAIVER_UPTAKE` the focality term damps at most
-    to :data:`FOCALITY_WAIVER_FLOOR`. On the skull a hot spot seen in both views that no
-    rule explains reads its normalised uptake times :data:`SKULL_BOTH_VIEWS_GAIN` (the
+    normalised uptake of ``rules.focality_waiver_uptake`` the focality term damps at most
+    to ``rules.focality_waiver_floor``. On the skull a hot spot seen in both views that no
+    rule explains reads its normalised uptake times ``rules.skull_both_views_gain`` (the
     calvarium en face, against a reference set by its rim).
     """
     hs.contrast = local_contrast(det, hs)
     kind = rule_kind(det, hs)
     uptake = hs.normalized_uptake
     if hs.bone in NEIGHBOUR_REFERENCE_BONES and np.isfinite(hs.contrast):
-        uptake = max(uptake, min(hs.contrast, NEIGHBOUR_MAX_GAIN * uptake))
+        uptake = max(uptake, min(hs.contrast, qp.active().rules.neighbour_max_gain * uptake))
     if hs.bone == "skull" and hs.view == "ANT+POST" and not kind:
-        uptake *= SKULL_BOTH_VIEWS_GAIN
+        uptake *= qp.active().rules.skull_both_views_gain
     focality = contrast_probability(hs.contrast)
-    if hs.normalized_uptake >= FOCALITY_WAIVER_UPTAKE:
-        focality = max(focality, FOCALITY_WAIVER_FLOOR)
+    if hs.normalized_uptake >= qp.active().rules.focality_waiver_uptake:
+        focality = max(focality, qp.active().rules.focality_waiver_floor)
     p = uptake_probability(uptake) * focality
     if kind:
         p *= RULES[kind][0]
@@ -1159,13 +1046,13 @@ def rule_probability(det: Detection, hs: Hotspot) -> tuple[float, str]:
 
 def apply_rules(det: Detection) -> None:
     """Set ``kind``, ``p_metastatic``, ``threshold`` and ``features`` of every hot spot, and
-    the detection's thresholds to the rules' (:data:`RULES_METASTATIC_P` for calls,
-    :data:`RULES_ENDPOINT_P` for BSI and follow-up) (in place)."""
-    det.threshold = RULES_METASTATIC_P
-    det.endpoint_threshold = RULES_ENDPOINT_P
+    the detection's thresholds to the rules' (``rules.metastatic_p`` for calls,
+    ``rules.endpoint_p`` for BSI and follow-up) (in place)."""
+    det.threshold = qp.active().rules.metastatic_p
+    det.endpoint_threshold = qp.active().rules.endpoint_p
     for hs in det.hotspots:
         hs.p_metastatic, hs.kind = rule_probability(det, hs)
-        hs.threshold = RULES_METASTATIC_P
+        hs.threshold = qp.active().rules.metastatic_p
     for hs in det.hotspots:
         hs.features = hotspot_features(det, hs)
 
@@ -1525,16 +1412,12 @@ def train_hotspot_model(
 
 
 __all__ = [
-    "DEFAULT_THRESHOLD",
     "Detection",
     "FEATURES",
     "Hotspot",
     "HotspotModel",
     "METASTATIC_P",
     "RULES",
-    "RULES_ENDPOINT_P",
-    "RULES_METASTATIC_P",
-    "SKULL_BOTH_VIEWS_GAIN",
     "TRAIN_MAX_FP_PER_SCAN",
     "annotation_labels",
     "apply_rules",

@@ -72,6 +72,7 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "quant",
         "hot spots, BSI, follow-up, lesion statistics, quantify, DICOM results",
         (
+            "scintilab.quant_params",
             "scintilab.hotspots",
             "scintilab.bsi",
             "scintilab.followup",

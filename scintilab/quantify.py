@@ -20,8 +20,8 @@ The thresholds belong to the active hot-spot classifier, unless ``threshold`` ov
 both. A hot spot is *called* metastatic (hotspots.csv ``metastatic``, the metastatic
 counts of studies.csv, the reports' marks) at its calling threshold; BSI involvement and
 the new / resolved lesions behind PCWG3 use its endpoint cut. The default rules call at
-:data:`scintilab.hotspots.RULES_METASTATIC_P` and keep the endpoints at
-:data:`scintilab.hotspots.RULES_ENDPOINT_P` (why: there); a learned model uses its one
+``rules.metastatic_p`` and keep the endpoints at
+``rules.endpoint_p`` (why: there); a learned model uses its one
 threshold (:attr:`scintilab.hotspots.HotspotModel.threshold`) for both.
 
 Studies are processed patient by patient (date order), so a follow-up is compared with
@@ -48,17 +48,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scintilab import quant_params as qp
 from scintilab.anatomy import BONE_MASS_FRACTION, BONES
 from scintilab.bsi import BSIResult, compute_bsi
 from scintilab.errors import EXIT_FAILED, EXIT_USAGE, InputError, partial_exit
-from scintilab.followup import SAME_LESION_MM, Comparison, PatientFollowup, follow_patient
-from scintilab.hotspots import (
-    RULES_ENDPOINT_P,
-    RULES_METASTATIC_P,
-    Detection,
-    HotspotModel,
-    detect_hotspots,
-)
+from scintilab.followup import Comparison, PatientFollowup, follow_patient
+from scintilab.hotspots import Detection, HotspotModel, detect_hotspots
 from scintilab.outputs import OutputFolder, write_csv, write_text
 from scintilab.study import Study
 
@@ -649,7 +644,7 @@ def report_html(
                 f"&middot; grown {followup_row['grown_lesions']} &middot; BSI change "
                 f"{followup_row['bsi_change']:+.2f} &middot; PCWG3 <b>{html.escape(str(followup_row['pcwg3']))}</b></p>"
                 "<p class='muted'>boxes: new hot spots; boxes on one bone within "
-                f"{SAME_LESION_MM:g} mm of each other count as one lesion</p>"
+                f"{qp.active().followup.same_lesion_mm:g} mm of each other count as one lesion</p>"
             )
         import matplotlib.pyplot as plt
 
@@ -879,8 +874,8 @@ def cli_main(argv: list[str]) -> int:
         type=float,
         default=None,
         help="one probability cut for metastatic calls, BSI and follow-up (default: the "
-        f"active classifier's own: the default rules call at {RULES_METASTATIC_P} and "
-        f"take BSI / new lesions from {RULES_ENDPOINT_P}; a learned model uses the cut "
+        f"active classifier's own: the default rules call at {qp.active().rules.metastatic_p} and "
+        f"take BSI / new lesions from {qp.active().rules.endpoint_p}; a learned model uses the cut "
         "it chose on its training cohort)",
     )
     parser.add_argument("--no-reports", action="store_true", help="tables only")

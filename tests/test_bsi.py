@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
+from scintilab import quant_params as qp
 from scintilab.anatomy import BONE_MASS_FRACTION, BONES
 from scintilab.bsi import bland_altman, compute_bsi, lesion_extent, repeatability
 from scintilab.hotspots import detect_hotspots
@@ -143,11 +144,10 @@ def test_depth_partners_count_their_full_projection() -> None:
 def test_the_blur_rim_is_left_out_of_each_extent() -> None:
     """The extent drops its dimmest pixels (the rim the camera blur adds), about the
     rim's area and never below the share it keeps; rim 0 keeps the segmented extent."""
-    from scintilab.bsi import BLUR_RIM_MIN_KEEP, BLUR_RIM_PX
     from scintilab.hotspots import scaled_area_px
 
     det, _, _ = _quant("ADMet", 3)
-    rim = scaled_area_px(det, BLUR_RIM_PX)
+    rim = scaled_area_px(det, qp.active().bsi.blur_rim_px)
     called = [h for h in det.hotspots if h.metastatic and h.bone is not None]
     assert called
     for h in called:
@@ -155,7 +155,7 @@ def test_the_blur_rim_is_left_out_of_each_extent() -> None:
         ext = lesion_extent(det, h)
         n, k = int(whole.sum()), int(ext.sum())
         assert not (ext & ~whole).any() and ext[h.peak_rc]
-        assert k >= np.ceil(BLUR_RIM_MIN_KEEP * n)
+        assert k >= np.ceil(qp.active().bsi.blur_rim_min_keep * n)
         assert k == n or k >= round(n - rim)
         if n > 3 * rim:
             assert k < n

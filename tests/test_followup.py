@@ -6,6 +6,7 @@ import datetime as dt
 
 import numpy as np
 
+from scintilab import quant_params as qp
 from scintilab.followup import compare, follow_patient, pcwg3_statuses, register
 from scintilab.hotspots import Detection, Hotspot, detect_hotspots
 from scintilab.study import Study
@@ -189,13 +190,12 @@ def _spot(r: int, c: int, p: float, nu: float, kind: str = "", area: int = 9) ->
 
 def test_a_focus_emerging_on_quiet_bone_is_new_even_below_the_endpoint_cut() -> None:
     """Below the endpoint cut, a follow-up focus counts as new when the earlier study showed
-    quiet bone there (and it reaches EMERGED_MIN_UPTAKE), not when the place was already
+    quiet bone there (and it reaches followup.emerged_min_uptake), not when the place was already
     bright, and never when a rule explains it as no bone at all (an injection site)."""
-    from scintilab.followup import EMERGED_MIN_UPTAKE
 
     base = _quiet_det("S-0", [], bright=[(40, 20, 2.4)])
     emerged = _spot(10, 10, 0.2, 3.0)  # quiet bone before (1.0): new
-    faint = _spot(20, 10, 0.2, EMERGED_MIN_UPTAKE - 0.3)  # emerged but too faint to count
+    faint = _spot(20, 10, 0.2, qp.active().followup.emerged_min_uptake - 0.3)  # emerged but too faint to count
     was_there = _spot(40, 20, 0.2, 3.0)  # 2.4 before: excess x1.4, not new
     injection = _spot(55, 25, 0.05, 8.0, kind="injection_site")
     fu = _quiet_det("S-1", [emerged, faint, was_there, injection])
@@ -209,10 +209,10 @@ def test_a_focus_emerging_on_quiet_bone_is_new_even_below_the_endpoint_cut() -> 
 
 def test_new_hot_spots_close_on_one_bone_are_one_lesion() -> None:
     """A mottled lesion breaks into several hot spots: new hot spots on one bone within
-    SAME_LESION_MM of each other count once; apart or on another bone they count apart."""
-    from scintilab.followup import SAME_LESION_MM, count_lesions
+    followup.same_lesion_mm of each other count once; apart or on another bone they count apart."""
+    from scintilab.followup import count_lesions
 
-    gap = SAME_LESION_MM / 2.3
+    gap = qp.active().followup.same_lesion_mm / 2.3
     a, b = _spot(10, 10, 0.9, 5.0), _spot(10, 10 + 2 + int(gap), 0.9, 5.0)  # extents ~gap apart
     far = _spot(40, 10, 0.9, 5.0)
     other_bone = _spot(10, 10 + 2 + int(gap), 0.9, 5.0)
@@ -256,10 +256,9 @@ def test_a_new_lesion_merged_with_an_old_one_is_counted() -> None:
 
 
 def test_what_was_there_before_is_read_at_the_new_peak_not_over_the_whole_new_spot() -> None:
-    """The earlier study is read within PLACE_RADIUS_PX of the new peak (the registration's
+    """The earlier study is read within followup.place_radius_px of the new peak (the registration's
     uncertainty): a large new lesion beside a bright old one is new, though its own radius
     reaches the old one's uptake; a focus where the earlier study was bright is not."""
-    from scintilab.followup import PLACE_RADIUS_PX
 
     old = _spot(20, 16, 0.9, 5.0)
     area = 150  # radius ~7 px: a box that wide around the new peak holds the old lesion
@@ -279,11 +278,11 @@ def test_what_was_there_before_is_read_at_the_new_peak_not_over_the_whole_new_sp
         mask=np.ones((12, 12), bool),
         peak_rc=(27, 16),
     )
-    assert 27 - 20 > PLACE_RADIUS_PX + 1 and 27 - 20 <= int(round(np.sqrt(area / np.pi)))
+    assert 27 - 20 > qp.active().followup.place_radius_px + 1 and 27 - 20 <= int(round(np.sqrt(area / np.pi)))
     base = _quiet_det("S-0", [old], bright=[(20, 16, 5.0)])
     fu = _quiet_det("S-1", [_spot(20, 16, 0.9, 5.0), big], bright=[(20, 16, 5.0), (27, 16, 4.0)])
     comp = compare(base, fu, shift=(0.0, 0.0))
     assert [h.row for h in comp.new] == [27.0] and comp.new_lesions == 1
     # bright before within the registration's reach of the peak: not new
-    base_there = _quiet_det("S-0", [old], bright=[(20, 16, 5.0), (27 - PLACE_RADIUS_PX, 16, 3.0)])
+    base_there = _quiet_det("S-0", [old], bright=[(20, 16, 5.0), (27 - qp.active().followup.place_radius_px, 16, 3.0)])
     assert compare(base_there, fu, shift=(0.0, 0.0)).new == []

@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
+from scintilab import quant_params as qp
 from scintilab.anatomy import BONES
 from scintilab.errors import InputError
 from scintilab.hotspots import (
     METASTATIC_P,
-    RULES_ENDPOINT_P,
-    RULES_METASTATIC_P,
     Hotspot,
     HotspotModel,
     annotation_labels,
@@ -130,7 +129,10 @@ def test_learned_model_trains_saves_loads_and_replaces_rules(tmp_path, metastati
     assert np.allclose([h.p_metastatic for h in det2.hotspots], back.predict([h.features for h in det2.hotspots]))
     # the operating threshold belongs to the active classifier: the rules' own cut, the
     # model's (folded into its intercept, so 0.5 on its outputs), and every call follows it
-    assert dets[0].threshold == RULES_METASTATIC_P and dets[0].endpoint_threshold == RULES_ENDPOINT_P
+    assert (
+        dets[0].threshold == qp.active().rules.metastatic_p
+        and dets[0].endpoint_threshold == qp.active().rules.endpoint_p
+    )
     assert back.threshold == METASTATIC_P and det2.threshold == det2.endpoint_threshold == back.threshold
     for d in (dets[0], det2):
         assert [h.metastatic for h in d.hotspots] == [h.p_metastatic >= d.threshold for h in d.hotspots]
@@ -353,7 +355,7 @@ def test_depth_and_size_rules_for_face_thigh_and_pelvis(metastatic) -> None:
 
 def test_skull_focus_seen_in_both_views_reads_the_calvarium_gain(metastatic) -> None:
     """A skull focus seen from front and back is on the calvarium, whose en-face level lies
-    below the rim-set skull reference: its uptake term reads SKULL_BOTH_VIEWS_GAIN times
+    below the rim-set skull reference: its uptake term reads rules.skull_both_views_gain times
     its normalised uptake. Seen in one view only (the face), or explained by a rule, it
     does not."""
     import scintilab.hotspots as hmod
@@ -364,17 +366,17 @@ def test_skull_focus_seen_in_both_views_reads_the_calvarium_gain(metastatic) -> 
     face = _on(det, "skull", 40, 2.1, 2.2)  # front-heavy: facial_bones
     det.hotspots = [both, front, face]
     p_both, kind = hmod.rule_probability(det, both)
-    assert kind == "" and p_both == pytest.approx(uptake_probability(hmod.SKULL_BOTH_VIEWS_GAIN * 2.1))
+    assert kind == "" and p_both == pytest.approx(uptake_probability(qp.active().rules.skull_both_views_gain * 2.1))
     p_front, _ = hmod.rule_probability(det, front)
     assert p_front == pytest.approx(uptake_probability(2.1))
-    assert p_front < hmod.RULES_ENDPOINT_P <= p_both
+    assert p_front < qp.active().rules.endpoint_p <= p_both
     p_face, kind = hmod.rule_probability(det, face)
     assert kind == "facial_bones" and p_face == pytest.approx(uptake_probability(2.1) * hmod.RULES[kind][0])
 
 
 def test_spine_uptake_term_uses_the_neighbouring_vertebrae(metastatic) -> None:
     """On the spine a focus brighter than the vertebrae above and below than its (possibly
-    tumour-raised) bone median reads the neighbours' contrast, capped at NEIGHBOUR_MAX_GAIN
+    tumour-raised) bone median reads the neighbours' contrast, capped at rules.neighbour_max_gain
     times its normalised uptake; off the spine the normalised uptake alone is the term."""
     import scintilab.hotspots as hmod
 
@@ -388,7 +390,7 @@ def test_spine_uptake_term_uses_the_neighbouring_vertebrae(metastatic) -> None:
     p_spine, kind = hmod.rule_probability(det, spine)
     assert kind == ""
     assert p_spine == pytest.approx(
-        uptake_probability(min(con, hmod.NEIGHBOUR_MAX_GAIN * nu)) * hmod.contrast_probability(con)
+        uptake_probability(min(con, qp.active().rules.neighbour_max_gain * nu)) * hmod.contrast_probability(con)
     )
     assert p_spine > uptake_probability(nu) * hmod.contrast_probability(con)
     p_pelvis, _ = hmod.rule_probability(det, pelvis)
@@ -401,7 +403,7 @@ def test_spine_uptake_term_uses_the_neighbouring_vertebrae(metastatic) -> None:
 
 def test_spine_neighbours_leave_out_rows_of_other_bright_hot_spots(metastatic) -> None:
     """The vertebrae above and below stand for normal bone: rows that another hot spot at
-    least UPTAKE_MIDPOINT times its bone crosses (a second piece of the same lesion, the
+    least rules.uptake_midpoint times its bone crosses (a second piece of the same lesion, the
     next lesion) are left out of the neighbours; a fainter hot spot there stays in."""
     import scintilab.hotspots as hmod
 
@@ -416,7 +418,7 @@ def test_spine_neighbours_leave_out_rows_of_other_bright_hot_spots(metastatic) -
     below = np.arange(r + near, r + far)  # the whole lower band: a lesion three times as bright
     sm[below, c_lo:c_hi] *= 3.0
     det.smoothed = {**det.smoothed, view: sm}
-    neighbour = _on(det, "lumbar_spine", int(below.size * (c_hi - c_lo)), hmod.UPTAKE_MIDPOINT, 1.0)
+    neighbour = _on(det, "lumbar_spine", int(below.size * (c_hi - c_lo)), qp.active().rules.uptake_midpoint, 1.0)
     neighbour.bbox, neighbour.mask = (int(below[0]), c_lo), np.ones((below.size, c_hi - c_lo), bool)
     above = np.arange(r - far, r - near)
     only_above = float(sm[r, c]) / float(np.median(sm[above, c_lo:c_hi].max(axis=1)))
@@ -424,7 +426,7 @@ def test_spine_neighbours_leave_out_rows_of_other_bright_hot_spots(metastatic) -
     assert both < only_above
     det.hotspots = [spot, neighbour]
     assert hmod.local_contrast(det, spot) == pytest.approx(only_above)
-    neighbour.normalized_uptake = hmod.UPTAKE_MIDPOINT - 0.1  # faint: may be normal bone
+    neighbour.normalized_uptake = qp.active().rules.uptake_midpoint - 0.1  # faint: may be normal bone
     assert hmod.local_contrast(det, spot) == pytest.approx(both)
 
 
@@ -461,8 +463,8 @@ def test_lesions_on_both_femoral_shafts_at_one_height_are_focal(metastatic) -> N
     focal = hmod.local_contrast(det, spot)
     assert focal > 2.5 and focal == pytest.approx(hmod.local_contrast(det, partner), rel=0.3)
     p, kind = hmod.rule_probability(det, spot)
-    assert kind == "" and p >= RULES_METASTATIC_P
-    partner.normalized_uptake = hmod.UPTAKE_MIDPOINT - 0.2  # a faint mirror may be normal bone
+    assert kind == "" and p >= qp.active().rules.metastatic_p
+    partner.normalized_uptake = qp.active().rules.uptake_midpoint - 0.2  # a faint mirror may be normal bone
     assert hmod.local_contrast(det, spot) == pytest.approx(mirror)
     partner.normalized_uptake = 3.0
     knee = int(round(lm.knee))
@@ -473,21 +475,23 @@ def test_lesions_on_both_femoral_shafts_at_one_height_are_focal(metastatic) -> N
 
 def test_a_very_bright_focus_is_not_explained_away_by_its_mirror_image(metastatic, monkeypatch) -> None:
     """The focality term stands for normal symmetric anatomy, which stays moderate: from
-    FOCALITY_WAIVER_UPTAKE it damps at most to FOCALITY_WAIVER_FLOOR, below it fully."""
+    rules.focality_waiver_uptake it damps at most to rules.focality_waiver_floor, below it fully."""
     import scintilab.hotspots as hmod
 
     det = detect_hotspots(metastatic[0])
-    spot = _on(det, "pelvis", 20, hmod.FOCALITY_WAIVER_UPTAKE + 2.0, 0.8)
+    spot = _on(det, "pelvis", 20, qp.active().rules.focality_waiver_uptake + 2.0, 0.8)
     det.hotspots = [spot]
     monkeypatch.setattr(hmod, "local_contrast", lambda d, h: 1.0)  # a mirror image as bright
     p_bright, kind = hmod.rule_probability(det, spot)
     assert kind == ""
-    assert p_bright == pytest.approx(uptake_probability(spot.normalized_uptake) * hmod.FOCALITY_WAIVER_FLOOR)
-    assert p_bright >= RULES_METASTATIC_P
-    spot.normalized_uptake = hmod.FOCALITY_WAIVER_UPTAKE - 0.5
+    assert p_bright == pytest.approx(
+        uptake_probability(spot.normalized_uptake) * qp.active().rules.focality_waiver_floor
+    )
+    assert p_bright >= qp.active().rules.metastatic_p
+    spot.normalized_uptake = qp.active().rules.focality_waiver_uptake - 0.5
     p_moderate, _ = hmod.rule_probability(det, spot)
     assert p_moderate == pytest.approx(uptake_probability(spot.normalized_uptake) * hmod.contrast_probability(1.0))
-    assert p_moderate < RULES_METASTATIC_P
+    assert p_moderate < qp.active().rules.metastatic_p
 
 
 def test_mirror_image_stays_on_the_body_when_one_hand_lies_further_out(metastatic) -> None:
@@ -517,7 +521,7 @@ def test_mirror_image_stays_on_the_body_when_one_hand_lies_further_out(metastati
     assert hmod.local_contrast(det, spot) == pytest.approx(expected)
 
 
-def test_an_area_holding_two_hot_spots_gives_two(monkeypatch) -> None:
+def test_an_area_holding_two_hot_spots_gives_two() -> None:
     """A lesion joined to a far brighter area (the bladder, another lesion) by a bridge of
     uptake is one area above the detection threshold; once the bright hot spot is taken
     out, the lesion is a hot spot of its own, while the shoulder of a single bright blob
@@ -535,9 +539,8 @@ def test_an_area_holding_two_hot_spots_gives_two(monkeypatch) -> None:
     assert len(two) == 2 and sorted(round(r["norm"]) for r in two) == [5, 20]
     lesion = min(two, key=lambda r: r["norm"])
     assert abs(lesion["row"] - 40) < 1 and abs(lesion["col"] - 40) < 1
-    monkeypatch.setattr(hmod, "SPLIT_PEAKS", False)
-    assert len(hmod._segment("ANT", pair, pair, ref, 1.6, 3)) == 1
-    monkeypatch.setattr(hmod, "SPLIT_PEAKS", True)
+    with qp.using(qp.QuantParams().replace({"detection.split_peaks": False})):
+        assert len(hmod._segment("ANT", pair, pair, ref, 1.6, 3)) == 1
     blob = ref + 200.0 * np.exp(-((rr - 40) ** 2 + (cc - 30) ** 2) / 32.0)
     assert len(hmod._segment("ANT", blob, blob, ref, 1.6, 3)) == 1
     # nor does Poisson noise on it

@@ -67,7 +67,7 @@ def validate_against_truth(
     in :func:`quantify_cohort`; it is used for the repeatability re-simulations too.
 
     The operating point is the one the product uses: each detection's own calling
-    threshold (the rules' :data:`scintilab.hotspots.RULES_METASTATIC_P` or the model's)
+    threshold (the rules' ``rules.metastatic_p`` or the model's)
     for sensitivity and false positives (``operating_threshold``), its endpoint cut for
     BSI and follow-up (``endpoint_threshold``), or ``threshold`` for both when given.
     The FROC sweeps every cut.
