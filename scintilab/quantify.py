@@ -252,7 +252,7 @@ def quantify_patient(
 
 
 #: What ``scintilab quantify`` writes into its folder (and ``overwrite`` clears).
-QUANTIFY_OUTPUTS = ("studies.csv", "hotspots.csv", "followup.csv", "failed.csv", "reports", "dicom")
+QUANTIFY_OUTPUTS = ("studies.csv", "hotspots.csv", "followup.csv", "failed.csv", qp.PARAMS_FILE, "reports", "dicom")
 
 
 def _iter_patients(manifest: pd.DataFrame) -> list[list[int]]:
@@ -276,6 +276,7 @@ def quantify_cohort(
     dicom: bool = False,
     link_to_source: bool = False,
     overwrite: bool = False,
+    params: qp.QuantParams | None = None,
 ) -> QuantifyResult:
     """Quantify every study of a manifest (see the module docstring).
 
@@ -299,6 +300,9 @@ def quantify_cohort(
         overwrite: ``out_dir`` may hold an earlier quantification: its tables, reports and
             DICOM objects are removed first (else it is refused), so no report of a study
             that is gone survives (:class:`scintilab.outputs.OutputFolder`).
+        params: the quantification's parameters (:mod:`scintilab.quant_params`); None uses
+            the active ones (the defaults unless :func:`scintilab.quant_params.using` set
+            others). They are written to ``out_dir/quant_params.json``.
 
     Returns:
         A :class:`QuantifyResult`.
@@ -324,9 +328,10 @@ def quantify_cohort(
         if out is not None
         else contextlib.nullcontext()
     )
-    with folder:
+    with folder, qp.using(params) as used:
         if out is not None:
             (out / "reports").mkdir(parents=True, exist_ok=True)
+            qp.write_params(used, out)
         groups = _iter_patients(cohort.manifest)
         if limit is not None:
             groups = groups[:limit]
@@ -766,6 +771,18 @@ def write_report(sq: StudyQuant, path: str | Path, **kw: Any) -> Path:
 # --------------------------------------------------------------------------------- summaries
 
 
+def params_table(params: qp.QuantParams | None = None) -> pd.DataFrame:
+    """The parameters in use with their defaults and provenance: ``name, value, default, source,
+    fitted_on, what`` (None: the active ones)."""
+    params = qp.active() if params is None else params
+    flat = {f"{g}.{n}": v for g, values in params.to_dict().items() for n, v in values.items()}
+    rows = [
+        {"name": r["name"], "value": flat[r["name"]], **{k: v for k, v in r.items() if k != "name"}}
+        for r in qp.provenance()
+    ]
+    return pd.DataFrame(rows, columns=["name", "value", "default", "source", "fitted_on", "what"])
+
+
 def bsi_by_class(studies: pd.DataFrame) -> pd.DataFrame:
     """BSI summary (count, median, quartiles, max) per label."""
     if studies.empty:
@@ -894,14 +911,33 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--limit", type=int, default=None, help="only the first N patients")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
+        "--params-preset",
+        default="default",
+        choices=sorted(qp.QUANT_PRESETS),
+        help="named quantification parameters (default: default); written to OUT/quant_params.json",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="GROUP.NAME=VALUE",
+        help="set one parameter, e.g. --set rules.facial_min_ap=1.8 (repeatable; 'scintilab quantify "
+        "--list-params' names them)",
+    )
+    parser.add_argument("--list-params", action="store_true", help="list the parameters, their values and sources")
+    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="replace an earlier quantification in --out (its tables, reports/ and dicom/)",
     )
+    if argv and "--list-params" in argv:  # needs neither a manifest nor --out
+        print(params_table().to_string(index=False))
+        return 0
     args = parser.parse_args(argv)
     try:
         from scintilab.ingest import resolve_manifest
 
+        params = qp.params_from_preset(args.params_preset, args.set)
         args.manifest = resolve_manifest(args.manifest, progress=not args.quiet)
         model: Any = args.hotspot_model
         if args.train_hotspot_model is not None:
@@ -924,6 +960,7 @@ def cli_main(argv: list[str]) -> int:
             dicom=args.dicom,
             link_to_source=args.link_to_source,
             overwrite=args.overwrite,
+            params=params,
         )
     except (InputError, ValueError) as err:
         print(f"scintilab quantify: {err}", file=sys.stderr)
@@ -947,6 +984,7 @@ __all__ = [
     "QuantifyResult",
     "StudyQuant",
     "bsi_by_class",
+    "params_table",
     "cli_main",
     "draw_views",
     "hotspots_by_region",

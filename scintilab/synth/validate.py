@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scintilab import quant_params as qp
 from scintilab.followup import PatientFollowup
 from scintilab.hotspots import METASTATIC_P, HotspotModel
 from scintilab.quantify import StudyQuant, quantify_cohort, quantify_study
@@ -54,8 +55,13 @@ def validate_against_truth(
     limit: int | None = None,
     hotspot_model: str | Path | HotspotModel | None = None,
     threshold: float | None = None,
+    params: qp.QuantParams | None = None,
 ) -> dict[str, Any]:
     """Quantify a synthetic cohort and compare everything with the generator's truth.
+
+    ``params`` (:mod:`scintilab.quant_params`; None: the active ones) are used for every
+    quantification here, the repeatability re-simulations included, and recorded in the
+    figures (``params_changed``).
 
     Writes the cohort (``n_patients`` x ``visits``) into ``cohort_dir`` when it holds none,
     ingests it, runs :func:`quantify_cohort` (no reports), and measures: lesion-level
@@ -77,6 +83,37 @@ def validate_against_truth(
         the follow-up pairs (``followup_pairs``), missed lesions and false positives, and
         ``text``: a printable summary.
     """
+    with qp.using(params) as used:
+        figures = _validate_against_truth(
+            cohort_dir,
+            n_patients=n_patients,
+            visits=visits,
+            seed=seed,
+            matrix=matrix,
+            repeats=repeats,
+            progress=progress,
+            limit=limit,
+            hotspot_model=hotspot_model,
+            threshold=threshold,
+        )
+        figures["params_changed"] = used.changed()
+    return figures
+
+
+def _validate_against_truth(
+    cohort_dir: str | Path,
+    *,
+    n_patients: int = 40,
+    visits: int = 3,
+    seed: int = 1,
+    matrix: tuple[int, int] = (1024, 256),
+    repeats: int = 6,
+    progress: bool = True,
+    limit: int | None = None,
+    hotspot_model: str | Path | HotspotModel | None = None,
+    threshold: float | None = None,
+) -> dict[str, Any]:
+    """The work of :func:`validate_against_truth`, under the parameters it set."""
     from scipy import ndimage as ndi
 
     from scintilab.bsi import bland_altman, repeatability
