@@ -73,6 +73,9 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "hot spots, BSI, follow-up, lesion statistics, quantify, DICOM results",
         (
             "scintilab.quant_params",
+            "scintilab.hotspot_records",
+            "scintilab.hotspot_rules",
+            "scintilab.hotspot_model",
             "scintilab.hotspots",
             "scintilab.bsi",
             "scintilab.followup",

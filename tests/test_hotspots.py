@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
+from scintilab import hotspot_rules as rmod
 from scintilab import quant_params as qp
 from scintilab.anatomy import BONES
 from scintilab.errors import InputError
@@ -443,7 +444,7 @@ def test_lesions_on_both_femoral_shafts_at_one_height_are_focal(metastatic) -> N
     hi = float(lm.knee) - 0.25 * (lm.knee - lm.bladder)
     r = int(round(0.5 * (lo + hi)))
     fem = np.flatnonzero(det.bone_map()[r] == BONES.index("femora") + 1)
-    mid = hmod._row_midline(atlas.body, r)
+    mid = rmod._row_midline(atlas.body, r)
     left = fem[fem < mid]
     c = int(left[np.argmax(det.smoothed["ANT"][r, left])])  # the shaft: the row's brightest femur pixel
     mc = int(round(2 * mid - c))
@@ -455,7 +456,7 @@ def test_lesions_on_both_femoral_shafts_at_one_height_are_focal(metastatic) -> N
     for h, cc in ((spot, c), (partner, mc)):
         h.row, h.col, h.peak_rc, h.bbox, h.view = float(r), float(cc), (r, cc), (r - 1, cc - 1), "ANT"
     det.hotspots = [spot, partner]
-    assert hmod._on_shaft(det, spot) and hmod._mirror_partner(det, spot, *hmod._canon(det, spot), min_uptake=3.0)
+    assert rmod._on_shaft(det, spot) and rmod._mirror_partner(det, spot, *hmod.atlas_uv(det, spot), min_uptake=3.0)
     wr = max(2, int(round(10.0 / det.spacing[0])))
     wc = max(2, int(round(10.0 / det.spacing[1])))
     mirror = float(sm[r, c]) / float(sm[r - wr : r + wr + 1, mc - wc : mc + wc + 1].max())
@@ -470,7 +471,7 @@ def test_lesions_on_both_femoral_shafts_at_one_height_are_focal(metastatic) -> N
     knee = int(round(lm.knee))
     for h in (spot, partner):  # the same pair at the knee: joint disease's place
         h.row = float(knee)
-    assert not hmod._on_shaft(det, spot)
+    assert not rmod._on_shaft(det, spot)
 
 
 def test_a_very_bright_focus_is_not_explained_away_by_its_mirror_image(metastatic, monkeypatch) -> None:
@@ -481,7 +482,7 @@ def test_a_very_bright_focus_is_not_explained_away_by_its_mirror_image(metastati
     det = detect_hotspots(metastatic[0])
     spot = _on(det, "pelvis", 20, qp.active().rules.focality_waiver_uptake + 2.0, 0.8)
     det.hotspots = [spot]
-    monkeypatch.setattr(hmod, "local_contrast", lambda d, h: 1.0)  # a mirror image as bright
+    monkeypatch.setattr(rmod, "local_contrast", lambda d, h: 1.0)  # a mirror image as bright
     p_bright, kind = hmod.rule_probability(det, spot)
     assert kind == ""
     assert p_bright == pytest.approx(
@@ -511,7 +512,7 @@ def test_mirror_image_stays_on_the_body_when_one_hand_lies_further_out(metastati
     body[max(r - 8, 0) : r + 9, 0:2] = True  # the far hand, at the image edge
     atlas.body = body
     det.hotspots = [spot]
-    skewed = hmod._row_midline(body, r)
+    skewed = rmod._row_midline(body, r)
     assert skewed is not None and not body[r, int(round(2 * skewed - c))], "the test needs the mirror off the body"
     sm = det.smoothed["ANT"]
     wr = max(2, int(round(10.0 / det.spacing[0])))
