@@ -300,7 +300,7 @@ def stored_mask(mask: np.ndarray, view: str, det: Any) -> np.ndarray:
     anterior view; the posterior goes back through the analysis' own alignment
     (:func:`scintilab.lesions.map_mask`, the inverse of the flip and shift).
     """
-    from scintilab.lesions import map_mask
+    from scintilab.lesion_features import map_mask
 
     m = np.asarray(mask, bool)
     if view == "ANT":

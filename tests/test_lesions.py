@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 from skimage.draw import disk, ellipse
 
+from scintilab import lesion_figures as LF
 from scintilab import lesions as L
 from scintilab.anatomy import UPTAKE_BINS
 from scintilab.errors import InputError
@@ -282,12 +283,12 @@ def test_figures_show_the_class_percentages():
     import matplotlib.pyplot as plt
 
     t = _fake_table()
-    fig = L.fig12_static(t)
+    fig = LF.fig12_static(t)
     assert len(fig.axes) == 3
     heights = sorted(round(p.get_height(), 6) for p in fig.axes[0].patches if p.get_height() > 0)
     assert heights == [50.0] * 4  # two shapes per class, half each
     plt.close(fig)
-    pf = L.fig12_plotly(t)
+    pf = LF.fig12_plotly(t)
     shape_traces = [tr for tr in pf.data if tr.xaxis == "x"]
     assert {tr.name for tr in shape_traces} == {"ADMet", "nADMet"}
     ad = next(tr for tr in shape_traces if tr.name == "ADMet")

@@ -2,7 +2,7 @@
 
 ``LesionExplorer(cohort, table).widget`` shows a study dropdown (studies with lesions
 first), a view toggle and an atlas switch above the figure drawn by
-:func:`scintilab.lesions.lesion_figure` (pure, importable without ipywidgets): the view
+:func:`scintilab.lesion_figures.lesion_figure` (pure, importable without ipywidgets): the view
 with each lesion's outline (dashed when carried over from the other view) and a table of
 its shape, region, area, uptake, anterior/posterior ratio and contrast.
 """
@@ -15,7 +15,8 @@ from typing import Any
 import ipywidgets as widgets
 import pandas as pd
 
-from scintilab.lesions import lesion_figure, study_counts
+from scintilab.lesion_figures import lesion_figure
+from scintilab.lesion_stats import study_counts
 from scintilab.study import Study
 from scintilab_widgets._display import show_in
 
