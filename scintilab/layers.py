@@ -85,6 +85,8 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "scintilab.lesions",
             "scintilab.lesion_figures",
             "scintilab.quantify",
+            "scintilab.quant_report",
+            "scintilab.quant_summaries",
             "scintilab.dicom_results",
         ),
     ),

@@ -30,15 +30,16 @@ named (by its pseudonymous key) with the reason, and the rest go on.
 
 Nothing rendered carries patient identity: reports show pseudonymous keys, dates as days
 since baseline, and no source paths.
+
+This module holds the pipeline and the command line; the per-study page is
+:mod:`scintilab.quant_report`, the cohort's tables and figures :mod:`scintilab.quant_summaries`,
+the parameters :mod:`scintilab.quant_params` (all named here too).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import html
-import io
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,12 +50,25 @@ import numpy as np
 import pandas as pd
 
 from scintilab import quant_params as qp
-from scintilab.anatomy import BONE_MASS_FRACTION, BONES
 from scintilab.bsi import BSIResult, compute_bsi
 from scintilab.errors import EXIT_FAILED, EXIT_USAGE, InputError, partial_exit
-from scintilab.followup import Comparison, PatientFollowup, follow_patient
+from scintilab.followup import PatientFollowup, follow_patient
 from scintilab.hotspots import Detection, HotspotModel, detect_hotspots
-from scintilab.outputs import OutputFolder, write_csv, write_text
+from scintilab.outputs import OutputFolder, write_csv
+
+# the reports and summaries of a quantification, named here with the pipeline
+from scintilab.quant_report import draw_one_view, draw_views, report_html, write_report
+from scintilab.quant_summaries import (
+    bsi_by_class,
+    bsi_over_time,
+    hotspots_by_region,
+    mass_shares,
+    params_table,
+    plot_bland_altman,
+    plot_bsi_by_class,
+    plot_bsi_over_time,
+    plot_froc,
+)
 from scintilab.study import Study
 
 #: Columns of hotspots.csv, in order.
@@ -457,368 +471,6 @@ class _DicomExporter:
         write_index(self.exports, self.out)
 
 
-# --------------------------------------------------------------------------------- figures
-
-
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _crop_rows(det: Detection) -> tuple[int, int]:
-    """Rows holding the body (whole-body matrices are mostly empty below the feet)."""
-    body = np.zeros(det.shape, bool)
-    for a in det.atlas.values():
-        body |= a.body
-    rows = np.flatnonzero(body.any(axis=1))
-    if rows.size == 0:
-        return 0, det.shape[0]
-    pad = 10
-    return max(int(rows[0]) - pad, 0), min(int(rows[-1]) + pad, det.shape[0])
-
-
-def draw_views(
-    det: Detection,
-    *,
-    ax: Any = None,
-    hotspots: bool = True,
-    regions: bool = False,
-    highlight: Sequence[Any] = (),
-    threshold: float | None = None,
-    title_prefix: str = "",
-    views: Sequence[str] | None = None,
-) -> Any:
-    """Both views side by side (posterior flipped into the anterior frame), hot spots marked.
-
-    Hot spots are circles coloured by probability of metastasis (blue 0 ... red 1); the
-    ones called metastatic (at ``threshold``, default the detection's own operating
-    threshold) are drawn thicker; ``highlight`` (e.g. new lesions) get a yellow square.
-    ``regions`` overlays the atlas bone groups.
-
-    Returns:
-        The matplotlib Figure.
-    """
-    import matplotlib
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-
-    threshold = det.call_threshold(threshold)
-    views = list(det.images) if views is None else [v for v in views if v in det.images]
-    r0, r1 = _crop_rows(det)
-    if ax is None:
-        h = (r1 - r0) / max(det.shape[1], 1)
-        fig, axes = plt.subplots(1, len(views), figsize=(2.6 * len(views) + 0.6, min(2.6 * h, 11)))
-        axes = np.atleast_1d(axes)
-    else:
-        axes = np.atleast_1d(ax)
-        fig = axes[0].figure
-    cmap = matplotlib.colormaps["coolwarm"]
-    hl = {id(x) for x in highlight}
-    for a, v in zip(axes, views):
-        img = det.images[v][r0:r1]
-        vmax = float(np.percentile(img[img > 0], 99.5)) if (img > 0).any() else 1.0
-        a.imshow(img, cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
-        if regions:
-            bmap = det.atlas[v].bone_map()[r0:r1]
-            a.imshow(
-                np.ma.masked_equal(bmap, 0),
-                cmap=ListedColormap(plt.cm.tab20.colors[:17]),
-                vmin=1,
-                vmax=len(BONES),
-                alpha=0.3,
-                interpolation="nearest",
-            )
-        if hotspots:
-            for hs in det.hotspots:
-                rad = max(3.0, float(np.sqrt(hs.area_px / np.pi)) + 2)
-                col = cmap(hs.p_metastatic)
-                a.add_patch(
-                    plt.Circle(
-                        (hs.col, hs.row - r0),
-                        rad,
-                        fill=False,
-                        color=col,
-                        lw=1.6 if hs.p_metastatic >= threshold else 0.6,
-                    )
-                )
-                if id(hs) in hl:
-                    a.add_patch(
-                        plt.Rectangle(
-                            (hs.col - rad - 2, hs.row - r0 - rad - 2),
-                            2 * rad + 4,
-                            2 * rad + 4,
-                            fill=False,
-                            color="gold",
-                            lw=1.8,
-                        )
-                    )
-        a.set_title(f"{title_prefix}{'POST (flipped)' if v == 'POST' else v}", fontsize=8)
-        a.set_xticks([])
-        a.set_yticks([])
-    fig.tight_layout()
-    return fig
-
-
-def _table_html(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = []
-    for r in rows:
-        cells = []
-        for c in columns:
-            v = r.get(c, "")
-            if isinstance(v, float):
-                v = f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
-            cells.append(f"<td>{html.escape(str(v))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def report_html(
-    sq: StudyQuant,
-    *,
-    baseline: StudyQuant | None = None,
-    comparison: Comparison | None = None,
-    followup_row: dict[str, Any] | None = None,
-    threshold: float | None = None,
-) -> str:
-    """One study's report as a self-contained HTML page (pseudonymous ids only).
-
-    Args:
-        sq: the quantified study.
-        baseline: the patient's baseline (for a follow-up study).
-        comparison: the follow-up comparison with the baseline.
-        followup_row: the study's row of ``followup.csv`` (days, counts, PCWG3).
-        threshold: probability at which a hot spot is drawn as metastatic; None: the
-            detection's own operating threshold (the one its counts and BSI used).
-    """
-    from scintilab.reports import html_page
-
-    st = sq.study
-    det = sq.detection
-    threshold = det.call_threshold(threshold)
-    parts = [
-        f"<h1>Bone scan quantification: study {html.escape(st.study_key)}</h1>",
-        f"<p class='muted'>patient {html.escape(st.patient_key)} &middot; label "
-        f"{html.escape(st.label or 'unknown')} &middot; views {html.escape(', '.join(st.views))}</p>",
-    ]
-    if len(st.views) == 1:
-        other = "POST" if st.views[0] == "ANT" else "ANT"
-        parts.append(
-            f"<p class='warn'><b>One view only</b> ({html.escape(st.views[0])}; {other} not recorded): "
-            "hot spots and BSI come from this view alone; anterior/posterior ratios are unavailable (never taken as "
-            "equal), so the benign rules that need them (contamination, face, anterior thigh) do not apply.</p>"
-        )
-    bsi = sq.bsi
-    parts.append(
-        f"<h2>Bone Scan Index</h2><p><b>BSI {bsi.bsi:.2f} %</b> of skeletal mass &middot; hot spots "
-        f"{bsi.hotspots_total} &middot; called metastatic (p &ge; {bsi.call_threshold:.2f}) {bsi.hotspots_metastatic}"
-        f"{'' if bsi.threshold == bsi.call_threshold else f' &middot; BSI and new lesions from p &ge; {bsi.threshold:.2f}'}"
-        "</p>"
-    )
-    if sq.probabilities:
-        probs = " &middot; ".join(f"{html.escape(k)} {v:.2f}" for k, v in sq.probabilities.items())
-        parts.append(f"<h2>Classifier</h2><p>{probs}</p>")
-    parts.append(
-        "<h2>Views</h2><p class='muted'>circles: hot spots coloured by probability of "
-        "metastasis (blue low, red high; thick = called metastatic)</p>"
-    )
-    parts.append(
-        f"<img alt='views with hot spots' src='data:image/png;base64,{_png(draw_views(det, threshold=threshold))}'>"
-    )
-    if sq.gradcam is not None and sq.classifier_input is not None:
-        import matplotlib.pyplot as plt
-
-        from scintilab.explain import overlay
-
-        fig, ax = plt.subplots(figsize=(2.4, 6))
-        ax.imshow(overlay(sq.classifier_input, sq.gradcam))
-        ax.set_axis_off()
-        ax.set_title("Grad-CAM (predicted class)", fontsize=8)
-        parts.append(f"<img alt='Grad-CAM' src='data:image/png;base64,{_png(fig)}'>")
-    if comparison is not None and baseline is not None:
-        days = followup_row.get("days") if followup_row else None
-        parts.append("<h2>Follow-up</h2>")
-        if followup_row:
-            parts.append(
-                f"<p>{'' if days is None else f'{days} days after baseline &middot; '}new lesions "
-                f"<b>{followup_row['new_lesions']}</b> &middot; resolved {followup_row['resolved_lesions']} "
-                f"&middot; grown {followup_row['grown_lesions']} &middot; BSI change "
-                f"{followup_row['bsi_change']:+.2f} &middot; PCWG3 <b>{html.escape(str(followup_row['pcwg3']))}</b></p>"
-                "<p class='muted'>boxes: new hot spots; boxes on one bone within "
-                f"{qp.active().followup.same_lesion_mm:g} mm of each other count as one lesion</p>"
-            )
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 2, figsize=(5.6, 7))
-        draw_one_view(baseline.detection, axes[0], "baseline", (), baseline.detection.threshold)
-        draw_one_view(det, axes[1], "follow-up (new lesions boxed)", comparison.new, threshold)
-        fig.tight_layout()
-        parts.append(f"<img alt='baseline and follow-up' src='data:image/png;base64,{_png(fig)}'>")
-    parts.append("<h2>Regions</h2>")
-    rows = [r for r in bsi.table() if r["hotspots"] or r["bsi"] > 0] or bsi.table()
-    parts.append(
-        _table_html(rows, ["bone", "mass_share_pct", "involved_fraction", "bsi", "hotspots", "hotspots_metastatic"])
-    )
-    parts.append("<h2>Hot spots</h2>")
-    parts.append(
-        _table_html(
-            [h.as_row() for h in det.hotspots[:60]],
-            [
-                "id",
-                "view",
-                "row",
-                "col",
-                "region",
-                "area_px",
-                "peak_counts",
-                "normalized_uptake",
-                "ap_ratio",
-                "kind",
-                "p_metastatic",
-            ],
-        )
-    )
-    if len(det.hotspots) > 60:
-        parts.append(f"<p class='muted'>{len(det.hotspots) - 60} more in hotspots.csv</p>")
-    parts.append(
-        "<p class='muted'>Research software, not a medical device. Positions in pixels of the "
-        "stored anterior image. Uptake normalised to the patient's own bone of the same group.</p>"
-    )
-    screen = "<div class='screen'>" + "\n".join(parts) + "</div>"
-    return html_page(
-        f"Quantification {st.study_key}",
-        screen + _print_pages(sq, parts[:2], threshold),
-        css="img{max-width:100%;margin:4px}" + _PRINT_CSS,
-    )
-
-
-#: Printed (PDF) layout: one A4 page per view, the screen layout hidden.
-_PRINT_CSS = (
-    "@media screen{.print{display:none}}@media print{@page{size:A4;margin:10mm}.screen{display:none}"
-    "body{margin:0;font-size:9pt}.page{break-after:page;display:flex;gap:6mm;height:270mm;"
-    "overflow:hidden}.page:last-child{break-after:auto}.page img{height:250mm;width:auto;max-width:80mm}"
-    ".page table{font-size:7pt}.page td,.page th{padding:1px 4px}}"
-)
-
-
-def _print_pages(sq: StudyQuant, header: list[str], threshold: float) -> str:
-    """One page per view for printing: the header, the view with its hot spots, the
-    view's hot spots (the first 40; all are in hotspots.csv)."""
-    det = sq.detection
-    bsi = sq.bsi
-    pages = []
-    for v in det.images:
-        hs = [h.as_row() for h in det.hotspots if v in h.view.split("+")]
-        more = f"<p class='muted'>{len(hs) - 40} more in hotspots.csv</p>" if len(hs) > 40 else ""
-        img = _png(draw_views(det, threshold=threshold, views=[v]))
-        pages.append(
-            f"<section class='page'><img alt='{v} view' src='data:image/png;base64,{img}'><div>{''.join(header)}"
-            f"<p><b>BSI {bsi.bsi:.2f} %</b> &middot; hot spots {bsi.hotspots_total} &middot; called metastatic "
-            f"{bsi.hotspots_metastatic}</p><h2>{v} view: hot spots</h2>"
-            + _table_html(
-                hs[:40], ["id", "view", "row", "col", "region", "area_px", "normalized_uptake", "p_metastatic"]
-            )
-            + more
-            + "</div></section>"
-        )
-    return "<div class='print'>" + "".join(pages) + "</div>"
-
-
-def draw_one_view(
-    det: Detection, ax: Any, title: str, highlight: Sequence[Any], threshold: float | None = None
-) -> None:
-    import matplotlib
-    import matplotlib.pyplot as plt
-
-    threshold = det.call_threshold(threshold)
-    v = "ANT" if "ANT" in det.images else "POST"
-    r0, r1 = _crop_rows(det)
-    img = det.images[v][r0:r1]
-    vmax = float(np.percentile(img[img > 0], 99.5)) if (img > 0).any() else 1.0
-    ax.imshow(img, cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
-    hl = {id(x) for x in highlight}
-    for hs in det.hotspots:
-        if hs.p_metastatic < threshold and id(hs) not in hl:
-            continue
-        rad = max(3.0, float(np.sqrt(hs.area_px / np.pi)) + 2)
-        ax.add_patch(
-            plt.Circle(
-                (hs.col, hs.row - r0), rad, fill=False, color=matplotlib.colormaps["coolwarm"](hs.p_metastatic), lw=1.2
-            )
-        )
-        if id(hs) in hl:
-            ax.add_patch(
-                plt.Rectangle(
-                    (hs.col - rad - 2, hs.row - r0 - rad - 2), 2 * rad + 4, 2 * rad + 4, fill=False, color="gold", lw=2
-                )
-            )
-    ax.set_title(f"{title} ({v})", fontsize=8)
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def write_report(sq: StudyQuant, path: str | Path, **kw: Any) -> Path:
-    """Write :func:`report_html` to ``path`` and return it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_text(path, report_html(sq, **kw))
-
-
-# --------------------------------------------------------------------------------- summaries
-
-
-def params_table(params: qp.QuantParams | None = None) -> pd.DataFrame:
-    """The parameters in use with their defaults and provenance: ``name, value, default, source,
-    fitted_on, what`` (None: the active ones)."""
-    params = qp.active() if params is None else params
-    flat = {f"{g}.{n}": v for g, values in params.to_dict().items() for n, v in values.items()}
-    rows = [
-        {"name": r["name"], "value": flat[r["name"]], **{k: v for k, v in r.items() if k != "name"}}
-        for r in qp.provenance()
-    ]
-    return pd.DataFrame(rows, columns=["name", "value", "default", "source", "fitted_on", "what"])
-
-
-def bsi_by_class(studies: pd.DataFrame) -> pd.DataFrame:
-    """BSI summary (count, median, quartiles, max) per label."""
-    if studies.empty:
-        return pd.DataFrame()
-    g = studies.groupby("label")["bsi"]
-    return pd.DataFrame(
-        {"n": g.size(), "median": g.median(), "q1": g.quantile(0.25), "q3": g.quantile(0.75), "max": g.max()}
-    ).round(3)
-
-
-def hotspots_by_region(hotspots: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
-    """Hot-spot counts per region: all and called metastatic.
-
-    Args:
-        hotspots: a ``hotspots.csv`` table.
-        threshold: probability at which a hot spot counts; None: the table's
-            ``metastatic`` column (the call at each classifier's own operating threshold).
-
-    Raises:
-        ValueError: no ``threshold`` and no ``metastatic`` column.
-    """
-    if hotspots.empty:
-        return pd.DataFrame(columns=["all", "metastatic"])
-    if threshold is None and "metastatic" not in hotspots.columns:
-        raise ValueError("hotspots table has no 'metastatic' column: give a threshold")
-    called = (hotspots["p_metastatic"] >= threshold) if threshold is not None else hotspots["metastatic"].astype(bool)
-    g = called.groupby(hotspots["region"])
-    out = pd.DataFrame({"all": g.size(), "metastatic": g.sum().astype(int)})
-    return out.sort_values("all", ascending=False)
-
-
-def mass_shares() -> pd.DataFrame:
-    """The skeletal-mass share of each bone group (percent), as used for BSI."""
-    return pd.DataFrame({"bone": list(BONES), "share_pct": [round(100 * BONE_MASS_FRACTION[b], 2) for b in BONES]})
-
-
 # --------------------------------------------------------------------------------- CLI
 
 
@@ -984,11 +636,17 @@ __all__ = [
     "QuantifyResult",
     "StudyQuant",
     "bsi_by_class",
-    "params_table",
+    "bsi_over_time",
     "cli_main",
+    "draw_one_view",
     "draw_views",
     "hotspots_by_region",
     "mass_shares",
+    "params_table",
+    "plot_bland_altman",
+    "plot_bsi_by_class",
+    "plot_bsi_over_time",
+    "plot_froc",
     "quantify_cohort",
     "quantify_patient",
     "quantify_study",
@@ -996,91 +654,3 @@ __all__ = [
     "train_from_manifest",
     "write_report",
 ]
-
-
-def bsi_over_time(studies: pd.DataFrame) -> pd.DataFrame:
-    """Per patient, days since the first study and BSI, in date order (no calendar dates)."""
-    if studies.empty:
-        return pd.DataFrame(columns=["patient_key", "study_key", "days", "bsi", "label"])
-    df = studies[["patient_key", "study_key", "study_date", "bsi", "label"]].copy()
-    df["date"] = pd.to_datetime(df["study_date"], errors="coerce")
-    df["days"] = (df["date"] - df.groupby("patient_key")["date"].transform("min")).dt.days
-    return df.sort_values(["patient_key", "days"])[["patient_key", "study_key", "days", "bsi", "label"]]
-
-
-def plot_bsi_by_class(studies: pd.DataFrame) -> Any:
-    """Box and points of BSI per label (matplotlib Figure)."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    if not studies.empty:
-        order = [c for c in ("NoMet", "ADMet", "nADMet") if c in set(studies["label"])] or None
-        sns.boxplot(data=studies, x="label", y="bsi", order=order, ax=ax, color="0.85", fliersize=0)
-        sns.stripplot(data=studies, x="label", y="bsi", order=order, ax=ax, size=3, color="C3")
-    ax.set_ylabel("BSI (% of skeletal mass)")
-    ax.set_title("Bone Scan Index per class", fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def plot_froc(froc: pd.DataFrame, max_fp: float = 1.0) -> Any:
-    """FROC curve: sensitivity against false-positive hot spots per scan."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(froc["fp_per_scan"], froc["sensitivity_bright"], "o-", ms=2, label="lesions >= 2x bone")
-    ax.plot(froc["fp_per_scan"], froc["sensitivity_all"], "s-", ms=2, alpha=0.6, label="all lesions")
-    ax.axvline(max_fp, color="0.5", ls=":")
-    ax.axhline(0.9, color="0.5", ls=":")
-    ax.set_xlabel("false-positive hot spots per scan")
-    ax.set_ylabel("lesion sensitivity")
-    ax.set_xlim(0, max(3.0, max_fp * 1.5))
-    ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=7)
-    ax.set_title("FROC against the generator's lesions", fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def plot_bland_altman(pairs: pd.DataFrame) -> Any:
-    """Measured vs true BSI, and the Bland-Altman plot of their difference."""
-    import matplotlib.pyplot as plt
-
-    from scintilab.bsi import bland_altman
-
-    fig, ax = plt.subplots(1, 2, figsize=(8, 3.2))
-    if len(pairs) >= 3:
-        ba = bland_altman(pairs["bsi"], pairs["true_bsi"])
-        ax[0].scatter(pairs["true_bsi"], pairs["bsi"], s=8)
-        top = float(max(pairs["true_bsi"].max(), pairs["bsi"].max()))
-        ax[0].plot([0, top], [0, top], color="0.5", ls=":")
-        ax[0].set_xlabel("true BSI (%)")
-        ax[0].set_ylabel("measured BSI (%)")
-        ax[0].set_title(f"r = {ba['pearson_r']:.3f}", fontsize=9)
-        mean = (pairs["bsi"] + pairs["true_bsi"]) / 2
-        ax[1].scatter(mean, pairs["bsi"] - pairs["true_bsi"], s=8)
-        for y, ls in ((ba["bias"], "-"), (ba["loa_low"], "--"), (ba["loa_high"], "--")):
-            ax[1].axhline(y, color="C3", ls=ls, lw=0.8)
-        ax[1].set_xlabel("mean of measured and true BSI (%)")
-        ax[1].set_ylabel("measured - true")
-        ax[1].set_title(f"bias {ba['bias']:+.2f}, limits {ba['loa_low']:+.2f} .. {ba['loa_high']:+.2f}", fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def plot_bsi_over_time(studies: pd.DataFrame) -> Any:
-    """BSI per patient over days since the first study (one line per patient)."""
-    import matplotlib.pyplot as plt
-
-    df = bsi_over_time(studies)
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    colours = {"NoMet": "C0", "ADMet": "C3", "nADMet": "C1"}
-    for _, g in df.groupby("patient_key"):
-        if len(g) > 1:
-            ax.plot(g["days"], g["bsi"], "o-", ms=3, lw=0.8, color=colours.get(str(g["label"].iloc[0]), "0.4"))
-    ax.set_xlabel("days since the first study")
-    ax.set_ylabel("BSI (%)")
-    ax.set_title("BSI over time per patient (blue NoMet, red ADMet, orange nADMet)", fontsize=8)
-    fig.tight_layout()
-    return fig
