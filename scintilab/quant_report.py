@@ -3,9 +3,8 @@ follow-up, printable as one page per view."""
 
 from __future__ import annotations
 
-import base64
+import functools
 import html
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,18 +16,13 @@ from scintilab.anatomy import BONES
 from scintilab.followup import Comparison
 from scintilab.hotspots import Detection
 from scintilab.outputs import write_text
+from scintilab.reports import figure_base64
 
 if TYPE_CHECKING:
     from scintilab.quantify import StudyQuant
 
-
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+# the page's pictures: 90 dpi, cropped to what is drawn
+_png = functools.partial(figure_base64, dpi=90, tight=True)
 
 
 def _crop_rows(det: Detection) -> tuple[int, int]:

@@ -304,6 +304,31 @@ def convert_plotly_outputs(nb: Any) -> int:
     return count
 
 
+def figure_png(fig: Any, *, dpi: float | None = None, tight: bool = False) -> bytes:
+    """PNG bytes of a matplotlib figure, which is closed: the one encoder behind every page.
+
+    Args:
+        fig: the figure.
+        dpi: resolution (None: matplotlib's default).
+        tight: crop to the drawn area (``bbox_inches="tight"``).
+    """
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi if dpi is not None else "figure", bbox_inches="tight" if tight else None)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def figure_base64(fig: Any, *, dpi: float | None = None, tight: bool = False) -> str:
+    """:func:`figure_png` as base64 text, for ``<img src='data:image/png;base64,...'>``."""
+    import base64
+
+    return base64.b64encode(figure_png(fig, dpi=dpi, tight=tight)).decode("ascii")
+
+
 def html_page(title: str, body: str, *, plotly: bool = False, css: str = "") -> str:
     """A minimal self-contained HTML page (for per-study reports, the index page).
 

@@ -18,7 +18,8 @@ import ipywidgets as widgets
 import pandas as pd
 
 from scintilab.audit import read_review, record_decision
-from scintilab.audit.figures import figure_png, flag_figure_static
+from scintilab.audit.figures import flag_figure_static
+from scintilab.reports import figure_png
 from scintilab.study import Study
 
 

@@ -7,13 +7,14 @@ pseudonymous keys appear: no names, patient ids, dates of birth or source paths.
 
 from __future__ import annotations
 
-import base64
 import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from scintilab.reports import figure_base64, html_page
 
 if TYPE_CHECKING:  # pragma: no cover
     from scintilab.audit.core import AuditResult
@@ -147,13 +148,6 @@ def counts_figure(result: AuditResult) -> Any:
     return fig
 
 
-def _fig_png(fig: Any) -> str:
-    """Base64 PNG of a matplotlib figure, for embedding in the data card."""
-    from scintilab.audit.figures import figure_png
-
-    return base64.b64encode(figure_png(fig)).decode("ascii")
-
-
 def to_markdown(result: AuditResult) -> str:
     """The data card as Markdown."""
     tables = summary_tables(result)
@@ -194,8 +188,6 @@ def to_html(result: AuditResult) -> str:
     tables = summary_tables(result)
     small = ["Overview", "Classes", "Scanners", "Matrix sizes", "Views present", "Visits per patient", "Ingest status"]
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>Cohort data card</title>",
-        f"<style>{_CSS}</style></head><body>",
         "<h1>Cohort data card</h1>",
         "<p class='note'>Written by <code>scintilab audit</code>. Identifiers are pseudonymous keys "
         "(S- study, P- patient, F- file); no names, patient ids or source paths.</p>",
@@ -208,7 +200,9 @@ def to_html(result: AuditResult) -> str:
     if "Counts per view (millions)" in tables:
         parts.append("<h2>Counts per view (millions)</h2>")
         parts.append(tables["Counts per view (millions)"].to_html(index=False, escape=True))
-        parts.append(f"<img alt='count distribution' src='data:image/png;base64,{_fig_png(counts_figure(result))}'>")
+        parts.append(
+            f"<img alt='count distribution' src='data:image/png;base64,{figure_base64(counts_figure(result))}'>"
+        )
     for title in ("Findings by kind", "Suggested exclusions", "All findings", "Dismissed by review"):
         if title not in tables:
             continue
@@ -224,8 +218,7 @@ def to_html(result: AuditResult) -> str:
                     f"<td>{html.escape(str(k))}</td>", f"<td class='k-{html.escape(str(k))}'>{html.escape(str(k))}</td>"
                 )
         parts.append(body)
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return html_page("Cohort data card", "\n".join(parts), css=_CSS)
 
 
 def write_datacard(result: AuditResult, out: str | Path) -> tuple[Path, Path]:

@@ -137,15 +137,3 @@ def flag_figure_static(flag: Mapping[str, Any], lookup: Callable[[str], Study]) 
     )
     fig.tight_layout()
     return fig
-
-
-def figure_png(fig: Any) -> bytes:
-    """PNG bytes of a matplotlib figure (the figure is closed)."""
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
