@@ -49,6 +49,18 @@ def test_report_viewer_follows_the_study_and_the_overlays(quantified) -> None:
     plt.close(fig)
 
 
+def test_the_viewer_shows_what_the_run_found_under_its_parameters(two_visit_cohort) -> None:
+    from scintilab import quant_params as qp
+
+    strict = qp.QuantParams().replace({"detection.threshold": 3.0})
+    res = quantify_cohort(two_visit_cohort.manifest, None, progress=False, limit=2, params=strict)
+    key = res.studies.sort_values("hotspots_total").iloc[-1]["study_key"]
+    found = int((res.hotspots["study_key"] == key).sum())
+    assert len(ReportViewer(two_visit_cohort.manifest, res.studies, params=strict).detection(key).hotspots) == found
+    # the defaults find more: a viewer without the run's parameters would show other hot spots
+    assert len(ReportViewer(two_visit_cohort.manifest, res.studies).detection(key).hotspots) > found
+
+
 def test_report_viewer_keeps_one_detection_in_memory(quantified) -> None:
     manifest, res = quantified
     viewer = ReportViewer(manifest, res.studies)

@@ -3,7 +3,9 @@
 ``ReportViewer(manifest, studies)``: pick a study, toggle hot spots and atlas regions.
 ``FollowupExplorer(manifest, followup, studies)``: pick a follow-up pair and see baseline |
 follow-up with new lesions boxed, beside the patient's BSI over time. Detections are
-recomputed for the studies shown (about a second each), so nothing large is kept.
+recomputed for the studies shown (about a second each), so nothing large is kept; give both
+the ``params`` and ``hotspot_model`` the quantification used, so what they show is what the
+tables say.
 """
 
 from __future__ import annotations
@@ -16,18 +18,43 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
+from scintilab import quant_params as qp
 from scintilab.followup import compare
-from scintilab.hotspots import detect_hotspots
+from scintilab.hotspots import HotspotModel, detect_hotspots
 from scintilab.ingest import load_cohort
 from scintilab.quantify import bsi_over_time, draw_one_view, draw_views
 from scintilab_widgets._display import show_in
 
 
+class _Detector:
+    """Detections of one cohort's studies under the quantification's parameters and model."""
+
+    def __init__(self, manifest: str | Path, params: qp.QuantParams | None, hotspot_model: Any) -> None:
+        self.cohort = load_cohort(manifest, with_shapes=False)
+        self.params = qp.active() if params is None else params
+        self.model = HotspotModel.load(hotspot_model) if isinstance(hotspot_model, (str, Path)) else hotspot_model
+
+    def detect(self, key: str) -> Any:
+        with qp.using(self.params):
+            return detect_hotspots(self.cohort.by_key(key), model=self.model)
+
+    def compare(self, base: Any, fu: Any) -> Any:
+        with qp.using(self.params):
+            return compare(base, fu)
+
+
 class ReportViewer:
     """Pick a study; show both views with hot spots (by probability) and/or regions."""
 
-    def __init__(self, manifest: str | Path, studies: pd.DataFrame) -> None:
-        self.cohort = load_cohort(manifest, with_shapes=False)
+    def __init__(
+        self,
+        manifest: str | Path,
+        studies: pd.DataFrame,
+        *,
+        params: qp.QuantParams | None = None,
+        hotspot_model: Any = None,
+    ) -> None:
+        self.detector = _Detector(manifest, params, hotspot_model)
         keys = list(studies["study_key"])
         labels = dict(zip(studies["study_key"], studies.get("label", pd.Series([""] * len(studies)))))
         self.study = W.Dropdown(options=[(f"{k} ({labels.get(k, '')})", k) for k in keys], description="study")
@@ -42,7 +69,7 @@ class ReportViewer:
     def detection(self, key: str) -> Any:
         """The (cached) detection of one study."""
         if key not in self._cache:
-            self._cache = {key: detect_hotspots(self.cohort.by_key(key))}
+            self._cache = {key: self.detector.detect(key)}
         return self._cache[key]
 
     def figure(self) -> Any:
@@ -68,8 +95,16 @@ class ReportViewer:
 class FollowupExplorer:
     """Pick a follow-up pair; show baseline | follow-up (new lesions boxed) and BSI over time."""
 
-    def __init__(self, manifest: str | Path, followup: pd.DataFrame, studies: pd.DataFrame) -> None:
-        self.cohort = load_cohort(manifest, with_shapes=False)
+    def __init__(
+        self,
+        manifest: str | Path,
+        followup: pd.DataFrame,
+        studies: pd.DataFrame,
+        *,
+        params: qp.QuantParams | None = None,
+        hotspot_model: Any = None,
+    ) -> None:
+        self.detector = _Detector(manifest, params, hotspot_model)
         self.followup = followup.reset_index(drop=True)
         self.studies = studies
         opts = [
@@ -92,8 +127,8 @@ class FollowupExplorer:
         pair = (row["baseline_study_key"], row["study_key"])
         if self._cache is None or self._cache[0] != pair:
             # only the pair shown is kept: a still after the widget's own drawing reuses it
-            base, fu = (detect_hotspots(self.cohort.by_key(k)) for k in pair)
-            self._cache = (pair, base, fu, compare(base, fu))
+            base, fu = (self.detector.detect(k) for k in pair)
+            self._cache = (pair, base, fu, self.detector.compare(base, fu))
         _, base, fu, comp = self._cache
         fig, ax = plt.subplots(1, 3, figsize=(10, 5), gridspec_kw={"width_ratios": [1, 1, 1.6]})
         # each detection drawn at its own classifier's operating threshold, as quantified
