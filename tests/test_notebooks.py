@@ -208,6 +208,17 @@ def test_notebook_has_a_checked_summary_cell(path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_every_cell_has_its_own_id(path: Path) -> None:
+    """nbformat 4.5 cell ids, as stored (nbformat only warns on reading, and will refuse)."""
+    import json
+
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    ids = [c.get("id") for c in cells]
+    assert None not in ids, f"{path.name}: cells {[i for i, x in enumerate(ids) if x is None]} have no id"
+    assert len(set(ids)) == len(ids), f"{path.name}: repeated cell ids"
+
+
 def test_skeleton_check_catches_a_broken_notebook() -> None:
     """The checker itself can fail: a notebook violating each rule gets each complaint."""
     nb = nbformat.v4.new_notebook()
