@@ -204,10 +204,7 @@ class TrainConfig:
             16 hex characters.
         """
         if data_fingerprint is None:
-            data_fingerprint = manifest_fingerprint(self.data) if self.data else ""
-            audit_fp = audit_fingerprint(self)
-            # the same tail training.resolve_data_fingerprint adds, so find_run agrees with train
-            data_fingerprint += f"+audit:{audit_fp}" if audit_fp else ""
+            data_fingerprint = manifest_data_fingerprint(self)
         payload = {k: v for k, v in self.to_dict().items() if k not in _NOT_IN_FINGERPRINT}
         payload["data_fingerprint"] = data_fingerprint
         blob = json.dumps(payload, sort_keys=True, default=str).encode("utf-8")
@@ -350,8 +347,8 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def config_manifest(config: TrainConfig) -> Path:
-    """The manifest ``config.data`` names (a CSV, or a cohort folder's manifest.csv)."""
-
+    """The manifest ``config.data`` names (a CSV, or a cohort folder's manifest.csv), a
+    relative path read from the repository root wherever the command runs."""
     path = repo_path(config.data)
     try:
         return manifest_of(path)
@@ -413,3 +410,17 @@ def audit_fingerprint(config: TrainConfig) -> str:
     if review is not None:
         h.update(review.read_bytes())
     return h.hexdigest()[:16]
+
+
+def audit_tail(config: TrainConfig) -> str:
+    """``+audit:<hash>`` of the audit files in use (empty without an audit): they change the split."""
+    audit_fp = audit_fingerprint(config)
+    return f"+audit:{audit_fp}" if audit_fp else ""
+
+
+def manifest_data_fingerprint(config: TrainConfig) -> str:
+    """The data fingerprint of a config that trains on its manifest: the manifest's content
+    (read where :func:`config_manifest` finds it) and the audit files. The one definition
+    both :meth:`TrainConfig.fingerprint` and :func:`scintilab.training.resolve_data_fingerprint`
+    use, so a finished run is found from any working folder."""
+    return (manifest_fingerprint(config_manifest(config)) if config.data else "") + audit_tail(config)

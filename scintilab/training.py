@@ -43,10 +43,10 @@ from scintilab.presets import (
     PRESETS,
     TrainConfig,
     audit_files,
-    audit_fingerprint,
+    audit_tail,
     config_from_preset,
     config_manifest,
-    manifest_fingerprint,
+    manifest_data_fingerprint,
     parse_override,
 )
 from scintilab.provenance import package_versions
@@ -114,15 +114,11 @@ def resolve_data_fingerprint(config: TrainConfig, studies: Sequence[Any] | None 
 
     The audit files in use (:func:`audit_files`) are hashed in too: they change the split.
     """
-    audit_fp = audit_fingerprint(config)
-    tail = f"+audit:{audit_fp}" if audit_fp else ""
     if dataset is not None:
-        return dataset_fingerprint(dataset) + tail
+        return dataset_fingerprint(dataset) + audit_tail(config)
     if studies is not None:
-        return studies_fingerprint(studies) + tail
-    if config.data:
-        return manifest_fingerprint(config_manifest(config)) + tail
-    return tail
+        return studies_fingerprint(studies) + audit_tail(config)
+    return manifest_data_fingerprint(config)
 
 
 def load_image_set(

@@ -62,6 +62,25 @@ def test_paper_preset_is_the_paper() -> None:
     assert set(PRESETS) >= {"paper", "quick"}
 
 
+def test_the_config_fingerprint_reads_the_manifest_from_the_repo_root(tmp_manifest, tmp_path, monkeypatch) -> None:
+    """A relative ``data`` names a path under the repository root wherever the command runs,
+    so the fingerprint find_run compares is the one train recorded."""
+    import os
+
+    from scintilab.paths import repo_root
+    from scintilab.presets import TrainConfig as Config
+    from scintilab.training import resolve_data_fingerprint
+
+    manifest = tmp_manifest(2)
+    cfg = Config(data=os.path.relpath(manifest, repo_root()), audit_flags="off")
+    at_root = cfg.fingerprint()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert cfg.fingerprint() == at_root == cfg.fingerprint(resolve_data_fingerprint(cfg))
+    assert cfg.fingerprint() == cfg.replace(data=str(manifest)).fingerprint()  # the same file, however named
+
+
 def test_overrides_and_fingerprint() -> None:
     cfg = config_from_preset("quick", epochs=3, model_options={"dropout": 0.1})
     assert cfg.epochs == 3 and cfg.model_options == {"width": 16, "dropout": 0.1}
