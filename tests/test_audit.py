@@ -320,6 +320,7 @@ def test_audit_explorer_records_decisions(faulty, faulty_audit, tmp_path: Path) 
     res, _ = faulty_audit
     cohort = load_cohort(manifest, with_shapes=False)
     ex = AuditExplorer(res.flags, cohort.by_key, tmp_path / "review.csv")
+    assert ex.widget is ex.widget  # one box: a second display shows the same live explorer
     first = ex.current
     assert len(ex.figure.axes) == (4 if first["study_b"] else 2)
     assert ex.image.value[:4] == b"\x89PNG"

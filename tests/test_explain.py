@@ -164,6 +164,7 @@ def test_predictions_explorer_widget(tiny_run) -> None:
     from scintilab_widgets.predictions_explorer import PredictionsExplorer
 
     ex = PredictionsExplorer(tiny_run.run_dir, model=tiny_run.model)
+    assert ex.widget is ex.widget  # one box: a second display shows the same live explorer
     assert ex.row is not None and ex.figure is not None
     n_all = len(ex.test)
     assert ex.group.options[0] == f"all test images ({n_all})"

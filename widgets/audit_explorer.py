@@ -10,6 +10,7 @@ note box and *accept* / *dismiss* buttons. Each decision is appended to the revi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -116,9 +117,9 @@ class AuditExplorer:
         else:
             self.refresh()
 
-    @property
+    @functools.cached_property
     def widget(self) -> widgets.VBox:
-        """The explorer to display."""
+        """The explorer to display (built once: displaying it twice shows one live box)."""
         return widgets.VBox(
             [self.finding, widgets.HBox([self.accept, self.dismiss, self.status]), self.note, self.image]
         )

@@ -10,6 +10,7 @@ map (Grad-CAM, CBAM attention, none). The figure comes from the pure function
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,7 @@ class PredictionsExplorer:
         )
         show_in(self.output, self.figure)
 
-    @property
+    @functools.cached_property
     def widget(self) -> widgets.VBox:
-        """The explorer to display."""
+        """The explorer to display (built once: displaying it twice shows one live box)."""
         return widgets.VBox([widgets.HBox([self.group, self.case]), self.method, self.output])
