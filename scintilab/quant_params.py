@@ -142,8 +142,9 @@ class FollowupParams:
     growth: float = knob(0.25, "design", "relative growth (area or uptake) that makes a matched lesion grown")
     appeared_ratio: float = knob(
         2.5,
-        "design",
-        "times the excess uptake of the place before that makes a hot spot new there (a flare is 1.3-1.7)",
+        "fitted",
+        "times the excess uptake of the place before that makes a hot spot new there",
+        "scintilab synth (narrow): set above its healing-flare factor of 1.3-1.7",
     )
     emerged_min_uptake: float = knob(
         2.6, "fitted", "uptake from which a focus on quiet bone counts though uncalled", _SEED1
