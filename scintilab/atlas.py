@@ -46,6 +46,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from scintilab.anatomy import BONES, REGIONS, region_of
+from scintilab.errors import InputError
+from scintilab.view_frame import ViewFrame
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.figure import Figure
@@ -357,7 +359,7 @@ class Atlas:
         img = np.asarray(image, dtype=float)
         if img.shape != self.shape:
             raise ValueError(f"image shape {img.shape} differs from the atlas's {self.shape}")
-        sm = ndi.gaussian_filter(img, _sigma_px(self.spacing, 2.5))
+        sm = ndi.gaussian_filter(img, sigma_px(self.spacing, 2.5))
         body_vals = sm[self.body]
         level = float(np.median(body_vals)) if body_vals.size else 0.0
         bone_like = (sm > factor * max(level, 1e-6)) & self.body
@@ -368,7 +370,7 @@ class Atlas:
     def bladder_mask(self, image: np.ndarray) -> np.ndarray:
         """The bladder blob: the connected very hot region around the bladder landmark."""
         img = np.asarray(image, dtype=float)
-        sm = ndi.gaussian_filter(img, _sigma_px(self.spacing, 3.0))
+        sm = ndi.gaussian_filter(img, sigma_px(self.spacing, 3.0))
         lm = self.landmarks
         if not lm.found.get("bladder", False):
             return np.zeros(self.shape, bool)
@@ -400,7 +402,8 @@ def _inside(prims: list[tuple[Any, ...]], u: np.ndarray, v: np.ndarray) -> np.nd
     return out
 
 
-def _sigma_px(spacing: tuple[float, float], mm: float) -> tuple[float, float]:
+def sigma_px(spacing: tuple[float, float], mm: float) -> tuple[float, float]:
+    """A length in millimetres as a (rows, cols) Gaussian sigma in pixels."""
     return (mm / max(spacing[0], 1e-6), mm / max(spacing[1], 1e-6))
 
 
@@ -417,7 +420,7 @@ def body_mask(image: np.ndarray, spacing: tuple[float, float] = (2.3, 2.3)) -> n
     from skimage.filters import threshold_otsu
 
     img = np.asarray(image, dtype=float)
-    sm = ndi.gaussian_filter(img, _sigma_px(spacing, 4.0))
+    sm = ndi.gaussian_filter(img, sigma_px(spacing, 4.0))
     lg = np.log1p(np.clip(sm, 0, None))
     if lg.max() - lg.min() < 1e-9:
         return np.zeros(img.shape, bool)
@@ -476,37 +479,17 @@ def fit_atlas(
     return Atlas(shape=img.shape, view=view, mirrored=(view == "POST"), spacing=spacing, landmarks=lm, body=body)
 
 
-def other_view_in_frame(fusion: Any, view: str) -> np.ndarray | None:
-    """The opposite view brought into ``view``'s stored frame through a fusion result.
+def fit_study_atlas(study: Any, view: str = "ANT", *, frame: Any = None) -> Atlas:
+    """Fit the atlas to one stored view of a :class:`~scintilab.study.Study`, using both views.
 
-    Args:
-        fusion: a :class:`scintilab.fusion.FusionResult` (or None).
-        view: ``ANT`` (returns the flipped, aligned posterior) or ``POST`` (returns the
-            anterior shifted back and mirrored into the stored posterior's frame).
-
-    Returns:
-        The image, or None without a fusion.
-    """
-    if fusion is None:
-        return None
-    if view.upper() == "ANT":
-        return fusion.posterior_flipped_aligned
-    from scintilab.fusion import shift_image
-
-    dr, dc = fusion.shift
-    return shift_image(fusion.anterior, -dr, -dc)[:, ::-1]
-
-
-def fit_study_atlas(study: Any, view: str = "ANT", *, fusion: Any = None) -> Atlas:
-    """Fit the atlas to one view of a :class:`~scintilab.study.Study`, using both views.
-
-    With both views present the other view (through the fusion alignment) helps trace
-    the spine; with one view the atlas is fitted to it alone.
+    With both views present the other view (carried onto this one through the study's
+    :class:`~scintilab.view_frame.ViewFrame`) helps trace the spine; with one view the
+    atlas is fitted to it alone.
 
     Args:
         study: the study.
         view: ``ANT`` or ``POST``.
-        fusion: a fusion result of the study to reuse (computed when needed and None).
+        frame: the study's view frame to reuse (aligned here when None).
 
     Returns:
         The fitted atlas.
@@ -518,15 +501,15 @@ def fit_study_atlas(study: Any, view: str = "ANT", *, fusion: Any = None) -> Atl
     img = study.view(view)
     if img is None:
         raise ValueError(f"study {study.study_key} has no {view} view")
-    if fusion is None and study.anterior is not None and study.posterior is not None:
-        from scintilab.errors import InputError
-        from scintilab.fusion import fuse_study
-
+    other_view = "POST" if view == "ANT" else "ANT"
+    other = None
+    if study.view(other_view) is not None:
         try:
-            fusion = fuse_study(study)
+            frame = ViewFrame.of_study(study) if frame is None else frame
+            other = frame.other_view(study.view(other_view), other_view, view)
         except InputError:
-            fusion = None  # views that cannot be aligned: fit on this view alone
-    return fit_atlas(img, view=view, spacing=study.pixel_spacing, other=other_view_in_frame(fusion, view))
+            other = None  # views that cannot be aligned: fit on this view alone
+    return fit_atlas(img, view=view, spacing=study.pixel_spacing, other=other)
 
 
 #: Percentile of the body's counts at which :func:`_landmarks` caps every pixel before the
@@ -609,7 +592,7 @@ def _landmarks(img: np.ndarray, body: np.ndarray, spacing: tuple[float, float]) 
     # Smoothing over ~1 cm integrates counts, so the large bladder outweighs a small hot
     # metastasis in the lumbar spine or sacrum; a prior on the expected height (from the
     # vertex and sole) breaks the remaining ties the same way.
-    sm = ndi.gaussian_filter(img, _sigma_px(spacing, 10.0))
+    sm = ndi.gaussian_filter(img, sigma_px(spacing, 10.0))
     b0, b1 = clamp_row(top + 0.47 * height), clamp_row(top + 0.64 * height)
     band = sm[b0 : b1 + 1].copy()
     cgrid = cols[None, :] - np.array([midline(r) for r in range(b0, b1 + 1)])[:, None]
@@ -683,7 +666,7 @@ def _trace_spine(img: np.ndarray, lm: Landmarks, spacing: tuple[float, float]) -
     r0, r1 = max(r0, 0), min(r1, img.shape[0] - 1)
     if r1 - r0 < 10:
         return np.zeros(0), np.zeros(0)
-    sm = ndi.gaussian_filter(img, (_sigma_px(spacing, 6.0)[0], _sigma_px(spacing, 3.0)[1]))
+    sm = ndi.gaussian_filter(img, (sigma_px(spacing, 6.0)[0], sigma_px(spacing, 3.0)[1]))
     rows = np.arange(r0, r1 + 1)
     win = max(2, int(round(0.18 * lm.half_width)))
     offs = np.zeros(rows.size)

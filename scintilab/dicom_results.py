@@ -11,7 +11,7 @@ for every quantified study, which writes under ``DIR/dicom/<study_key>/``:
   per hot spot (``hot spot N``), typed as its class and carrying its bone (SCT bone
   structures, :data:`BONE_CODES`) as anatomic region. Masks lie on the stored views: the
   analysis frame's posterior is flipped and aligned, so posterior masks are carried back
-  with :func:`scintilab.lesions.map_mask` (the alignment the analysis used, inverted).
+  with the detection's :class:`~scintilab.view_frame.ViewFrame` (the alignment the analysis used, inverted).
 * ``sr.dcm``: a Comprehensive 3D SR, TID 1500 measurement report: one group for the whole
   body and one per bone group (BSI, hot spots, hot spots called metastatic), one group per
   hot spot (area in mm^2, normalised uptake, probability of metastasis, peak counts, the
@@ -298,17 +298,12 @@ def stored_mask(mask: np.ndarray, view: str, det: Any) -> np.ndarray:
 
     The frame is the stored anterior grid, or the flipped posterior when the study has no
     anterior view; the posterior goes back through the analysis' own alignment
-    (:func:`scintilab.lesions.map_mask`, the inverse of the flip and shift).
-    """
-    from scintilab.lesion_features import map_mask
+    (:meth:`~scintilab.view_frame.ViewFrame.mask_from_frame`, the inverse of the flip and shift).
 
-    m = np.asarray(mask, bool)
-    if view == "ANT":
-        if det.frame != "ANT":
-            raise ValueError("an anterior mask needs an anterior frame")
-        return m
-    # Frame POST is the flipped posterior with no shift: the same map with shift (0, 0).
-    return map_mask(m, "ANT", det.shift if det.frame == "ANT" else (0.0, 0.0))
+    Raises:
+        ValueError: an anterior mask asked of a study without an anterior view.
+    """
+    return det.view_frame.mask_from_frame(mask, view)
 
 
 @dataclass

@@ -192,19 +192,14 @@ def annotation_labels(det: Detection, study: Study, dilate_px: int = 2) -> list[
     from skimage.draw import polygon as draw_polygon
 
     shape = det.shape
+    frame = det.view_frame
     les = np.zeros(shape, bool)
-    _, w = shape
     for s in study.shapes:
         if not s.label.lower().startswith("lesion"):
             continue
-        pts = np.asarray(s.points, float)
-        if s.view == "POST":
-            if det.frame == "ANT":
-                pts = np.stack([w - 1 - pts[:, 0] + det.shift[1], pts[:, 1] + det.shift[0]], axis=1)
-            else:
-                pts = np.stack([w - 1 - pts[:, 0], pts[:, 1]], axis=1)
-        elif det.frame != "ANT":
+        if s.view != "POST" and frame.name != "ANT":
             continue
+        pts = frame.points_to_frame(np.asarray(s.points, float), "POST" if s.view == "POST" else "ANT")
         if s.shape_type == "circle" and len(pts) >= 2:
             rad = float(np.hypot(*(pts[1] - pts[0])))
             rr, cc = np.mgrid[0 : shape[0], 0 : shape[1]]

@@ -10,6 +10,7 @@ import numpy as np
 
 from scintilab.anatomy import region_of
 from scintilab.atlas import Atlas
+from scintilab.view_frame import ViewFrame
 
 #: The probability cut for classifiers calibrated to it: a :class:`HotspotModel` folds its
 #: own operating threshold into its intercept so that p >= 0.5 applies it.
@@ -142,8 +143,14 @@ class Detection:
 
     @property
     def shape(self) -> tuple[int, int]:
-        """(rows, cols) of the frame."""
-        return next(iter(self.images.values())).shape  # type: ignore[return-value]
+        """(rows, cols) of the frame (from the atlas once the pixels are dropped)."""
+        return next(iter(self.images.values() or self.atlas.values())).shape  # type: ignore[return-value]
+
+    @property
+    def view_frame(self) -> ViewFrame:
+        """The frame the positions and masks live in (maps them onto the stored views)."""
+        views = tuple(self.atlas) or tuple(self.images) or (self.frame,)
+        return ViewFrame(shape=self.shape, shift=tuple(self.shift), name=self.frame, views=views)  # type: ignore[arg-type]
 
     def bone_map(self) -> np.ndarray:
         """Bone map of the frame (anterior drawing order when the anterior view exists)."""

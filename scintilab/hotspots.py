@@ -2,27 +2,25 @@
 
 What happens to one study (:func:`detect_hotspots`):
 
-1. **Common frame.** The posterior view is flipped and aligned to the anterior one with
-   the fusion module's critical points (:func:`scintilab.fusion.align_views`), so both
-   views share the stored anterior image's pixel grid. A study with only a posterior view
-   uses the flipped posterior as its frame.
-2. **Skeleton and regions.** The lesion-statistics atlas (:func:`scintilab.atlas.fit_atlas`)
-   is fitted once, on the anterior view; the posterior view reuses its landmarks with the
-   posterior drawing order (bones nearer the back drawn on top). Each view gets its
-   skeleton mask (:meth:`~scintilab.atlas.Atlas.skeleton_mask`).
-3. **Region-wise reference.** Per view and per bone group, the median smoothed count of
+1. **Prepared study** (:func:`scintilab.prepared.prepare_study`, or one passed in): both
+   views in one pixel grid (:class:`~scintilab.view_frame.ViewFrame`: the posterior
+   mirrored and aligned to the stored anterior; a study with only a posterior view uses
+   the mirrored posterior), the atlas fitted once on the frame's own view (the other view
+   reuses its landmarks in its own drawing order), the bladder blob and each view's
+   skeleton mask.
+2. **Region-wise reference.** Per view and per bone group, the median smoothed count of
    the skeleton pixels of that bone: the patient's own healthy bone (metastases usually
    cover a small part of each bone, so the median stays on healthy bone; when they cover
-   much of a vertebral column the median rises with them, see step 5). Each pixel's
+   much of a vertebral column the median rises with them, see step 4). Each pixel's
    *normalised uptake* is its smoothed count over the reference of the bone under it (off
    the skeleton: of the nearest bone). A dim scan and a bright scan read the same.
-4. **Hot spots.** Connected areas whose normalised uptake exceeds ``threshold`` (default
+3. **Hot spots.** Connected areas whose normalised uptake exceeds ``threshold`` (default
    1.6) in either view, an area holding a second hot spot split in two
    (``detection.split_peaks``); the two views' hot spots are matched by position (the same lesion
    seen from both sides becomes one ``ANT+POST`` hot spot). Per hot spot: bone group, area,
    peak and mean counts, normalised uptake, anterior/posterior count ratio (depth cue:
    above 1 nearer the front) and a probability of being metastatic.
-5. **Probability.** Without a trained model (:func:`rule_probability`): a logistic
+4. **Probability.** Without a trained model (:func:`rule_probability`): a logistic
    function of the normalised uptake (on the vertebral column, of the larger of it and the
    contrast with the neighbouring vertebrae, so a spine full of tumour cannot set its own
    normal) times a focality term (waived in part from ``rules.focality_waiver_uptake``),
@@ -50,9 +48,6 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from scintilab import quant_params as qp
-from scintilab.anatomy import BONES
-from scintilab.atlas import Atlas, fit_atlas
-from scintilab.errors import InputError
 
 # the public API of hot-spot detection, whichever module holds each part
 from scintilab.hotspot_model import (
@@ -77,74 +72,17 @@ from scintilab.hotspot_rules import (
     scaled_area_px,
     uptake_probability,
 )
+from scintilab.prepared import (
+    SMOOTH_MM,
+    PreparedStudy,
+    bone_references,
+    prepare_study,
+    reference_image,
+    view_atlas,
+)
 from scintilab.study import Study
 
 # --------------------------------------------------------------------------------- detection
-
-
-def _sigma(spacing: tuple[float, float], mm: float) -> tuple[float, float]:
-    return (mm / max(spacing[0], 1e-6), mm / max(spacing[1], 1e-6))
-
-
-def _frame_images(study: Study) -> tuple[str, dict[str, np.ndarray], tuple[float, float]]:
-    """Both views in one pixel grid (see the module docstring, step 1)."""
-    from scintilab.fusion import align_views, flip_posterior
-
-    ant, post = study.anterior, study.posterior
-    if ant is None and post is None:
-        raise InputError(study.study_key, "study holds no view")
-    if ant is not None and post is not None:
-        if ant.shape != post.shape:
-            raise InputError(study.study_key, f"ANT {ant.shape} and POST {post.shape} differ in matrix size")
-        res = align_views(ant, post)
-        return "ANT", {"ANT": res.anterior, "POST": res.posterior_flipped_aligned}, res.shift
-    if ant is not None:
-        return "ANT", {"ANT": np.asarray(ant, np.float32)}, (0.0, 0.0)
-    return "POST", {"POST": flip_posterior(np.asarray(post, np.float32))}, (0.0, 0.0)
-
-
-def view_atlas(base: Atlas, view: str) -> Atlas:
-    """The same landmarks drawn in ``view``'s overlap order (the frame is shared)."""
-    if base.view == view:
-        return base
-    return Atlas(
-        shape=base.shape, view=view, mirrored=False, spacing=base.spacing, landmarks=base.landmarks, body=base.body
-    )
-
-
-def bone_references(
-    smoothed: np.ndarray, skeleton: np.ndarray, bone_map: np.ndarray, min_pixels: int = 12
-) -> dict[str, float]:
-    """Median smoothed count of each bone group's skeleton pixels (its healthy level).
-
-    Bones with fewer than ``min_pixels`` skeleton pixels get the whole skeleton's median.
-
-    Args:
-        smoothed: the smoothed view.
-        skeleton: boolean skeleton mask.
-        bone_map: atlas bone map (0 none, i + 1 = ``BONES[i]``).
-        min_pixels: fewest pixels for a bone's own reference.
-
-    Returns:
-        {bone: reference counts}, every bone of :data:`BONES` present.
-    """
-    sel = skeleton & (bone_map > 0)
-    overall = float(np.median(smoothed[sel])) if sel.sum() >= min_pixels else float(np.percentile(smoothed, 95))
-    overall = max(overall, 1e-3)
-    refs: dict[str, float] = {}
-    for i, b in enumerate(BONES):
-        vals = smoothed[sel & (bone_map == i + 1)]
-        refs[b] = max(float(np.median(vals)), 1e-3) if vals.size >= min_pixels else overall
-    return refs
-
-
-def reference_image(refs: dict[str, float], bone_map: np.ndarray) -> np.ndarray:
-    """Each pixel's reference: its bone's, or off the skeleton the nearest bone's."""
-    lut = np.array([np.nan] + [refs[b] for b in BONES], np.float32)
-    if not (bone_map > 0).any():
-        return np.full(bone_map.shape, float(np.nanmedian(lut[1:])), np.float32)
-    _, (ir, ic) = ndi.distance_transform_edt(bone_map == 0, return_indices=True)
-    return lut[bone_map[ir, ic]]
 
 
 def _segment(
@@ -294,8 +232,9 @@ def detect_hotspots(
     *,
     threshold: float | None = None,
     model: HotspotModel | None = None,
-    smooth_mm: float = 2.5,
+    smooth_mm: float | None = None,
     match_mm: float = 12.0,
+    prepared: PreparedStudy | None = None,
 ) -> Detection:
     """Find the hot spots of one study (see the module docstring).
 
@@ -304,9 +243,12 @@ def detect_hotspots(
         threshold: smoothed counts over the bone's reference that make a pixel hot (None: the active
             ``detection.threshold``).
         model: a trained :class:`HotspotModel`; None applies the default rules.
-        smooth_mm: Gaussian smoothing (sigma, mm) before thresholding, against Poisson noise.
+        smooth_mm: Gaussian smoothing (sigma, mm) before thresholding, against Poisson noise
+            (None: :data:`scintilab.prepared.SMOOTH_MM`, or ``prepared``'s).
         match_mm: largest distance between an anterior and a posterior hot spot taken for
             the same lesion (besides overlap of their extents).
+        prepared: the study already prepared (:func:`scintilab.prepared.prepare_study`), so
+            that the frame, atlas and references are not computed again.
 
     Returns:
         A :class:`Detection`.
@@ -314,31 +256,22 @@ def detect_hotspots(
     Raises:
         InputError: no view, mismatched views, or no body to fit the atlas to (named by the
             study's pseudonymous key).
+        ValueError: ``smooth_mm`` differs from the smoothing ``prepared`` holds.
     """
     threshold = qp.active().detection.threshold if threshold is None else threshold
-    frame, images, shift = _frame_images(study)
-    spacing = tuple(float(s) for s in study.pixel_spacing)
-    base_view = "ANT" if "ANT" in images else "POST"
-    try:
-        base = fit_atlas(images[base_view], view=base_view, spacing=spacing)
-    except ValueError as err:
-        raise InputError(study.study_key, f"cannot fit the skeleton atlas: {err}") from None
-    atlases: dict[str, Atlas] = {v: view_atlas(base, v) for v in images}
+    if prepared is None:
+        prepared = prepare_study(study, smooth_mm=SMOOTH_MM if smooth_mm is None else smooth_mm)
+    elif smooth_mm is not None and abs(smooth_mm - prepared.smooth_mm) > 1e-9:
+        raise ValueError(f"smooth_mm={smooth_mm} but the prepared study was smoothed by {prepared.smooth_mm} mm")
+    spacing = prepared.spacing
+    images, atlases = prepared.images, prepared.atlas
+    base_view = prepared.base_view
     area_scale = spacing[0] * spacing[1] / 2.3**2
     min_area = max(2, int(round(qp.active().detection.min_area_px / area_scale)))
-    skeleton: dict[str, np.ndarray] = {}
-    refs: dict[str, dict[str, float]] = {}
-    found: dict[str, list[dict[str, Any]]] = {}
-    smoothed: dict[str, np.ndarray] = {}
-    bladder = _bladder(atlases, images)
-    for v, img in images.items():
-        sm = ndi.gaussian_filter(img, _sigma(spacing, smooth_mm))
-        smoothed[v] = sm
-        sk = _skeleton(atlases[v], img, bladder)
-        skeleton[v] = sk
-        bmap = atlases[v].bone_map()
-        refs[v] = bone_references(sm, sk, bmap)
-        found[v] = _segment(v, img, sm, reference_image(refs[v], bmap), threshold, min_area)
+    found = {
+        v: _segment(v, img, prepared.smoothed[v], prepared.reference_image(v), threshold, min_area)
+        for v, img in images.items()
+    }
     tol = match_mm / (0.5 * (spacing[0] + spacing[1]))
     pairs = _match_views(found.get("ANT", []), found.get("POST", []), tol)
     bmap = atlases[base_view].bone_map()
@@ -388,16 +321,16 @@ def detect_hotspots(
     det = Detection(
         study_key=study.study_key,
         patient_key=study.patient_key,
-        frame=frame,
+        frame=prepared.frame.name,
         images=images,
         atlas=atlases,
-        skeleton=skeleton,
-        references=refs,
+        skeleton=prepared.skeleton,
+        references=prepared.references,
         hotspots=hotspots,
-        shift=shift,
+        shift=prepared.frame.shift,
         spacing=spacing,
-        bladder=bladder,
-        smoothed=smoothed,
+        bladder=prepared.bladder,
+        smoothed=prepared.smoothed,
     )
     apply_rules(det)
     for h in det.hotspots:
@@ -405,36 +338,6 @@ def detect_hotspots(
     if model is not None:
         model.apply(det)
     return det
-
-
-def _bladder(atlases: dict[str, Atlas], images: dict[str, np.ndarray]) -> np.ndarray:
-    """The bladder blob, from the anterior view when there is one.
-
-    The bladder lies in front, so the anterior view shows it far above its surroundings;
-    in the posterior view it can be dim enough that "half its peak" spreads over the
-    whole trunk, so the posterior view is used only when it is the only one.
-    """
-    view = "ANT" if "ANT" in images else "POST"
-    mask = atlases[view].bladder_mask(images[view])
-    # A blob over ~4 % of the frame is not a bladder but a failed threshold: ignore it.
-    if mask.sum() > 0.04 * mask.size:
-        return np.zeros(mask.shape, bool)
-    return mask
-
-
-def _skeleton(atlas: Atlas, image: np.ndarray, bladder: np.ndarray, factor: float = 1.6) -> np.ndarray:
-    """Skeleton mask of one view, leaving out the shared bladder blob.
-
-    The same criterion as :meth:`scintilab.atlas.Atlas.skeleton_mask` (bone-like uptake
-    near the template skeleton) but with the bladder found once for both views (see
-    :func:`_bladder`).
-    """
-    img = np.asarray(image, dtype=float)
-    sm = ndi.gaussian_filter(img, _sigma(atlas.spacing, 2.5))
-    body_vals = sm[atlas.body]
-    level = float(np.median(body_vals)) if body_vals.size else 0.0
-    near = ndi.binary_dilation(atlas.bone_map() > 0, iterations=max(1, int(round(6.0 / atlas.spacing[1]))))
-    return (sm > factor * max(level, 1e-6)) & atlas.body & near & ~bladder
 
 
 def _full(mask: np.ndarray, bbox: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:

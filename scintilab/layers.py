@@ -48,8 +48,15 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ),
     (
         "geometry",
-        "fusion of the two views, the atlas, augmentation, scan figures",
-        ("scintilab.fusion", "scintilab.atlas", "scintilab.augment", "scintilab.figures_fusion", "scintilab.viz"),
+        "fusion of the two views, their shared frame, the atlas, augmentation, scan figures",
+        (
+            "scintilab.fusion",
+            "scintilab.view_frame",
+            "scintilab.atlas",
+            "scintilab.augment",
+            "scintilab.figures_fusion",
+            "scintilab.viz",
+        ),
     ),
     ("audit", "duplicates, leaks and bad scans before training", ("scintilab.audit.*",)),
     (
@@ -70,9 +77,10 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ),
     (
         "quant",
-        "hot spots, BSI, follow-up, lesion statistics, quantify, DICOM results",
+        "prepared studies, hot spots, BSI, follow-up, lesion statistics, quantify, DICOM results",
         (
             "scintilab.quant_params",
+            "scintilab.prepared",
             "scintilab.hotspot_records",
             "scintilab.hotspot_rules",
             "scintilab.hotspot_model",

@@ -254,38 +254,6 @@ def texture_features(image: np.ndarray, mask: np.ndarray, background: float = 0.
     }
 
 
-def map_mask(mask: np.ndarray, from_view: str, shift: tuple[float, float]) -> np.ndarray:
-    """Carry a mask from one view to the other through the fusion alignment.
-
-    :mod:`scintilab.fusion` aligns the flipped posterior to the anterior with
-    ``aligned[r, c] = flipped[r - dr, c - dc]`` (``shift = (dr, dc)``). So an ANT pixel
-    (r, c) sits at (r - dr, c - dc) of the flipped posterior, i.e. at column
-    ``W - 1 - (c - dc)`` of the stored posterior; the inverse holds for POST -> ANT.
-
-    Args:
-        mask: boolean mask in the stored frame of ``from_view``.
-        from_view: ``ANT`` or ``POST``.
-        shift: the fusion shift (rows, cols).
-
-    Returns:
-        Boolean mask in the stored frame of the other view.
-    """
-    from scintilab.fusion import shift_image
-
-    m = np.asarray(mask, dtype=np.float32)
-    dr, dc = float(shift[0]), float(shift[1])
-    if from_view.upper() == "ANT":
-        flipped = shift_image(m, -dr, -dc)  # ANT frame -> flipped-posterior frame
-        return flipped[:, ::-1] >= 0.5
-    aligned = shift_image(m[:, ::-1], dr, dc)  # stored POST -> flipped -> ANT frame
-    return aligned >= 0.5
-
-
-def to_ant_frame(mask: np.ndarray, view: str, shift: tuple[float, float]) -> np.ndarray:
-    """The mask in the anterior (and fused image's) frame."""
-    return np.asarray(mask, bool) if view.upper() == "ANT" else map_mask(mask, "POST", shift)
-
-
 #: Thresholds of :func:`classify_shape` (mm, dimensionless). Chosen on the synthetic
 #: cohort (seed 0) and checked on a second one; adjust them to a reader's own annotations
 #: with :func:`fit_shape_classifier` as a guide.

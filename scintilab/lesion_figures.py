@@ -9,17 +9,16 @@ import numpy as np
 import pandas as pd
 
 from scintilab.anatomy import REGIONS
+from scintilab.errors import InputError
+from scintilab.prepared import prepare_study
 from scintilab.study import Study
+from scintilab.view_frame import ViewFrame
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.figure import Figure
 
 
-from scintilab.lesion_features import (
-    MET_CLASSES,
-    map_mask,
-    shape_mask,
-)
+from scintilab.lesion_features import MET_CLASSES, shape_mask
 from scintilab.lesion_stats import class_distributions, study_counts
 from scintilab.lesions import study_lesions
 
@@ -150,30 +149,34 @@ def lesion_figure(
     from matplotlib.colors import ListedColormap
     from skimage.measure import find_contours
 
-    from scintilab.atlas import BONE_COLOURS, fit_study_atlas
+    from scintilab.atlas import BONE_COLOURS
 
     view = view.upper()
     img = study.view(view)
     if img is None:
         raise ValueError(f"study {study.study_key} has no {view} view")
+    try:
+        prep = prepare_study(study)
+    except InputError:
+        prep = None  # no body found: show the image alone, uncropped
     if rows is None:
-        rows = pd.DataFrame(study_lesions(study)[0])
+        rows = pd.DataFrame(study_lesions(study, prepared=prep)[0])
     rows = rows[rows["study_key"] == study.study_key] if len(rows) and "study_key" in rows else rows.iloc[0:0]
     h, w = img.shape
     fig, (ax, axt) = plt.subplots(1, 2, figsize=(10, 8.5), gridspec_kw={"width_ratios": [1.0, 1.5]})
     vmax = float(np.percentile(img, 99.7)) or 1.0
     ax.imshow(img, cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
-    try:
-        atl = fit_study_atlas(study, view)
-    except ValueError:
-        atl = None  # no body found: show the image alone, uncropped
-    if atl is not None:
-        body_rows = np.flatnonzero(atl.body.any(axis=1))
+    if prep is not None:
+        # the atlas the table used (fitted once in the frame), carried onto the stored view
+        atl = prep.atlas[view]
+        body = prep.frame.mask_from_frame(atl.body, view)
+        regions = np.rint(prep.frame.from_frame(atl.region_map().astype(np.float32), view)).astype(int)
+        body_rows = np.flatnonzero(body.any(axis=1))
         pad = max(2, int(0.02 * h))
         ax.set_ylim(min(body_rows[-1] + pad, h - 0.5), max(body_rows[0] - pad, -0.5))  # crop to the body
         if show_atlas:
             ax.imshow(
-                np.ma.masked_equal(atl.region_map(), 0) - 1,
+                np.ma.masked_equal(regions, 0) - 1,
                 cmap=ListedColormap(BONE_COLOURS[: len(REGIONS)]),
                 vmin=0,
                 vmax=len(REGIONS) - 1,
@@ -190,7 +193,8 @@ def lesion_figure(
             style = "-"
         elif idx and idx[0] < len(study.shapes):
             src = study.shapes[idx[0]]
-            mask = map_mask(shape_mask(src, img.shape), src.view, (r.get("shift_rows", 0.0), r.get("shift_cols", 0.0)))
+            frame = ViewFrame(shape=img.shape, shift=(float(r.get("shift_rows", 0.0)), float(r.get("shift_cols", 0.0))))
+            mask = frame.map_mask(shape_mask(src, img.shape), src.view or "ANT", view)
             style = "--"  # carried over from the other view
         else:
             continue

@@ -14,7 +14,8 @@ row of a tidy table:
 * the shape class: the annotated label when there is one, else a geometric rule
   (:func:`classify_shape`), with the rule's agreement against annotations measurable
   (:func:`shape_agreement`);
-* the body region from a landmark atlas fitted to the study (:mod:`scintilab.atlas`).
+* the body region from the landmark atlas fitted once to the study's frame
+  (:mod:`scintilab.prepared`, :mod:`scintilab.atlas`).
 
 Then per-class distributions (the paper's Fig. 12: shape, body region, uptake intensity
 with :data:`~scintilab.anatomy.UPTAKE_BINS`) and tests of difference between ADMet and
@@ -34,7 +35,7 @@ import contextlib
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,11 +43,7 @@ from scipy import ndimage as ndi
 
 from scintilab.anatomy import region_of
 from scintilab.errors import InputError
-from scintilab.study import Study
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    pass
-
+from scintilab.fusion import aggregate
 
 # the lesion table's public API, whichever module holds each part (figures: scintilab.lesion_figures)
 from scintilab.lesion_agreement import (
@@ -65,12 +62,10 @@ from scintilab.lesion_features import (
     classify_shape,
     geometry_features,
     intensity_features,
-    map_mask,
     parse_label,
     ring_mask,
     shape_mask,
     texture_features,
-    to_ant_frame,
 )
 from scintilab.lesion_stats import (
     class_distributions,
@@ -81,17 +76,23 @@ from scintilab.lesion_stats import (
     study_counts,
     uptake_bins,
 )
+from scintilab.prepared import PreparedStudy, prepare_study
+from scintilab.study import Study
+from scintilab.view_frame import ViewFrame
 
 
 # ---------------------------------------------------------------------------------------
 # One study -> lesion rows
 # ---------------------------------------------------------------------------------------
-def _fusion_of(study: Study, method: str) -> Any:
-    if study.anterior is None or study.posterior is None:
+def _prepared(study: Study, skipped: list[tuple[str, str]]) -> PreparedStudy | None:
+    """The study prepared (frame and atlas), or None with the reason in ``skipped``."""
+    if study.anterior is None and study.posterior is None:
         return None
-    from scintilab.fusion import fuse_study
-
-    return fuse_study(study, method=method)
+    try:
+        return prepare_study(study)
+    except InputError as err:
+        skipped.append((study.study_key, f"no frame or atlas: {err.problem}"))
+        return None
 
 
 def _pair_views(items: list[dict[str, Any]], tol_px: float = 3.0) -> list[list[dict[str, Any]]]:
@@ -151,7 +152,11 @@ def _nan_intensity(suffix: str) -> dict[str, float]:
 
 
 def study_lesions(
-    study: Study, *, fusion_method: str = "add", kinds: Iterable[str] = ("lesion",)
+    study: Study,
+    *,
+    fusion_method: str = "add",
+    kinds: Iterable[str] = ("lesion",),
+    prepared: PreparedStudy | None = None,
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Feature rows for every lesion annotated on one study.
 
@@ -165,6 +170,8 @@ def study_lesions(
             other view's columns).
         fusion_method: aggregation for the fused-image counts (``add`` = the paper).
         kinds: label kinds to keep (``lesion``; add ``benign`` to study benign findings).
+        prepared: the study already prepared (:func:`scintilab.prepared.prepare_study`):
+            its frame, images and atlas are reused (prepared here when None).
 
     Returns:
         ``(rows, skipped)``: one dict per lesion, and ``(study_key:shape_index, reason)``
@@ -178,29 +185,32 @@ def study_lesions(
         image counts), ``uptake`` (the same per 2.3 mm pixel), ``ap_ratio``;
         ``shape_rule, shape`` (annotated, else rule); ``bone_atlas, region_atlas,
         region`` (annotated, else atlas); ``ant_row, ant_col`` (centroid in the anterior
-        frame); ``shift_rows, shift_cols`` (the fusion alignment used).
+        frame); ``shift_rows, shift_cols`` (the frame's alignment,
+        :class:`~scintilab.view_frame.ViewFrame`).
     """
-    from scintilab.atlas import fit_atlas, other_view_in_frame
-    from scintilab.fusion import aggregate
-
     kinds = {k.lower() for k in kinds}
     rows: list[dict[str, Any]] = []
     skipped: list[tuple[str, str]] = []
     spacing = tuple(float(s) for s in (study.pixel_spacing or (2.3, 2.3)))
-    fusion = None
-    try:
-        fusion = _fusion_of(study, fusion_method)
-    except InputError as err:
-        skipped.append((study.study_key, f"fusion failed: {err.problem}"))
-    shift = tuple(fusion.shift) if fusion is not None else (0.0, 0.0)
-    if fusion is not None and abs(float(getattr(fusion, "scale", 1.0)) - 1.0) > 1e-6:
-        skipped.append((study.study_key, "fusion rescaled the posterior; counts mapped by shift only"))
-    # The conjugate-view (geometric) mean cancels depth: the uptake of a lesion wherever it
-    # sits, read as its peak above the ring background after a light smoothing (a single
-    # noisy pixel would bias a raw maximum upwards by ~2 sqrt(counts)).
-    geo = None
-    if fusion is not None:
-        geo = ndi.gaussian_filter(aggregate(fusion.anterior, fusion.posterior_flipped_aligned, "geometric"), 0.7)
+    prepared = _prepared(study, skipped) if prepared is None else prepared
+    if prepared is not None:
+        frame = prepared.frame
+    else:
+        # Views that cannot be aligned (or no atlas): a frame without a shift, the plain
+        # mirror, so that a lesion is still counted in the other view; no fused columns.
+        name = "ANT" if study.anterior is not None else "POST"
+        frame = ViewFrame(shape=np.shape(study.view(name)), name=name, views=(name,))  # type: ignore[arg-type]
+    aligned = len(frame.views) == 2
+    mirror = ViewFrame(shape=frame.shape)  # the plain mirror, no shift
+    shift = frame.shift
+    fused = geo = None
+    if aligned:
+        ant, post = prepared.images["ANT"], prepared.images["POST"]  # type: ignore[union-attr]
+        fused = aggregate(ant, post, fusion_method)
+        # The conjugate-view (geometric) mean cancels depth: the uptake of a lesion wherever
+        # it sits, read as its peak above the ring background after a light smoothing (a
+        # single noisy pixel would bias a raw maximum upwards by ~2 sqrt(counts)).
+        geo = ndi.gaussian_filter(aggregate(ant, post, "geometric"), 0.7)
 
     items: list[dict[str, Any]] = []
     for i, shp in enumerate(study.shapes):
@@ -227,28 +237,10 @@ def study_lesions(
                 "region": ann_region,
                 "label": shp.label.strip().lower(),
                 "mask": mask,
-                "ant_mask": to_ant_frame(mask, view, shift),
-                "ant_mask_mirror": to_ant_frame(mask, view, (0.0, 0.0)) if view == "POST" else None,
+                "ant_mask": frame.mask_to_frame(mask, view),
+                "ant_mask_mirror": mirror.mask_to_frame(mask, view) if view == "POST" else None,
             }
         )
-
-    atlases: dict[str, Any] = {}
-
-    def atlas_for(view: str) -> Any:
-        if view not in atlases:
-            img = study.view(view)
-            atlases[view] = None
-            if img is not None:
-                try:
-                    atlases[view] = fit_atlas(
-                        img,
-                        view=view,
-                        spacing=spacing,  # type: ignore[arg-type]
-                        other=other_view_in_frame(fusion, view),
-                    )
-                except ValueError as err:
-                    skipped.append((study.study_key, f"atlas on {view} failed: {err}"))
-        return atlases[view]
 
     for n_lesion, group in enumerate(_pair_views(items)):
         first = group[0]
@@ -272,7 +264,7 @@ def study_lesions(
         masks = {v: it["mask"] for v, it in by_view.items()}
         other = "POST" if view == "ANT" else "ANT"
         if other not in masks and study.view(other) is not None:
-            masks[other] = map_mask(first["mask"], view, shift)
+            masks[other] = (frame if aligned else mirror).map_mask(first["mask"], view, other)
         ant_mask = first["ant_mask"]
         for v in ("ANT", "POST"):
             suf = "_" + v.lower()
@@ -282,9 +274,9 @@ def study_lesions(
             else:
                 b = _box(masks[v])
                 row.update(intensity_features(np.asarray(im)[b], masks[v][b], prefix=suf))
-        if fusion is not None and ant_mask.any():
+        if fused is not None and geo is not None and ant_mask.any():
             b = _box(ant_mask)
-            row.update(intensity_features(fusion.image[b], ant_mask[b], prefix="_fused"))
+            row.update(intensity_features(fused[b], ant_mask[b], prefix="_fused"))
             g = intensity_features(geo[b], ant_mask[b], prefix="_geo")
             row["uptake_raw"] = max(
                 g["max_geo"] - (g["background_geo"] if np.isfinite(g["background_geo"]) else 0.0), 0.0
@@ -310,8 +302,9 @@ def study_lesions(
         row["ap_ratio"] = _ap_ratio(row)
         row["shape_rule"] = classify_shape(row)
         row["shape"] = ann_shape or row["shape_rule"]
-        atl = atlas_for(view)
-        bone = atl.assign_bone(first["mask"], row["ap_ratio"]) if atl is not None else None
+        # the atlas of the frame, in the drawn view's overlap order, under the outline
+        # carried into the frame
+        bone = prepared.atlas[view].assign_bone(ant_mask, row["ap_ratio"]) if prepared is not None else None
         row["bone_atlas"] = bone
         row["region_atlas"] = None if bone is None else region_of(bone)
         row["region"] = ann_region or row["region_atlas"]
@@ -475,7 +468,6 @@ __all__ = [
     "lesion_table",
     "load_truth",
     "mann_whitney",
-    "map_mask",
     "parse_label",
     "region_agreement",
     "ring_mask",
@@ -484,7 +476,6 @@ __all__ = [
     "study_counts",
     "study_lesions",
     "texture_features",
-    "to_ant_frame",
     "uptake_agreement",
     "uptake_bins",
 ]

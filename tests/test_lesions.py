@@ -138,18 +138,6 @@ def test_ring_background_ignores_the_lesion_edge():
     assert ring.sum() > 0
 
 
-def test_map_mask_mirrors_and_shifts():
-    h, w = 40, 20
-    m = np.zeros((h, w), bool)
-    m[10, 3] = True
-    shift = (2.0, -1.0)
-    post = L.map_mask(m, "ANT", shift)
-    # ANT (r, c) -> flipped posterior (r - dr, c - dc) -> stored posterior column W-1-(c-dc)
-    assert np.argwhere(post).tolist() == [[10 - 2, w - 1 - (3 + 1)]]
-    back = L.map_mask(post, "POST", shift)
-    assert np.array_equal(back, m)
-
-
 # -- shape rule -----------------------------------------------------------------------
 def _drawn_lesion(mask: np.ndarray, value: float, background: float = 20.0) -> dict[str, float]:
     img = np.full(mask.shape, background)
