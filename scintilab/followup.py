@@ -49,7 +49,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from scintilab import quant_params as qp
-from scintilab.hotspots import Detection, Hotspot, greedy_pairs
+from scintilab.hotspots import Detection, Hotspot
+from scintilab.pairing import greedy_pairs
 
 #: Rule kinds that are never a bone lesion, even when new: the injection site and urine
 #: change between visits by nature.

@@ -41,7 +41,6 @@ learned model and its training in :mod:`scintilab.hotspot_model`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -72,6 +71,7 @@ from scintilab.hotspot_rules import (
     scaled_area_px,
     uptake_probability,
 )
+from scintilab.pairing import greedy_pairs
 from scintilab.prepared import (
     SMOOTH_MM,
     PreparedStudy,
@@ -187,23 +187,6 @@ def _union(a: dict[str, Any], b: dict[str, Any]) -> tuple[tuple[int, int], np.nd
         h, w = x["mask"].shape
         m[x["bbox"][0] - r0 : x["bbox"][0] - r0 + h, x["bbox"][1] - c0 : x["bbox"][1] - c0 + w] |= x["mask"]
     return (r0, c0), m
-
-
-def greedy_pairs(pairs: Sequence[tuple[float, int, int]]) -> list[tuple[int, int]]:
-    """One-to-one matching: take candidate ``(distance, i, j)`` pairs nearest first.
-
-    Used for ANT/POST hotspot pairing and for baseline/follow-up matching.
-    """
-    used_i: set[int] = set()
-    used_j: set[int] = set()
-    out: list[tuple[int, int]] = []
-    for _, i, j in sorted(pairs):
-        if i in used_i or j in used_j:
-            continue
-        used_i.add(i)
-        used_j.add(j)
-        out.append((i, j))
-    return out
 
 
 def _match_views(

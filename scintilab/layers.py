@@ -52,6 +52,7 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         (
             "scintilab.fusion",
             "scintilab.view_frame",
+            "scintilab.pairing",
             "scintilab.atlas",
             "scintilab.augment",
             "scintilab.figures_fusion",

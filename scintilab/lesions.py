@@ -76,6 +76,7 @@ from scintilab.lesion_stats import (
     study_counts,
     uptake_bins,
 )
+from scintilab.pairing import greedy_pairs
 from scintilab.prepared import PreparedStudy, prepare_study
 from scintilab.study import Study
 from scintilab.view_frame import ViewFrame
@@ -96,43 +97,43 @@ def _prepared(study: Study, skipped: list[tuple[str, str]]) -> PreparedStudy | N
 
 
 def _pair_views(items: list[dict[str, Any]], tol_px: float = 3.0) -> list[list[dict[str, Any]]]:
-    """Group annotations of the same lesion drawn on both views (greedy).
+    """Group annotations of the same lesion drawn on both views.
 
     Each item holds ``view``, ``label`` and ``ant_mask`` (its mask in the anterior frame).
-    A POST shape joins the ANT shape with the same label that it overlaps most; without
-    overlap (small outlines, an alignment off by a pixel or two), the nearest one whose
-    centroid lies within its equivalent radius plus ``tol_px``. Each ANT shape takes at
-    most one partner.
+    A POST shape and an ANT shape with the same label are candidates when they overlap
+    (IoU >= 0.2) or, without overlap (small outlines, an alignment off by a pixel or two),
+    when their centroids lie within the larger equivalent radius plus ``tol_px``; the
+    candidates are taken most overlapping, then nearest, first
+    (:func:`scintilab.pairing.greedy_pairs`), each shape at most once.
     """
     ants = [it for it in items if it["view"] == "ANT"]
     posts = [it for it in items if it["view"] == "POST"]
-    groups = [[a] for a in ants]
-    free = set(range(len(ants)))
     cent = [np.argwhere(a["ant_mask"]).mean(axis=0) if a["ant_mask"].any() else None for a in ants]
-    for p in posts:
-        best, best_key = None, None
-        # Try the fusion alignment first, then the plain mirror: a sweep thrown off by a
-        # hot spot must not split one lesion into two rows.
+    cands: list[tuple[tuple[float, float], int, int]] = []
+    for i, p in enumerate(posts):
+        best: dict[int, tuple[float, float]] = {}
+        # The frame's alignment and the plain mirror: a sweep thrown off by a hot spot
+        # must not split one lesion into two rows.
         for pm in (p["ant_mask"], p.get("ant_mask_mirror")):
             if pm is None or not pm.any():
                 continue
             pc = np.argwhere(pm).mean(axis=0)
-            for j in free:
-                am = ants[j]["ant_mask"]
-                if ants[j]["label"] != p["label"] or cent[j] is None:
+            for j, a in enumerate(ants):
+                am = a["ant_mask"]
+                if a["label"] != p["label"] or cent[j] is None:
                     continue
                 iou = float(np.logical_and(am, pm).sum()) / float(np.logical_or(am, pm).sum())
                 d = float(np.hypot(*(cent[j] - pc)))
                 reach = max(np.sqrt(am.sum() / np.pi), np.sqrt(pm.sum() / np.pi)) + tol_px
                 if iou >= 0.2 or d <= reach:
-                    key = (iou, -d)
-                    if best_key is None or key > best_key:
-                        best, best_key = j, key
-        if best is None:
-            groups.append([p])
-        else:
-            groups[best].append(p)
-            free.discard(best)
+                    best[j] = min(best.get(j, (np.inf, np.inf)), (-iou, d))
+        cands += [(cost, i, j) for j, cost in best.items()]
+    groups = [[a] for a in ants]
+    paired: set[int] = set()
+    for i, j in greedy_pairs(cands):
+        groups[j].append(posts[i])
+        paired.add(i)
+    groups += [[p] for i, p in enumerate(posts) if i not in paired]
     return groups
 
 
