@@ -675,7 +675,7 @@ def print_pdf(html_page: str | Path, pdf: str | Path, *, timeout: float = 120) -
     Raises:
         RuntimeError: no Chromium, or it wrote no PDF.
     """
-    from scintilab.reports import find_chromium
+    from scintilab.chromium import find_chromium
 
     exe = find_chromium()
     if exe is None:

@@ -16,7 +16,7 @@ from scintilab.anatomy import BONES
 from scintilab.followup import Comparison
 from scintilab.hotspots import Detection
 from scintilab.outputs import write_text
-from scintilab.reports import figure_base64
+from scintilab.pages import figure_base64, html_page
 
 if TYPE_CHECKING:
     from scintilab.quantify import StudyQuant
@@ -151,8 +151,6 @@ def report_html(
         threshold: probability at which a hot spot is drawn as metastatic; None: the
             detection's own operating threshold (the one its counts and BSI used).
     """
-    from scintilab.reports import html_page
-
     st = sq.study
     det = sq.detection
     threshold = det.call_threshold(threshold)

@@ -13,12 +13,12 @@ What a report guarantees, and how:
 * **No absolute paths**: notebook text and outputs pass through :func:`sanitize_text`
   before rendering (repo paths shown relative, any other absolute path hidden whole),
   because folder names of hospital exports often carry patient names.
-* **No patient identity**: :func:`phi_terms_from_dicom` collects the identifiers a cohort's
-  DICOM headers carry and :func:`scan_for_phi` looks for them in rendered files; the test
-  suite plants a name and an ID and greps the HTML.
+* **No patient identity**: :mod:`scintilab.identity_check` collects the identifiers a
+  cohort's DICOM headers carry and looks for them in rendered files; the test suite plants
+  a name and an ID and greps the HTML.
 
 Notebooks report headline numbers with :func:`record_metrics`; the index page
-(:func:`write_index`) shows them beside each run's status. :func:`chromium_render` drives
+(:func:`write_index`) shows them beside each run's status. :mod:`scintilab.chromium` drives
 headless Chromium (Debian's ``chromium`` package) to check a page and take a screenshot.
 """
 
@@ -30,20 +30,61 @@ import html
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from scintilab.chromium import chromium_render, find_chromium
 from scintilab.errors import InputError
+from scintilab.identity_check import check_reports, phi_terms_from_dicom, scan_for_phi, searchable_text
+from scintilab.pages import (
+    PLOTLY_MIME,
+    convert_plotly_outputs,
+    figure_base64,
+    figure_html,
+    figure_png,
+    html_page,
+    plotly_js,
+    plotly_script_tag,
+)
 from scintilab.paths import repo_root
+
+# The page building blocks, the identity check and the headless browser live in their own
+# modules (pages, identity_check, chromium); they are named here too because tests and
+# notebooks reach them as ``reports.<name>``.
+__all__ = [
+    "METRICS_MIME",
+    "PLOTLY_MIME",
+    "RUN_OUT_ENV",
+    "check_reports",
+    "chromium_render",
+    "convert_plotly_outputs",
+    "figure_base64",
+    "figure_html",
+    "figure_png",
+    "find_chromium",
+    "headline",
+    "html_page",
+    "notebook_metrics",
+    "phi_terms_from_dicom",
+    "plotly_js",
+    "plotly_script_tag",
+    "record_metrics",
+    "render_report",
+    "run_metrics",
+    "run_output_dir",
+    "sanitize_notebook",
+    "sanitize_text",
+    "scan_for_phi",
+    "searchable_text",
+    "setup_plotly",
+    "write_index",
+    "cli_main",
+]
 
 #: MIME type of the headline-metrics output :func:`record_metrics` displays (a ``glue``).
 METRICS_MIME = "application/vnd.scintilab.metrics+json"
-PLOTLY_MIME = "application/vnd.plotly.v1+json"
 #: Environment variable naming a batch run's output folder (set by scintilab.batch).
 RUN_OUT_ENV = "SCINTILAB_RUN_OUT"
 
@@ -230,132 +271,6 @@ def sanitize_notebook(nb: Any, extra_roots: Iterable[str | os.PathLike[str]] = (
         for key in ("input_path", "output_path"):
             papermill_meta.pop(key, None)
     return nb
-
-
-# --------------------------------------------------------------------------- plotly
-
-
-def plotly_js() -> str:
-    """plotly.js (the version the installed plotly package ships), as text."""
-    from plotly.offline import get_plotlyjs
-
-    return get_plotlyjs()
-
-
-def plotly_script_tag() -> str:
-    """A ``<script>`` holding plotly.js; put it once per page, before any figure div."""
-    return (
-        '<script type="text/javascript">window.PlotlyConfig = {MathJaxConfig: "local"};</script>\n'
-        f'<script type="text/javascript">{plotly_js()}</script>'
-    )
-
-
-def figure_html(fig: Any, *, div_id: str | None = None) -> str:
-    """A plotly figure (or its JSON dict) as a ``<div>`` + script, without plotly.js.
-
-    Use with :func:`plotly_script_tag` (or :func:`html_page` with ``plotly=True``) to build
-    offline pages; per-study reports of other modules use this too.
-    """
-    import plotly.io as pio
-
-    return pio.to_html(
-        fig,
-        include_plotlyjs=False,
-        full_html=False,
-        div_id=div_id,
-        config={"responsive": True, "displaylogo": False},
-        validate=False,
-    )
-
-
-def _is_plotly_loader(output: Mapping[str, Any]) -> bool:
-    """True for the output a ``notebook`` renderer emits to load plotly.js (megabytes)."""
-    data = output.get("data") or {}
-    text = data.get("text/html")
-    if isinstance(text, list):
-        text = "".join(text)
-    return isinstance(text, str) and len(text) > 100_000 and "PlotlyConfig" in text and PLOTLY_MIME not in data
-
-
-def convert_plotly_outputs(nb: Any) -> int:
-    """Replace plotly outputs by offline ``<div>`` HTML (in place); return how many.
-
-    Outputs carrying plotly JSON get fresh HTML without require.js; plotly.js loader
-    outputs of the ``notebook`` renderer are dropped (the page embeds plotly.js once).
-    """
-    count = 0
-    for cell in nb.cells:
-        outputs = cell.get("outputs")
-        if not outputs:
-            continue
-        kept = []
-        for output in outputs:
-            if _is_plotly_loader(output):
-                continue
-            data = output.get("data") or {}
-            if PLOTLY_MIME in data:
-                fig = data[PLOTLY_MIME]
-                if isinstance(fig, str):
-                    fig = json.loads(fig)
-                output["data"] = {"text/html": figure_html(fig)}
-                count += 1
-            kept.append(output)
-        cell["outputs"] = kept
-    return count
-
-
-def figure_png(fig: Any, *, dpi: float | None = None, tight: bool = False) -> bytes:
-    """PNG bytes of a matplotlib figure, which is closed: the one encoder behind every page.
-
-    Args:
-        fig: the figure.
-        dpi: resolution (None: matplotlib's default).
-        tight: crop to the drawn area (``bbox_inches="tight"``).
-    """
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi if dpi is not None else "figure", bbox_inches="tight" if tight else None)
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def figure_base64(fig: Any, *, dpi: float | None = None, tight: bool = False) -> str:
-    """:func:`figure_png` as base64 text, for ``<img src='data:image/png;base64,...'>``."""
-    import base64
-
-    return base64.b64encode(figure_png(fig, dpi=dpi, tight=tight)).decode("ascii")
-
-
-def html_page(title: str, body: str, *, plotly: bool = False, css: str = "") -> str:
-    """A minimal self-contained HTML page (for per-study reports, the index page).
-
-    Args:
-        title: the page title (escaped here).
-        body: HTML of the body (the caller escapes its own text).
-        plotly: embed plotly.js once (needed if ``body`` holds :func:`figure_html` divs).
-        css: extra CSS rules.
-    """
-    head_js = plotly_script_tag() if plotly else ""
-    return (
-        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-        f"<title>{html.escape(title)}</title>\n<style>{_BASE_CSS}{css}</style>\n{head_js}\n</head>\n"
-        f"<body>\n{body}\n</body>\n</html>\n"
-    )
-
-
-_BASE_CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2rem;color:#1d2733}
-table{border-collapse:collapse;font-size:0.9rem}
-th,td{border-bottom:1px solid #dde3ea;padding:0.35rem 0.6rem;text-align:left;vertical-align:top}
-th{background:#f3f6f9}
-.ok{color:#176e2f;font-weight:600}.failed{color:#b42318;font-weight:600}.skipped{color:#8a6d00;font-weight:600}
-.running{color:#555}
-code{font-size:0.85em}
-.muted{color:#667085;font-size:0.85rem}
-"""
 
 
 # --------------------------------------------------------------------------- rendering
@@ -605,253 +520,6 @@ def write_index(out_root: str | os.PathLike[str], *, title: str = "scintilab run
     index = out_root / "index.html"
     index.write_text(html_page(title, body), encoding="utf-8")
     return index
-
-
-# --------------------------------------------------------------------------- identity check
-
-
-#: Person-name attributes: each is searched for in its usual spellings.
-_NAME_KEYWORDS = (
-    "PatientName",
-    "OtherPatientNames",
-    "OperatorsName",
-    "ReferringPhysicianName",
-    "PerformingPhysicianName",
-    "PatientMotherBirthName",
-    "PatientBirthName",
-)
-#: Attributes searched for as written (whole value), when at least 3 characters long.
-_VALUE_KEYWORDS = (
-    "PatientID",
-    "OtherPatientIDs",
-    "AccessionNumber",
-    "InstitutionName",
-    "InstitutionAddress",
-    "InstitutionalDepartmentName",
-    "StationName",
-    "DeviceSerialNumber",
-    "PatientAddress",
-    "PatientTelephoneNumbers",
-    "ImageComments",
-    "StudyComments",
-    "PatientComments",
-)
-#: Words of scan vocabulary: a private value made only of these (``WHOLE BODY``, ``BONE SCAN``)
-#: names nobody, and searching for it would flag every report.
-_SCAN_WORDS = frozenset(
-    """
-    ANT ANTERIOR POST POSTERIOR WB WHOLE BODY BONE BONES SCAN SCANS NM TC MDP HDP STATIC SWEEP
-    EMISSION ORIGINAL PRIMARY DERIVED SECONDARY LEHR LEAP COLLIMATOR DETECTOR HEAD IMAGE
-    STUDY SERIES VIEW FRAME SPOT
-""".split()
-)
-
-
-def _name_terms(name: str) -> set[str]:
-    """A person name as written and as a report might spell it (``Family Given``, ``Given
-    Family``, ``Family, Given``, the family name alone when 4 characters or more)."""
-    parts = [s for s in name.split("^") if s.strip()]
-    terms = {name}
-    if parts:
-        terms.add(" ".join(parts))
-        terms.add(" ".join(reversed(parts[:2])))
-        terms.add(", ".join(parts[:2]))
-        if len(parts[0]) >= 4:
-            terms.add(parts[0])
-    return terms
-
-
-def _texts(value: Any) -> list[str]:
-    """An element value as stripped strings: one per value of a multi-valued element; UN bytes
-    (implicit-VR files read private values so) when they decode as printable text."""
-    if value is None:
-        return []
-    if isinstance(value, bytes):
-        text = value.rstrip(b"\x00 ").decode("latin-1")
-        return [t.strip() for t in text.split("\\")] if text.isprintable() else []
-    from pydicom.multival import MultiValue
-
-    if isinstance(value, (list, tuple, MultiValue)):
-        return [str(v).strip() for v in value]
-    return [str(value).strip()]  # str, PersonName (which iterates by character), numbers
-
-
-def _private_texts(ds: Any) -> list[str]:
-    """The text of every private element that is not a private creator."""
-    out: list[str] = []
-    for elem in ds.iterall():
-        if elem.tag.is_private and not elem.tag.is_private_creator and elem.VR != "SQ":
-            if isinstance(elem.value, bytes) or elem.VR in ("PN", "LO", "SH", "ST", "LT", "UT", "UC", "CS", "UN"):
-                out += _texts(elem.value)
-    return out
-
-
-def phi_terms_from_dicom(paths: Iterable[str | os.PathLike[str]]) -> set[str]:
-    """Identifiers in DICOM headers that must never appear in anything rendered.
-
-    Collects person names (PatientName, OtherPatientNames, OperatorsName, referring and
-    performing physician) in their usual spellings; PatientID, OtherPatientIDs,
-    AccessionNumber, institution, station, device serial number, addresses and the image,
-    study and patient comments as written; PatientBirthDate as written and as YYYY-MM-DD;
-    StudyID when it is long enough (>= 6 characters) not to match ordinary numbers by
-    chance; and the text of every private element (a GE Genie block repeats the patient's
-    name in (0009,1040)) of at least 4 characters, bar values made only of scan vocabulary
-    such as ``WHOLE BODY``.
-
-    Args:
-        paths: DICOM files or folders (searched recursively for ``*.dcm``).
-
-    Returns:
-        The set of strings to search for (empty strings left out).
-    """
-    import pydicom
-
-    files: list[Path] = []
-    for p in map(Path, paths):
-        files += sorted(p.rglob("*.dcm")) if p.is_dir() else [p]
-    terms: set[str] = set()
-    for f in files:
-        try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True, force=True)
-        except Exception:
-            continue  # unreadable files hold nothing we could have rendered either
-        for kw in _NAME_KEYWORDS:
-            for name in _texts(ds.get(kw)):
-                if name:
-                    terms |= _name_terms(name)
-        for kw in _VALUE_KEYWORDS:
-            terms.update(v for v in _texts(ds.get(kw)) if len(v) >= 3)
-        birth = str(ds.get("PatientBirthDate", "") or "").strip()
-        if len(birth) == 8 and birth.isdigit():
-            terms.update({birth, f"{birth[:4]}-{birth[4:6]}-{birth[6:]}"})
-        study_id = str(ds.get("StudyID", "") or "").strip()
-        if len(study_id) >= 6:
-            terms.add(study_id)
-        for text in _private_texts(ds):
-            words = set(re.findall(r"[A-Za-z0-9]+", text.upper()))
-            if len(text) < 4 or not re.search(r"[A-Za-z]", text) or words <= _SCAN_WORDS:
-                continue
-            terms |= _name_terms(text) if "^" in text else {text}
-    return {t for t in terms if t}
-
-
-_STYLE_BLOCK = re.compile(r"<style\b.*?</style>", re.S | re.I)
-_SCRIPT_BLOCK = re.compile(r"<script\b[^>]*>(.*?)</script>", re.S | re.I)
-_DATA_URI = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]+")
-
-
-def searchable_text(page: str) -> str:
-    """What of an HTML page can show an identifier: text, attributes and figure data.
-
-    Left out: CSS, embedded library code (plotly.js) and base64 images, where short names
-    match by chance (``wang`` occurs in base64). Figure scripts are kept: a name in a
-    plotly hover label is shown to the reader.
-    """
-    page = _STYLE_BLOCK.sub(" ", page)
-    page = _SCRIPT_BLOCK.sub(lambda m: " " if len(m.group(1)) > 200_000 else m.group(0), page)
-    page = _DATA_URI.sub(" ", page)
-    return html.unescape(page)
-
-
-def scan_for_phi(text: str, terms: Iterable[str]) -> list[str]:
-    """The identifiers from ``terms`` found in ``text``, sorted.
-
-    Matching is case-insensitive and on whole words (``Ann`` does not match ``annotation``);
-    HTML pages are first reduced to :func:`searchable_text`.
-    """
-    if "<html" in text[:2000].lower() or "<!doctype" in text[:200].lower():
-        text = searchable_text(text)
-    found = set()
-    for t in terms:
-        if t and re.search(r"(?<![A-Za-z0-9])" + re.escape(t) + r"(?![A-Za-z0-9])", text, re.I):
-            found.add(t)
-    return sorted(found)
-
-
-def check_reports(paths: Iterable[str | os.PathLike[str]], terms: Iterable[str]) -> dict[str, list[str]]:
-    """Scan rendered files for identifiers; return ``{file: [found identifiers]}`` for hits only."""
-    terms = list(terms)
-    hits: dict[str, list[str]] = {}
-    for p in map(Path, paths):
-        found = scan_for_phi(p.read_text(encoding="utf-8", errors="replace"), terms)
-        if found:
-            hits[str(p)] = found
-    return hits
-
-
-# --------------------------------------------------------------------------- headless browser
-
-
-def find_chromium() -> str | None:
-    """Path of a headless-capable Chromium (Debian's ``chromium`` first), or None."""
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome-headless-shell"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-def chromium_render(
-    page: str | os.PathLike[str],
-    *,
-    screenshot: str | os.PathLike[str] | None = None,
-    window: tuple[int, int] = (1200, 2000),
-    budget_ms: int = 10000,
-    timeout: float = 180,
-) -> str:
-    """Load ``page`` in headless Chromium; return the DOM after scripts ran, and optionally
-    save a screenshot.
-
-    The browser gets no network services (background networking, sync, component updates
-    off) and a throwaway profile, so a page that needs the internet shows it.
-
-    Args:
-        page: the HTML file.
-        screenshot: PNG to write (a second browser run).
-        window: viewport width and height in pixels for the screenshot.
-        budget_ms: virtual time the page's scripts get before the DOM is taken.
-        timeout: seconds before the browser is killed.
-
-    Returns:
-        The serialised DOM.
-
-    Raises:
-        RuntimeError: no Chromium, or it failed.
-    """
-    exe = find_chromium()
-    if exe is None:
-        raise RuntimeError("no chromium on PATH (Debian: apt-get install chromium)")
-    url = Path(page).resolve().as_uri()
-    with tempfile.TemporaryDirectory(prefix="scintilab-chromium-") as profile:
-        base = [
-            exe,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--mute-audio",
-            f"--user-data-dir={profile}",
-            f"--virtual-time-budget={int(budget_ms)}",
-        ]
-        proc = subprocess.run(base + ["--dump-dom", url], capture_output=True, text=True, timeout=timeout)
-        if proc.returncode != 0 or not proc.stdout.strip():
-            raise RuntimeError(f"chromium failed on {Path(page).name}: rc={proc.returncode} {proc.stderr[-1500:]}")
-        if screenshot is not None:
-            shot = Path(screenshot).resolve()
-            proc2 = subprocess.run(
-                base + [f"--screenshot={shot}", f"--window-size={window[0]},{window[1]}", url],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
-            if proc2.returncode != 0 or not shot.exists():
-                raise RuntimeError(f"chromium screenshot failed: rc={proc2.returncode} {proc2.stderr[-1500:]}")
-        return proc.stdout
 
 
 # --------------------------------------------------------------------------- CLI

@@ -20,7 +20,7 @@ import pandas as pd
 
 from scintilab.audit import read_review, record_decision
 from scintilab.audit.figures import flag_figure_static
-from scintilab.reports import figure_png
+from scintilab.pages import figure_png
 from scintilab.study import Study
 
 

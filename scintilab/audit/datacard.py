@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from scintilab.reports import figure_base64, html_page
+from scintilab.pages import figure_base64, html_page
 
 if TYPE_CHECKING:  # pragma: no cover
     from scintilab.audit.core import AuditResult
