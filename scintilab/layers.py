@@ -71,6 +71,7 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "scintilab.models.*",
             "scintilab.presets",
             "scintilab.runs",
+            "scintilab.metrics",
             "scintilab.evaluation",
             "scintilab.distributed",
             "scintilab.training",
