@@ -565,7 +565,7 @@ def _decide_pair(recs: list[_FileRec]) -> None:
     (the patient's habitus and counts cancel); this overrules two separate calls, which
     may both have said the same view.
     """
-    from scintilab.dicomio import view_flag
+    from scintilab.dicom_views import view_flag
     from scintilab.viewrec import CONFIDENCE
 
     if len(recs) != 2 or any(len(r.views) != 1 for r in recs):
@@ -980,7 +980,7 @@ def _views_as_ingested(df: DicomFile, row: pd.Series) -> dict[str, np.ndarray]:
     (or ``--assume-view``) named was decided at ingest, perhaps as a pair, so the manifest's
     view and frame are taken as they stand.
     """
-    from scintilab.dicomio import INFERRED_SOURCES
+    from scintilab.dicom_views import INFERRED_SOURCES
 
     if not str(df.meta.get("view_source", "")).startswith(INFERRED_SOURCES):
         return df.views

@@ -37,6 +37,10 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         (
             "scintilab.viewrec",
             "scintilab.orientation",
+            "scintilab.dicom_codes",
+            "scintilab.dicom_write",
+            "scintilab.dicom_views",
+            "scintilab.dicom_pixels",
             "scintilab.dicomio",
             "scintilab.raster",
             "scintilab.labelme",

@@ -98,7 +98,7 @@ def make_cohort(
         root: the cohort folder to create.
         n: number of patients.
         labels: one label per patient (default: cycling through CLASSES).
-        layout: ``multiframe`` or ``pair`` (see :func:`scintilab.dicomio.write_study`).
+        layout: ``multiframe`` or ``pair`` (see :func:`scintilab.dicom_write.write_study`).
         shape: (rows, columns) matrix.
         annotations: write LabelMe files (one per view) outlining each hot spot.
         visits: studies per patient (different StudyDate, same PatientID).

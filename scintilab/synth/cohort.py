@@ -109,7 +109,7 @@ def _study_uid(seed: int, patient_id: str, visit: int) -> str:
 
 def _write_patient(args: tuple[int, str, str | None, dict[str, Any]]) -> list[dict[str, Any]]:
     """Generate, render and write every visit of one patient (runs in a worker)."""
-    from scintilab.dicomio import write_study
+    from scintilab.dicom_write import write_study
     from scintilab.labelme import write_labelme
 
     index, label, missing, opt = args

@@ -45,7 +45,7 @@ from scintilab.synth.phantom import (
 from scintilab.utils import as_rng
 
 if TYPE_CHECKING:
-    from scintilab.dicomio import ExportHeader
+    from scintilab.dicom_write import ExportHeader
 
 #: Camera resolution (FWHM, mm) of a LEHR collimator at whole-body distance.
 CAMERA_FWHM_MM: float = 7.0
@@ -203,7 +203,7 @@ def export_header(index: int, seed: int, patient_name: str) -> ExportHeader:
     an older hospital number, the site, station, operator, referring physician, device serial
     and the GE Genie-style private tag that repeats the patient's name. All synthetic, all
     identifying (the identity checks search every output for them)."""
-    from scintilab.dicomio import ExportHeader
+    from scintilab.dicom_write import ExportHeader
 
     rng = np.random.default_rng([seed, index, 992])
     site, address = _SITES[int(rng.integers(len(_SITES)))]
