@@ -119,7 +119,14 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "runner",
         "papermill batches, Dask, benchmarks, the command line",
-        ("scintilab.batch", "scintilab.dask_executor", "scintilab.bench.*", "scintilab.cli", "scintilab.__main__"),
+        (
+            "scintilab.batch_specs",
+            "scintilab.batch",
+            "scintilab.dask_executor",
+            "scintilab.bench.*",
+            "scintilab.cli",
+            "scintilab.__main__",
+        ),
     ),
     ("widgets", "the notebooks' explorers (ipywidgets)", ("scintilab_widgets.*",)),
 )
