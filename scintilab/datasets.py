@@ -261,7 +261,7 @@ class _Record:
 def _records(studies: Sequence[Study], skipped: list[tuple[str, str]]) -> list[_Record]:
     """Keys, labels and view counts of every study.
 
-    A lazy :class:`scintilab.ingest.Cohort` (anything with a ``manifest`` DataFrame) is read
+    A lazy :class:`scintilab.manifest.Cohort` (anything with a ``manifest`` DataFrame) is read
     from its manifest, so pixels are loaded once, in the build loop, one study at a time;
     other sequences are iterated (a study that fails to load is skipped and reported).
     """

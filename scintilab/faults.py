@@ -508,7 +508,8 @@ def faulty_copy(
     Returns:
         ``(manifest path of the copy, truth table)``.
     """
-    from scintilab.ingest import ingest, read_manifest
+    from scintilab.ingest import ingest
+    from scintilab.manifest import read_manifest
 
     cohort_dir, out_dir = Path(cohort_dir), Path(out_dir)
     if out_dir.exists() and (out_dir / MARKER).exists():

@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ),
     (
         "io",
-        "DICOM, rasters, LabelMe, view recognition, ingest, output folders, HTML pages",
+        "DICOM, rasters, LabelMe, view recognition, ingest, the manifest, output folders, HTML pages",
         (
             "scintilab.viewrec",
             "scintilab.orientation",
@@ -46,6 +46,10 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "scintilab.labelme",
             "scintilab.cohorts",
             "scintilab.outputs",
+            "scintilab.scan_files",
+            "scintilab.labels_csv",
+            "scintilab.annotation_match",
+            "scintilab.manifest",
             "scintilab.ingest",
             "scintilab.pages",
             "scintilab.identity_check",

@@ -113,11 +113,12 @@ def _resolve(manifest: Any) -> tuple[pd.DataFrame | None, Sequence[Study], Path 
     if isinstance(manifest, AuditResult):
         manifest = manifest.manifest
     if isinstance(getattr(manifest, "manifest", None), pd.DataFrame) and isinstance(manifest, Sequence):
-        return manifest.manifest.reset_index(drop=True), manifest, None  # an ingest.Cohort
+        return manifest.manifest.reset_index(drop=True), manifest, None  # a manifest.Cohort
     if isinstance(manifest, Sequence) and not isinstance(manifest, (str, bytes)):
         if len(manifest) == 0 or isinstance(manifest[0], Study):
             return None, manifest, None  # studies in memory: the manifest is built while reading
-    from scintilab.ingest import load_cohort, read_manifest  # ingest owns reading files
+    from scintilab.ingest import load_cohort  # ingest's: a cohort folder without a manifest is ingested
+    from scintilab.manifest import read_manifest
 
     if isinstance(manifest, pd.DataFrame):
         # ingest's in-memory manifest names its folder (attrs["root"]): skipped.csv is there
