@@ -13,23 +13,18 @@ Public API::
 
 from __future__ import annotations
 
-from scintilab.audit.core import (
-    AuditResult,
+from scintilab.audit.core import audit, cli_main, ingest_findings, write_outputs
+from scintilab.audit.kinds import FLAG_COLUMNS, KIND_ORDER, KIND_WORDS, PAIR_KINDS, REVIEW_COLUMNS
+from scintilab.audit.leaks import (
     LeakageError,
     StraddlingPair,
-    audit,
     check_split,
-    cli_main,
-    dismissed_ids,
-    ingest_findings,
     merged_groups,
-    read_review,
-    record_decision,
     refuse_leaky_split,
     split_groups,
-    write_outputs,
 )
-from scintilab.audit.kinds import FLAG_COLUMNS, KIND_ORDER, KIND_WORDS, PAIR_KINDS, REVIEW_COLUMNS
+from scintilab.audit.result import AuditResult
+from scintilab.audit.review import dismissed_ids, read_review, record_decision
 
 __all__ = [
     "FLAG_COLUMNS",

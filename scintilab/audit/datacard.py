@@ -1,7 +1,7 @@
 """The cohort's data card: what is in it, and everything the audit found wrong with it.
 
 Written as Markdown (for a repository or a paper's supplement) and as a self-contained
-HTML page (figures inlined), from an :class:`~scintilab.audit.core.AuditResult`. Only
+HTML page (figures inlined), from an :class:`~scintilab.audit.result.AuditResult`. Only
 pseudonymous keys appear: no names, patient ids, dates of birth or source paths.
 """
 
@@ -17,7 +17,7 @@ import pandas as pd
 from scintilab.pages import figure_base64, html_page
 
 if TYPE_CHECKING:  # pragma: no cover
-    from scintilab.audit.core import AuditResult
+    from scintilab.audit.result import AuditResult
 
 #: Manifest columns a data card may show (pseudonymous or technical only).
 _SAFE_COLUMNS = (
