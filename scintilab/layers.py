@@ -70,6 +70,8 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "scintilab.runs",
             "scintilab.evaluation",
             "scintilab.distributed",
+            "scintilab.training_data",
+            "scintilab.training_callbacks",
             "scintilab.training",
             "scintilab.explain",
             "scintilab.export",
