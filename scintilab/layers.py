@@ -82,6 +82,8 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "scintilab.metrics",
             "scintilab.evaluation",
             "scintilab.distributed",
+            "scintilab.training_data",
+            "scintilab.training_callbacks",
             "scintilab.training",
             "scintilab.explain",
             "scintilab.export",

@@ -421,6 +421,6 @@ def audit_tail(config: TrainConfig) -> str:
 def manifest_data_fingerprint(config: TrainConfig) -> str:
     """The data fingerprint of a config that trains on its manifest: the manifest's content
     (read where :func:`config_manifest` finds it) and the audit files. The one definition
-    both :meth:`TrainConfig.fingerprint` and :func:`scintilab.training.resolve_data_fingerprint`
+    both :meth:`TrainConfig.fingerprint` and :func:`scintilab.training_data.resolve_data_fingerprint`
     use, so a finished run is found from any working folder."""
     return (manifest_fingerprint(config_manifest(config)) if config.data else "") + audit_tail(config)

@@ -13,17 +13,24 @@ Reproducibility and robustness:
 * A checkpoint (full model with optimizer state, and the epoch reached) is written after
   every epoch; calling :func:`train` again on the same folder resumes from it. A finished
   run is returned as is.
-* A NaN or infinite loss or output stops training (:func:`nonfinite_guard`): the run
-  folder records the epoch (``nonfinite.txt``, status ``"nonfinite"``) and
+* A NaN or infinite loss or output stops training
+  (:func:`~scintilab.training_callbacks.nonfinite_guard`): the run folder records the
+  epoch (``nonfinite.txt``, status ``"nonfinite"``) and
   :class:`~scintilab.runs.NonFiniteError` says what to try, instead of NaN predictions
   reaching the evaluation.
 * Keras prints one line per epoch (``verbose=2``), which reads well in logs and notebooks.
+
+This module holds the loop (optimizer, determinism, the run folder, :func:`train`), the
+``scintilab train`` command and :func:`find_or_train`. The data side (fingerprints, the
+image set, the split and its leak checks, class weights) is in
+:mod:`scintilab.training_data`; the Keras callbacks and the training curves are in
+:mod:`scintilab.training_callbacks`. Their public names are re-exported here, where tests
+and notebooks import them.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -39,20 +46,28 @@ import pandas as pd
 
 from scintilab import runs as runs_mod
 from scintilab.errors import EXIT_USAGE, InputError, partial_exit
-from scintilab.presets import (
-    PRESETS,
-    TrainConfig,
-    audit_files,
-    audit_tail,
-    config_from_preset,
-    config_manifest,
-    manifest_data_fingerprint,
-    parse_override,
-)
+from scintilab.presets import PRESETS, TrainConfig, audit_files, config_from_preset, parse_override
 from scintilab.provenance import package_versions
+from scintilab.training_callbacks import (
+    CKPT_MODEL,
+    STATE_FILE,
+    checkpoint_callbacks,
+    history_figure,
+    live_curves_callback,
+    nonfinite_guard,
+)
+from scintilab.training_data import (
+    check_leaks,
+    class_weight_dict,
+    dataset_fingerprint,
+    labels_for,
+    load_image_set,
+    resolve_data_fingerprint,
+    split_fingerprint,
+    split_indices,
+    studies_fingerprint,
+)
 
-STATE_FILE = "state.json"
-CKPT_MODEL = "last.keras"
 TEST_IMAGES_FILE = "test_images.npy"
 
 
@@ -85,433 +100,6 @@ class RunResult:
     def from_run(cls, run: runs_mod.Run, reused: bool = True) -> RunResult:
         """Wrap a :class:`scintilab.runs.Run` read from disk."""
         return cls(run.path, run.config, run.history, run.predictions, run.metrics, None, reused, 0.0, run.info)
-
-
-# --------------------------------------------------------------------------- data
-def dataset_fingerprint(dataset: Any) -> str:
-    """Hash of an in-memory image set's content (images, labels, keys)."""
-    h = hashlib.sha256()
-    images = np.ascontiguousarray(np.asarray(dataset.images, dtype=np.float32))
-    h.update(str(images.shape).encode())
-    h.update(images.tobytes())
-    h.update(np.asarray(dataset.labels, dtype=np.int64).tobytes())
-    for seq in (dataset.patient_keys, dataset.study_keys):
-        h.update("|".join(map(str, seq)).encode())
-    return h.hexdigest()[:16]
-
-
-def studies_fingerprint(studies: Sequence[Any]) -> str:
-    """Hash of study records' keys, labels and pixel sums (cheap, content-sensitive)."""
-    h = hashlib.sha256()
-    for s in studies:
-        sums = [int(np.asarray(v, dtype=np.int64).sum()) if v is not None else -1 for v in (s.anterior, s.posterior)]
-        h.update(f"{s.study_key}|{s.patient_key}|{s.label}|{sums}\n".encode())
-    return h.hexdigest()[:16]
-
-
-def resolve_data_fingerprint(config: TrainConfig, studies: Sequence[Any] | None = None, dataset: Any = None) -> str:
-    """The data fingerprint that goes into a run's fingerprint: dataset > studies > manifest.
-
-    The audit files in use (:func:`audit_files`) are hashed in too: they change the split.
-    """
-    if dataset is not None:
-        return dataset_fingerprint(dataset) + audit_tail(config)
-    if studies is not None:
-        return studies_fingerprint(studies) + audit_tail(config)
-    return manifest_data_fingerprint(config)
-
-
-def load_image_set(
-    config: TrainConfig,
-    studies: Sequence[Any] | None = None,
-    *,
-    cache_dir: str | os.PathLike[str] | None = None,
-    progress: bool = False,
-) -> Any:
-    """Build the configured dataset (D1/D2/D3) from ``studies`` or the manifest in ``config.data``.
-
-    Args:
-        config: supplies dataset name, image size, r_t, t_t and the seed.
-        studies: study records (default: read the manifest ``config.data``).
-        cache_dir: memory-mapped cache folder of :func:`scintilab.datasets.build_dataset`.
-        progress: show the dataset builder's progress bar.
-
-    Raises:
-        InputError: no data given, or the manifest cannot be read.
-    """
-    from scintilab.datasets import build_dataset
-
-    if studies is None:
-        if not config.data:
-            raise InputError(None, "no data: set config.data to a manifest or pass studies=")
-        from scintilab.ingest import load_cohort
-        from scintilab.paths import repo_path
-
-        studies = load_cohort(repo_path(config.data))  # a manifest or a cohort folder
-    return build_dataset(
-        studies,
-        name=config.dataset,
-        image_size=tuple(config.image_size),
-        r_t=config.r_t,
-        t_t=int(round(config.t_t)),
-        rng=config.seed,
-        cache_dir=cache_dir,
-        progress=progress,
-    )
-
-
-def _labels_for(config: TrainConfig, labels: np.ndarray) -> np.ndarray:
-    y = np.asarray(labels, dtype=int)
-    # 2-class mode: the paper's Table 8 merges ADMet and nADMet into "metastatic".
-    return (y > 0).astype(int) if config.num_classes == 2 else y
-
-
-def _split_groups(config: TrainConfig, ds: Any) -> np.ndarray | None:
-    """Per-image group ids from ``config.split_groups`` (audit output), or None."""
-    if not config.split_groups:
-        return None
-    from scintilab.paths import repo_path
-
-    path = repo_path(config.split_groups)
-    try:
-        table = pd.read_csv(path, dtype=str)
-    except (OSError, ValueError) as exc:
-        raise InputError(path, f"cannot read split groups ({exc})") from exc
-    if "group" not in table.columns or not ({"patient_key", "study_key"} & set(table.columns)):
-        raise InputError(path, "split groups CSV needs columns group and patient_key or study_key")
-    key = "study_key" if "study_key" in table.columns else "patient_key"
-    mapping = dict(zip(table[key], table["group"]))
-    own = ds.study_keys if key == "study_key" else ds.patient_keys
-    # Images not listed keep their patient as group, so the split stays patient-level.
-    return np.array([mapping.get(k, f"patient:{p}") for k, p in zip(own, ds.patient_keys)])
-
-
-# --------------------------------------------------------------------------- audit (issue 14)
-def _audit_groups(ds: Any, base: np.ndarray, flags: Path, review: Path | None) -> np.ndarray:
-    """Per-image groups: ``base`` groups merged along the audit's duplicate/same-patient pairs."""
-    from scintilab.audit import split_groups
-
-    keys = np.asarray(ds.study_keys).astype(str)
-    first = {}
-    for k, g in zip(keys, np.asarray(base).astype(str)):
-        first.setdefault(k, g)  # augmented copies share their study's group
-    # The base group plays the patient's part, so split_groups keeps it whole and adds the pairs.
-    table = pd.DataFrame({"study_key": list(first), "patient_key": list(first.values())})
-    merged = split_groups(table, flags, review=review)
-    return merged.reindex(keys).to_numpy(dtype=object)
-
-
-def _fixed_split(ds: Any, split: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Indices from a hand-made split (``study_key, split`` with train/val/test)."""
-    table = split
-    if isinstance(split, (str, os.PathLike)):
-        try:
-            table = pd.read_csv(split, dtype=str, keep_default_na=False)
-        except (OSError, ValueError) as exc:
-            raise InputError(split, f"cannot read split CSV ({exc})") from exc
-    if isinstance(table, pd.Series):
-        sides = {str(k): str(v) for k, v in table.items()}
-    else:
-        if not {"study_key", "split"} <= set(table.columns):
-            raise InputError(
-                split if isinstance(split, (str, os.PathLike)) else None,
-                "split table needs columns study_key and split",
-            )
-        sides = dict(zip(table["study_key"].astype(str), table["split"].astype(str)))
-    sides = {
-        k: {"validation": "val", "valid": "val"}.get(v.strip().lower(), v.strip().lower()) for k, v in sides.items()
-    }
-    keys = np.asarray(ds.study_keys).astype(str)
-    missing = sorted(set(keys) - set(sides))
-    if missing:
-        raise ValueError(f"the split does not place {len(missing)} study(ies), e.g. {missing[:3]}")
-    side = np.array([sides[k] for k in keys])
-    bad = sorted(set(side) - {"train", "val", "test"})
-    if bad:
-        raise ValueError(f"split sides must be train, val or test, got {bad}")
-    return tuple(np.flatnonzero(side == name) for name in ("train", "val", "test"))  # type: ignore[return-value]
-
-
-def _split_fingerprint(split: Any) -> str:
-    table = pd.read_csv(split, dtype=str, keep_default_na=False) if isinstance(split, (str, os.PathLike)) else split
-    table = table.rename("split").reset_index() if isinstance(table, pd.Series) else table
-    text = table.astype(str).sort_values(list(table.columns)).to_csv(index=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def check_leaks(config: TrainConfig, ds: Any, parts: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Check a split against the audit before fitting; refuse a leaky one unless allowed.
-
-    Args:
-        config: supplies the audit files and ``allow_leaks``.
-        ds: the image set (its study keys are matched against the flags).
-        parts: side name -> image indices (``train``, ``val``, ``test``).
-
-    Returns:
-        What goes into ``config.json["audit"]``: whether an audit was applied, the files,
-        and the pairs straddling the split (empty unless ``allow_leaks``).
-
-    Raises:
-        scintilab.audit.LeakageError: a duplicate or same-patient pair straddles the
-            split and ``config.allow_leaks`` is False; the message names the pairs.
-    """
-    import warnings
-
-    flags, review, source = audit_files(config)
-    record: dict[str, Any] = {
-        "applied": flags is not None,
-        "source": source,
-        "flags": _shown_path(flags, config),
-        "review": _shown_path(review, config),
-        "allow_leaks": bool(config.allow_leaks),
-        "straddling": [],
-    }
-    if flags is None:
-        return record
-    from scintilab.audit import refuse_leaky_split
-
-    keys = np.asarray(ds.study_keys).astype(str)
-    split_df = pd.DataFrame([{"study_key": k, "split": name} for name, idx in parts.items() for k in keys[idx]])
-    pairs = refuse_leaky_split(split_df, flags, go_on=config.allow_leaks, review=review)
-    if pairs:
-        warnings.warn(
-            f"allow_leaks: training goes on with {len(pairs)} duplicate/same-patient pair(s) "
-            f"across the split: {'; '.join(map(str, pairs))}",
-            UserWarning,
-            stacklevel=3,
-        )
-    record["straddling"] = [str(p) for p in pairs]
-    return record
-
-
-def _shown_path(path: Path | None, config: TrainConfig) -> str | None:
-    """A path as recorded in config.json: relative to the manifest folder when inside it."""
-    if path is None:
-        return None
-    if config.data:
-        try:
-            return path.resolve().relative_to(config_manifest(config).parent.resolve()).as_posix()
-        except ValueError:
-            pass
-    return path.name
-
-
-def split_indices(config: TrainConfig, ds: Any, split: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(train, validation, test) image indices; patients (or groups) never straddle them.
-
-    Groups are patients, or ``config.split_groups``, merged along the audit's duplicate
-    and same-patient pairs when an audit applies (:func:`audit_files`).
-
-    Args:
-        config: split settings.
-        ds: the image set.
-        split: a hand-made split instead (DataFrame or CSV ``study_key, split`` with
-            sides train/val/test, or a Series study_key -> side); taken as is.
-    """
-    from scintilab.datasets import patient_split
-
-    if split is not None:
-        return _fixed_split(ds, split)
-    groups = _split_groups(config, ds)
-    flags, review, _ = audit_files(config)
-    if flags is not None:
-        groups = _audit_groups(ds, np.asarray(ds.patient_keys) if groups is None else groups, flags, review)
-    train_idx, test_idx = patient_split(ds, test_size=config.test_size, rng=config.seed, groups=groups)
-    train_idx, test_idx = np.asarray(train_idx, dtype=int), np.asarray(test_idx, dtype=int)
-    val_idx = np.array([], dtype=int)
-    if config.val_size > 0:
-        sub = ds.subset(train_idx)
-        sub_groups = None if groups is None else groups[train_idx]
-        tr, va = patient_split(sub, test_size=config.val_size, rng=config.seed + 1, groups=sub_groups)
-        train_idx, val_idx = train_idx[np.asarray(tr, dtype=int)], train_idx[np.asarray(va, dtype=int)]
-    return train_idx, val_idx, test_idx
-
-
-def class_weight_dict(config: TrainConfig, y_train: np.ndarray) -> dict[int, float] | None:
-    """Keras ``class_weight`` from the config: None, balanced (n / (k * count)) or named."""
-    cw = config.class_weights
-    if cw is None:
-        return None
-    k = config.num_classes
-    if cw == "balanced":
-        counts = np.bincount(y_train, minlength=k).astype(float)
-        return {i: float(len(y_train) / (k * c)) if c else 0.0 for i, c in enumerate(counts)}
-    names = config.classes
-    unknown = sorted(set(cw) - set(names))
-    if unknown:
-        raise ValueError(f"class_weights names {unknown} not among classes {names}")
-    return {i: float(cw.get(n, 1.0)) for i, n in enumerate(names)}
-
-
-# --------------------------------------------------------------------------- callbacks
-def _callbacks(config: TrainConfig, run_dir: Path, history_rows: list[dict[str, Any]], es_monitor: str) -> list[Any]:
-    """Checkpoint + history writer (+ early stopping), resumable from ``history_rows``."""
-    import keras
-
-    ckpt_dir = run_dir / runs_mod.CHECKPOINT_DIR
-
-    class HistoryAndCheckpoint(keras.callbacks.Callback):
-        """After each epoch: append to history.csv, save the full model and the epoch reached.
-
-        The model goes to a temporary file first and is renamed, and the state file is
-        written last, so an interruption at any moment leaves the previous checkpoint usable.
-        """
-
-        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
-            try:
-                row["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            except Exception:  # noqa: BLE001 - schedules may not expose a plain value
-                pass
-            history_rows.append(row)
-            pd.DataFrame(history_rows).to_csv(run_dir / runs_mod.HISTORY_FILE, index=False)
-            ckpt_dir.mkdir(exist_ok=True)
-            tmp = ckpt_dir / "tmp_last.keras"
-            self.model.save(tmp)
-            os.replace(tmp, ckpt_dir / CKPT_MODEL)
-            runs_mod.write_json(ckpt_dir / STATE_FILE, {"epoch": epoch + 1})
-
-    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-        """Early stopping whose patience counter survives a resume (rebuilt from history)."""
-
-        def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-            super().on_train_begin(logs)
-            for row in history_rows:
-                value = row.get(self.monitor)
-                if value is None:
-                    continue
-                if self.best is None or self._is_improvement(value, self.best):
-                    self.best, self.wait = value, 0
-                else:
-                    self.wait += 1
-
-    cbs: list[Any] = [HistoryAndCheckpoint()]
-    if config.early_stopping > 0:
-        cbs.append(
-            ResumableEarlyStopping(
-                monitor=es_monitor, patience=config.early_stopping, min_delta=config.min_delta, mode="min", verbose=1
-            )
-        )
-    return cbs
-
-
-def nonfinite_guard(probe: np.ndarray | None = None) -> Any:
-    """A Keras callback that stops training at the first NaN/inf loss or output (issue 30).
-
-    Keras' ``TerminateOnNaN`` looks at the batch loss only. A batch norm whose moving
-    variance went NaN, or an overflow in reduced precision, can leave the training loss
-    (computed from batch statistics) finite while every prediction is NaN, so at each
-    epoch end the guard also predicts ``probe`` (a batch of training images) in inference
-    mode. What it found is in ``.found``: ``(1-based epoch, what)`` or None.
-
-    Args:
-        probe: images to predict after every epoch (None: check the losses only).
-    """
-    import keras
-
-    class NonFiniteGuard(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.found: tuple[int, str] | None = None
-            self.epoch = 0
-
-        def _stop(self, what: str) -> None:
-            if self.found is None:
-                self.found = (self.epoch + 1, what)
-            self.model.stop_training = True
-
-        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            self.epoch = epoch
-
-        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-            loss = (logs or {}).get("loss")
-            if loss is not None and not np.isfinite(float(loss)):
-                self._stop("training loss")
-
-        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            for key, what in (("loss", "training loss"), ("val_loss", "validation loss")):
-                value = (logs or {}).get(key)
-                if value is not None and not np.isfinite(float(value)):
-                    self._stop(what)
-            if self.found is None and probe is not None and len(probe):
-                out = keras.ops.convert_to_numpy(self.model.predict_on_batch(probe))
-                if not np.isfinite(np.asarray(out, dtype=np.float32)).all():
-                    self._stop("outputs")
-
-    return NonFiniteGuard()
-
-
-def _stop_nonfinite(run_dir: Path, info: dict[str, Any], found: tuple[int, str]) -> None:
-    """Record a run that went non-finite in its folder and raise :class:`~scintilab.runs.NonFiniteError`."""
-    # The last checkpoint holds the NaN weights: resuming from it would go nowhere, so the
-    # same command trains afresh (it may not recur where kernels are non-deterministic).
-    shutil.rmtree(run_dir / runs_mod.CHECKPOINT_DIR, ignore_errors=True)
-    (run_dir / runs_mod.MODEL_FILE).unlink(missing_ok=True)
-    raise runs_mod.record_nonfinite(run_dir, info, *found)
-
-
-def live_curves_callback(metrics: Sequence[str] = ("loss", "accuracy")) -> Any:
-    """A Keras callback that redraws the training curves in a notebook after each epoch.
-
-    Uses an IPython display handle (updated in place), so it works in Jupyter and under
-    papermill; outside IPython it does nothing.
-    """
-    import keras
-
-    class LiveCurves(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rows: list[dict[str, Any]] = []
-            self.handle = None
-
-        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            try:
-                from IPython import get_ipython
-                from IPython.display import display
-            except ImportError:
-                return
-            if get_ipython() is None:
-                return
-            self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
-            fig = history_figure(pd.DataFrame(self.rows), metrics=metrics)
-            if self.handle is None:
-                self.handle = display(fig, display_id=True)
-            else:
-                self.handle.update(fig)
-
-    return LiveCurves()
-
-
-def history_figure(
-    history: pd.DataFrame, metrics: Sequence[str] = ("loss", "accuracy"), title: str = "Training curves"
-):
-    """Plotly figure: one panel per metric, training and validation curves by epoch."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    present = [m for m in metrics if m in history.columns]
-    fig = make_subplots(rows=1, cols=max(1, len(present)), subplot_titles=present)
-    for i, m in enumerate(present, start=1):
-        fig.add_trace(
-            go.Scatter(x=history["epoch"], y=history[m], mode="lines+markers", name=f"train {m}", legendgroup="train"),
-            row=1,
-            col=i,
-        )
-        if f"val_{m}" in history.columns:
-            fig.add_trace(
-                go.Scatter(
-                    x=history["epoch"],
-                    y=history[f"val_{m}"],
-                    mode="lines+markers",
-                    name=f"val {m}",
-                    line={"dash": "dash"},
-                ),
-                row=1,
-                col=i,
-            )
-        fig.update_xaxes(title_text="epoch", row=1, col=i)
-    fig.update_layout(title=title, height=360, width=380 * max(1, len(present)))
-    return fig
 
 
 # --------------------------------------------------------------------------- training
@@ -582,6 +170,15 @@ def _clear_run_dir(run_dir: Path) -> None:
     shutil.rmtree(run_dir / runs_mod.CHECKPOINT_DIR, ignore_errors=True)
 
 
+def _stop_nonfinite(run_dir: Path, info: dict[str, Any], found: tuple[int, str]) -> None:
+    """Record a run that went non-finite in its folder and raise :class:`~scintilab.runs.NonFiniteError`."""
+    # The last checkpoint holds the NaN weights: resuming from it would go nowhere, so the
+    # same command trains afresh (it may not recur where kernels are non-deterministic).
+    shutil.rmtree(run_dir / runs_mod.CHECKPOINT_DIR, ignore_errors=True)
+    (run_dir / runs_mod.MODEL_FILE).unlink(missing_ok=True)
+    raise runs_mod.record_nonfinite(run_dir, info, *found)
+
+
 def train(
     config: TrainConfig,
     out_dir: str | os.PathLike[str],
@@ -607,8 +204,9 @@ def train(
             ``study_keys``, ``kinds``, ``aug``, ``subset(idx)``); overrides ``studies``.
         resume: False starts from scratch, overwriting the run files in ``out_dir``.
         verbose: Keras verbosity (default ``config.verbose``; 2 = one line per epoch).
-        callbacks: extra Keras callbacks (e.g. :func:`live_curves_callback`).
-        cache_dir: dataset cache folder (see :func:`load_image_set`).
+        callbacks: extra Keras callbacks (e.g.
+            :func:`~scintilab.training_callbacks.live_curves_callback`).
+        cache_dir: dataset cache folder (see :func:`~scintilab.training_data.load_image_set`).
         distribution: data-parallel training, ``"mirrored"`` or ``"multiworker"``
             (see :mod:`scintilab.distributed`); default ``config.distribution`` when the
             config has that field, else one device.
@@ -625,7 +223,8 @@ def train(
         ValueError: ``out_dir`` holds a different run (with ``resume=True``), or the
             dataset does not match the configured input size.
         scintilab.runs.NonFiniteError: the loss or the model's outputs became NaN/inf
-            (:func:`nonfinite_guard`); training stopped and the run folder records it.
+            (:func:`~scintilab.training_callbacks.nonfinite_guard`); training stopped and
+            the run folder records it.
     """
     from scintilab.outputs import LOCK_SUFFIX, RunLock
 
@@ -683,7 +282,7 @@ def _train_in(
     )
     data_fp = resolve_data_fingerprint(config, studies, dataset)
     if split is not None:  # a hand-made split changes the result: a run of another split is not reused
-        data_fp += "+split:" + _split_fingerprint(split)
+        data_fp += "+split:" + split_fingerprint(split)
     fingerprint = config.fingerprint(data_fp)
     action, start_epoch = _prepare_run_dir(config, run_dir, fingerprint, resume)
     if action == "reuse":
@@ -694,7 +293,7 @@ def _train_in(
     images = np.asarray(ds.images, dtype=np.float32)
     if images.shape[1:3] != tuple(config.image_size):
         raise ValueError(f"dataset images are {images.shape[1:3]}, config.image_size is {tuple(config.image_size)}")
-    y = _labels_for(config, ds.labels)
+    y = labels_for(config, ds.labels)
     train_idx, val_idx, test_idx = split_indices(config, ds, split)
     # Issue 14: refuse (before anything is fitted) a split with a duplicate across it.
     audit_record = check_leaks(config, ds, {"train": train_idx, "val": val_idx, "test": test_idx})
@@ -768,7 +367,7 @@ def _train_in(
     validation = (x[val_idx], y[val_idx]) if len(val_idx) else None
     es_monitor = "val_loss" if validation is not None else "loss"
     guard = nonfinite_guard(x[train_idx[: config.batch_size]])
-    cbs = [guard] + _callbacks(config, run_dir, history_rows, es_monitor) + list(callbacks)
+    cbs = [guard] + checkpoint_callbacks(config, run_dir, history_rows, es_monitor) + list(callbacks)
     stopped_early = False
     if start_epoch < config.epochs:
         from scintilab.datasets import ScanSequence
@@ -996,3 +595,28 @@ def find_or_train(config: TrainConfig, runs_root: str | Path, *, force: bool = F
         return RunResult.from_run(runs_mod.load_run(found), reused=True)
     out = Path(runs_root) / runs_mod.run_name(config, data_fp)
     return train(config, out, resume=not force, **train_kwargs)
+
+
+# The public API, re-exports included: tests, notebooks and the README import the data and
+# callback helpers from here (``training.split_indices``, ``training.history_figure``, ...).
+__all__ = [
+    "CKPT_MODEL",
+    "STATE_FILE",
+    "TEST_IMAGES_FILE",
+    "RunResult",
+    "audit_files",
+    "check_leaks",
+    "class_weight_dict",
+    "cli_main",
+    "dataset_fingerprint",
+    "find_or_train",
+    "history_figure",
+    "live_curves_callback",
+    "load_image_set",
+    "nonfinite_guard",
+    "predictions_frame",
+    "resolve_data_fingerprint",
+    "split_indices",
+    "studies_fingerprint",
+    "train",
+]
