@@ -25,7 +25,7 @@ from scintilab.study import CLASSES
 
 #: Fields that do not change what a run computes, left out of the fingerprint.
 # allow_leaks only decides whether a leaky split may run, not what it computes; the audit
-# files are hashed by content into the data fingerprint (training.audit_fingerprint), not by path.
+# files are hashed by content into the data fingerprint (presets.audit_fingerprint), not by path.
 _NOT_IN_FINGERPRINT = frozenset(
     {
         "preset",

@@ -82,3 +82,18 @@ def test_the_committed_notebooks_pass_the_hooks_unchanged(repo: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     for name in names:
         assert (repo / "notebooks" / name).read_bytes() == (ROOT / "notebooks" / name).read_bytes(), name
+
+
+def test_no_merge_conflict_markers_are_committed() -> None:
+    # Merged branches are how parallel work lands; a half-resolved merge must not.
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    markers = ("<" * 7 + " ", "=" * 7 + "\n", ">" * 7 + " ")
+    found = []
+    for name in listed:
+        path = ROOT / name
+        if path.suffix not in {".py", ".md", ".svg", ".toml", ".yaml", ".yml", ".ipynb", ".cfg", ".txt"}:
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True), 1):
+            if line.startswith(markers):
+                found.append(f"{name}:{n}")
+    assert not found, f"merge conflict markers: {found}"
