@@ -21,11 +21,8 @@ different machine kinds.
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -37,60 +34,24 @@ from typing import Any
 
 import numpy as np
 
-from scintilab.performance import cpu_flags, cpu_has_bf16, cpu_model
-
-#: Flags worth printing beside CPU figures (the rest of /proc/cpuinfo is noise here).
-SHOWN_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
-
-
-#: Instruction-set families that decide which oneDNN kernels can run, with the flags that name them.
-ISA_FAMILIES = (
-    ("AVX2", ("avx2",)),
-    ("AVX-512", ("avx512f",)),
-    ("AVX512_BF16", ("avx512_bf16",)),
-    ("AMX-BF16", ("amx_bf16",)),
+# The machine, the oneDNN kernels and peak memory have their own modules (named here too).
+from scintilab.bench.machine import (
+    ISA_FAMILIES,
+    SHOWN_FLAGS,
+    isa_line,
+    machine_kind,
+    machine_line,
 )
-
-
-def isa_line(flags: frozenset[str] | None = None) -> str:
-    """Which of AVX2 / AVX-512 / AVX512_BF16 / AMX-BF16 the CPU has, e.g. ``AVX2 yes, AMX-BF16 no``."""
-    flags = cpu_flags() if flags is None else flags
-    return ", ".join(f"{name} {'yes' if any(f in flags for f in names) else 'no'}" for name, names in ISA_FAMILIES)
-
-
-def machine_kind(flags: frozenset[str] | None = None) -> str:
-    """A short name for the kind of CPU, used to keep one BENCHMARKS.md table per kind.
-
-    The vendor and the richest instruction-set family, e.g. ``intel-amx``, ``amd-avx2``:
-    two machines of one kind run the same oneDNN kernels, so their figures compare.
-    """
-    flags = cpu_flags() if flags is None else flags
-    model = cpu_model().lower()
-    vendor = "intel" if "intel" in model or "xeon" in model else "amd" if "amd" in model or "epyc" in model else "cpu"
-    level = "generic"
-    for name, names in ISA_FAMILIES:
-        if any(f in flags for f in names):
-            level = name.lower().replace("-512", "512").replace("_", "").replace("-", "")
-    return f"{vendor}-{level}"
-
-
-def machine_line() -> str:
-    """One markdown line: CPU model, cores, instruction sets, library versions."""
-    flags = cpu_flags()
-    shown = [f for f in SHOWN_FLAGS if f in flags]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    versions = [f"Python {platform.python_version()}"]
-    for mod in ("tensorflow", "keras", "torch", "onnxruntime"):
-        try:
-            versions.append(f"{mod} {__import__(mod).__version__}")
-        except ImportError:
-            pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"CPU: {cpu_model()} (kind `{machine_kind(flags)}`), {cores} cores, {isa_line(flags)} "
-        f"(flags {' '.join(shown) or '-'}); {', '.join(versions)}; "
-        f"load average at start {load:.1f}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-    )
+from scintilab.bench.memory import (
+    peak_memory,
+)
+from scintilab.bench.onednn import (
+    compiled_inrac,
+    kernels_markdown,
+    onednn_kernels,
+    parse_onednn_verbose,
+)
+from scintilab.performance import cpu_has_bf16
 
 
 # --------------------------------------------------------------------------- contenders
@@ -525,120 +486,6 @@ def model_speed(
     return md, raw
 
 
-# --------------------------------------------------------------------------- oneDNN kernels
-#: Printed between the phases of the probe so each oneDNN line can be given its phase.
-_PHASE_MARK = "scintilab-phase:"
-
-
-def _compiled_inrac(size: tuple[int, int], batch: int, precision: str) -> tuple[Any, np.ndarray, np.ndarray]:
-    """A compiled three-class inRAC and one random batch (seed 0), for the child-process probes."""
-    import keras
-
-    from scintilab.models import build_model
-
-    policy = "mixed_bfloat16" if precision == "bfloat16" else "float32"
-    model = build_model("inrac", input_shape=(*size, 1), num_classes=3, dtype_policy=policy)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
-    rng = np.random.default_rng(0)
-    return model, rng.random((batch, *size, 1), dtype=np.float32), rng.integers(0, 3, batch)
-
-
-def _onednn_probe(size: tuple[int, int], batch: int, precision: str) -> None:
-    """Child process body of :func:`onednn_kernels`: one warm-up, then one timed step per phase."""
-    model, x, y = _compiled_inrac(size, batch, precision)
-    model.train_on_batch(x, y)  # primitive creation and tracing, before the marks
-    model.predict_on_batch(x)
-    for phase, run in (("train", lambda: model.train_on_batch(x, y)), ("infer", lambda: model.predict_on_batch(x))):
-        print(f"{_PHASE_MARK}{phase}", flush=True)
-        run()
-    print(f"{_PHASE_MARK}end", flush=True)
-
-
-def parse_onednn_verbose(text: str) -> dict[str, Any]:
-    """Kernel families from ``ONEDNN_VERBOSE=1`` output (oneDNN v3 ``onednn_verbose,v1,...`` lines).
-
-    Args:
-        text: the probe's standard output, with ``scintilab-phase:`` marks.
-
-    Returns:
-        ``{"isa": "Intel AVX2" or "", "kernels": [{"phase", "primitive", "implementation",
-        "prop_kind", "calls", "ms"}, ...]}``, slowest first. Lines before the first mark
-        (warm-up) are left out.
-    """
-    isa, phase = "", None
-    table: dict[tuple[str, str, str, str], list[float]] = {}
-    for line in text.splitlines():
-        if line.startswith(_PHASE_MARK):
-            phase = line[len(_PHASE_MARK) :].strip()
-            continue
-        if not line.startswith("onednn_verbose,"):
-            continue
-        fields = line.split(",")
-        if "isa:" in line and not isa:
-            isa = next((f.split("isa:", 1)[1] for f in fields if f.startswith("isa:")), "")
-        if phase in (None, "end") or len(fields) < 9 or fields[2] != "primitive" or fields[3] != "exec":
-            continue
-        try:
-            ms = float(fields[-1])
-        except ValueError:
-            continue
-        key = (phase, fields[5], fields[6] or "-", fields[7])
-        entry = table.setdefault(key, [0, 0.0])
-        entry[0] += 1
-        entry[1] += ms
-    kernels = [
-        {"phase": k[0], "primitive": k[1], "implementation": k[2], "prop_kind": k[3], "calls": int(v[0]), "ms": v[1]}
-        for k, v in table.items()
-    ]
-    kernels.sort(key=lambda r: -r["ms"])
-    return {"isa": isa, "kernels": kernels}
-
-
-def onednn_kernels(size: tuple[int, int], batch: int, precision: str, timeout: int = 600) -> dict[str, Any]:
-    """Which oneDNN kernels one Keras inRAC training and inference step runs on this machine.
-
-    A child process with ``ONEDNN_VERBOSE=1`` (read when TensorFlow loads) runs the steps;
-    see :func:`parse_onednn_verbose`. Work TensorFlow does outside oneDNN (Eigen kernels,
-    element-wise ops) does not appear: the table's total against the step time says how
-    much of the step oneDNN's kernels are.
-
-    Returns:
-        :func:`parse_onednn_verbose`'s dict, plus ``"error"`` when the child failed.
-    """
-    env = {**os.environ, "ONEDNN_VERBOSE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    code = (
-        f"from scintilab.bench.runner import _onednn_probe; _onednn_probe({tuple(size)!r}, {int(batch)}, {precision!r})"
-    )
-    try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {"isa": "", "kernels": [], "error": f"the probe ran past {timeout} s"}
-    parsed = parse_onednn_verbose(out.stdout)
-    if out.returncode != 0:
-        parsed["error"] = f"exit status {out.returncode}: {out.stderr.strip()[-300:]}"
-    return parsed
-
-
-def kernels_markdown(found: dict[str, Any], precision: str, top: int = 8) -> str:
-    """A short table of the kernel families that took most oneDNN time, per phase."""
-    if found.get("error"):
-        return f"oneDNN kernels ({precision}): not measured ({found['error']})."
-    lines = [
-        f"oneDNN kernels that ran ({precision}; oneDNN ISA: {found['isa'] or 'not reported'}), "
-        f"one step after warm-up, slowest first:",
-        "",
-        "| phase | primitive | implementation | prop_kind | calls | ms |",
-        "|---|---|---|---|---:|---:|",
-    ]
-    for phase in ("train", "infer"):
-        rows = [k for k in found["kernels"] if k["phase"] == phase][:top]
-        lines += [
-            f"| {phase} | {k['primitive']} | {k['implementation']} | {k['prop_kind']} | {k['calls']} | {k['ms']:.1f} |"
-            for k in rows
-        ]
-    return "\n".join(lines)
-
-
 # --------------------------------------------------------------------------- input pipeline
 def input_pipeline(size: tuple[int, int] = (1024, 256), n: int = 96, batch: int = 8, augment: bool = True) -> str:
     """Images/s the input pipeline delivers with no model: ScanSequence over a float32 memmap.
@@ -674,72 +521,6 @@ def input_pipeline(size: tuple[int, int] = (1024, 256), n: int = 96, batch: int 
                 count += len(seq[i][0])
             rows.append(f"| {size[0]}x{size[1]} | {name} | {batch} | {count / (time.perf_counter() - t0):.1f} |")
     return "\n".join(["| size | pipeline | batch | images/s |", "|---|---|---:|---:|", *rows])
-
-
-# --------------------------------------------------------------------------- peak memory
-def _rss_child(size: tuple[int, int], batch: int, precision: str) -> None:
-    """In a child process: build, compile and run one training step; print its peak RSS.
-
-    The first step is where memory peaks (graph tracing plus every activation and
-    gradient of the batch); later steps reuse the same buffers.
-    """
-    model, x, y = _compiled_inrac(size, batch, precision)
-    t0 = time.perf_counter()
-    model.train_on_batch(x, y)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print(json.dumps({"peak_rss_mib": peak_mib, "first_step_s": time.perf_counter() - t0}), flush=True)
-
-
-def peak_memory(
-    size: tuple[int, int] = (1024, 256),
-    batch: int = 32,
-    precisions: tuple[str, ...] = ("float32", "bfloat16"),
-    timeout: int = 240,
-) -> str:
-    """Peak resident memory of a training step at ``batch`` (each precision in a fresh process).
-
-    The parent also samples the child's RSS twice a second, so a step that outlasts
-    ``timeout`` on a busy machine still yields the peak seen so far (marked as such).
-    """
-    import psutil
-
-    rows = []
-    for p in precisions:
-        if p == "bfloat16" and not cpu_has_bf16():
-            continue
-        code = f"from scintilab.bench.runner import _rss_child; _rss_child({tuple(size)!r}, {batch}, {p!r})"
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
-        )
-        sampled, t0 = 0, time.perf_counter()
-        while proc.poll() is None and time.perf_counter() - t0 < timeout:
-            try:
-                sampled = max(sampled, psutil.Process(proc.pid).memory_info().rss)
-            except psutil.Error:
-                pass
-            time.sleep(0.5)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-            rows.append(
-                f"| {size[0]}x{size[1]} | {batch} | {p} | >= {sampled / 2**30:.2f} (step not finished in {timeout} s) | - |"
-            )
-            continue
-        try:
-            rec = json.loads((proc.stdout.read() if proc.stdout else "").strip().splitlines()[-1])
-            rows.append(
-                f"| {size[0]}x{size[1]} | {batch} | {p} | {max(rec['peak_rss_mib'] / 1024, sampled / 2**30):.2f} | {rec['first_step_s']:.0f} |"
-            )
-        except (IndexError, ValueError):
-            rows.append(f"| {size[0]}x{size[1]} | {batch} | {p} | failed (exit status {proc.returncode}) | - |")
-    return "\n".join(
-        [
-            "| size | batch | precision | peak RSS GiB | first step s (incl. tracing) |",
-            "|---|---:|---|---:|---:|",
-            *rows,
-        ]
-    )
 
 
 # --------------------------------------------------------------------------- other scripts
@@ -793,3 +574,28 @@ def write_section(path: str | Path, name: str, title: str, body: str) -> Path:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+__all__ = [
+    "Contender",
+    "ISA_FAMILIES",
+    "OURS",
+    "SCRIPTS",
+    "SHOWN_FLAGS",
+    "compiled_inrac",
+    "input_pipeline",
+    "isa_line",
+    "keras_contenders",
+    "kernels_markdown",
+    "machine_kind",
+    "machine_line",
+    "model_speed",
+    "onednn_kernels",
+    "onnx_contender",
+    "parse_onednn_verbose",
+    "peak_memory",
+    "run_script",
+    "torch_contenders",
+    "train_flops_per_image",
+    "write_section",
+]
