@@ -308,7 +308,7 @@ def split_indices(config: TrainConfig, ds: Any, split: Any = None) -> tuple[np.n
         split: a hand-made split instead (DataFrame or CSV ``study_key, split`` with
             sides train/val/test, or a Series study_key -> side); taken as is.
     """
-    from scintilab.datasets import patient_split
+    from scintilab.splits import patient_split
 
     if split is not None:
         return _fixed_split(ds, split)
@@ -771,7 +771,7 @@ def _train_in(
     cbs = [guard] + _callbacks(config, run_dir, history_rows, es_monitor) + list(callbacks)
     stopped_early = False
     if start_epoch < config.epochs:
-        from scintilab.datasets import ScanSequence
+        from scintilab.keras_input import ScanSequence
 
         layer = None
         if config.augment_online:
