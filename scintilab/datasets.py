@@ -1,4 +1,4 @@
-"""The paper's datasets D1, D2, D3, patient-level splits and the Keras input pipeline.
+"""The paper's datasets D1, D2, D3: selection, augmentation copies, a memmap cache, Table 2.
 
 Guo et al. 2022 (Table 2) build three datasets from 1011 single-view images of 506 patients:
 
@@ -24,11 +24,16 @@ Choices made here (documented because the paper is silent):
   cohort gets proportionally scaled counts; :func:`dataset_table` prints them in the
   layout of Table 2.
 * **Preprocessing** (in this order): augmentation on the stored matrix, fusion, resampling
-  to ``image_size`` (bilinear, anti-aliased when shrinking), then :func:`normalize`.
+  to ``image_size`` (bilinear, anti-aliased when shrinking), then
+  :func:`~scintilab.preprocessing.normalize`.
 
-Splits are patient-level: every image of one patient (both views, all visits, all augmented
-copies) lands on one side. The audit can merge patients into larger groups (duplicates,
-same-patient suspects); pass those as ``groups``.
+This module builds the sets (cached on disk by :mod:`scintilab.dataset_cache`) and their
+tables, and holds the ``scintilab datasets`` command. The other parts of the classifier's input live beside it and are named here too, so
+``from scintilab.datasets import ...`` keeps working for them: the image preparation shared
+with scoring (:mod:`scintilab.preprocessing`), the :class:`~scintilab.image_set.ImageSet`
+record (:mod:`scintilab.image_set`), patient-level splits (:mod:`scintilab.splits`) and the
+Keras input pipeline (:mod:`scintilab.keras_input`; ``ScanSequence`` is still built on first
+use, so importing this module imports no Keras).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +53,25 @@ import numpy as np
 import pandas as pd
 
 from scintilab.augment import DEFAULT_R_T, DEFAULT_T_T, apply_params, draw_params, params_str
+from scintilab.dataset_cache import load_cache, study_identity, truncate_npy, write_cache_meta
 from scintilab.errors import InputError
 from scintilab.fusion import flip_posterior, fuse
+
+# image_set, keras_input, preprocessing and splits were split out of this module; their public
+# names are named here too (__all__) for the tests and notebooks that import them from
+# scintilab.datasets, while the package's own modules import them from where they live
+from scintilab.image_set import KINDS, ImageSet
+from scintilab.keras_input import as_tf_dataset, scan_sequence_class
+from scintilab.preprocessing import (
+    NORM_CLIP,
+    NORM_PERCENTILE,
+    NORMALIZATION,
+    normalize,
+    oriented_views,
+    preprocess,
+    resample,
+)
+from scintilab.splits import kfold_splits, patient_split
 from scintilab.study import CLASSES, Study
 from scintilab.utils import as_rng
 
@@ -68,132 +90,6 @@ PAPER_MULTIPLIERS: dict[str, float] = {c: PAPER_TABLE2["D2"][c] / PAPER_TABLE2["
 #: Column order of Table 2.
 TABLE_COLUMNS: tuple[str, ...] = ("ADMet", "nADMet", "NoMet")
 
-#: Percentile of the nonzero pixels that maps to 1.0 in :func:`normalize`.
-NORM_PERCENTILE = 99.5
-#: Upper clip of normalised values (a full bladder or injection site must not set the scale).
-NORM_CLIP = 4.0
-#: The normalisation, as recorded in :attr:`ImageSet.normalization`.
-NORMALIZATION = f"counts / p{NORM_PERCENTILE:g}(nonzero pixels of the image), clipped to [0, {NORM_CLIP:g}]"
-
-KINDS: tuple[str, ...] = ("ANT", "POST", "fused")
-
-
-def normalize(image: np.ndarray) -> np.ndarray:
-    """Scale counts into a unit range the network can use, per image.
-
-    ``x = counts / q`` with q the 99.5th percentile of the image's nonzero pixels, clipped
-    to [0, 4]. Why per image: total counts differ several-fold between scans (dose, time
-    since injection, body habitus), while the diagnosis lives in the *pattern* of uptake.
-    Why a high percentile rather than the maximum: the maximum is usually the bladder or the
-    injection site; q sits in the bright bone, so normal bone maps near 1 and hot lesions a
-    little above. The clip keeps a full bladder (tens of times bone) from dominating.
-
-    Args:
-        image: (rows, cols) counts (any real dtype).
-
-    Returns:
-        float32 image in [0, 4]; all zeros for an empty image.
-    """
-    img = np.asarray(image, dtype=np.float32)
-    pos = img[img > 0]
-    if pos.size == 0:
-        return np.zeros_like(img)
-    q = float(np.percentile(pos, NORM_PERCENTILE))
-    if q <= 0:
-        q = float(pos.max())
-    return np.clip(img / np.float32(q), 0.0, NORM_CLIP).astype(np.float32, copy=False)
-
-
-def resample(image: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
-    """Resample to (rows, cols): bilinear, anti-aliased when shrinking (keeps mean counts).
-
-    Args:
-        image: (rows, cols) array.
-        image_size: target (rows, cols).
-
-    Returns:
-        float32 array of the target size (the input itself, as float32, if sizes agree).
-    """
-    img = np.asarray(image, dtype=np.float32)
-    if tuple(img.shape) == tuple(image_size):
-        return img
-    from skimage.transform import resize  # lazy: only needed when resampling
-
-    shrink = image_size[0] < img.shape[0] or image_size[1] < img.shape[1]
-    return resize(img, image_size, order=1, anti_aliasing=shrink, preserve_range=True, mode="constant").astype(
-        np.float32
-    )
-
-
-def preprocess(image: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
-    """Resample then :func:`normalize` (the order every dataset image goes through)."""
-    return normalize(resample(image, image_size))
-
-
-@dataclass
-class ImageSet:
-    """A dataset ready for a model: images plus who they came from.
-
-    Attributes:
-        images: (N, rows, cols) float32 normalised images (may be a read-only ``np.memmap``).
-        labels: (N,) int index into :data:`~scintilab.study.CLASSES`.
-        patient_keys: (N,) pseudonymous patient keys (the default split groups).
-        study_keys: (N,) pseudonymous study keys.
-        kinds: (N,) ``ANT``, ``POST`` (flipped to anterior orientation) or ``fused``.
-        aug: (N,) ``orig`` or the augmentation parameters (see :func:`scintilab.augment.params_str`).
-        name: ``D1``, ``D2`` or ``D3``.
-        normalization: how pixel values were scaled (:data:`NORMALIZATION`).
-        skipped: (study_key, reason) for studies left out (bad or unlabelled).
-        meta: build parameters (image_size, r_t, t_t, method, seed, fingerprint...).
-    """
-
-    images: np.ndarray
-    labels: np.ndarray
-    patient_keys: np.ndarray
-    study_keys: np.ndarray
-    kinds: np.ndarray
-    aug: np.ndarray
-    name: str = "D3"
-    normalization: str = NORMALIZATION
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return int(len(self.labels))
-
-    def subset(self, idx: np.ndarray | Sequence[int]) -> ImageSet:
-        """The images at ``idx`` (loaded into memory), with their keys and labels."""
-        idx = np.asarray(idx, dtype=np.int64)
-        return ImageSet(
-            images=np.asarray(self.images[idx]),
-            labels=self.labels[idx],
-            patient_keys=self.patient_keys[idx],
-            study_keys=self.study_keys[idx],
-            kinds=self.kinds[idx],
-            aug=self.aug[idx],
-            name=self.name,
-            normalization=self.normalization,
-            skipped=list(self.skipped),
-            meta=dict(self.meta),
-        )
-
-    def class_counts(self) -> dict[str, int]:
-        """Images per class name."""
-        return {c: int((self.labels == i).sum()) for i, c in enumerate(CLASSES)}
-
-    def frame(self) -> pd.DataFrame:
-        """One row per image: index, study/patient key, label, kind, aug (no pixels)."""
-        return pd.DataFrame(
-            {
-                "index": np.arange(len(self)),
-                "study_key": self.study_keys,
-                "patient_key": self.patient_keys,
-                "label": [CLASSES[i] for i in self.labels],
-                "kind": self.kinds,
-                "aug": self.aug,
-            }
-        )
-
 
 # --------------------------------------------------------------------------- building
 
@@ -209,27 +105,6 @@ def _copies_per_study(n_units: int, multiplier: float, gen: np.random.Generator)
     if extra:
         copies[gen.choice(n_units, size=extra, replace=False)] += 1
     return copies
-
-
-def _study_identity(study: Study) -> list[Any]:
-    """What the cache fingerprint knows of a study (file stats, or a pixel hash in memory)."""
-    ident: list[Any] = [study.study_key, study.patient_key, study.label]
-    if study.source_paths:
-        for p in study.source_paths:
-            try:
-                st = os.stat(p)
-                ident.append((Path(p).name, st.st_size, st.st_mtime_ns))
-            except OSError:
-                ident.append((Path(p).name, None, None))
-    else:
-        h = hashlib.sha256()
-        for img in (study.anterior, study.posterior):
-            if img is not None:
-                arr = np.ascontiguousarray(img)
-                h.update(str(arr.shape).encode())
-                h.update(arr.tobytes())
-        ident.append(h.hexdigest())
-    return ident
 
 
 def _n_views(study: Study) -> int:
@@ -306,7 +181,7 @@ def _records(studies: Sequence[Study], skipped: list[tuple[str, str]]) -> list[_
         except InputError as err:
             skipped.append((f"study #{i}", err.problem))
             continue
-        out.append(_Record(i, s.study_key, s.patient_key, s.label, _n_views(s), _study_identity(s), study=s))
+        out.append(_Record(i, s.study_key, s.patient_key, s.label, _n_views(s), study_identity(s), study=s))
     return out
 
 
@@ -421,7 +296,7 @@ def build_dataset(
             h.update(json.dumps(r.ident, default=str).encode())
         fingerprint = h.hexdigest()[:16]
         cache_base = Path(cache_dir) / f"{name}-{fingerprint}"
-        cached = _load_cache(cache_base)
+        cached = load_cache(cache_base)
         if cached is not None:
             if progress:
                 print(f"{name}: {len(cached)} images from cache {cache_base.name}")
@@ -492,7 +367,7 @@ def build_dataset(
         images.flush()
         del images
         final = cache_base.with_suffix(".npy")
-        _truncate_npy(tmp, n, (h_out, w_out), final)
+        truncate_npy(tmp, n, (h_out, w_out), final)
         ds = ImageSet(
             images=np.empty((0, h_out, w_out), np.float32),
             labels=np.asarray(labels, dtype=np.int64),
@@ -504,7 +379,7 @@ def build_dataset(
             skipped=skipped,
             meta=meta,
         )
-        _write_cache_meta(cache_base, ds)
+        write_cache_meta(cache_base, ds)
         ds.images = np.load(final, mmap_mode="r")
     else:
         ds = ImageSet(
@@ -543,63 +418,6 @@ def build_datasets(
         ``{name: ImageSet}``.
     """
     return {n: build_dataset(studies, n, **kw) for n in names}
-
-
-def _truncate_npy(tmp: Path, n: int, hw: tuple[int, int], final: Path) -> None:
-    """Keep the first n images of a .npy memmap, rewriting its header, and move it into place."""
-    src = np.load(tmp, mmap_mode="r")
-    if n == src.shape[0]:
-        del src
-        os.replace(tmp, final)
-        return
-    out = np.lib.format.open_memmap(final.with_suffix(".npy.partial"), mode="w+", dtype=np.float32, shape=(n, *hw))
-    step = 256
-    for a in range(0, n, step):
-        out[a : a + step] = src[a : min(n, a + step)]
-    out.flush()
-    del out, src
-    os.replace(final.with_suffix(".npy.partial"), final)
-    os.remove(tmp)
-
-
-def _write_cache_meta(base: Path, ds: ImageSet) -> None:
-    meta = {
-        "labels": ds.labels.tolist(),
-        "patient_keys": list(ds.patient_keys),
-        "study_keys": list(ds.study_keys),
-        "kinds": list(ds.kinds),
-        "aug": list(ds.aug),
-        "name": ds.name,
-        "normalization": ds.normalization,
-        "skipped": [list(x) for x in ds.skipped],
-        "meta": ds.meta,
-    }
-    base.with_suffix(".json").write_text(json.dumps(meta, default=str))
-
-
-def _load_cache(base: Path) -> ImageSet | None:
-    arr_path, meta_path = base.with_suffix(".npy"), base.with_suffix(".json")
-    if not (arr_path.exists() and meta_path.exists()):
-        return None
-    try:
-        m = json.loads(meta_path.read_text())
-        images = np.load(arr_path, mmap_mode="r")
-    except (OSError, ValueError):
-        return None  # a damaged cache is rebuilt, never trusted
-    if images.shape[0] != len(m["labels"]):
-        return None
-    return ImageSet(
-        images=images,
-        labels=np.asarray(m["labels"], dtype=np.int64),
-        patient_keys=np.asarray(m["patient_keys"], dtype=object),
-        study_keys=np.asarray(m["study_keys"], dtype=object),
-        kinds=np.asarray(m["kinds"], dtype=object),
-        aug=np.asarray(m["aug"], dtype=object),
-        name=m["name"],
-        normalization=m["normalization"],
-        skipped=[tuple(x) for x in m["skipped"]],
-        meta=m["meta"],
-    )
 
 
 # --------------------------------------------------------------------------- tables
@@ -652,116 +470,6 @@ def expected_table(
     return df
 
 
-# --------------------------------------------------------------------------- splits
-
-
-def _group_ids(ds: ImageSet, groups: np.ndarray | Mapping[str, str] | None) -> np.ndarray:
-    if groups is None:
-        return np.asarray(ds.patient_keys)
-    if isinstance(groups, Mapping):
-        # patient -> merged group (the audit's duplicate/same-patient groups); others alone
-        return np.asarray([groups.get(p, p) for p in ds.patient_keys], dtype=object)
-    g = np.asarray(groups)
-    if len(g) != len(ds):
-        raise ValueError(f"groups has {len(g)} entries for {len(ds)} images")
-    return g
-
-
-def patient_split(
-    ds: ImageSet,
-    test_size: float = 0.3,
-    rng: np.random.Generator | int | None = None,
-    groups: np.ndarray | Mapping[str, str] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified, grouped train/test split (7:3 by default, as the paper).
-
-    No group (patient by default) has images on both sides, augmented copies included.
-    Stratification: each group takes the label most of its images carry; groups of each
-    label are shuffled and moved to the test side until that label's test images reach
-    ``test_size`` of its images (the group that crosses the target goes to test only if
-    that brings the count closer).
-
-    Args:
-        ds: the dataset.
-        test_size: fraction of images for the test side, in (0, 1).
-        rng: randomness.
-        groups: per-image group ids, or a mapping patient_key -> group id (patients not in
-            it form their own group); None groups by patient.
-
-    Returns:
-        (train indices, test indices), sorted int arrays.
-
-    Raises:
-        ValueError: bad ``test_size`` or fewer than two groups.
-    """
-    if not 0.0 < test_size < 1.0:
-        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
-    gen = as_rng(rng)
-    g = _group_ids(ds, groups)
-    codes, inv = np.unique(g.astype(str), return_inverse=True)
-    n_groups = len(codes)
-    if n_groups < 2:
-        raise ValueError("a split needs at least two groups (patients)")
-    sizes = np.bincount(inv, minlength=n_groups)
-    # majority label per group
-    lab_counts = np.zeros((n_groups, len(CLASSES)), dtype=np.int64)
-    np.add.at(lab_counts, (inv, ds.labels), 1)
-    major = lab_counts.argmax(axis=1)
-    in_test = np.zeros(n_groups, dtype=bool)
-    for c in range(len(CLASSES)):
-        cand = np.flatnonzero(major == c)
-        if len(cand) == 0:
-            continue
-        cand = gen.permutation(cand)
-        target = test_size * sizes[cand].sum()
-        acc = 0
-        for gi in cand:
-            if acc >= target:
-                break
-            if acc + sizes[gi] - target > target - acc and acc > 0:
-                break  # taking this group would overshoot more than stopping short
-            in_test[gi] = True
-            acc += sizes[gi]
-    # both sides must hold something
-    if in_test.all():
-        in_test[gen.choice(np.flatnonzero(in_test))] = False
-    if not in_test.any():
-        in_test[gen.integers(n_groups)] = True
-    test_mask = in_test[inv]
-    return np.flatnonzero(~test_mask), np.flatnonzero(test_mask)
-
-
-def kfold_splits(
-    ds: ImageSet,
-    k: int = 5,
-    rng: np.random.Generator | int | None = None,
-    groups: np.ndarray | Mapping[str, str] | None = None,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified group k-fold (scikit-learn's ``StratifiedGroupKFold``), patients kept whole.
-
-    Args:
-        ds: the dataset.
-        k: number of folds (>= 2, at most the number of groups).
-        rng: randomness (shuffles the groups).
-        groups: as for :func:`patient_split`.
-
-    Returns:
-        k (train indices, test indices) pairs; every image is in exactly one test fold.
-
-    Raises:
-        ValueError: k out of range.
-    """
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    g = _group_ids(ds, groups).astype(str)
-    n_groups = len(np.unique(g))
-    if k < 2 or k > n_groups:
-        raise ValueError(f"k must be in [2, {n_groups}] (number of groups), got {k}")
-    seed = int(as_rng(rng).integers(0, 2**31 - 1))
-    cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    return [(np.sort(tr), np.sort(te)) for tr, te in cv.split(np.zeros(len(ds)), ds.labels, g)]
-
-
 def split_table(ds: ImageSet, train: np.ndarray, test: np.ndarray) -> pd.DataFrame:
     """Images and patients per class on each side of a split."""
     rows = {}
@@ -776,180 +484,13 @@ def split_table(ds: ImageSet, train: np.ndarray, test: np.ndarray) -> pd.DataFra
 # --------------------------------------------------------------------------- Keras input
 
 
-_SCAN_SEQUENCE: type | None = None
-
-
 def __getattr__(name: str) -> Any:
-    # ScanSequence subclasses keras.utils.PyDataset; building the class on first use keeps
-    # "import scintilab.datasets" free of the multi-second Keras import
+    # ScanSequence lives in scintilab.keras_input and is built on first use (it subclasses
+    # keras.utils.PyDataset), so "import scintilab.datasets" stays free of the multi-second Keras
+    # import; served here too for the tests and notebooks that import it from datasets
     if name == "ScanSequence":
-        return _scan_sequence_class()
+        return scan_sequence_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _scan_sequence_class() -> type:
-    global _SCAN_SEQUENCE
-    if _SCAN_SEQUENCE is not None:
-        return _SCAN_SEQUENCE
-    import keras
-
-    class ScanSequence(keras.utils.PyDataset):
-        """Batches of (x, y) for ``model.fit`` on every Keras backend.
-
-        ``x`` is (B, rows, cols, 1) float32; ``y`` is (B,) int class indices (use
-        ``sparse_categorical_crossentropy``), or (B, n_classes) one-hot float32 when
-        ``num_classes`` is given. Images may be a ``np.memmap``: only the batch is read.
-        The optional ``augment`` layer (e.g. :func:`scintilab.augment.augmentation_layers`)
-        is called with ``training=True`` on each batch; it runs on the backend's device.
-
-        Args:
-            images: (N, rows, cols) or (N, rows, cols, 1) array, or an :class:`ImageSet`.
-            labels: (N,) int labels (taken from the ImageSet when None).
-            batch_size: images per batch (the last batch may be smaller).
-            shuffle: reshuffle the order at every epoch end.
-            seed: seed of the shuffling and the augmentation. Each epoch's order and each
-                batch's augmentation are functions of (seed, epoch, batch) alone
-                (:meth:`set_epoch`), so a run resumed at epoch k sees exactly the batches an
-                uninterrupted run would, whatever order Keras fetches them in.
-            augment: a Keras layer applied to each batch, or None.
-            num_classes: one-hot size, or None for int labels.
-            indices: restrict to these image indices (e.g. a split side).
-            equal_batches: every batch has the same size, ``min(batch_size, N)``: the last
-                batch is completed with images drawn (seeded) from the rest of the epoch's
-                order. Training uses this: TensorFlow 2.21's oneDNN kernels corrupted the
-                heap when a training step ran again for a smaller last batch (residual
-                models, small inputs), and one batch shape also means one traced step.
-            **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size`` for PyDataset.
-        """
-
-        def __init__(
-            self,
-            images: np.ndarray | ImageSet,
-            labels: np.ndarray | None = None,
-            batch_size: int = 32,
-            shuffle: bool = True,
-            seed: int | None = None,
-            augment: Any = None,
-            num_classes: int | None = None,
-            indices: np.ndarray | None = None,
-            equal_batches: bool = False,
-            **kwargs: Any,
-        ) -> None:
-            super().__init__(**kwargs)
-            if isinstance(images, ImageSet):
-                labels = images.labels if labels is None else labels
-                images = images.images
-            if labels is None:
-                raise ValueError("labels are required when images is an array")
-            if len(images) != len(labels):
-                raise ValueError(f"{len(images)} images but {len(labels)} labels")
-            if batch_size < 1:
-                raise ValueError("batch_size must be >= 1")
-            self.images = images
-            self.labels = np.asarray(labels, dtype=np.int64)
-            self.batch_size = int(batch_size)
-            self.shuffle = shuffle
-            self.augment = augment
-            self.num_classes = num_classes
-            # no seed: one drawn now, so the run is still a function of (seed, epoch, batch)
-            self.seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
-            self._base = np.arange(len(self.labels)) if indices is None else np.asarray(indices, dtype=np.int64)
-            self.equal_batches = bool(equal_batches)
-            self.epoch = 0
-            self._order = self._epoch_order()
-
-        def set_epoch(self, epoch: int) -> None:
-            """Serve epoch ``epoch``'s batches (0-based), e.g. when a run resumes there."""
-            self.epoch = int(epoch)
-            self._order = self._epoch_order()
-
-        def _epoch_order(self) -> np.ndarray:
-            """This epoch's image order (padded to whole batches with ``equal_batches``)."""
-            rng = np.random.default_rng([self.seed, self.epoch])
-            order = rng.permutation(self._base) if self.shuffle else self._base.copy()
-            size = min(self.batch_size, len(order))
-            short = -len(order) % size if self.equal_batches and size else 0
-            if short:
-                # fill from images not already in the last batch, so no batch holds an image twice
-                head = order[: len(order) - (size - short)]
-                order = np.concatenate([order, rng.choice(head, short, replace=False)])
-            return order
-
-        def __len__(self) -> int:
-            return math.ceil(len(self._order) / min(self.batch_size, max(1, len(self._order))))
-
-        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-            if i < 0 or i >= len(self):
-                raise IndexError(f"batch {i} out of range ({len(self)} batches)")
-            size = min(self.batch_size, len(self._order))
-            idx = self._order[i * size : (i + 1) * size]
-            # sorted reads are sequential on a memmap; put them back in the shuffled order after
-            srt = np.argsort(idx)
-            x = np.empty((len(idx), *self.images.shape[1:3]), dtype=np.float32)
-            x[srt] = np.asarray(self.images[idx[srt]], dtype=np.float32).reshape(len(idx), *self.images.shape[1:3])
-            x = x[..., None]
-            if self.augment is not None:
-                import keras
-
-                from scintilab.utils import reseed_generators
-
-                reseed_generators(self.augment, self.seed, self.epoch, i)
-                x = keras.ops.convert_to_numpy(self.augment(x, training=True)).astype(np.float32, copy=False)
-            y = self.labels[idx]
-            if self.num_classes is not None:
-                y = np.eye(self.num_classes, dtype=np.float32)[y]
-            return x, y
-
-        def on_epoch_end(self) -> None:
-            """Move on to the next epoch (a new order when ``shuffle``)."""
-            self.set_epoch(self.epoch + 1)
-
-    ScanSequence.__module__ = __name__
-    ScanSequence.__qualname__ = "ScanSequence"
-    _SCAN_SEQUENCE = ScanSequence
-    return ScanSequence
-
-
-def as_tf_dataset(
-    ds: ImageSet, indices: np.ndarray | None = None, batch_size: int = 32, shuffle: bool = True, seed: int | None = None
-) -> Any:
-    """Optional fast path when TensorFlow is the backend: a ``tf.data.Dataset`` of (x, y int).
-
-    Args:
-        ds: the dataset.
-        indices: restrict to these images.
-        batch_size: batch size.
-        shuffle: shuffle each epoch.
-        seed: shuffle seed.
-
-    Returns:
-        A batched, prefetching ``tf.data.Dataset``.
-    """
-    import tensorflow as tf  # optional fast path only
-
-    idx = np.arange(len(ds)) if indices is None else np.asarray(indices)
-    images, labels = ds.images, ds.labels
-
-    def gen():  # reads one image at a time so a memmap is never loaded whole
-        order = np.random.default_rng(seed).permutation(idx) if shuffle else idx
-        for j in order:
-            yield np.asarray(images[j], dtype=np.float32)[..., None], labels[j]
-
-    h, w = images.shape[1:3]
-    out = tf.data.Dataset.from_generator(
-        gen, output_signature=(tf.TensorSpec((h, w, 1), tf.float32), tf.TensorSpec((), tf.int64))
-    )
-    return out.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def oriented_views(study: Study) -> list[tuple[str, np.ndarray]]:
-    """The study's views in anterior orientation: [("ANT", ant), ("POST", flipped post)]."""
-    out: list[tuple[str, np.ndarray]] = []
-    if study.anterior is not None:
-        out.append(("ANT", np.asarray(study.anterior, dtype=np.float32)))
-    if study.posterior is not None:
-        out.append(("POST", flip_posterior(study.posterior)))
-    return out
 
 
 # --------------------------------------------------------------------------- CLI
@@ -1028,3 +569,31 @@ def cli_main(argv: list[str]) -> int:
         print(f"skipped {key}: {reason}", file=sys.stderr)
     print(dataset_table(*sets).to_string())
     return partial_exit("datasets", len(skipped), "studies skipped (listed above)", None)
+
+
+# ScanSequence is left out: a star import would then import Keras (module __getattr__ serves it)
+__all__ = [
+    "ImageSet",
+    "KINDS",
+    "NORMALIZATION",
+    "NORM_CLIP",
+    "NORM_PERCENTILE",
+    "PAPER_MULTIPLIERS",
+    "PAPER_NOMET_FRACTION",
+    "PAPER_ORIGINALS",
+    "PAPER_TABLE2",
+    "TABLE_COLUMNS",
+    "as_tf_dataset",
+    "build_dataset",
+    "build_datasets",
+    "cli_main",
+    "dataset_table",
+    "expected_table",
+    "kfold_splits",
+    "normalize",
+    "oriented_views",
+    "patient_split",
+    "preprocess",
+    "resample",
+    "split_table",
+]

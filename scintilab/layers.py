@@ -73,8 +73,13 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("audit", "duplicates, leaks and bad scans before training", ("scintilab.audit.*",)),
     (
         "classifier",
-        "datasets, models, configs, runs, training, evaluation, explanations, export",
+        "datasets, splits, Keras input, models, configs, runs, training, evaluation, explanations, export",
         (
+            "scintilab.preprocessing",
+            "scintilab.image_set",
+            "scintilab.splits",
+            "scintilab.keras_input",
+            "scintilab.dataset_cache",
             "scintilab.datasets",
             "scintilab.models.*",
             "scintilab.presets",

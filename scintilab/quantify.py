@@ -168,7 +168,7 @@ class Classifier:
 
     The study is prepared as the run's dataset prepared its images: the views fused by
     addition for ``D3``, else each view in anterior orientation (probabilities averaged);
-    then :func:`scintilab.datasets.preprocess` to the run's input size.
+    then :func:`scintilab.preprocessing.preprocess` to the run's input size.
     """
 
     def __init__(self, run_dir: str | Path) -> None:
@@ -182,8 +182,8 @@ class Classifier:
 
     def inputs(self, study: Study) -> np.ndarray:
         """(N, rows, cols) model inputs of one study."""
-        from scintilab.datasets import oriented_views, preprocess
         from scintilab.fusion import fuse_study
+        from scintilab.preprocessing import oriented_views, preprocess
 
         if self.fused and study.anterior is not None and study.posterior is not None:
             imgs = [fuse_study(study, method="add").image]

@@ -370,7 +370,7 @@ def _train_in(
     cbs = [guard] + checkpoint_callbacks(config, run_dir, history_rows, es_monitor) + list(callbacks)
     stopped_early = False
     if start_epoch < config.epochs:
-        from scintilab.datasets import ScanSequence
+        from scintilab.keras_input import ScanSequence
 
         layer = None
         if config.augment_online:

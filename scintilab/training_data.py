@@ -250,7 +250,7 @@ def split_indices(config: TrainConfig, ds: Any, split: Any = None) -> tuple[np.n
         split: a hand-made split instead (DataFrame or CSV ``study_key, split`` with
             sides train/val/test, or a Series study_key -> side); taken as is.
     """
-    from scintilab.datasets import patient_split
+    from scintilab.splits import patient_split
 
     if split is not None:
         return _fixed_split(ds, split)

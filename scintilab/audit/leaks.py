@@ -46,7 +46,7 @@ def split_groups(manifest_or_cohort: Any, flags_df: Any, review: Any = None) -> 
 
     Union-find over studies: studies of one patient key, exact and near duplicates and
     same-patient suspects are merged (transitively), unless a review dismissed the pair.
-    Give the result to ``datasets.patient_split(..., groups=)`` / ``kfold_splits``.
+    Give the result to ``scintilab.splits.patient_split(..., groups=)`` / ``kfold_splits``.
 
     Args:
         manifest_or_cohort: manifest path or DataFrame (``study_key, patient_key``), a

@@ -496,7 +496,7 @@ def input_pipeline(size: tuple[int, int] = (1024, 256), n: int = 96, batch: int 
         batch: batch size.
         augment: also time the online augmentation layers (rotation + translation).
     """
-    from scintilab.datasets import ScanSequence
+    from scintilab.keras_input import ScanSequence
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
