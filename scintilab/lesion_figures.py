@@ -149,7 +149,7 @@ def lesion_figure(
     from matplotlib.colors import ListedColormap
     from skimage.measure import find_contours
 
-    from scintilab.atlas import BONE_COLOURS
+    from scintilab.atlas_figures import BONE_COLOURS
 
     view = view.upper()
     img = study.view(view)

@@ -29,7 +29,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from scintilab.anatomy import BONES
-from scintilab.atlas import Atlas, fit_atlas, sigma_px
+from scintilab.atlas import Atlas, fit_atlas
+from scintilab.atlas_landmarks import sigma_px
 from scintilab.errors import InputError
 from scintilab.fusion import aggregate
 from scintilab.view_frame import ViewFrame
