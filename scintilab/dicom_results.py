@@ -219,7 +219,47 @@ def write_index(exports: list[StudyExport], out_dir: str | Path) -> Path:
     return path
 
 
+class CohortExporter:
+    """A quantified cohort's DICOM objects, written patient by patient with one UID map a run.
+
+    Called with each patient's quantified studies (and the folder of their HTML reports, for
+    the PDF); :meth:`finish` writes the index. A study whose objects cannot be written is
+    returned as ``(study_key, reason)`` and the others go on.
+    """
+
+    def __init__(self, cohort: Any, out: Path, model: Any, link: bool) -> None:
+        self.cohort, self.out, self.model = cohort, out, model
+        self.uids = UidMap(link=link)
+        self.rows = {str(k): i for i, k in enumerate(cohort.manifest["study_key"].astype(str))}
+        self.exports: list[Any] = []
+
+    def __call__(self, done: list[Any], reports_dir: Path | None) -> list[tuple[str, str]]:
+        failed = []
+        for sq in done:
+            key = sq.study.study_key
+            page = reports_dir / f"{key}.html" if reports_dir is not None else None
+            try:
+                self.exports.append(
+                    export_study(
+                        sq,
+                        self.cohort.manifest.iloc[self.rows[key]],
+                        self.cohort.root,
+                        self.out,
+                        self.uids,
+                        model=self.model,
+                        report_html=page if page is not None and page.exists() else None,
+                    )
+                )
+            except (ValueError, KeyError, OSError, AttributeError) as err:
+                failed.append((key, f"DICOM objects not written: {type(err).__name__}: {err}"))
+        return failed
+
+    def finish(self) -> None:
+        write_index(self.exports, self.out)
+
+
 __all__ = [
+    "CohortExporter",
     "BONE_CODES",
     "SourceView",
     "StudyExport",

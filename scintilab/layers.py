@@ -93,6 +93,7 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "scintilab.training_callbacks",
             "scintilab.training",
             "scintilab.explain",
+            "scintilab.scoring",
             "scintilab.export",
             "scintilab.experiments",
         ),

@@ -51,6 +51,7 @@ import pandas as pd
 
 from scintilab import quant_params as qp
 from scintilab.bsi import BSIResult, compute_bsi
+from scintilab.dicom_results import CohortExporter
 from scintilab.errors import EXIT_FAILED, EXIT_USAGE, InputError, partial_exit
 from scintilab.followup import PatientFollowup, follow_patient
 from scintilab.hotspots import Detection, HotspotModel, detect_hotspots
@@ -69,6 +70,7 @@ from scintilab.quant_summaries import (
     plot_bsi_over_time,
     plot_froc,
 )
+from scintilab.scoring import Classifier
 from scintilab.study import Study
 
 #: Columns of hotspots.csv, in order.
@@ -158,47 +160,6 @@ class QuantifyResult:
     failed: list[tuple[str, str]] = field(default_factory=list)
     out_dir: Path | None = None
     reports: list[Path] = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------------- classifier
-
-
-class Classifier:
-    """A trained run directory used to add class probabilities and Grad-CAM to reports.
-
-    The study is prepared as the run's dataset prepared its images: the views fused by
-    addition for ``D3``, else each view in anterior orientation (probabilities averaged);
-    then :func:`scintilab.preprocessing.preprocess` to the run's input size.
-    """
-
-    def __init__(self, run_dir: str | Path) -> None:
-        from scintilab.runs import load_run
-
-        self.run = load_run(run_dir)
-        self.model = self.run.load_model()
-        self.classes = list(self.run.classes)
-        self.image_size = tuple(self.run.config.image_size)
-        self.fused = self.run.config.dataset == "D3"
-
-    def inputs(self, study: Study) -> np.ndarray:
-        """(N, rows, cols) model inputs of one study."""
-        from scintilab.fusion import fuse_study
-        from scintilab.preprocessing import oriented_views, preprocess
-
-        if self.fused and study.anterior is not None and study.posterior is not None:
-            imgs = [fuse_study(study, method="add").image]
-        else:
-            imgs = [img for _, img in oriented_views(study)]
-        return np.stack([preprocess(i, self.image_size) for i in imgs])
-
-    def __call__(self, study: Study) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-        """(class probabilities, Grad-CAM of the predicted class, the input image)."""
-        from scintilab.explain import grad_cam
-
-        x = self.inputs(study)
-        proba = np.asarray(self.model.predict(x[..., None], verbose=0)).mean(axis=0)
-        cam = grad_cam(self.model, x[:1], int(np.argmax(proba)))[0]
-        return {c: float(p) for c, p in zip(self.classes, proba)}, cam, x[0]
 
 
 # --------------------------------------------------------------------------------- per patient
@@ -359,7 +320,7 @@ def quantify_cohort(
         fu_rows: list[dict[str, Any]] = []
         failed: list[tuple[str, str]] = []
         pages: list[Path] = []
-        exporter = _DicomExporter(cohort, out / "dicom", model, link_to_source) if out is not None and dicom else None
+        exporter = CohortExporter(cohort, out / "dicom", model, link_to_source) if out is not None and dicom else None
         for idx in groups:
             studies: list[Study] = []
             for i in idx:
@@ -429,46 +390,6 @@ def quantify_cohort(
     return QuantifyResult(
         studies=studies_df, hotspots=hot_df, followup=fu_df, failed=failed, out_dir=out, reports=pages
     )
-
-
-class _DicomExporter:
-    """Per patient, the DICOM objects of :mod:`scintilab.dicom_results` (one UID map a run)."""
-
-    def __init__(self, cohort: Any, out: Path, model: HotspotModel | None, link: bool) -> None:
-        from scintilab.dicom_results import UidMap
-
-        self.cohort, self.out, self.model = cohort, out, model
-        self.uids = UidMap(link=link)
-        self.rows = {str(k): i for i, k in enumerate(cohort.manifest["study_key"].astype(str))}
-        self.exports: list[Any] = []
-
-    def __call__(self, done: list[StudyQuant], reports_dir: Path | None) -> list[tuple[str, str]]:
-        from scintilab.dicom_results import export_study
-
-        failed = []
-        for sq in done:
-            key = sq.study.study_key
-            page = reports_dir / f"{key}.html" if reports_dir is not None else None
-            try:
-                self.exports.append(
-                    export_study(
-                        sq,
-                        self.cohort.manifest.iloc[self.rows[key]],
-                        self.cohort.root,
-                        self.out,
-                        self.uids,
-                        model=self.model,
-                        report_html=page if page is not None and page.exists() else None,
-                    )
-                )
-            except (ValueError, KeyError, OSError, AttributeError) as err:
-                failed.append((key, f"DICOM objects not written: {type(err).__name__}: {err}"))
-        return failed
-
-    def finish(self) -> None:
-        from scintilab.dicom_results import write_index
-
-        write_index(self.exports, self.out)
 
 
 # --------------------------------------------------------------------------------- CLI
