@@ -22,7 +22,8 @@ import time
 import numpy as np
 
 from scintilab.augment import random_augment
-from scintilab.fusion import METHODS, fuse, fuse_study, synthetic_pair
+from scintilab.fusion import METHODS, fuse, fuse_study
+from scintilab.synth.pairs import synthetic_pair
 
 
 def _rate(n: int, seconds: float) -> str:

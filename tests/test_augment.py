@@ -24,7 +24,7 @@ from scintilab.augment import (
     translation_retention,
     uptake_histogram,
 )
-from scintilab.fusion import synthetic_pair
+from scintilab.synth.pairs import synthetic_pair
 
 
 def _blob(shape: tuple[int, int] = (64, 32)) -> np.ndarray:

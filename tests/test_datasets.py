@@ -17,8 +17,8 @@ from scintilab.datasets import (
     patient_split,
     split_table,
 )
-from scintilab.fusion import synthetic_pair
 from scintilab.study import CLASSES, Study
+from scintilab.synth.pairs import synthetic_pair
 
 SHAPE = (128, 32)
 SIZE = (64, 16)

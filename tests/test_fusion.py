@@ -16,9 +16,9 @@ from scintilab.fusion import (
     fuse,
     fuse_study,
     shift_image,
-    synthetic_pair,
 )
 from scintilab.study import Study
+from scintilab.synth.pairs import synthetic_pair
 
 
 def test_flip_posterior_mirrors_columns() -> None:

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from scintilab.errors import InputError
-from scintilab.fusion import align_views, synthetic_pair
+from scintilab.fusion import align_views
 from scintilab.hotspots import detect_hotspots
 from scintilab.lesions import study_lesions
 from scintilab.prepared import prepare_study
 from scintilab.study import Study
+from scintilab.synth.pairs import synthetic_pair
 from scintilab.synth.phantom import spacing_for
 from scintilab.synth.scan import generate_patient, render_study
 from scintilab.view_frame import ViewFrame

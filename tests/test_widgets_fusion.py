@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from scintilab.fusion import synthetic_pair
 from scintilab.study import Study
+from scintilab.synth.pairs import synthetic_pair
 from scintilab_widgets.augment_explorer import AugmentExplorer, augment_explorer
 from scintilab_widgets.fusion_explorer import FusionExplorer, fusion_explorer
 
