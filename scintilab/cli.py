@@ -10,6 +10,8 @@ import importlib
 import sys
 from typing import Any
 
+from scintilab.errors import EXIT_INTERRUPTED, EXIT_USAGE, InputError
+
 #: subcommand -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("scintilab.ingest:cli_main", "walk a DICOM/PNG/TIFF folder and write a study manifest"),
@@ -69,8 +71,6 @@ def _run(name: str, func: Any, argv: list[str]) -> int:
     command for what they do not catch: a bad input (:class:`InputError`), a path the
     system refuses (``OSError`` naming a file) and an interrupt.
     """
-    from scintilab.errors import EXIT_INTERRUPTED, EXIT_USAGE, InputError
-
     try:
         return int(func(argv) or 0)
     except KeyboardInterrupt:

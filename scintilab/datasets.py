@@ -54,14 +54,16 @@ import pandas as pd
 
 from scintilab.augment import DEFAULT_R_T, DEFAULT_T_T, apply_params, draw_params, params_str
 from scintilab.dataset_cache import load_cache, study_identity, truncate_npy, write_cache_meta
-from scintilab.errors import InputError
+from scintilab.errors import InputError, partial_exit
 from scintilab.fusion import flip_posterior, fuse
 
 # image_set, keras_input, preprocessing and splits were split out of this module; their public
 # names are named here too (__all__) for the tests and notebooks that import them from
 # scintilab.datasets, while the package's own modules import them from where they live
 from scintilab.image_set import KINDS, ImageSet
+from scintilab.ingest import load_cohort  # lazy: written by the ingest module
 from scintilab.keras_input import as_tf_dataset, scan_sequence_class
+from scintilab.outputs import OutputFolder, write_csv
 from scintilab.preprocessing import (
     NORM_CLIP,
     NORM_PERCENTILE,
@@ -521,10 +523,6 @@ def cli_main(argv: list[str]) -> int:
         help="replace the split files of an earlier run in --out (the image cache is reused either way)",
     )
     args = ap.parse_args(argv)
-
-    from scintilab.errors import partial_exit
-    from scintilab.ingest import load_cohort  # lazy: written by the ingest module
-    from scintilab.outputs import OutputFolder, write_csv
 
     r_t, t_t = args.r_t, args.t_t
     if args.augmentation:

@@ -12,6 +12,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian
 
+from scintilab.chromium import find_chromium
 from scintilab.dicom_refs import PATIENT_STUDY, unique_datasets
 
 ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
@@ -37,8 +38,6 @@ def print_pdf(html_page: str | Path, pdf: str | Path, *, timeout: float = 120) -
     Raises:
         RuntimeError: no Chromium, or it wrote no PDF.
     """
-    from scintilab.chromium import find_chromium
-
     exe = find_chromium()
     if exe is None:
         raise RuntimeError("no chromium on PATH (Debian: apt-get install chromium)")

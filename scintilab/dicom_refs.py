@@ -21,6 +21,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
+from scintilab import __version__
 from scintilab.anatomy import BONES
 
 #: Coding scheme of the concepts DICOM has no code for (BSI, normalised uptake, ...).
@@ -234,8 +235,6 @@ def reference_header(
 
 def scintilab_version() -> str:
     """The package version the result objects name as their software."""
-    from scintilab import __version__
-
     return __version__
 
 

@@ -22,6 +22,7 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from scintilab.dicom_refs import BONE_CODES, SourceView, UidMap, scintilab_version
+from scintilab.orientation import rotate
 
 # --------------------------------------------------------------------------------- masks
 
@@ -100,8 +101,6 @@ def _segment_description(plan: SegmentPlan, algorithm: Any) -> Any:
 
 
 def _as_stored(mask: np.ndarray, quarter_turns: int) -> np.ndarray:
-    from scintilab.orientation import rotate
-
     return rotate(mask, -quarter_turns) if quarter_turns % 4 else mask
 
 

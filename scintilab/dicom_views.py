@@ -30,6 +30,7 @@ from pydicom.dataset import Dataset
 
 from scintilab.dicom_codes import CODE_TO_VIEW, VIEW_WORDS
 from scintilab.errors import InputError
+from scintilab.viewrec import CONFIDENCE, default_recogniser
 
 
 def _tokens(text: str) -> list[str]:
@@ -165,8 +166,6 @@ def unnamed(n_frames: int) -> str:
 
 def view_flag(call_view: str, p: float, confident: bool, *, pair: bool = False, typical: bool = True) -> str:
     """The manifest flag of a view decided from the image."""
-    from scintilab.viewrec import CONFIDENCE
-
     what = "views inferred from the image, as a pair" if pair else "view inferred from the image"
     if confident:
         return f"{what} (p {p:.2f})"
@@ -196,8 +195,6 @@ def views_from_image(
         return [assume_view]
     if n_frames > 2:
         raise InputError(path, f"cannot tell the views apart: {unnamed(n_frames)}, and {n_frames} frames")
-    from scintilab.viewrec import CONFIDENCE, default_recogniser
-
     rec = default_recogniser()
     try:
         if n_frames == 1:

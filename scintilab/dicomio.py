@@ -58,6 +58,7 @@ from scintilab.dicom_write import (
     write_study,
 )
 from scintilab.errors import InputError
+from scintilab.orientation import decide, default_model
 from scintilab.pseudonym import patient_key as _patient_key
 from scintilab.pseudonym import study_key as _study_key
 from scintilab.study import VIEWS, Study
@@ -323,8 +324,6 @@ def read_file(path: Path, *, assume_view: str | None = None, orient: bool = True
 def _head_down(arr: np.ndarray, ds: Dataset, spacing: tuple[float, float], flags: list[str]) -> bool:
     """Whether a file's views are stored head down (the image, else PatientPosition decides);
     says why in ``flags`` whenever there is something to say."""
-    from scintilab.orientation import decide, default_model
-
     try:
         call = default_model().call(list(arr), spacing)
     except ValueError:  # no counts or too short a body: the header alone decides

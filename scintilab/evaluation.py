@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scintilab.errors import InputError
+
 # the metric functions, part of this module's API (notebooks and tests call ``evaluation.<name>``)
 from scintilab.metrics import (
     CLASS_METRICS,
@@ -45,6 +47,14 @@ from scintilab.metrics import (
     two_class,
 )
 from scintilab.provenance import jsonable
+from scintilab.runs import (
+    NONFINITE_STATUS,
+    PREDICTIONS_FILE,
+    load_predictions,
+    nonfinite_message,
+    read_info,
+    run_policy,
+)
 
 #: Column headers as the paper prints them.
 PAPER_NAMES: dict[str, str] = {
@@ -122,16 +132,6 @@ def _finite_predictions(run_dir: Path) -> pd.DataFrame:
     Raises:
         InputError: no readable predictions, or non-finite ones.
     """
-    from scintilab.errors import InputError
-    from scintilab.runs import (
-        NONFINITE_STATUS,
-        PREDICTIONS_FILE,
-        load_predictions,
-        nonfinite_message,
-        read_info,
-        run_policy,
-    )
-
     try:
         info = read_info(run_dir)
     except InputError:  # a bare predictions table can still be scored
@@ -526,8 +526,6 @@ def cli_main(argv: list[str]) -> int:
     )
     parser.add_argument("--write", action="store_true", help="(re)write metrics.json in each run directory")
     args = parser.parse_args(argv)
-    from scintilab.errors import InputError
-
     results, failed = {}, []
     for r in args.runs:
         try:

@@ -28,6 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scintilab.presets import config_from_preset
+from scintilab.training import find_or_train
+
 #: Metrics of the paper's comparison tables, in their column order.
 TABLE_METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1")
 #: Column headers as the paper prints them.
@@ -217,8 +220,6 @@ def plan(
     Returns:
         The planned runs; identical configs in several tables share one fingerprint.
     """
-    from scintilab.presets import config_from_preset
-
     planned = []
     for key in tables:
         exp = experiment(key)
@@ -276,8 +277,6 @@ def run_experiment(
     Returns:
         An :class:`ExperimentResult`.
     """
-    from scintilab.training import find_or_train
-
     runs_root = Path(runs_root)
     runs_root.mkdir(parents=True, exist_ok=True)
     say = log or (lambda _m: None)

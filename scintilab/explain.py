@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from scintilab.errors import InputError
+from scintilab.runs import load_run
 
 
 # --------------------------------------------------------------------------- maps
@@ -410,8 +411,6 @@ def explain_run(
     Returns:
         ``(figure, chosen rows with a "group" column, heat maps)``.
     """
-    from scintilab.runs import load_run
-
     run = load_run(run_dir)
     test = run.predictions[run.predictions.get("split", "test") == "test"].reset_index(drop=True)
     images = load_test_images(run_dir)

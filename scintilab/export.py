@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scintilab import runs as runs_mod
 from scintilab.errors import InputError
 
 _MIXED = ("mixed_bfloat16", "mixed_float16", "bfloat16", "float16")
@@ -232,7 +233,6 @@ def cli_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     import keras
 
-    from scintilab import runs as runs_mod
     from scintilab.models import CBAM
 
     run_dir = Path(args.run_dir)

@@ -33,6 +33,9 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
+from scintilab.fusion import shift_image
+from scintilab.ingest import ingest, load_cohort
+from scintilab.manifest import read_manifest
 from scintilab.pseudonym import patient_key, study_key
 from scintilab.study import Study
 from scintilab.utils import as_rng
@@ -96,8 +99,6 @@ def _u16(x: np.ndarray) -> np.ndarray:
 
 def _shift_image(img: np.ndarray, dr: int, dc: int) -> np.ndarray:
     """Shift with zero fill (what a bed offset looks like: background enters at an edge)."""
-    from scintilab.fusion import shift_image
-
     return shift_image(img, dr, dc).astype(img.dtype)
 
 
@@ -382,8 +383,6 @@ def plant_faults_on_disk(
     import pydicom
     from pydicom.uid import generate_uid
 
-    from scintilab.ingest import load_cohort
-
     rng = as_rng(rng)
     cohort_dir, out_dir = Path(cohort_dir), Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -508,9 +507,6 @@ def faulty_copy(
     Returns:
         ``(manifest path of the copy, truth table)``.
     """
-    from scintilab.ingest import ingest
-    from scintilab.manifest import read_manifest
-
     cohort_dir, out_dir = Path(cohort_dir), Path(out_dir)
     if out_dir.exists() and (out_dir / MARKER).exists():
         shutil.rmtree(out_dir)  # an earlier faulty copy made here: safe to replace

@@ -41,6 +41,7 @@ import pandas as pd
 
 from scintilab.annotation_match import annotation_for, annotation_image_names, index_annotations
 from scintilab.cohorts import EXPECTED, MANIFEST_NAME, SIDECAR_SUFFIXES, has_images, manifest_of
+from scintilab.dicom_views import view_flag
 from scintilab.dicomio import read_file
 from scintilab.errors import EXIT_FAILED, EXIT_USAGE, InputError, partial_exit
 from scintilab.labelme import is_lesion, read_labelme
@@ -66,6 +67,7 @@ from scintilab.scan_files import (
     walk_files,
 )
 from scintilab.study import CLASSES, VIEWS
+from scintilab.viewrec import CONFIDENCE
 
 
 @dataclass
@@ -182,9 +184,6 @@ def _decide_pair(recs: list[FileRec]) -> None:
     (the patient's habitus and counts cancel); this overrules two separate calls, which
     may both have said the same view.
     """
-    from scintilab.dicom_views import view_flag
-    from scintilab.viewrec import CONFIDENCE
-
     if len(recs) != 2 or any(len(r.views) != 1 for r in recs):
         return
     (a,), (b,) = (r.views.values() for r in recs)

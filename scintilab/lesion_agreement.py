@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 
 from scintilab.lesion_features import REFERENCE_PIXEL_MM
+from scintilab.pseudonym import study_key as make_study_key
 
 
 # ---------------------------------------------------------------------------------------
@@ -103,8 +104,6 @@ def load_truth(truth_dir: str | Path) -> dict[str, dict[str, Any]]:
     Returns:
         study_key -> the truth record (with ``lesions``).
     """
-    from scintilab.pseudonym import study_key as make_study_key
-
     out: dict[str, dict[str, Any]] = {}
     for p in sorted(Path(truth_dir).glob("*.json")):
         try:

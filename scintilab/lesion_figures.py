@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.figure import Figure
 
 
+from scintilab.atlas_figures import BONE_COLOURS
 from scintilab.lesion_features import MET_CLASSES, shape_mask
 from scintilab.lesion_stats import class_distributions, study_counts
 from scintilab.lesions import study_lesions
@@ -148,8 +149,6 @@ def lesion_figure(
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
     from skimage.measure import find_contours
-
-    from scintilab.atlas_figures import BONE_COLOURS
 
     view = view.upper()
     img = study.view(view)

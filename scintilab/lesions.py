@@ -42,8 +42,9 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 from scintilab.anatomy import region_of
-from scintilab.errors import InputError
+from scintilab.errors import InputError, partial_exit
 from scintilab.fusion import aggregate
+from scintilab.ingest import load_cohort
 
 # the lesion table's public API, whichever module holds each part (figures: scintilab.lesion_figures)
 from scintilab.lesion_agreement import (
@@ -76,6 +77,7 @@ from scintilab.lesion_stats import (
     study_counts,
     uptake_bins,
 )
+from scintilab.outputs import OutputFile, write_csv
 from scintilab.pairing import greedy_pairs
 from scintilab.prepared import PreparedStudy, prepare_study
 from scintilab.study import Study
@@ -414,10 +416,6 @@ def cli_main(argv: list[str]) -> int:
     ap.add_argument("--stats", default=None, help="also write ADMet vs nADMet tests to this CSV")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing --out (and --stats) file")
     args = ap.parse_args(argv)
-
-    from scintilab.errors import partial_exit
-    from scintilab.ingest import load_cohort
-    from scintilab.outputs import OutputFile, write_csv
 
     try:
         cohort = load_cohort(args.manifest)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from scintilab.cohorts import manifest_of
+from scintilab.dicom_views import INFERRED_SOURCES
 from scintilab.dicomio import DicomFile, read_file
 from scintilab.errors import InputError
 from scintilab.labelme import read_labelme
@@ -232,8 +233,6 @@ def _views_as_ingested(df: DicomFile, row: pd.Series) -> dict[str, np.ndarray]:
     (or ``--assume-view``) named was decided at ingest, perhaps as a pair, so the manifest's
     view and frame are taken as they stand.
     """
-    from scintilab.dicom_views import INFERRED_SOURCES
-
     if not str(df.meta.get("view_source", "")).startswith(INFERRED_SOURCES):
         return df.views
     frames = sorted(df.views.items(), key=lambda kv: df.frames[kv[0]])

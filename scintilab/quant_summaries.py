@@ -9,6 +9,7 @@ import pandas as pd
 
 from scintilab import quant_params as qp
 from scintilab.anatomy import BONE_MASS_FRACTION, BONES
+from scintilab.bsi import bland_altman
 
 
 def params_table(params: qp.QuantParams | None = None) -> pd.DataFrame:
@@ -107,8 +108,6 @@ def plot_froc(froc: pd.DataFrame, max_fp: float = 1.0) -> Any:
 def plot_bland_altman(pairs: pd.DataFrame) -> Any:
     """Measured vs true BSI, and the Bland-Altman plot of their difference."""
     import matplotlib.pyplot as plt
-
-    from scintilab.bsi import bland_altman
 
     fig, ax = plt.subplots(1, 2, figsize=(8, 3.2))
     if len(pairs) >= 3:

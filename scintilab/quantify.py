@@ -54,7 +54,8 @@ from scintilab.bsi import BSIResult, compute_bsi
 from scintilab.dicom_results import CohortExporter
 from scintilab.errors import EXIT_FAILED, EXIT_USAGE, InputError, partial_exit
 from scintilab.followup import PatientFollowup, follow_patient
-from scintilab.hotspots import Detection, HotspotModel, detect_hotspots
+from scintilab.hotspots import Detection, HotspotModel, annotation_labels, detect_hotspots, train_hotspot_model
+from scintilab.ingest import load_cohort
 from scintilab.outputs import OutputFolder, write_csv
 
 # the reports and summaries of a quantification, named here with the pipeline
@@ -286,8 +287,6 @@ def quantify_cohort(
         InputError: ``out_dir`` is a file, unwritable, being written by another run, or
             holds an earlier run's outputs and ``overwrite`` is False.
     """
-    from scintilab.ingest import load_cohort
-
     cohort = load_cohort(manifest)
     model = HotspotModel.load(hotspot_model) if isinstance(hotspot_model, (str, Path)) else hotspot_model
     clf = Classifier(classifier) if isinstance(classifier, (str, Path)) else classifier
@@ -406,9 +405,6 @@ def train_from_manifest(
     (:func:`scintilab.hotspots.train_hotspot_model`), and folded into the model so that
     p >= 0.5 applies it.
     """
-    from scintilab.hotspots import annotation_labels, train_hotspot_model
-    from scintilab.ingest import load_cohort
-
     cohort = load_cohort(manifest)
     n = len(cohort) if limit is None else min(limit, len(cohort))
     dets, labs = [], []

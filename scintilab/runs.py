@@ -32,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from scintilab.errors import InputError
+from scintilab.paths import repo_path
 from scintilab.presets import TrainConfig
 from scintilab.provenance import jsonable
 
@@ -276,8 +277,6 @@ def resolve_run_dir(run_dir: str | Path = "", runs_root: str | Path = "runs") ->
     Raises:
         InputError: no such run.
     """
-    from scintilab.paths import repo_path
-
     if run_dir:
         path = repo_path(run_dir)
         read_info(path)  # raises InputError naming the folder when it is not a run

@@ -11,6 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from scintilab.explain import grad_cam
+from scintilab.fusion import fuse_study
+from scintilab.preprocessing import oriented_views, preprocess
+from scintilab.runs import load_run
 from scintilab.study import Study
 
 
@@ -23,8 +27,6 @@ class Classifier:
     """
 
     def __init__(self, run_dir: str | Path) -> None:
-        from scintilab.runs import load_run
-
         self.run = load_run(run_dir)
         self.model = self.run.load_model()
         self.classes = list(self.run.classes)
@@ -33,9 +35,6 @@ class Classifier:
 
     def inputs(self, study: Study) -> np.ndarray:
         """(N, rows, cols) model inputs of one study."""
-        from scintilab.fusion import fuse_study
-        from scintilab.preprocessing import oriented_views, preprocess
-
         if self.fused and study.anterior is not None and study.posterior is not None:
             imgs = [fuse_study(study, method="add").image]
         else:
@@ -44,8 +43,6 @@ class Classifier:
 
     def __call__(self, study: Study) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
         """(class probabilities, Grad-CAM of the predicted class, the input image)."""
-        from scintilab.explain import grad_cam
-
         x = self.inputs(study)
         proba = np.asarray(self.model.predict(x[..., None], verbose=0)).mean(axis=0)
         cam = grad_cam(self.model, x[:1], int(np.argmax(proba)))[0]

@@ -45,7 +45,12 @@ import numpy as np
 import pandas as pd
 
 from scintilab import runs as runs_mod
+from scintilab.distributed import distribution_scope
 from scintilab.errors import EXIT_USAGE, InputError, partial_exit
+from scintilab.evaluation import evaluate_run
+from scintilab.ingest import resolve_manifest
+from scintilab.outputs import LOCK_SUFFIX, RunLock
+from scintilab.performance import resolve_precision
 from scintilab.presets import PRESETS, TrainConfig, audit_files, config_from_preset, parse_override
 from scintilab.provenance import package_versions
 from scintilab.training_callbacks import (
@@ -67,6 +72,7 @@ from scintilab.training_data import (
     split_indices,
     studies_fingerprint,
 )
+from scintilab.utils import reseed_generators, set_seed
 
 TEST_IMAGES_FILE = "test_images.npy"
 
@@ -226,8 +232,6 @@ def train(
             (:func:`~scintilab.training_callbacks.nonfinite_guard`); training stopped and
             the run folder records it.
     """
-    from scintilab.outputs import LOCK_SUFFIX, RunLock
-
     run_dir = Path(out_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(run_dir, "is a file, not a folder: the run folder to write")
@@ -268,9 +272,7 @@ def _train_in(
     """:func:`train`'s work, in a run folder that exists and whose lock is held."""
     import keras
 
-    from scintilab.evaluation import evaluate_run
     from scintilab.models import build_model
-    from scintilab.utils import reseed_generators, set_seed
 
     t0 = time.perf_counter()
     verbose = config.verbose if verbose is None else verbose
@@ -332,9 +334,6 @@ def _train_in(
     # Speed settings (scintilab.performance): mixed_precision True/"auto" picks bfloat16
     # on a CPU with bf16 instructions and float16/bfloat16 on a GPU. The model is built
     # (or reloaded) inside the data-parallel scope when a distribution is asked for.
-    from scintilab.distributed import distribution_scope
-    from scintilab.performance import resolve_precision
-
     policy = resolve_precision(config.mixed_precision)
     distribution = distribution or getattr(config, "distribution", None)
     info["speed"] = {"dtype_policy": policy, "distribution": distribution or "none"}
@@ -514,8 +513,6 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--fresh", action="store_true", help="do not resume: retrain from scratch")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     args = parser.parse_args(argv)
-    from scintilab.ingest import resolve_manifest
-
     try:
         # absolute now: config.data is otherwise read against the project folder (repo_path)
         data = resolve_manifest(Path(args.data).expanduser().absolute(), progress=not args.quiet)

@@ -24,8 +24,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scintilab.datasets import build_dataset
 from scintilab.errors import InputError
+from scintilab.paths import repo_path
 from scintilab.presets import TrainConfig, audit_files, audit_tail, config_manifest, manifest_data_fingerprint
+from scintilab.splits import patient_split
 
 
 def dataset_fingerprint(dataset: Any) -> str:
@@ -79,8 +82,6 @@ def load_image_set(
     Raises:
         InputError: no data given, or the manifest cannot be read.
     """
-    from scintilab.datasets import build_dataset
-
     if studies is None:
         if not config.data:
             raise InputError(None, "no data: set config.data to a manifest or pass studies=")
@@ -111,8 +112,6 @@ def _split_groups(config: TrainConfig, ds: Any) -> np.ndarray | None:
     """Per-image group ids from ``config.split_groups`` (audit output), or None."""
     if not config.split_groups:
         return None
-    from scintilab.paths import repo_path
-
     path = repo_path(config.split_groups)
     try:
         table = pd.read_csv(path, dtype=str)
@@ -250,8 +249,6 @@ def split_indices(config: TrainConfig, ds: Any, split: Any = None) -> tuple[np.n
         split: a hand-made split instead (DataFrame or CSV ``study_key, split`` with
             sides train/val/test, or a Series study_key -> side); taken as is.
     """
-    from scintilab.splits import patient_split
-
     if split is not None:
         return _fixed_split(ds, split)
     groups = _split_groups(config, ds)

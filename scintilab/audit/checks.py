@@ -15,6 +15,8 @@ from scipy import ndimage as ndi
 from skimage.transform import resize
 
 from scintilab.audit.signature import StudyFeatures
+from scintilab.dicomio import LOSSY_FLAG  # one wording, owned by the reader
+from scintilab.orientation import TURNED_FLAG, parse_turned  # one wording, owned by orientation
 from scintilab.study import Study
 
 #: Noise ratio below which two images are one acquisition (two acquisitions give ~1).
@@ -298,8 +300,6 @@ def turned_findings(manifest) -> list[Finding]:
     Returns:
         One ``head_down`` finding per turned study, naming the views and ingest's reason.
     """
-    from scintilab.orientation import TURNED_FLAG, parse_turned  # one wording, owned by orientation
-
     out: list[Finding] = []
     if manifest is None or "turned" not in getattr(manifest, "columns", ()):
         return out
@@ -341,8 +341,6 @@ def lossy_findings(manifest) -> list[Finding]:
     Returns:
         One ``lossy_compressed`` finding per such study.
     """
-    from scintilab.dicomio import LOSSY_FLAG  # one wording, owned by the reader
-
     out: list[Finding] = []
     if manifest is None or "flags" not in getattr(manifest, "columns", ()):
         return out

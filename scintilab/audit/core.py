@@ -29,6 +29,12 @@ from scintilab.audit.result import AuditResult
 from scintilab.audit.review import dismissed_ids, pair_id, read_review
 from scintilab.audit.signature import StudyFeatures, nearest_neighbours, shape_vector, signature_vector, study_features
 from scintilab.errors import InputError
+from scintilab.ingest import (
+    load_cohort,  # ingest's: a cohort folder without a manifest is ingested
+    resolve_manifest,
+)
+from scintilab.manifest import read_manifest
+from scintilab.outputs import OutputFolder, write_csv
 from scintilab.pseudonym import pseudonymize
 from scintilab.study import Study
 
@@ -92,15 +98,10 @@ def _resolve(manifest: Any) -> tuple[pd.DataFrame | None, Sequence[Study], Path 
     if isinstance(manifest, Sequence) and not isinstance(manifest, (str, bytes)):
         if len(manifest) == 0 or isinstance(manifest[0], Study):
             return None, manifest, None  # studies in memory: the manifest is built while reading
-    from scintilab.ingest import load_cohort  # ingest's: a cohort folder without a manifest is ingested
-    from scintilab.manifest import read_manifest
-
     if isinstance(manifest, pd.DataFrame):
         # ingest's in-memory manifest names its folder (attrs["root"]): skipped.csv is there
         root = manifest.attrs.get("root") or None
         return manifest.reset_index(drop=True), load_cohort(manifest, with_shapes=False), (Path(root) if root else None)
-    from scintilab.ingest import resolve_manifest
-
     path = resolve_manifest(manifest)
     try:
         df = read_manifest(path)
@@ -433,7 +434,6 @@ AUDIT_OUTPUTS = ("flags.csv", "datacard.md", "datacard.html")
 def write_outputs(result: AuditResult, out: str | Path) -> Path:
     """Write ``flags.csv``, ``datacard.md`` and ``datacard.html`` into ``out``."""
     from scintilab.audit.datacard import write_datacard
-    from scintilab.outputs import write_csv
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -464,8 +464,6 @@ def cli_main(argv: list[str]) -> int:
         help="replace an earlier audit in --out (flags.csv, datacard.*; a review.csv there stays)",
     )
     args = ap.parse_args(argv)
-    from scintilab.outputs import OutputFolder
-
     try:
         from scintilab.ingest import resolve_manifest
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from scintilab.outputs import write_text
 from scintilab.pages import figure_base64, html_page
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -226,8 +227,6 @@ def write_datacard(result: AuditResult, out: str | Path) -> tuple[Path, Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     md, page = out / "datacard.md", out / "datacard.html"
-    from scintilab.outputs import write_text
-
     write_text(md, to_markdown(result))
     write_text(page, to_html(result))
     return md, page

@@ -26,6 +26,8 @@ import json
 import os
 from pathlib import Path
 
+from scintilab.paths import repo_root
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -39,8 +41,6 @@ def _size(text: str) -> tuple[int, int]:
 
 def cli_main(argv: list[str]) -> int:
     """Run benchmark sections; returns the exit status (0 ok, 2 bad arguments)."""
-    from scintilab.paths import repo_root
-
     parser = argparse.ArgumentParser(prog="scintilab bench", description=__doc__.split("\n")[0])
     parser.add_argument("section", choices=["model", "ceiling", "pipeline", "memory", "scripts", "all"])
     parser.add_argument("names", nargs="*", help="for 'scripts': which scripts (default all)")

@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from scintilab.bench.ceiling import measure_ceiling
+
 # The machine, the oneDNN kernels and peak memory have their own modules (named here too).
 from scintilab.bench.machine import (
     ISA_FAMILIES,
@@ -51,7 +53,8 @@ from scintilab.bench.onednn import (
     onednn_kernels,
     parse_onednn_verbose,
 )
-from scintilab.performance import cpu_has_bf16
+from scintilab.export import OnnxScorer, export_onnx
+from scintilab.performance import cpu_has_bf16, fold_batchnorm
 
 
 # --------------------------------------------------------------------------- contenders
@@ -140,7 +143,6 @@ def keras_contenders(
 
     import scintilab.models.blocks as blocks
     from scintilab.models import build_model
-    from scintilab.performance import fold_batchnorm
 
     if before:  # this child process only
         import scintilab.models.cbam as cbam
@@ -212,7 +214,6 @@ def onnx_contender(
         import tf2onnx  # noqa: F401
     except ImportError:
         return []
-    from scintilab.export import OnnxScorer, export_onnx
     from scintilab.models import build_model
 
     model = build_model("inrac", input_shape=(*size, 1), num_classes=num_classes)
@@ -332,7 +333,6 @@ def model_speed(
         raise ValueError(f"rounds must be at least 1, got {rounds}")
     import keras
 
-    from scintilab.bench.ceiling import measure_ceiling
     from scintilab.models import build_model, forward_macs
 
     if "bfloat16" in precisions and not cpu_has_bf16():

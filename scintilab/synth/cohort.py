@@ -32,6 +32,12 @@ from typing import Any
 import numpy as np
 
 from scintilab.anatomy import BONES
+from scintilab.cohorts import EXPECTED, has_images, manifest_of
+from scintilab.dicom_write import write_study
+from scintilab.errors import InputError
+from scintilab.ingest import ingest
+from scintilab.labelme import write_labelme
+from scintilab.outputs import RECORD_FILE, file_record_path
 from scintilab.study import CLASSES
 from scintilab.synth.phantom import BONE_IDS, PAPER_MATRIX, spacing_for
 from scintilab.synth.scan import SynthPatient, SynthStudy, export_header, generate_patient, render_study
@@ -109,9 +115,6 @@ def _study_uid(seed: int, patient_id: str, visit: int) -> str:
 
 def _write_patient(args: tuple[int, str, str | None, dict[str, Any]]) -> list[dict[str, Any]]:
     """Generate, render and write every visit of one patient (runs in a worker)."""
-    from scintilab.dicom_write import write_study
-    from scintilab.labelme import write_labelme
-
     index, label, missing, opt = args
     root = Path(opt["root"])
     seed = opt["seed"]
@@ -389,10 +392,6 @@ def ensure_cohort(
         InputError: ``data_dir`` is a file that is not a CSV, or a folder holding neither a
             manifest nor images.
     """
-    from scintilab.cohorts import EXPECTED, manifest_of
-    from scintilab.errors import InputError
-    from scintilab.ingest import ingest
-
     root = Path(data_dir)
     if root.is_file():
         return manifest_of(root)
@@ -401,8 +400,6 @@ def ensure_cohort(
         return manifest
     if not root.exists() or not any(root.iterdir()):
         write_cohort(root, size=size, seed=seed, matrix=matrix, progress=progress, n_patients=n_patients, visits=visits)
-    from scintilab.cohorts import has_images
-
     source = root / "dicom" if (root / "dicom").is_dir() else root
     if not has_images(source):
         raise InputError(root, f"a folder with neither {manifest_name} nor images to ingest: {EXPECTED}")
@@ -430,7 +427,6 @@ def clear_cohort(root: str | Path) -> None:
     import shutil
 
     from scintilab.audit.core import AUDIT_OUTPUTS
-    from scintilab.outputs import RECORD_FILE, file_record_path
 
     root = Path(root)
     for sub in ("dicom", "annotations", "truth"):
@@ -482,8 +478,6 @@ def cli_main(argv: list[str]) -> int:
         help="replace an earlier cohort in OUT_DIR, and the manifest and audit made from it",
     )
     args = parser.parse_args(argv)
-    from scintilab.errors import InputError
-
     root = args.out_dir
     if root.exists() and not root.is_dir():
         raise InputError(root, "is a file, not a folder: OUT_DIR of scintilab synth is the cohort folder to write")

@@ -23,6 +23,7 @@ from scipy.ndimage import binary_dilation, gaussian_filter
 from skimage.measure import find_contours
 
 from scintilab.anatomy import BONE_MASS_FRACTION, BONES
+from scintilab.dicom_write import ExportHeader
 from scintilab.study import CLASSES, Shape
 from scintilab.synth.lesions import (
     Finding,
@@ -203,8 +204,6 @@ def export_header(index: int, seed: int, patient_name: str) -> ExportHeader:
     an older hospital number, the site, station, operator, referring physician, device serial
     and the GE Genie-style private tag that repeats the patient's name. All synthetic, all
     identifying (the identity checks search every output for them)."""
-    from scintilab.dicom_write import ExportHeader
-
     rng = np.random.default_rng([seed, index, 992])
     site, address = _SITES[int(rng.integers(len(_SITES)))]
     return ExportHeader(

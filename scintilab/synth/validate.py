@@ -17,10 +17,16 @@ import numpy as np
 import pandas as pd
 
 from scintilab import quant_params as qp
-from scintilab.followup import PatientFollowup
+from scintilab.bsi import bland_altman, repeatability
+from scintilab.followup import PatientFollowup, pcwg3_statuses
 from scintilab.hotspots import METASTATIC_P, HotspotModel
+from scintilab.ingest import ingest
+from scintilab.pseudonym import study_key as make_study_key
 from scintilab.quantify import StudyQuant, quantify_cohort, quantify_study
 from scintilab.study import Study
+from scintilab.synth.cohort import write_cohort
+from scintilab.synth.phantom import BONE_IDS, spacing_for
+from scintilab.synth.scan import generate_patient, render_study
 
 
 def _lesion_contrast(
@@ -115,13 +121,6 @@ def _validate_against_truth(
 ) -> dict[str, Any]:
     """The work of :func:`validate_against_truth`, under the parameters it set."""
     from scipy import ndimage as ndi
-
-    from scintilab.bsi import bland_altman, repeatability
-    from scintilab.followup import pcwg3_statuses
-    from scintilab.ingest import ingest
-    from scintilab.pseudonym import study_key as make_study_key
-    from scintilab.synth.cohort import write_cohort
-    from scintilab.synth.phantom import BONE_IDS
 
     root = Path(cohort_dir)
     if not (root / "cohort.json").exists():
@@ -529,9 +528,6 @@ def _repeatability(
 ) -> dict[str, Any]:
     """BSI of one metastatic baseline study re-rendered ``repeats`` times, only the Poisson
     noise changed (the generator's other draws replayed from the same seed)."""
-    from scintilab.synth.phantom import spacing_for
-    from scintilab.synth.scan import generate_patient, render_study
-
     meta = json.loads((root / "cohort.json").read_text(encoding="utf-8"))
     seed, visits = int(meta["seed"]), int(meta["visits"])
     mat = tuple(meta["matrix"])
