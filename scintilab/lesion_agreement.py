@@ -95,8 +95,34 @@ def fit_shape_classifier(
     return tree, oof, float(np.mean(pred == y))
 
 
+def truth_files(truth_dir: str | Path) -> dict[str, tuple[dict[str, Any], Path]]:
+    """Every truth record of a cohort with the path of its label maps (the one truth reader).
+
+    Args:
+        truth_dir: the cohort's ``truth/`` folder (``<study_id>.json`` beside
+            ``<study_id>_maps.npz``).
+
+    Returns:
+        study_key -> (the truth record, its ``_maps.npz`` path, which may not exist).
+
+    Raises:
+        InputError: a truth file that cannot be read, named.
+    """
+    out: dict[str, tuple[dict[str, Any], Path]] = {}
+    for p in sorted(Path(truth_dir).glob("*.json")):
+        try:
+            rec = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise InputError(p, f"unreadable truth file ({err})") from None
+        uid = rec.get("study_uid") or rec.get("StudyInstanceUID")
+        if uid:
+            out[make_study_key(str(uid))] = (rec, p.with_name(f"{p.stem}_maps.npz"))
+    return out
+
+
 def load_truth(truth_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """Synthetic ground truth, keyed by pseudonymous study key.
+    """Synthetic ground truth, keyed by pseudonymous study key (:func:`truth_files` without
+    the label maps).
 
     Args:
         truth_dir: the cohort's ``truth/`` folder (``<study_id>.json`` files).
@@ -104,16 +130,7 @@ def load_truth(truth_dir: str | Path) -> dict[str, dict[str, Any]]:
     Returns:
         study_key -> the truth record (with ``lesions``).
     """
-    out: dict[str, dict[str, Any]] = {}
-    for p in sorted(Path(truth_dir).glob("*.json")):
-        try:
-            rec = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise InputError(p, f"unreadable truth file ({err})") from None
-        uid = rec.get("study_uid") or rec.get("StudyInstanceUID")
-        if uid:
-            out[make_study_key(str(uid))] = rec
-    return out
+    return {key: rec for key, (rec, _) in truth_files(truth_dir).items()}
 
 
 def attach_truth(table: pd.DataFrame, truth: dict[str, dict[str, Any]], *, max_dist_px: float = 12.0) -> pd.DataFrame:

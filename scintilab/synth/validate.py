@@ -21,7 +21,7 @@ from scintilab.bsi import bland_altman, repeatability
 from scintilab.followup import PatientFollowup, pcwg3_statuses
 from scintilab.hotspots import METASTATIC_P, HotspotModel
 from scintilab.ingest import ingest
-from scintilab.pseudonym import study_key as make_study_key
+from scintilab.lesion_agreement import truth_files
 from scintilab.quantify import StudyQuant, quantify_cohort, quantify_study
 from scintilab.study import Study
 from scintilab.synth.cohort import write_cohort
@@ -128,10 +128,7 @@ def _validate_against_truth(
     manifest = root / "manifest.csv"
     if not manifest.exists():
         ingest(root / "dicom", root / "labels.csv", root / "annotations", manifest, progress=progress)
-    truth: dict[str, tuple[dict[str, Any], Path]] = {}
-    for f in sorted((root / "truth").glob("*.json")):
-        d = json.loads(f.read_text(encoding="utf-8"))
-        truth[make_study_key(d["study_uid"])] = (d, f.with_name(f"{f.stem}_maps.npz"))
+    truth = truth_files(root / "truth")
 
     lesion_rows: list[dict[str, Any]] = []
     hot_rows: list[dict[str, Any]] = []
