@@ -43,7 +43,6 @@ from scipy import ndimage as ndi
 
 from scintilab.anatomy import region_of
 from scintilab.errors import InputError, partial_exit
-from scintilab.fusion import aggregate
 from scintilab.ingest import load_cohort
 
 # the lesion table's public API, whichever module holds each part (figures: scintilab.lesion_figures)
@@ -207,13 +206,12 @@ def study_lesions(
     mirror = ViewFrame(shape=frame.shape)  # the plain mirror, no shift
     shift = frame.shift
     fused = geo = None
-    if aligned:
-        ant, post = prepared.images["ANT"], prepared.images["POST"]  # type: ignore[union-attr]
-        fused = aggregate(ant, post, fusion_method)
+    if aligned and prepared is not None:
+        fused = prepared.fused(fusion_method)
         # The conjugate-view (geometric) mean cancels depth: the uptake of a lesion wherever
         # it sits, read as its peak above the ring background after a light smoothing (a
         # single noisy pixel would bias a raw maximum upwards by ~2 sqrt(counts)).
-        geo = ndi.gaussian_filter(aggregate(ant, post, "geometric"), 0.7)
+        geo = ndi.gaussian_filter(prepared.fused("geometric"), 0.7)
 
     items: list[dict[str, Any]] = []
     for i, shp in enumerate(study.shapes):

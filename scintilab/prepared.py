@@ -90,10 +90,6 @@ class PreparedStudy:
         """View -> {bone: reference counts} (:func:`bone_references`)."""
         return {v: bone_references(self.smoothed[v], self.skeleton[v], self.atlas[v].bone_map()) for v in self.images}
 
-    def bone_map(self, view: str | None = None) -> np.ndarray:
-        """Bone map of ``view`` in the frame (default: the frame's own view)."""
-        return self.atlas[view or self.base_view].bone_map()
-
     def reference_image(self, view: str) -> np.ndarray:
         """Each pixel's reference counts in ``view`` (see :func:`reference_image`)."""
         return reference_image(self.references[view], self.atlas[view].bone_map())

@@ -147,7 +147,3 @@ class ViewFrame:
             return pts.copy()
         w = self.shape[1]
         return np.stack([w - 1 - (pts[:, 0] - self.shift[1]), pts[:, 1] - self.shift[0]], axis=1)
-
-    def summary(self) -> dict[str, Any]:
-        """Flat, pixel-free description (for a table row or a run record)."""
-        return {"frame": self.name, "shift_rows": self.shift[0], "shift_cols": self.shift[1]}
