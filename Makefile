@@ -28,7 +28,7 @@ venv: $(STAMP)
 demo: $(STAMP)
 	@start=$$(date +%s); \
 	if [ ! -f $(DATA)/manifest.csv ]; then \
-	  $(PY) -m scintilab synth $(DATA) --size small --seed 0 && \
+	  $(PY) -m scintilab synth $(DATA) --size small --seed 0 --variety narrow && \
 	  $(PY) -m scintilab ingest $(DATA)/dicom --labels $(DATA)/labels.csv --annotations $(DATA)/annotations --out $(DATA)/manifest.csv \
 	  || exit 1; \
 	else echo "demo: using the cohort in $(DATA)"; fi; \
@@ -50,7 +50,7 @@ test: $(STAMP)
 # notebooks read it through SCINTILAB_DATA. LAB_ARGS passes options, e.g. LAB_ARGS=--no-browser.
 lab: $(STAMP)
 	@if [ ! -f $(DATA)/manifest.csv ]; then \
-	  $(PY) -m scintilab synth $(DATA) --size small --seed 0 && \
+	  $(PY) -m scintilab synth $(DATA) --size small --seed 0 --variety narrow && \
 	  $(PY) -m scintilab ingest $(DATA)/dicom --labels $(DATA)/labels.csv --annotations $(DATA)/annotations --out $(DATA)/manifest.csv \
 	  || exit 1; \
 	fi

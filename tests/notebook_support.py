@@ -37,7 +37,7 @@ class CohortFixture:
 def _make_cohort(root: Path, *extra: str) -> CohortFixture:
     from scintilab.cli import main
 
-    rc = main(["synth", str(root), "--size", "tiny", "--seed", "0", *extra])
+    rc = main(["synth", str(root), "--size", "tiny", "--seed", "0", "--variety", "narrow", *extra])
     assert rc == 0, f"scintilab synth failed (rc={rc})"
     manifest = root / "manifest.csv"
     main(

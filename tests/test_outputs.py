@@ -159,7 +159,24 @@ def test_synth_refuses_an_earlier_cohort_and_overwrite_leaves_nothing_of_it(tmp_
     """A rewrite into an earlier cohort kept its case folders (more patients than asked) and
     its manifest (describing a cohort that was gone)."""
     root = tmp_path / "coh"
-    assert main(["synth", str(root), "--patients", "4", "--size", "tiny", "--matrix", "128x32", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                str(root),
+                "--patients",
+                "4",
+                "--size",
+                "tiny",
+                "--matrix",
+                "128x32",
+                "--variety",
+                "narrow",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert main(["ingest", str(root / "dicom"), "--out", str(root / "manifest.csv"), "--quiet"]) == 0
     (root / "my_notes.txt").write_text("mine")
     capsys.readouterr()
@@ -168,7 +185,22 @@ def test_synth_refuses_an_earlier_cohort_and_overwrite_leaves_nothing_of_it(tmp_
     _one_sentence(err)
     assert "--overwrite" in err
     assert (
-        main(["synth", str(root), "--patients", "2", "--size", "tiny", "--matrix", "128x32", "--quiet", "--overwrite"])
+        main(
+            [
+                "synth",
+                str(root),
+                "--patients",
+                "2",
+                "--size",
+                "tiny",
+                "--matrix",
+                "128x32",
+                "--variety",
+                "narrow",
+                "--quiet",
+                "--overwrite",
+            ]
+        )
         == 0
     )
     assert len(list((root / "dicom").iterdir())) == 2 and not (root / "manifest.csv").exists()

@@ -21,7 +21,23 @@ def synthetic_cohort(tmp_path_factory) -> object:
     """Six synthetic patients at 512x128, ingested."""
     root = tmp_path_factory.mktemp("qp")
     assert (
-        main(["synth", str(root), "--patients", "6", "--size", "tiny", "--seed", "5", "--matrix", "512x128", "--quiet"])
+        main(
+            [
+                "synth",
+                str(root),
+                "--patients",
+                "6",
+                "--size",
+                "tiny",
+                "--seed",
+                "5",
+                "--matrix",
+                "512x128",
+                "--variety",
+                "narrow",
+                "--quiet",
+            ]
+        )
         == 0
     )
     assert (

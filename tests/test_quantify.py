@@ -44,6 +44,8 @@ def two_visits(tmp_path_factory) -> Path:
                 "2",
                 "--matrix",
                 "512x128",
+                "--variety",
+                "narrow",
                 "--quiet",
             ]
         )
@@ -290,7 +292,24 @@ def test_cli_trains_a_hotspot_model_on_the_annotations_and_uses_it(two_visits: P
 def test_cli_with_a_trained_classifier_adds_probabilities_and_grad_cam(tmp_path: Path) -> None:
     """``scintilab quantify --classifier RUN_DIR`` with a real (tiny, 1-epoch) training run."""
     root = tmp_path / "cohort"
-    assert main(["synth", str(root), "--size", "tiny", "--seed", "3", "--matrix", "512x128", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                str(root),
+                "--size",
+                "tiny",
+                "--seed",
+                "3",
+                "--matrix",
+                "512x128",
+                "--variety",
+                "narrow",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     manifest = root / "manifest.csv"
     assert (
         main(

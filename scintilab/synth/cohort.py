@@ -41,6 +41,7 @@ from scintilab.outputs import RECORD_FILE, file_record_path
 from scintilab.study import CLASSES
 from scintilab.synth.phantom import BONE_IDS, PAPER_MATRIX, spacing_for
 from scintilab.synth.scan import SynthPatient, SynthStudy, export_header, generate_patient, render_study
+from scintilab.synth.variety import FAMILIES, VARIETIES, check_variety
 
 #: Patient counts per class for the named sizes (NoMet, ADMet, nADMet).
 #: ``paper``: 307 / 119 / 80 patients -> 614 / 237 / 160 images with one POST missing (ADMet).
@@ -118,16 +119,19 @@ def _write_patient(args: tuple[int, str, str | None, dict[str, Any]]) -> list[di
     index, label, missing, opt = args
     root = Path(opt["root"])
     seed = opt["seed"]
-    matrix = tuple(opt["matrix"])
     pat: SynthPatient = generate_patient(
         np.random.default_rng([seed, index]),
         label,
         index=index,
-        matrix=matrix,
+        matrix=tuple(opt["matrix"]) if opt["matrix"] else PAPER_MATRIX,
         visits=opt["visits"],
         seed=seed,
         missing_view=missing,
+        variety=opt["variety"],
+        draw_matrix=opt["matrix"] is None,
     )
+    matrix = pat.matrix
+    spacing = pat.phantom.spacing
     case = f"case_{index:04d}"
     rows: list[dict[str, Any]] = []
     for visit in range(pat.visits):
@@ -150,7 +154,7 @@ def _write_patient(args: tuple[int, str, str | None, dict[str, Any]]) -> list[di
             study_id=study_id,
             study_uid=uid,
             study_date=st.study_date,
-            pixel_spacing=spacing_for(matrix),
+            pixel_spacing=spacing,
             birth_date=pat.birth_date.strftime("%Y%m%d"),
             sex=pat.sex,
             age=pat.age + (st.study_date - pat.visit_dates[0]).days // 365,
@@ -186,7 +190,7 @@ def _write_patient(args: tuple[int, str, str | None, dict[str, Any]]) -> list[di
             ],
             "missing_view": pat.missing_view,
             "matrix": list(matrix),
-            "pixel_spacing": list(spacing_for(matrix)),
+            "pixel_spacing": list(spacing),
             "post_shift_rc": list(st.shift_rc),
             "post_shift_note": "stored POST[r, c] = fliplr(POST in ANT orientation)[r - rows, c - cols]",
             "counts": st.counts,
@@ -202,6 +206,9 @@ def _write_patient(args: tuple[int, str, str | None, dict[str, Any]]) -> list[di
             "involved_fraction": st.involved_fraction,
             "bone_ids": BONE_IDS,
         }
+        if pat.variety.clinic:  # narrow truth stays as it was (tests pin it)
+            truth["variety"] = {"patient": pat.variety.record(), "visit": st.variety.record(), "cut_row": st.cut_row}
+            truth["families"] = st.families
         tdir = root / "truth"
         (tdir / f"{study_id}.json").write_text(json.dumps(truth, indent=1) + "\n", encoding="utf-8")
         _save_npz(
@@ -236,10 +243,11 @@ def write_cohort(
     seed: int = 0,
     layout: str = "multiframe",
     visits: int = 1,
-    matrix: tuple[int, int] = PAPER_MATRIX,
+    matrix: tuple[int, int] | None = None,
     progress: bool = True,
     workers: int = 1,
     missing_views: int | None = None,
+    variety: str = "narrow",
 ) -> CohortInfo:
     """Write a synthetic cohort (DICOM + LabelMe + CSV + ground truth).
 
@@ -251,10 +259,15 @@ def write_cohort(
         layout: ``multiframe`` (one file, 2 frames) or ``pair`` (``_ANT`` / ``_POST`` files).
         visits: studies per patient, months apart (issue 13's follow-up scans).
         matrix: (rows, cols); smaller matrices keep the field of view (larger pixels).
+            None: the paper's for ``narrow``; drawn per patient for ``clinic``
+            (:data:`scintilab.synth.variety.CLINIC_MATRICES`); given, it holds for all.
         progress: show a tqdm bar.
         workers: processes (1 = in this process).
         missing_views: how many posterior views were not recorded (default 1 for
             ``paper``/``small``, 0 for ``tiny``); taken from ADMet patients, as in the paper.
+        variety: ``narrow`` (the generator the analysis was tuned on; the library default,
+            which tests rely on) or ``clinic`` (habitus, pose, field of view, matrix, counts,
+            camera, findings anywhere: :mod:`scintilab.synth.variety`; the CLI's default).
 
     Returns:
         A :class:`CohortInfo`.
@@ -268,9 +281,13 @@ def write_cohort(
         raise ValueError(f"layout must be 'multiframe' or 'pair', got {layout!r}")
     if visits < 1:
         raise ValueError(f"visits must be >= 1, got {visits}")
-    rows_, cols_ = (int(v) for v in matrix)
-    if rows_ < 64 or cols_ < 16:
-        raise ValueError(f"matrix {matrix} too small (at least 64 x 16)")
+    check_variety(variety)
+    if matrix is None and variety == "narrow":
+        matrix = PAPER_MATRIX
+    if matrix is not None:
+        rows_, cols_ = (int(v) for v in matrix)
+        if rows_ < 64 or cols_ < 16:
+            raise ValueError(f"matrix {matrix} too small (at least 64 x 16)")
     root = Path(out_dir)
     if root.exists() and any(root.iterdir()) and not (root / "cohort.json").exists():
         raise ValueError(f"{root} is not empty and holds no synthetic cohort; refusing to write into it")
@@ -287,7 +304,14 @@ def write_cohort(
     missing_idx = set(admet[-missing_views:]) if missing_views and admet else set()
     for sub in ("dicom", "annotations", "truth"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    opt = {"root": str(root), "seed": int(seed), "matrix": (rows_, cols_), "visits": int(visits), "layout": layout}
+    opt = {
+        "root": str(root),
+        "seed": int(seed),
+        "matrix": None if matrix is None else (rows_, cols_),
+        "visits": int(visits),
+        "layout": layout,
+        "variety": variety,
+    }
     jobs = [(i + 1, labels[i], "POST" if i in missing_idx else None, opt) for i in range(n)]
     results: list[list[dict[str, Any]]] = []
     bar = None
@@ -332,8 +356,9 @@ def write_cohort(
         "seed": int(seed),
         "layout": layout,
         "visits": int(visits),
-        "matrix": [rows_, cols_],
-        "pixel_spacing": list(spacing_for((rows_, cols_))),
+        "variety": variety,
+        "matrix": None if matrix is None else [rows_, cols_],
+        "pixel_spacing": None if matrix is None else list(spacing_for((rows_, cols_))),
         "patients_per_class": patient_counts,
         "images_per_class": image_counts,
         "missing_views": [list(m) for m in missing],
@@ -469,7 +494,20 @@ def cli_main(argv: list[str]) -> int:
         help="one 2-frame DICOM per study, or an _ANT/_POST file pair",
     )
     parser.add_argument("--visits", type=int, default=1, help="studies per patient, months apart (follow-up)")
-    parser.add_argument("--matrix", type=_matrix, default=PAPER_MATRIX, help="ROWSxCOLS, default 1024x256")
+    parser.add_argument(
+        "--matrix",
+        type=_matrix,
+        default=None,
+        help="ROWSxCOLS for every patient (default: drawn per patient for clinic, 1024x256 for narrow)",
+    )
+    parser.add_argument(
+        "--variety",
+        choices=list(VARIETIES),
+        default="clinic",
+        help="clinic (default): thin to obese, arms raised or missing, cut fields of view, three matrices, "
+        "0.5-6 M counts, 6-14 mm cameras, findings anywhere; narrow: the generator the analysis was tuned "
+        "on (average builds, arms at the sides, one matrix)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
@@ -500,6 +538,7 @@ def cli_main(argv: list[str]) -> int:
             matrix=args.matrix,
             progress=not args.quiet,
             workers=args.workers,
+            variety=args.variety,
         )
     except ValueError as err:
         print(f"scintilab synth: {err}", file=sys.stderr)
@@ -510,6 +549,8 @@ def cli_main(argv: list[str]) -> int:
     )
     print("patients per class: " + ", ".join(f"{k} {v}" for k, v in info.patient_counts.items()))
     print("images per class:   " + ", ".join(f"{k} {v}" for k, v in info.image_counts.items()))
+    if args.variety == "clinic":
+        print(f"variety: clinic (families per study in truth/*.json; known: {', '.join(FAMILIES)})")
     if info.missing_views:
         print(f"views not recorded: {len(info.missing_views)}")
     return 0

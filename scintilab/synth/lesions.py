@@ -104,6 +104,9 @@ BENIGN_REGION: dict[str, str] = {
     "foot_arthritis": "lower_limbs",
     "injection_site": "upper_limbs",
     "urine_contamination": "pelvis",
+    # off the skeleton, from the clinic variety (the others take their bone's region)
+    "urine_bag": "lower_limbs",
+    "catheter": "pelvis",
 }
 
 
@@ -158,11 +161,12 @@ def _choice(rng: np.random.Generator, probs: dict[str, float]) -> str:
     return keys[int(rng.choice(len(keys), p=p / p.sum()))]
 
 
-def _bone_pixels(ph: Phantom, bone: str, cache: dict[str, np.ndarray]) -> np.ndarray:
-    """Flat indices of the pixels owned by ``bone`` (proximal half only for long bones)."""
+def _bone_pixels(ph: Phantom, bone: str, cache: dict[str, np.ndarray], whole: bool = False) -> np.ndarray:
+    """Flat indices of the pixels owned by ``bone`` (proximal half only for long bones,
+    unless ``whole``)."""
     if bone not in cache:
         idx = np.flatnonzero(ph.bone_map == BONE_IDS[bone])
-        if bone in ("humeri", "femora") and idx.size:
+        if bone in ("humeri", "femora") and idx.size and not whole:
             rows = idx // ph.bone_map.shape[1]
             lo, hi = rows.min(), rows.max()
             idx = idx[rows <= lo + 0.45 * (hi - lo)]  # metastases favour the proximal shafts
@@ -177,9 +181,10 @@ def _place(
     cache: dict[str, np.ndarray],
     taken: list[tuple[float, float, float]],
     size_px: float,
+    whole: bool = False,
 ) -> tuple[float, float] | None:
     """Pick a pixel on ``bone`` away from lesions already placed."""
-    idx = _bone_pixels(ph, bone, cache)
+    idx = _bone_pixels(ph, bone, cache, whole)
     if idx.size == 0:
         return None
     w = ph.bone_map.shape[1]
@@ -191,7 +196,7 @@ def _place(
     return None
 
 
-def _make(
+def make_finding(
     ph: Phantom,
     fid: str,
     kind: str,
@@ -247,6 +252,7 @@ def sample_lesions(
     first_visit: int = 0,
     start_id: int = 1,
     taken: list[tuple[float, float, float]] | None = None,
+    sites: dict[str, float] | None = None,
 ) -> list[Finding]:
     """Draw the metastases of one patient of class ``label`` (none for NoMet).
 
@@ -258,6 +264,8 @@ def sample_lesions(
         first_visit: visit at which these lesions appear.
         start_id: number of the first lesion id.
         taken: (row, col, radius_px) of lesions already placed (updated in place).
+        sites: extra sites (bone -> share of all lesions) mixed into the class's own; given,
+            lesions also reach the distal halves of the humeri and femora (clinic variety).
 
     Returns:
         The lesions.
@@ -265,6 +273,11 @@ def sample_lesions(
     if label not in CLASS_MODELS:
         return []
     m = CLASS_MODELS[label]
+    bones = m["bones"]
+    if sites:
+        keep = 1.0 - sum(sites.values())
+        total = sum(bones.values())
+        bones = {**{b: keep * p / total for b, p in bones.items()}, **sites}
     if n is None:
         # negative binomial with dispersion 2: mostly a few, sometimes many (overlapping classes)
         mean = m["count_mean"]
@@ -282,15 +295,15 @@ def sample_lesions(
         uptake = float(rng.lognormal(math.log(comp[1]), comp[2])) * area
         rc = None
         for _ in range(4):
-            bone = _choice(rng, m["bones"])
-            rc = _place(rng, ph, bone, {}, taken, size / px_mm)
+            bone = _choice(rng, bones)
+            rc = _place(rng, ph, bone, {}, taken, size / px_mm, whole=bool(sites))
             if rc is not None:
                 break
         if rc is None:
             continue
         taken.append((rc[0], rc[1], size / px_mm))
         out.append(
-            _make(
+            make_finding(
                 ph,
                 f"L{start_id + len(out):02d}",
                 "lesion",
@@ -317,7 +330,7 @@ def sample_benign(rng: np.random.Generator, ph: Phantom, age: int) -> list[Findi
 
     def add(kind: str, shape_rc: tuple[float, float], bone: str | None, size: float, uptake: float, **kw) -> None:
         out.append(
-            _make(
+            make_finding(
                 ph,
                 f"B{len(out) + 1:02d}",
                 "benign",
@@ -417,7 +430,12 @@ def sample_benign(rng: np.random.Generator, ph: Phantom, age: int) -> list[Findi
 
 
 def visit_dynamics(
-    rng: np.random.Generator, lesions: list[Finding], label: str, visits: int, ph: Phantom
+    rng: np.random.Generator,
+    lesions: list[Finding],
+    label: str,
+    visits: int,
+    ph: Phantom,
+    sites: dict[str, float] | None = None,
 ) -> list[Finding]:
     """Add follow-up behaviour: uptake change, new lesions, and an optional flare.
 
@@ -439,7 +457,7 @@ def visit_dynamics(
             n_new = int(rng.poisson(2.5 if progress else 0.3))
             if n_new:
                 lesions += sample_lesions(
-                    rng, ph, label, n=n_new, first_visit=v, start_id=len(lesions) + 1, taken=taken
+                    rng, ph, label, n=n_new, first_visit=v, start_id=len(lesions) + 1, taken=taken, sites=sites
                 )
     for f in lesions:
         gains, flares = [], []
@@ -479,11 +497,28 @@ def finding_field(
         return np.exp(-0.5 * ((u / max(a, 0.35)) ** 2 + (v / max(b, 0.35)) ** 2))
 
     shape = f.shape
-    if shape in ("punctate", "rib_fracture", "lumbar_degeneration", "injection_site", "urine_contamination"):
+    if shape in (
+        "punctate",
+        "rib_fracture",
+        "lumbar_degeneration",
+        "injection_site",
+        "urine_contamination",
+        "spine_degeneration",
+        "sc_joint_arthritis",
+    ):
         fld = blob(0, 0, 0.6 * R, 0.6 * R, 0)
-    elif shape == "strip" or shape == "knee_arthritis":
+    elif shape == "catheter":  # a thin tube of urine
+        fld = blob(0, 0, R, 1.5 / px, f.angle)
+    elif shape in ("strip", "knee_arthritis", "endplate_degeneration", "sternotomy"):
         fld = blob(0, 0, R, max(0.3 * R, 2.5 / px), f.angle)
-    elif shape == "patchy" or shape in ("shoulder_arthritis", "foot_arthritis"):
+    elif shape == "patchy" or shape in (
+        "shoulder_arthritis",
+        "foot_arthritis",
+        "hip_arthritis",
+        "ankle_arthritis",
+        "wrist_arthritis",
+        "elbow_arthritis",
+    ):
         fld = np.zeros((n, n), np.float32)
         for _ in range(int(rng.integers(2, 5))):
             d = rng.normal(0, 0.35 * R, 2)
@@ -496,7 +531,7 @@ def finding_field(
             d = rng.normal(0, 0.45 * R, 2)
             s = rng.uniform(0.15, 0.3) * R
             fld = np.maximum(fld, rng.uniform(0.5, 1.0) * blob(d[0], d[1], s, s, 0))
-    elif shape == "flake":
+    elif shape in ("flake", "paget", "urine_bag"):
         theta = np.arctan2(rr, cc)
         rad = np.hypot(rr, cc)
         k = rng.normal(0, 1, 4)
@@ -543,6 +578,7 @@ __all__ = [
     "blurred_peak",
     "finding_field",
     "finding_mask",
+    "make_finding",
     "sample_benign",
     "sample_lesions",
     "visit_dynamics",

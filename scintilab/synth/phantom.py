@@ -64,6 +64,11 @@ class Anatomy:
         bone_gain: per-bone-group uptake factor (individual variation).
         kidney_gain: kidney visibility (0.5-1.5).
         bladder_fraction: share of the anterior counts in the bladder.
+        soft_width: lateral factor of the soft tissue alone (habitus: thin < 1 < obese);
+            the skeleton keeps its size.
+        arms: pose of each arm (right, left): ``sides``, ``abdomen``, ``raised`` or
+            ``missing`` (amputated: no bone and no soft tissue drawn).
+        breast_cm: extra soft-tissue thickness of the breasts over the chest (0 = none).
     """
 
     sex: str
@@ -80,6 +85,9 @@ class Anatomy:
     bone_gain: dict[str, float] = field(default_factory=dict)
     kidney_gain: float = 1.0
     bladder_fraction: float = 0.03
+    soft_width: float = 1.0
+    arms: tuple[str, str] = ("sides", "sides")
+    breast_cm: float = 0.0
 
 
 def random_anatomy(rng: np.random.Generator, *, sex: str, age: int) -> Anatomy:
@@ -169,9 +177,9 @@ class Phantom:
 class Canvas:
     """Accumulates projected activity and label maps; converts patient mm to pixels."""
 
-    def __init__(self, matrix: tuple[int, int], an: Anatomy) -> None:
+    def __init__(self, matrix: tuple[int, int], an: Anatomy, spacing: tuple[float, float] | None = None) -> None:
         self.rows, self.cols = matrix
-        self.sr, self.sc = spacing_for(matrix)
+        self.sr, self.sc = spacing_for(matrix) if spacing is None else spacing
         self.px_mm = 0.5 * (self.sr + self.sc)
         self.act_a = np.zeros(matrix, np.float32)
         self.act_p = np.zeros(matrix, np.float32)
@@ -394,7 +402,9 @@ def _mirror(pts: list[tuple[float, float]], side: int) -> list[tuple[float, floa
     return [(side * x, y) for x, y in pts]
 
 
-def render_phantom(an: Anatomy, matrix: tuple[int, int] = PAPER_MATRIX) -> Phantom:
+def render_phantom(
+    an: Anatomy, matrix: tuple[int, int] = PAPER_MATRIX, spacing: tuple[float, float] | None = None
+) -> Phantom:
     """Draw the normal skeleton, kidneys and soft tissue of one patient.
 
     Activities are relative (arbitrary units); :mod:`scintilab.synth.scan` scales them to
@@ -404,11 +414,14 @@ def render_phantom(an: Anatomy, matrix: tuple[int, int] = PAPER_MATRIX) -> Phant
     Args:
         an: the patient's habitus.
         matrix: (rows, columns) of the image.
+        spacing: (row, column) mm per pixel; None keeps the paper's field of view
+            (:func:`spacing_for`).
 
     Returns:
         The :class:`Phantom`.
     """
-    cv = Canvas(matrix, an)
+    cv = Canvas(matrix, an, spacing)
+    fw = an.soft_width
     s = an.height_mm / 1700.0  # lengths scale with height
     w = an.width  # widths scale with build
     T = an.thickness_cm
@@ -531,9 +544,14 @@ def render_phantom(an: Anatomy, matrix: tuple[int, int] = PAPER_MATRIX) -> Phant
         b = math.radians(an.forearm_deg[si])
         fl = 250 * s
         wrist = (elbow[0] + side * fl * math.sin(b), elbow[1] + fl * math.cos(b))
-        limit = 0.5 * matrix[1] * spacing_for(matrix)[1] - 30 - abs(an.shift_x_mm)
+        limit = 0.5 * matrix[1] * cv.sc - 30 - abs(an.shift_x_mm)
         if abs(wrist[0]) > limit:  # tuck the forearm in rather than leave the field
             wrist = (side * limit, wrist[1])
+        name = "R" if side < 0 else "L"
+        if an.arms[si] == "missing":  # amputated: landmarks stay (at the shoulder), nothing is drawn
+            for part in ("elbow", "wrist", "hand", "shoulder"):
+                landmarks[f"{part}_{name}"] = cv.to_px(*head)
+            continue
         cv.ellipse(*head, 24, 26 * s, "humeri", 1.0 * g["humeri"], (4.5, 4.5))
         cv.line([head, elbow], 21, "humeri", 0.55 * g["humeri"], (4.5, 4.5))
         cv.ellipse(*elbow, 27, 16, "humeri", 0.75 * g["humeri"], (4.0, 4.0))
@@ -557,8 +575,8 @@ def render_phantom(an: Anatomy, matrix: tuple[int, int] = PAPER_MATRIX) -> Phant
         landmarks[f"hand_{'R' if side < 0 else 'L'}"] = cv.to_px(*carpus)
         landmarks[f"shoulder_{'R' if side < 0 else 'L'}"] = cv.to_px(*head)
         # soft tissue of the arm
-        cv.line([head, elbow], 95 * w, None, 0, (0, 0), tissue=9.0)
-        cv.line([elbow, wrist], 72 * w, None, 0, (0, 0), tissue=7.5)
+        cv.line([head, elbow], 95 * w * fw, None, 0, (0, 0), tissue=9.0)
+        cv.line([elbow, wrist], 72 * w * fw, None, 0, (0, 0), tissue=7.5)
         cv.ellipse(carpus[0] + ux * 30, carpus[1] + uy * 30, 40, 55, None, 0, (0, 0), tissue=3.5)
 
     # -- skull, face, mandible -------------------------------------------------------------
@@ -663,9 +681,10 @@ def render_phantom(an: Anatomy, matrix: tuple[int, int] = PAPER_MATRIX) -> Phant
                 (3.0, 6.0),
             )
         landmarks[f"knee_{'R' if side < 0 else 'L'}"] = cv.to_px(knee[0], Y(1250))
+        landmarks[f"foot_{'R' if side < 0 else 'L'}"] = cv.to_px(ankle[0] + side * 8, Y(1665))
         # soft tissue of the leg
-        cv.line([(side * 95 * w, Y(940)), knee], 150 * w, None, 0, (0, 0), tissue=T["thigh"])
-        cv.line([knee, ankle], 100 * w, None, 0, (0, 0), tissue=T["calf"])
+        cv.line([(side * 95 * w, Y(940)), knee], 150 * w * fw, None, 0, (0, 0), tissue=T["thigh"])
+        cv.line([knee, ankle], 100 * w * math.sqrt(fw), None, 0, (0, 0), tissue=T["calf"])
         cv.ellipse(ankle[0] + side * 8, Y(1660), 45, 50 * s, None, 0, (0, 0), tissue=8.0)
 
     # -- kidneys (faint, posterior) -------------------------------------------------------
@@ -684,17 +703,17 @@ def render_phantom(an: Anatomy, matrix: tuple[int, int] = PAPER_MATRIX) -> Phant
 
     # -- soft tissue of head, neck and trunk ----------------------------------------------
     cv.ellipse(0, Y(112), 82 * w, 118 * s, None, 0, (0, 0), tissue=T["head"])
-    cv.line([(0, Y(215)), (0, Y(300))], 110 * w, None, 0, (0, 0), tissue=T["neck"])
-    chest = 160 * w
-    waist = 142 * w * (0.95 if an.sex == "F" else 1.0)
+    cv.line([(0, Y(215)), (0, Y(300))], 110 * w * math.sqrt(fw), None, 0, (0, 0), tissue=T["neck"])
+    chest = 160 * w * fw
+    waist = 142 * w * (0.95 if an.sex == "F" else 1.0) * fw
     cv.polygon(
         [
             (-(sh - 8), Y(278)),
             (sh - 8, Y(278)),
-            (sh + 12, Y(320)),
+            ((sh + 12) * fw, Y(320)),
             (chest, Y(600)),
             (-chest, Y(600)),
-            (-(sh + 12), Y(320)),
+            (-(sh + 12) * fw, Y(320)),
         ],
         None,
         0,
@@ -704,14 +723,17 @@ def render_phantom(an: Anatomy, matrix: tuple[int, int] = PAPER_MATRIX) -> Phant
     cv.polygon(
         [(-chest, Y(590)), (chest, Y(590)), (waist, Y(740)), (-waist, Y(740))], None, 0, (0, 0), tissue=T["abdomen"]
     )
+    if an.breast_cm > 0:  # breasts add soft tissue (counts) over the lower anterior chest
+        for side in (-1, 1):
+            cv.ellipse(side * 85 * w * fw, Y(470), 70 * fw, 60 * s, None, 0, (0, 0), tissue=T["chest"] + an.breast_cm)
     cv.polygon(
         [
             (-waist, Y(730)),
             (waist, Y(730)),
-            (hip + 28, Y(900)),
-            (hip + 18, Y(1000)),
-            (-(hip + 18), Y(1000)),
-            (-(hip + 28), Y(900)),
+            ((hip + 28) * fw, Y(900)),
+            ((hip + 18) * fw, Y(1000)),
+            (-(hip + 18) * fw, Y(1000)),
+            (-(hip + 28) * fw, Y(900)),
         ],
         None,
         0,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from skimage.measure import find_contours
 from scintilab.anatomy import BONE_MASS_FRACTION, BONES
 from scintilab.dicom_write import ExportHeader
 from scintilab.study import CLASSES, Shape
+from scintilab.synth.clinic_findings import wide_benign
 from scintilab.synth.lesions import (
     Finding,
     blurred_peak,
@@ -42,6 +43,18 @@ from scintilab.synth.phantom import (
     Phantom,
     random_anatomy,
     render_phantom,
+    spacing_for,
+)
+from scintilab.synth.variety import (
+    NARROW_MEAN_COUNTS,
+    PatientVariety,
+    VisitVariety,
+    apply_to_anatomy,
+    draw_patient,
+    draw_visit,
+    families,
+    patient_stream,
+    visit_stream,
 )
 from scintilab.utils import as_rng
 
@@ -115,6 +128,8 @@ class SynthPatient:
         matrix: (rows, cols).
         missing_view: ``"ANT"``/``"POST"`` for a study whose view was not recorded, else None.
         seed: the patient's own seed (visits derive their noise from it).
+        variety: what the variety drew for this patient (:mod:`scintilab.synth.variety`).
+        spacing: (row, col) mm per pixel.
     """
 
     index: int
@@ -131,6 +146,8 @@ class SynthPatient:
     matrix: tuple[int, int]
     missing_view: str | None = None
     seed: int = 0
+    variety: PatientVariety = field(default_factory=lambda: PatientVariety(profile="narrow"))
+    spacing: tuple[float, float] | None = None
     _phantom: Phantom | None = field(default=None, repr=False)
 
     @property
@@ -142,7 +159,7 @@ class SynthPatient:
     def phantom(self) -> Phantom:
         """The normal phantom (rendered once, cached)."""
         if self._phantom is None:
-            self._phantom = render_phantom(self.anatomy, self.matrix)
+            self._phantom = render_phantom(self.anatomy, self.matrix, self.spacing)
         return self._phantom
 
 
@@ -164,6 +181,9 @@ class SynthStudy:
         involved_fraction: per bone group, lesion pixels / bone pixels.
         shift_rc: (rows, cols) the stored POST is shifted by after mirroring.
         visit / study_date / counts: acquisition facts.
+        variety: what the variety drew for this visit.
+        families: the variety families this study belongs to (empty for ``narrow``).
+        cut_row: first row not acquired (the sweep ended early), else None.
     """
 
     anterior: np.ndarray | None
@@ -181,6 +201,9 @@ class SynthStudy:
     visit: int
     study_date: _dt.date
     counts: dict[str, int]
+    variety: VisitVariety = field(default_factory=lambda: VisitVariety(profile="narrow"))
+    families: list[str] = field(default_factory=list)
+    cut_row: int | None = None
 
 
 def patient_identity(index: int, seed: int) -> tuple[str, str]:
@@ -227,6 +250,8 @@ def generate_patient(
     visits: int = 1,
     seed: int = 0,
     missing_view: str | None = None,
+    variety: str = "narrow",
+    draw_matrix: bool = True,
 ) -> SynthPatient:
     """Draw one patient: demographics, habitus, metastases (per visit) and benign findings.
 
@@ -238,6 +263,10 @@ def generate_patient(
         visits: number of visits (1 = a single baseline study).
         seed: cohort seed (enters the raw ids).
         missing_view: ``"ANT"`` or ``"POST"`` to leave that view unrecorded.
+        variety: ``narrow`` (the generator the analysis was tuned on) or ``clinic``
+            (:mod:`scintilab.synth.variety`); its draws come from a stream of their own.
+        draw_matrix: let the clinic variety draw the matrix and pixel size; False keeps
+            ``matrix`` (at the paper's field of view).
 
     Returns:
         The :class:`SynthPatient` (its phantom is rendered lazily and cached).
@@ -253,12 +282,19 @@ def generate_patient(
     # Lung-cancer cohorts are mostly men in their sixties (cf. the paper's Fig. 5).
     sex = "M" if rng.random() < 0.68 else "F"
     age = int(np.clip(round(rng.normal(61 if sex == "M" else 58, 9.5)), 32, 88))
+    vrng = patient_stream(seed, index)
+    pv = draw_patient(vrng, variety, sex=sex, age=age)
+    if not draw_matrix:
+        pv = replace(pv, matrix=None, spacing_mm=None)
+    age = pv.age if pv.age is not None else age
     baseline = _dt.date(2014, 1, 1) + _dt.timedelta(days=int(rng.integers(0, 6 * 365 - 400)))
     dates = [baseline]
     for _ in range(visits - 1):
         dates.append(dates[-1] + _dt.timedelta(days=int(rng.integers(56, 120))))
     birth = baseline - _dt.timedelta(days=int(age * 365.25 + rng.integers(0, 365)))
-    an = random_anatomy(rng, sex=sex, age=age)
+    an = apply_to_anatomy(random_anatomy(rng, sex=sex, age=age), pv, vrng)
+    if pv.matrix is not None:
+        matrix = pv.matrix
     pid, name = patient_identity(index, seed)
     pat = SynthPatient(
         index=index,
@@ -275,12 +311,29 @@ def generate_patient(
         matrix=tuple(matrix),
         missing_view=missing_view,
         seed=int(rng.integers(2**31)),
+        variety=pv,
+        spacing=(pv.spacing_mm, pv.spacing_mm) if pv.spacing_mm is not None else spacing_for(tuple(matrix)),
     )
     ph = pat.phantom
-    lesions = sample_lesions(rng, ph, label)
-    pat.lesions = visit_dynamics(rng, lesions, label, visits, ph)
+    sites = pv.lesion_sites or None
+    lesions = sample_lesions(rng, ph, label, sites=sites)
+    pat.lesions = visit_dynamics(rng, lesions, label, visits, ph, sites=sites)
     pat.benign = sample_benign(rng, ph, age)
+    if pv.wide_benign:
+        pat.benign += wide_benign(vrng, ph, age, visits, start_id=len(pat.benign) + 1)
+        _vanish(vrng, pat.lesions, visits)
     return pat
+
+
+def _vanish(rng: np.random.Generator, lesions: list[Finding], visits: int) -> None:
+    """Clinic variety: some lesions of patients who are not progressing fade out at a
+    follow-up (gain 0 from then on: absent from that visit's image and truth)."""
+    if visits < 2:
+        return
+    for f in lesions:
+        if f.first_visit == 0 and f.visit_gain and f.visit_gain[-1] < f.visit_gain[0] and rng.random() < 0.3:
+            v0 = int(rng.integers(1, visits))
+            f.visit_gain = [g if v < v0 else 0.0 for v, g in enumerate(f.visit_gain)]
 
 
 def _polygon(mask: np.ndarray, corner: tuple[int, int]) -> np.ndarray:
@@ -372,19 +425,30 @@ def render_study(
     rng = as_rng(np.random.default_rng([patient.seed, visit, 17]) if rng is None else rng)
     ph = patient.phantom
     an = patient.anatomy
+    pv = patient.variety
+    vv = draw_visit(visit_stream(patient.seed, visit), pv, visit, arms=an.arms)
+    clinic = pv.clinic
+    if vv.fwhm_mm is not None:
+        fwhm_mm = vv.fwhm_mm
     H, W = patient.matrix
     sr, sc = ph.spacing
     area = sr * sc / 2.3**2
     sigma = fwhm_mm / 2.3548 / (0.5 * (sr + sc))
 
     # normal body: skeleton + soft tissue (slab of thickness T seen through itself) + kidneys
-    tissue_gain = 0.019 * float(rng.uniform(0.75, 1.3))  # soft-tissue retention varies (renal function)
+    tissue_gain = (
+        0.019 * float(rng.uniform(0.75, 1.3)) * vv.tissue_gain
+    )  # soft-tissue retention varies (renal function)
     T = ph.tissue_cm
     soft = tissue_gain * (1.0 - np.exp(-MU_PER_CM * T)) / MU_PER_CM
     ant = ph.act_ant + soft + ph.organ_act_ant
     post = ph.act_post + soft + ph.organ_act_post
     total = float(rng.uniform(0.85e6, 1.9e6))
     bl_frac = an.bladder_fraction * float(rng.uniform(0.7, 1.3))
+    count_scale = 1.0
+    if clinic and vv.total_counts is not None:
+        total = vv.total_counts
+        count_scale = total / NARROW_MEAN_COUNTS  # findings are stated at narrow counts
     scale = total * (1.0 - bl_frac) / float(ant.sum())
     ant = ant * scale
     post = post * scale
@@ -392,6 +456,10 @@ def render_study(
     # bladder: a few percent of the counts, nearer the front
     by, bx, brr, brc, bda, bdp = ph.bladder
     fill = float(rng.uniform(0.75, 1.25))
+    if clinic and vv.bladder_fill is not None:
+        fill = vv.bladder_fill
+        by, bx = by + vv.bladder_offset_mm[0] / sr, bx + vv.bladder_offset_mm[1] / sc
+        brr, brc = brr * math.sqrt(vv.bladder_aspect), brc / math.sqrt(vv.bladder_aspect)
     rr = (np.arange(H, dtype=np.float32)[:, None] - by) / (brr * fill)
     cc = (np.arange(W, dtype=np.float32)[None, :] - bx) / (brc * fill)
     r0, r1 = max(int(by - 3 * brr), 0), min(int(by + 3 * brr) + 1, H)
@@ -418,6 +486,8 @@ def render_study(
             on = ph.bone_map[a : a + h, c : c + w] == BONE_IDS[f.bone]
             fld = fld * (0.35 + 0.65 * on) * binary_dilation(on)
         fld = fld / blurred_peak(fld, sigma)
+        if clinic:
+            peaks = (peaks[0] * count_scale, peaks[1] * count_scale)
         ant[a : a + h, c : c + w] += peaks[0] * fld
         post[a : a + h, c : c + w] += peaks[1] * fld
         m = finding_mask(f, fld, (a, c), ph.bone_map)
@@ -427,34 +497,40 @@ def render_study(
         return int(m.sum())
 
     for f in patient.lesions:
-        if f.first_visit > visit:
+        if f.first_visit > visit or (f.visit_gain and f.visit_gain[visit] <= 0):
             continue
         peaks = f.view_peaks(visit)
         n = paint(f, peaks, lesion_map, int(f.id[1:]))
         truth_les.append(_truth_record(f, visit, peaks, n, 0.5 * (sr + sc)))
 
-    extra: list[Finding] = list(patient.benign)
+    extra: list[Finding] = [f for f in patient.benign if f.first_visit <= visit]
     # injection site: antecubital fossa mostly, else wrist or back of the hand; new each visit
     site = str(rng.choice(["elbow", "elbow", "elbow", "wrist", "hand"]))
     side = str(rng.choice(["R", "L"]))
-    ir, ic = ph.landmarks[f"{site}_{side}"]
     jitter = rng.normal(0, 4.0 / sr, 2)
-    extra.append(
-        Finding(
-            id=f"B{len(patient.benign) + 1:02d}",
-            kind="benign",
-            shape="injection_site",
-            bone=None,
-            region="upper_limbs",
-            center_rc=(float(ir + jitter[0]), float(ic + jitter[1])),
-            size_mm=float(rng.uniform(4, 9)),
-            angle=0.0,
-            uptake=float(rng.lognormal(math.log(600), 0.6)) * area,
-            depth_ant_cm=1.5,
-            depth_post_cm=5.5,
-            shape_seed=int(rng.integers(2**31)),
+    size_mm = float(rng.uniform(4, 9))
+    uptake = float(rng.lognormal(math.log(600), 0.6)) * area
+    shape_seed = int(rng.integers(2**31))
+    if clinic:
+        site, side, uptake = _clinic_injection(vv, an, ph, side, area, H)
+    if site != "absent":
+        ir, ic = ph.landmarks[f"{site}_{side}"]
+        extra.append(
+            Finding(
+                id=f"B{len(patient.benign) + 1:02d}",
+                kind="benign",
+                shape="injection_site",
+                bone=None,
+                region="lower_limbs" if site == "foot" else "upper_limbs",
+                center_rc=(float(ir + jitter[0]), float(ic + jitter[1])),
+                size_mm=size_mm,
+                angle=0.0,
+                uptake=uptake,
+                depth_ant_cm=1.5,
+                depth_post_cm=5.5,
+                shape_seed=shape_seed,
+            )
         )
-    )
     if rng.random() < 0.12:  # urine on skin or clothing near the pelvis / upper thighs
         pr, pc = ph.landmarks["bladder"]
         front = rng.random() < 0.6
@@ -474,15 +550,36 @@ def render_study(
                 shape_seed=int(rng.integers(2**31)),
             )
         )
+    if clinic and vv.urine_bag:
+        extra += _urine_bag(rng, ph, len(extra) + len(patient.benign) + 1, area)
     for f in extra:
         peaks = f.view_peaks(0)
         n = paint(f, peaks, benign_map, int(f.id[1:]))
         truth_ben.append(_truth_record(f, 0, peaks, n, 0.5 * (sr + sc)))
 
-    # camera blur, Poisson, background; the posterior view is mirrored and shifted
+    bone_map, body_map = ph.bone_map, ph.body_mask
+    if clinic and visit > 0:  # the patient lies elsewhere on the bed at this visit
+        mr_, mc_ = round(vv.motion_mm[0] / sr), round(vv.motion_mm[1] / sc)
+        ant, post, lesion_map, benign_map, bone_map, body_map = (
+            _translate(x, mr_, mc_) for x in (ant, post, lesion_map, benign_map, bone_map, body_map)
+        )
+        masks = [(f, m, (corner[0] + mr_, corner[1] + mc_)) for f, m, corner in masks]
+        for rec in truth_les + truth_ben:
+            rec["center_rc"] = [round(rec["center_rc"][0] + mr_, 2), round(rec["center_rc"][1] + mc_, 2)]
+    cut_row = _cut_row(vv, ph, H, sr) if clinic else None
+
+    # camera blur (and scatter), Poisson, background; the posterior view is mirrored and shifted
     bg = BACKGROUND * area
-    ant = gaussian_filter(ant, sigma, mode="constant")
-    post = gaussian_filter(post, sigma, mode="constant")[:, ::-1]
+    if clinic and vv.scatter_fraction > 0:
+        s_px = vv.scatter_mm / (0.5 * (sr + sc))
+        sf = vv.scatter_fraction
+        ant = (1 - sf) * gaussian_filter(ant, sigma, mode="constant") + sf * gaussian_filter(ant, s_px, mode="constant")
+        post = (
+            (1 - sf) * gaussian_filter(post, sigma, mode="constant") + sf * gaussian_filter(post, s_px, mode="constant")
+        )[:, ::-1]
+    else:
+        ant = gaussian_filter(ant, sigma, mode="constant")
+        post = gaussian_filter(post, sigma, mode="constant")[:, ::-1]
     # sweep misalignment of up to ~14 mm along and ~9 mm across the bed (+-6 / +-4 px at 2.3 mm)
     mr, mc = max(1, round(14.0 / sr)), max(1, round(9.0 / sc))
     dr, dc = int(rng.integers(-mr, mr + 1)), int(rng.integers(-mc, mc + 1))
@@ -492,6 +589,16 @@ def render_study(
     ]
     a_img = _poisson_image(rng, ant, bg)
     p_img = _poisson_image(rng, shifted, bg)
+    if cut_row is not None:  # the sweep ended early: nothing was acquired below (Poisson stays last)
+        a_img[cut_row:] = 0
+        p_img[cut_row:] = 0
+        lesion_map, benign_map, bone_map, body_map = (x.copy() for x in (lesion_map, benign_map, bone_map, body_map))
+        for x in (lesion_map, benign_map, bone_map, body_map):
+            x[cut_row:] = 0
+        gone = {r["id"] for r in truth_les + truth_ben if r["center_rc"][0] >= cut_row}
+        truth_les = [r for r in truth_les if r["id"] not in gone]
+        truth_ben = [r for r in truth_ben if r["id"] not in gone]
+        masks = [(f, m, corner) for f, m, corner in masks if f.id not in gone]
 
     # annotations: every finding on both views, in each view's stored coordinates
     shapes: list[Shape] = []
@@ -500,6 +607,9 @@ def render_study(
         label = f"lesion:{f.shape}:{f.region}" if f.kind == "lesion" else f"benign:{f.shape}:{f.region}"
         attrs = {"kind": f.kind, "shape": f.shape, "region": f.region, "bone": f.bone, "id": f.id}
         post_poly = np.stack([W - 1 - poly[:, 0] + dc, poly[:, 1] + dr], axis=1)
+        if clinic:  # a finding moved or cut at the field's edge keeps its outline inside the image
+            poly = np.stack([np.clip(poly[:, 0], 0, W - 1), np.clip(poly[:, 1], 0, H - 1)], axis=1)
+            post_poly = np.stack([np.clip(post_poly[:, 0], 0, W - 1), np.clip(post_poly[:, 1], 0, H - 1)], axis=1)
         for view, pts in (("ANT", poly), ("POST", post_poly)):
             if patient.missing_view == view:
                 continue
@@ -510,8 +620,8 @@ def render_study(
     # true BSI: per bone, lesion pixels / bone pixels (ANT projection maps), weighted by mass share
     involved: dict[str, float] = {}
     bsi = 0.0
-    bone_counts = np.bincount(ph.bone_map.ravel(), minlength=len(BONES) + 1)
-    les_counts = np.bincount(ph.bone_map[lesion_map > 0], minlength=len(BONES) + 1)
+    bone_counts = np.bincount(bone_map.ravel(), minlength=len(BONES) + 1)
+    les_counts = np.bincount(bone_map[lesion_map > 0], minlength=len(BONES) + 1)
     for b in BONES:
         i = BONE_IDS[b]
         frac = float(les_counts[i]) / float(bone_counts[i]) if bone_counts[i] else 0.0
@@ -525,14 +635,104 @@ def render_study(
         shapes=shapes,
         lesions=truth_les,
         benign=truth_ben,
-        bone_maps=ph.bone_map,
+        bone_maps=bone_map,
         lesion_maps=lesion_map,
         benign_maps=benign_map,
-        body_map=ph.body_mask,
+        body_map=body_map,
         true_bsi=round(100.0 * bsi, 4),
         involved_fraction=involved,
         shift_rc=(dr, dc),
         visit=visit,
         study_date=patient.visit_dates[visit],
         counts={"ANT": int(a_img.sum(dtype=np.int64)), "POST": int(p_img.sum(dtype=np.int64))},
+        variety=vv,
+        families=families(
+            pv, vv, counts=int(a_img.sum(dtype=np.int64)), cut=cut_row is not None or (an.top_mm < 0 and clinic)
+        ),
+        cut_row=cut_row,
     )
+
+
+def _translate(x: np.ndarray, dr: int, dc: int) -> np.ndarray:
+    """``x`` moved by (dr, dc) pixels, zero-filled (what leaves the field is lost)."""
+    if dr == 0 and dc == 0:
+        return x
+    H, W = x.shape
+    out = np.zeros_like(x)
+    out[max(dr, 0) : H + min(dr, 0), max(dc, 0) : W + min(dc, 0)] = x[
+        max(-dr, 0) : H + min(-dr, 0), max(-dc, 0) : W + min(-dc, 0)
+    ]
+    return out
+
+
+def _cut_row(vv: VisitVariety, ph: Phantom, H: int, sr: float) -> int | None:
+    """First stored row the sweep did not reach (clinic ``sweep_cut``), or None."""
+    lm = ph.landmarks
+    dr = round(vv.motion_mm[0] / sr)
+    if vv.sweep_cut == "feet":
+        row = min(lm["foot_R"][0], lm["foot_L"][0]) - 70.0 / sr  # ended at the lower shins
+    elif vv.sweep_cut == "partial":
+        row = min(lm["knee_R"][0], lm["knee_L"][0]) - 150.0 / sr  # ended at the thighs
+    else:
+        return None
+    row = int(round(row)) + dr
+    return row if 0 < row < H else None
+
+
+def _clinic_injection(
+    vv: VisitVariety, an: Anatomy, ph: Phantom, side: str, area: float, H: int
+) -> tuple[str, str, float]:
+    """(site, side, uptake) of a clinic injection; ``absent`` when none shows in the field."""
+    site = vv.injection or "absent"
+    if site == "absent":
+        return "absent", side, 0.0
+    present = [s for s, pose in zip(("R", "L"), an.arms, strict=True) if pose != "missing"]
+    if site != "foot":
+        if not present:
+            site = "foot"
+        elif side not in present:
+            side = present[0]
+    r = ph.landmarks[f"{site}_{side}"][0]
+    if not 0 <= r < H:  # a raised hand above the field's top: injected at the elbow instead
+        site = "elbow"
+        if not 0 <= ph.landmarks[f"elbow_{side}"][0] < H:
+            return "absent", side, 0.0
+    return site, side, float(vv.injection_uptake or 0.0) * area
+
+
+def _urine_bag(rng: np.random.Generator, ph: Phantom, first_id: int, area: float) -> list[Finding]:
+    """A urine bag beside a thigh on the bed and the catheter running to it from the bladder."""
+    side = str(rng.choice(["R", "L"]))
+    sr, sc = ph.spacing
+    kr, kc = ph.landmarks[f"knee_{side}"]
+    br, bc = ph.landmarks["bladder"]
+    W = ph.bone_map.shape[1]
+    out_c = -1 if side == "R" else 1
+    bag = (kr - float(rng.uniform(60, 200)) / sr, float(np.clip(kc + out_c * rng.uniform(90, 140) / sc, 3, W - 4)))
+    mid = (0.5 * (bag[0] + br), 0.5 * (bag[1] + bc))
+    half = 0.5 * math.hypot((bag[0] - br) * sr, (bag[1] - bc) * sc)
+    common = {"kind": "benign", "bone": None, "depth_ant_cm": 12.0, "depth_post_cm": 3.0}
+    return [
+        Finding(
+            id=f"B{first_id:02d}",
+            shape="urine_bag",
+            region="lower_limbs",
+            center_rc=bag,
+            size_mm=float(rng.uniform(30, 50)),
+            angle=0.0,
+            uptake=float(rng.lognormal(math.log(60), 0.5)) * area,
+            shape_seed=int(rng.integers(2**31)),
+            **common,
+        ),
+        Finding(
+            id=f"B{first_id + 1:02d}",
+            shape="catheter",
+            region="pelvis",
+            center_rc=mid,
+            size_mm=half,
+            angle=math.atan2(bag[0] - br, bag[1] - bc),
+            uptake=float(rng.uniform(6, 15)) * area,
+            shape_seed=int(rng.integers(2**31)),
+            **common,
+        ),
+    ]

@@ -25,7 +25,7 @@ from scintilab.lesion_agreement import truth_files
 from scintilab.quantify import StudyQuant, quantify_cohort, quantify_study
 from scintilab.study import Study
 from scintilab.synth.cohort import write_cohort
-from scintilab.synth.phantom import BONE_IDS, spacing_for
+from scintilab.synth.phantom import BONE_IDS
 from scintilab.synth.scan import generate_patient, render_study
 
 
@@ -55,13 +55,14 @@ def validate_against_truth(
     n_patients: int = 40,
     visits: int = 3,
     seed: int = 1,
-    matrix: tuple[int, int] = (1024, 256),
+    matrix: tuple[int, int] | None = (1024, 256),
     repeats: int = 6,
     progress: bool = True,
     limit: int | None = None,
     hotspot_model: str | Path | HotspotModel | None = None,
     threshold: float | None = None,
     params: qp.QuantParams | None = None,
+    variety: str = "narrow",
 ) -> dict[str, Any]:
     """Quantify a synthetic cohort and compare everything with the generator's truth.
 
@@ -69,7 +70,8 @@ def validate_against_truth(
     quantification here, the repeatability re-simulations included, and recorded in the
     figures (``params_changed``).
 
-    Writes the cohort (``n_patients`` x ``visits``) into ``cohort_dir`` when it holds none,
+    Writes the cohort (``n_patients`` x ``visits``, of ``variety``; ``matrix`` None lets the
+    clinic variety draw it per patient) into ``cohort_dir`` when it holds none,
     ingests it, runs :func:`quantify_cohort` (no reports), and measures: lesion-level
     sensitivity and false positives per scan (FROC), BSI agreement (Pearson r,
     Bland-Altman), BSI repeatability under fresh Poisson noise, new-lesion counts and
@@ -101,6 +103,7 @@ def validate_against_truth(
             limit=limit,
             hotspot_model=hotspot_model,
             threshold=threshold,
+            variety=variety,
         )
         figures["params_changed"] = used.changed()
     return figures
@@ -112,19 +115,22 @@ def _validate_against_truth(
     n_patients: int = 40,
     visits: int = 3,
     seed: int = 1,
-    matrix: tuple[int, int] = (1024, 256),
+    matrix: tuple[int, int] | None = (1024, 256),
     repeats: int = 6,
     progress: bool = True,
     limit: int | None = None,
     hotspot_model: str | Path | HotspotModel | None = None,
     threshold: float | None = None,
+    variety: str = "narrow",
 ) -> dict[str, Any]:
     """The work of :func:`validate_against_truth`, under the parameters it set."""
     from scipy import ndimage as ndi
 
     root = Path(cohort_dir)
     if not (root / "cohort.json").exists():
-        write_cohort(root, n_patients=n_patients, seed=seed, visits=visits, matrix=matrix, progress=progress)
+        write_cohort(
+            root, n_patients=n_patients, seed=seed, visits=visits, matrix=matrix, progress=progress, variety=variety
+        )
     manifest = root / "manifest.csv"
     if not manifest.exists():
         ingest(root / "dicom", root / "labels.csv", root / "annotations", manifest, progress=progress)
@@ -527,7 +533,7 @@ def _repeatability(
     noise changed (the generator's other draws replayed from the same seed)."""
     meta = json.loads((root / "cohort.json").read_text(encoding="utf-8"))
     seed, visits = int(meta["seed"]), int(meta["visits"])
-    mat = tuple(meta["matrix"])
+    variety = meta.get("variety", "narrow")
     cands = sorted(
         (t for t in truth.values() if t["label"] != "NoMet" and t["visit"] == 0 and not t["missing_view"]),
         key=lambda t: t["case"],
@@ -540,10 +546,12 @@ def _repeatability(
         np.random.default_rng([seed, index]),
         t["label"],
         index=index,
-        matrix=mat,
+        matrix=tuple(meta["matrix"] or t["matrix"]),
         visits=visits,
         seed=seed,
         missing_view=None,
+        variety=variety,
+        draw_matrix=meta["matrix"] is None,
     )
 
     class _FreshNoise(np.random.Generator):
@@ -564,7 +572,7 @@ def _repeatability(
             patient_key="P-repeat",
             anterior=st.anterior,
             posterior=st.posterior,
-            pixel_spacing=spacing_for(mat),
+            pixel_spacing=pat.phantom.spacing,
         )
         values.append(quantify_study(study, model=model, threshold=threshold).bsi.bsi)
     return {"values": values, "study": f"{t['label']} baseline (true BSI {t['true_bsi']:.3f})"}
