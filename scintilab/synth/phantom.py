@@ -154,6 +154,9 @@ class Phantom:
         prims: primitive descriptions.
         landmarks: named points in pixels (row, col), e.g. injection sites, knees.
         spacing: (row, col) mm per pixel.
+        depth_ant_map / depth_post_map: activity-weighted mean depth (cm) from the front /
+            the back of what each pixel holds (NaN where no bone or organ), for the
+            depth-dependent camera blur of the clinic variety.
     """
 
     act_ant: np.ndarray
@@ -167,6 +170,8 @@ class Phantom:
     prims: list[PrimInfo]
     landmarks: dict[str, tuple[float, float]]
     spacing: tuple[float, float]
+    depth_ant_map: np.ndarray | None = None
+    depth_post_map: np.ndarray | None = None
 
     @property
     def body_mask(self) -> np.ndarray:
@@ -185,6 +190,11 @@ class Canvas:
         self.act_p = np.zeros(matrix, np.float32)
         self.org_a = np.zeros(matrix, np.float32)
         self.org_p = np.zeros(matrix, np.float32)
+        # activity-weighted depth sums, kept apart so the activity itself is summed as before
+        self.wd_a = np.zeros(matrix, np.float32)
+        self.wd_p = np.zeros(matrix, np.float32)
+        self.w_a = np.zeros(matrix, np.float32)
+        self.w_p = np.zeros(matrix, np.float32)
         self.bone = np.zeros(matrix, np.uint8)
         self.prim = np.full(matrix, -1, np.int16)
         self.tissue = np.zeros(matrix, np.float32)
@@ -228,6 +238,7 @@ class Canvas:
         a, b, c, d = box
         wa = act * math.exp(-MU_PER_CM * d_a)
         wp = act * math.exp(-MU_PER_CM * d_p)
+        self._depths(box, wa * cov, wp * cov, d_a, d_p)
         if organ:
             self.org_a[a:b, c:d] += wa * cov
             self.org_p[a:b, c:d] += wp * cov
@@ -241,6 +252,21 @@ class Canvas:
             sel = (cov >= 0.45) & (bm == 0)
             bm[sel] = BONE_IDS[bone]
             self.prim[a:b, c:d][sel] = idx
+
+    def _depths(self, box, wa, wp, da, dp) -> None:
+        a, b, c, d = box
+        self.wd_a[a:b, c:d] += wa * da
+        self.w_a[a:b, c:d] += wa
+        self.wd_p[a:b, c:d] += wp * dp
+        self.w_p[a:b, c:d] += wp
+
+    def depth_maps(self) -> tuple[np.ndarray, np.ndarray]:
+        """Activity-weighted mean depth per pixel from the front and from the back (NaN: none)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (
+                np.where(self.w_a > 0, self.wd_a / self.w_a, np.nan).astype(np.float32),
+                np.where(self.w_p > 0, self.wd_p / self.w_p, np.nan).astype(np.float32),
+            )
 
     # -- primitives -----------------------------------------------------------------
     def line(
@@ -300,6 +326,7 @@ class Canvas:
         a, b, c, d = box
         self.act_a[a:b, c:d] += act * np.exp(-MU_PER_CM * da) * cov
         self.act_p[a:b, c:d] += act * np.exp(-MU_PER_CM * dp) * cov
+        self._depths(box, act * np.exp(-MU_PER_CM * da) * cov, act * np.exp(-MU_PER_CM * dp) * cov, da, dp)
         if bone is not None:
             base = len(self.prims)
             for i in range(len(P) - 1):
@@ -746,6 +773,7 @@ def render_phantom(
     bl_c = 40 * w / cv.sc
     landmarks["bladder"] = (by, bx)
     landmarks["pelvis_centre"] = cv.to_px(0, Y(900))
+    depth_a, depth_p = cv.depth_maps()
     for name, y in vert_levels.items():
         landmarks[name] = cv.to_px(spine_x(y), y)
     for k, y in enumerate(rib_levels):
@@ -762,4 +790,6 @@ def render_phantom(
         prims=cv.prims,
         landmarks=landmarks,
         spacing=(cv.sr, cv.sc),
+        depth_ant_map=depth_a,
+        depth_post_map=depth_p,
     )

@@ -558,10 +558,15 @@ def render_study(
         truth_ben.append(_truth_record(f, 0, peaks, n, 0.5 * (sr + sc)))
 
     bone_map, body_map = ph.bone_map, ph.body_mask
+    depth_a = depth_p = None
+    if clinic:  # where no bone or organ holds the activity, it is soft tissue: half the thickness deep
+        half = 0.5 * ph.tissue_cm
+        depth_a = np.where(np.isnan(ph.depth_ant_map), half, ph.depth_ant_map)
+        depth_p = np.where(np.isnan(ph.depth_post_map), half, ph.depth_post_map)
     if clinic and visit > 0:  # the patient lies elsewhere on the bed at this visit
         mr_, mc_ = round(vv.motion_mm[0] / sr), round(vv.motion_mm[1] / sc)
-        ant, post, lesion_map, benign_map, bone_map, body_map = (
-            _translate(x, mr_, mc_) for x in (ant, post, lesion_map, benign_map, bone_map, body_map)
+        ant, post, lesion_map, benign_map, bone_map, body_map, depth_a, depth_p = (
+            _translate(x, mr_, mc_) for x in (ant, post, lesion_map, benign_map, bone_map, body_map, depth_a, depth_p)
         )
         masks = [(f, m, (corner[0] + mr_, corner[1] + mc_)) for f, m, corner in masks]
         for rec in truth_les + truth_ben:
@@ -570,13 +575,9 @@ def render_study(
 
     # camera blur (and scatter), Poisson, background; the posterior view is mirrored and shifted
     bg = BACKGROUND * area
-    if clinic and vv.scatter_fraction > 0:
-        s_px = vv.scatter_mm / (0.5 * (sr + sc))
-        sf = vv.scatter_fraction
-        ant = (1 - sf) * gaussian_filter(ant, sigma, mode="constant") + sf * gaussian_filter(ant, s_px, mode="constant")
-        post = (
-            (1 - sf) * gaussian_filter(post, sigma, mode="constant") + sf * gaussian_filter(post, s_px, mode="constant")
-        )[:, ::-1]
+    if clinic:
+        ant = _camera(ant, depth_a, vv, 0.5 * (sr + sc))
+        post = _camera(post, depth_p, vv, 0.5 * (sr + sc))[:, ::-1]
     else:
         ant = gaussian_filter(ant, sigma, mode="constant")
         post = gaussian_filter(post, sigma, mode="constant")[:, ::-1]
@@ -651,6 +652,36 @@ def render_study(
         ),
         cut_row=cut_row,
     )
+
+
+#: Depth bins (cm from the camera side of the body) of the depth-dependent blur.
+DEPTH_BINS_CM: tuple[float, ...] = (0.0, 4.0, 8.0, 12.0, 16.0, 1e9)
+#: Air between the body and the collimator (cm) during a whole-body sweep.
+COLLIMATOR_GAP_CM: float = 2.0
+
+
+def camera_fwhm_mm(fwhm_10cm: float, depth_cm: float) -> float:
+    """System resolution at ``depth_cm`` inside the body for a camera of ``fwhm_10cm`` at
+    10 cm from the collimator: LEHR resolution grows about linearly with distance (roughly
+    4 mm at the face of the collimator to 7-8 mm at 10 cm for a good camera)."""
+    return fwhm_10cm * (0.45 + 0.055 * (depth_cm + COLLIMATOR_GAP_CM))
+
+
+def _camera(img: np.ndarray, depth: np.ndarray, vv: VisitVariety, px_mm: float) -> np.ndarray:
+    """Depth-dependent blur (each depth bin with its own resolution) plus a scatter halo."""
+    out = np.zeros_like(img)
+    edges = DEPTH_BINS_CM
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = (depth >= lo) & (depth < hi)
+        if not sel.any():
+            continue
+        d = float(np.median(depth[sel]))
+        fwhm = camera_fwhm_mm(float(vv.fwhm_mm or 7.0), d)
+        out += gaussian_filter(np.where(sel, img, 0.0).astype(img.dtype), fwhm / 2.3548 / px_mm, mode="constant")
+    if vv.scatter_fraction > 0:
+        sf = vv.scatter_fraction
+        out = (1 - sf) * out + sf * gaussian_filter(img, vv.scatter_mm / px_mm, mode="constant")
+    return out
 
 
 def _translate(x: np.ndarray, dr: int, dc: int) -> np.ndarray:
