@@ -72,7 +72,11 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "scintilab.viz",
         ),
     ),
-    ("audit", "duplicates, leaks and bad scans before training", ("scintilab.audit.*",)),
+    (
+        "audit",
+        "duplicates, leaks and bad scans before training; realism against real-scan statistics",
+        ("scintilab.audit.*", "scintilab.realism"),
+    ),
     (
         "classifier",
         "datasets, splits, Keras input, models, configs, runs, training, evaluation, explanations, export",
