@@ -5,11 +5,16 @@ in front) times :data:`scintilab.bsi.TEMPLATE_AREA_SCALE`. This script fits the 
 every study of a cohort the generator wrote (``truth/*_maps.npz`` beside the manifest),
 divides each group's true projected pixels by its own template pixels, and prints per
 group the median, the coefficient of variation between studies, and the constant in use,
-so the constants can be checked on a fresh cohort (or re-measured after a template change).
+so the constants can be re-measured after a template change, or checked on a fresh cohort.
+
+The cohort's seed (its ``cohort.json``) is checked against the validation protocol
+(``validation/cohorts.yaml``) before any work: measuring the constants is tuning, so the seed
+must be registered for tuning; ``--check`` only compares the constants in use with a cohort,
+a reporting figure, so the seed must be registered for reporting.
 
 Usage::
 
-    .venv/bin/python benchmarks/measure_template_scale.py --cohort DIR [--json OUT.json]
+    .venv/bin/python benchmarks/measure_template_scale.py --cohort DIR [--check] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import numpy as np  # noqa: E402
 
 from scintilab.anatomy import BONES  # noqa: E402
 from scintilab.bsi import TEMPLATE_AREA_SCALE, front_view  # noqa: E402
+from scintilab.protocol import ProtocolError, cohort_seed, require  # noqa: E402
 
 
 def measure(cohort: Path) -> dict[str, dict[str, float]]:
@@ -69,6 +75,11 @@ def measure(cohort: Path) -> dict[str, dict[str, float]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cohort", type=Path, required=True, help="a cohort the generator wrote, ingested")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="check the constants in use on a reporting cohort (default: measure them, which is tuning)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the table here")
     args = p.parse_args(argv)
     if not (args.cohort / "manifest.csv").exists() or not (args.cohort / "truth").is_dir():
@@ -77,6 +88,16 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    purpose = "reporting" if args.check else "tuning"
+    try:
+        seed, variety = cohort_seed(args.cohort)
+        if seed is None:
+            raise ProtocolError(
+                f"{args.cohort} holds no cohort.json, so its seed and its purpose in validation/cohorts.yaml are unknown"
+            )
+        require(seed, purpose, variety, what="the bone area per template pixel")
+    except ProtocolError as exc:
+        p.error(str(exc))
     t0 = time.perf_counter()
     table = measure(args.cohort)
     print(f"{'bone group':16s} {'n':>5s} {'median':>7s} {'cv':>6s} {'in use':>7s} {'median/in use':>14s}")

@@ -44,6 +44,11 @@ def load(paths: list[Path], classifier: str) -> dict[str, dict]:
         if fig is None:
             print(f"{p}: holds no '{classifier}' figures; skipped", file=sys.stderr)
             continue
+        # Kept, as before, but said: a summary of tuning figures is not a result.
+        proto = data.get("protocol") or {}
+        if proto.get("purpose") != "reporting":
+            what = f"a {proto['purpose']} (seed {proto.get('seed')})" if proto else "written without a protocol check"
+            print(f"{p}: {what}, not a reporting figure (validation/cohorts.yaml)", file=sys.stderr)
         runs[p.stem] = fig
     return runs
 

@@ -8,7 +8,8 @@ views of each patient as stored, mirrored, and with random cut fields of view an
 levels; each copy upright and turned 180°. Held out: seeds 2101-2102 at 1024x256 and 2103
 at 2048x512, in the variety families of ``train_viewrec.py``, each view given head up and
 turned. "Wrongly turned" is the share of head-up views the model would turn with
-confidence: the error that costs most.
+confidence: the error that costs most. The seeds are checked against the validation protocol
+(``validation/cohorts.yaml``) before any view is drawn, as in ``train_viewrec.py``.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scintilab.orientation import CONFIDENCE, WEIGHTS_PATH, OrientationModel, default_model, fit, turn  # noqa: E402
+from scintilab.protocol import ProtocolError  # noqa: E402
 from scintilab.synth.phantom import spacing_for  # noqa: E402
 from scintilab.viewrec import view_features  # noqa: E402
 
-from train_viewrec import FAMILIES, TRAIN, cut, fewer_counts, views_of  # noqa: E402
+from train_viewrec import FAMILIES, TRAIN, check_protocol, cut, fewer_counts, views_of  # noqa: E402
 
 HELD_OUT = ((2101, (1024, 256)), (2102, (1024, 256)), (2103, (2048, 512)))
 PATIENTS = 40
@@ -87,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="measure the shipped weights; train nothing")
     ap.add_argument("--out", type=Path, default=WEIGHTS_PATH, help="where the weights go")
     args = ap.parse_args(argv)
+    try:
+        check_protocol(TRAIN, HELD_OUT, "orientation model", training=not args.check)
+    except ProtocolError as exc:
+        ap.error(str(exc))
     t0 = time.perf_counter()
     if args.check:
         model = default_model()

@@ -8,6 +8,10 @@ lists them), matrices 512x128 and 1024x256, every view as stored, mirrored, and 
 with a random cut field of view and a random count level. Held out: seeds 2001-2002 at
 1024x256 and seed 2003 at 2048x512 (a matrix the training never saw), each in the
 variety families below; the pair figures decide both views of one study together.
+
+Before any view is drawn the seeds are checked against the validation protocol
+(``validation/cohorts.yaml``): the training seeds must be registered for training, the
+held-out ones for reporting.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from scintilab.protocol import ProtocolError, require
 from scintilab.study import CLASSES
 from scintilab.synth.phantom import spacing_for
 from scintilab.synth.scan import generate_patient, render_study
@@ -29,6 +35,25 @@ HELD_OUT = ((2001, (1024, 256)), (2002, (1024, 256)), (2003, (2048, 512)))
 PATIENTS = 40
 #: Copies of each training view with a random cut field of view, count level and side.
 AUGMENTED_COPIES = 4
+
+
+def check_protocol(
+    train: Sequence[tuple[int, tuple[int, int]]],
+    held_out: Sequence[tuple[int, tuple[int, int]]],
+    model: str,
+    *,
+    training: bool = True,
+) -> None:
+    """Refuse seeds the protocol does not allow: ``train`` for training (when ``training``), ``held_out`` for reporting.
+
+    Raises:
+        ProtocolError: the first seed used against ``validation/cohorts.yaml``.
+    """
+    if training:
+        for seed, _ in train:
+            require(seed, "training", what=f"the {model}'s weights")
+    for seed, _ in held_out:
+        require(seed, "reporting", what=f"the {model}'s held-out figures")
 
 
 def views_of(seed: int, matrix: tuple[int, int], n: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -116,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="measure the shipped weights; train nothing")
     ap.add_argument("--out", type=Path, default=WEIGHTS_PATH, help="where the weights go")
     args = ap.parse_args(argv)
+    try:
+        check_protocol(TRAIN, HELD_OUT, "view recogniser", training=not args.check)
+    except ProtocolError as exc:
+        ap.error(str(exc))
     t0 = time.perf_counter()
     if args.check:
         rec = default_recogniser()

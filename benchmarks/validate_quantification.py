@@ -28,17 +28,24 @@ Two classifiers can be validated:
   then validate it on ``--cohort``. With a model, the rules are validated on the same
   cohort too and both are printed side by side (``--no-rules`` skips them).
 
+Before any work the seeds are checked against the validation protocol
+(``validation/cohorts.yaml``, :mod:`scintilab.protocol`): the training cohort's seed must be
+registered for training or tuning, the validated cohort's for reporting. A cohort folder's
+seed is the one its ``cohort.json`` records (``--seed`` only writes a missing cohort). To
+measure on a tuning or training seed anyway pass ``--tuning-figure``: the output says
+"tuning figure". The JSON records the check under ``"protocol"``.
+
 Usage::
 
     .venv/bin/python benchmarks/validate_quantification.py [--cohort DIR] [--patients 40]
         [--visits 3] [--seed 1] [--matrix 1024x256] [--json OUT.json]
         [--hotspot-model MODEL.json | --train-cohort TRAIN_DIR [--save-model OUT.json]] [--no-rules]
-        [--threshold P]
+        [--threshold P] [--tuning-figure]
 
-e.g. train on the tuning cohort (seed 1), validate on a fresh one (seed 7)::
+e.g. train on the tuning cohort (seed 1), validate on a reporting one (seed 67)::
 
     .venv/bin/python benchmarks/validate_quantification.py --train-cohort data/vq_seed1 \\
-        --cohort data/vq_seed7 --seed 7 --save-model data/hotspot_model.json
+        --cohort data/vq_seed67 --seed 67 --save-model data/hotspot_model.json
 
 A cohort is written (``scintilab synth``) and ingested when its folder holds none (the
 training cohort with seed 1). CPU timings depend on the machine; the figures do not
@@ -58,6 +65,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scintilab.hotspots import HotspotModel  # noqa: E402
+from scintilab.protocol import TUNING_FIGURE, ProtocolError, cohort_seed, require  # noqa: E402
 from scintilab.quantify import train_from_manifest  # noqa: E402
 from scintilab.synth.validate import VALIDATION_BARS, bar_met, bar_value, validate_against_truth, validation_verdict  # noqa: E402
 
@@ -73,6 +81,27 @@ def _ensure_cohort(root: Path, patients: int, visits: int, seed: int, matrix: tu
     if not manifest.exists():
         ingest(root / "dicom", root / "labels.csv", root / "annotations", manifest, progress=True)
     return manifest
+
+
+#: The seed ``--train-cohort`` writes a missing training cohort with (a tuning seed).
+TRAIN_SEED = 1
+
+
+def check_protocol(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(record of the validated cohort, of the training cohort or None): the protocol's word.
+
+    Raises:
+        ProtocolError: a seed used against ``validation/cohorts.yaml``.
+    """
+    trained_on = None
+    if args.train_cohort is not None:
+        seed, variety = cohort_seed(args.train_cohort, TRAIN_SEED)
+        trained_on = require(seed, "training", variety, what="the learned hot-spot model of --train-cohort")
+    # Training into the validated folder writes it with the training seed first.
+    default = TRAIN_SEED if trained_on and args.train_cohort.resolve() == args.cohort.resolve() else args.seed
+    seed, variety = cohort_seed(args.cohort, default)
+    record = require(seed, "reporting", variety, what="the figures of --cohort", allow_tuning_figure=args.tuning_figure)
+    return record, trained_on
 
 
 #: Short names of the bars for the side-by-side table.
@@ -121,7 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cohort", type=Path, default=Path("data/validation_quantify"))
     p.add_argument("--patients", type=int, default=40)
     p.add_argument("--visits", type=int, default=3)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="seed of a cohort written into --cohort; the default 1 is a tuning seed (--tuning-figure), "
+        "a result takes a reporting seed of validation/cohorts.yaml",
+    )
     p.add_argument("--matrix", default="1024x256")
     p.add_argument("--repeats", type=int, default=6, help="re-simulations for repeatability")
     p.add_argument("--hotspot-model", type=Path, default=None, help="validate this trained hot-spot model (JSON)")
@@ -140,15 +175,28 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="override the operating threshold (default: each classifier's own)",
     )
+    p.add_argument(
+        "--tuning-figure",
+        action="store_true",
+        help="measure on a seed the protocol registers for tuning or training (labelled a tuning figure)",
+    )
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
+    # The protocol first: a refused seed stops the run before any cohort is written or read.
+    try:
+        record, trained_on = check_protocol(args)
+    except ProtocolError as exc:
+        p.error(str(exc))
+    label = ""
+    if record["purpose"] == TUNING_FIGURE:
+        label = f" [{TUNING_FIGURE}: seed {record['seed']} is registered for {' and '.join(record['registered_as'])}]"
     rows, cols = (int(v) for v in args.matrix.lower().split("x"))
     t0 = time.perf_counter()
     model: HotspotModel | None = None
     if args.train_cohort is not None:
         if args.train_cohort.resolve() == args.cohort.resolve():
             print("note: training and validation cohort are the same: these are training figures", file=sys.stderr)
-        manifest = _ensure_cohort(args.train_cohort, args.patients, args.visits, 1, (rows, cols))
+        manifest = _ensure_cohort(args.train_cohort, args.patients, args.visits, TRAIN_SEED, (rows, cols))
         out = args.save_model or (args.train_cohort / "hotspot_model.json")
         model = train_from_manifest(manifest, out, progress=True)
         i = model.info
@@ -175,21 +223,22 @@ def main(argv: list[str] | None = None) -> int:
             threshold=args.threshold,
         )
         results[name] = res
-        print(f"\n=== {name} ({'default rules' if m is None else 'learned hot-spot model'}) on {args.cohort} ===")
+        kind = "default rules" if m is None else "learned hot-spot model"
+        print(f"\n=== {name} ({kind}) on {args.cohort}{label} ===")
         print(res["text"])
         print("\nagainst the bars of issue 13:")
         print(validation_verdict(res).replace("**", ""))
     if len(results) > 1:
-        print(f"\n=== side by side on {args.cohort} ===")
+        print(f"\n=== side by side on {args.cohort}{label} ===")
         print(comparison_table(results))
     print(f"\n(wall time {time.perf_counter() - t0:.0f} s on this machine)")
     if args.json:
         out_json = {n: {k: v for k, v in r.items() if k != "frames"} for n, r in results.items()}
         if model is not None:
             out_json["model_info"] = model.info
-        args.json.write_text(
-            json.dumps(out_json if len(results) > 1 or model is not None else out_json["rules"], indent=1, default=str)
-        )
+        doc = out_json if len(results) > 1 or model is not None else out_json["rules"]
+        doc["protocol"] = {**record, **({"trained_on": trained_on} if trained_on else {})}
+        args.json.write_text(json.dumps(doc, indent=1, default=str))
     return 0
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "core",
-        "records, units, errors, pseudonyms, paths, provenance",
+        "records, units, errors, pseudonyms, paths, provenance, the validation protocol",
         (
             "scintilab",
             "scintilab.errors",
@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "scintilab.utils",
             "scintilab.anatomy",
             "scintilab.provenance",
+            "scintilab.protocol",
             "scintilab.kernel_logs",
             "scintilab.performance",
             "scintilab.layers",
