@@ -47,6 +47,11 @@ def load(paths: list[Path], classifier: str) -> dict[str, dict]:
         if fig is None:
             print(f"{p}: holds no '{classifier}' figures; skipped", file=sys.stderr)
             continue
+        if "metastatic_definition" not in fig:
+            # written before issue 23: its "bsi" is over every study, NoMet ones included
+            print(
+                f"{p}: an older validation; its BSI figures are over every study, not metastatic ones", file=sys.stderr
+            )
         runs[p.stem] = fig
     return runs
 

@@ -17,6 +17,7 @@ from scintilab.synth.validation_figures import (
     ALL,
     BRIGHT_DEFINITION,
     MIN_N,
+    bar_met,
     family_table,
     figures_lines,
     validation_figures,
@@ -143,6 +144,10 @@ def test_verdict_and_summary_print_the_new_figures() -> None:
     assert "metastatic studies" in verdict and "NoMet" in verdict
     summary = validation_summary_text({"c1": run, "c2": run})
     assert "sens all" in summary and "new chg" in summary
+    assert bar_met(run, "bsi_pearson_r") is True and bar_met(run, "new_count_exact") is False
+    # a sensitivity whose false-positive rate was not measured (too few scans) meets nothing
+    assert bar_met({**run, "fp_per_scan_at_op": None}, "sensitivity_bright_at_op") is None
+    assert bar_met(run, "sensitivity_bright_at_op", family="obese") is None  # no such family
 
 
 def test_end_to_end_on_a_tiny_cohort(tmp_path: Path) -> None:

@@ -364,6 +364,8 @@ def bar_met(figures: Mapping[str, Any], key: str, family: str = ALL) -> bool | N
     ok = v >= VALIDATION_BARS[key][0]
     if key == "sensitivity_bright_at_op":
         fp = bar_value(figures, "fp_per_scan_at_op", family)
+        if not np.isfinite(fp):
+            return None  # a sensitivity without its false-positive rate meets nothing
         ok = ok and bool(fp <= 1.0)
     return bool(ok)
 
@@ -486,7 +488,8 @@ def summarise_validations(runs: Mapping[str, Mapping[str, Any]], family: str = A
     Args:
         runs: cohort name -> the dict
             :func:`~scintilab.synth.validate.validate_against_truth` returned for it.
-        family: summarise this family's figures (default ``"all"``, the whole cohorts).
+        family: summarise this family's figures (default ``"all"``, the whole cohorts); the
+            FROC is measured on whole cohorts only, so it is not measured for a family.
 
     Returns:
         bar key -> {"bar", "values" (name -> figure), "mean", "min", "max" (over the cohorts
