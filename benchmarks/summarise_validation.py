@@ -2,7 +2,8 @@
 
 Reads the JSON files that ``benchmarks/validate_quantification.py --json`` writes (one per
 cohort, e.g. one per seed) and prints one row per cohort, then the mean, the range and how
-many cohorts meet each bar (:func:`scintilab.synth.validate.validation_summary_text`). This is
+many cohorts meet each bar (:func:`scintilab.synth.validation_figures.validation_summary_text`,
+then the figures without a bar: the trivial answers, the NoMet BSI, ...). This is
 how the README's quantification figures are put together::
 
     for s in 67 71 79 83 89 97 103 107; do
@@ -12,7 +13,9 @@ how the README's quantification figures are put together::
     .venv/bin/python benchmarks/summarise_validation.py data/vq_seed*.json [--classifier learned]
 
 A file written with a hot-spot model holds both classifiers; ``--classifier`` picks one
-(default: ``rules``).
+(default: ``rules``). ``--family NAME`` summarises one family's figures (cohorts whose
+truth names families, e.g. ``obese`` or ``cut_fov``; default ``all``); a cohort without
+that family, or with fewer than 5 cases behind a figure, shows n/a.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scintilab.synth.validate import validation_summary_text  # noqa: E402
+from scintilab.synth.validation_figures import validation_summary_text  # noqa: E402
 
 
 def load(paths: list[Path], classifier: str) -> dict[str, dict]:
@@ -49,6 +52,11 @@ def load(paths: list[Path], classifier: str) -> dict[str, dict]:
         if proto.get("purpose") != "reporting":
             what = f"a {proto['purpose']} (seed {proto.get('seed')})" if proto else "written without a protocol check"
             print(f"{p}: {what}, not a reporting figure (validation/cohorts.yaml)", file=sys.stderr)
+        if "metastatic_definition" not in fig:
+            # written before issue 23: its "bsi" is over every study, NoMet ones included
+            print(
+                f"{p}: an older validation; its BSI figures are over every study, not metastatic ones", file=sys.stderr
+            )
         runs[p.stem] = fig
     return runs
 
@@ -57,13 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("json", nargs="+", type=Path, help="validate_quantification.py --json outputs")
     ap.add_argument("--classifier", default="rules", choices=("rules", "learned"))
+    ap.add_argument("--family", default="all", help="summarise this family's figures (default: all)")
     args = ap.parse_args(argv)
     runs = load(args.json, args.classifier)
     if not runs:
         print("no figures to summarise", file=sys.stderr)
         return 1
     print(f"{args.classifier}: {len(runs)} cohorts")
-    print(validation_summary_text(runs))
+    print(validation_summary_text(runs, args.family))
     return 0
 
 

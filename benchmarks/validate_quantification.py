@@ -2,17 +2,25 @@
 
 Prints (and writes as JSON with ``--json``) the figures issue 13 asks for:
 
-* lesion-level sensitivity for lesions at least twice as bright as the bone under them,
-  at the operating point and at <= 1.0 false-positive hot spot per scan (FROC). The
+* lesion-level sensitivity over every visible lesion and over the bright ones (at least
+  twice as bright as the bone under them; the definition is printed), with the false
+  positives per scan beside both, at the operating point and at <= 1.0 false-positive hot
+  spot per scan (FROC). The
   operating point is the one the product uses, printed with every figure: the active
   classifier's own calling threshold (the rules' ``rules.metastatic_p``, a learned
   model's cut chosen on its training cohort), unless ``--threshold`` overrides it; BSI,
   new-lesion counts and PCWG3 are measured at the classifier's endpoint cut (the rules'
   ``rules.endpoint_p``; a learned model's same cut), also printed;
-* BSI against the true BSI: Pearson r and Bland-Altman bias and limits of agreement;
+* BSI against the true BSI on the studies of metastatic patients (label != NoMet):
+  Pearson r, Spearman rho, Bland-Altman bias and limits of agreement; NoMet studies apart
+  (mean and max measured BSI, share measured at 0);
 * repeatability: SD of the BSI (points) when one study is re-simulated with fresh
   Poisson noise (same patient, same visit, same everything else);
-* follow-up: new-lesion count exact on what share of pairs, PCWG3 status right on what share;
+* follow-up: new-lesion count exact on what share of pairs, and of the pairs with true new
+  lesions, each beside the trivial answer "always 0 new"; PCWG3 status right on what share,
+  beside "always no progression";
+* the same figures per family where the truth names families (``--variety clinic``), a
+  figure on fewer than 5 cases left out (its n printed);
 * what the hot-spot classifier misses (missed lesions by bone and shape; false positives by kind);
 * each figure against the bar of issue 13 (meets / misses).
 
@@ -67,7 +75,14 @@ if __package__ in (None, ""):
 from scintilab.hotspots import HotspotModel  # noqa: E402
 from scintilab.protocol import TUNING_FIGURE, ProtocolError, cohort_seed, require  # noqa: E402
 from scintilab.quantify import train_from_manifest  # noqa: E402
-from scintilab.synth.validate import VALIDATION_BARS, bar_met, bar_value, validate_against_truth, validation_verdict  # noqa: E402
+from scintilab.synth.validate import validate_against_truth  # noqa: E402
+from scintilab.synth.validation_figures import (  # noqa: E402
+    VALIDATION_BARS,
+    bar_met,
+    bar_value,
+    fmt,
+    validation_verdict,
+)
 
 
 def _ensure_cohort(root: Path, patients: int, visits: int, seed: int, matrix: tuple[int, int]) -> Path:
@@ -108,7 +123,7 @@ def check_protocol(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
 _SHORT = {
     "sensitivity_bright_at_op": "sensitivity (>=2x bone) at the operating point",
     "best_sensitivity_bright_at_1fp": "best sensitivity at <=1 FP/scan (FROC)",
-    "bsi_pearson_r": "BSI vs true BSI, Pearson r",
+    "bsi_pearson_r": "BSI vs true BSI (metastatic), Pearson r",
     "new_count_exact": "new-lesion count exact (share of pairs)",
     "pcwg3_right": "PCWG3 status right (share of pairs)",
 }
@@ -124,20 +139,26 @@ def comparison_table(results: dict[str, dict[str, Any]]) -> str:
         for n in names:
             met = bar_met(results[n], key)
             verdict = "n/a" if met is None else ("meets" if met else "MISSES")
-            cells.append(f"{bar_value(results[n], key):.3f} {verdict}")
+            cells.append(f"{fmt(bar_value(results[n], key))} {verdict}")
         lines.append(f"{_SHORT[key] + f' (>={bar:.2f})':<{w}}" + "".join(f"{c:>18}" for c in cells))
     extra = {
         "operating threshold (p >=)": lambda r: f"{r['operating_threshold']:.2f}",
         "BSI / follow-up cut (p >=)": lambda r: f"{r['endpoint_threshold']:.2f}",
-        "false positives per scan at the operating point": lambda r: f"{r['fp_per_scan_at_op']:.2f}",
-        "FP/scan at the best <=1 FP/scan threshold": lambda r: (
-            f"{r['fp_per_scan_at_that_threshold'] or float('nan'):.2f}"
-        ),
-        "BSI Bland-Altman bias (points)": lambda r: f"{r['bsi'].get('bias', float('nan')):+.3f}",
+        "false positives per scan at the operating point": lambda r: fmt(r["fp_per_scan_at_op"], ".2f"),
+        "sensitivity, every visible lesion, at the op. point": lambda r: fmt(r.get("sensitivity_all_at_op")),
+        "FP/scan at the best <=1 FP/scan threshold": lambda r: fmt(r["fp_per_scan_at_that_threshold"], ".2f"),
+        "BSI (metastatic) Spearman rho": lambda r: fmt(r["bsi"].get("spearman_rho")),
+        "BSI Bland-Altman bias (points)": lambda r: fmt(r["bsi"].get("bias"), "+.3f"),
         "BSI Bland-Altman 95% limits (points)": lambda r: (
-            f"{r['bsi'].get('loa_low', float('nan')):+.2f}..{r['bsi'].get('loa_high', float('nan')):+.2f}"
+            f"{fmt(r['bsi'].get('loa_low'), '+.2f')}..{fmt(r['bsi'].get('loa_high'), '+.2f')}"
         ),
-        "repeatability SD (BSI points)": lambda r: f"{(r.get('repeatability') or {}).get('sd', float('nan')):.3f}",
+        "BSI on NoMet studies, mean / max": lambda r: (
+            f"{fmt(r['bsi_nomet'].get('mean'))} / {fmt(r['bsi_nomet'].get('max'))}"
+        ),
+        "new-lesion count exact, always 0 new": lambda r: fmt(r.get("new_count_exact_always_0")),
+        "new-lesion count exact, pairs with new lesions": lambda r: fmt(r.get("new_count_exact_changed")),
+        "PCWG3 right, always no progression": lambda r: fmt(r.get("pcwg3_right_always_none")),
+        "repeatability SD (BSI points)": lambda r: fmt((r.get("repeatability") or {}).get("sd")),
     }
     for what, fn in extra.items():
         lines.append(f"{what:<{w}}" + "".join(f"{fn(results[n]):>18}" for n in names))

@@ -4,7 +4,9 @@
 :func:`scintilab.quantify.quantify_cohort` and compares hot spots, BSI, repeatability and
 follow-up with the truth the generator recorded. It lives beside the generator because it
 re-renders studies with the generator's own random streams; the analysis never imports
-``synth``.
+``synth``. The figures themselves (and the bars, the verdict and the summary over cohorts)
+are computed in :mod:`scintilab.synth.validation_figures`; they are imported here too, so
+``from scintilab.synth.validate import validation_verdict`` goes on working.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from scintilab import quant_params as qp
-from scintilab.bsi import bland_altman, repeatability
+from scintilab.bsi import repeatability
 from scintilab.followup import PatientFollowup, pcwg3_statuses
 from scintilab.hotspots import METASTATIC_P, HotspotModel
 from scintilab.ingest import ingest
@@ -27,6 +29,47 @@ from scintilab.study import Study
 from scintilab.synth.cohort import write_cohort
 from scintilab.synth.phantom import BONE_IDS
 from scintilab.synth.scan import generate_patient, render_study
+from scintilab.synth.validation_figures import (
+    ALL,
+    BRIGHT_CONTRAST,
+    BRIGHT_DEFINITION,
+    METASTATIC_DEFINITION,
+    MIN_N,
+    VALIDATION_BARS,
+    bar_met,
+    bar_value,
+    family_text,
+    figures_lines,
+    summarise_validations,
+    validation_figures,
+    validation_summary_text,
+    validation_verdict,
+)
+
+# The tables handed to validation_figures, named so that an empty cohort still has columns.
+_LESION_TABLE_COLUMNS = (
+    "study_key",
+    "id",
+    "bone",
+    "shape",
+    "uptake",
+    "lytic_rim",
+    "contrast",
+    "max_p",
+    "called",
+    "visible",
+)
+_HOT_TABLE_COLUMNS = ("study_key", "p", "called", "lesion", "truth_benign", "rule", "region", "normalized_uptake")
+_PAIR_TABLE_COLUMNS = (
+    "patient_key",
+    "baseline_study_key",
+    "study_key",
+    "new",
+    "true_new",
+    "pcwg3",
+    "true_pcwg3",
+    "label",
+)
 
 
 def _lesion_contrast(
@@ -73,9 +116,13 @@ def validate_against_truth(
     Writes the cohort (``n_patients`` x ``visits``, of ``variety``; ``matrix`` None lets the
     clinic variety draw it per patient) into ``cohort_dir`` when it holds none,
     ingests it, runs :func:`quantify_cohort` (no reports), and measures: lesion-level
-    sensitivity and false positives per scan (FROC), BSI agreement (Pearson r,
-    Bland-Altman), BSI repeatability under fresh Poisson noise, new-lesion counts and
-    PCWG3 status per follow-up pair.
+    sensitivity over every visible lesion and over the bright ones, false positives per
+    scan (and the FROC), BSI agreement on metastatic studies (Pearson r, Spearman rho,
+    Bland-Altman) with NoMet studies apart, BSI repeatability under fresh Poisson noise,
+    new-lesion counts and PCWG3 status per follow-up pair beside the trivial answers
+    ("always 0 new", "always no progression"); see
+    :func:`scintilab.synth.validation_figures.family_figures` for each key. Where the truth
+    names ``families`` per study, the same figures per family are under ``families``.
 
     ``hotspot_model`` (a :class:`HotspotModel` or its JSON) replaces the default rules, as
     in :func:`quantify_cohort`; it is used for the repeatability re-simulations too.
@@ -87,9 +134,15 @@ def validate_against_truth(
     The FROC sweeps every cut.
 
     Returns:
-        A dict of figures, the FROC table (``froc``), the per-study BSI pairs (``bsi_pairs``),
-        the follow-up pairs (``followup_pairs``), missed lesions and false positives, and
-        ``text``: a printable summary.
+        A dict: the figures of family ``"all"`` at the top level
+        (:func:`~scintilab.synth.validation_figures.family_figures`; None where fewer than
+        ``min_n`` cases are behind a figure), ``families`` (family -> the same figures;
+        ``"all"`` only when the truth names none), ``bright_definition``,
+        ``metastatic_definition``, ``min_n``, the operating point, the FROC table
+        (``froc``) and its best point at <= 1 FP/scan, the per-study BSI pairs
+        (``bsi_pairs``, with ``metastatic``), the follow-up pairs (``followup_table``),
+        missed bright lesions and false positives, the lesion table, and ``text``: a
+        printable summary.
     """
     with qp.using(params) as used:
         figures = _validate_against_truth(
@@ -176,7 +229,8 @@ def _validate_against_truth(
             hit_by: dict[int, list[int]] = {}
             for les in d["lesions"]:
                 k = int(les["id"][1:])
-                zone = ndi.binary_dilation(lmap == k, iterations=2)
+                own = lmap == k
+                zone = ndi.binary_dilation(own, iterations=2)
                 hits = [j for j, m in enumerate(masks) if (m & zone).any()]
                 hit_by[k] = hits
                 lesion_rows.append(
@@ -190,6 +244,9 @@ def _validate_against_truth(
                         "contrast": _lesion_contrast(gm, bmap_t, occupied, les, BONE_IDS[les["bone"]]),
                         "max_p": max((det.hotspots[j].p_metastatic for j in hits), default=0.0),
                         "called": any(det.hotspots[j].metastatic for j in hits),
+                        # a lesion with no pixel in the picture (e.g. outside a cut field of
+                        # view) cannot be found: it is left out of every sensitivity
+                        "visible": bool(own.any()),
                     }
                 )
             on_lesion = {j for hits in hit_by.values() for j in hits}
@@ -228,19 +285,20 @@ def _validate_against_truth(
         limit=limit,
     )
     seconds = __import__("time").perf_counter() - t0
-    les = pd.DataFrame(lesion_rows)
-    hot = pd.DataFrame(hot_rows)
-    bright = les[les["contrast"] >= 2.0] if len(les) else les
+    les = pd.DataFrame(lesion_rows, columns=_LESION_TABLE_COLUMNS)
+    hot = pd.DataFrame(hot_rows, columns=_HOT_TABLE_COLUMNS)
+    visible = les[les["visible"].astype(bool)]
+    bright = visible[visible["contrast"].astype(float) >= BRIGHT_CONTRAST]
     thresholds = np.r_[np.linspace(0.02, 0.98, 49)]
     froc = []
     for t in thresholds:
-        fp = int(((hot["p"] >= t) & ~hot["lesion"]).sum()) if len(hot) else 0
+        fp = int(((hot["p"] >= t) & ~hot["lesion"].astype(bool)).sum())
         froc.append(
             {
                 "threshold": round(float(t), 3),
                 "fp_per_scan": fp / max(n_scans, 1),
                 "sensitivity_bright": float((bright["max_p"] >= t).mean()) if len(bright) else float("nan"),
-                "sensitivity_all": float((les["max_p"] >= t).mean()) if len(les) else float("nan"),
+                "sensitivity_all": float((visible["max_p"] >= t).mean()) if len(visible) else float("nan"),
             }
         )
     froc_df = pd.DataFrame(froc)
@@ -250,13 +308,8 @@ def _validate_against_truth(
     # own threshold), not the nearest FROC grid point.
     op_t = max(op_thresholds) if op_thresholds else (METASTATIC_P if threshold is None else threshold)
     end_t = max(end_thresholds) if end_thresholds else op_t
-    op = {
-        "sensitivity_bright": float(bright["called"].mean()) if len(bright) else float("nan"),
-        "sensitivity_all": float(les["called"].mean()) if len(les) else float("nan"),
-        "fp_per_scan": (int((hot["called"] & ~hot["lesion"]).sum()) if len(hot) else 0) / max(n_scans, 1),
-    }
-    bp = pd.DataFrame(bsi_pairs)
-    ba = bland_altman(bp["bsi"], bp["true_bsi"]) if len(bp) >= 3 else {}
+    bp = pd.DataFrame(bsi_pairs, columns=["study_key", "label", "visit", "bsi", "true_bsi"])
+    bp["metastatic"] = bp["label"] != "NoMet"
 
     # follow-up against truth
     fu_pairs = []
@@ -272,6 +325,7 @@ def _validate_against_truth(
                 fu_pairs.append(
                     {
                         "patient_key": pk,
+                        "baseline_study_key": r["baseline_study_key"],
                         "study_key": r["study_key"],
                         "new": int(r["new_lesions"]),
                         "true_new": tn,
@@ -280,66 +334,62 @@ def _validate_against_truth(
                         "label": truth_by_key[r["study_key"]]["label"],
                     }
                 )
-    fp_df = pd.DataFrame(fu_pairs)
+    fp_df = pd.DataFrame(fu_pairs, columns=_PAIR_TABLE_COLUMNS)
 
     # repeatability: one metastatic study re-rendered with fresh Poisson noise only
     rep = _repeatability(root, truth_by_key, repeats, model, threshold) if repeats >= 2 else {}
     rep_stats = repeatability(rep.get("values", [])) if rep else {}
 
+    # Families (the generator's --variety clinic names them per study); a truth without
+    # them puts its study in "all" only.
+    families = {k: [str(f) for f in v.get("families") or []] for k, v in truth_by_key.items()}
+    by_family = validation_figures(les, hot, bp, fp_df, families)
     figures: dict[str, Any] = {
-        "scans": n_scans,
+        **by_family[ALL],
         "patients": int(res.studies["patient_key"].nunique()) if len(res.studies) else 0,
-        "lesions": int(len(les)),
-        "lesions_bright": int(len(bright)),
         "seconds": round(seconds, 1),
         "seconds_per_study": round(seconds / max(n_scans, 1), 2),
         "operating_threshold": op_t,
         "endpoint_threshold": end_t,
         "operating_classifier": "default rules" if model is None else "learned hot-spot model",
-        "sensitivity_bright_at_op": float(op["sensitivity_bright"]),
-        "fp_per_scan_at_op": float(op["fp_per_scan"]),
-        "sensitivity_all_at_op": float(op["sensitivity_all"]),
+        "bright_definition": BRIGHT_DEFINITION,
+        "metastatic_definition": METASTATIC_DEFINITION,
+        "min_n": MIN_N,
         "best_sensitivity_bright_at_1fp": None if best is None else float(best["sensitivity_bright"]),
+        "sensitivity_all_at_1fp_threshold": None if best is None else float(best["sensitivity_all"]),
         "threshold_at_1fp": None if best is None else float(best["threshold"]),
         "fp_per_scan_at_that_threshold": None if best is None else float(best["fp_per_scan"]),
-        "bsi": ba,
         "repeatability": {**rep_stats, "study": rep.get("study")},
-        "followup_pairs": int(len(fp_df)),
-        "new_count_exact": float((fp_df["new"] == fp_df["true_new"]).mean()) if len(fp_df) else float("nan"),
-        "pcwg3_right": float((fp_df["pcwg3"] == fp_df["true_pcwg3"]).mean()) if len(fp_df) else float("nan"),
+        "families": by_family,
     }
-    missed = bright[~bright["called"].astype(bool)] if len(bright) else bright
-    fps = hot[hot["called"].astype(bool) & ~hot["lesion"]] if len(hot) else hot
+    missed = bright[~bright["called"].astype(bool)]
+    fps = hot[hot["called"].astype(bool) & ~hot["lesion"].astype(bool)]
     fp_kind = fps.assign(what=np.where(fps["truth_benign"] != "", fps["truth_benign"], "normal anatomy"))
     lines = [
-        f"scans {figures['scans']} ({figures['patients']} patients), lesions {figures['lesions']} "
-        f"({figures['lesions_bright']} at least twice as bright as the bone under them); "
+        f"scans {figures['scans']} ({figures['patients']} patients), visible lesions {figures['lesions']} "
+        f"({figures['lesions_bright']} bright, {figures['lesions_not_visible']} not visible); "
         f"{figures['seconds_per_study']} s per study",
+        f"bright lesions: {BRIGHT_DEFINITION}",
+        f"metastatic studies (BSI agreement): {METASTATIC_DEFINITION}",
         f"operating point p >= {op_t:.2f} ("
         f"{'given threshold' if threshold is not None else 'calling threshold of the ' + figures['operating_classifier']}"
-        f"; BSI and follow-up from p >= {end_t:.2f}): sensitivity (bright lesions) {figures['sensitivity_bright_at_op']:.3f}, "
-        f"all lesions {figures['sensitivity_all_at_op']:.3f}, false positives per scan {figures['fp_per_scan_at_op']:.2f}",
+        f"; BSI and follow-up from p >= {end_t:.2f}):",
+        *(f"  {ln}" for ln in figures_lines(figures)),
     ]
     if best is not None:
         lines.append(
             f"FROC: at <= 1.0 FP/scan (p >= {best['threshold']:.2f}; {best['fp_per_scan']:.2f} FP/scan) "
-            f"sensitivity (bright lesions) {best['sensitivity_bright']:.3f}"
-        )
-    if ba:
-        lines.append(
-            f"BSI vs true BSI: Pearson r {ba['pearson_r']:.3f}; Bland-Altman bias {ba['bias']:+.3f}, "
-            f"95% limits {ba['loa_low']:+.3f} .. {ba['loa_high']:+.3f} BSI points (n={ba['n']})"
+            f"sensitivity (bright lesions) {best['sensitivity_bright']:.3f}, every visible lesion "
+            f"{best['sensitivity_all']:.3f}"
         )
     if rep_stats:
         lines.append(
             f"repeatability (fresh Poisson noise, n={rep_stats['n']}): BSI {rep_stats['mean']:.3f} "
             f"+- SD {rep_stats['sd']:.3f} points (CV {rep_stats['cv']:.2f})"
         )
-    if len(fp_df):
-        lines.append(
-            f"follow-up pairs {len(fp_df)}: new-lesion count exact {figures['new_count_exact']:.3f}; "
-            f"PCWG3 status right {figures['pcwg3_right']:.3f}"
-        )
+    if len(by_family) > 1:
+        lines.append(f"by family (a study counts in each it lists; n/a: fewer than {MIN_N} behind the figure):")
+        lines.append(family_text(by_family))
     if len(missed):
         lines.append(
             "missed bright lesions by bone: " + ", ".join(f"{k} {v}" for k, v in missed["bone"].value_counts().items())
@@ -366,160 +416,6 @@ def _validate_against_truth(
         "lesion_table": les,
         "text": "\n".join(lines),
     }
-
-
-#: The acceptance bars of issue 13: figure -> (lowest acceptable value, what it is).
-VALIDATION_BARS: dict[str, tuple[float, str]] = {
-    "sensitivity_bright_at_op": (0.90, "lesion-level sensitivity (lesions >= 2x their bone) at the operating point"),
-    "best_sensitivity_bright_at_1fp": (0.90, "best sensitivity at <= 1.0 false-positive hot spot per scan (FROC)"),
-    "bsi_pearson_r": (0.95, "BSI against the true BSI, Pearson r"),
-    "new_count_exact": (0.85, "new-lesion count exact, share of follow-up pairs"),
-    "pcwg3_right": (0.95, "PCWG3 status right, share of follow-up pairs"),
-}
-
-
-def bar_value(figures: dict[str, Any], key: str) -> float:
-    """One bar's figure (a key of :data:`VALIDATION_BARS`) from a
-    :func:`validate_against_truth` result; NaN when it was not measured."""
-    v = (figures.get("bsi") or {}).get("pearson_r") if key == "bsi_pearson_r" else figures.get(key)
-    return float("nan") if v is None else float(v)
-
-
-def bar_met(figures: dict[str, Any], key: str) -> bool | None:
-    """Whether a :func:`validate_against_truth` result meets one bar of
-    :data:`VALIDATION_BARS`: the operating point's sensitivity also needs at most 1.0
-    false positive per scan. None when the figure was not measured (e.g. follow-up figures
-    on a cohort of single visits)."""
-    v = bar_value(figures, key)
-    if not np.isfinite(v):
-        return None
-    ok = v >= VALIDATION_BARS[key][0]
-    if key == "sensitivity_bright_at_op":
-        ok = ok and figures.get("fp_per_scan_at_op", float("nan")) <= 1.0
-    return bool(ok)
-
-
-def validation_verdict(figures: dict[str, Any]) -> str:
-    """The validation figures against the issue's bars, as Markdown (for notebook 09).
-
-    Every number is read from ``figures`` (what :func:`validate_against_truth` measured on
-    this run), nothing is written in by hand; the false-positive rate at the operating
-    point, the Bland-Altman limits and the repeatability SD are stated alongside.
-
-    Args:
-        figures: the dict returned by :func:`validate_against_truth`.
-
-    Returns:
-        A Markdown bullet list, one line per bar, each saying "meets", "misses", or "not
-        measured on this cohort" (e.g. no follow-up pairs in a cohort of single visits).
-    """
-    lines = [
-        f"Measured on this run: {figures.get('scans', 0)} scans of {figures.get('patients', 0)} patients, "
-        f"{figures.get('followup_pairs', 0)} follow-up pairs, operating point p >= "
-        f"{figures.get('operating_threshold', METASTATIC_P):.2f} (BSI and follow-up from p >= "
-        f"{figures.get('endpoint_threshold', figures.get('operating_threshold', METASTATIC_P)):.2f}).",
-        "",
-    ]
-    for key, (bar, what) in VALIDATION_BARS.items():
-        v = bar_value(figures, key)
-        met = bar_met(figures, key)
-        extra = ""
-        if key == "sensitivity_bright_at_op":
-            extra = f" at {figures.get('fp_per_scan_at_op', float('nan')):.2f} false positives per scan"
-        elif key == "best_sensitivity_bright_at_1fp" and figures.get("threshold_at_1fp") is not None:
-            extra = f" (p >= {figures['threshold_at_1fp']:.2f}, {figures['fp_per_scan_at_that_threshold']:.2f} FP/scan)"
-        elif key == "bsi_pearson_r" and figures.get("bsi"):
-            ba = figures["bsi"]
-            extra = (
-                f"; Bland-Altman bias {ba['bias']:+.3f}, 95 % limits {ba['loa_low']:+.3f} .. "
-                f"{ba['loa_high']:+.3f} BSI points"
-            )
-        shown = f"{v:.3f}" if met is not None else "n/a"
-        # A cohort of single visits has no follow-up pairs: nothing to hold against the bar.
-        verdict = "not measured on this cohort" if met is None else ("meets" if met else "misses")
-        lines.append(f"- {what}: **{shown}**{extra} (bar >= {bar:.2f}: {verdict})")
-    rep = figures.get("repeatability") or {}
-    if rep.get("n"):
-        lines.append(
-            f"- repeatability, {rep['n']} re-simulations with fresh Poisson noise: SD "
-            f"**{rep['sd']:.3f}** BSI points at a mean BSI of {rep['mean']:.3f}"
-        )
-    return "\n".join(lines)
-
-
-def summarise_validations(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Several cohorts' validation figures against the issue's bars: mean, range, which miss.
-
-    The README's figures come from cohorts of several seeds; one cohort's verdict says
-    little (the spread between seeds is wide), so they are summarised the same way every
-    time. A bar is met as :func:`bar_met` says, as in :func:`validation_verdict`.
-
-    Args:
-        runs: cohort name -> the dict :func:`validate_against_truth` returned for it.
-
-    Returns:
-        bar key -> {"bar", "values" (name -> figure), "mean", "min", "max" (over the cohorts
-        that measured it), "meets" (count), "misses" (names), "not_measured" (names)};
-        also "fp_per_scan_at_op" with the same statistics and no bar.
-    """
-    out: dict[str, dict[str, Any]] = {}
-    for key, (bar, _what) in [*VALIDATION_BARS.items(), ("fp_per_scan_at_op", (float("nan"), ""))]:
-        values = {name: bar_value(fig, key) for name, fig in runs.items()}
-        measured = {n: v for n, v in values.items() if np.isfinite(v)}
-        arr = np.array(list(measured.values()), float)
-        met = {n: bar_met(runs[n], key) for n in measured} if key in VALIDATION_BARS else {}
-        meets = [n for n, ok in met.items() if ok]
-        misses = [n for n, ok in met.items() if not ok]
-        out[key] = {
-            "bar": bar,
-            "values": values,
-            "mean": float(arr.mean()) if arr.size else float("nan"),
-            "min": float(arr.min()) if arr.size else float("nan"),
-            "max": float(arr.max()) if arr.size else float("nan"),
-            "meets": len(meets),
-            "misses": misses,
-            "not_measured": [n for n in values if n not in measured],
-        }
-    return out
-
-
-def validation_summary_text(runs: dict[str, dict[str, Any]]) -> str:
-    """:func:`summarise_validations` as a plain-text table: one row per cohort, then mean
-    (range) and how many cohorts meet each bar."""
-    summary = summarise_validations(runs)
-    keys = [*VALIDATION_BARS, "fp_per_scan_at_op"]
-    short = {
-        "sensitivity_bright_at_op": "sens@op",
-        "best_sensitivity_bright_at_1fp": "FROC<=1FP",
-        "bsi_pearson_r": "BSI r",
-        "new_count_exact": "new exact",
-        "pcwg3_right": "PCWG3",
-        "fp_per_scan_at_op": "FP/scan",
-    }
-    lines = [f"{'cohort':<14}" + "".join(f"{short[k]:>12}" for k in keys)]
-    for name in runs:
-        lines.append(f"{name:<14}" + "".join(f"{summary[k]['values'][name]:>12.3f}" for k in keys))
-    lines.append(f"{'mean':<14}" + "".join(f"{summary[k]['mean']:>12.3f}" for k in keys))
-    lines.append(f"{'range':<14}" + "".join(f"{summary[k]['min']:>6.3f}-{summary[k]['max']:<5.3f}" for k in keys))
-    lines.append(
-        f"{'bar':<14}"
-        + "".join(f"{summary[k]['bar']:>12.2f}" if np.isfinite(summary[k]["bar"]) else f"{'':>12}" for k in keys)
-    )
-    lines.append(
-        f"{'cohorts meet':<14}"
-        + "".join(
-            f"{summary[k]['meets']:>9}/{len(runs) - len(summary[k]['not_measured']):<2}"
-            if np.isfinite(summary[k]["bar"])
-            else f"{'':>12}"
-            for k in keys
-        )
-    )
-    for k in VALIDATION_BARS:
-        if summary[k]["misses"]:
-            lines.append(
-                f"{short[k]} misses: " + ", ".join(f"{n} ({summary[k]['values'][n]:.4f})" for n in summary[k]["misses"])
-            )
-    return "\n".join(lines)
 
 
 def _repeatability(
@@ -576,9 +472,6 @@ def _repeatability(
         )
         values.append(quantify_study(study, model=model, threshold=threshold).bsi.bsi)
     return {"values": values, "study": f"{t['label']} baseline (true BSI {t['true_bsi']:.3f})"}
-
-
-# --------------------------------------------------------------------------------- notebook figures
 
 
 __all__ = [
