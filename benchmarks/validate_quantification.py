@@ -85,13 +85,15 @@ from scintilab.synth.validation_figures import (  # noqa: E402
 )
 
 
-def _ensure_cohort(root: Path, patients: int, visits: int, seed: int, matrix: tuple[int, int]) -> Path:
+def _ensure_cohort(
+    root: Path, patients: int, visits: int, seed: int, matrix: tuple[int, int] | None, variety: str = "narrow"
+) -> Path:
     """Write and ingest a synthetic cohort in ``root`` unless it is there; its manifest."""
     from scintilab.ingest import ingest
     from scintilab.synth.cohort import write_cohort
 
     if not (root / "cohort.json").exists():
-        write_cohort(root, n_patients=patients, seed=seed, visits=visits, matrix=matrix, progress=True)
+        write_cohort(root, n_patients=patients, seed=seed, visits=visits, matrix=matrix, progress=True, variety=variety)
     manifest = root / "manifest.csv"
     if not manifest.exists():
         ingest(root / "dicom", root / "labels.csv", root / "annotations", manifest, progress=True)
@@ -110,11 +112,15 @@ def check_protocol(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
     """
     trained_on = None
     if args.train_cohort is not None:
-        seed, variety = cohort_seed(args.train_cohort, TRAIN_SEED)
+        seed, variety = cohort_seed(args.train_cohort, args.train_seed)
+        if not (args.train_cohort / "cohort.json").exists():
+            variety = args.variety  # a cohort still to be written takes --variety
         trained_on = require(seed, "training", variety, what="the learned hot-spot model of --train-cohort")
     # Training into the validated folder writes it with the training seed first.
-    default = TRAIN_SEED if trained_on and args.train_cohort.resolve() == args.cohort.resolve() else args.seed
+    default = args.train_seed if trained_on and args.train_cohort.resolve() == args.cohort.resolve() else args.seed
     seed, variety = cohort_seed(args.cohort, default)
+    if not (args.cohort / "cohort.json").exists():
+        variety = args.variety
     record = require(seed, "reporting", variety, what="the figures of --cohort", allow_tuning_figure=args.tuning_figure)
     return record, trained_on
 
@@ -178,7 +184,23 @@ def main(argv: list[str] | None = None) -> int:
         help="seed of a cohort written into --cohort; the default 1 is a tuning seed (--tuning-figure), "
         "a result takes a reporting seed of validation/cohorts.yaml",
     )
-    p.add_argument("--matrix", default="1024x256")
+    p.add_argument(
+        "--matrix",
+        default=None,
+        help="ROWSxCOLS of a cohort still to be written (default: 1024x256 for narrow, drawn per patient for clinic)",
+    )
+    p.add_argument(
+        "--variety",
+        choices=("narrow", "clinic"),
+        default="narrow",
+        help="variety of a cohort still to be written (a written cohort's own is read from its cohort.json)",
+    )
+    p.add_argument(
+        "--train-seed",
+        type=int,
+        default=TRAIN_SEED,
+        help="seed of a --train-cohort still to be written (a training seed of validation/cohorts.yaml)",
+    )
     p.add_argument("--repeats", type=int, default=6, help="re-simulations for repeatability")
     p.add_argument("--hotspot-model", type=Path, default=None, help="validate this trained hot-spot model (JSON)")
     p.add_argument(
@@ -211,13 +233,18 @@ def main(argv: list[str] | None = None) -> int:
     label = ""
     if record["purpose"] == TUNING_FIGURE:
         label = f" [{TUNING_FIGURE}: seed {record['seed']} is registered for {' and '.join(record['registered_as'])}]"
-    rows, cols = (int(v) for v in args.matrix.lower().split("x"))
+    matrix: tuple[int, int] | None = None
+    if args.matrix is not None:
+        rows, cols = (int(v) for v in args.matrix.lower().split("x"))
+        matrix = (rows, cols)
+    elif args.variety == "narrow":
+        matrix = (1024, 256)
     t0 = time.perf_counter()
     model: HotspotModel | None = None
     if args.train_cohort is not None:
         if args.train_cohort.resolve() == args.cohort.resolve():
             print("note: training and validation cohort are the same: these are training figures", file=sys.stderr)
-        manifest = _ensure_cohort(args.train_cohort, args.patients, args.visits, TRAIN_SEED, (rows, cols))
+        manifest = _ensure_cohort(args.train_cohort, args.patients, args.visits, args.train_seed, matrix, args.variety)
         out = args.save_model or (args.train_cohort / "hotspot_model.json")
         model = train_from_manifest(manifest, out, progress=True)
         i = model.info
@@ -237,11 +264,12 @@ def main(argv: list[str] | None = None) -> int:
             n_patients=args.patients,
             visits=args.visits,
             seed=args.seed,
-            matrix=(rows, cols),
+            matrix=matrix,
             repeats=args.repeats,
             progress=True,
             hotspot_model=m,
             threshold=args.threshold,
+            variety=args.variety,
         )
         results[name] = res
         kind = "default rules" if m is None else "learned hot-spot model"

@@ -197,7 +197,9 @@ def test_validate_quantification_checks_first(
 
 def test_validate_quantification_records_the_protocol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     vq = _script(monkeypatch, "validate_quantification")
-    args = argparse.Namespace(train_cohort=tmp_path / "t", cohort=tmp_path / "c", seed=67, tuning_figure=False)
+    args = argparse.Namespace(
+        train_cohort=tmp_path / "t", cohort=tmp_path / "c", seed=67, tuning_figure=False, variety="narrow", train_seed=1
+    )
     record, trained_on = vq.check_protocol(args)
     assert (record["seed"], record["purpose"], record["file"]) == (67, "reporting", PROTOCOL_FILE)
     assert (trained_on["seed"], trained_on["purpose"]) == (vq.TRAIN_SEED, "training")
@@ -343,5 +345,7 @@ def test_every_seed_literal_is_registered(protocol) -> None:
             where.setdefault(s, []).append(path.name)
     # the scan sees the seeds it must (so it cannot pass by finding nothing)
     assert {0, 1, 67, 131, 1001, 2001, 2101} <= set(where), sorted(where)
-    unregistered = {s: files for s, files in where.items() if not protocol.purposes_of(s)}
+    unregistered = {
+        s: files for s, files in where.items() if not any(protocol.purposes_of(s, v) for v in protocol.varieties)
+    }
     assert not unregistered, f"seeds not in {PROTOCOL_FILE}: {unregistered}"

@@ -197,7 +197,16 @@ def test_the_benchmark_prints_the_table_and_names_bad_input(
 
 def test_synthetic_cohort_covers_real_values(tmp_path: Path) -> None:
     root = tmp_path / "clinic"
-    write_cohort(root, n_patients=12, seed=4301, variety="clinic", progress=False)
+    write_cohort(root, n_patients=24, seed=4301, variety="clinic", progress=False)
     summary = cohort_realism(root)
-    assert len(summary.per_study) == 12 and not summary.skipped, summary.skipped
+    assert len(summary.per_study) == 24 and not summary.skipped, summary.skipped
     assert not summary.uncovered, "real typical values outside the synthetic 5-95 % range:\n" + summary.table()
+
+
+def test_narrow_cohort_is_caught(tmp_path: Path) -> None:
+    """The check can fail: the narrow generator (0.85-1.9 M counts, one hot injection site)
+    misses the real export's counts and noise."""
+    root = tmp_path / "narrow"
+    write_cohort(root, n_patients=8, seed=4301, variety="narrow", progress=False)
+    uncovered = cohort_realism(root).uncovered
+    assert {"total_counts", "noise_ratio"} <= set(uncovered), uncovered

@@ -154,3 +154,11 @@ def test_cli_writes_clinic_by_default_and_narrow_on_request(tmp_path: Path) -> N
         cli_main([str(tmp_path / "x"), "--variety", "wild"])
     with pytest.raises(ValueError, match="variety must be one of"):
         write_cohort(tmp_path / "y", n_patients=1, variety="wild")
+
+
+def test_protocol_names_the_same_families() -> None:
+    """validation/cohorts.yaml reports per family: it must know the generator's families."""
+    from scintilab.protocol import load_protocol
+
+    proto = load_protocol()
+    assert tuple(proto.varieties["clinic"]["families"]) == FAMILIES

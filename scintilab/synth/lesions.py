@@ -129,6 +129,10 @@ class Finding:
         first_visit: the visit at which it appears (0 = baseline).
         shape_seed: seeds the shape's irregularity, so it looks the same at each visit.
         visit_gain: uptake factor per visit (index = visit).
+        flare: per visit, whether a healing flare brightens it.
+        cold: a photopenic (osteolytic) lesion: less uptake than the bone around it
+            (clinic variety).
+        size_gain: size factor per visit (empty: the same size at every visit).
     """
 
     id: str
@@ -147,6 +151,8 @@ class Finding:
     shape_seed: int = 0
     visit_gain: list[float] = field(default_factory=list)
     flare: list[bool] = field(default_factory=list)
+    cold: bool = False
+    size_gain: list[float] = field(default_factory=list)
 
     def view_peaks(self, visit: int = 0) -> tuple[float, float]:
         """Peak counts (ANT, POST) this finding adds at ``visit``, following its depth."""

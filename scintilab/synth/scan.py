@@ -322,6 +322,13 @@ def generate_patient(
     if pv.wide_benign:
         pat.benign += wide_benign(vrng, ph, age, visits, start_id=len(pat.benign) + 1)
         _vanish(vrng, pat.lesions, visits)
+        for f in pat.lesions:
+            f.cold = bool(vrng.random() < 0.04)  # osteolytic: a defect, not a hot spot
+            # lesions grow and shrink with their uptake; a flare brightens without growing
+            f.size_gain = [
+                float(np.clip(math.sqrt(g / (1.5 if fl else 1.0)), 0.5, 2.0)) if g > 0 else 1.0
+                for g, fl in zip(f.visit_gain, f.flare or [False] * len(f.visit_gain), strict=True)
+            ]
     return pat
 
 
@@ -441,6 +448,11 @@ def render_study(
     )  # soft-tissue retention varies (renal function)
     T = ph.tissue_cm
     soft = tissue_gain * (1.0 - np.exp(-MU_PER_CM * T)) / MU_PER_CM
+    pattern_rng = np.random.default_rng(vv.pattern_seed)
+    if clinic and vv.texture_sd > 0:  # organs, muscle and fat do not take up the tracer alike
+        tex = gaussian_filter(pattern_rng.standard_normal((H, W)).astype(np.float32), vv.texture_mm / 2.3548 / sr)
+        tex /= float(tex.std()) or 1.0
+        soft = soft * np.exp(vv.texture_sd * tex - 0.5 * vv.texture_sd**2)
     ant = ph.act_ant + soft + ph.organ_act_ant
     post = ph.act_post + soft + ph.organ_act_post
     total = float(rng.uniform(0.85e6, 1.9e6))
@@ -477,6 +489,8 @@ def render_study(
     masks: list[tuple[Finding, np.ndarray, tuple[int, int]]] = []
 
     def paint(f: Finding, peaks: tuple[float, float], target: np.ndarray, num: int) -> int:
+        if f.size_gain and visit < len(f.size_gain) and f.size_gain[visit] != 1.0:
+            f = replace(f, size_mm=f.size_mm * f.size_gain[visit])
         got = finding_field(f, ph.spacing, (H, W))
         if got is None:
             return 0
@@ -485,11 +499,16 @@ def render_study(
         if f.bone is not None:  # a bone lesion lives in its bone (edge softened by one pixel)
             on = ph.bone_map[a : a + h, c : c + w] == BONE_IDS[f.bone]
             fld = fld * (0.35 + 0.65 * on) * binary_dilation(on)
-        fld = fld / blurred_peak(fld, sigma)
-        if clinic:
-            peaks = (peaks[0] * count_scale, peaks[1] * count_scale)
-        ant[a : a + h, c : c + w] += peaks[0] * fld
-        post[a : a + h, c : c + w] += peaks[1] * fld
+        if f.cold:  # the tumour replaces bone: up to three quarters of the uptake is missing
+            deficit = 1.0 - 0.75 * fld / (float(fld.max()) or 1.0)
+            ant[a : a + h, c : c + w] *= deficit
+            post[a : a + h, c : c + w] *= deficit
+        else:
+            fld = fld / blurred_peak(fld, sigma)
+            if clinic:
+                peaks = (peaks[0] * count_scale, peaks[1] * count_scale)
+            ant[a : a + h, c : c + w] += peaks[0] * fld
+            post[a : a + h, c : c + w] += peaks[1] * fld
         m = finding_mask(f, fld, (a, c), ph.bone_map)
         view = target[a : a + h, c : c + w]
         view[m & (view == 0)] = num
@@ -501,7 +520,13 @@ def render_study(
             continue
         peaks = f.view_peaks(visit)
         n = paint(f, peaks, lesion_map, int(f.id[1:]))
-        truth_les.append(_truth_record(f, visit, peaks, n, 0.5 * (sr + sc)))
+        rec = _truth_record(f, visit, (0.0, 0.0) if f.cold else peaks, n, 0.5 * (sr + sc))
+        if f.cold:
+            rec["cold"], rec["uptake"] = True, 0.0
+        if f.size_gain:
+            rec["size_mm"] = round(f.size_mm * f.size_gain[visit], 2)
+            rec["radius_px"] = round(f.size_mm * f.size_gain[visit] / (0.5 * (sr + sc)), 2)
+        truth_les.append(rec)
 
     extra: list[Finding] = [f for f in patient.benign if f.first_visit <= visit]
     # injection site: antecubital fossa mostly, else wrist or back of the hand; new each visit
@@ -574,7 +599,7 @@ def render_study(
     cut_row = _cut_row(vv, ph, H, sr) if clinic else None
 
     # camera blur (and scatter), Poisson, background; the posterior view is mirrored and shifted
-    bg = BACKGROUND * area
+    bg = (vv.background if clinic and vv.background is not None else BACKGROUND) * area
     if clinic:
         ant = _camera(ant, depth_a, vv, 0.5 * (sr + sc))
         post = _camera(post, depth_p, vv, 0.5 * (sr + sc))[:, ::-1]
@@ -588,6 +613,9 @@ def render_study(
     shifted[max(dr, 0) : H + min(dr, 0), max(dc, 0) : W + min(dc, 0)] = post[
         max(-dr, 0) : H + min(-dr, 0), max(-dc, 0) : W + min(-dc, 0)
     ]
+    if clinic and vv.uniformity_sd > 0:  # each head's own column-to-column sensitivity
+        for img in (ant, shifted):
+            img *= np.clip(1.0 + vv.uniformity_sd * pattern_rng.standard_normal(W), 0.5, 1.5).astype(img.dtype)[None, :]
     a_img = _poisson_image(rng, ant, bg)
     p_img = _poisson_image(rng, shifted, bg)
     if cut_row is not None:  # the sweep ended early: nothing was acquired below (Poisson stays last)

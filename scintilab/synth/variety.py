@@ -18,9 +18,12 @@ position                off-centre up to ~60 mm; rotated up to 10 degrees in a q
                         patients; the vertex cut off by the field's top 6 %
 matrix                  1024 x 256 at 2.26 mm 70 %, 2048 x 512 at 1.13 mm 15 %,
                         512 x 128 at 4.5 mm 15 %
-counts per view         lognormal around 2.2 M, 0.5-6 M
-camera                  6-14 mm FWHM, 10-30 % of counts scattered into a 25-45 mm halo;
-                        Poisson noise last, nothing after it
+counts per view         lognormal around 2.5 M, 0.5-6 M (body and bladder; findings on top)
+camera                  6-14 mm FWHM at 10 cm, growing with depth; 10-30 % of counts
+                        scattered into a 25-45 mm halo; each head's sensitivity varies
+                        2-7 % from column to column; room background 0.02-0.4 counts per
+                        pixel; Poisson noise last, nothing after it
+soft tissue             its uptake varies 5-20 % over 8-25 mm (organs, muscle, fat)
 bladder                 0.5-8 % of counts, 0.4-2 x the size, off the midline, oblong;
                         a urine bag with its catheter beside a thigh 4 %
 injection site          elbow / forearm 55 %, wrist or hand 22 %, foot 8 %, absent 15 %;
@@ -160,6 +163,12 @@ class VisitVariety:
             thighs or pelvis) or None (the whole field).
         urine_bag: a urine bag and catheter beside a thigh.
         motion_mm: (down, across) the patient lies moved on the bed since baseline.
+        uniformity_sd: pixel-to-pixel sensitivity spread of each camera head across the
+            sweep (a column pattern: the sweep averages it along the body).
+        texture_sd / texture_mm: spread and scale of the soft tissue's uptake (organs,
+            muscle, fat are not one slab).
+        background: counts per pixel outside the body (room background, at 2.3 mm pixels).
+        pattern_seed: seeds the uniformity and texture patterns.
     """
 
     profile: str
@@ -177,6 +186,11 @@ class VisitVariety:
     sweep_cut: str | None = None
     urine_bag: bool = False
     motion_mm: tuple[float, float] = (0.0, 0.0)
+    uniformity_sd: float = 0.0
+    texture_sd: float = 0.0
+    texture_mm: float = 0.0
+    background: float | None = None
+    pattern_seed: int = 0
 
     def record(self) -> dict[str, Any]:
         """JSON-ready draws (for ``truth/``)."""
@@ -303,7 +317,7 @@ def draw_visit(
     """Draw one visit's acquisition (``narrow``: nothing is drawn)."""
     if not pv.clinic:
         return VisitVariety(profile="narrow")
-    total = float(np.clip(rng.lognormal(math.log(2.2e6), 0.5), 0.5e6, 6.0e6))
+    total = float(np.clip(rng.lognormal(math.log(2.5e6), 0.5), 0.5e6, 6.0e6))
     sites = {"elbow": 0.55, "wrist": 0.11, "hand": 0.11, "foot": 0.08, "absent": 0.15}
     injection = _pick(rng, sites)
     if injection in ("elbow", "wrist", "hand") and all(a == "missing" for a in arms):
@@ -334,6 +348,11 @@ def draw_visit(
         sweep_cut=sweep,
         urine_bag=bool(rng.random() < 0.04),
         motion_mm=motion,
+        uniformity_sd=float(rng.uniform(0.02, 0.07)),
+        texture_sd=float(rng.uniform(0.05, 0.2)),
+        texture_mm=float(rng.uniform(8.0, 25.0)),
+        background=float(rng.lognormal(math.log(0.08), 0.7)),
+        pattern_seed=int(rng.integers(2**31)),
     )
 
 
