@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variety", default="clinic", help="write_cohort's variety (clinic, narrow), when written")
     ap.add_argument("--ranges", type=Path, default=None, help="real ranges JSON (default validation/real_ranges.json)")
     ap.add_argument("--json", type=Path, default=None, help="write the table and per-study figures here")
+    ap.add_argument("--full", action="store_true", help="--json also holds every study's figures")
     args = ap.parse_args(argv)
 
     if not args.cohort.exists():
@@ -78,9 +79,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"real typical value outside the synthetic 5-95 % range: {', '.join(summary.uncovered)}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary.as_dict(), indent=1), encoding="utf-8")
+        doc = summary.as_dict()
+        doc["protocol"] = protocol_record(args.cohort)
+        if not args.full:  # the committable form: the table, not every study's figures
+            doc.pop("per_study", None)
+        args.json.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
     return EXIT_OK
+
+
+def protocol_record(cohort: Path) -> dict[str, object]:
+    """What the protocol says of a generated cohort's seed (``validation/cohorts.yaml``):
+    a realism table from a reporting seed may be quoted; one from the seed the generator's
+    variety was tuned on is a tuning figure."""
+    from scintilab.protocol import cohort_seed, purpose_of
+
+    root = cohort if cohort.is_dir() else cohort.parent
+    if not (root / "cohort.json").exists():
+        return {"purpose": "not a generated cohort", "file": "validation/cohorts.yaml"}
+    seed, variety = cohort_seed(root)
+    purpose = purpose_of(int(seed), variety) if seed is not None else None
+    return {"seed": seed, "variety": variety, "purpose": purpose or "unregistered", "file": "validation/cohorts.yaml"}
 
 
 if __name__ == "__main__":

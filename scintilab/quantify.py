@@ -394,20 +394,18 @@ def quantify_cohort(
 # --------------------------------------------------------------------------------- CLI
 
 
-def train_from_manifest(
-    manifest: str | Path, out_path: str | Path, *, limit: int | None = None, progress: bool = True
-) -> HotspotModel:
-    """Train a :class:`HotspotModel` from a manifest's LabelMe lesion annotations and save it.
+def hotspot_training_examples(
+    manifest: str | Path, *, limit: int | None = None, progress: bool = True
+) -> list[tuple[Detection, list[int]]]:
+    """Each readable study's detection (pixels dropped) with its hot spots' 0/1 labels from
+    the manifest's LabelMe lesion annotations, for :func:`train_hotspot_model`.
 
-    Each detected hot spot overlapping an annotated ``lesion`` shape is a positive; every
-    other hot spot a negative (benign findings, normal bright anatomy). The operating
-    threshold is chosen on this manifest only, out of fold by patient
-    (:func:`scintilab.hotspots.train_hotspot_model`), and folded into the model so that
-    p >= 0.5 applies it.
+    Detection is the expensive part; callers that fit several models on subsets of one
+    cohort (leave one family out) detect once here and pick their subsets.
     """
     cohort = load_cohort(manifest)
     n = len(cohort) if limit is None else min(limit, len(cohort))
-    dets, labs = [], []
+    out: list[tuple[Detection, list[int]]] = []
     it = range(n)
     if progress:
         from tqdm.auto import tqdm
@@ -419,10 +417,25 @@ def train_from_manifest(
             det = detect_hotspots(st)
         except (InputError, ValueError):
             continue
-        labs.append(annotation_labels(det, st))
+        labels = annotation_labels(det, st)
         det.images, det.smoothed = {}, {}  # keep the hot spots, drop the pixels
-        dets.append(det)
-    model = train_hotspot_model(dets, labs)
+        out.append((det, labels))
+    return out
+
+
+def train_from_manifest(
+    manifest: str | Path, out_path: str | Path, *, limit: int | None = None, progress: bool = True
+) -> HotspotModel:
+    """Train a :class:`HotspotModel` from a manifest's LabelMe lesion annotations and save it.
+
+    Each detected hot spot overlapping an annotated ``lesion`` shape is a positive; every
+    other hot spot a negative (benign findings, normal bright anatomy). The operating
+    threshold is chosen on this manifest only, out of fold by patient
+    (:func:`scintilab.hotspots.train_hotspot_model`), and folded into the model so that
+    p >= 0.5 applies it.
+    """
+    examples = hotspot_training_examples(manifest, limit=limit, progress=progress)
+    model = train_hotspot_model([d for d, _ in examples], [lab for _, lab in examples])
     model.save(out_path)
     return model
 
@@ -568,6 +581,7 @@ __all__ = [
     "quantify_patient",
     "quantify_study",
     "report_html",
+    "hotspot_training_examples",
     "train_from_manifest",
     "write_report",
 ]

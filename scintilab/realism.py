@@ -495,6 +495,10 @@ class RealismSummary:
     def as_dict(self) -> dict[str, object]:
         """Plain values for JSON (study keys are pseudonyms)."""
         return {
+            "views": len(self.per_study),
+            "figures_total": len(self.rows),
+            "figures_inside": len(self.rows) - len(self.uncovered),
+            "percentiles": [5, 50, 95],
             "figures": [r.as_dict() for r in self.rows],
             "per_study": self.per_study,
             "skipped": [list(s) for s in self.skipped],

@@ -151,6 +151,55 @@ def show_findings(
     return fig
 
 
+def show_variety(
+    studies: Sequence[Study],
+    captions: dict[str, Sequence[str]],
+    *,
+    ncols: int = 8,
+    percentile: float = 99.5,
+    height_mm: float = 2400.0,
+):
+    """Anterior views side by side at their true size in millimetres, whatever their matrix.
+
+    Args:
+        studies: the studies to show (only their anterior views are drawn).
+        captions: study key -> words under the class (e.g. the variety families).
+        ncols: panels per row.
+        percentile: display window of each view.
+        height_mm: the vertical extent every panel shares.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    shown = [s for s in studies if s.anterior is not None]
+    n = max(len(shown), 1)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = _figure(nrows, ncols, figsize=(1.6 * ncols, 4.4 * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for ax, study in zip(axes.ravel(), shown):
+        img = study.anterior
+        sr, sc = study.pixel_spacing
+        h, w = img.shape
+        ax.imshow(
+            img,
+            cmap="gray_r",
+            vmin=0,
+            vmax=window(img, percentile),
+            extent=(0, w * sc, h * sr, 0),
+            interpolation="nearest",
+        )
+        ax.set_xlim(0, max(w * sc, 600.0))
+        ax.set_ylim(height_mm, 0)
+        words = list(captions.get(study.study_key, []))
+        lines = [f"{study.label or ''} {h}x{w} {0.5 * (sr + sc):.2f} mm"]
+        for k in range(0, len(words), 2):
+            lines.append(", ".join(words[k : k + 2]))
+        ax.set_title("\n".join(lines[:4]), fontsize=6.5)
+    fig.tight_layout()
+    return fig
+
+
 def plot_class_counts(manifest: pd.DataFrame):
     """Images and patients per class (the paper's 614 / 237 / 160 images, by analogy).
 

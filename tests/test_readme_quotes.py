@@ -77,8 +77,10 @@ def result_problems(path: Path, root: Path) -> list[str]:
     proto = doc.get("protocol") if isinstance(doc, dict) else None
     if not isinstance(proto, dict) or proto.get("purpose") != "reporting":
         return [f'{shown}: records no "protocol" with purpose reporting (a tuning figure is not a result)']
-    try:
-        require(int(proto["seed"]), "reporting", str(proto.get("variety", "narrow")))
+    try:  # one cohort ("seed") or a summary of several ("seeds"): every one a reporting seed
+        seeds = proto["seeds"] if "seeds" in proto else [proto["seed"]]
+        for seed in seeds:
+            require(int(seed), "reporting", str(proto.get("variety", "narrow")))
     except (KeyError, TypeError, ValueError, ProtocolError) as exc:
         return [f"{shown}: {exc}"]
     return []
@@ -214,3 +216,13 @@ def test_numbers_are_read_as_written() -> None:
         Decimal("1380"),
         Decimal("256"),
     ]
+
+
+def test_a_summary_of_several_cohorts_needs_every_seed_reporting(tmp_path: Path) -> None:
+    many = {**_FIGURES, "protocol": {**_REPORTING, "seeds": [67, 71]}}
+    many["protocol"].pop("seed")
+    readme = _setup(tmp_path, "<!-- quotes: validation/results/seed67.json -->\n0.939\n<!-- /quotes -->", many)
+    assert readme_problems(readme, tmp_path) == []
+    many["protocol"]["seeds"] = [67, 1]
+    readme = _setup(tmp_path, "<!-- quotes: validation/results/seed67.json -->\n0.939\n<!-- /quotes -->", many)
+    assert any("seed 1" in p for p in readme_problems(readme, tmp_path))

@@ -394,6 +394,7 @@ def ensure_cohort(
     manifest_name: str = "manifest.csv",
     n_patients: int | None = None,
     visits: int = 1,
+    variety: str = "narrow",
 ) -> Path:
     """Make sure ``data_dir`` holds a cohort and its manifest; return the manifest path.
 
@@ -405,7 +406,7 @@ def ensure_cohort(
 
     Args:
         data_dir: the cohort folder, or a manifest CSV.
-        size / seed / matrix / n_patients / visits: passed to :func:`write_cohort` when a
+        size / seed / matrix / n_patients / visits / variety: passed to :func:`write_cohort` when a
             cohort is written (ignored for a folder that holds one).
         progress: progress bars.
         manifest_name: the manifest file inside ``data_dir``.
@@ -424,7 +425,16 @@ def ensure_cohort(
     if manifest.exists():
         return manifest
     if not root.exists() or not any(root.iterdir()):
-        write_cohort(root, size=size, seed=seed, matrix=matrix, progress=progress, n_patients=n_patients, visits=visits)
+        write_cohort(
+            root,
+            size=size,
+            seed=seed,
+            matrix=None if variety == "clinic" and matrix == PAPER_MATRIX else matrix,
+            progress=progress,
+            n_patients=n_patients,
+            visits=visits,
+            variety=variety,
+        )
     source = root / "dicom" if (root / "dicom").is_dir() else root
     if not has_images(source):
         raise InputError(root, f"a folder with neither {manifest_name} nor images to ingest: {EXPECTED}")
