@@ -34,11 +34,6 @@ def _truths(root: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((root / "truth").glob("*.json"))]
 
 
-def _maps(root: Path, study_id: str) -> dict[str, np.ndarray]:
-    with np.load(root / "truth" / f"{study_id}_maps.npz") as z:
-        return {k: z[k] for k in z.files}
-
-
 def test_draws_and_families_are_recorded(clinic: Path) -> None:
     meta = json.loads((clinic / "cohort.json").read_text())
     assert meta["variety"] == "clinic" and meta["matrix"] is None

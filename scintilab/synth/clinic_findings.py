@@ -42,6 +42,18 @@ def _near(ph: Phantom, bone: str, r: float, c: float, radius_px: float) -> tuple
     return float(rr[k] + r0), float(cc[k] + c0)
 
 
+def _one_side(ph: Phantom, bone: str, side: str) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """(rows, cols) of ``bone``'s pixels on the patient's ``side`` (``R``: the viewer's left
+    in the anterior view) and the bone's median column, or None when it has none there."""
+    idx = _pixels(ph, bone)
+    if idx.size == 0:
+        return None
+    rows, cols = np.divmod(idx, ph.bone_map.shape[1])
+    mid = float(np.median(cols))
+    sel = cols < mid if side == "R" else cols >= mid
+    return (rows[sel], cols[sel], mid) if sel.any() else None
+
+
 def _random_pixel(rng: np.random.Generator, ph: Phantom, bone: str) -> tuple[float, float] | None:
     idx = _pixels(ph, bone)
     if idx.size == 0:
@@ -105,18 +117,13 @@ def _one(
     elif kind in ("hip", "ankle", "wrist", "elbow", "sc_joint"):
         side = str(rng.choice(["R", "L"]))
         if kind == "hip":
-            idx = _pixels(ph, "femora")
-            if idx.size == 0:
+            bone = "femora"
+            half = _one_side(ph, bone, side)
+            if half is None:
                 return out
-            rows, cols = np.divmod(idx, ph.bone_map.shape[1])
-            mid = float(np.median(cols))
-            sel = cols < mid if side == "R" else cols >= mid
-            if not sel.any():
-                return out
-            top = rows[sel].min()
-            near = sel & (rows < top + 30 / ph.spacing[0])
-            rc, bone = (float(rows[near].mean()), float(cols[near].mean())), "femora"
-            rc = _near(ph, bone, *rc, 15 / px)
+            rows, cols, _ = half
+            near = rows < rows.min() + 30 / ph.spacing[0]  # the femoral head: the bone's top
+            rc = _near(ph, bone, float(rows[near].mean()), float(cols[near].mean()), 15 / px)
         elif kind == "ankle":
             bone = "tibiae_fibulae"
             r, c = lm[f"foot_{side}"]
@@ -129,16 +136,12 @@ def _one(
             rc = _near(ph, bone, *lm[f"elbow_{side}"], 20 / px)
         else:
             bone = "clavicles"
-            idx = _pixels(ph, bone)
-            if idx.size == 0:
+            half = _one_side(ph, bone, side)
+            if half is None:
                 return out
-            rows, cols = np.divmod(idx, ph.bone_map.shape[1])
-            mid = float(np.median(cols))
-            sel = cols < mid if side == "R" else cols >= mid
-            if not sel.any():
-                return out
-            k = int(np.argmin(np.abs(cols[sel] - mid)))  # the medial end
-            rc = (float(rows[sel][k]), float(cols[sel][k]))
+            rows, cols, mid = half
+            k = int(np.argmin(np.abs(cols - mid)))  # the medial end
+            rc = (float(rows[k]), float(cols[k]))
         if rc:
             out.append((f"{kind}_arthritis", bone, rc, float(rng.uniform(7, 14)), up, None))
     elif kind == "paget":
