@@ -97,7 +97,12 @@ def _prepared(study: Study, skipped: list[tuple[str, str]]) -> PreparedStudy | N
         return None
 
 
-def _pair_views(items: list[dict[str, Any]], tol_px: float = 3.0) -> list[list[dict[str, Any]]]:
+#: How far apart (mm) the centroids of one lesion's two outlines may lie beyond the larger
+#: equivalent radius: a few millimetres of alignment and outlining error (3 pixels at 2.3 mm).
+PAIR_TOL_MM: float = 7.0
+
+
+def _pair_views(items: list[dict[str, Any]], tol_px: float) -> list[list[dict[str, Any]]]:
     """Group annotations of the same lesion drawn on both views.
 
     Each item holds ``view``, ``label`` and ``ant_mask`` (its mask in the anterior frame).
@@ -243,7 +248,7 @@ def study_lesions(
             }
         )
 
-    for n_lesion, group in enumerate(_pair_views(items)):
+    for n_lesion, group in enumerate(_pair_views(items, PAIR_TOL_MM / (0.5 * (spacing[0] + spacing[1])))):
         first = group[0]
         by_view = {it["view"]: it for it in group}
         ann_shape = next((it["shape"] for it in group if it["shape"]), None)
