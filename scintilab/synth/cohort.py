@@ -39,8 +39,9 @@ from scintilab.ingest import ingest
 from scintilab.labelme import write_labelme
 from scintilab.outputs import RECORD_FILE, file_record_path
 from scintilab.study import CLASSES
+from scintilab.synth.identity import export_header
 from scintilab.synth.phantom import BONE_IDS, PAPER_MATRIX, spacing_for
-from scintilab.synth.scan import SynthPatient, SynthStudy, export_header, generate_patient, render_study
+from scintilab.synth.scan import SynthPatient, SynthStudy, generate_patient, render_study
 from scintilab.synth.variety import FAMILIES, VARIETIES, check_variety
 
 #: Patient counts per class for the named sizes (NoMet, ADMet, nADMet).

@@ -16,16 +16,17 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy.ndimage import binary_dilation, gaussian_filter
 from skimage.measure import find_contours
 
 from scintilab.anatomy import BONE_MASS_FRACTION, BONES
-from scintilab.dicom_write import ExportHeader
 from scintilab.study import CLASSES, Shape
+from scintilab.synth.acquisition import camera_blur, clinic_injection, sweep_end_row, translate, urine_bag
 from scintilab.synth.clinic_findings import wide_benign
+from scintilab.synth.identity import patient_identity
 from scintilab.synth.lesions import (
     Finding,
     blurred_peak,
@@ -58,58 +59,10 @@ from scintilab.synth.variety import (
 )
 from scintilab.utils import as_rng
 
-if TYPE_CHECKING:
-    from scintilab.dicom_write import ExportHeader
-
 #: Camera resolution (FWHM, mm) of a LEHR collimator at whole-body distance.
 CAMERA_FWHM_MM: float = 7.0
 #: Mean background outside the body (counts per pixel, at the paper's pixel size).
 BACKGROUND: float = 0.03
-
-_SURNAMES = (
-    "WANG",
-    "LI",
-    "ZHANG",
-    "LIU",
-    "CHEN",
-    "YANG",
-    "ZHAO",
-    "HUANG",
-    "ZHOU",
-    "WU",
-    "XU",
-    "SUN",
-    "MA",
-    "ZHU",
-    "HU",
-    "GUO",
-    "HE",
-    "GAO",
-    "LIN",
-    "LUO",
-)
-_GIVEN = (
-    "WEI",
-    "FANG",
-    "NA",
-    "MIN",
-    "JING",
-    "LEI",
-    "JUN",
-    "YAN",
-    "TAO",
-    "MING",
-    "CHAO",
-    "XIU",
-    "HUA",
-    "PING",
-    "GANG",
-    "HONG",
-    "LING",
-    "QIANG",
-    "YONG",
-    "JIE",
-)
 
 
 @dataclass
@@ -204,41 +157,6 @@ class SynthStudy:
     variety: VisitVariety = field(default_factory=lambda: VisitVariety(profile="narrow"))
     families: list[str] = field(default_factory=list)
     cut_row: int | None = None
-
-
-def patient_identity(index: int, seed: int) -> tuple[str, str]:
-    """Raw (PatientID, PatientName) of synthetic patient ``index`` (hospital-looking)."""
-    rng = np.random.default_rng([seed, index, 991])
-    pid = f"LC{2014 + (index * 7) % 6}{index:05d}"
-    name = f"{_SURNAMES[rng.integers(len(_SURNAMES))]}^{_GIVEN[rng.integers(len(_GIVEN))]}"
-    return pid, name
-
-
-_STAFF = ("NOVAK^PETRA", "OKAFOR^DANIEL", "LINDQVIST^ANNA", "MORENO^LUIS", "BRANDT^KLAUS", "SATO^YUKI")
-_SITES = (
-    ("RIVERSIDE GENERAL HOSPITAL", "12 MILL LANE, EASTBRIDGE"),
-    ("ST BRENDAN UNIVERSITY CLINIC", "4 HARBOUR ROAD, WESTPORT"),
-    ("NORTHFIELD CANCER CENTRE", "88 ORCHARD STREET, NORTHFIELD"),
-)
-
-
-def export_header(index: int, seed: int, patient_name: str) -> ExportHeader:
-    """What a camera export writes beside the patient module, for synthetic patient ``index``:
-    an older hospital number, the site, station, operator, referring physician, device serial
-    and the GE Genie-style private tag that repeats the patient's name. All synthetic, all
-    identifying (the identity checks search every output for them)."""
-    rng = np.random.default_rng([seed, index, 992])
-    site, address = _SITES[int(rng.integers(len(_SITES)))]
-    return ExportHeader(
-        other_patient_ids=f"OLD{seed % 100:02d}{index:05d}X",
-        institution=site,
-        institution_address=address,
-        station=f"NMCAM{int(rng.integers(1, 9)):02d}",
-        operators=_STAFF[int(rng.integers(len(_STAFF)))],
-        referring_physician=_STAFF[int(rng.integers(len(_STAFF)))],
-        device_serial=f"MG{int(rng.integers(10**6, 10**7))}",
-        private_patient_name=patient_name,
-    )
 
 
 def generate_patient(
@@ -537,7 +455,7 @@ def render_study(
     uptake = float(rng.lognormal(math.log(600), 0.6)) * area
     shape_seed = int(rng.integers(2**31))
     if clinic:
-        site, side, uptake = _clinic_injection(vv, an, ph, side, area, H)
+        site, side, uptake = clinic_injection(vv, an, ph, side, area, H)
     if site != "absent":
         ir, ic = ph.landmarks[f"{site}_{side}"]
         extra.append(
@@ -576,7 +494,7 @@ def render_study(
             )
         )
     if clinic and vv.urine_bag:
-        extra += _urine_bag(rng, ph, len(extra) + len(patient.benign) + 1, area)
+        extra += urine_bag(rng, ph, len(extra) + len(patient.benign) + 1, area)
     for f in extra:
         peaks = f.view_peaks(0)
         n = paint(f, peaks, benign_map, int(f.id[1:]))
@@ -591,18 +509,18 @@ def render_study(
     if clinic and visit > 0:  # the patient lies elsewhere on the bed at this visit
         mr_, mc_ = round(vv.motion_mm[0] / sr), round(vv.motion_mm[1] / sc)
         ant, post, lesion_map, benign_map, bone_map, body_map, depth_a, depth_p = (
-            _translate(x, mr_, mc_) for x in (ant, post, lesion_map, benign_map, bone_map, body_map, depth_a, depth_p)
+            translate(x, mr_, mc_) for x in (ant, post, lesion_map, benign_map, bone_map, body_map, depth_a, depth_p)
         )
         masks = [(f, m, (corner[0] + mr_, corner[1] + mc_)) for f, m, corner in masks]
         for rec in truth_les + truth_ben:
             rec["center_rc"] = [round(rec["center_rc"][0] + mr_, 2), round(rec["center_rc"][1] + mc_, 2)]
-    cut_row = _cut_row(vv, ph, H, sr) if clinic else None
+    cut_row = sweep_end_row(vv, ph, H, sr) if clinic else None
 
     # camera blur (and scatter), Poisson, background; the posterior view is mirrored and shifted
     bg = (vv.background if clinic and vv.background is not None else BACKGROUND) * area
     if clinic:
-        ant = _camera(ant, depth_a, vv, 0.5 * (sr + sc))
-        post = _camera(post, depth_p, vv, 0.5 * (sr + sc))[:, ::-1]
+        ant = camera_blur(ant, depth_a, vv, 0.5 * (sr + sc))
+        post = camera_blur(post, depth_p, vv, 0.5 * (sr + sc))[:, ::-1]
     else:
         ant = gaussian_filter(ant, sigma, mode="constant")
         post = gaussian_filter(post, sigma, mode="constant")[:, ::-1]
@@ -680,118 +598,3 @@ def render_study(
         ),
         cut_row=cut_row,
     )
-
-
-#: Depth bins (cm from the camera side of the body) of the depth-dependent blur.
-DEPTH_BINS_CM: tuple[float, ...] = (0.0, 4.0, 8.0, 12.0, 16.0, 1e9)
-#: Air between the body and the collimator (cm) during a whole-body sweep.
-COLLIMATOR_GAP_CM: float = 2.0
-
-
-def camera_fwhm_mm(fwhm_10cm: float, depth_cm: float) -> float:
-    """System resolution at ``depth_cm`` inside the body for a camera of ``fwhm_10cm`` at
-    10 cm from the collimator: LEHR resolution grows about linearly with distance (roughly
-    4 mm at the face of the collimator to 7-8 mm at 10 cm for a good camera)."""
-    return fwhm_10cm * (0.45 + 0.055 * (depth_cm + COLLIMATOR_GAP_CM))
-
-
-def _camera(img: np.ndarray, depth: np.ndarray, vv: VisitVariety, px_mm: float) -> np.ndarray:
-    """Depth-dependent blur (each depth bin with its own resolution) plus a scatter halo."""
-    out = np.zeros_like(img)
-    edges = DEPTH_BINS_CM
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        sel = (depth >= lo) & (depth < hi)
-        if not sel.any():
-            continue
-        d = float(np.median(depth[sel]))
-        fwhm = camera_fwhm_mm(float(vv.fwhm_mm or 7.0), d)
-        out += gaussian_filter(np.where(sel, img, 0.0).astype(img.dtype), fwhm / 2.3548 / px_mm, mode="constant")
-    if vv.scatter_fraction > 0:
-        sf = vv.scatter_fraction
-        out = (1 - sf) * out + sf * gaussian_filter(img, vv.scatter_mm / px_mm, mode="constant")
-    return out
-
-
-def _translate(x: np.ndarray, dr: int, dc: int) -> np.ndarray:
-    """``x`` moved by (dr, dc) pixels, zero-filled (what leaves the field is lost)."""
-    if dr == 0 and dc == 0:
-        return x
-    H, W = x.shape
-    out = np.zeros_like(x)
-    out[max(dr, 0) : H + min(dr, 0), max(dc, 0) : W + min(dc, 0)] = x[
-        max(-dr, 0) : H + min(-dr, 0), max(-dc, 0) : W + min(-dc, 0)
-    ]
-    return out
-
-
-def _cut_row(vv: VisitVariety, ph: Phantom, H: int, sr: float) -> int | None:
-    """First stored row the sweep did not reach (clinic ``sweep_cut``), or None."""
-    lm = ph.landmarks
-    dr = round(vv.motion_mm[0] / sr)
-    if vv.sweep_cut == "feet":
-        row = min(lm["foot_R"][0], lm["foot_L"][0]) - 70.0 / sr  # ended at the lower shins
-    elif vv.sweep_cut == "partial":
-        row = min(lm["knee_R"][0], lm["knee_L"][0]) - 150.0 / sr  # ended at the thighs
-    else:
-        return None
-    row = int(round(row)) + dr
-    return row if 0 < row < H else None
-
-
-def _clinic_injection(
-    vv: VisitVariety, an: Anatomy, ph: Phantom, side: str, area: float, H: int
-) -> tuple[str, str, float]:
-    """(site, side, uptake) of a clinic injection; ``absent`` when none shows in the field."""
-    site = vv.injection or "absent"
-    if site == "absent":
-        return "absent", side, 0.0
-    present = [s for s, pose in zip(("R", "L"), an.arms, strict=True) if pose != "missing"]
-    if site != "foot":
-        if not present:
-            site = "foot"
-        elif side not in present:
-            side = present[0]
-    r = ph.landmarks[f"{site}_{side}"][0]
-    if not 0 <= r < H:  # a raised hand above the field's top: injected at the elbow instead
-        site = "elbow"
-        if not 0 <= ph.landmarks[f"elbow_{side}"][0] < H:
-            return "absent", side, 0.0
-    return site, side, float(vv.injection_uptake or 0.0) * area
-
-
-def _urine_bag(rng: np.random.Generator, ph: Phantom, first_id: int, area: float) -> list[Finding]:
-    """A urine bag beside a thigh on the bed and the catheter running to it from the bladder."""
-    side = str(rng.choice(["R", "L"]))
-    sr, sc = ph.spacing
-    kr, kc = ph.landmarks[f"knee_{side}"]
-    br, bc = ph.landmarks["bladder"]
-    W = ph.bone_map.shape[1]
-    out_c = -1 if side == "R" else 1
-    bag = (kr - float(rng.uniform(60, 200)) / sr, float(np.clip(kc + out_c * rng.uniform(90, 140) / sc, 3, W - 4)))
-    mid = (0.5 * (bag[0] + br), 0.5 * (bag[1] + bc))
-    half = 0.5 * math.hypot((bag[0] - br) * sr, (bag[1] - bc) * sc)
-    common = {"kind": "benign", "bone": None, "depth_ant_cm": 12.0, "depth_post_cm": 3.0}
-    return [
-        Finding(
-            id=f"B{first_id:02d}",
-            shape="urine_bag",
-            region="lower_limbs",
-            center_rc=bag,
-            size_mm=float(rng.uniform(30, 50)),
-            angle=0.0,
-            uptake=float(rng.lognormal(math.log(60), 0.5)) * area,
-            shape_seed=int(rng.integers(2**31)),
-            **common,
-        ),
-        Finding(
-            id=f"B{first_id + 1:02d}",
-            shape="catheter",
-            region="pelvis",
-            center_rc=mid,
-            size_mm=half,
-            angle=math.atan2(bag[0] - br, bag[1] - bc),
-            uptake=float(rng.uniform(6, 15)) * area,
-            shape_seed=int(rng.integers(2**31)),
-            **common,
-        ),
-    ]
