@@ -44,6 +44,8 @@ def test_draws_and_families_are_recorded(clinic: Path) -> None:
         assert t["variety"]["patient"]["profile"] == "clinic"
         assert t["variety"]["visit"]["fwhm_mm"] is not None and 6.0 <= t["variety"]["visit"]["fwhm_mm"] <= 14.0
         fams.update(t["families"])
+        ids = [r["id"] for r in t["lesions"] + t["benign"]]
+        assert len(ids) == len(set(ids)), f"{t['study_id']}: a finding id given twice: {sorted(ids)}"
     # follow-ups always move the patient on the bed; a baseline never does
     assert all(("moved" in t["families"]) == (t["visit"] > 0) for t in truths)
     assert len(fams) >= 8, fams  # 16 patients already show many families
@@ -157,3 +159,26 @@ def test_protocol_names_the_same_families() -> None:
 
     proto = load_protocol()
     assert tuple(proto.varieties["clinic"]["families"]) == FAMILIES
+
+
+def test_finding_ids_stay_unique_when_findings_appear_late() -> None:
+    """A benign finding that appears at a follow-up is absent at baseline; the findings
+    added per visit (injection, urine) must not take its number."""
+    late = 0
+    for index in range(1, 121):
+        pat = generate_patient(
+            np.random.default_rng([81, index]),
+            "NoMet",
+            index=index,
+            seed=81,
+            visits=2,
+            matrix=(256, 64),
+            variety="clinic",
+            draw_matrix=False,
+        )
+        late += any(f.first_visit > 0 for f in pat.benign)
+        for visit in (0, 1):
+            st = render_study(pat, visit=visit)
+            ids = [r["id"] for r in st.lesions + st.benign]
+            assert len(ids) == len(set(ids)), (index, visit, sorted(ids))
+    assert late >= 3, late  # the case the test is about did occur

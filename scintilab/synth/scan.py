@@ -261,6 +261,12 @@ def _vanish(rng: np.random.Generator, lesions: list[Finding], visits: int) -> No
             f.visit_gain = [g if v < v0 else 0.0 for v, g in enumerate(f.visit_gain)]
 
 
+def _next_number(*groups: list[Finding]) -> int:
+    """The number of the next ``B`` finding: one above every number already given (the
+    clinic variety leaves out findings not yet present, so a count would repeat one)."""
+    return 1 + max((int(f.id[1:]) for g in groups for f in g), default=0)
+
+
 def _polygon(mask: np.ndarray, corner: tuple[int, int]) -> np.ndarray:
     """(N, 2) (x, y) polygon around a finding's mask, as a reader would draw it."""
     m = np.pad(binary_dilation(mask), 1)
@@ -479,7 +485,7 @@ def render_study(
         front = rng.random() < 0.6
         extra.append(
             Finding(
-                id=f"B{len(extra) + 1:02d}",
+                id=f"B{_next_number(patient.benign, extra):02d}",
                 kind="benign",
                 shape="urine_contamination",
                 bone=None,
@@ -494,7 +500,7 @@ def render_study(
             )
         )
     if clinic and vv.urine_bag:
-        extra += urine_bag(rng, ph, len(extra) + len(patient.benign) + 1, area)
+        extra += urine_bag(rng, ph, _next_number(patient.benign, extra), area)
     for f in extra:
         peaks = f.view_peaks(0)
         n = paint(f, peaks, benign_map, int(f.id[1:]))
@@ -564,6 +570,7 @@ def render_study(
                 Shape(label=label, points=np.round(pts, 2), shape_type="polygon", view=view, attributes=dict(attrs))
             )
 
+    counts = {"ANT": int(a_img.sum(dtype=np.int64)), "POST": int(p_img.sum(dtype=np.int64))}
     # true BSI: per bone, lesion pixels / bone pixels (ANT projection maps), weighted by mass share
     involved: dict[str, float] = {}
     bsi = 0.0
@@ -591,10 +598,8 @@ def render_study(
         shift_rc=(dr, dc),
         visit=visit,
         study_date=patient.visit_dates[visit],
-        counts={"ANT": int(a_img.sum(dtype=np.int64)), "POST": int(p_img.sum(dtype=np.int64))},
+        counts=counts,
         variety=vv,
-        families=families(
-            pv, vv, counts=int(a_img.sum(dtype=np.int64)), cut=cut_row is not None or (an.top_mm < 0 and clinic)
-        ),
+        families=families(pv, vv, counts=counts["ANT"], cut=cut_row is not None or (an.top_mm < 0 and clinic)),
         cut_row=cut_row,
     )
