@@ -98,11 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         st = cohort[i]
         if st.label not in CLASSES:
             continue
-        x = clf.inputs(st)
-        pr = np.asarray(clf.model.predict(x[..., None], verbose=0)).mean(axis=0)
         keys.append(st.study_key)
         ys.append(CLASSES.index(st.label))
-        probas.append(pr)
+        probas.append(clf.proba(st))
     y, proba = np.array(ys), np.array(probas)
     names = ["all", *sorted({f for k in keys for f in fams.get(k, [])})]
     rows = {}

@@ -41,9 +41,14 @@ class Classifier:
             imgs = [img for _, img in oriented_views(study)]
         return np.stack([preprocess(i, self.image_size) for i in imgs])
 
+    def proba(self, study: Study, x: np.ndarray | None = None) -> np.ndarray:
+        """Class probabilities of one study (its inputs' mean), in :attr:`classes` order."""
+        x = self.inputs(study) if x is None else x
+        return np.asarray(self.model.predict(x[..., None], verbose=0)).mean(axis=0)
+
     def __call__(self, study: Study) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
         """(class probabilities, Grad-CAM of the predicted class, the input image)."""
         x = self.inputs(study)
-        proba = np.asarray(self.model.predict(x[..., None], verbose=0)).mean(axis=0)
+        proba = self.proba(study, x)
         cam = grad_cam(self.model, x[:1], int(np.argmax(proba)))[0]
         return {c: float(p) for c, p in zip(self.classes, proba)}, cam, x[0]
