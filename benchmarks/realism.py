@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--seed", type=int, default=6050, help="seed, when the cohort is written (the generator is tuned on it)"
     )
-    ap.add_argument("--variety", default="clinic", help="write_cohort's variety (clinic, narrow), when written")
+    ap.add_argument(
+        "--variety", choices=("clinic", "narrow"), default="clinic", help="the variety of a cohort written here"
+    )
     ap.add_argument("--ranges", type=Path, default=None, help="real ranges JSON (default validation/real_ranges.json)")
     ap.add_argument("--json", type=Path, default=None, help="write the table and per-study figures here")
     ap.add_argument("--full", action="store_true", help="--json also holds every study's figures")
@@ -51,13 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.cohort.exists():
         from scintilab.synth.cohort import write_cohort
 
-        options = {} if args.variety is None else {"variety": args.variety}
         print(f"writing a synthetic cohort: {args.patients} patients, seed {args.seed}, variety {args.variety}")
-        try:
-            write_cohort(args.cohort, n_patients=args.patients, seed=args.seed, progress=False, **options)
-        except TypeError as err:  # a write_cohort from before the variety argument
-            print(f"realism: cannot write variety {args.variety!r}: {err}", file=sys.stderr)
-            return EXIT_USAGE
+        write_cohort(args.cohort, n_patients=args.patients, seed=args.seed, progress=False, variety=args.variety)
     try:
         summary = cohort_realism(args.cohort, load_real_ranges(args.ranges))
     except InputError as err:
