@@ -20,6 +20,7 @@ from scintilab.synth.validation_figures import (
     bar_met,
     family_table,
     figures_lines,
+    froc_points,
     validation_figures,
 )
 
@@ -179,3 +180,30 @@ def test_end_to_end_on_a_tiny_cohort(tmp_path: Path) -> None:
     assert fams["obese"]["bsi"]["pearson_r"] is None  # two studies: n only
     assert "always 0" in res["text"] and "obese" in res["text"]
     json.dumps({k: v for k, v in res.items() if isinstance(v, (dict, int, float, str, type(None)))})
+
+
+def test_froc_points_read_each_false_positive_level_off_the_sweep() -> None:
+    """Sensitivity at 0.5 / 1 / 2 false positives per scan, worked out by hand."""
+    scans = 10
+    lesions = pd.DataFrame(
+        {
+            "study_key": ["s"] * 6,
+            "contrast": [3.0] * 6,
+            "called": [True] * 6,
+            "visible": [True, True, True, True, True, False],
+            "max_p": [0.95, 0.85, 0.55, 0.35, 0.0, 0.99],  # the invisible one never counts
+        }
+    )
+    # false-positive scores: 5 at 0.9 (0.5 per scan), 5 more at 0.6 (1.0), 10 more at 0.3 (2.0)
+    fp_p = [0.9] * 5 + [0.6] * 5 + [0.3] * 10
+    hotspots = pd.DataFrame(
+        {"study_key": ["s"] * 22, "called": [True] * 22, "p": [*fp_p, 0.95, 0.85], "lesion": [False] * 20 + [True] * 2}
+    )
+    got = froc_points(lesions, hotspots, scans)
+    # <= 0.5 FP/scan: thresholds above 0.6 -> lesions at 0.95 and 0.85 (2 of 5)
+    # <= 1.0: thresholds above 0.3 -> also 0.55 and 0.35 (4 of 5); <= 2.0: every threshold -> 4 of 5
+    assert got == {"0.5": pytest.approx(0.4), "1": pytest.approx(0.8), "2": pytest.approx(0.8)}
+    assert froc_points(lesions.drop(columns="max_p"), hotspots, scans) == {}
+    assert froc_points(lesions, hotspots, 3) == {}  # too few scans behind it
+    many = pd.concat([hotspots] * 30)  # 30 x 20 false positives over 10 scans: never down to 0.5
+    assert froc_points(lesions, many.assign(p=0.99), scans)["0.5"] is None

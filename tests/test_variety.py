@@ -182,3 +182,83 @@ def test_finding_ids_stay_unique_when_findings_appear_late() -> None:
             ids = [r["id"] for r in st.lesions + st.benign]
             assert len(ids) == len(set(ids)), (index, visit, sorted(ids))
     assert late >= 3, late  # the case the test is about did occur
+
+
+def test_a_tilted_head_turns_the_skull_and_bends_the_neck_only() -> None:
+    """The skull turns about the base of the neck; the trunk's bones stay where they were."""
+    from dataclasses import replace
+
+    from scintilab.synth.phantom import random_anatomy, render_phantom
+
+    an = random_anatomy(np.random.default_rng(82), sex="M", age=60)
+    straight = render_phantom(an, (512, 128))
+    tilted = render_phantom(replace(an, head_tilt_deg=12.0), (512, 128))
+
+    def centre(ph, bone: str) -> np.ndarray:
+        return np.argwhere(ph.bone_map == BONE_IDS[bone]).mean(axis=0)
+
+    for bone in ("thoracic_spine", "pelvis", "ribs", "femora"):
+        assert (straight.bone_map == BONE_IDS[bone]).sum() == (tilted.bone_map == BONE_IDS[bone]).sum()
+        assert centre(straight, bone) == pytest.approx(centre(tilted, bone))
+    # positive tilt turns the vertex towards larger columns, by about 12 degrees about the neck
+    (r0, c0), (r1, c1) = centre(straight, "skull"), centre(tilted, "skull")
+    base_r = straight.landmarks["C7"][0]
+    turn = np.degrees(np.arctan2(c1 - c0, base_r - r0))
+    assert c1 > c0 + 2 and 6.0 < turn < 16.0, (c0, c1, turn)
+    assert tilted.landmarks["C1"][1] > straight.landmarks["C1"][1]  # the neck bends with it
+
+
+def test_arms_that_move_at_follow_up_carry_their_findings_on_the_bone() -> None:
+    """At a follow-up whose arms moved, each arm finding still lies on its bone, and
+    moved with it rather than with the body."""
+    seen = 0
+    for index in range(1, 300):
+        pat = generate_patient(
+            np.random.default_rng([83, index]), "ADMet", index=index, seed=83, visits=2, variety="clinic"
+        )
+        follow = render_study(pat, visit=1)
+        if "arms_moved" not in follow.families:
+            continue
+        assert follow.variety.arms_moved
+        base = render_study(pat, visit=0)
+        b = {r["id"]: r for r in base.lesions}
+        sr, sc = pat.phantom.spacing
+        dr, dc = (round(v / s) for v, s in zip(follow.variety.motion_mm, (sr, sc), strict=True))
+        for rec in follow.lesions:
+            if rec["bone"] not in ("humeri", "forearms", "hands") or rec["pixels"] == 0:
+                continue
+            own = follow.lesion_maps == int(rec["id"][1:])
+            # the lesion's pixels are on its bone in this visit's bone map
+            assert (follow.bone_maps[own] == BONE_IDS[rec["bone"]]).mean() > 0.5, rec
+            if rec["id"] in b and rec["bone"] != "humeri":
+                r0, c0 = b[rec["id"]]["center_rc"]
+                r1, c1 = rec["center_rc"]
+                if abs(follow.variety.forearm_change_deg[0]) + abs(follow.variety.forearm_change_deg[1]) > 5:
+                    seen += (abs(r1 - r0 - dr) + abs(c1 - c0 - dc)) > 1.0  # moved with the arm, not the bed
+        if seen >= 2:
+            return
+    pytest.fail(f"only {seen} forearm or hand lesions seen moving with their arm in 300 patients")
+
+
+def test_superscan_brightens_the_marrow_and_counts_in_the_true_bsi() -> None:
+    from dataclasses import replace
+
+    from scintilab.synth.superscan import DIFFUSE_ID
+
+    pat = generate_patient(np.random.default_rng([84, 1]), "ADMet", index=1, seed=84, variety="clinic")
+    pat.variety = replace(pat.variety, superscan_gain=2.5, head_tilt_deg=0.0)
+    plain = generate_patient(np.random.default_rng([84, 1]), "ADMet", index=1, seed=84, variety="clinic")
+    plain.variety = replace(plain.variety, superscan_gain=0.0, head_tilt_deg=0.0)
+    ss, st = render_study(pat, visit=0), render_study(plain, visit=0)
+    assert "superscan" in ss.families and "superscan" not in st.families
+    diffuse = ss.lesion_maps == DIFFUSE_ID
+    assert diffuse.any() and not (st.lesion_maps == DIFFUSE_ID).any()
+    assert ss.superscan is not None and ss.superscan["pixels"] == int(diffuse.sum())
+    assert ss.true_bsi > 10.0 > st.true_bsi
+    # the focal lesions keep their own numbers and records
+    assert [r["id"] for r in ss.lesions] == [r["id"] for r in st.lesions]
+    # most counts sit in bone: the soft tissue and kidneys are faint beside the marrow
+    spine = ss.bone_maps == BONE_IDS["lumbar_spine"]
+    soft = ss.body_map & (ss.bone_maps == 0) & (ss.lesion_maps == 0) & (ss.benign_maps == 0)
+    ratio = lambda s: s.anterior[spine].mean() / s.anterior[soft].mean()  # noqa: E731
+    assert ratio(ss) > 1.3 * ratio(st)  # 1.53 on this patient: scatter of the bright marrow fills the soft tissue

@@ -210,6 +210,8 @@ def _write_patient(args: tuple[int, str, str | None, dict[str, Any]]) -> list[di
         if pat.variety.clinic:  # narrow truth stays as it was (tests pin it)
             truth["variety"] = {"patient": pat.variety.record(), "visit": st.variety.record(), "cut_row": st.cut_row}
             truth["families"] = st.families
+            if st.superscan is not None:
+                truth["superscan"] = st.superscan
         tdir = root / "truth"
         (tdir / f"{study_id}.json").write_text(json.dumps(truth, indent=1) + "\n", encoding="utf-8")
         _save_npz(

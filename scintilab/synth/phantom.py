@@ -69,6 +69,8 @@ class Anatomy:
         arms: pose of each arm (right, left): ``sides``, ``abdomen``, ``raised`` or
             ``missing`` (amputated: no bone and no soft tissue drawn).
         breast_cm: extra soft-tissue thickness of the breasts over the chest (0 = none).
+        head_tilt_deg: in-plane tilt of the head and upper neck towards a shoulder, about
+            the mid-neck (positive tilts the vertex towards the image's right).
     """
 
     sex: str
@@ -88,6 +90,7 @@ class Anatomy:
     soft_width: float = 1.0
     arms: tuple[str, str] = ("sides", "sides")
     breast_cm: float = 0.0
+    head_tilt_deg: float = 0.0
 
 
 def random_anatomy(rng: np.random.Generator, *, sex: str, age: int) -> Anatomy:
@@ -205,10 +208,20 @@ class Canvas:
         self._top = an.top_mm
         self._cx = (self.cols - 1) / 2.0 + an.shift_x_mm / self.sc
         self.rot = th
+        # a tilt of one body part (the head) about its own pivot, before the whole-body pose
+        self._part: tuple[float, float, float, float] | None = None
+
+    def tilt_part(self, deg: float, pivot_mm: tuple[float, float]) -> None:
+        """Draw what follows rotated by ``deg`` about ``pivot_mm`` (0: stop tilting)."""
+        t = math.radians(deg)
+        self._part = (math.cos(t), math.sin(t), *pivot_mm) if deg else None
 
     # -- geometry -------------------------------------------------------------------
     def to_px(self, x: float, y: float) -> tuple[float, float]:
         """Patient mm (x across, y down from vertex) -> pixel (row, col)."""
+        if self._part is not None:
+            c, s_, px, py = self._part
+            x, y = px + c * (x - px) - s_ * (y - py), py + s_ * (x - px) + c * (y - py)
         dy = y - self._pivot_y
         xr = self._cos * x - self._sin * dy
         yr = self._sin * x + self._cos * dy + self._pivot_y
@@ -363,7 +376,7 @@ class Canvas:
             organ: accumulate into the organ maps (kidneys).
         """
         r0, c0 = self.to_px(x, y)
-        th = self.rot + math.radians(angle_deg)
+        th = self.rot + math.radians(angle_deg) + (math.atan2(self._part[1], self._part[0]) if self._part else 0.0)
         a = ax_mm / self.sc  # along columns before rotation
         b = ay_mm / self.sr
         ext = max(a, b)
@@ -465,9 +478,16 @@ def render_phantom(
         return an.scoliosis_mm * math.sin(math.pi * (y - Y(300)) / Y(520)) if Y(300) < y < Y(820) else 0.0
 
     vert_levels: dict[str, float] = {}
+    # a tilted head bends the neck: each cervical vertebra turns by its share of the tilt
+    # about the base of the neck, the skull and face by all of it
+    neck_base = (0.0, Y(288))
+    tilted_px: dict[str, tuple[float, float]] = {}
     for i, y in enumerate(np.linspace(Y(212), Y(288), 7)):
+        cv.tilt_part(an.head_tilt_deg * (6 - i) / 6, neck_base)
         cv.ellipse(spine_x(y), y, 13 * w, 5.5 * s, "cervical_spine", 1.15 * g["cervical_spine"], (T["neck"] - 5.0, 5.0))
         vert_levels[f"C{i + 1}"] = y
+        tilted_px[f"C{i + 1}"] = cv.to_px(spine_x(y), y)
+    cv.tilt_part(0.0, neck_base)
     ty = np.linspace(Y(300), Y(640), 12)
     for i, y in enumerate(ty):
         ax = (15 + 0.6 * i) * w
@@ -607,6 +627,7 @@ def render_phantom(
         cv.ellipse(carpus[0] + ux * 30, carpus[1] + uy * 30, 40, 55, None, 0, (0, 0), tissue=3.5)
 
     # -- skull, face, mandible -------------------------------------------------------------
+    cv.tilt_part(an.head_tilt_deg, neck_base)
     cv.ellipse(0, Y(100), 74 * w, 100 * s, "skull", 1.05 * g["skull"], mid(T["head"]), ring_mm=13)
     cv.ellipse(0, Y(100), 66 * w, 90 * s, "skull", 0.22 * g["skull"], mid(T["head"]))
     cv.ellipse(0, Y(168), 40 * w, 24 * s, "skull", 0.75 * g["skull"], (3.0, T["head"] - 3.0))
@@ -626,6 +647,7 @@ def render_phantom(
         0.9 * g["mandible"],
         (3.0, T["head"] - 3.0),
     )
+    cv.tilt_part(0.0, neck_base)
 
     # -- pelvis: iliac wings (crest brighter), SI joints, acetabula, pubis, ischium ---------
     hip = 150 * w * (1.06 if an.sex == "F" else 1.0)
@@ -729,7 +751,9 @@ def render_phantom(
         )
 
     # -- soft tissue of head, neck and trunk ----------------------------------------------
+    cv.tilt_part(an.head_tilt_deg, neck_base)
     cv.ellipse(0, Y(112), 82 * w, 118 * s, None, 0, (0, 0), tissue=T["head"])
+    cv.tilt_part(0.0, neck_base)
     cv.line([(0, Y(215)), (0, Y(300))], 110 * w * math.sqrt(fw), None, 0, (0, 0), tissue=T["neck"])
     chest = 160 * w * fw
     waist = 142 * w * (0.95 if an.sex == "F" else 1.0) * fw
@@ -775,7 +799,7 @@ def render_phantom(
     landmarks["pelvis_centre"] = cv.to_px(0, Y(900))
     depth_a, depth_p = cv.depth_maps()
     for name, y in vert_levels.items():
-        landmarks[name] = cv.to_px(spine_x(y), y)
+        landmarks[name] = tilted_px.get(name) or cv.to_px(spine_x(y), y)
     for k, y in enumerate(rib_levels):
         landmarks[f"rib{k + 1}"] = (cv.to_px(0, y)[0], 0.0)
     return Phantom(

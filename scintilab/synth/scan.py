@@ -25,6 +25,7 @@ from skimage.measure import find_contours
 from scintilab.anatomy import BONE_MASS_FRACTION, BONES
 from scintilab.study import CLASSES, Shape
 from scintilab.synth.acquisition import camera_blur, clinic_injection, sweep_end_row, translate, urine_bag
+from scintilab.synth.arm_motion import follow_arms, moved_anatomy
 from scintilab.synth.clinic_findings import wide_benign
 from scintilab.synth.identity import patient_identity
 from scintilab.synth.lesions import (
@@ -46,15 +47,20 @@ from scintilab.synth.phantom import (
     render_phantom,
     spacing_for,
 )
+from scintilab.synth.superscan import BLADDER_SHARE, DIFFUSE_ID, KIDNEY_SHARE, SOFT_TISSUE_SHARE, bone_factor
 from scintilab.synth.variety import (
     NARROW_MEAN_COUNTS,
     PatientVariety,
     VisitVariety,
     apply_to_anatomy,
+    arm_stream,
+    draw_arm_motion,
     draw_patient,
+    draw_rarities,
     draw_visit,
     families,
     patient_stream,
+    rarity_stream,
     visit_stream,
 )
 from scintilab.utils import as_rng
@@ -115,6 +121,12 @@ class SynthPatient:
             self._phantom = render_phantom(self.anatomy, self.matrix, self.spacing)
         return self._phantom
 
+    def phantom_at(self, vv: VisitVariety) -> Phantom:
+        """The phantom as it lies at a visit: drawn again when the arms moved."""
+        if not vv.arms_moved:
+            return self.phantom
+        return render_phantom(moved_anatomy(self.anatomy, vv), self.matrix, self.spacing)
+
 
 @dataclass
 class SynthStudy:
@@ -137,6 +149,7 @@ class SynthStudy:
         variety: what the variety drew for this visit.
         families: the variety families this study belongs to (empty for ``narrow``).
         cut_row: first row not acquired (the sweep ended early), else None.
+        superscan: what a superscan drew (gain, involved pixels), else None.
     """
 
     anterior: np.ndarray | None
@@ -157,6 +170,7 @@ class SynthStudy:
     variety: VisitVariety = field(default_factory=lambda: VisitVariety(profile="narrow"))
     families: list[str] = field(default_factory=list)
     cut_row: int | None = None
+    superscan: dict[str, Any] | None = None
 
 
 def generate_patient(
@@ -201,7 +215,7 @@ def generate_patient(
     sex = "M" if rng.random() < 0.68 else "F"
     age = int(np.clip(round(rng.normal(61 if sex == "M" else 58, 9.5)), 32, 88))
     vrng = patient_stream(seed, index)
-    pv = draw_patient(vrng, variety, sex=sex, age=age)
+    pv = draw_rarities(rarity_stream(seed, index), draw_patient(vrng, variety, sex=sex, age=age), label=label)
     if not draw_matrix:
         pv = replace(pv, matrix=None, spacing_mm=None)
     age = pv.age if pv.age is not None else age
@@ -288,6 +302,19 @@ def _polygon(mask: np.ndarray, corner: tuple[int, int]) -> np.ndarray:
     return np.stack([cols, rows], axis=1)
 
 
+def _pixels_in_field(mask: np.ndarray, corner: tuple[int, int], shape: tuple[int, int]) -> int:
+    """How many of a finding's mask pixels (its box at ``corner``) lie inside the image."""
+    rr, cc = np.nonzero(mask)
+    rr, cc = rr + corner[0], cc + corner[1]
+    return int(((rr >= 0) & (rr < shape[0]) & (cc >= 0) & (cc < shape[1])).sum())
+
+
+def _area(pts: np.ndarray) -> float:
+    """Area of a polygon given as (x, y) vertices (shoelace)."""
+    x, y = pts[:, 0], pts[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+
+
 def _truth_record(f: Finding, visit: int, peaks: tuple[float, float], n_px: int, px_mm: float) -> dict[str, Any]:
     rec = {
         "id": f.id,
@@ -354,10 +381,14 @@ def render_study(
     if not 0 <= visit < patient.visits:
         raise ValueError(f"visit {visit} outside 0..{patient.visits - 1}")
     rng = as_rng(np.random.default_rng([patient.seed, visit, 17]) if rng is None else rng)
-    ph = patient.phantom
     an = patient.anatomy
     pv = patient.variety
     vv = draw_visit(visit_stream(patient.seed, visit), pv, visit, arms=an.arms)
+    vv = draw_arm_motion(arm_stream(patient.seed, visit), pv, vv, visit, arms=an.arms)
+    ph = patient.phantom_at(vv)
+    lesions, benign = patient.lesions, patient.benign
+    if ph is not patient.phantom:  # the arms moved: their findings move with the bone
+        lesions, benign = follow_arms(lesions, patient.phantom, ph), follow_arms(benign, patient.phantom, ph)
     clinic = pv.clinic
     if vv.fwhm_mm is not None:
         fwhm_mm = vv.fwhm_mm
@@ -377,10 +408,16 @@ def render_study(
         tex = gaussian_filter(pattern_rng.standard_normal((H, W)).astype(np.float32), vv.texture_mm / 2.3548 / sr)
         tex /= float(tex.std()) or 1.0
         soft = soft * np.exp(vv.texture_sd * tex - 0.5 * vv.texture_sd**2)
-    ant = ph.act_ant + soft + ph.organ_act_ant
-    post = ph.act_post + soft + ph.organ_act_post
+    bone_a, bone_p, organ_a, organ_p = ph.act_ant, ph.act_post, ph.organ_act_ant, ph.organ_act_post
+    involved = None
+    if pv.superscan_gain > 0:  # the tracer goes to the involved marrow before the kidneys clear it
+        factor, involved = bone_factor(ph, pv.superscan_gain, patient.seed)
+        bone_a, bone_p = bone_a * factor, bone_p * factor
+        organ_a, organ_p, soft = organ_a * KIDNEY_SHARE, organ_p * KIDNEY_SHARE, soft * SOFT_TISSUE_SHARE
+    ant = bone_a + soft + organ_a
+    post = bone_p + soft + organ_p
     total = float(rng.uniform(0.85e6, 1.9e6))
-    bl_frac = an.bladder_fraction * float(rng.uniform(0.7, 1.3))
+    bl_frac = an.bladder_fraction * float(rng.uniform(0.7, 1.3)) * (BLADDER_SHARE if involved is not None else 1.0)
     count_scale = 1.0
     if clinic and vv.total_counts is not None:
         total = vv.total_counts
@@ -439,7 +476,7 @@ def render_study(
         masks.append((f, m, (a, c)))
         return int(m.sum())
 
-    for f in patient.lesions:
+    for f in lesions:
         if f.first_visit > visit or (f.visit_gain and f.visit_gain[visit] <= 0):
             continue
         peaks = f.view_peaks(visit)
@@ -451,8 +488,12 @@ def render_study(
             rec["size_mm"] = round(f.size_mm * f.size_gain[visit], 2)
             rec["radius_px"] = round(f.size_mm * f.size_gain[visit] / (0.5 * (sr + sc)), 2)
         truth_les.append(rec)
+    superscan = None
+    if involved is not None:  # diffuse marrow: in the label map (true BSI), not a focal lesion
+        lesion_map[involved & (lesion_map == 0)] = DIFFUSE_ID
+        superscan = {"gain": round(pv.superscan_gain, 3), "label_id": DIFFUSE_ID}
 
-    extra: list[Finding] = [f for f in patient.benign if f.first_visit <= visit]
+    extra: list[Finding] = [f for f in benign if f.first_visit <= visit]
     # injection site: antecubital fossa mostly, else wrist or back of the hand; new each visit
     site = str(rng.choice(["elbow", "elbow", "elbow", "wrist", "hand"]))
     side = str(rng.choice(["R", "L"]))
@@ -520,6 +561,11 @@ def render_study(
         masks = [(f, m, (corner[0] + mr_, corner[1] + mc_)) for f, m, corner in masks]
         for rec in truth_les + truth_ben:
             rec["center_rc"] = [round(rec["center_rc"][0] + mr_, 2), round(rec["center_rc"][1] + mc_, 2)]
+        # a finding moved wholly out of the field is not in this study
+        gone = {f.id for f, m, corner in masks if not _pixels_in_field(m, corner, (H, W))}
+        truth_les = [r for r in truth_les if r["id"] not in gone]
+        truth_ben = [r for r in truth_ben if r["id"] not in gone]
+        masks = [(f, m, corner) for f, m, corner in masks if f.id not in gone]
     cut_row = sweep_end_row(vv, ph, H, sr) if clinic else None
 
     # camera blur (and scatter), Poisson, background; the posterior view is mirrored and shifted
@@ -564,7 +610,7 @@ def render_study(
             poly = np.stack([np.clip(poly[:, 0], 0, W - 1), np.clip(poly[:, 1], 0, H - 1)], axis=1)
             post_poly = np.stack([np.clip(post_poly[:, 0], 0, W - 1), np.clip(post_poly[:, 1], 0, H - 1)], axis=1)
         for view, pts in (("ANT", poly), ("POST", post_poly)):
-            if patient.missing_view == view:
+            if patient.missing_view == view or (clinic and _area(pts) < 0.5):  # a sliver at the edge
                 continue
             shapes.append(
                 Shape(label=label, points=np.round(pts, 2), shape_type="polygon", view=view, attributes=dict(attrs))
@@ -602,4 +648,5 @@ def render_study(
         variety=vv,
         families=families(pv, vv, counts=counts["ANT"], cut=cut_row is not None or (an.top_mm < 0 and clinic)),
         cut_row=cut_row,
+        superscan=None if superscan is None else {**superscan, "pixels": int((lesion_map == DIFFUSE_ID).sum())},
     )

@@ -28,6 +28,7 @@ from scintilab.quantify import StudyQuant, quantify_cohort, quantify_study
 from scintilab.study import Study
 from scintilab.synth.cohort import write_cohort
 from scintilab.synth.phantom import BONE_IDS
+from scintilab.synth.superscan import DIFFUSE_ID
 from scintilab.synth.scan import generate_patient, render_study
 from scintilab.synth.validation_figures import (
     ALL,
@@ -250,6 +251,9 @@ def _validate_against_truth(
                     }
                 )
             on_lesion = {j for hits in hit_by.values() for j in hits}
+            diffuse = lmap == DIFFUSE_ID
+            if diffuse.any():  # a hot spot on a superscan's involved marrow is on tumour, not a false positive
+                on_lesion |= {j for j, m in enumerate(masks) if (m & diffuse).any()}
             for j, h in enumerate(det.hotspots):
                 benign_here = (
                     int(np.bincount(benign[masks[j]], minlength=2)[1:].argmax() + 1)

@@ -51,6 +51,11 @@ ALL = "all"
 
 #: The columns each input table of :func:`validation_figures` needs.
 LESION_COLUMNS = ("study_key", "contrast", "called", "visible")
+#: False positives per scan at which each family's FROC is read, so that classifiers with
+#: different operating points are compared at the same false-positive rate.
+FROC_FP_LEVELS: tuple[float, ...] = (0.5, 1.0, 2.0)
+#: Thresholds the FROC is swept over (as for the whole cohort's curve).
+FROC_THRESHOLDS = np.linspace(0.02, 0.98, 49)
 HOTSPOT_COLUMNS = ("study_key", "called", "lesion")
 STUDY_COLUMNS = ("study_key", "label", "bsi", "true_bsi")
 PAIR_COLUMNS = ("study_key", "baseline_study_key", "new", "true_new", "pcwg3", "true_pcwg3")
@@ -106,6 +111,31 @@ def nomet_bsi(measured: Iterable[float]) -> dict[str, Any]:
     return {"n": int(m.size), "mean": float(m.mean()), "max": float(m.max()), "share_zero": float((m == 0).mean())}
 
 
+def froc_points(lesions: pd.DataFrame, hotspots: pd.DataFrame, n_scans: int) -> dict[str, float | None]:
+    """Sensitivity over every visible lesion at each of :data:`FROC_FP_LEVELS` false positives
+    per scan: the best over the threshold sweep whose false positives stay at or below it.
+
+    Read off the curve, not chosen on it: every classifier is read at the same levels.
+    Empty when the tables carry no scores (``max_p``, ``p``) or fewer than :data:`MIN_N`
+    scans or lesions stand behind it; None at a level no threshold gets down to.
+    """
+    if "max_p" not in lesions.columns or "p" not in hotspots.columns or n_scans < MIN_N:
+        return {}
+    vis = lesions[lesions["visible"].astype(bool)]
+    if len(vis) < MIN_N:
+        return {}
+    p_les = vis["max_p"].to_numpy(float)
+    p_hot = hotspots["p"].to_numpy(float)
+    off = ~hotspots["lesion"].to_numpy(bool)
+    fp = np.array([((p_hot >= t) & off).sum() / n_scans for t in FROC_THRESHOLDS])
+    sens = np.array([(p_les >= t).mean() for t in FROC_THRESHOLDS])
+    out: dict[str, float | None] = {}
+    for level in FROC_FP_LEVELS:
+        ok = fp <= level
+        out[f"{level:g}"] = float(sens[ok].max()) if ok.any() else None
+    return out
+
+
 def family_figures(
     lesions: pd.DataFrame, hotspots: pd.DataFrame, studies: pd.DataFrame, pairs: pd.DataFrame
 ) -> dict[str, Any]:
@@ -137,7 +167,9 @@ def family_figures(
           count > 0), ``new_count_exact_changed`` and ``new_count_exact_changed_always_0``
           (0.0 whenever measured: "0 new" is never right there);
         * ``pcwg3_right`` (share with the true PCWG3 status) and ``pcwg3_right_always_none``
-          (share whose true status is "none").
+          (share whose true status is "none");
+        * ``sensitivity_all_at_fp``: :func:`froc_points` (false positives per scan ->
+          sensitivity over every visible lesion), when the tables carry the scores.
     """
     vis = lesions[lesions["visible"].astype(bool)] if len(lesions) else lesions
     bright = vis[vis["contrast"].astype(float) >= BRIGHT_CONTRAST] if len(vis) else vis
@@ -172,6 +204,7 @@ def family_figures(
         "new_count_exact_changed_always_0": exact(changed, always_0=True),
         "pcwg3_right": share(pairs["pcwg3"] == pairs["true_pcwg3"]) if len(pairs) else None,
         "pcwg3_right_always_none": share(pairs["true_pcwg3"] == "none") if len(pairs) else None,
+        "sensitivity_all_at_fp": froc_points(lesions, hotspots, n_scans),
     }
 
 
@@ -330,6 +363,7 @@ CONTEXT_FIGURES: dict[str, str] = {
     "new_count_exact_always_0": "new 0-guess",
     "new_count_exact_changed": "new chg",
     "pcwg3_right_always_none": "PCWG3 none",
+    "sensitivity_all_at_1fp": "sens@1FP",
 }
 
 
@@ -345,6 +379,7 @@ def bar_value(figures: Mapping[str, Any], key: str, family: str = ALL) -> float:
     f = _of_family(figures, family)
     nested = {"bsi_pearson_r": ("bsi", "pearson_r"), "bsi_spearman_rho": ("bsi", "spearman_rho")}
     nested["bsi_nomet_mean"] = ("bsi_nomet", "mean")
+    nested["sensitivity_all_at_1fp"] = ("sensitivity_all_at_fp", "1")
     if key in nested:
         outer, inner = nested[key]
         v = (f.get(outer) or {}).get(inner)
@@ -489,7 +524,8 @@ def summarise_validations(runs: Mapping[str, Mapping[str, Any]], family: str = A
         runs: cohort name -> the dict
             :func:`~scintilab.synth.validate.validate_against_truth` returned for it.
         family: summarise this family's figures (default ``"all"``, the whole cohorts); the
-            FROC is measured on whole cohorts only, so it is not measured for a family.
+            bright lesions' FROC bar is measured on whole cohorts only, every lesion's
+            sensitivity at 1 false positive per scan (``sensitivity_all_at_1fp``) per family too.
 
     Returns:
         bar key -> {"bar", "values" (name -> figure), "mean", "min", "max" (over the cohorts

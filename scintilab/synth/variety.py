@@ -35,8 +35,15 @@ metastases              also in the distal limbs, hands and feet (rare) and alon
 benign findings         degenerative change at any spine level, fractures on any rib in
                         any alignment, sternotomy, arthritis of hips, ankles, wrists,
                         elbows and sterno-clavicular joints, Paget-like bone
-follow-up               the patient lies elsewhere on the bed (up to 40 mm), lesions of
-                        stable patients may vanish, new benign findings appear
+head                    tilted towards a shoulder by 4-15 degrees 12 % (the neck bends)
+superscan               3 % of metastatic patients: diffuse uptake over most of the axial
+                        skeleton and the proximal humeri and femora, 1.8-3 x the normal,
+                        faint kidneys and bladder, half the soft tissue
+follow-up               the patient lies elsewhere on the bed (up to 40 mm); at 40 % of
+                        follow-ups the arms move (abduction -8..+10 degrees, forearm
+                        +-25 degrees, now and then a hand onto the abdomen) and their
+                        findings move with the bone; lesions of stable patients may
+                        vanish, new benign findings appear
 ======================  ==================================================================
 
 Each patient's and each visit's draws are recorded in ``truth/<study>.json`` (``variety``)
@@ -89,7 +96,16 @@ FAMILIES: tuple[str, ...] = (
     "injection_foot",
     "urine_bag",
     "moved",
+    "head_tilted",
+    "arms_moved",
+    "superscan",
 )
+#: Share of clinic patients whose head is tilted.
+HEAD_TILT_SHARE: float = 0.12
+#: Share of metastatic clinic patients with a superscan.
+SUPERSCAN_SHARE: float = 0.03
+#: Share of clinic follow-up visits at which the arms lie otherwise than at baseline.
+ARMS_MOVE_SHARE: float = 0.4
 
 
 def check_variety(variety: str) -> str:
@@ -115,6 +131,8 @@ class PatientVariety:
         matrix / spacing_mm: the camera's matrix and pixel size (None: the cohort's).
         lesion_sites: extra metastatic sites (bone -> share), empty in narrow.
         wide_benign: draw benign findings anywhere they occur.
+        head_tilt_deg: tilt of the head towards a shoulder (0: straight).
+        superscan_gain: bone uptake factor of a superscan (0: none).
     """
 
     profile: str
@@ -132,6 +150,8 @@ class PatientVariety:
     spacing_mm: float | None = None
     lesion_sites: dict[str, float] = field(default_factory=dict)
     wide_benign: bool = False
+    head_tilt_deg: float = 0.0
+    superscan_gain: float = 0.0
 
     @property
     def clinic(self) -> bool:
@@ -169,6 +189,8 @@ class VisitVariety:
             muscle, fat are not one slab).
         background: counts per pixel outside the body (room background, at 2.3 mm pixels).
         pattern_seed: seeds the uniformity and texture patterns.
+        abduction_change_deg / forearm_change_deg: how far each arm (right, left) lies
+            otherwise than at baseline (upper arm from the body, forearm).
     """
 
     profile: str
@@ -191,12 +213,19 @@ class VisitVariety:
     texture_mm: float = 0.0
     background: float | None = None
     pattern_seed: int = 0
+    abduction_change_deg: tuple[float, float] = (0.0, 0.0)
+    forearm_change_deg: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def arms_moved(self) -> bool:
+        """True when an arm lies otherwise than at baseline."""
+        return any(abs(v) > 1e-9 for v in (*self.abduction_change_deg, *self.forearm_change_deg))
 
     def record(self) -> dict[str, Any]:
         """JSON-ready draws (for ``truth/``)."""
         out = asdict(self)
-        out["bladder_offset_mm"] = [round(v, 2) for v in self.bladder_offset_mm]
-        out["motion_mm"] = [round(v, 2) for v in self.motion_mm]
+        for name in ("bladder_offset_mm", "motion_mm", "abduction_change_deg", "forearm_change_deg"):
+            out[name] = [round(v, 2) for v in getattr(self, name)]
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in out.items()}
 
 
@@ -268,6 +297,21 @@ def draw_patient(rng: np.random.Generator, profile: str, *, sex: str, age: int) 
     )
 
 
+def rarity_stream(seed: int, index: int) -> np.random.Generator:
+    """The stream of a patient's rarer clinic draws (head tilt, superscan). They were added
+    after the first clinic release; a stream of their own leaves every earlier draw as it was."""
+    return np.random.default_rng([seed, index, 3131])
+
+
+def draw_rarities(rng: np.random.Generator, pv: PatientVariety, *, label: str) -> PatientVariety:
+    """Add a head tilt and, for a metastatic patient, a superscan (``narrow``: nothing)."""
+    if not pv.clinic:
+        return pv
+    tilt = float(rng.choice([-1.0, 1.0]) * rng.uniform(4.0, 15.0)) if rng.random() < HEAD_TILT_SHARE else 0.0
+    superscan = float(rng.uniform(1.8, 3.0)) if label != "NoMet" and rng.random() < SUPERSCAN_SHARE else 0.0
+    return replace(pv, head_tilt_deg=tilt, superscan_gain=superscan)
+
+
 def apply_to_anatomy(an: Anatomy, pv: PatientVariety, rng: np.random.Generator) -> Anatomy:
     """The narrow anatomy changed by the patient's variety (unchanged for ``narrow``)."""
     if not pv.clinic:
@@ -302,6 +346,7 @@ def apply_to_anatomy(an: Anatomy, pv: PatientVariety, rng: np.random.Generator) 
         soft_width=pv.soft_width,
         arms=pv.arms,
         breast_cm=pv.breast_cm,
+        head_tilt_deg=pv.head_tilt_deg,
         bladder_fraction=float(np.clip(rng.lognormal(math.log(0.025), 0.6), 0.005, 0.08)),
     )
 
@@ -356,6 +401,33 @@ def draw_visit(
     )
 
 
+def arm_stream(patient_seed: int, visit: int) -> np.random.Generator:
+    """The stream of one visit's arm pose (added after the first clinic release)."""
+    return np.random.default_rng([patient_seed, visit, 3737])
+
+
+def draw_arm_motion(
+    rng: np.random.Generator, pv: PatientVariety, vv: VisitVariety, visit: int, *, arms: tuple[str, str]
+) -> VisitVariety:
+    """At a clinic follow-up, now and then the arms lie otherwise than at baseline."""
+    if not pv.clinic or visit == 0 or rng.random() >= ARMS_MOVE_SHARE:
+        return vv
+    abd: list[float] = []
+    fore: list[float] = []
+    for pose in arms:
+        if pose == "missing":
+            abd.append(0.0)
+            fore.append(0.0)
+        elif pose == "raised":
+            abd.append(float(rng.uniform(-8.0, 4.0)))
+            fore.append(float(rng.uniform(-10.0, 10.0)))
+        else:
+            abd.append(float(rng.uniform(-8.0, 10.0)))
+            onto_abdomen = pose == "sides" and rng.random() < 0.12
+            fore.append(-float(rng.uniform(60.0, 90.0)) if onto_abdomen else float(rng.uniform(-25.0, 25.0)))
+    return replace(vv, abduction_change_deg=(abd[0], abd[1]), forearm_change_deg=(fore[0], fore[1]))
+
+
 def families(pv: PatientVariety, vv: VisitVariety, *, counts: int, cut: bool) -> list[str]:
     """The variety families one study belongs to (empty for ``narrow``)."""
     if not pv.clinic:
@@ -397,22 +469,35 @@ def families(pv: PatientVariety, vv: VisitVariety, *, counts: int, cut: bool) ->
         out.append("urine_bag")
     if any(abs(v) > 1e-9 for v in vv.motion_mm):
         out.append("moved")
+    if abs(pv.head_tilt_deg) > 4:
+        out.append("head_tilted")
+    if vv.arms_moved:
+        out.append("arms_moved")
+    if pv.superscan_gain > 0:
+        out.append("superscan")
     return out
 
 
 __all__ = [
     "CLINIC_MATRICES",
+    "ARMS_MOVE_SHARE",
     "FAMILIES",
+    "HEAD_TILT_SHARE",
     "NARROW_MEAN_COUNTS",
     "PatientVariety",
     "RARE_LESION_SITES",
+    "SUPERSCAN_SHARE",
     "VARIETIES",
     "VisitVariety",
     "apply_to_anatomy",
+    "arm_stream",
     "check_variety",
+    "draw_arm_motion",
     "draw_patient",
+    "draw_rarities",
     "draw_visit",
     "families",
     "patient_stream",
+    "rarity_stream",
     "visit_stream",
 ]
