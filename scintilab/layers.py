@@ -112,6 +112,7 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "scintilab.hotspot_records",
             "scintilab.hotspot_rules",
             "scintilab.hotspot_model",
+            "scintilab.skeleton_model",
             "scintilab.hotspots",
             "scintilab.bsi",
             "scintilab.followup",
