@@ -211,6 +211,13 @@ def main(argv: list[str] | None = None) -> int:
         "when absent), then validate it on --cohort",
     )
     p.add_argument("--save-model", type=Path, default=None, help="where --train-cohort saves the model")
+    p.add_argument(
+        "--skeleton-model",
+        type=Path,
+        default=None,
+        help="a learned skeleton's folder (benchmarks/train_skeleton.py) as the source of bone groups, "
+        "in place of the atlas template, for every classifier validated",
+    )
     p.add_argument("--no-rules", action="store_true", help="with a model: do not validate the default rules too")
     p.add_argument(
         "--threshold",
@@ -256,6 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     elif args.hotspot_model is not None:
         model = HotspotModel.load(args.hotspot_model)
+    skeleton = None
+    if args.skeleton_model is not None:
+        from scintilab.skeleton_model import load_skeleton_model
+
+        skeleton = load_skeleton_model(args.skeleton_model)
+        print(f"bone groups from the learned skeleton {args.skeleton_model} ({skeleton.info})", file=sys.stderr)
     results: dict[str, dict[str, Any]] = {}
     runs = [("rules", None)] if model is None else ([] if args.no_rules else [("rules", None)]) + [("learned", model)]
     for name, m in runs:
@@ -270,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             hotspot_model=m,
             threshold=args.threshold,
             variety=args.variety,
+            skeleton_model=skeleton,
         )
         results[name] = res
         kind = "default rules" if m is None else "learned hot-spot model"
@@ -287,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             out_json["model_info"] = model.info
         doc = out_json if len(results) > 1 or model is not None else out_json["rules"]
         doc["protocol"] = {**record, **({"trained_on": trained_on} if trained_on else {})}
+        if skeleton is not None:
+            doc["skeleton_model"] = {"folder": str(args.skeleton_model), "info": skeleton.info}
         args.json.write_text(json.dumps(doc, indent=1, default=str))
     return 0
 

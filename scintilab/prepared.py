@@ -102,7 +102,7 @@ class PreparedStudy:
         return aggregate(self.images["ANT"], self.images["POST"], method)
 
 
-def prepare_study(study: Any, *, smooth_mm: float = SMOOTH_MM) -> PreparedStudy:
+def prepare_study(study: Any, *, smooth_mm: float = SMOOTH_MM, skeleton: Any = None) -> PreparedStudy:
     """Align the views of one study and fit its atlas (the rest follows on first use).
 
     The atlas is fitted on the frame's own view; with both views the other one, in the
@@ -112,6 +112,11 @@ def prepare_study(study: Any, *, smooth_mm: float = SMOOTH_MM) -> PreparedStudy:
     Args:
         study: a :class:`~scintilab.study.Study` (either or both views).
         smooth_mm: Gaussian smoothing (sigma, mm) of :attr:`PreparedStudy.smoothed`.
+        skeleton: a learned skeleton (:class:`scintilab.skeleton_model.SkeletonModel`):
+            its per-pixel bone groups replace the atlas template's as the source of every
+            bone lookup (hot spots' bones and regions, the skeleton mask's neighbourhood,
+            each bone's reference counts and the BSI's bone sizes); the atlas's landmarks
+            and coordinates stay. None keeps the template.
 
     Raises:
         InputError: no view, mismatched views, or no body to fit the atlas to (named by the
@@ -125,6 +130,13 @@ def prepare_study(study: Any, *, smooth_mm: float = SMOOTH_MM) -> PreparedStudy:
         base = fit_atlas(images[frame.name], view=frame.name, spacing=spacing, other=other)
     except ValueError as err:
         raise InputError(study.study_key, f"cannot fit the skeleton atlas: {err}") from None
+    atlas = {v: view_atlas(replace(base, mirrored=False), v) for v in images}
+    if skeleton is not None:
+        from scintilab.skeleton_model import predict_bone_map  # Keras: only when asked for
+
+        # one map for both views: the frame is shared, and the network saw both views
+        learned = predict_bone_map(skeleton, study, frame).astype(np.int16)
+        atlas = {v: replace(a, _bone_cache=learned) for v, a in atlas.items()}
     return PreparedStudy(
         study_key=study.study_key,
         patient_key=study.patient_key,
@@ -132,7 +144,7 @@ def prepare_study(study: Any, *, smooth_mm: float = SMOOTH_MM) -> PreparedStudy:
         spacing=spacing,
         images=images,
         # the frame is in anterior orientation, a posterior-only one included
-        atlas={v: view_atlas(replace(base, mirrored=False), v) for v in images},
+        atlas=atlas,
         smooth_mm=float(smooth_mm),
     )
 

@@ -1,6 +1,6 @@
 """Quantification of a cohort: hot spots, Bone Scan Index, follow-up, per-study reports.
 
-``scintilab quantify MANIFEST --out DIR [--hotspot-model PATH] [--classifier RUN_DIR]``
+``scintilab quantify MANIFEST --out DIR [--hotspot-model PATH] [--skeleton-model DIR] [--classifier RUN_DIR]``
 (and :func:`quantify_cohort`) writes, keyed by the manifest's own study key:
 
 * ``DIR/studies.csv``: ``study_key, patient_key, label, study_date, views, bsi,
@@ -57,6 +57,7 @@ from scintilab.followup import PatientFollowup, follow_patient
 from scintilab.hotspots import Detection, HotspotModel, annotation_labels, detect_hotspots, train_hotspot_model
 from scintilab.ingest import load_cohort
 from scintilab.outputs import OutputFolder, write_csv
+from scintilab.prepared import prepare_study
 
 # the reports and summaries of a quantification, named here with the pipeline
 from scintilab.quant_report import draw_one_view, draw_views, report_html, write_report
@@ -172,12 +173,15 @@ def quantify_study(
     model: HotspotModel | None = None,
     threshold: float | None = None,
     classifier: Classifier | None = None,
+    skeleton: Any = None,
 ) -> StudyQuant:
     """Hot spots, BSI and (optionally) class probabilities of one study.
 
     Args:
         study: the study.
         model: a trained hot-spot model; None applies the default rules.
+        skeleton: a learned skeleton (:class:`scintilab.skeleton_model.SkeletonModel`)
+            for the bone groups; None: the atlas template (:func:`prepare_study`).
         threshold: one probability cut for calls, BSI and follow-up; None: the active
             classifier's own (the rules' calling and endpoint cuts, or the model's). A
             given value becomes the detection's, so follow-up and reports use it too.
@@ -186,7 +190,8 @@ def quantify_study(
     Raises:
         InputError: the study cannot be quantified (named by its pseudonymous key).
     """
-    det = detect_hotspots(study, model=model)
+    prepared = prepare_study(study, skeleton=skeleton) if skeleton is not None else None
+    det = detect_hotspots(study, model=model, prepared=prepared)
     if threshold is not None:
         det.set_threshold(threshold)
     res = compute_bsi(det)
@@ -202,12 +207,13 @@ def quantify_patient(
     model: HotspotModel | None = None,
     threshold: float | None = None,
     classifier: Classifier | None = None,
+    skeleton: Any = None,
 ) -> tuple[list[StudyQuant], PatientFollowup | None, list[tuple[str, str]]]:
     """Quantify one patient's studies and compare the later ones with the baseline.
 
     Args:
         studies: the patient's studies (any order; sorted by date here, undated last).
-        model / threshold / classifier: see :func:`quantify_study`.
+        model / threshold / classifier / skeleton: see :func:`quantify_study`.
 
     Returns:
         (quantified studies in date order, follow-up or None for a single study,
@@ -218,7 +224,7 @@ def quantify_patient(
     failed: list[tuple[str, str]] = []
     for st in order:
         try:
-            done.append(quantify_study(st, model=model, threshold=threshold, classifier=classifier))
+            done.append(quantify_study(st, model=model, threshold=threshold, classifier=classifier, skeleton=skeleton))
         except (InputError, ValueError) as err:
             failed.append((st.study_key, getattr(err, "problem", str(err))))
     fu = None
@@ -245,6 +251,7 @@ def quantify_cohort(
     hotspot_model: str | Path | HotspotModel | None = None,
     classifier: str | Path | Classifier | None = None,
     threshold: float | None = None,
+    skeleton_model: Any = None,
     reports: bool = True,
     progress: bool = True,
     limit: int | None = None,
@@ -264,6 +271,9 @@ def quantify_cohort(
             probabilities and Grad-CAM on the reports.
         threshold: one probability cut for calls, BSI and follow-up; None (the
             default): the active classifier's own thresholds.
+        skeleton_model: a learned skeleton (folder written by
+            :func:`scintilab.skeleton_model.save_skeleton_model`, or the loaded model) as
+            the source of bone groups; None: the atlas template.
         reports: write one HTML report per study (needs ``out_dir``).
         progress: a progress bar over studies.
         limit: quantify only the first ``limit`` patients (a quick look).
@@ -290,6 +300,11 @@ def quantify_cohort(
     cohort = load_cohort(manifest)
     model = HotspotModel.load(hotspot_model) if isinstance(hotspot_model, (str, Path)) else hotspot_model
     clf = Classifier(classifier) if isinstance(classifier, (str, Path)) else classifier
+    skeleton = skeleton_model
+    if isinstance(skeleton_model, (str, Path)):
+        from scintilab.skeleton_model import load_skeleton_model  # Keras: only when asked for
+
+        skeleton = load_skeleton_model(skeleton_model)
     out = Path(out_dir) if out_dir is not None else None
     folder = (
         OutputFolder(
@@ -333,7 +348,9 @@ def quantify_cohort(
                     failed.append((key, f"{where}: {what}" if where else what))
                     if bar:
                         bar.update(1)
-            done, fu, bad = quantify_patient(studies, model=model, threshold=threshold, classifier=clf)
+            done, fu, bad = quantify_patient(
+                studies, model=model, threshold=threshold, classifier=clf, skeleton=skeleton
+            )
             failed += bad
             for sq in done:
                 study_rows.append(sq.row())
@@ -456,6 +473,14 @@ def cli_main(argv: list[str]) -> int:
         help="trained hot-spot classifier (JSON); default: the documented rules",
     )
     parser.add_argument(
+        "--skeleton-model",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a learned skeleton's folder (benchmarks/train_skeleton.py) as the source of bone groups; "
+        "default: the atlas template",
+    )
+    parser.add_argument(
         "--classifier",
         type=Path,
         default=None,
@@ -536,6 +561,7 @@ def cli_main(argv: list[str]) -> int:
             hotspot_model=model,
             classifier=args.classifier,
             threshold=args.threshold,
+            skeleton_model=args.skeleton_model,
             reports=not args.no_reports,
             progress=not args.quiet,
             limit=args.limit,

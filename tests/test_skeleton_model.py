@@ -182,3 +182,30 @@ def test_the_script_refuses_a_reporting_seed_before_writing_anything(
         err = capsys.readouterr().err
         assert needle in err and PROTOCOL_FILE in err, err
         assert not any(tmp_path.iterdir())  # no cohort, no model
+
+
+def test_quantification_takes_its_bone_groups_from_a_learned_skeleton(tiny_cohort: Path, tmp_path: Path) -> None:
+    """With ``skeleton=``, every bone lookup of detection and BSI reads the network's map."""
+    from scintilab.bsi import compute_bsi
+    from scintilab.quantify import quantify_cohort, quantify_study
+    from scintilab.skeleton_model import build_skeleton_model
+    from scintilab.utils import set_seed
+
+    set_seed(0)
+    model = build_skeleton_model(TINY)  # untrained: its map differs from the template's
+    study = load_cohort(tiny_cohort / "manifest.csv", with_shapes=False)[0]
+    learned = predict_bone_map(model, study)
+    with_model = quantify_study(study, skeleton=model)
+    plain = quantify_study(study)
+    for view, atlas in with_model.detection.atlas.items():
+        assert np.array_equal(atlas.bone_map(), learned), view
+    assert not np.array_equal(plain.detection.atlas["ANT"].bone_map(), learned)
+    held = {BONES[i - 1] for i in np.unique(learned) if i}
+    for h in with_model.detection.hotspots:  # each hot spot's bone is one the map holds
+        # (where sternum and thoracic spine overlap, the A/P ratio picks between the two)
+        assert h.bone is None or h.bone in held or {h.bone, "sternum", "thoracic_spine"} <= held | {h.bone}
+    assert compute_bsi(with_model.detection).bsi == with_model.bsi.bsi
+    # the cohort path loads a saved model from its folder
+    save_skeleton_model(model, tmp_path / "skel")
+    res = quantify_cohort(tiny_cohort / "manifest.csv", None, skeleton_model=tmp_path / "skel", progress=False, limit=1)
+    assert len(res.studies) >= 1

@@ -28,8 +28,8 @@ from scintilab.quantify import StudyQuant, quantify_cohort, quantify_study
 from scintilab.study import Study
 from scintilab.synth.cohort import write_cohort
 from scintilab.synth.phantom import BONE_IDS
-from scintilab.synth.superscan import DIFFUSE_ID
 from scintilab.synth.scan import generate_patient, render_study
+from scintilab.synth.superscan import DIFFUSE_ID
 from scintilab.synth.validation_figures import (
     ALL,
     BRIGHT_CONTRAST,
@@ -107,6 +107,7 @@ def validate_against_truth(
     threshold: float | None = None,
     params: qp.QuantParams | None = None,
     variety: str = "narrow",
+    skeleton_model: Any = None,
 ) -> dict[str, Any]:
     """Quantify a synthetic cohort and compare everything with the generator's truth.
 
@@ -127,6 +128,8 @@ def validate_against_truth(
 
     ``hotspot_model`` (a :class:`HotspotModel` or its JSON) replaces the default rules, as
     in :func:`quantify_cohort`; it is used for the repeatability re-simulations too.
+    ``skeleton_model`` (a learned skeleton or its folder) replaces the atlas template as
+    the source of bone groups, in the same way.
 
     The operating point is the one the product uses: each detection's own calling
     threshold (the rules' ``rules.metastatic_p`` or the model's)
@@ -158,6 +161,7 @@ def validate_against_truth(
             hotspot_model=hotspot_model,
             threshold=threshold,
             variety=variety,
+            skeleton_model=skeleton_model,
         )
         figures["params_changed"] = used.changed()
     return figures
@@ -176,6 +180,7 @@ def _validate_against_truth(
     hotspot_model: str | Path | HotspotModel | None = None,
     threshold: float | None = None,
     variety: str = "narrow",
+    skeleton_model: Any = None,
 ) -> dict[str, Any]:
     """The work of :func:`validate_against_truth`, under the parameters it set."""
     from scipy import ndimage as ndi
@@ -278,11 +283,17 @@ def _validate_against_truth(
 
     t0 = __import__("time").perf_counter()
     model = HotspotModel.load(hotspot_model) if isinstance(hotspot_model, (str, Path)) else hotspot_model
+    skeleton = skeleton_model
+    if isinstance(skeleton_model, (str, Path)):
+        from scintilab.skeleton_model import load_skeleton_model  # Keras: only when asked for
+
+        skeleton = load_skeleton_model(skeleton_model)
     res = quantify_cohort(
         manifest,
         None,
         hotspot_model=model,
         threshold=threshold,
+        skeleton_model=skeleton,
         reports=False,
         progress=progress,
         hook=hook,
@@ -341,7 +352,7 @@ def _validate_against_truth(
     fp_df = pd.DataFrame(fu_pairs, columns=_PAIR_TABLE_COLUMNS)
 
     # repeatability: one metastatic study re-rendered with fresh Poisson noise only
-    rep = _repeatability(root, truth_by_key, repeats, model, threshold) if repeats >= 2 else {}
+    rep = _repeatability(root, truth_by_key, repeats, model, threshold, skeleton) if repeats >= 2 else {}
     rep_stats = repeatability(rep.get("values", [])) if rep else {}
 
     # Families (the generator's --variety clinic names them per study); a truth without
@@ -428,6 +439,7 @@ def _repeatability(
     repeats: int,
     model: HotspotModel | None = None,
     threshold: float | None = None,
+    skeleton: Any = None,
 ) -> dict[str, Any]:
     """BSI of one metastatic baseline study re-rendered ``repeats`` times, only the Poisson
     noise changed (the generator's other draws replayed from the same seed)."""
@@ -474,7 +486,7 @@ def _repeatability(
             posterior=st.posterior,
             pixel_spacing=pat.phantom.spacing,
         )
-        values.append(quantify_study(study, model=model, threshold=threshold).bsi.bsi)
+        values.append(quantify_study(study, model=model, threshold=threshold, skeleton=skeleton).bsi.bsi)
     return {"values": values, "study": f"{t['label']} baseline (true BSI {t['true_bsi']:.3f})"}
 
 
