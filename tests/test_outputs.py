@@ -251,7 +251,16 @@ def test_ctrl_c_in_train_is_one_line_and_the_rerun_resumes(tmp_cohort_dir, tmp_p
         "--set",
         "n_boot=10",
     ]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A job started in the background by a non-interactive shell (``cmd &``, as CI scripts
+    # and nohup chains do) inherits SIGINT as ignored, and Python then never raises
+    # KeyboardInterrupt: give the child the default disposition a terminal's Ctrl-C meets.
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         if (run / "history.csv").is_file() and len(pd.read_csv(run / "history.csv")) >= 1:
