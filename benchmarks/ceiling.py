@@ -40,7 +40,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scintilab.protocol import ProtocolError, cohort_seed, display_path, require  # noqa: E402
+from scintilab.protocol import ProtocolError, display_path, require_cohort  # noqa: E402
 
 
 def image_model_figures(path: Path) -> dict[str, Any]:
@@ -84,19 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     try:
-        seed, variety = cohort_seed(args.cohort, args.seed)
-        if not (args.cohort / "cohort.json").exists():
-            variety = args.variety
-        record = require(
-            seed,
+        record, variety = require_cohort(
+            args.cohort,
+            args.seed,
             "reporting",
-            variety,
+            args.variety,
             what="the truth-only ceiling on --cohort",
             allow_tuning_figure=args.tuning_figure,
         )
         model = image_model_figures(args.classify) if args.classify else None
     except (ProtocolError, ValueError) as exc:
         p.error(str(exc))
+    seed = int(record["seed"])
     t0 = time.perf_counter()
     from scintilab.synth.ceiling import ceiling, fraction_of_ceiling
     from scintilab.synth.cohort import write_cohort

@@ -35,7 +35,7 @@ if __package__ in (None, ""):
 
 from scintilab.lesion_agreement import truth_files  # noqa: E402
 from scintilab.metrics import classification_metrics, two_class  # noqa: E402
-from scintilab.protocol import ProtocolError, cohort_seed, require  # noqa: E402
+from scintilab.protocol import ProtocolError, require_cohort  # noqa: E402
 from scintilab.study import CLASSES  # noqa: E402
 
 #: Fewer studies than this behind a family: its figures are not given.
@@ -74,12 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     try:
-        seed, variety = cohort_seed(args.cohort, args.seed)
-        if not (args.cohort / "cohort.json").exists():
-            variety = args.variety
-        record = require(seed, "reporting", variety, what="the classifier's figures on --cohort")
+        record, variety = require_cohort(
+            args.cohort, args.seed, "reporting", args.variety, what="the classifier's figures on --cohort"
+        )
     except ProtocolError as exc:
         p.error(str(exc))
+    seed = int(record["seed"])
     t0 = time.perf_counter()
     from scintilab.ingest import ingest, load_cohort
     from scintilab.scoring import Classifier

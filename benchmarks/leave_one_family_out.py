@@ -43,7 +43,7 @@ if __package__ in (None, ""):
 
 from scintilab.hotspots import train_hotspot_model  # noqa: E402
 from scintilab.lesion_agreement import truth_files  # noqa: E402
-from scintilab.protocol import ProtocolError, cohort_seed, load_protocol, require  # noqa: E402
+from scintilab.protocol import ProtocolError, load_protocol, require_cohort  # noqa: E402
 from scintilab.quantify import hotspot_training_examples  # noqa: E402
 
 #: Figures of one family compared across the classifiers.
@@ -111,12 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     proto = load_protocol()
     families = args.families or list(proto.varieties["clinic"].get("leave_one_family_out", []))
     try:  # the protocol first: a refused seed stops the run before any cohort is written
-        tseed, tvar = cohort_seed(args.train_cohort, args.train_seed)
-        tvar = tvar if (args.train_cohort / "cohort.json").exists() else "clinic"
-        trained_on = require(tseed, "training", tvar, what="the left-one-out hot-spot models")
-        rseed, rvar = cohort_seed(args.cohort, args.seed)
-        rvar = rvar if (args.cohort / "cohort.json").exists() else "clinic"
-        record = require(rseed, "reporting", rvar, what="the left-one-out figures")
+        trained_on, tvar = require_cohort(
+            args.train_cohort, args.train_seed, "training", "clinic", what="the left-one-out hot-spot models"
+        )
+        record, rvar = require_cohort(args.cohort, args.seed, "reporting", "clinic", what="the left-one-out figures")
     except ProtocolError as exc:
         p.error(str(exc))
     if "clinic" not in (tvar, rvar) or tvar != rvar:

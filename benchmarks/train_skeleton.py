@@ -34,7 +34,7 @@ if __package__ in (None, ""):
 
 from scintilab.anatomy import BONES, REGIONS, region_of  # noqa: E402
 from scintilab.errors import InputError  # noqa: E402
-from scintilab.protocol import ProtocolError, cohort_seed, load_protocol, require  # noqa: E402
+from scintilab.protocol import ProtocolError, load_protocol, require_cohort  # noqa: E402
 
 #: Region id per bone id (0 stays background), for the region-level comparison.
 REGION_LUT = np.array([0] + [REGIONS.index(region_of(b)) + 1 for b in BONES], dtype=np.uint8)
@@ -214,14 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     proto = load_protocol()
     families = list(proto.varieties["clinic"].get("per_family_reporting", []))
     try:  # the protocol first: a refused seed stops the run before any cohort is written
-        tseed, tvar = cohort_seed(args.train_cohort, args.train_seed)
-        tvar = tvar if (args.train_cohort / "cohort.json").exists() else "clinic"
-        trained_on = require(tseed, "training", tvar, what="the skeleton model")
-        rseed, rvar = cohort_seed(args.cohort, args.seed)
-        rvar = rvar if (args.cohort / "cohort.json").exists() else "clinic"
-        record = require(rseed, "reporting", rvar, what="the skeleton model's Dice")
+        trained_on, tvar = require_cohort(
+            args.train_cohort, args.train_seed, "training", "clinic", what="the skeleton model"
+        )
+        record, rvar = require_cohort(args.cohort, args.seed, "reporting", "clinic", what="the skeleton model's Dice")
     except ProtocolError as exc:
         p.error(str(exc))
+    tseed, rseed = int(trained_on["seed"]), int(record["seed"])
     if tvar != "clinic" or rvar != "clinic":
         p.error("both cohorts must be clinic variety (families live only there)")
 

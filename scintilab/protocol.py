@@ -326,6 +326,34 @@ def require(
     return record
 
 
+def require_cohort(
+    folder: str | Path,
+    seed: int | None,
+    purpose: str,
+    variety: str = DEFAULT_VARIETY,
+    what: str = "",
+    *,
+    allow_tuning_figure: bool = False,
+    protocol: Protocol | str | Path | None = None,
+) -> tuple[dict[str, Any], str]:
+    """:func:`require` for a cohort folder: its own seed and variety when the generator
+    wrote it (``cohort.json``), else ``seed`` and ``variety``, which it will be written with.
+
+    Returns:
+        ``(record, variety)``: :func:`require`'s record and the cohort's variety.
+
+    Raises:
+        ProtocolError: as :func:`require`, or an unreadable ``cohort.json``.
+    """
+    found, recorded = cohort_seed(folder, seed)
+    if not (Path(folder) / "cohort.json").exists():
+        recorded = variety
+    if found is None:
+        raise ProtocolError(f"{display_path(folder)}: no cohort.json and no seed to write one with")
+    record = require(found, purpose, recorded, what, allow_tuning_figure=allow_tuning_figure, protocol=protocol)
+    return record, recorded
+
+
 def render_markdown(protocol: Protocol | None = None) -> str:
     """``benchmarks/cohorts.md``: the protocol as a table, generated, never edited by hand."""
     proto = protocol or load_protocol()
@@ -402,6 +430,7 @@ __all__ = [
     "purpose_of",
     "render_markdown",
     "require",
+    "require_cohort",
 ]
 
 if __name__ == "__main__":

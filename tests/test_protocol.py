@@ -27,6 +27,7 @@ from scintilab.protocol import (
     purpose_of,
     render_markdown,
     require,
+    require_cohort,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -349,3 +350,19 @@ def test_every_seed_literal_is_registered(protocol) -> None:
         s: files for s, files in where.items() if not any(protocol.purposes_of(s, v) for v in protocol.varieties)
     }
     assert not unregistered, f"seeds not in {PROTOCOL_FILE}: {unregistered}"
+
+
+def test_require_cohort_reads_the_folders_own_seed_and_variety(tmp_path: Path) -> None:
+    """A written cohort is checked by the seed and variety its cohort.json records, not by
+    the arguments; a folder still to be written by the arguments."""
+    written = tmp_path / "written"
+    written.mkdir()
+    (written / "cohort.json").write_text(json.dumps({"seed": 5001, "variety": "clinic"}))
+    record, variety = require_cohort(written, 6001, "reporting", "narrow", what="a test")
+    assert (record["seed"], variety, record["purpose"]) == (5001, "clinic", "reporting")
+    with pytest.raises(ProtocolError, match="6001"):  # not yet written: the argument's seed decides
+        require_cohort(tmp_path / "new", 6001, "reporting", "clinic", what="a test")
+    record, variety = require_cohort(tmp_path / "new", 6001, "training", "clinic", what="a test")
+    assert (record["seed"], variety) == (6001, "clinic")
+    with pytest.raises(ProtocolError, match="5001"):  # a reporting seed never trains
+        require_cohort(written, None, "training", "clinic", what="a test")
